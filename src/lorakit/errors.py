@@ -1,0 +1,28 @@
+"""The one domain exception (pipx's PipxError, hatch's abort): caught once, in the CLI."""
+
+from __future__ import annotations
+
+# Exit-code contract (README): 2 = the user's mistake, 1 = the environment (ms-swift missing,
+# disk full), anything else is the child's own code.
+EXIT_USER = 2
+EXIT_ENV = 1
+
+
+class LorakitError(Exception):
+    """A problem lorakit reports as text, without a traceback."""
+
+    def __init__(self, message: str, *, hint: str | None = None, code: int = EXIT_USER):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.code = code
+
+    def __str__(self) -> str:
+        return self.message if not self.hint else f"{self.message}\n  hint: {self.hint}"
+
+
+class EnvironmentProblem(LorakitError):
+    """Something about this machine, not the user's input (exit 1)."""
+
+    def __init__(self, message: str, *, hint: str | None = None):
+        super().__init__(message, hint=hint, code=EXIT_ENV)

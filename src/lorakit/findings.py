@@ -1,0 +1,36 @@
+"""What a check says about a job: level, stable code, where, what, how to fix."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+ERROR, WARNING, INFO = "error", "warning", "info"
+_ORDER = {ERROR: 0, WARNING: 1, INFO: 2}
+
+
+@dataclass(frozen=True)
+class Finding:
+    level: str  # error | warning | info
+    code: str  # stable, e.g. "lora.rank.range"
+    message: str
+    hint: str = ""
+    key: str = ""  # the preset key it concerns, e.g. "args.lora_rank"
+    file: str = ""  # the preset file that set that key, when known
+
+    def as_dict(self) -> dict:
+        return {
+            "level": self.level,
+            "code": self.code,
+            "message": self.message,
+            "hint": self.hint,
+            "key": self.key,
+            "file": self.file,
+        }
+
+
+def sort_findings(findings: list[Finding]) -> list[Finding]:
+    return sorted(findings, key=lambda f: _ORDER.get(f.level, 9))
+
+
+def has_errors(findings: list[Finding]) -> bool:
+    return any(f.level == ERROR for f in findings)
