@@ -1,0 +1,27 @@
+"""Checks: pure functions `job -> list[Finding]`, all run, all reported at once
+(torchtune's config/_validate.py collects every problem into one error)."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from lorakit.checks import layout, lora, training
+from lorakit.checks.facts import Facts
+from lorakit.findings import Finding, sort_findings
+from lorakit.job import Job
+
+Check = Callable[[Job, Facts], "list[Finding]"]
+
+
+def all_checks() -> list[Check]:
+    from lorakit.checks import flags, model  # flags loads the snapshot lazily
+
+    return [*lora.CHECKS, *layout.CHECKS, *training.CHECKS, *flags.CHECKS, *model.CHECKS]
+
+
+def run_checks(job: Job, facts: Facts | None = None) -> list[Finding]:
+    facts = facts or Facts()
+    findings = list(job.adjustments)
+    for check in all_checks():
+        findings.extend(check(job, facts))
+    return sort_findings(findings)

@@ -1,0 +1,26 @@
+"""What checks may ask about this machine: cheap probes, never an import of the package itself.
+
+Tests pass a Facts with fixed answers; the CLI passes the real one.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from dataclasses import dataclass, field
+from typing import Callable
+
+
+def _has_module(name: str) -> bool:
+    # find_spec on a top-level name reads the import path only; it does not run the package.
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+@dataclass
+class Facts:
+    has_module: Callable[[str], bool] = _has_module
+    is_file: Callable[[str], bool] = os.path.isfile
+    env: dict = field(default_factory=dict)

@@ -1,0 +1,5 @@
+"""ms-swift flag names, types and choices, against the snapshot of the target version."""
+
+from __future__ import annotations
+
+CHECKS: list = []

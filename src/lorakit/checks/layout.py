@@ -1,0 +1,127 @@
+"""GPU layout rules: GPU list, ranks per node, device_map vs DeepSpeed/FSDP, batch arithmetic."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+
+from lorakit.checks.facts import Facts
+from lorakit.values import as_int, finding
+from lorakit.findings import ERROR, INFO, WARNING, Finding
+from lorakit.job import Job, GPU_ID, PER_RANK
+
+DS_PRESETS = ("zero0", "zero1", "zero2", "zero3", "zero2_offload", "zero3_offload")
+
+
+def check_gpus(job: Job, facts: Facts) -> list[Finding]:
+    gpus = job.launch.gpus
+    if gpus is None or job.launch.gpu_ids is not None:
+        return []
+    ids = [g.strip() for g in gpus.split(",")]
+    junk = [g for g in ids if not GPU_ID.match(g)]
+    if junk:
+        return [finding(job, ERROR, "layout.gpus.invalid", "launch.gpus",
+                        f"GPU list {gpus!r} has entries that are not GPU ids: {', '.join(map(repr, junk))}",
+                        "write indices separated by commas, e.g. gpus: \"0,1,2,3\"")]
+    dupes = sorted({g for g in ids if ids.count(g) > 1})
+    return [finding(job, ERROR, "layout.gpus.duplicate", "launch.gpus",
+                    f"GPU list {gpus!r} names GPU {', '.join(dupes)} more than once",
+                    "each GPU may appear once")]
+
+
+def _rule_ok(rule) -> bool:
+    if rule is None or as_int(rule) is not None:
+        return True
+    return isinstance(rule, str) and (rule.strip() == "auto" or bool(PER_RANK.match(rule.strip())))
+
+
+def check_nproc(job: Job, facts: Facts) -> list[Finding]:
+    launch = job.launch
+    rule, key = launch.nproc_rule, "launch.nproc_per_node"
+    if not _rule_ok(rule):
+        return [finding(job, ERROR, "layout.nproc.invalid", key,
+                        f"nproc_per_node {rule!r} is not a number of processes",
+                        "use an integer, 'auto' (one rank per GPU) or 'gpus/K' (K GPUs per rank)")]
+    if rule is None:
+        return []
+    explicit = as_int(rule)
+    if explicit is not None and explicit <= 0:
+        return [finding(job, ERROR, "layout.nproc.invalid", key,
+                        f"nproc_per_node must be at least 1, got {rule!r}")]
+    ids = launch.gpu_ids
+    if ids is None:
+        if explicit is None and launch.gpus is None:
+            return [finding(job, ERROR, "layout.nproc.needs_gpus", key,
+                            f"nproc_per_node {rule!r} counts GPUs, but no GPU list is set",
+                            "set launch.gpus (or --gpus 0,1,...), or give an integer nproc_per_node")]
+        return []  # a bad GPU list is reported by check_gpus
+    count, where, nproc = len(ids), launch.gpus_source, launch.nproc_per_node
+    if nproc is None:
+        per = PER_RANK.match(str(rule).strip())
+        return [finding(job, ERROR, "layout.nproc.indivisible", key,
+                        f"nproc_per_node {rule!r}: {count} GPUs ({where}) cannot be split "
+                        f"{per.group(1) if per else '?'} per rank",
+                        "use a GPU count divisible by the GPUs per rank, or give --nproc")]
+    if nproc > count:
+        return [finding(job, ERROR, "layout.nproc.too_many", key,
+                        f"NPROC_PER_NODE={nproc} but only {count} GPUs are visible ({where}: {launch.gpus})",
+                        f"use --nproc {count} or fewer, or make more GPUs visible")]
+    if count % nproc:
+        return [finding(job, ERROR, "layout.nproc.indivisible", key,
+                        f"{count} visible GPUs ({where}) do not divide evenly among NPROC_PER_NODE={nproc} ranks",
+                        "choose nproc_per_node dividing the GPU count: "
+                        + ", ".join(str(n) for n in range(1, count + 1) if count % n == 0))]
+    return []
+
+
+def gpus_per_rank(job: Job) -> int:
+    ids, nproc = job.launch.gpu_ids, job.launch.nproc_per_node
+    if ids is None or not nproc or len(ids) % nproc:
+        return 1
+    return len(ids) // nproc
+
+
+def uses_sharding(job: Job) -> str | None:
+    """'deepspeed' or 'fsdp' when the job sets one, else None."""
+    for key in ("deepspeed", "fsdp"):
+        if job.args.get(key) not in (None, "", False):
+            return key
+    return None
+
+
+def check_device_map_sharding(job: Job, facts: Facts) -> list[Finding]:
+    per, sharding = gpus_per_rank(job), uses_sharding(job)
+    if per < 2 or sharding is None or job.command != "sft":
+        return []
+    # ms-swift raises this only inside each spawned worker, after start-up (sft_args.py).
+    name = "DeepSpeed" if sharding == "deepspeed" else "FSDP"
+    return [finding(job, ERROR, f"layout.device_map.{sharding}", f"args.{sharding}",
+                    f"{len(job.launch.gpu_ids or [])} GPUs for NPROC_PER_NODE={job.launch.nproc_per_node} "
+                    f"puts {per} GPUs on each rank (device_map), and {name} is not compatible with device_map",
+                    f"set nproc_per_node to the GPU count (one GPU per rank), or drop {sharding}")]
+
+
+def check_deepspeed_value(job: Job, facts: Facts) -> list[Finding]:
+    value = job.args.get("deepspeed")
+    if value in (None, "") or isinstance(value, dict):
+        return []
+    text = str(value).strip()
+    if text in DS_PRESETS or (text.endswith(".json") and facts.is_file(text)):
+        return []
+    if text.startswith("{"):
+        try:
+            if isinstance(json.loads(text), dict):
+                return []
+        except ValueError:
+            pass
+        return [finding(job, ERROR, "layout.deepspeed.json", "args.deepspeed",
+                        "deepspeed inline config is not valid JSON", "check quotes and braces")]
+    missing = text.endswith(".json")
+    return [finding(job, ERROR, "layout.deepspeed.invalid", "args.deepspeed",
+                    f"deepspeed config file {text!r} does not exist" if missing
+                    else f"deepspeed {text!r} is not a ZeRO preset, a JSON file or an inline JSON object",
+                    "use one of " + ", ".join(DS_PRESETS) + ", a path to a .json file, or a JSON object")]
+
+
+CHECKS = [check_gpus, check_nproc, check_device_map_sharding, check_deepspeed_value]

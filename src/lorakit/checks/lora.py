@@ -1,0 +1,101 @@
+"""LoRA rules from the seed document: rank 4-64, alpha 16-64, alpha/rank about 4 to 8."""
+
+from __future__ import annotations
+
+import math
+
+from lorakit.checks.facts import Facts
+from lorakit.values import as_bool, as_float, as_int, finding
+from lorakit.findings import ERROR, INFO, WARNING, Finding
+from lorakit.job import Job
+
+RANK_RANGE = (4, 64)
+ALPHA_RANGE = (16, 64)
+RATIO_BAND = (4, 8)
+LORA_TUNERS = ("lora", "longlora")
+
+
+def _is_lora(job: Job) -> bool:
+    return job.command == "sft" and str(job.args.get("tuner_type", "lora")) in LORA_TUNERS
+
+
+def check_rank(job: Job, facts: Facts) -> list[Finding]:
+    if not _is_lora(job) or "lora_rank" not in job.args:
+        return []
+    raw = job.args["lora_rank"]
+    rank = as_int(raw)
+    if rank is None or rank <= 0:
+        return [finding(job, ERROR, "lora.rank.invalid", "args.lora_rank",
+                        f"lora_rank must be a positive integer, got {raw!r}",
+                        "the seed recommends 4 to 64; 8 is common")]
+    low, high = RANK_RANGE
+    if not low <= rank <= high:
+        return [finding(job, WARNING, "lora.rank.range", "args.lora_rank",
+                        f"lora_rank {rank} is outside the recommended {low}-{high}",
+                        "higher ranks cost memory and parameters; lower ones may underfit")]
+    return []
+
+
+def check_alpha(job: Job, facts: Facts) -> list[Finding]:
+    if not _is_lora(job) or "lora_alpha" not in job.args:
+        return []
+    raw = job.args["lora_alpha"]
+    alpha = as_float(raw)
+    if alpha is None or alpha <= 0 or not math.isfinite(alpha):
+        return [finding(job, ERROR, "lora.alpha.invalid", "args.lora_alpha",
+                        f"lora_alpha must be a positive number, got {raw!r}",
+                        "32 is common; choose it so that alpha/rank is about 4 to 8")]
+    low, high = ALPHA_RANGE
+    if not low <= alpha <= high:
+        # Info only: for rank >= 17 the seed's alpha range and its ratio cannot both hold.
+        return [finding(job, INFO, "lora.alpha.range", "args.lora_alpha",
+                        f"lora_alpha {alpha:g} is outside the seed's usual {low}-{high}",
+                        "what matters is the alpha/rank ratio")]
+    return []
+
+
+def check_ratio(job: Job, facts: Facts) -> list[Finding]:
+    if not _is_lora(job):
+        return []
+    rank = as_int(job.args.get("lora_rank", 8))  # ms-swift's defaults: rank 8, alpha 32
+    alpha = as_float(job.args.get("lora_alpha", 32))
+    if rank is None or rank <= 0 or alpha is None or alpha <= 0:
+        return []
+    rslora = as_bool(job.args.get("use_rslora", False)) is True
+    divisor = math.sqrt(rank) if rslora else rank
+    scale = alpha / divisor
+    low, high = RATIO_BAND
+    if low <= scale <= high:
+        return []
+    what = "alpha/sqrt(rank)" if rslora else "alpha/rank"
+    lo_alpha, hi_alpha = low * divisor, high * divisor
+    note = " (use_rslora scales by alpha/sqrt(rank), so the band applies to that)" if rslora else ""
+    key = "args.lora_alpha" if "lora_alpha" in job.args else "args.lora_rank"
+    return [finding(job, WARNING, "lora.ratio", key,
+                    f"{what} = {alpha:g}/{divisor:g} = {scale:.3g}, outside the seed's {low}-{high}{note}",
+                    f"for lora_rank {rank}, use lora_alpha between {lo_alpha:g} and {hi_alpha:g}")]
+
+
+def check_dropout(job: Job, facts: Facts) -> list[Finding]:
+    if not _is_lora(job) or "lora_dropout" not in job.args:
+        return []
+    raw = job.args["lora_dropout"]
+    value = as_float(raw)
+    if value is None or not 0 <= value < 1:
+        return [finding(job, ERROR, "lora.dropout.invalid", "args.lora_dropout",
+                        f"lora_dropout must be in [0, 1), got {raw!r}", "0.05 is ms-swift's default")]
+    return []
+
+
+def check_all_linear(job: Job, facts: Facts) -> list[Finding]:
+    targets = job.args.get("target_modules", ["all-linear"])
+    targets = targets if isinstance(targets, list) else [targets]
+    if not _is_lora(job) or "all-linear" not in [str(t) for t in targets]:
+        return []
+    return [finding(job, INFO, "lora.targets.all_linear", "args.target_modules",
+                    "target_modules all-linear puts LoRA on every linear layer: more memory "
+                    "than attention-only",
+                    "if memory is tight: target_modules: [q_proj, k_proj, v_proj, o_proj]")]
+
+
+CHECKS = [check_rank, check_alpha, check_ratio, check_dropout, check_all_linear]

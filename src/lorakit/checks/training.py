@@ -1,0 +1,81 @@
+"""Training rules: checkpointing under DDP/ZeRO, what this machine lacks, batch arithmetic."""
+
+from __future__ import annotations
+
+import math
+
+from lorakit.checks.facts import Facts
+from lorakit.values import as_int, finding
+from lorakit.findings import ERROR, INFO, WARNING, Finding
+from lorakit.fixups import gc_enabled, gc_kwargs, is_plain_ddp, world_size
+from lorakit.job import Job
+
+FLASH_MODULES = {"flash_attn": "flash_attn", "flash_attention_2": "flash_attn",
+                 "flash_attention_3": "flash_attn_interface"}
+SMALL_STEPS = 10
+
+
+def check_reentrant(job: Job, facts: Facts) -> list[Finding]:
+    kwargs = gc_kwargs(job)
+    if not isinstance(kwargs, dict) or not gc_enabled(job) or "use_reentrant" not in kwargs:
+        return []
+    key, reentrant = "args.gradient_checkpointing_kwargs", kwargs["use_reentrant"]
+    if is_plain_ddp(job) and reentrant is True:
+        return [finding(job, ERROR, "layout.ddp.reentrant", key,
+                        f"DDP with {world_size(job)} ranks and use_reentrant true: LoRA backward fails under DDP",
+                        "set gradient_checkpointing_kwargs: {\"use_reentrant\": false} (the seed's pitfall 3)")]
+    if str(job.args.get("deepspeed", "")).startswith("zero3") and reentrant is False:
+        return [finding(job, WARNING, "layout.zero3.no_reentrant", key,
+                        "use_reentrant false with ZeRO-3: a known PEFT + ZeRO-3 checkpointing failure",
+                        "remove gradient_checkpointing_kwargs and keep ms-swift's default under ZeRO-3")]
+    return []
+
+
+def check_installed(job: Job, facts: Facts) -> list[Finding]:
+    """Only the target machine can settle these: warnings, since people render on laptops."""
+    out: list[Finding] = []
+    if job.args.get("deepspeed") not in (None, "") and not facts.has_module("deepspeed"):
+        out.append(finding(job, WARNING, "env.deepspeed_missing", "args.deepspeed",
+                           "deepspeed is not installed here", "on the machine that trains: pip install deepspeed"))
+    impl = str(job.args.get("attn_impl", ""))
+    module = FLASH_MODULES.get(impl)
+    if module and not facts.has_module(module):
+        out.append(finding(job, WARNING, "env.flash_attn_missing", "args.attn_impl",
+                           f"attn_impl {impl} needs {module}, which is not installed here",
+                           "pip install flash-attn on an A100/H100-class machine, or use attn_impl sdpa"))
+    return out
+
+
+def effective_grad_accum(job: Job) -> tuple[int, bool]:
+    """(steps, defaulted): ms-swift defaults it to ceil(16 / (batch x world))."""
+    batch = as_int(job.args.get("per_device_train_batch_size", 1)) or 1
+    given = as_int(job.args.get("gradient_accumulation_steps"))
+    if given:
+        return given, False
+    return max(1, math.ceil(16 / batch / world_size(job))), True
+
+
+def check_global_batch(job: Job, facts: Facts) -> list[Finding]:
+    if job.command != "sft":
+        return []
+    batch = as_int(job.args.get("per_device_train_batch_size", 1)) or 1
+    accum, defaulted = effective_grad_accum(job)
+    world = world_size(job)
+    note = " (ms-swift's default ceil(16 / (batch x world)))" if defaulted else ""
+    return [finding(job, INFO, "batch.global", "args.gradient_accumulation_steps",
+                    f"global batch {batch * accum * world} = per-device {batch} x grad-accum {accum}{note} x "
+                    f"{world} rank{'s' if world > 1 else ''}")]
+
+
+def check_step_intervals(job: Job, facts: Facts) -> list[Finding]:
+    out = []
+    for key in ("save_steps", "eval_steps"):
+        steps = as_int(job.args.get(key))
+        if steps is not None and 0 < steps < SMALL_STEPS:
+            out.append(finding(job, WARNING, f"io.{key}", f"args.{key}",
+                               f"{key} {steps}: a checkpoint/eval every {steps} steps can dominate run time",
+                               "the seed warns against frequent I/O; use 50 or more for real runs"))
+    return out
+
+
+CHECKS = [check_reentrant, check_installed, check_global_batch, check_step_intervals]

@@ -1,0 +1,56 @@
+"""`lorakit presets list | show | init`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+import yaml
+
+from lorakit import presets
+from lorakit.errors import LorakitError
+
+app = typer.Typer(help="List, show and copy presets.", no_args_is_help=True, add_completion=False)
+
+
+@app.command("list")
+def list_() -> None:
+    """The built-in presets (every YAML file directly in configs/)."""
+    for name in presets.builtin_names():
+        description = presets.read_yaml(presets.builtin_dir() / f"{name}.yaml").get("description", "")
+        if not description:
+            description = presets.load(name).data.get("description", "")
+        typer.echo(f"{name:<16} {description}")
+
+
+def flattened(name: str) -> dict:
+    """The preset with its extends chain applied: one self-contained, editable file."""
+    data = presets.load(name).data
+    order = ("description", "command", "launch", "args")
+    return {k: data[k] for k in order if k in data}
+
+
+@app.command()
+def show(name: Annotated[str, typer.Argument(help="Built-in name or a YAML file.")]) -> None:
+    """Print a preset with its extends chain applied."""
+    resolved = presets.load(name)
+    typer.echo(f"# {resolved.name}: " + " <- ".join(resolved.chain), err=True)
+    typer.echo(yaml.safe_dump(flattened(name), sort_keys=False, allow_unicode=True), nl=False)
+
+
+@app.command()
+def init(
+    name: Annotated[str, typer.Argument(help="The built-in to copy.")],
+    dest: Annotated[Optional[Path], typer.Argument(help="Default: ./NAME.yaml")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite DEST if it exists.")] = False,
+) -> None:
+    """Copy a built-in preset into an editable YAML file (extends chain applied)."""
+    dest = dest or Path(f"{name}.yaml")
+    if dest.exists() and not force:
+        raise LorakitError(f"{dest} already exists; refusing to overwrite it",
+                           hint="choose another DEST, or pass --force")
+    text = f"# Copied from lorakit's built-in preset {name!r}; edit freely.\n"
+    text += yaml.safe_dump(flattened(name), sort_keys=False, allow_unicode=True)
+    dest.write_text(text, encoding="utf-8")
+    typer.echo(f"wrote {dest}", err=True)

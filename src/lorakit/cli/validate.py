@@ -1,0 +1,52 @@
+"""`lorakit validate`: the checks alone, exit 0 (launchable) or 2."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from lorakit import report
+from lorakit.checks import run_checks
+from lorakit.cli import common as c
+from lorakit.errors import EXIT_USER
+from lorakit.fixups import apply_fixups
+
+
+def validate(
+    ctx: typer.Context,
+    preset: c.PresetOpt,
+    model: c.ModelOpt = None,
+    dataset: c.DatasetOpt = None,
+    output_dir: c.OutputOpt = None,
+    gpus: c.GpusOpt = None,
+    nproc: c.NprocOpt = None,
+    lora_rank: c.RankOpt = None,
+    lora_alpha: c.AlphaOpt = None,
+    target_modules: c.TargetsOpt = None,
+    set_: c.SetOpt = None,
+    swift_version: c.SwiftVersionOpt = None,
+    strict: c.StrictOpt = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Findings as JSON on stdout.")] = False,
+) -> int:
+    """Check a preset (and options) without launching; flags after `--` are checked too.
+
+    \b
+    Examples:
+      lorakit validate -p zero2 --gpus 0,1,2
+      lorakit validate -p my.yaml --json
+    """
+    opts = c.JobOptions(preset, model, dataset, output_dir, gpus, nproc, lora_rank, lora_alpha,
+                        target_modules, set_ or [], list(ctx.args), swift_version)
+    job = apply_fixups(c.build(opts))
+    findings = run_checks(job)
+    failed = c.blocking(findings, strict)
+    if as_json:
+        payload = {"ok": not failed, "preset": job.preset, "swift_major": job.swift_major,
+                   "findings": [f.as_dict() for f in findings]}
+        typer.echo(json.dumps(payload, indent=2))
+    else:
+        report.print_findings(findings)
+        report.note(("not launchable" if failed else "ok") + f": {c.layout_note(job)}")
+    return EXIT_USER if failed else 0

@@ -1,0 +1,168 @@
+"""A resolved preset becomes one typed Job: the launch layout plus ms-swift's args.
+
+Pure: the caller passes in the environment and the target ms-swift version; nothing here
+reads os.environ or starts anything.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from lorakit.errors import LorakitError
+from lorakit.findings import INFO, Finding
+from lorakit.presets import Resolved
+
+# ms-swift reads `--target_modules` as nargs='+': the seed's '[q_proj,k_proj,v_proj]' would be
+# ONE module name that no model has, failing only after the weights have loaded.
+SPLIT_LIST_KEYS = ("target_modules", "modules_to_save")
+GPU_ID = re.compile(r"^(\d+|GPU-[0-9A-Fa-f-]+|MIG-[0-9A-Za-z/-]+)$")
+PER_RANK = re.compile(r"^gpus\s*/\s*(\d+)$")
+
+
+@dataclass(frozen=True)
+class Launch:
+    gpus: str | None = None  # CUDA_VISIBLE_DEVICES text, normalised ("0,1,2")
+    gpus_source: str = ""
+    nproc_per_node: int | None = None  # NPROC_PER_NODE, or None for a plain single process
+    nproc_rule: Any = None  # what the preset said: an int, "auto", "gpus/2", or None
+    nproc_source: str = ""
+    nnodes: Any = None
+    node_rank: Any = None
+    master_addr: Any = None
+    master_port: Any = None
+
+    @property
+    def gpu_ids(self) -> list[str] | None:
+        """The GPU list, or None when unset or not a clean list (checks say why)."""
+        if self.gpus is None:
+            return None
+        ids = [g.strip() for g in str(self.gpus).split(",")]
+        if not all(GPU_ID.match(g) for g in ids) or len(set(ids)) != len(ids):
+            return None
+        return ids
+
+
+@dataclass(frozen=True)
+class Job:
+    command: str  # sft | export
+    launch: Launch
+    args: dict[str, Any]  # internal (ms-swift 4.x) flag names, in preset order
+    preset: str
+    sources: dict[str, str] = field(default_factory=dict)
+    swift_major: int = 4
+    swift_version: str | None = None  # the installed ms-swift, when the target came from it
+    swift_source: str = ""
+    adjustments: tuple[Finding, ...] = ()  # what lorakit changed on the way, said as findings
+
+    def source_of(self, dotted: str) -> str:
+        return self.sources.get(dotted, "")
+
+
+def split_module_list(value: Any) -> Any:
+    """'[q_proj,k_proj]' or 'q_proj,v_proj' -> ['q_proj', 'k_proj']; anything else unchanged."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.startswith("[") and text.endswith("]"):
+        text = text[1:-1]
+    elif "," not in text:
+        return value
+    items = [part.strip().strip("'\"").strip() for part in text.split(",")]
+    return [item for item in items if item]
+
+
+def _normalise_args(args: dict[str, Any], sources: dict[str, str]) -> tuple[dict, list[Finding]]:
+    out = dict(args)
+    notes: list[Finding] = []
+    for key in SPLIT_LIST_KEYS:
+        if key in out and isinstance(out[key], str):
+            split = split_module_list(out[key])
+            if split != out[key]:
+                notes.append(Finding(
+                    INFO, "args.list_string",
+                    f"{key} {out[key]!r} is one string; rendered as separate items: {' '.join(split)}",
+                    hint=f"ms-swift would take it as ONE module name; write a YAML list: {key}: {split}",
+                    key=f"args.{key}", file=sources.get(f"args.{key}", ""),
+                ))
+                out[key] = split
+    return out, notes
+
+
+def nproc_from_rule(rule: Any, gpu_count: int | None) -> int | None:
+    """int -> itself; 'auto' -> one rank per GPU; 'gpus/K' -> K GPUs per rank; None -> None."""
+    if rule is None or isinstance(rule, bool):
+        return None
+    if isinstance(rule, int):
+        return rule
+    text = str(rule).strip()
+    if text.isdigit():
+        return int(text)
+    if gpu_count is None:
+        return None
+    if text == "auto":
+        return gpu_count
+    per = PER_RANK.match(text)
+    if per and int(per.group(1)) > 0 and gpu_count % int(per.group(1)) == 0:
+        return gpu_count // int(per.group(1))
+    return None
+
+
+def _pick_gpus(launch: Mapping[str, Any], sources: dict, env: Mapping[str, str], cli_gpus: str | None):
+    if cli_gpus is not None:
+        return cli_gpus, "--gpus"
+    if env.get("CUDA_VISIBLE_DEVICES") is not None:
+        return env["CUDA_VISIBLE_DEVICES"], "CUDA_VISIBLE_DEVICES in your environment"
+    if launch.get("gpus") is not None:
+        return launch["gpus"], sources.get("launch.gpus", "preset")
+    return None, ""
+
+
+def _gpus_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v).strip() for v in value)
+    return ",".join(part.strip() for part in str(value).split(","))
+
+
+def build_launch(resolved: Resolved, env: Mapping[str, str], *, gpus: str | None = None,
+                 nproc: int | None = None) -> Launch:
+    launch = resolved.data.get("launch") or {}
+    sources = resolved.sources
+    raw_gpus, gpus_source = _pick_gpus(launch, sources, env, gpus)
+    text = _gpus_text(raw_gpus)
+    probe = Launch(gpus=text)
+    count = len(probe.gpu_ids) if probe.gpu_ids is not None else None
+    if nproc is not None:
+        rule, rule_source = nproc, "--nproc"
+    else:
+        rule, rule_source = launch.get("nproc_per_node"), sources.get("launch.nproc_per_node", "")
+    return Launch(
+        gpus=text, gpus_source=gpus_source,
+        nproc_per_node=nproc_from_rule(rule, count), nproc_rule=rule, nproc_source=rule_source,
+        nnodes=launch.get("nnodes"), node_rank=launch.get("node_rank"),
+        master_addr=launch.get("master_addr"), master_port=launch.get("master_port"),
+    )
+
+
+def build_job(resolved: Resolved, env: Mapping[str, str], *, swift_major: int,
+              swift_version: str | None = None, swift_source: str = "",
+              gpus: str | None = None, nproc: int | None = None) -> Job:
+    data = resolved.data
+    command = data.get("command")
+    if command is None:
+        chain = " -> ".join(resolved.chain) or resolved.name
+        raise LorakitError(
+            f"{resolved.path}: no 'command' in the preset or its parents ({chain})",
+            hint="add 'command: sft' (train) or 'command: export' (merge), or extend a built-in",
+        )
+    args, notes = _normalise_args(dict(data.get("args") or {}), resolved.sources)
+    return Job(
+        command=command,
+        launch=build_launch(resolved, env, gpus=gpus, nproc=nproc),
+        args=args, preset=resolved.name, sources=dict(resolved.sources),
+        swift_major=swift_major, swift_version=swift_version, swift_source=swift_source,
+        adjustments=tuple(notes),
+    )

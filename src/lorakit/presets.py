@@ -1,0 +1,251 @@
+"""Find a preset by name or path, load it safely, apply `extends:` and overrides.
+
+Touches files only. The result is a `Resolved` preset: the merged mapping plus, for every
+`launch.X` / `args.X` key, the file (or command-line option) that set it last, so checks can
+name the file a problem came from.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lorakit.errors import LorakitError
+from lorakit.names import normalise_arg_key
+
+TOP_KEYS = ("description", "extends", "command", "launch", "args")
+LAUNCH_KEYS = (
+    "gpus",
+    "nproc_per_node",
+    "nnodes",
+    "node_rank",
+    "master_addr",
+    "master_port",
+)
+COMMANDS = ("sft", "export")
+
+
+def builtin_dir() -> Path:
+    """configs/ ships inside the wheel as lorakit/configs; a source checkout has it at the top."""
+    packaged = Path(__file__).resolve().parent / "configs"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parents[2] / "configs"
+
+
+def builtin_names() -> list[str]:
+    return sorted(p.stem for p in builtin_dir().glob("*.yaml"))
+
+
+@dataclass
+class Resolved:
+    """A preset after `extends` and overrides; `sources` maps 'args.lora_rank' -> who set it."""
+
+    name: str
+    path: Path | None
+    data: dict[str, Any]
+    sources: dict[str, str] = field(default_factory=dict)
+    chain: list[str] = field(default_factory=list)
+
+
+def _looks_like_path(ref: str) -> bool:
+    return ref.endswith((".yaml", ".yml")) or "/" in ref or ref.startswith(".")
+
+
+def locate(ref: str, *, base: Path | None = None, key: str = "--preset") -> Path:
+    """A built-in name or a path (relative to `base`, the file that names it)."""
+    if _looks_like_path(ref):
+        path = (base / ref) if base is not None and not Path(ref).is_absolute() else Path(ref)
+        if path.is_file():
+            return path.resolve()
+        raise LorakitError(
+            f"{key}: preset file {ref!r} does not exist"
+            + (f" (looked for {path})" if base is not None else ""),
+            hint="give an existing YAML file, or a built-in name: " + ", ".join(builtin_names()),
+        )
+    path = builtin_dir() / f"{ref}.yaml"
+    if path.is_file():
+        return path
+    names = builtin_names()
+    close = difflib.get_close_matches(ref, names, n=1)
+    hint = (f"did you mean {close[0]!r}? " if close else "") + "built-in presets: " + ", ".join(names)
+    raise LorakitError(f"{key}: unknown preset {ref!r}", hint=hint)
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise LorakitError(f"{path}: cannot read preset: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise LorakitError(
+            f"{where}: YAML syntax error: {problem}",
+            hint="fix the YAML at that line (indentation, a missing ':' or an unclosed quote)",
+        ) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise LorakitError(
+            f"{path}: a preset must be a YAML mapping, got {type(data).__name__}",
+            hint="start the file with keys such as 'command:', 'launch:' and 'args:'",
+        )
+    _check_shape(path, data)
+    return data
+
+
+def _unknown_key(path: Path, key: Any, allowed: tuple[str, ...], where: str) -> LorakitError:
+    close = difflib.get_close_matches(str(key), allowed, n=1)
+    hint = (f"did you mean {close[0]!r}? " if close else "") + "allowed: " + ", ".join(allowed)
+    return LorakitError(f"{path}: unknown key {where}{key!r}", hint=hint)
+
+
+def _check_shape(path: Path, data: dict[str, Any]) -> None:
+    """Reject unknown keys and wrong types early (accelerate's config_args does the same)."""
+    for key in data:
+        if key not in TOP_KEYS:
+            raise _unknown_key(path, key, TOP_KEYS, "")
+    for key in ("description", "extends"):
+        if key in data and not isinstance(data[key], str):
+            raise LorakitError(
+                f"{path}: key {key!r} must be a string, got {type(data[key]).__name__}"
+            )
+    if "command" in data and data["command"] not in COMMANDS:
+        raise LorakitError(
+            f"{path}: key 'command' must be one of {', '.join(COMMANDS)}, got {data['command']!r}",
+            hint="'sft' trains (swift sft), 'export' merges (swift export)",
+        )
+    for section in ("launch", "args"):
+        value = data.get(section)
+        if value is not None and not isinstance(value, dict):
+            raise LorakitError(
+                f"{path}: key {section!r} must be a mapping, got {type(value).__name__}",
+                hint=f"write '{section}:' followed by indented 'key: value' lines",
+            )
+    for key in data.get("launch") or {}:
+        if key not in LAUNCH_KEYS:
+            raise _unknown_key(path, key, LAUNCH_KEYS, "launch.")
+    for key in data.get("args") or {}:
+        if not isinstance(key, str) or not key.strip("-"):
+            raise LorakitError(f"{path}: key args.{key!r} is not an ms-swift flag name")
+
+
+def deep_merge(parent: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
+    """Mappings merge key by key; lists and scalars are replaced whole (child wins)."""
+    out = dict(parent)
+    for key, value in child.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _normalised(data: dict[str, Any]) -> dict[str, Any]:
+    """Spell args the one internal way per file, before merging: '--lora-rank' and 'lora_rank'
+    (and 3.x's train_type vs 4.x's tuner_type) must override each other, not sit side by side."""
+    if not data.get("args"):
+        return data
+    out = dict(data)
+    out["args"] = {normalise_arg_key(k): v for k, v in data["args"].items()}
+    return out
+
+
+def label(path: Path) -> str:
+    """How findings name a file: 'built-in zero2' rather than a site-packages path."""
+    try:
+        rel = path.resolve().relative_to(builtin_dir().resolve())
+    except ValueError:
+        return str(path)
+    return f"built-in {rel.with_suffix('').as_posix()}"
+
+
+def _record(sources: dict[str, str], data: dict[str, Any], who: str) -> None:
+    for section in ("launch", "args"):
+        for key in data.get(section) or {}:
+            sources[f"{section}.{key}"] = who
+    for key in ("command", "description"):
+        if key in data:
+            sources[key] = who
+
+
+def load(ref: str) -> Resolved:
+    """Load a preset and its whole extends chain (parent first, child wins)."""
+    path = locate(ref)
+    chain: list[Path] = []
+    datas: list[dict[str, Any]] = []
+    current: Path | None = path
+    while current is not None:
+        if current in chain:
+            loop = " -> ".join(str(p) for p in chain + [current])
+            raise LorakitError(
+                f"{chain[-1]}: 'extends' makes a cycle: {loop}",
+                hint="remove 'extends' from one of these files",
+            )
+        chain.append(current)
+        data = _normalised(read_yaml(current))
+        datas.append(data)
+        parent = data.get("extends")
+        current = locate(parent, base=current.parent, key=f"{current}: extends") if parent else None
+    merged: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for file_path, data in zip(reversed(chain), reversed(datas)):
+        body = {k: v for k, v in data.items() if k != "extends"}
+        merged = deep_merge(merged, body)
+        _record(sources, body, label(file_path))
+    name = path.stem if path.parent == builtin_dir() else str(path)
+    return Resolved(name=name, path=path, data=merged, sources=sources, chain=[str(p) for p in chain])
+
+
+def parse_set(item: str) -> tuple[str, Any]:
+    """`--set KEY=VALUE`: KEY is an ms-swift flag or launch.KEY; VALUE is parsed as YAML."""
+    key, sep, raw = item.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise LorakitError(
+            f"--set {item!r}: expected KEY=VALUE",
+            hint="e.g. --set lora_rank=16 or --set launch.gpus=0,1",
+        )
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        raise LorakitError(
+            f"--set {item!r}: VALUE is not valid YAML",
+            hint="quote it for the shell, e.g. --set 'system=\"You are helpful: be brief\"'",
+        ) from None
+    if key.startswith("launch."):
+        sub = key[len("launch."):]
+        if sub not in LAUNCH_KEYS:
+            close = difflib.get_close_matches(sub, LAUNCH_KEYS, n=1)
+            raise LorakitError(
+                f"--set {item!r}: unknown launch key {sub!r}",
+                hint=(f"did you mean 'launch.{close[0]}'? " if close else "")
+                + "launch keys: " + ", ".join(LAUNCH_KEYS),
+            )
+        return key, value
+    if key.startswith("args."):
+        key = key[len("args."):]
+    if not key.strip("-"):
+        raise LorakitError(f"--set {item!r}: empty flag name", hint="e.g. --set lora_rank=16")
+    return "args." + normalise_arg_key(key), value
+
+
+def apply_overrides(resolved: Resolved, overrides: list[tuple[str, Any, str]]) -> Resolved:
+    """Overrides are ('args.key' | 'launch.key', value, who) and win over every file."""
+    data = deep_merge(resolved.data, {})
+    sources = dict(resolved.sources)
+    for dotted, value, who in overrides:
+        section, key = dotted.split(".", 1)
+        block = dict(data.get(section) or {})
+        block[key] = value
+        data[section] = block
+        sources[dotted] = who
+    return Resolved(resolved.name, resolved.path, data, sources, list(resolved.chain))
