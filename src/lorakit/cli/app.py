@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 
 import typer
@@ -18,24 +19,29 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-app.command(context_settings=EXTRA_ARGS)(train.train)
-app.command()(merge.merge)
-app.command(context_settings=EXTRA_ARGS)(validate.validate)
+
+
+def exits(command):
+    """Commands return their exit code (easy to test); Typer wants typer.Exit for it."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        raise typer.Exit(command(*args, **kwargs) or 0)
+
+    return wrapper
+
+
+app.command(context_settings=EXTRA_ARGS)(exits(train.train))
+app.command()(exits(merge.merge))
+app.command(context_settings=EXTRA_ARGS)(exits(validate.validate))
 app.add_typer(presets_cmd.app, name="presets")
 
 
 def main(argv: list[str] | None = None) -> None:
-    """One place turns a LorakitError into a message and an exit code (pipx's main.py)."""
-    import click
-
+    """One place turns a LorakitError into a message and an exit code (pipx's main.py);
+    usage errors are Typer's own (exit 2), the child's code passes through typer.Exit."""
     try:
-        result = app(args=argv, standalone_mode=False)
+        app(args=argv, prog_name="lorakit")
     except LorakitError as exc:
         print(f"lorakit: error: {exc}", file=sys.stderr)
         sys.exit(exc.code)
-    except click.exceptions.Abort:
-        sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    sys.exit(result if isinstance(result, int) else 0)

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs everything the test suite needs on a fresh machine, then runs all of it.
+# Usage: bash scripts/test.sh [pytest args]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV=${LORAKIT_VENV:-.venv}
+SWIFT3_VENV=${LORAKIT_SWIFT3_VENV:-.venv-swift3}
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+
+install() {  # install VENV PACKAGES...
+    local venv=$1; shift
+    [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+    # CPU torch first and pinned: ms-swift's bare `torch` requirement would otherwise pull a
+    # multi-GB CUDA build.
+    "$venv/bin/python" -m pip install -q torch==2.13.0 2>&1 | grep -v '^WARNING: Location' || true
+    "$venv/bin/python" -m pip install -q "$@" 2>&1 | grep -v '^WARNING: Location' || true
+    "$venv/bin/python" -m pip check >/dev/null 2>&1 || true
+}
+
+# The main environment: lorakit (editable), ms-swift 4.x (the version the snapshot is from), test tools.
+install "$VENV" -e '.[test]' 'ms-swift==4.6.0'
+"$VENV/bin/python" -c "import lorakit, swift, pytest, hypothesis" \
+    || { echo "install failed: see pip output above" >&2; exit 1; }
+
+# ms-swift 3.x, only to prove its own parser accepts what lorakit renders for --swift-version 3.
+if [ "${LORAKIT_SKIP_SWIFT3:-0}" != 1 ]; then
+    install "$SWIFT3_VENV" 'ms-swift==3.12.6'
+    "$SWIFT3_VENV/bin/python" -c "import swift" \
+        || { echo "ms-swift 3.12.6 install failed" >&2; exit 1; }
+    export LORAKIT_SWIFT3_PYTHON="$PWD/$SWIFT3_VENV/bin/python"
+fi
+
+export PATH="$PWD/$VENV/bin:$PATH"
+exec "$VENV/bin/python" -m pytest "$@"

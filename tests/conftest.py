@@ -1,0 +1,62 @@
+"""Hermetic tests (hatch's tests/conftest.py): no colour, fixed width, a private HOME, and no
+launch variables leaking in from the shell that runs pytest."""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+FAKES = REPO / "tests" / "fakes"
+LAUNCH_VARS = ("CUDA_VISIBLE_DEVICES", "NPROC_PER_NODE", "NNODES", "NODE_RANK", "MASTER_ADDR",
+               "MASTER_PORT")
+
+
+@pytest.fixture(autouse=True)
+def hermetic(monkeypatch, tmp_path_factory):
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("COLUMNS", "80")
+    monkeypatch.setenv("HF_HOME", str(home / "hf"))
+    monkeypatch.setenv("MODELSCOPE_CACHE", str(home / "ms"))
+    for name in LAUNCH_VARS:
+        monkeypatch.delenv(name, raising=False)
+
+
+@dataclass
+class CliResult:
+    code: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(args: list[str], *, env: dict[str, str] | None = None) -> CliResult:
+    """Run lorakit's real entry point (errors mapped to exit codes) in-process."""
+    from lorakit.cli.app import main
+
+    out, err = io.StringIO(), io.StringIO()
+    saved = sys.stdout, sys.stderr, dict(os.environ)
+    sys.stdout, sys.stderr = out, err
+    if env:
+        os.environ.update(env)
+    try:
+        main(args)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        sys.stdout, sys.stderr = saved[0], saved[1]
+        os.environ.clear()
+        os.environ.update(saved[2])
+    return CliResult(code, out.getvalue(), err.getvalue())
+
+
+@pytest.fixture
+def cli():
+    return run_cli
