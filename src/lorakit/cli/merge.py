@@ -47,7 +47,7 @@ def merge(
     job = c.build_with(opts, extra)
     if job.command != "export":
         raise LorakitError(
-            f"preset {job.preset!r} is a '{job.command}' preset; merge needs 'command: export'",
+            f"preset {job.preset!r} runs `swift {job.command}`, not `swift export`",
             hint="use the built-in 'merge' preset or one that extends it",
         )
     report.note(f"merging {checkpoint} -> {target}; rendering for {job.swift_source}")

@@ -48,7 +48,7 @@ def train(
     job = apply_fixups(c.build(opts))
     if job.command != "sft":
         raise LorakitError(
-            f"preset {job.preset!r} is a '{job.command}' preset, not a training one",
+            f"preset {job.preset!r} runs `swift {job.command}`, not `swift sft`",
             hint="use `lorakit merge` for export presets, or a preset with 'command: sft'",
         )
     report.note(c.layout_note(job))

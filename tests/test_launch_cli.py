@@ -1,0 +1,93 @@
+"""Launch tier through the real entry point, with a fake `swift` on PATH recording argv/env:
+what --dry-run prints, pasted into bash, runs exactly what `lorakit train` runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import FAKES, REPO
+
+# Variables bash itself sets or changes in a child; everything else must be identical.
+SHELL_NOISE = {"_", "SHLVL", "PWD", "OLDPWD", "PS1", "PS2", "FAKE_SWIFT_RECORD"}
+
+
+def lorakit(args, env, cwd=None, **kw):
+    return subprocess.run([sys.executable, "-m", "lorakit", *args], env=env, cwd=cwd,
+                          capture_output=True, text=True, timeout=120, **kw)
+
+
+def fake_env(tmp_path, record: str, **extra) -> dict:
+    env = {k: v for k, v in os.environ.items()}
+    env["PATH"] = f"{FAKES}{os.pathsep}{env['PATH']}"
+    env["FAKE_SWIFT_RECORD"] = str(tmp_path / record)
+    env.update(extra)
+    return env
+
+
+def recorded(path: Path) -> tuple[list[str], dict]:
+    data = json.loads(path.read_text())
+    env = {k: v for k, v in data["env"].items() if k not in SHELL_NOISE}
+    return data["argv"][1:], env
+
+
+PASTE_CASES = [
+    ["train", "-p", "ddp_device_map"],
+    ["train", "-p", "zero2", "--gpus", "2,3", "--set", "system=It's a \"test\" $HOME `x`"],
+    ["train", "-p", "single", "--output-dir", "my out", "--", "--max_steps", "3", "--dataset", "a b.jsonl"],
+]
+
+
+@pytest.mark.parametrize("args", PASTE_CASES)
+def test_dry_run_pasted_into_bash_runs_what_lorakit_runs(tmp_path, args):
+    env = fake_env(tmp_path, "via_bash.json", NPROC_PER_NODE="99")  # stale: must be unset both ways
+    printed = lorakit([args[0], "--dry-run", *args[1:]], env)
+    assert printed.returncode == 0, printed.stderr
+    pasted = subprocess.run(["bash", "-c", printed.stdout], env=env, timeout=60)
+    assert pasted.returncode == 0
+    launched = lorakit(args, fake_env(tmp_path, "via_lorakit.json", NPROC_PER_NODE="99"))
+    assert launched.returncode == 0, launched.stderr
+    assert recorded(tmp_path / "via_bash.json") == recorded(tmp_path / "via_lorakit.json")
+    argv, child_env = recorded(tmp_path / "via_lorakit.json")
+    assert argv[0] == "sft" and "--dry-run" not in argv
+
+
+def test_launch_env_and_argv_are_exact(tmp_path):
+    env = fake_env(tmp_path, "rec.json")
+    result = lorakit(["train", "-p", "zero2", "--gpus", "0,1", "--set", "lora_rank=16"], env)
+    assert result.returncode == 0, result.stderr
+    argv, child_env = recorded(tmp_path / "rec.json")
+    assert child_env["CUDA_VISIBLE_DEVICES"] == "0,1" and child_env["NPROC_PER_NODE"] == "2"
+    assert argv[argv.index("--lora_rank") + 1] == "16"
+    assert {k: v for k, v in child_env.items() if k not in ("CUDA_VISIBLE_DEVICES", "NPROC_PER_NODE")} == \
+        {k: v for k, v in env.items() if k not in SHELL_NOISE}
+    assert f"lorakit: running {FAKES / 'swift'} (ms-swift " in result.stderr
+
+
+@pytest.mark.parametrize("mode, code", [("exit:0", 0), ("exit:3", 3), ("exit:42", 42), ("kill:9", 137),
+                                        ("kill:15", 143)])
+def test_exit_code_passthrough(tmp_path, mode, code):
+    result = lorakit(["train", "-p", "single"], fake_env(tmp_path, "rec.json", FAKE_SWIFT_MODE=mode))
+    assert result.returncode == code, result.stderr
+
+
+def test_swift_missing_is_an_environment_error(tmp_path):
+    env = dict(os.environ, PATH=str(tmp_path))  # nothing there
+    result = subprocess.run([str(Path(sys.executable)), "-m", "lorakit", "train", "-p", "single"],
+                            env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-2:] == [
+        "lorakit: error: ms-swift's `swift` command was not found on PATH",
+        "  hint: pip install 'lorakit[swift]' (or: pip install ms-swift) in this environment",
+    ]
+
+
+def test_errors_launch_nothing(tmp_path):
+    result = lorakit(["train", "-p", "zero2", "--gpus", "0,0"], fake_env(tmp_path, "rec.json"))
+    assert result.returncode == 2
+    assert not (tmp_path / "rec.json").exists()
