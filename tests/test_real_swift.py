@@ -83,3 +83,13 @@ def test_two_process_ddp_on_cpu(tiny, tmp_path):
     kwargs = args["gradient_checkpointing_kwargs"]  # ms-swift keeps the JSON text it was given
     assert (json.loads(kwargs) if isinstance(kwargs, str) else kwargs) == {"use_reentrant": False}
     assert sorted(args["target_modules"]) == ["k_proj", "o_proj", "q_proj", "v_proj"]
+
+
+def test_doctor_smoke_trains_merges_and_loads(monkeypatch, tmp_path):
+    """The README's first command ends with `lorakit doctor --smoke`: it must really work."""
+    from lorakit import smoke
+
+    said: list[str] = []
+    monkeypatch.setenv("PATH", str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"])
+    assert smoke.run(say=said.append, workdir=tmp_path) == 0, "\n".join(said)
+    assert said[-1].startswith("smoke: logits (1, 4, 320), finite from ")

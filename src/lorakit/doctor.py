@@ -1,0 +1,116 @@
+"""What lorakit finds on this machine, each with a verdict and a fix.
+
+Versions come from package metadata, asked of the Python that `swift` itself runs under (its
+shebang): `swift --help` and `swift --version` crash in ms-swift 4, and importing torch to ask
+would take seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+from lorakit.launch import resolve_swift
+
+PACKAGES = ("ms-swift", "torch", "transformers", "peft", "deepspeed", "flash-attn")
+REQUIRED = ("ms-swift", "torch", "transformers", "peft")  # without these swift cannot train
+_VERSIONS = (
+    "import json, importlib.metadata as m\n"
+    "def v(n):\n"
+    "    try: return m.version(n)\n"
+    "    except m.PackageNotFoundError: return None\n"
+    "print(json.dumps({n: v(n) for n in %r}))"
+)
+
+
+@dataclass(frozen=True)
+class Row:
+    ok: bool | None  # True ok, False blocks launching, None: fine but worth knowing
+    what: str
+    found: str
+    fix: str = ""
+
+
+def interpreter_of(script: str) -> str | None:
+    """The python in `script`'s shebang line (pip writes an absolute one)."""
+    try:
+        with open(script, "rb") as handle:
+            first = handle.readline(512).decode("utf-8", "replace").strip()
+    except OSError:
+        return None
+    if not first.startswith("#!"):
+        return None
+    parts = first[2:].split()
+    if parts and os.path.basename(parts[0]) == "env" and len(parts) > 1:
+        return shutil.which(parts[1])
+    return parts[0] if parts else None
+
+
+def versions(python: str) -> dict | None:
+    try:
+        out = subprocess.run([python, "-c", _VERSIONS % (PACKAGES,)], capture_output=True,
+                             text=True, timeout=60)
+        return json.loads(out.stdout) if out.returncode == 0 else None
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        return None
+
+
+def gpu_rows(env: Mapping[str, str]) -> list[Row]:
+    smi = shutil.which("nvidia-smi", path=env.get("PATH"))
+    visible = env.get("CUDA_VISIBLE_DEVICES")
+    if smi is None:
+        return [Row(None, "GPUs", "no nvidia-smi: CPU only here",
+                    "fine for dry-runs, validation and CPU smoke runs; train on a GPU machine")]
+    try:
+        listing = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        listing = ""
+    gpus = [line for line in listing.splitlines() if line.startswith("GPU ")]
+    found = f"{len(gpus)} GPU(s)" + (f", CUDA_VISIBLE_DEVICES={visible}" if visible is not None else "")
+    rows = [Row(bool(gpus), "GPUs", found, "" if gpus else "nvidia-smi lists no GPU: check the driver")]
+    if visible and gpus:
+        ids = [g for g in visible.split(",") if g.strip().isdigit()]
+        missing = [g for g in ids if int(g) >= len(gpus)]
+        if missing:
+            rows.append(Row(False, "CUDA_VISIBLE_DEVICES", f"names GPU {','.join(missing)} of {len(gpus)}",
+                            f"use ids 0-{len(gpus) - 1}"))
+    return rows
+
+
+def diagnose(env: Mapping[str, str], outputs: Path) -> list[Row]:
+    rows = [Row(True, "python (lorakit)", f"{sys.version.split()[0]} at {sys.executable}")]
+    swift = resolve_swift(env)
+    if swift is None:
+        rows.append(Row(False, "swift", "not found on PATH", "pip install 'lorakit[swift]'"))
+        return rows + gpu_rows(env) + [disk_row(outputs)]
+    python = interpreter_of(swift) or sys.executable
+    found = versions(python)
+    rows.append(Row(found is not None, "swift", f"{swift} (python: {python})",
+                    "" if found else "its interpreter does not run: reinstall ms-swift"))
+    for name in PACKAGES:
+        version = (found or {}).get(name)
+        if version:
+            rows.append(Row(True, name, version))
+        elif name in REQUIRED:
+            rows.append(Row(False, name, "missing", f"{python} -m pip install {name}"))
+        else:
+            need = "--deepspeed" if name == "deepspeed" else "--attn_impl flash_attn"
+            rows.append(Row(None, name, "not installed", f"only needed for {need}"))
+    return rows + gpu_rows(env) + [disk_row(outputs)]
+
+
+def disk_row(path: Path) -> Row:
+    probe = path if path.exists() else Path.cwd()
+    free = shutil.disk_usage(probe).free / 2**30
+    return Row(free >= 1 or None, "free disk", f"{free:.1f} GiB at {probe}",
+               "" if free >= 20 else "checkpoints and merged models of 8B models need tens of GiB")
+
+
+def launchable(rows: list[Row]) -> bool:
+    return all(row.ok is not False for row in rows if row.what not in ("GPUs", "CUDA_VISIBLE_DEVICES"))
