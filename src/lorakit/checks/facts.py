@@ -10,6 +10,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Callable
 
+from lorakit.modelinfo import find_local_model
+
 
 def _has_module(name: str) -> bool:
     # find_spec on a top-level name reads the import path only; it does not run the package.
@@ -24,3 +26,4 @@ class Facts:
     has_module: Callable[[str], bool] = _has_module
     is_file: Callable[[str], bool] = os.path.isfile
     env: dict = field(default_factory=dict)
+    find_model: Callable = find_local_model  # a local dir or a hub cache hit, else None

@@ -1,0 +1,195 @@
+"""Table-driven value tests: every rule's exact level, code and message for a given job."""
+
+from __future__ import annotations
+
+import pytest
+
+from lorakit import presets
+from lorakit.checks import layout, lora, model, training
+from lorakit.checks.facts import Facts
+from lorakit.fixups import apply_fixups
+from lorakit.job import build_job
+
+
+def make_job(args=None, launch=None, command="sft", env=None, **kw):
+    data = {"command": command, "launch": launch or {}, "args": args or {}}
+    resolved = presets.Resolved(name="t", path=None, data=data,
+                                sources={f"{section}.{k}": "t.yaml" for section in ("args", "launch")
+                                         for k in data[section]})
+    return apply_fixups(build_job(resolved, env or {}, swift_major=4, **kw))
+
+
+NOTHING = Facts(has_module=lambda name: False, is_file=lambda p: False, find_model=lambda m: None)
+
+
+def run(checks, job, facts=NOTHING):
+    return [(f.level, f.code, f.message, f.hint) for c in checks for f in c(job, facts)]
+
+
+LORA_CASES = [
+    ({"lora_rank": 0}, [("error", "lora.rank.invalid", "lora_rank must be a positive integer, got 0",
+                         "the seed recommends 4 to 64; 8 is common")]),
+    ({"lora_rank": "eight"}, [("error", "lora.rank.invalid", "lora_rank must be a positive integer, got 'eight'",
+                               "the seed recommends 4 to 64; 8 is common")]),
+    ({"lora_rank": 128, "lora_alpha": 512}, [
+        ("warning", "lora.rank.range", "lora_rank 128 is outside the recommended 4-64",
+         "higher ranks cost memory and parameters; lower ones may underfit"),
+        ("info", "lora.alpha.range", "lora_alpha 512 is outside the seed's usual 16-64",
+         "what matters is the alpha/rank ratio")]),
+    ({"lora_rank": 8, "lora_alpha": -1}, [("error", "lora.alpha.invalid", "lora_alpha must be a positive number, got -1",
+                                           "32 is common; choose it so that alpha/rank is about 4 to 8")]),
+    ({"lora_rank": 8, "lora_alpha": 16}, [("warning", "lora.ratio", "alpha/rank = 16/8 = 2, outside the seed's 4-8",
+                                           "for lora_rank 8, use lora_alpha between 32 and 64")]),
+    ({"lora_rank": 16, "lora_alpha": 32, "use_rslora": True}, []),  # 32/sqrt(16) = 8: inside the band
+    ({"lora_rank": 64, "lora_alpha": 16, "use_rslora": "true"}, [
+        ("warning", "lora.ratio", "alpha/sqrt(rank) = 16/8 = 2, outside the seed's 4-8 (use_rslora scales by "
+         "alpha/sqrt(rank), so the band applies to that)", "for lora_rank 64, use lora_alpha between 32 and 64")]),
+    ({"lora_dropout": 1.0}, [("error", "lora.dropout.invalid", "lora_dropout must be in [0, 1), got 1.0",
+                              "0.05 is ms-swift's default")]),
+    ({"tuner_type": "full", "lora_rank": 0}, []),  # LoRA rules do not apply to full fine-tuning
+]
+
+
+@pytest.mark.parametrize("args, expected", LORA_CASES)
+def test_lora_rules(args, expected):
+    checks = [lora.check_rank, lora.check_alpha, lora.check_ratio, lora.check_dropout]
+    assert run(checks, make_job({"target_modules": ["q_proj"], **args})) == expected
+
+
+LAYOUT_CASES = [
+    ({"gpus": "0,1,1"}, {}, [("error", "layout.gpus.duplicate", "GPU list '0,1,1' names GPU 1 more than once",
+                              "each GPU may appear once")]),
+    ({"gpus": "0,,2"}, {}, [("error", "layout.gpus.invalid", "GPU list '0,,2' has entries that are not GPU ids: ''",
+                             "write indices separated by commas, e.g. gpus: \"0,1,2,3\"")]),
+    ({"gpus": "0,1,2", "nproc_per_node": 2}, {}, [
+        ("error", "layout.nproc.indivisible", "3 visible GPUs (t.yaml) do not divide evenly among NPROC_PER_NODE=2 ranks",
+         "choose nproc_per_node dividing the GPU count: 1, 3")]),
+    ({"gpus": "0,1,2", "nproc_per_node": "gpus/2"}, {}, [
+        ("error", "layout.nproc.indivisible", "nproc_per_node 'gpus/2': 3 GPUs (t.yaml) cannot be split 2 per rank",
+         "use a GPU count divisible by the GPUs per rank, or give --nproc")]),
+    ({"nproc_per_node": "auto"}, {}, [
+        ("error", "layout.nproc.needs_gpus", "nproc_per_node 'auto' counts GPUs, but no GPU list is set",
+         "set launch.gpus (or --gpus 0,1,...), or give an integer nproc_per_node")]),
+    ({"gpus": "0,1", "nproc_per_node": "many"}, {}, [
+        ("error", "layout.nproc.invalid", "nproc_per_node 'many' is not a number of processes",
+         "use an integer, 'auto' (one rank per GPU) or 'gpus/K' (K GPUs per rank)")]),
+    ({"gpus": "0,1,2,3", "nproc_per_node": 2}, {"deepspeed": "zero2"}, [
+        ("error", "layout.device_map.deepspeed", "4 GPUs for NPROC_PER_NODE=2 puts 2 GPUs on each rank (device_map), "
+         "and DeepSpeed is not compatible with device_map",
+         "set nproc_per_node to the GPU count (one GPU per rank), or drop deepspeed")]),
+    ({"gpus": "0,1", "nproc_per_node": 2}, {"deepspeed": "zero4"}, [
+        ("error", "layout.deepspeed.invalid", "deepspeed 'zero4' is not a ZeRO preset, a JSON file or an inline JSON object",
+         "use one of zero0, zero1, zero2, zero3, zero2_offload, zero3_offload, a path to a .json file, or a JSON object")]),
+    ({"gpus": "0,1", "nproc_per_node": 2}, {"deepspeed": "ds.json"}, [
+        ("error", "layout.deepspeed.invalid", "deepspeed config file 'ds.json' does not exist",
+         "use one of zero0, zero1, zero2, zero3, zero2_offload, zero3_offload, a path to a .json file, or a JSON object")]),
+    ({"gpus": "0,1", "nproc_per_node": 2}, {"deepspeed": '{"zero_optimization": {"stage": 2}}'}, []),
+    ({"gpus": "GPU-8f3a-11,GPU-8f3a-12", "nproc_per_node": "auto"}, {}, []),
+]
+
+
+@pytest.mark.parametrize("launch, args, expected", LAYOUT_CASES)
+def test_layout_rules(launch, args, expected):
+    job = make_job(args, launch, env={})
+    assert run(layout.CHECKS, job) == expected
+
+
+def test_ddp_gets_no_reentrant_added_with_an_info():
+    job = make_job({}, {"gpus": "0,1", "nproc_per_node": 2})
+    assert job.args["gradient_checkpointing_kwargs"] == {"use_reentrant": False}
+    [note] = job.adjustments
+    assert (note.level, note.code, note.message) == (
+        "info", "layout.ddp.use_reentrant_added",
+        'DDP with 2 ranks and gradient checkpointing: added gradient_checkpointing_kwargs {"use_reentrant": false}')
+
+
+@pytest.mark.parametrize("args, launch, added", [
+    ({"deepspeed": "zero2"}, {"gpus": "0,1", "nproc_per_node": 2}, False),  # DeepSpeed keeps its default
+    ({"gradient_checkpointing": False}, {"gpus": "0,1", "nproc_per_node": 2}, False),
+    ({}, {"gpus": "0"}, False),  # one process: no DDP
+    ({"gradient_checkpointing_kwargs": '{"foo": 1}'}, {"gpus": "0,1", "nproc_per_node": 2}, True),
+])
+def test_no_reentrant_only_for_plain_ddp(args, launch, added):
+    job = make_job(args, launch)
+    kwargs = job.args.get("gradient_checkpointing_kwargs")
+    assert (isinstance(kwargs, dict) and kwargs.get("use_reentrant") is False) == added
+
+
+@pytest.mark.parametrize("args, launch, expected", [
+    ({"gradient_checkpointing_kwargs": {"use_reentrant": True}}, {"gpus": "0,1", "nproc_per_node": 2},
+     [("error", "layout.ddp.reentrant", "DDP with 2 ranks and use_reentrant true: LoRA backward fails under DDP",
+       "set gradient_checkpointing_kwargs: {\"use_reentrant\": false} (the seed's pitfall 3)")]),
+    ({"deepspeed": "zero3", "gradient_checkpointing_kwargs": '{"use_reentrant": false}'},
+     {"gpus": "0,1", "nproc_per_node": 2},
+     [("warning", "layout.zero3.no_reentrant", "use_reentrant false with ZeRO-3: a known PEFT + ZeRO-3 "
+       "checkpointing failure", "remove gradient_checkpointing_kwargs and keep ms-swift's default under ZeRO-3")]),
+])
+def test_reentrant_rules(args, launch, expected):
+    assert run([training.check_reentrant], make_job(args, launch)) == expected
+
+
+def test_machine_facts_are_warnings_only():
+    job = make_job({"deepspeed": "zero2", "attn_impl": "flash_attn"}, {"gpus": "0,1", "nproc_per_node": 2})
+    assert run([training.check_installed], job) == [
+        ("warning", "env.deepspeed_missing", "deepspeed is not installed here",
+         "on the machine that trains: pip install deepspeed"),
+        ("warning", "env.flash_attn_missing", "attn_impl flash_attn needs flash_attn, which is not installed here",
+         "pip install flash-attn on an A100/H100-class machine, or use attn_impl sdpa")]
+    installed = Facts(has_module=lambda name: True)
+    assert run([training.check_installed], job, installed) == []
+
+
+@pytest.mark.parametrize("args, launch, message", [
+    ({"per_device_train_batch_size": 2, "gradient_accumulation_steps": 4}, {"gpus": "0,1,2,3", "nproc_per_node": 4},
+     "global batch 32 = per-device 2 x grad-accum 4 x 4 ranks"),
+    ({"per_device_train_batch_size": 3}, {"gpus": "0,1", "nproc_per_node": 2},
+     "global batch 18 = per-device 3 x grad-accum 3 (ms-swift's default ceil(16 / (batch x world))) x 2 ranks"),
+    ({}, {"gpus": "0"}, "global batch 16 = per-device 1 x grad-accum 16 (ms-swift's default ceil(16 / (batch x world))) x 1 rank"),
+])
+def test_global_batch(args, launch, message):
+    [(level, code, text, _)] = run([training.check_global_batch], make_job(args, launch))
+    assert (level, code, text) == ("info", "batch.global", message)
+
+
+def test_small_save_steps_warn():
+    assert run([training.check_step_intervals], make_job({"save_steps": 2, "eval_steps": 100})) == [
+        ("warning", "io.save_steps", "save_steps 2: a checkpoint/eval every 2 steps can dominate run time",
+         "the seed warns against frequent I/O; use 50 or more for real runs")]
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    from lorakit.tiny import make_tiny_model
+
+    return make_tiny_model(tmp_path_factory.mktemp("m") / "tiny-random-chatml")
+
+
+def test_unknown_target_on_a_local_model_is_an_error_listing_its_layers(tiny_model):
+    job = make_job({"model": str(tiny_model), "target_modules": ["q_proj", "query_key_value"]})
+    facts = Facts(find_model=lambda m: tiny_model)
+    assert run([model.check_targets], job, facts) == [
+        ("error", "model.targets.unknown", f"target_modules query_key_value not in {tiny_model}: ms-swift would "
+         "fail after loading the weights", "its Linear layers: down_proj, gate_proj, k_proj, o_proj, q_proj, "
+         "up_proj, v_proj")]
+    ok = make_job({"model": str(tiny_model), "target_modules": ["all-linear"]})
+    assert run([model.check_targets], ok, facts) == []
+
+
+def test_hub_model_falls_back_to_tables_at_warning_level():
+    job = make_job({"model": "Qwen/Qwen3-8B", "target_modules": ["W_pack"]})
+    assert run([model.check_targets], job) == [
+        ("warning", "model.targets.unlikely", "target_modules W_pack not among Qwen/Qwen3-8B's published "
+         "architecture (the model is not local, so lorakit cannot read its layers)",
+         "usual Linear layers: down_proj, gate_proj, k_proj, o_proj, q_proj, up_proj, v_proj")]
+    glm = make_job({"model": "ZhipuAI/chatglm3-6b", "target_modules": ["q_proj"]})
+    [(level, code, message, hint)] = run([model.check_targets], glm)
+    assert (level, code) == ("warning", "model.targets.unlikely")
+    assert "query_key_value" in hint
+
+
+def test_local_qwen2_dir_needs_model_type(tiny_model):
+    job = make_job({"model": str(tiny_model)})
+    assert run([model.check_model_type], job) == [
+        ("warning", "model.type.ambiguous", "ms-swift cannot tell tiny-random-chatml's model_type: "
+         "Qwen2ForCausalLM matches qwen2, qwen2_gte", "set model_type: qwen2 (and the matching template) in args")]
+    assert run([model.check_model_type], make_job({"model": str(tiny_model), "model_type": "qwen2"})) == []
