@@ -66,7 +66,7 @@ def render_args(job: Job) -> list[str]:
     for key, value in job.args.items():
         if value is None or key in LORAKIT_ONLY_ARGS:
             continue  # null in a child preset removes the parent's flag
-        argv.append("--" + spelled_for(key, job.swift_major))
+        argv.append("--" + spelled_for(key, job.swift_major, job.command))
         argv.extend(render_value(value))
     return argv
 

@@ -1,5 +1,62 @@
-"""ms-swift flag names, types and choices, against the snapshot of the target version."""
+"""ms-swift flag names, types and choices, against the snapshot of the target version.
+
+ms-swift itself only rejects a typo after its multi-second import (`ValueError:
+remaining_argv: ['--lora_rnak', '8']`); the snapshot (scripts/gen_swift_flags.py) lets
+lorakit say it at once, with a did-you-mean.
+"""
 
 from __future__ import annotations
 
-CHECKS: list = []
+from lorakit import swiftflags
+from lorakit.checks.facts import Facts
+from lorakit.findings import ERROR, Finding
+from lorakit.job import Job
+from lorakit.names import spelled_for
+from lorakit.render import LORAKIT_ONLY_ARGS
+from lorakit.values import finding
+
+
+def _other_version(job: Job, name: str) -> str:
+    for major in swiftflags.available_majors():
+        if major != job.swift_major and name in swiftflags.load_flags(major, job.command):
+            return f" ({name} exists in ms-swift {swiftflags.snapshot_version(major)})"
+    return ""
+
+
+def _unknown(job: Job, flags, key: str, name: str, how: str) -> Finding:
+    version = f"ms-swift {swiftflags.snapshot_version(job.swift_major)} `swift {job.command}`"
+    if how == "ambiguous":
+        could = swiftflags.prefix_matches(flags, name)
+        what = (f"it matches both spellings of --{could[0]}, which argparse rejects as ambiguous"
+                if len(could) == 1 else f"it could be {', '.join(could)}")
+        return finding(job, ERROR, "flags.ambiguous", f"args.{key}", f"--{name} is ambiguous for {version}: {what}",
+                       "write the full flag name")
+    close = swiftflags.suggest(flags, name)
+    hint = (f"did you mean {' or '.join(close)}?" if close else
+            f"see `swift {job.command} --help` for the flags of this version")
+    return finding(job, ERROR, "flags.unknown", f"args.{key}",
+                   f"unknown flag --{name} for {version}{_other_version(job, name)}", hint)
+
+
+def check_flags(job: Job, facts: Facts) -> list[Finding]:
+    try:
+        flags = swiftflags.load_flags(job.swift_major, job.command)
+    except ValueError:
+        return []
+    out: list[Finding] = []
+    for key, value in job.args.items():
+        if key in LORAKIT_ONLY_ARGS or value is None:
+            continue
+        name = spelled_for(key, job.swift_major, job.command)
+        canonical, how = swiftflags.resolve(flags, name)
+        if canonical is None:
+            out.append(_unknown(job, flags, key, name, how))
+            continue
+        problem = swiftflags.check_value(flags[canonical], value)
+        if problem:
+            out.append(finding(job, ERROR, "flags.value", f"args.{key}", problem,
+                               f"fix {key} in the preset, or override it with --set {key}=..."))
+    return out
+
+
+CHECKS = [check_flags]
