@@ -1,0 +1,109 @@
+"""Proof against the real thing: every built-in preset and every lorakit command in the README
+renders an argv that the installed ms-swift's own parser takes with nothing left over
+(and the same for ms-swift 3.x, from its own venv, when scripts/test.sh made one)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, run_cli
+from lorakit import presets
+
+PARSE = REPO / "scripts" / "swift_parse_check.py"
+
+
+def readme_commands() -> list[str]:
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```bash\n(.*?)```", text, flags=re.S)
+    lines = [line.split("  #")[0].strip() for block in blocks for line in block.splitlines()]
+    return [line for line in lines
+            if re.match(r"^(\w+=\S+ )*lorakit (train|merge|validate)\b", line) and "|" not in line]
+
+
+def workspace(tmp_path: Path) -> Path:
+    """What the README's commands refer to: a checkpoint tree and a user preset."""
+    ckpt = tmp_path / "output" / "v0-20261127-101500" / "checkpoint-100"
+    ckpt.mkdir(parents=True)
+    (ckpt / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "Qwen/Qwen3-8B"}))
+    (ckpt / "args.json").write_text(json.dumps({"model": "Qwen/Qwen3-8B", "model_type": "qwen3"}))
+    (tmp_path / "my.yaml").write_text("extends: zero2\nargs: {lora_rank: 16, lora_alpha: 64}\n")
+    return tmp_path
+
+
+def rendered(words: list[str], cwd: Path, major: int) -> tuple[str, list[str]]:
+    env = {}
+    while "=" in words[0]:
+        key, _, value = words.pop(0).partition("=")
+        env[key] = value
+    assert words[0] == "lorakit"
+    rest = [w for w in words[2:] if not (words[1] == "validate" and w in ("--json", "--strict"))]
+    # validate checks what train would run: render that with train --dry-run
+    command = "train" if words[1] == "validate" else words[1]
+    args = [command, "--dry-run", "--swift-version", str(major), *rest]
+    old = os.getcwd()
+    os.chdir(cwd)
+    try:
+        result = run_cli(args, env=env)
+    finally:
+        os.chdir(old)
+    assert result.code == 0, (args, result.stderr)
+    tokens = shlex.split(result.stdout.replace("\\\n", " "))
+    while "=" in tokens[0] or tokens[0] in ("env", "-u") or tokens[0].isupper():
+        tokens.pop(0)
+    assert tokens[0] == "swift"
+    return tokens[1], tokens[2:]
+
+
+def all_argvs(tmp_path: Path, major: int) -> dict[str, list[tuple[str, list[str]]]]:
+    cwd = workspace(tmp_path)
+    cases = [["lorakit", "train", "-p", name] for name in presets.builtin_names() if name != "merge"]
+    cases.append(["lorakit", "merge", "--adapters", "output", "--preset", "merge"])
+    cases += [shlex.split(line) for line in readme_commands()]
+    by_command: dict[str, list] = {}
+    for words in cases:
+        command, argv = rendered(list(words), cwd, major)
+        by_command.setdefault(command, []).append((" ".join(words), argv))
+    return by_command
+
+
+def parse_all(python: str, by_command: dict) -> list[tuple[str, dict]]:
+    failures = []
+    for command, cases in by_command.items():
+        out = subprocess.run([python, str(PARSE), command, "--batch"], input=json.dumps([a for _, a in cases]),
+                             capture_output=True, text=True, timeout=600, cwd=REPO / "scripts")
+        assert out.returncode == 0, out.stderr[-2000:]
+        for (words, _), answer in zip(cases, json.loads(out.stdout)):
+            if answer.get("exit") != 0 or answer.get("remaining"):
+                failures.append((words, answer))
+    return failures
+
+
+def test_readme_has_commands_to_check():
+    commands = readme_commands()
+    assert any(c.startswith("lorakit merge") for c in commands)
+    assert len(commands) >= 6
+
+
+def test_installed_ms_swift_4_accepts_everything_lorakit_renders(tmp_path):
+    by_command = all_argvs(tmp_path, 4)
+    assert sum(len(v) for v in by_command.values()) >= 12
+    assert parse_all(sys.executable, by_command) == []
+
+
+def test_ms_swift_3_accepts_everything_lorakit_renders_for_it(tmp_path):
+    python = os.environ.get("LORAKIT_SWIFT3_PYTHON")
+    if not python:
+        if os.environ.get("CI"):
+            pytest.fail("CI must check ms-swift 3.x: scripts/test.sh sets LORAKIT_SWIFT3_PYTHON")
+        pytest.skip("set LORAKIT_SWIFT3_PYTHON to a Python with ms-swift 3.x (scripts/test.sh does)")
+    by_command = all_argvs(tmp_path, 3)
+    assert any("--train_type" in argv for _, argv in by_command["sft"])
+    assert parse_all(python, by_command) == []
