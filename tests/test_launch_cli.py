@@ -18,6 +18,8 @@ SHELL_NOISE = {"_", "SHLVL", "PWD", "OLDPWD", "PS1", "PS2", "FAKE_SWIFT_RECORD"}
 
 
 def lorakit(args, env, cwd=None, **kw):
+    # cwd: a real launch writes its run record into the (relative) output dir
+    cwd = cwd or Path(env["FAKE_SWIFT_RECORD"]).parent
     return subprocess.run([sys.executable, "-m", "lorakit", *args], env=env, cwd=cwd,
                           capture_output=True, text=True, timeout=120, **kw)
 
@@ -48,7 +50,7 @@ def test_dry_run_pasted_into_bash_runs_what_lorakit_runs(tmp_path, args):
     env = fake_env(tmp_path, "via_bash.json", NPROC_PER_NODE="99")  # stale: must be unset both ways
     printed = lorakit([args[0], "--dry-run", *args[1:]], env)
     assert printed.returncode == 0, printed.stderr
-    pasted = subprocess.run(["bash", "-c", printed.stdout], env=env, timeout=60)
+    pasted = subprocess.run(["bash", "-c", printed.stdout], env=env, timeout=60, cwd=tmp_path)
     assert pasted.returncode == 0
     launched = lorakit(args, fake_env(tmp_path, "via_lorakit.json", NPROC_PER_NODE="99"))
     assert launched.returncode == 0, launched.stderr
