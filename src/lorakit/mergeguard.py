@@ -1,32 +1,25 @@
-"""Never lose work when merging: check the checkpoint, never overwrite without --force, and
-with --force merge into a temporary sibling that replaces the old output only after success."""
+"""Never lose work when merging: never overwrite without --force, and with --force merge into a
+temporary sibling that replaces the old output only after a whole, uninterrupted success."""
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import signal
+import struct
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator, Mapping, Optional
 
 from lorakit import report
 from lorakit.errors import LorakitError
 
 TMP_SUFFIX = ".lorakit-tmp"
 OLD_SUFFIX = ".lorakit-old"
-
-
-def checkpoint_dir(adapters: str) -> Path:
-    path = Path(adapters).expanduser()
-    if not path.exists():
-        raise LorakitError(f"--adapters {adapters!r}: no such directory",
-                           hint="point at a checkpoint dir, e.g. output/v0-.../checkpoint-100")
-    path = path.resolve()
-    if (path / "adapter_config.json").is_file() or (path / "default" / "adapter_config.json").is_file():
-        return path
-    raise LorakitError(
-        f"--adapters {adapters!r}: {path} holds no adapter_config.json (nor default/adapter_config.json)",
-        hint="point at a LoRA checkpoint dir such as output/v0-.../checkpoint-100",
-    )
+SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # the ones launch.run forwards
 
 
 def output_for(checkpoint: Path, output_dir: str | None) -> Path:
@@ -36,13 +29,42 @@ def output_for(checkpoint: Path, output_dir: str | None) -> Path:
     return Path(output_dir).expanduser().resolve()
 
 
+def refuse_exist_ok(args: Mapping[str, object]) -> None:
+    # merge_lora.py: when output_dir exists ms-swift logs "skipping the saving process" and exits
+    # 0 having merged nothing; --exist_ok only silences export_args.py's FileExistsError for that.
+    if args.get("exist_ok") not in (None, False, "false", "False"):
+        raise LorakitError(
+            "exist_ok is set: ms-swift then skips the merge when the output dir exists and still exits 0",
+            hint="drop exist_ok; lorakit merge --force replaces an existing output after a successful merge",
+        )
+
+
+def _sibling(target: Path, suffix: str) -> Path:
+    return target.with_name(target.name + suffix)
+
+
 @dataclass(frozen=True)
 class OutputPlan:
     target: Path  # where the merged model must end up
     write_to: Path  # where ms-swift writes: the target, or a temporary sibling under --force
 
+    @property
+    def replacing(self) -> bool:
+        return self.write_to != self.target
 
-def plan_output(target: Path, *, force: bool) -> OutputPlan:
+
+def plan_output(target: Path, *, force: bool, protect: Mapping[Path, str]) -> OutputPlan:
+    """Where ms-swift writes. `protect`: paths (what they are) that the output must never replace."""
+    for path, what in protect.items():
+        if target == path or target in path.parents:
+            raise LorakitError(f"output dir {target} would replace {what} ({path})",
+                               hint="pass --output-dir with a new directory for the merged model")
+    old = _sibling(target, OLD_SUFFIX)
+    if old.exists() and not target.exists():
+        raise LorakitError(
+            f"{old} holds the previous merged model: replacing it with a new one was cut short",
+            hint=f"move it back first: mv {old} {target}",
+        )
     if not target.exists():
         return OutputPlan(target, target)
     if not force:
@@ -50,35 +72,141 @@ def plan_output(target: Path, *, force: bool) -> OutputPlan:
             f"output dir {target} already exists; refusing to overwrite it",
             hint="pass --output-dir NEW_DIR, or --force to replace it after a successful merge",
         )
-    return OutputPlan(target, target.with_name(target.name + TMP_SUFFIX))
+    return OutputPlan(target, _sibling(target, TMP_SUFFIX))
+
+
+def _safetensors_whole(path: Path) -> bool:
+    """The header parses and the file is as long as its last tensor says: not cut short."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            (n,) = struct.unpack("<Q", f.read(8))
+            header = json.loads(f.read(n)) if 0 < n <= size - 8 else None
+    except (OSError, ValueError, struct.error):
+        return False
+    if not isinstance(header, dict):
+        return False
+    ends = [t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"]
+    return size == 8 + n + max(ends, default=0)
 
 
 def looks_merged(path: Path) -> bool:
-    has_weights = any(path.glob("*.safetensors")) or any(path.glob("*.bin"))
-    return (path / "config.json").is_file() and has_weights
+    """config.json plus whole weights: every shard of an index, else every *.safetensors, else *.bin."""
+    if not (path / "config.json").is_file():
+        return False
+    index = path / "model.safetensors.index.json"
+    if index.is_file():
+        try:
+            shards = {path / s for s in json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()}
+        except (OSError, ValueError, KeyError, AttributeError, TypeError):
+            return False
+    else:
+        shards = set(path.glob("*.safetensors"))
+    if shards:
+        return all(_safetensors_whole(s) for s in shards)
+    return any(f.stat().st_size > 0 for f in path.glob("*.bin") if f.name != "training_args.bin")
+
+
+class _Interrupts:
+    """Which forwarded signals reached lorakit while ms-swift ran.
+
+    launch.run installs its own handlers for the run and restores ours afterwards, so a handler
+    of ours would never see them; the wakeup fd does: Python's C-level handler writes each
+    signal's number to it whatever Python handler is installed. A merge that traps SIGTERM and
+    exits 0 must not count as a success.
+    """
+
+    def __init__(self) -> None:
+        self.caught: list[int] = []
+        self._fds: Optional[tuple[int, int]] = None
+        self._old = -1
+
+    def __enter__(self) -> "_Interrupts":
+        if threading.current_thread() is threading.main_thread():
+            r, w = os.pipe()
+            os.set_blocking(r, False)
+            os.set_blocking(w, False)
+            self._fds = (r, w)
+            self._old = signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fds is None:
+            return
+        signal.set_wakeup_fd(self._old)
+        r, w = self._fds
+        try:
+            data = os.read(r, 4096)
+        except BlockingIOError:
+            data = b""
+        os.close(r)
+        os.close(w)
+        self.caught = [n for n in data if n in [int(s) for s in SIGNALS]]
+
+
+@contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold Ctrl-C/SIGTERM while renaming: a swap cut in half leaves the target missing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def _verdict(plan: OutputPlan, code: int, caught: list[int]) -> int:
+    if caught and code == 0:
+        name = signal.Signals(caught[0]).name
+        report.note(f"merge interrupted ({name}) but ms-swift exited 0: not trusting {plan.write_to}")
+        return 128 + caught[0]
+    if code == 0 and not looks_merged(plan.write_to):
+        report.note(f"ms-swift exited 0 but {plan.write_to} has no config.json and whole weights")
+        return 1
+    return code
+
+
+def _swap(plan: OutputPlan) -> None:
+    old = _sibling(plan.target, OLD_SUFFIX)
+    if old.exists():
+        shutil.rmtree(old)  # lorakit's own leftover, and the target exists (plan_output checked)
+    plan.target.rename(old)
+    plan.write_to.rename(plan.target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _failed(plan: OutputPlan, code: Optional[int]) -> None:
+    """Remove what this merge wrote: the temporary sibling, or a target that did not exist before."""
+    wrote = plan.write_to.exists()
+    if wrote:
+        shutil.rmtree(plan.write_to, ignore_errors=True)
+    if code is None:  # an exception is on its way to the user; it says what happened
+        return
+    if plan.replacing:
+        removed = f"removed the temporary {plan.write_to}; " if wrote else ""
+        report.note(f"merge failed (exit {code}); {removed}{plan.target} is untouched")
+    else:
+        report.note(f"merge failed (exit {code})" + (f"; removed the partial output {plan.target}" if wrote else ""))
 
 
 def run_guarded(plan: OutputPlan, run: Callable[[], int]) -> int:
-    """Run the merge; swap a --force result into place only if it exited 0 and looks whole."""
-    if plan.write_to == plan.target:
-        return run()
-    if plan.write_to.exists():
+    """Run the merge. Under --force swap the result into place only if it exited 0 without an
+    interrupt and looks whole; whatever fails, remove what this merge wrote and nothing else."""
+    if plan.replacing and plan.write_to.exists():
         shutil.rmtree(plan.write_to)  # lorakit's own leftover from an interrupted --force merge
+    code: Optional[int] = None
     try:
-        code = run()
-        if code == 0 and not looks_merged(plan.write_to):
-            report.note(f"ms-swift exited 0 but {plan.write_to} has no config.json and weights")
-            code = 1
-        if code == 0:
-            old = plan.target.with_name(plan.target.name + OLD_SUFFIX)
-            if old.exists():
-                shutil.rmtree(old)  # lorakit's own leftover from a swap cut short
-            plan.target.rename(old)
-            plan.write_to.rename(plan.target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            report.note(f"merge failed (exit {code}); {plan.target} is untouched")
+        watch = _Interrupts()
+        with watch:
+            code = run()
+        code = _verdict(plan, code, watch.caught)
+        if code == 0 and plan.replacing:
+            with _signals_held():
+                _swap(plan)
         return code
     finally:
-        if plan.write_to.exists():
-            shutil.rmtree(plan.write_to, ignore_errors=True)
+        if code != 0:
+            with _signals_held():
+                _failed(plan, code)

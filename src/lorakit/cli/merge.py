@@ -2,61 +2,116 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Annotated, List, Optional
+from typing import Annotated, Optional
 
 import typer
 
-from lorakit import mergeguard, report
+from lorakit import checkpoints, mergeguard, preflight, report
 from lorakit.cli import common as c
 from lorakit.cli.run import check_or_exit, finish
-from lorakit.errors import LorakitError
+from lorakit.errors import EXIT_USER, LorakitError
+from lorakit.job import Job
 
 EXAMPLES = """
 Examples:
 
-  lorakit merge --adapters output/v0-20260101-120000/checkpoint-100
+  lorakit merge --adapters output
 
-  lorakit merge --adapters output --dry-run
+  lorakit merge --adapters output/v0-20260101-120000 --pick best --dry-run
 
-  lorakit merge --adapters ckpt --output-dir merged --force
+  lorakit merge --adapters output/v0-20260101-120000/checkpoint-100 --output-dir merged --force
 """
+
+PickOpt = Annotated[str, typer.Option(
+    "--pick", help="From a run or output dir: the newest run's 'last' checkpoint, or its 'best' (lowest loss).")]
 
 
 def merge(
-    adapters: Annotated[str, typer.Option(help="A checkpoint dir (holding adapter_config.json).")],
+    adapters: Annotated[str, typer.Option(
+        help="A checkpoint dir (holding adapter_config.json), a run dir (vN-...) or a training output dir.")],
+    pick: PickOpt = "last",
+    model: Annotated[Optional[str], typer.Option(
+        help="Base model to merge into. Default: the one the checkpoint was trained on (its args.json).")] = None,
     output_dir: Annotated[Optional[str], typer.Option("--output-dir", help="Default: <checkpoint>-merged, as ms-swift does.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing output dir, only after a successful merge.")] = False,
     preset: Annotated[str, typer.Option("--preset", "-p", help="An export preset (built-in: merge).")] = "merge",
     set_: c.SetOpt = None,
     swift_version: c.SwiftVersionOpt = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the command; launch nothing.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Check and print the command; launch nothing.")] = False,
     strict: c.StrictOpt = False,
     grace: Annotated[float, typer.Option(help="Seconds between forwarding Ctrl-C/SIGTERM and SIGKILL.")] = 30.0,
 ) -> int:
     """Merge a trained LoRA adapter into its base model with `swift export`."""
-    checkpoint = mergeguard.checkpoint_dir(adapters)
+    chosen, reason = checkpoints.pick(adapters, pick)
+    checkpoint = chosen.path  # resolved checkpoint-N, never the last-checkpoint link (moves on every save)
+    report.note(f"picked {checkpoint}: {reason}")
+    opts = c.JobOptions(preset, model=model, sets=set_ or [], swift_version=swift_version)
+    base = _base(_export_job(opts, checkpoint), chosen)
     target = mergeguard.output_for(checkpoint, output_dir)
-    plan = mergeguard.plan_output(target, force=force)
+    plan, warnings = _preflight(base, checkpoint, target, force)
+    job = _export_job(opts, checkpoint, (str(plan.write_to), "--output-dir" if output_dir else "default"))
+    report.note(f"merging into {base.model} (from {base.source}) -> {target}; rendering for {job.swift_source}")
+    if plan.replacing:
+        report.note(f"{target} exists: merging into {plan.write_to}, swapped in only after success (--force)")
+    report.print_findings(warnings)
+    check_or_exit(job, strict)
+    if strict and warnings:
+        report.note("not launching: warnings (--strict)")
+        return EXIT_USER
+    if dry_run:
+        return finish(job, dry=True, grace=grace)
+    code = mergeguard.run_guarded(plan, lambda: finish(job, dry=False, grace=grace))
+    if code == 0:
+        _print_success(target)
+    return code
+
+
+def _export_job(opts: c.JobOptions, checkpoint: Path, output: Optional[tuple] = None) -> Job:
     # Absolute paths: ms-swift takes a relative path that does not exist for a hub model id
     # and fails ~30 s later with a network error.
-    opts = c.JobOptions(preset, sets=set_ or [], swift_version=swift_version)
-    extra = [("args.adapters", [str(checkpoint)], "--adapters"),
-             ("args.output_dir", str(plan.write_to), "--output-dir" if output_dir else "default")]
+    extra = [("args.adapters", [str(checkpoint)], "--adapters")]
+    if output is not None:
+        extra.append(("args.output_dir", *output))
     job = c.build_with(opts, extra)
     if job.command != "export":
         raise LorakitError(
             f"preset {job.preset!r} runs `swift {job.command}`, not `swift export`",
             hint="use the built-in 'merge' preset or one that extends it",
         )
-    report.note(f"merging {checkpoint} -> {target}; rendering for {job.swift_source}")
-    if plan.write_to != target:
-        report.note(f"{target} exists: merging into {plan.write_to}, swapped in only after success (--force)")
-    check_or_exit(job, strict)
-    if dry_run:
-        return finish(job, dry=True, grace=grace)
-    return mergeguard.run_guarded(plan, lambda: finish(job, dry=False, grace=grace))
+    mergeguard.refuse_exist_ok(job.args)
+    return job
+
+
+def _base(job: Job, chosen: checkpoints.Checkpoint) -> preflight.Base:
+    """--model (or the preset's model) wins, as in ms-swift; else what the checkpoint names."""
+    if job.args.get("model"):
+        return preflight.resolve_base(str(job.args["model"]), job.source_of("args.model") or "--model")
+    info = checkpoints.base_model_of(chosen)
+    return preflight.resolve_base(info.get("model"), info.get("source") or f"{chosen.path}: no args.json")
+
+
+def _preflight(base: preflight.Base, checkpoint: Path, target: Path, force: bool) -> tuple:
+    """Before anything starts (--dry-run too): exit 2 for a GPTQ/AWQ base or an output that must
+    not be replaced, 1 for a disk too small; the plan and any warnings otherwise."""
+    protect = {checkpoint: "the adapter checkpoint"}
+    if base.local:
+        protect[base.local] = "the base model"
+    warnings = preflight.check_quantization(base)
+    plan = mergeguard.plan_output(target, force=force, protect=protect)
+    disk_note = preflight.check_disk(base, plan.write_to)
+    if disk_note:
+        report.note(disk_note)
+    return plan, warnings
+
+
+def _print_success(target: Path) -> None:
+    """Where the model is (stderr), and Python that loads it (stdout, pasteable)."""
+    report.note(f"merged model saved in {target}; load it with transformers:")
+    path = repr(str(target))  # a Python string literal, whatever the path holds
+    typer.echo("from transformers import AutoModelForCausalLM, AutoTokenizer")
+    typer.echo(f"model = AutoModelForCausalLM.from_pretrained({path}, dtype='auto')")
+    typer.echo(f"tokenizer = AutoTokenizer.from_pretrained({path})")
 
 
 merge.__doc__ = (merge.__doc__ or "") + "\n" + EXAMPLES.replace("\n\n", "\n\n\b\n")

@@ -1,0 +1,88 @@
+"""`lorakit checkpoints DIR`: the runs and adapter checkpoints under DIR, and which merge would pick."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from typing import Annotated, Optional
+
+import typer
+
+from lorakit import checkpoints as ck
+from lorakit import report
+from lorakit.preflight import human
+
+COLUMNS = ("run", "checkpoint", "step", "loss", "eval_loss", "time", "size", "marks")
+RIGHT = {"step", "loss", "eval_loss", "size"}
+
+
+def _loss(value: Optional[float]) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+def _cell(row: dict, name: str) -> str:
+    if name == "marks":
+        return ",".join(m for m in ("last", "best") if row[m])
+    if name == "time":  # 'YYYY-MM-DDTHH:MM:SS+hh:mm' -> 'YYYY-MM-DD HH:MM:SS': this machine's zone anyway
+        return row["time"][:19].replace("T", " ")
+    if name == "size":
+        return human(row["size"])
+    return _loss(row[name]) if name in ("loss", "eval_loss") else str(row[name])
+
+
+def _plain(columns: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(columns))]
+    lines = []
+    for r in rows:
+        cells = [c.rjust(w) if name in RIGHT else c.ljust(w) for c, w, name in zip(r, widths, columns)]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def _print_table(rows: list[dict]) -> None:
+    # eval_loss only where some run evaluated: without a val set ms-swift logs none
+    columns = [n for n in COLUMNS if n != "eval_loss" or any(r["eval_loss"] is not None for r in rows)]
+    cells = [[_cell(r, n) for n in columns] for r in rows]
+    if not sys.stdout.isatty():
+        typer.echo(_plain(columns, [columns, *cells]))
+        return
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    for name in columns:  # names must stay whole; a narrow terminal wraps the time after its date
+        table.add_column(name, justify="right" if name in RIGHT else "left",
+                         no_wrap=name in ("run", "checkpoint"), min_width=10 if name == "time" else None)
+    for r in cells:
+        table.add_row(*r)
+    Console(markup=False, highlight=False).print(table)  # run names are user data: no markup
+
+
+def checkpoints(
+    directory: Annotated[str, typer.Argument(
+        metavar="DIR", show_default=False, help="A training output dir, a run dir (vN-...) or a checkpoint dir.")],
+    as_json: Annotated[bool, typer.Option("--json", help="The rows as a JSON list on stdout.")] = False,
+) -> int:
+    """List runs and adapter checkpoints: step, loss, time, size, which is last and which is best.
+
+    'last' and 'best' are per run; `lorakit merge --adapters DIR` takes the newest run's last
+    checkpoint (or its best with --pick best).
+
+    \b
+    Examples:
+      lorakit checkpoints output
+      lorakit checkpoints output/v1-20260101-120000 --json
+    """
+    runs = ck.scan(directory)
+    rows = ck.checkpoints_table(runs)
+    if not rows:
+        ck.pick(directory)  # raises the error that says what is there instead
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return 0
+    _print_table(rows)
+    chosen, reason = ck.pick(directory)
+    report.note(f"`lorakit merge --adapters {shlex.quote(directory)}` would pick {chosen.path}: {reason}")
+    return 0

@@ -1,0 +1,171 @@
+"""Pre-flight for `lorakit merge`: what must hold before ms-swift spends minutes loading a model.
+
+Stdlib only, like checkpoints.py: it runs on --dry-run too, and reads config.json and file sizes,
+never weights.
+
+- The base model: ms-swift's export reads it from the checkpoint's args.json unless --model is
+  given (base_args.py `load_args_from_ckpt` fills `model` only when it is unset), and treats it as
+  a local dir when the path exists, else as a hub id, except that a path starting with '/' that
+  does not exist is an error (utils/hub_utils.py `safe_snapshot_download`). That error comes after
+  ms-swift has started; lorakit says it first and names the file that holds the stale path.
+- Quantized bases: PEFT cannot fold a LoRA delta into GPTQ/AWQ packed integer weights; with
+  bitsandbytes it dequantizes, merges and re-quantizes, which loses precision
+  (https://github.com/huggingface/peft/issues/2321, cited by pipelines/export/merge_lora.py).
+- Disk: the merged model is as large as the base's weights; a disk that fills up halfway leaves
+  a broken model after minutes of work.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from lorakit.errors import EnvironmentProblem, LorakitError
+from lorakit.findings import WARNING, Finding
+
+REFUSED = {"gptq": "GPTQ", "awq": "AWQ"}  # quant_method in config.json -> how users spell it
+
+
+@dataclass(frozen=True)
+class Base:
+    model: str  # as ms-swift will get it: a hub id or a path
+    source: str  # where lorakit read it: a file, or "--model"
+    local: Optional[Path]  # the directory holding its config.json; None: a hub id not cached here
+
+
+def free_bytes(path: Path) -> int:
+    """Free space for an unprivileged writer on the filesystem holding `path` (which exists).
+    Tests replace this function to simulate a full disk."""
+    return shutil.disk_usage(str(path)).free
+
+
+def human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+def _looks_like_path(model: str) -> bool:
+    return model.startswith(("/", "~", "./", "../")) or os.path.isabs(model)
+
+
+def _snapshots(repo: Path) -> list[Path]:
+    """A hub cache's `<repo>/snapshots/<revision>/` dirs, newest first."""
+    try:
+        return sorted((repo / "snapshots").iterdir(), key=lambda p: p.stat().st_mtime, reverse=True)
+    except OSError:
+        return []
+
+
+def _cached(model_id: str) -> Optional[Path]:
+    """The local copy of a hub id, if ms-swift (ModelScope, its default hub) or HF downloaded it.
+
+    ModelScope's layouts changed across releases (modelscope/hub/utils/utils.py
+    `find_reusable_legacy_repo_dir` lists them): `models/<org>/<name>` with '.' stored as '___',
+    the older `hub/<org>/<name>`, and now `models/<org>--<name>/snapshots/<rev>`, as HF does.
+    """
+    if model_id.count("/") != 1:
+        return None
+    org, name = model_id.split("/")
+    home = Path.home() / ".cache"
+    ms_env = os.environ.get("MODELSCOPE_CACHE")
+    cands: list[Path] = []
+    for root in ([Path(ms_env).expanduser()] if ms_env else [home / "modelscope", home / "modelscope" / "hub"]):
+        for sub in ("models", "hub", ""):
+            cands += [root / sub / org / n for n in (name.replace(".", "___"), name)]
+        cands += _snapshots(root / "models" / f"{org}--{name}")
+    hf_home = Path(os.environ.get("HF_HOME") or home / "huggingface").expanduser()
+    hf = Path(os.environ.get("HF_HUB_CACHE") or hf_home / "hub").expanduser()
+    cands += _snapshots(hf / f"models--{org}--{name}")
+    return next((c for c in cands if (c / "config.json").is_file()), None)
+
+
+def resolve_base(model: Optional[str], source: str) -> Base:
+    """`model` as the checkpoint (or --model) names it -> Base; exit 2 if it is a path that is gone."""
+    if not model:
+        raise LorakitError(f"cannot tell which base model the adapter belongs to ({source})",
+                           hint="pass it with --model PATH_OR_HUB_ID")
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return Base(model, source, path.resolve())
+    if _looks_like_path(model):
+        what = "is not a directory" if path.exists() else "does not exist"
+        raise LorakitError(
+            f"base model {model} {what} (named by {source})",
+            hint="if the model moved, pass its new location with --model PATH (or its hub id)",
+        )
+    return Base(model, source, _cached(model))
+
+
+def _quant_method(base: Base) -> Optional[str]:
+    try:
+        config = json.loads((base.local / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    quant = config.get("quantization_config") if isinstance(config, dict) else None
+    method = quant.get("quant_method") if isinstance(quant, dict) else None
+    return str(method).lower() if method else None
+
+
+def check_quantization(base: Base) -> list[Finding]:
+    """Exit 2 for GPTQ/AWQ bases; a warning for bitsandbytes and other quantizers."""
+    if base.local is None:
+        return []
+    method = _quant_method(base)
+    where = base.local / "config.json"
+    if method in REFUSED:
+        name = REFUSED[method]
+        raise LorakitError(
+            f"base model {base.model} is {name}-quantized (quantization_config in {where}): "
+            f"a LoRA adapter cannot be merged into {name} weights",
+            hint=f"merge into the unquantized model it was made from (--model ORIGINAL), then quantize "
+                 f"the merged model if you need to (swift export --quant_method {method})",
+        )
+    if method == "bitsandbytes":
+        return [Finding(WARNING, "merge.base.bnb",
+                        f"base model {base.model} is bitsandbytes-quantized ({where}): PEFT dequantizes "
+                        "it to merge and re-quantizes the result, which loses precision",
+                        "merge into the unquantized model instead (--model ORIGINAL) for an exact result")]
+    if method:
+        return [Finding(WARNING, "merge.base.quantized",
+                        f"base model {base.model} is quantized with {method} ({where}): PEFT may be "
+                        "unable to merge into it, or lose precision",
+                        "merge into the unquantized model instead (--model ORIGINAL)")]
+    return []
+
+
+def weights_bytes(model_dir: Path) -> int:
+    """Size of the model's weights: its safetensors files, else its *.bin files."""
+    for pattern in ("*.safetensors", "*.bin"):
+        files = [f for f in model_dir.glob(pattern) if f.is_file() and f.name != "training_args.bin"]
+        if files:
+            return sum(f.stat().st_size for f in files)
+    return 0
+
+
+def _existing_ancestor(path: Path) -> Path:
+    while not path.exists() and path.parent != path:
+        path = path.parent
+    return path
+
+
+def check_disk(base: Base, write_to: Path) -> Optional[str]:
+    """Exit 1 if the disk under `write_to` cannot hold the base's weights; else a note to print."""
+    size = weights_bytes(base.local) if base.local else 0
+    if not size:
+        return f"free disk not checked: the size of {base.model} is unknown here"
+    where = _existing_ancestor(write_to)
+    free = free_bytes(where)
+    if free < size:
+        raise EnvironmentProblem(
+            f"not enough free disk for the merged model: {human(free)} free at {where}, "
+            f"the base model's weights take {human(size)} ({base.local})",
+            hint="free some space, or pass --output-dir on a disk with room",
+        )
+    return None
