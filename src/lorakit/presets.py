@@ -177,6 +177,17 @@ def _record(sources: dict[str, str], data: dict[str, Any], who: str) -> None:
             sources[key] = who
 
 
+def _drop_superseded(data: dict[str, Any], sources: dict[str, str], key: str, who: str) -> None:
+    """global_batch_size (lorakit's own key) derives gradient_accumulation_steps (fixups.py). A
+    later layer that sets the steps itself overrides an earlier global_batch_size, as any child
+    key wins over its parent's; one layer setting both is an error the fixup reports."""
+    gbs = "args.global_batch_size"
+    if key != "gradient_accumulation_steps" or sources.get(gbs, who) == who:
+        return
+    data["args"] = {k: v for k, v in (data.get("args") or {}).items() if k != "global_batch_size"}
+    sources.pop(gbs, None)
+
+
 def load(ref: str) -> Resolved:
     """Load a preset and its whole extends chain (parent first, child wins)."""
     path = locate(ref)
@@ -199,6 +210,8 @@ def load(ref: str) -> Resolved:
     sources: dict[str, str] = {}
     for file_path, data in zip(reversed(chain), reversed(datas)):
         body = {k: v for k, v in data.items() if k != "extends"}
+        for key in body.get("args") or {}:
+            _drop_superseded(merged, sources, key, label(file_path))
         merged = deep_merge(merged, body)
         _record(sources, body, label(file_path))
     name = path.stem if path.parent == builtin_dir() else str(path)
@@ -244,6 +257,8 @@ def apply_overrides(resolved: Resolved, overrides: list[tuple[str, Any, str]]) -
     sources = dict(resolved.sources)
     for dotted, value, who in overrides:
         section, key = dotted.split(".", 1)
+        if section == "args":
+            _drop_superseded(data, sources, key, who)
         block = dict(data.get(section) or {})
         block[key] = value
         data[section] = block

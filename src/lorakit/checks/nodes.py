@@ -1,5 +1,105 @@
-"""Multi-node rules: node_rank, master_addr/port, nnodes."""
+"""Multi-node rules: nnodes, node_rank, master_addr/port.
+
+ms-swift turns NNODES, NODE_RANK, MASTER_ADDR and MASTER_PORT into torchrun arguments
+(swift/cli/main.py: get_torchrun_args) without looking at them; a mistake here shows up as a
+rendezvous that hangs until torchrun's timeout, on every node at once.
+"""
 
 from __future__ import annotations
 
-CHECKS: list = []
+import ipaddress
+
+from lorakit.checks.facts import Facts
+from lorakit.findings import ERROR, WARNING, Finding
+from lorakit.job import Job
+from lorakit.values import as_int, finding
+
+PORTS = (1024, 65535)  # below 1024 needs root; torchrun's own default is 29500
+LOOPBACK_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback")
+
+# The sbatch export supplies these from the allocation (SLURM_NODEID, the first host), and
+# --all-nodes prints every rank; those modes waive the findings with these codes.
+NODE_RANK_MISSING = "nodes.node_rank.missing"
+MASTER_ADDR_MISSING = "nodes.master_addr.missing"
+
+
+def nnodes_of(job: Job) -> int | None:
+    """The node count (1 when unset), or None when it is not a whole number >= 1."""
+    if job.launch.nnodes is None:
+        return 1
+    n = as_int(job.launch.nnodes)
+    return n if n is not None and n >= 1 else None
+
+
+def check_nnodes(job: Job, facts: Facts) -> list[Finding]:
+    if nnodes_of(job) is not None:
+        return []
+    return [finding(job, ERROR, "nodes.nnodes.invalid", "launch.nnodes",
+                    f"nnodes {job.launch.nnodes!r} is not a number of nodes (1 or more)",
+                    "give the number of machines as an integer, e.g. nnodes: 2")]
+
+
+def check_node_rank(job: Job, facts: Facts) -> list[Finding]:
+    n, rank = nnodes_of(job), job.launch.node_rank
+    if n is None:
+        return []  # check_nnodes says why
+    if rank is None:
+        if n < 2:
+            return []
+        # torchrun defaults --node_rank to 0: two nodes both rank 0 wait for a rank 1 forever.
+        return [finding(job, ERROR, NODE_RANK_MISSING, "launch.node_rank",
+                        f"nnodes {n} but no node_rank: every node must say which one it is",
+                        "run with --node-rank 0 on the master_addr host and 1.."
+                        f"{n - 1} on the others (or --set launch.node_rank=R)")]
+    value = as_int(rank)
+    if value is not None and 0 <= value < n:
+        return []
+    return [finding(job, ERROR, "nodes.node_rank.range", "launch.node_rank",
+                    f"node_rank {rank!r} is not in [0, {n}) for nnodes {n}",
+                    f"each node takes one rank from 0 to {n - 1}; 0 is the master_addr host")]
+
+
+def is_loopback(addr: str) -> bool:
+    text = addr.strip().strip("[]").lower()
+    if text in LOOPBACK_NAMES:
+        return True
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    # 0.0.0.0 / :: is "this host" as a connect address: no other host can reach it either.
+    return ip.is_loopback or ip.is_unspecified
+
+
+def check_master_addr(job: Job, facts: Facts) -> list[Finding]:
+    n, addr = nnodes_of(job), job.launch.master_addr
+    if n is None or n < 2:
+        return []
+    if addr is None or not str(addr).strip():
+        return [finding(job, ERROR, MASTER_ADDR_MISSING, "launch.master_addr",
+                        f"nnodes {n} but no master_addr: the other nodes cannot find node 0",
+                        "set launch.master_addr to node 0's address as the other nodes reach it "
+                        "(or use --dry-run --format sbatch, which takes it from the allocation)")]
+    if is_loopback(str(addr)):
+        # ms-swift's own multi-node README example uses 127.0.0.1 and fails across hosts.
+        return [finding(job, WARNING, "nodes.master_addr.loopback", "launch.master_addr",
+                        f"master_addr {addr} is a loopback address with nnodes {n}: "
+                        "nodes on other hosts cannot reach it",
+                        "valid only when every node runs on this one host; otherwise give node 0's "
+                        "address as the other nodes reach it")]
+    return []
+
+
+def check_master_port(job: Job, facts: Facts) -> list[Finding]:
+    port = job.launch.master_port
+    if port is None:
+        return []
+    value = as_int(port)
+    if value is not None and PORTS[0] <= value <= PORTS[1]:
+        return []
+    return [finding(job, ERROR, "nodes.master_port.range", "launch.master_port",
+                    f"master_port {port!r} is not a port in {PORTS[0]}-{PORTS[1]}",
+                    "pick a free port every node can reach, e.g. 29500 (torchrun's default)")]
+
+
+CHECKS = [check_nnodes, check_node_rank, check_master_addr, check_master_port]
