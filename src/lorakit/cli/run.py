@@ -1,23 +1,31 @@
-"""The shared tail of train and merge: check, then print (dry-run) or launch."""
+"""The shared tail of train and merge: check, then print (dry-run, in a format) or launch."""
 
 from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Optional
 
-from lorakit import launch, report
+from lorakit import exports, launch, record, report
 from lorakit.checks import run_checks
+from lorakit.checks.nodes import MASTER_ADDR_MISSING, NODE_RANK_MISSING
 from lorakit.cli.common import blocking
-from lorakit.errors import EXIT_USER, EnvironmentProblem
+from lorakit.errors import EXIT_USER, EnvironmentProblem, LorakitError
+from lorakit.findings import Finding
 from lorakit.job import Job
 from lorakit.render import Command, render, shell_text
 from lorakit.swiftenv import installed_version
 
 INSTALL_HINT = "pip install 'lorakit[swift]' (or: pip install ms-swift) in this environment"
+# The sbatch export takes each node's rank and node 0's address from the SLURM allocation.
+SBATCH_SUPPLIES = (NODE_RANK_MISSING, MASTER_ADDR_MISSING)
 
 
-def check_or_exit(job: Job, strict: bool) -> list:
-    findings = run_checks(job)
+def check_or_exit(job: Job, strict: bool, waive: Iterable[str] = ()) -> list[Finding]:
+    """Run every check, print the findings (minus the `waive`d codes), stop on errors."""
+    waived = set(waive)
+    findings = [f for f in run_checks(job) if f.code not in waived]
     report.print_findings(findings)
     if blocking(findings, strict):
         errors = sum(f.level == "error" for f in findings)
@@ -28,12 +36,18 @@ def check_or_exit(job: Job, strict: bool) -> list:
 
 
 def dry_run(command: Command) -> int:
-    sys.stdout.write(shell_text(command))
+    return emit(shell_text(command))
+
+
+def emit(text: str) -> int:
+    sys.stdout.write(text)
     sys.stdout.flush()
     return 0
 
 
-def execute(command: Command, *, grace: float) -> int:
+def execute(command: Command, *, grace: float,
+            before_start: Optional[Callable[[], None]] = None) -> int:
+    """Launch; `before_start` runs once `swift` is known to exist, right before it starts."""
     env = command.child_env(os.environ)
     swift = launch.resolve_swift(env)
     if swift is None:
@@ -42,6 +56,8 @@ def execute(command: Command, *, grace: float) -> int:
     report.note(f"running {swift} (ms-swift {version or 'version unknown: not in this Python'})")
     for name in command.unset:
         report.note(f"unset {name} from your environment: this job does not set it")
+    if before_start is not None:
+        before_start()
     return launch.run(command.argv, env, grace=grace)
 
 
@@ -50,3 +66,44 @@ def finish(job: Job, *, dry: bool, grace: float) -> int:
     if dry:
         return dry_run(command)
     return execute(command, grace=grace)
+
+
+def output_options(fmt: Optional[str], all_nodes: bool, dry: bool) -> str:
+    """--format and --all-nodes only shape what --dry-run prints."""
+    if fmt is not None and fmt not in exports.FORMATS:
+        raise LorakitError(f"--format {fmt!r}: unknown format", hint="one of: " + ", ".join(exports.FORMATS))
+    fmt = fmt or "text"
+    for given, option in ((fmt != "text", f"--format {fmt}"), (all_nodes, "--all-nodes")):
+        if given and not dry:
+            raise LorakitError(f"{option} only shapes what --dry-run prints; it launches nothing",
+                               hint="add --dry-run")
+    if all_nodes and fmt not in exports.ALL_NODES_FORMATS:
+        raise LorakitError(f"--all-nodes prints text or json, not {fmt}",
+                           hint="sbatch already covers every node; for sh or swift-yaml, render "
+                                "once per node with --node-rank R")
+    return fmt
+
+
+def train_tail(job: Job, *, dry: bool, fmt: Optional[str], all_nodes: bool, strict: bool,
+               grace: float, replayed: Optional[tuple[Path, Mapping[str, Any]]] = None) -> int:
+    """Checks, then the export(s) on stdout, or the record written and ms-swift launched."""
+    fmt = output_options(fmt, all_nodes, dry)
+    jobs = exports.node_jobs(job) if all_nodes else [job]
+    findings = check_or_exit(jobs[0], strict, SBATCH_SUPPLIES if fmt == "sbatch" else ())
+    preset_says = job.launch.node_rank is not None or job.launch.master_addr is not None
+    if fmt == "sbatch" and preset_says and len(exports.node_jobs(job)) > 1:
+        report.note("sbatch: NODE_RANK comes from SLURM_NODEID and MASTER_ADDR from the "
+                    "allocation's first host, not from the preset")
+    command = render(job, os.environ)
+    if replayed is not None:
+        record.check_replay(replayed[1], command, replayed[0])
+    if dry and all_nodes:
+        return emit(exports.all_nodes(fmt, [(j, render(j, os.environ)) for j in jobs], findings))
+    if dry:
+        return emit(exports.export(fmt, job, command, findings))
+
+    def write_record() -> None:
+        path = record.write_train_record(job, command)
+        report.note(f"run record: {path}")
+
+    return execute(command, grace=grace, before_start=write_record)

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# lorakit merge -p merge, rendered for ms-swift 4.x
+# Replace both paths, or run: lorakit merge --adapters CHECKPOINT [--output-dir DIR]
+set -euo pipefail
+
+# Launch variables this job does not set: one left in your shell would change the
+# launch (ms-swift turns NPROC_PER_NODE/NNODES/NODE_RANK/MASTER_* into torchrun
+# arguments; CUDA_VISIBLE_DEVICES picks the GPUs).
+unset CUDA_VISIBLE_DEVICES NPROC_PER_NODE NNODES NODE_RANK MASTER_ADDR MASTER_PORT
+
+exec swift export \
+    --merge_lora true \
+    --adapters /path/to/output/checkpoint-xxx \
+    --output_dir /path/to/merged_model

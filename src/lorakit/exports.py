@@ -1,0 +1,205 @@
+"""The --dry-run formats: a rendered job as text for bash, a script, a SLURM batch script,
+ms-swift's own YAML config, or JSON for other tools. Pure: Job + Command (+ findings) -> text.
+
+Each format launches exactly what `lorakit train` launches: the same argv, and the inherited
+environment with the job's launch variables set and every other launch variable removed
+(tests/test_exports.py runs each one against the real launch).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from dataclasses import replace
+from typing import Any, Iterable
+
+import yaml
+
+from lorakit.findings import Finding
+from lorakit.job import Job
+from lorakit.names import spelled_for
+from lorakit.render import LAUNCH_ENV, LORAKIT_ONLY_ARGS, Command, render_value, shell_text
+from lorakit.values import as_int
+
+FORMATS = ("text", "sh", "sbatch", "swift-yaml", "json")
+ALL_NODES_FORMATS = ("text", "json")  # sh/swift-yaml are one node's file; sbatch is every node
+
+
+def stale_vars(command: Command) -> list[str]:
+    """Launch variables the job does not set: a leftover one in the shell that runs the script
+    would change the launch (ms-swift turns each into a torchrun argument)."""
+    return [name for name in LAUNCH_ENV if name not in command.env]
+
+
+def title(job: Job) -> str:
+    verb = "train" if job.command == "sft" else "merge"
+    return f"lorakit {verb} -p {job.preset}, rendered for ms-swift {job.swift_major}.x"
+
+
+def _body(command: Command, prefix: str = "") -> str:
+    """`swift sft \\` and one `--flag values \\` line per flag (the seed's form)."""
+    return prefix + shell_text(Command(env={}, argv=command.argv))
+
+
+def _unset_lines(stale: list[str]) -> list[str]:
+    if not stale:
+        return []
+    return ["# Launch variables this job does not set: one left in your shell would change the",
+            "# launch (ms-swift turns NPROC_PER_NODE/NNODES/NODE_RANK/MASTER_* into torchrun",
+            "# arguments; CUDA_VISIBLE_DEVICES picks the GPUs).",
+            "unset " + " ".join(stale), ""]
+
+
+def sh_script(job: Job, command: Command) -> str:
+    """A runnable script like the seed's train_zero2.sh. `exec`: a SIGTERM to the script (kill,
+    a scheduler) reaches ms-swift itself rather than a bash that would not pass it on."""
+    head = ["#!/usr/bin/env bash", f"# {title(job)}", "set -euo pipefail", ""]
+    env = "".join(f"{k}={shlex.quote(v)} \\\n" for k, v in command.env.items())
+    return "\n".join(head + _unset_lines(stale_vars(command))) + "\n" + env + _body(command, "exec ")
+
+
+def gpus_per_node(job: Job) -> int | None:
+    ids = job.launch.gpu_ids
+    return len(ids) if ids else None
+
+
+def sbatch_script(job: Job, command: Command) -> str:
+    """SLURM: nnodes nodes x the job's GPUs, one task per node running the whole torchrun of
+    that node; NODE_RANK is the node's index in the allocation and MASTER_ADDR its first host."""
+    nodes = max(as_int(job.launch.nnodes) or 1, 1)
+    multi, gpus = nodes > 1, gpus_per_node(job)
+    head = ["#!/usr/bin/env bash", f"# {title(job)}", "# Submit with: sbatch THIS_FILE",
+            f"#SBATCH --job-name=lorakit-{job_name(job)}", f"#SBATCH --nodes={nodes}",
+            "#SBATCH --ntasks-per-node=1"]
+    head += [f"#SBATCH --gpus-per-node={gpus}"] if gpus else []
+    head += ["set -euo pipefail", ""]
+    env = dict(command.env)
+    if multi:  # set per task below, whatever the preset said
+        env.pop("NODE_RANK", None)
+        env.pop("MASTER_ADDR", None)
+    per_task = ("NODE_RANK", "MASTER_ADDR") if multi else ()
+    head += _unset_lines([name for name in stale_vars(command) if name not in per_task])
+    if multi:
+        head += ["# torchrun's rendezvous runs on node 0, which is the allocation's first host",
+                 "# (a launch.master_addr or node_rank in the preset is replaced here).",
+                 "# sed, not head: head exiting early can fail the pipe under pipefail.",
+                 'MASTER_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | sed -n 1p)', ""]
+    if gpus:
+        head += ["# CUDA_VISIBLE_DEVICES as lorakit renders it; under SLURM's device cgroup a",
+                 "# node's allocated GPUs are numbered from 0."]
+    srun = [f"srun --nodes={nodes} --ntasks-per-node=1 --kill-on-bad-exit=1", "  env"]
+    srun += [f"    {k}={shlex.quote(v)}" for k, v in env.items()]
+    if multi:
+        srun.append('    MASTER_ADDR="$MASTER_ADDR"')
+        # Each task's NODE_RANK is only known inside the task; argv follows as "$@".
+        srun.append("  bash -c " + shlex.quote('export NODE_RANK="${SLURM_NODEID:?}"; exec "$@"')
+                    + " lorakit-node")
+    return "\n".join(head) + "\n" + " \\\n".join(srun) + " \\\n" + _body(command, "  ")
+
+
+def job_name(job: Job) -> str:
+    """The preset's file stem, in the characters an #SBATCH line keeps intact."""
+    name = job.preset.rsplit("/", 1)[-1]
+    for suffix in (".yaml", ".yml"):
+        name = name[: -len(suffix)] if name.endswith(suffix) else name
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name) or "job"
+
+
+def _yaml_item(text: str) -> Any:
+    """A rendered argv item as the YAML scalar ms-swift's str() turns back into the same text:
+    native where that holds (8, 0.0001), else the string itself ('true', '1:30')."""
+    try:
+        native = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    if isinstance(native, (str, int, float)) and not isinstance(native, bool) and str(native) == text:
+        return native
+    return text
+
+
+def swift_config(job: Job, command: Command) -> dict[str, Any]:
+    """What swift/cli/main.py: parse_yaml_args reads back into this argv and env: a list turns
+    into one argv item per element, a mapping into json.dumps, anything else into str()."""
+    config: dict[str, Any] = {}
+    if command.env:
+        config["ENV"] = dict(command.env)
+    for key, value in job.args.items():
+        if value is None or key in LORAKIT_ONLY_ARGS:
+            continue  # as render_args
+        items = render_value(value)
+        if isinstance(value, dict):
+            config[spelled_for(key, job.swift_major)] = value  # json.dumps either way
+        elif isinstance(value, (list, tuple)):
+            config[spelled_for(key, job.swift_major)] = [_yaml_item(i) for i in items]
+        else:
+            config[spelled_for(key, job.swift_major)] = _yaml_item(items[0])
+    return config
+
+
+def swift_yaml(job: Job, command: Command) -> str:
+    head = [f"# {title(job)}",
+            f"# ms-swift's own config format: run it with plain `swift {job.command} THIS_FILE.yaml`.",
+            "# ms-swift applies an ENV value only when the shell has NOT exported that variable",
+            "# already: an exported one wins (with a warning), and the launch differs from lorakit's."]
+    stale = stale_vars(command)
+    if stale:
+        head.append("# Unset these first (this job does not set them): " + " ".join(stale))
+    text = yaml.safe_dump(swift_config(job, command), sort_keys=False, allow_unicode=True,
+                          default_flow_style=False, width=1000)
+    return "\n".join(head) + "\n" + text
+
+
+def launch_dict(job: Job, command: Command, findings: Iterable[Finding]) -> dict[str, Any]:
+    return {
+        "preset": job.preset,
+        "command": job.command,
+        "swift_major": job.swift_major,
+        "node_rank": as_int(job.launch.node_rank),
+        "env": dict(command.env),
+        "unset": stale_vars(command),  # remove from the inherited env before applying `env`
+        "argv": list(command.argv),
+        "findings": [f.as_dict() for f in findings],
+    }
+
+
+def json_text(job: Job, command: Command, findings: Iterable[Finding]) -> str:
+    return json.dumps(launch_dict(job, command, findings), indent=2, ensure_ascii=False) + "\n"
+
+
+def export(fmt: str, job: Job, command: Command, findings: Iterable[Finding] = ()) -> str:
+    if fmt == "text":
+        return shell_text(command)
+    if fmt == "sh":
+        return sh_script(job, command)
+    if fmt == "sbatch":
+        return sbatch_script(job, command)
+    if fmt == "swift-yaml":
+        return swift_yaml(job, command)
+    if fmt == "json":
+        return json_text(job, command, findings)
+    raise ValueError(f"unknown format {fmt!r}")
+
+
+def node_jobs(job: Job) -> list[Job]:
+    """The same job once per node rank 0..nnodes-1 (one job when nnodes is unset or 1)."""
+    nodes = max(as_int(job.launch.nnodes) or 1, 1)
+    if nodes == 1:
+        return [job]
+    sources = {**job.sources, "launch.node_rank": "--all-nodes"}
+    return [replace(job, launch=replace(job.launch, node_rank=rank), sources=sources)
+            for rank in range(nodes)]
+
+
+def all_nodes(fmt: str, pairs: list[tuple[Job, Command]], findings: Iterable[Finding] = ()) -> str:
+    """Every node's command at once: text sections headed by the node, or one JSON list."""
+    findings = list(findings)
+    if fmt == "json":
+        payload = [launch_dict(job, command, findings) for job, command in pairs]
+        return json.dumps(payload, indent=2, ensure_ascii=False) + "\n"
+    total, parts = len(pairs), []
+    for job, command in pairs:
+        rank = as_int(job.launch.node_rank) or 0
+        where = f" (the master_addr host, {job.launch.master_addr})" if rank == 0 and total > 1 else ""
+        parts.append(f"# node {rank} of {total}{where}\n" + shell_text(command))
+    return "\n".join(parts)

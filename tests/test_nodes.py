@@ -1,0 +1,255 @@
+"""Multi-node launches (env, checks, --node-rank, --all-nodes) and lorakit's global_batch_size."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lorakit import presets
+from lorakit.checks import run_checks
+from lorakit.fixups import apply_fixups
+from lorakit.job import build_job
+from lorakit.render import render
+
+EIGHT = "0,1,2,3,4,5,6,7"
+NODES = [("launch.nnodes", 2), ("launch.master_addr", "10.0.0.1"), ("launch.master_port", 29500)]
+
+
+def job_with(name: str, overrides, who: str = "--set"):
+    resolved = presets.apply_overrides(presets.load(name), [(k, v, who) for k, v in overrides])
+    return apply_fixups(build_job(resolved, {}, swift_major=4))
+
+
+def node_findings(job) -> list[tuple[str, str, str]]:
+    return [(f.level, f.code, f.message) for f in run_checks(job) if f.code.startswith("nodes.")]
+
+
+def test_launch_keys_become_the_four_torchrun_variables():
+    job = job_with("zero2", [*NODES, ("launch.node_rank", 1)])
+    assert render(job).env == {"CUDA_VISIBLE_DEVICES": EIGHT, "NPROC_PER_NODE": "8", "NNODES": "2",
+                               "NODE_RANK": "1", "MASTER_ADDR": "10.0.0.1", "MASTER_PORT": "29500"}
+    assert node_findings(job) == []
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    ([("launch.nnodes", 2), ("launch.node_rank", 0)],
+     [("error", "nodes.master_addr.missing",
+       "nnodes 2 but no master_addr: the other nodes cannot find node 0")]),
+    ([("launch.nnodes", 3), ("launch.master_addr", "10.0.0.1")],
+     [("error", "nodes.node_rank.missing", "nnodes 3 but no node_rank: every node must say which one it is")]),
+    ([*NODES, ("launch.node_rank", 2)],
+     [("error", "nodes.node_rank.range", "node_rank 2 is not in [0, 2) for nnodes 2")]),
+    ([*NODES, ("launch.node_rank", -1)],
+     [("error", "nodes.node_rank.range", "node_rank -1 is not in [0, 2) for nnodes 2")]),
+    ([*NODES, ("launch.node_rank", "one")],
+     [("error", "nodes.node_rank.range", "node_rank 'one' is not in [0, 2) for nnodes 2")]),
+    ([("launch.node_rank", 1)],
+     [("error", "nodes.node_rank.range", "node_rank 1 is not in [0, 1) for nnodes 1")]),
+    ([("launch.nnodes", 0)],
+     [("error", "nodes.nnodes.invalid", "nnodes 0 is not a number of nodes (1 or more)")]),
+    ([("launch.nnodes", "two")],
+     [("error", "nodes.nnodes.invalid", "nnodes 'two' is not a number of nodes (1 or more)")]),
+    ([*NODES, ("launch.node_rank", 0), ("launch.master_port", 80)],
+     [("error", "nodes.master_port.range", "master_port 80 is not a port in 1024-65535")]),
+    ([*NODES, ("launch.node_rank", 0), ("launch.master_port", 65536)],
+     [("error", "nodes.master_port.range", "master_port 65536 is not a port in 1024-65535")]),
+    ([("launch.master_port", "http")],
+     [("error", "nodes.master_port.range", "master_port 'http' is not a port in 1024-65535")]),
+    ([("launch.nnodes", 2), ("launch.node_rank", 1), ("launch.master_addr", "127.0.0.1")],
+     [("warning", "nodes.master_addr.loopback", "master_addr 127.0.0.1 is a loopback address with "
+       "nnodes 2: nodes on other hosts cannot reach it")]),
+    ([("launch.nnodes", 2), ("launch.node_rank", 1), ("launch.master_addr", "localhost")],
+     [("warning", "nodes.master_addr.loopback", "master_addr localhost is a loopback address with "
+       "nnodes 2: nodes on other hosts cannot reach it")]),
+    ([("launch.nnodes", 2), ("launch.node_rank", 0), ("launch.master_addr", "::1")],
+     [("warning", "nodes.master_addr.loopback", "master_addr ::1 is a loopback address with "
+       "nnodes 2: nodes on other hosts cannot reach it")]),
+    # one node: a loopback address and any port in range are fine
+    ([("launch.nnodes", 1), ("launch.master_addr", "127.0.0.1"), ("launch.master_port", 1024)], []),
+    ([("launch.nnodes", "2"), ("launch.node_rank", "1"), ("launch.master_addr", "gpu-01"),
+      ("launch.master_port", "65535")], []),
+])
+def test_node_checks(overrides, expected):
+    assert node_findings(job_with("zero2", overrides)) == expected
+
+
+def test_findings_name_the_file_and_hint(tmp_path):
+    path = tmp_path / "multi.yaml"
+    path.write_text("extends: zero2\nlaunch:\n  nnodes: 2\n  node_rank: 5\n  master_addr: 10.0.0.1\n")
+    job = apply_fixups(build_job(presets.load(str(path)), {}, swift_major=4))
+    [found] = [f for f in run_checks(job) if f.code.startswith("nodes.")]
+    assert (found.key, found.file) == ("launch.node_rank", str(path.resolve()))
+    assert found.hint == "each node takes one rank from 0 to 1; 0 is the master_addr host"
+
+
+def test_node_rank_option_sets_node_rank(cli):
+    result = cli(["train", "-p", "zero2", "--set", "launch.nnodes=2", "--set", "launch.master_addr=10.0.0.1",
+                  "--node-rank", "1", "--dry-run"])
+    assert result.code == 0, result.stderr
+    assert result.stdout.splitlines()[:6] == [
+        f"CUDA_VISIBLE_DEVICES={EIGHT} \\", "NPROC_PER_NODE=8 \\", "NNODES=2 \\", "NODE_RANK=1 \\",
+        "MASTER_ADDR=10.0.0.1 \\", "swift sft \\"]
+
+
+def test_node_rank_option_beats_the_preset_and_is_named_in_findings(cli):
+    result = cli(["train", "-p", "zero2", "--set", "launch.nnodes=2", "--set", "launch.master_addr=10.0.0.1",
+                  "--set", "launch.node_rank=0", "--node-rank", "2", "--dry-run"])
+    assert (result.code, result.stdout) == (2, "")
+    assert ("error[nodes.node_rank.range] launch.node_rank (--node-rank): node_rank 2 is not in [0, 2) "
+            "for nnodes 2") in result.stderr.splitlines()
+
+
+def test_loopback_is_a_warning_that_strict_turns_into_a_stop(cli):
+    args = ["train", "-p", "zero2", "--set", "launch.nnodes=2", "--set", "launch.master_addr=127.0.0.1",
+            "--node-rank", "0", "--dry-run"]
+    assert cli(args).code == 0
+    strict = cli(args + ["--strict"])
+    assert (strict.code, strict.stdout) == (2, "")
+    assert strict.stderr.splitlines()[-1] == "lorakit: not launching: warnings (--strict) above"
+
+
+def test_all_nodes_prints_every_nodes_command(cli):
+    result = cli(["train", "-p", "single", "--set", "launch.nnodes=3", "--set", "launch.master_addr=10.0.0.1",
+                  "--dry-run", "--all-nodes"])
+    assert result.code == 0, result.stderr
+    sections = result.stdout.split("\n\n")
+    assert [s.splitlines()[0] for s in sections] == [
+        "# node 0 of 3 (the master_addr host, 10.0.0.1)", "# node 1 of 3", "# node 2 of 3"]
+    for rank, section in enumerate(sections):
+        assert section.splitlines()[1:5] == ["CUDA_VISIBLE_DEVICES=0 \\", "NNODES=3 \\",
+                                             f"NODE_RANK={rank} \\", "MASTER_ADDR=10.0.0.1 \\"]
+    assert "nodes.node_rank.missing" not in result.stderr
+
+
+def test_all_nodes_json_is_one_object_per_node(cli):
+    result = cli(["train", "-p", "single", "--set", "launch.nnodes=2", "--set", "launch.master_addr=h0",
+                  "--dry-run", "--all-nodes", "--format", "json"])
+    assert result.code == 0, result.stderr
+    nodes = json.loads(result.stdout)
+    assert [(n["node_rank"], n["env"]) for n in nodes] == [
+        (r, {"CUDA_VISIBLE_DEVICES": "0", "NNODES": "2", "NODE_RANK": str(r), "MASTER_ADDR": "h0"})
+        for r in (0, 1)]
+    assert nodes[0]["argv"] == nodes[1]["argv"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--all-nodes"], "lorakit: error: --all-nodes only shapes what --dry-run prints; it launches nothing\n"
+                      "  hint: add --dry-run\n"),
+    (["--format", "sh"], "lorakit: error: --format sh only shapes what --dry-run prints; it launches nothing\n"
+                         "  hint: add --dry-run\n"),
+    (["--dry-run", "--format", "yaml"], "lorakit: error: --format 'yaml': unknown format\n"
+                                        "  hint: one of: text, sh, sbatch, swift-yaml, json\n"),
+    (["--dry-run", "--all-nodes", "--format", "sh"],
+     "lorakit: error: --all-nodes prints text or json, not sh\n"
+     "  hint: sbatch already covers every node; for sh or swift-yaml, render once per node with --node-rank R\n"),
+])
+def test_output_option_errors(cli, args, message):
+    result = cli(["train", "-p", "single", *args])
+    assert (result.code, result.stdout) == (2, "")
+    assert result.stderr.endswith(message)
+
+
+# --- global_batch_size -------------------------------------------------------------------------
+
+def args_of(job) -> list[str]:
+    return render(job).argv
+
+
+def test_global_batch_size_derives_grad_accum_and_is_never_rendered():
+    job = job_with("zero2", [("args.global_batch_size", 64)])
+    argv = args_of(job)
+    assert argv[argv.index("--gradient_accumulation_steps") + 1] == "8"
+    assert "--global_batch_size" not in argv
+    [note] = [f for f in job.adjustments if f.code == "batch.global_batch_size.derived"]
+    assert (note.level, note.key, note.file) == ("info", "args.gradient_accumulation_steps", "--set")
+    assert note.message == ("gradient_accumulation_steps 8 = global_batch_size 64 / (per-device 1 x 8 "
+                            "rank(s) per node x 1 node(s)); replaces 2 from built-in zero2")
+
+
+def test_global_batch_size_counts_every_node_and_the_per_device_batch():
+    job = job_with("zero2", [*NODES, ("launch.node_rank", 0), ("args.per_device_train_batch_size", 2),
+                             ("args.global_batch_size", 64)])
+    argv = args_of(job)
+    assert argv[argv.index("--gradient_accumulation_steps") + 1] == "2"
+    assert [f.message for f in run_checks(job) if f.code == "batch.global"] == [
+        "global batch 64 = per-device 2 x grad-accum 2 x 16 ranks"]
+
+
+def test_device_map_layout_counts_ranks_not_gpus():
+    job = job_with("ddp_device_map", [("args.global_batch_size", 16)])  # 8 GPUs, 4 ranks
+    argv = args_of(job)
+    assert argv[argv.index("--gradient_accumulation_steps") + 1] == "4"
+
+
+@pytest.mark.parametrize("value, code, message", [
+    (60, "batch.global_batch_size.indivisible",
+     "global_batch_size 60 is not divisible by per-device 1 x 8 rank(s) per node x 1 node(s) = 8"),
+    (4, "batch.global_batch_size.indivisible",
+     "global_batch_size 4 is not divisible by per-device 1 x 8 rank(s) per node x 1 node(s) = 8"),
+    (0, "batch.global_batch_size.invalid", "global_batch_size 0 is not a positive integer"),
+    ("big", "batch.global_batch_size.invalid", "global_batch_size 'big' is not a positive integer"),
+])
+def test_global_batch_size_errors(value, code, message):
+    job = job_with("zero2", [("args.global_batch_size", value)])
+    errors = [(f.code, f.message) for f in run_checks(job) if f.level == "error"]
+    assert errors == [(code, message)]
+    assert args_of(job)[args_of(job).index("--gradient_accumulation_steps") + 1] == "2"  # untouched
+
+
+def test_indivisible_hint_names_the_nearest_multiples():
+    job = job_with("zero2", [("args.global_batch_size", 60)])
+    [error] = [f for f in job.adjustments if f.level == "error"]
+    assert error.hint == "use a multiple of 8 (e.g. 56 or 64), or change the batch size or the layout"
+
+
+def write(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def test_both_in_the_same_file_is_an_error(tmp_path):
+    path = write(tmp_path, "both.yaml", "extends: zero2\nargs:\n  global_batch_size: 64\n"
+                                        "  gradient_accumulation_steps: 4\n")
+    job = apply_fixups(build_job(presets.load(path), {}, swift_major=4))
+    errors = [(f.code, f.message, f.file) for f in run_checks(job) if f.level == "error"]
+    assert errors == [("batch.global_batch_size.both",
+                       f"global_batch_size and gradient_accumulation_steps are both set in {path}: "
+                       "one derives the other", path)]
+
+
+def test_both_in_one_set_layer_is_an_error():
+    job = job_with("zero2", [("args.global_batch_size", 64), ("args.gradient_accumulation_steps", 4)])
+    assert [f.code for f in run_checks(job) if f.level == "error"] == ["batch.global_batch_size.both"]
+
+
+def test_a_child_global_batch_size_replaces_the_parents_steps(tmp_path):
+    path = write(tmp_path, "child.yaml", "extends: zero2\nargs:\n  global_batch_size: 32\n")
+    job = apply_fixups(build_job(presets.load(path), {}, swift_major=4))
+    argv = args_of(job)
+    assert argv[argv.index("--gradient_accumulation_steps") + 1] == "4"
+    assert job.source_of("args.gradient_accumulation_steps") == path
+
+
+def test_later_steps_override_an_earlier_global_batch_size(tmp_path):
+    parent = write(tmp_path, "parent.yaml", "extends: zero2\nargs:\n  global_batch_size: 32\n")
+    child = write(tmp_path, "child.yaml", "extends: parent.yaml\nargs:\n  gradient_accumulation_steps: 3\n")
+    job = apply_fixups(build_job(presets.load(child), {}, swift_major=4))
+    assert "global_batch_size" not in job.args
+    assert args_of(job)[args_of(job).index("--gradient_accumulation_steps") + 1] == "3"
+    # and from the command line: `-- --gradient_accumulation_steps 5` beats the file's global batch
+    resolved = presets.apply_overrides(presets.load(parent), [("args.gradient_accumulation_steps", 5, "-- extra flags")])
+    job = apply_fixups(build_job(resolved, {}, swift_major=4))
+    assert args_of(job)[args_of(job).index("--gradient_accumulation_steps") + 1] == "5"
+    assert [f for f in run_checks(job) if f.level == "error"] == []
+
+
+def test_set_global_batch_size_on_the_command_line(cli):
+    result = cli(["train", "-p", "zero2", "--set", "global_batch_size=128", "--dry-run"])
+    assert result.code == 0, result.stderr
+    assert "    --gradient_accumulation_steps 16 \\" in result.stdout.splitlines()
+    assert "global_batch_size" not in result.stdout
+    assert ("info[batch.global_batch_size.derived] args.gradient_accumulation_steps (--set): "
+            "gradient_accumulation_steps 16 = global_batch_size 128 / (per-device 1 x 8 rank(s) per node "
+            "x 1 node(s)); replaces 2 from built-in zero2") in result.stderr.splitlines()
