@@ -186,6 +186,7 @@ def test_merge_record_goes_into_the_merged_dir(tmp_path):
     (tmp_path / "m").mkdir()
     path = record.write_merge_record(tmp_path / "m", job, render(job))
     assert path == tmp_path / "m" / "lorakit-run.yaml"
+    assert path.read_text().startswith("# What lorakit merged (swift export), written after the merge succeeded.\n")
     data = yaml.safe_load(path.read_text())
     assert data["command"]["argv"] == ["swift", "export", "--merge_lora", "true", "--adapters", "/ckpt",
                                        "--output_dir", str(tmp_path / "m")]

@@ -116,7 +116,10 @@ def build(job: Job, command: Command, *, cwd: Path, now: datetime | None = None,
 
 
 def dumps(record: Mapping[str, Any]) -> str:
-    head = "# What lorakit launched. Relaunch it with: lorakit train --from THIS_FILE\n"
+    if (record.get("preset") or {}).get("command") == "export":
+        head = "# What lorakit merged (swift export), written after the merge succeeded.\n"
+    else:
+        head = "# What lorakit launched. Relaunch it with: lorakit train --from THIS_FILE\n"
     return head + yaml.safe_dump(dict(record), sort_keys=False, allow_unicode=True, width=1000)
 
 
