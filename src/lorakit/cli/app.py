@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from lorakit.cli import doctor, merge, presets_cmd, train, validate
+from lorakit.cli import doctor, merge, plan, presets_cmd, train, validate
 from lorakit.errors import LorakitError
 
 EXTRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": True}
@@ -34,6 +34,7 @@ def exits(command):
 app.command(context_settings=EXTRA_ARGS)(exits(train.train))
 app.command()(exits(merge.merge))
 app.command(context_settings=EXTRA_ARGS)(exits(validate.validate))
+app.command(context_settings=EXTRA_ARGS)(exits(plan.plan))
 app.command()(exits(doctor.doctor))
 app.add_typer(presets_cmd.app, name="presets")
 

@@ -1,0 +1,355 @@
+"""`lorakit plan`: a job's LoRA parameter count and per-GPU memory, before anything launches.
+
+job + ModelInfo (+ the GPUs nvidia-smi reports) -> one plan dict. The arithmetic lives in
+planmath; this module reads the job the way ms-swift would (its defaults included) and says
+every assumption it made. Stdlib only: no torch, transformers, numpy or ms-swift.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any, Callable
+
+from lorakit import archtable, modelinfo, planmath
+from lorakit.checks.layout import gpus_per_rank as _ranked_gpus
+from lorakit.checks.training import effective_grad_accum
+from lorakit.errors import LorakitError
+from lorakit.findings import WARNING, Finding
+from lorakit.fixups import gc_enabled, world_size
+from lorakit.job import Job
+from lorakit.values import as_float, as_int
+
+GIB = 1024 ** 3
+# CUDA context, NCCL buffers and allocator fragmentation: what planmath leaves out on purpose.
+RESERVE_GIB = 1.5
+DTYPE_BYTES = {"bfloat16": 2, "bf16": 2, "float16": 2, "fp16": 2, "half": 2, "float32": 4, "fp32": 4}
+ATTENTION = ("q_proj", "k_proj", "v_proj", "o_proj", "qkv_proj", "W_pack", "query_key_value", "wqkv", "wo")
+SIZE = re.compile(r"(\d+(?:\.\d+)?)b(?![a-z])")  # the '8b' of qwen3-8b-instruct
+ZERO_PRESET = re.compile(r"^zero([0-3])(_offload)?$")
+PARTS = ("base_weights", "lora_weights", "lora_grads", "optimizer_states", "activations", "logits")
+
+
+def gib(n: float) -> float:
+    return round(n / GIB, 2)
+
+
+def _config_dtype(path: str) -> str | None:
+    # ms-swift takes torch_dtype from config.json (HfConfigFactory.get_torch_dtype);
+    # transformers >= 5 writes it as `dtype`.
+    try:
+        cfg = json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    for c in (cfg, cfg.get("text_config") or {}):
+        value = c.get("torch_dtype") or c.get("dtype")
+        if isinstance(value, str):
+            return value
+    return None
+
+
+def _known_models() -> str:
+    ids = list(archtable.ARCH_TABLE)
+    base = [i for i in ids if not i.endswith("-Instruct")]
+    return ", ".join(i + ("[-Instruct]" if i + "-Instruct" in ids else "") for i in base)
+
+
+def _closest(model: str) -> str | None:
+    """Did-you-mean: the same family's nearest size ('Qwen3-8B-Instruct' -> 'Qwen/Qwen3-8B'),
+    else difflib's closest name."""
+    names = {k.rsplit("/", 1)[-1].lower(): k for k in archtable.ARCH_TABLE}
+    name, want = model.rsplit("/", 1)[-1].lower(), SIZE.search(model.rsplit("/", 1)[-1].lower())
+    sized = {n: SIZE.search(n) for n in names}
+    same = [n for n, m in sized.items() if want and m and n[:m.start()] == name[:want.start()]]
+    if same:
+        return names[min(same, key=lambda n: (abs(float(sized[n].group(1)) - float(want.group(1))),
+                                              ("instruct" in n) != ("instruct" in name)))]
+    close = difflib.get_close_matches(name, list(names), n=1)
+    return names[close[0]] if close else None
+
+
+def unknown_model(model: str, source: str) -> LorakitError:
+    close = _closest(model)
+    hint = (f"did you mean {close!r}? " if close else "") + \
+        f"the table knows {_known_models()}; for any other model, download it and pass its directory"
+    return LorakitError(f"model {model!r}{f' ({source})' if source else ''}: no local copy and not in "
+                        "lorakit's table of published configs, so its shapes are unknown", hint=hint)
+
+
+def load_model(job: Job) -> tuple[modelinfo.ModelInfo, str, str | None]:
+    """(info, where it came from, config dtype): a local dir or cache hit first, else the table."""
+    model, source = job.args.get("model"), job.source_of("args.model")
+    if not model:
+        raise LorakitError("no model: the preset sets no 'model'", hint="pass --model ID_OR_DIR")
+    model = str(model)
+    local = modelinfo.find_local_model(model)
+    info = modelinfo.load_model_info(local) if local is not None else None
+    if info is not None and info.linears:
+        return info, str(local), _config_dtype(str(local))
+    table = archtable.arch_info(model)
+    if table is None and local is not None:
+        why = "has no config.json" if info is None else "has no safetensors weights to read shapes from"
+        raise LorakitError(f"model {model!r}: {local} {why}",
+                           hint="point --model at a directory with config.json and *.safetensors")
+    if table is None:
+        raise unknown_model(model, source)
+    where = "lorakit's table of published configs"
+    if local is not None:  # e.g. a *.bin-only download: the table still knows the architecture
+        where += f"; {local} has no safetensors"
+    return table, where, "bfloat16"  # every table entry ships bf16 weights
+
+
+def _zero_of_config(cfg: Any) -> tuple[int, bool, bool]:
+    zero = (cfg.get("zero_optimization") or {}) if isinstance(cfg, dict) else {}
+    opt, param = (str((zero.get(k) or {}).get("device")) in ("cpu", "nvme")
+                  for k in ("offload_optimizer", "offload_param"))
+    return int(as_int(zero.get("stage")) or 0), opt, param
+
+
+def zero_of(job: Job, notes: list) -> tuple[int, bool, bool]:
+    """(ZeRO stage, optimizer offloaded, params offloaded) from --deepspeed (ms-swift's presets
+    zero0..zero3[_offload] in swift/config/, a JSON file, or inline JSON), or FSDP's nearest match."""
+    value = job.args.get("deepspeed")
+    if job.args.get("fsdp") not in (None, "", False) and value in (None, ""):
+        notes.append("FSDP is not modelled exactly: planned as ZeRO-3 (full sharding of params, grads "
+                     "and optimizer states)")
+        return 3, False, False
+    if value in (None, ""):
+        return 0, False, False
+    if isinstance(value, dict):
+        return _zero_of_config(value)
+    text = str(value).strip()
+    named = ZERO_PRESET.match(text)
+    if named:  # swift/config/zero2_offload.json offloads the optimizer, zero3_offload.json params too
+        stage, offload = int(named.group(1)), bool(named.group(2))
+        return stage, offload, offload and stage == 3
+    try:
+        cfg = json.loads(text) if text.startswith("{") else json.loads(Path(text).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        notes.append(f"deepspeed {text!r} could not be read: planned without ZeRO")
+        return 0, False, False
+    return _zero_of_config(cfg)
+
+
+def _positive(job: Job, key: str, default: Any, parse: Callable = as_int) -> Any:
+    raw = job.args.get(key)
+    if raw in (None, ""):
+        return default
+    value = parse(raw)
+    if value is None or value < 0 or (parse is as_int and value == 0):
+        raise LorakitError(f"{key} {raw!r} ({job.source_of('args.' + key) or 'preset'}) is not a "
+                           f"{'positive integer' if parse is as_int else 'number >= 0'}")
+    return value
+
+
+def _dtype(job: Job, config_dtype: str | None, notes: list) -> tuple[str, int]:
+    raw = job.args.get("torch_dtype")
+    name = str(raw).strip().lower().replace("torch.", "") if raw not in (None, "") else None
+    if name is None:
+        if config_dtype and config_dtype.replace("torch.", "") in DTYPE_BYTES:
+            name = config_dtype.replace("torch.", "")
+            notes.append(f"torch_dtype unset: ms-swift uses the model config's {name}")
+        else:
+            name = "bfloat16"
+            notes.append("torch_dtype unset and the config names none: ms-swift picks bfloat16 on a "
+                         "bf16-capable GPU (float16 otherwise); planned as bfloat16")
+    if name not in DTYPE_BYTES:
+        raise LorakitError(f"torch_dtype {raw!r} is not one of bfloat16, float16, float32")
+    return name, DTYPE_BYTES[name]
+
+
+def _targets(job: Job) -> list:
+    value = job.args.get("target_modules", planmath.ALL_LINEAR)  # ms-swift's default
+    return [str(v) for v in value] if isinstance(value, (list, tuple)) else [str(value)]
+
+
+def check_targets(job: Job, info: modelinfo.ModelInfo, model: str, targets: list) -> None:
+    _, unknown = planmath.resolve_targets(info, targets)
+    if not unknown:
+        return
+    names = sorted(set(info.linears) | set(info.head) | set(info.multimodal))
+    close = difflib.get_close_matches(unknown[0].rsplit(".", 1)[-1], names, n=1)
+    source = job.source_of("args.target_modules")
+    raise LorakitError(
+        f"target_modules{f' ({source})' if source else ''}: {', '.join(map(repr, unknown))} "
+        f"match{'es' if len(unknown) == 1 else ''} no module of {model}",
+        hint=(f"did you mean {close[0]!r}? " if close else "")
+        + f"its Linear layers: {', '.join(names)}; or all-linear")
+
+
+def layout_of(job: Job, info: modelinfo.ModelInfo, config_dtype: str | None, notes: list) -> dict:
+    """memory_plan's keyword arguments for this job, plus the offload flags; ms-swift's defaults."""
+    tuner = str(job.args.get("tuner_type") or "lora")  # ms-swift 4's default (3.x: train_type)
+    if tuner != "lora":
+        raise LorakitError(f"tuner_type {tuner!r}: lorakit plan models LoRA runs only",
+                           hint="plan with tuner_type lora, or estimate other tuners by hand")
+    dtype, dtype_bytes = _dtype(job, config_dtype, notes)
+    max_length = _positive(job, "max_length", None)
+    if max_length is None:
+        max_length = info.max_position_embeddings or 2048
+        notes.append(f"max_length unset: ms-swift's default is the model's maximum length, "
+                     f"{max_length} (max_position_embeddings); set max_length to plan your real samples")
+    ids, nproc = job.launch.gpu_ids, job.launch.nproc_per_node
+    # One process over several visible GPUs: ms-swift spreads the model with device_map='auto'.
+    per_rank = len(ids) if nproc is None and ids else _ranked_gpus(job)
+    stage, off_opt, off_param = zero_of(job, notes)
+    if stage >= 3 and info.num_layers:
+        # ZeRO-3 all-gathers each layer's full weights while it runs (and prefetches the next).
+        layer = sum(i * o for shapes in info.linears.values() for i, o in shapes) / info.num_layers
+        notes.append(f"ZeRO-3 gathers each layer's weights while it runs: about {layer * dtype_bytes / GIB:.2f} "
+                     "GiB per layer in flight, not counted")
+    if off_opt:
+        notes.append("offload: optimizer states" + (" and parameters" if off_param else "")
+                     + " planned on CPU; DeepSpeed's GPU-side buffers are not modelled")
+    for key, what in (("modules_to_save", "full trainable copies"), ("use_dora", "DoRA magnitude vectors"),
+                      ("quant_bits", "load-time quantization"), ("target_regex", "regex targets")):
+        if job.args.get(key) not in (None, "", False, [], 0):
+            notes.append(f"{key} is set: {what} not modelled")
+    return {"rank": _positive(job, "lora_rank", 8), "targets": _targets(job), "dtype": dtype,
+            "dtype_bytes": dtype_bytes, "micro_batch": _positive(job, "per_device_train_batch_size", 1),
+            "max_length": max_length, "grad_ckpt": gc_enabled(job), "world_size": world_size(job),
+            "gpus_per_rank": per_rank, "zero_stage": stage, "offload_optimizer": off_opt,
+            "offload_param": off_param, "lora_dropout": _positive(job, "lora_dropout", 0.05, as_float)}
+
+
+def memory(info: modelinfo.ModelInfo, lay: dict) -> dict:
+    """planmath.memory_plan for a layout, with offloaded parts moved to `cpu_offload`."""
+    kw = {k: lay[k] for k in ("rank", "targets", "dtype_bytes", "micro_batch", "max_length", "grad_ckpt",
+                              "world_size", "gpus_per_rank", "zero_stage", "lora_dropout")}
+    plan = planmath.memory_plan(info, **kw)
+    moved = (["optimizer_states"] if lay["offload_optimizer"] else []) + \
+        (["base_weights", "lora_weights"] if lay["offload_param"] else [])
+    plan["cpu_offload"] = sum(plan[k] for k in moved)
+    for key in moved:
+        plan[key] = 0
+    plan["total"] = sum(plan[k] for k in PARTS)
+    return plan
+
+
+def remedies(job: Job, info: modelinfo.ModelInfo, lay: dict, total: int) -> list:
+    """The seed's out-of-memory remedies in its order, then the natural ones; each re-planned, and
+    kept only if it lowers the per-GPU total."""
+    out = []
+    attn = [n for n in ATTENTION if n in info.linears]
+    if attn:
+        out.append(("fewer target_modules: attention only", f"--target-modules {','.join(attn)}",
+                    {"targets": attn}))
+    if lay["rank"] > 1:
+        out.append(("lower lora_rank", f"--lora-rank {lay['rank'] // 2}", {"rank": lay["rank"] // 2}))
+    batch, accum = lay["micro_batch"], effective_grad_accum(job)[0]
+    if batch > 1:
+        out.append(("smaller per-device batch, more gradient accumulation (same global batch)",
+                    f"--set per_device_train_batch_size=1 --set gradient_accumulation_steps={batch * accum}",
+                    {"micro_batch": 1}))
+    gpus = len(job.launch.gpu_ids or []) or lay["world_size"] * lay["gpus_per_rank"]
+    nodes = max(as_int(job.launch.nnodes) or 1, 1)
+    stage = lay["zero_stage"]
+    if stage < 2 and gpus > 1:
+        nproc = "" if job.launch.nproc_per_node == gpus else f" --nproc {gpus}"
+        out.append(("DeepSpeed ZeRO-2 (one GPU per rank)", f"--set deepspeed=zero2{nproc}",
+                    {"zero_stage": 2, "world_size": gpus * nodes, "gpus_per_rank": 1}))
+    elif stage == 2 and gpus > 1:
+        off = lay["offload_optimizer"]
+        out.append(("DeepSpeed ZeRO-3 (partitions the base weights too)",
+                    "--set deepspeed=zero3" + ("_offload" if off else ""), {"zero_stage": 3, "offload_param": off}))
+    elif stage == 3 and not lay["offload_param"]:
+        out.append(("DeepSpeed ZeRO-3 with CPU offload", "--set deepspeed=zero3_offload",
+                    {"offload_optimizer": True, "offload_param": True}))
+    if not lay["grad_ckpt"]:
+        out.append(("gradient checkpointing on", "--set gradient_checkpointing=true", {"grad_ckpt": True}))
+    if lay["max_length"] > 256:
+        half = lay["max_length"] // 2
+        out.append(("shorter max_length (if your samples fit)", f"--set max_length={half}", {"max_length": half}))
+    planned = []
+    for label, how, change in out:
+        new = memory(info, {**lay, **change})["total"]
+        if new < total:
+            planned.append({"remedy": label, "how": how, "per_gpu_memory_gib": gib(new), "bytes": new})
+    return planned
+
+
+def query_gpus(run: Callable = subprocess.run, which: Callable = shutil.which) -> tuple[list | None, str]:
+    """([(index, MiB)], how) from nvidia-smi -- never torch, which takes seconds to import and
+    would grab a CUDA context. (None, why) when nvidia-smi is absent or fails.
+    nvidia-smi numbers GPUs in PCI bus order; CUDA_VISIBLE_DEVICES does too only under
+    CUDA_DEVICE_ORDER=PCI_BUS_ID, which torchrun-launched ms-swift does not set for you."""
+    exe = which("nvidia-smi")
+    if exe is None:
+        return None, "no nvidia-smi on PATH"
+    try:
+        done = run([exe, "--query-gpu=index,memory.total", "--format=csv,noheader,nounits"],
+                   capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return None, f"nvidia-smi did not answer ({exc.__class__.__name__})"
+    if done.returncode != 0:
+        return None, f"nvidia-smi failed (exit {done.returncode})"
+    gpus = []
+    for line in done.stdout.splitlines():
+        index, _, mib = (part.strip() for part in line.partition(","))
+        if index and as_int(mib) is not None:
+            gpus.append((index, as_int(mib)))
+    return gpus, "nvidia-smi"
+
+
+def compare(job: Job, total: int, gpus: list | None, how: str) -> dict:
+    """The smallest of the job's GPUs that nvidia-smi shows, and whether the plan fits it."""
+    ids = job.launch.gpu_ids
+    mine = [g for g in gpus or [] if ids is None or g[0] in ids]
+    out = {"gpus": None if gpus is None else [{"index": i, "memory_gib": round(m / 1024, 2)} for i, m in mine],
+           "smallest_gpu": None, "reserve_gib": RESERVE_GIB, "fits": None}
+    if not mine:
+        why = how if gpus is None else "nvidia-smi lists no GPUs" if not gpus else \
+            f"none of the job's GPUs ({job.launch.gpus}) is visible here"
+        return {**out, "gpu_note": f"GPU memory not compared: {why}"}
+    index, mib = min(mine, key=lambda g: g[1])
+    return {**out, "smallest_gpu": {"index": index, "memory_gib": round(mib / 1024, 2)},
+            "fits": total / GIB + RESERVE_GIB <= mib / 1024,
+            "gpu_note": f"{len(mine)} of the job's GPUs visible ({how}); smallest: GPU {index}, {mib / 1024:.2f} GiB"}
+
+
+def build_plan(job: Job, info: modelinfo.ModelInfo, model_source: str, config_dtype: str | None,
+               gpus: list | None = None, gpu_how: str = "no nvidia-smi on PATH") -> dict:
+    """The whole plan: pure, given the model's shapes and the GPU list."""
+    model = str(job.args.get("model"))
+    notes = list(info.notes) if info.path else []
+    lay = layout_of(job, info, config_dtype, notes)
+    check_targets(job, info, model, lay["targets"])
+    mem = memory(info, lay)
+    accum, defaulted = effective_grad_accum(job)
+    global_batch = lay["micro_batch"] * accum * lay["world_size"]
+    if defaulted:
+        notes.append(f"gradient_accumulation_steps unset: ms-swift's default ceil(16 / (batch x world)) = {accum}")
+    targeted, _ = planmath.resolve_targets(info, lay["targets"])
+    plan = {
+        "model": model, "model_source": model_source, "preset": job.preset,
+        "trainable_params": mem["lora_params"], "total_params": info.total_params,
+        "trainable_percent": round(100 * mem["lora_params"] / info.total_params, 4) if info.total_params else None,
+        "lora_rank": lay["rank"], "target_modules": lay["targets"],
+        "targeted": {leaf: len(shapes) for leaf, shapes in sorted(targeted.items())},
+        "layout": {k: lay[k] for k in ("dtype", "micro_batch", "max_length", "grad_ckpt", "world_size",
+                                       "gpus_per_rank", "zero_stage", "offload_optimizer", "offload_param",
+                                       "lora_dropout")},
+        "gradient_accumulation_steps": accum, "global_batch": global_batch,
+        "tokens_per_step": global_batch * lay["max_length"],
+        "per_gpu_memory_gib": gib(mem["total"]), "per_gpu_memory_bytes": mem["total"],
+        "breakdown": {k: gib(mem[k]) for k in PARTS}, "breakdown_bytes": {k: mem[k] for k in PARTS},
+        "cpu_offload_gib": gib(mem["cpu_offload"]), "notes": notes,
+    }
+    plan.update(compare(job, mem["total"], gpus, gpu_how))
+    plan["remedies"], plan["findings"] = [], []
+    if plan["fits"] is False:
+        small = plan["smallest_gpu"]
+        plan["remedies"] = remedies(job, info, lay, mem["total"])
+        for r in plan["remedies"]:
+            r["fits"] = r["per_gpu_memory_gib"] + RESERVE_GIB <= small["memory_gib"]
+        plan["findings"].append(Finding(
+            WARNING, "plan.does_not_fit",
+            f"the plan needs {plan['per_gpu_memory_gib']:.2f} GiB per GPU (+{RESERVE_GIB} GiB reserve), "
+            f"GPU {small['index']} has {small['memory_gib']:.2f} GiB",
+            hint="try, in order: " + "; ".join(r["remedy"] for r in plan["remedies"]) if plan["remedies"]
+            else "use GPUs with more memory").as_dict())
+    return plan
