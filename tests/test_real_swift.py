@@ -63,6 +63,10 @@ def test_train_then_merge_then_load(tiny, tmp_path):
     assert checkpoint.name == "checkpoint-2"
     lorakit(["merge", "--adapters", str(checkpoint)], cwd=tmp_path)
     merged = checkpoint.parent / "checkpoint-2-merged"
+    merge_record = yaml.safe_load((merged / "lorakit-run.yaml").read_text())
+    argv = merge_record["command"]["argv"]
+    assert argv[:2] == ["swift", "export"]
+    assert argv[argv.index("--adapters") + 1] == str(checkpoint)
 
     import torch
     from transformers import AutoModelForCausalLM

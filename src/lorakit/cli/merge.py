@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from lorakit import checkpoints, mergeguard, preflight, report
+from lorakit import checkpoints, mergeguard, preflight, record, report
 from lorakit.cli import common as c
 from lorakit.cli.run import check_or_exit, finish
 from lorakit.errors import EXIT_USER, LorakitError
 from lorakit.job import Job
+from lorakit.render import render
 
 EXAMPLES = """
 Examples:
@@ -62,6 +64,9 @@ def merge(
     if dry_run:
         return finish(job, dry=True, grace=grace)
     code = mergeguard.run_guarded(plan, lambda: finish(job, dry=False, grace=grace))
+    if code == 0:
+        # ms-swift refuses an existing output dir, so the record can only follow a success
+        record.write_merge_record(target, job, render(job, os.environ))
     if code == 0:
         _print_success(target)
     return code
