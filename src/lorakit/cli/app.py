@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from lorakit.cli import doctor, merge, plan, presets_cmd, train, validate
+from lorakit.cli import checkpoints_cmd, doctor, merge, plan, presets_cmd, train, validate
 from lorakit.errors import LorakitError
 
 EXTRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": True}
@@ -35,6 +35,7 @@ app.command(context_settings=EXTRA_ARGS)(exits(train.train))
 app.command()(exits(merge.merge))
 app.command(context_settings=EXTRA_ARGS)(exits(validate.validate))
 app.command(context_settings=EXTRA_ARGS)(exits(plan.plan))
+app.command(name="checkpoints")(exits(checkpoints_cmd.checkpoints))
 app.command()(exits(doctor.doctor))
 app.add_typer(presets_cmd.app, name="presets")
 
