@@ -35,6 +35,13 @@ def workspace(tmp_path: Path) -> Path:
     (ckpt / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "Qwen/Qwen3-8B"}))
     (ckpt / "args.json").write_text(json.dumps({"model": "Qwen/Qwen3-8B", "model_type": "qwen3"}))
     (tmp_path / "my.yaml").write_text("extends: zero2\nargs: {lora_rank: 16, lora_alpha: 64}\n")
+    # `lorakit train --from output/lorakit-run.yaml`: the record a real zero2 launch writes
+    from lorakit import record
+    from lorakit.cli.common import JobOptions, build
+    from lorakit.render import render
+
+    job = build(JobOptions("zero2"), env={})
+    record.write_train_record(job, render(job, {}), cwd=tmp_path)
     return tmp_path
 
 
@@ -45,9 +52,14 @@ def rendered(words: list[str], cwd: Path, major: int) -> tuple[str, list[str]]:
         env[key] = value
     assert words[0] == "lorakit"
     rest = [w for w in words[2:] if not (words[1] == "validate" and w in ("--json", "--strict"))]
+    if "--format" in rest:  # the exports are tested against the launch in test_exports.py
+        at = rest.index("--format")
+        del rest[at:at + 2]
     # validate checks what train would run: render that with train --dry-run
     command = "train" if words[1] == "validate" else words[1]
-    args = [command, "--dry-run", "--swift-version", str(major), *rest]
+    # a record replays the version it was made for (4.x here), so --from takes no --swift-version
+    target = [] if "--from" in rest else ["--swift-version", str(major)]
+    args = [command, "--dry-run", *target, *rest]
     old = os.getcwd()
     os.chdir(cwd)
     try:
@@ -66,7 +78,7 @@ def all_argvs(tmp_path: Path, major: int) -> dict[str, list[tuple[str, list[str]
     cwd = workspace(tmp_path)
     cases = [["lorakit", "train", "-p", name] for name in presets.builtin_names() if name != "merge"]
     cases.append(["lorakit", "merge", "--adapters", "output", "--preset", "merge"])
-    cases += [shlex.split(line) for line in readme_commands()]
+    cases += [shlex.split(line) for line in readme_commands() if major == 4 or "--from" not in line]
     by_command: dict[str, list] = {}
     for words in cases:
         command, argv = rendered(list(words), cwd, major)
