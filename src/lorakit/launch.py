@@ -18,13 +18,18 @@ impatient second Ctrl-C must not cut a checkpoint save short; `grace` is the one
 
 A child that exits on its own (no signal forwarded) returns at once, even if it left processes
 behind in its group (a daemon, say): lorakit only waits for the tree on the signal path.
+
+Output: by default the child inherits lorakit's stdout and stderr (nothing in between). With
+`output`, both go through pipes and a reader thread per pipe hands every chunk, unchanged, to
+`output(fd, data)` (lorakit.progress tees it to the terminal, a log file and the progress bar).
+The threads read whatever arrives at once, so the child never blocks on a full pipe; signals
+still go through the group as above, pipes or not.
 """
 
 from __future__ import annotations
 
-import ctypes
-import logging
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -34,14 +39,16 @@ from typing import Callable, Dict, List, Mapping, Optional, Set, Tuple
 
 from lorakit.errors import EnvironmentProblem
 
-log = logging.getLogger(__name__)
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 POLL = 0.1  # seconds between looks at the child
 SNAPSHOT_EVERY = 1.0  # seconds between /proc walks while the run is undisturbed
 KILL_WAIT = 10.0  # after SIGKILL, how long to wait for the kernel (a process in D state lingers)
+CHUNK = 65536  # bytes per read from the child's pipes
+DRAIN = 2.0  # after the child is done, at most this long to copy what its pipes still hold
 _PR_SET_CHILD_SUBREAPER, _PR_GET_CHILD_SUBREAPER = 36, 37
 
+Output = Callable[[int, bytes], None]  # (1 = stdout or 2 = stderr, the bytes as they came)
 Key = Tuple[int, int]  # (pid, start time in clock ticks): a pid alone may have been reused
 Proc = Tuple[int, int, int, str]  # (ppid, pgrp, start time, state)
 
@@ -69,6 +76,14 @@ def _scan() -> Dict[int, Proc]:
     return procs
 
 
+def _log():
+    # logging and ctypes are imported where used: this module is on the dry-run path (via the
+    # CLI), where together they cost ~3 ms of a ~100 ms budget (scripts/bench.py).
+    import logging
+
+    return logging.getLogger(__name__)
+
+
 def _subreaper(value: int) -> int:
     """Set PR_SET_CHILD_SUBREAPER; return the previous value (0 where prctl is unavailable).
 
@@ -76,6 +91,8 @@ def _subreaper(value: int) -> int:
     workers) instead of PID 1, so they stay visible as lorakit's descendants and their exit is
     ours to reap (see _Run.reap).
     """
+    import ctypes
+
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         old = ctypes.c_int(0)
@@ -201,9 +218,51 @@ def _wait(state: _Run) -> int:
                 state.kill_all()
                 kill_deadline = now + KILL_WAIT
             elif kill_deadline is not None and now >= kill_deadline:
-                log.warning("processes of the run survived SIGKILL: %s", state.live(procs))
+                _log().warning("processes of the run survived SIGKILL: %s", state.live(procs))
                 return -signal.SIGKILL if rc is None else rc
         time.sleep(POLL)
+
+
+def _pump(pipe, fd: int, output: Output, done: threading.Event) -> None:
+    """Copy one pipe to output until EOF; once `done`, until it is quiet or DRAIN has passed.
+
+    EOF alone is not enough: a process the run left behind (a daemon) may hold the pipe open
+    for as long as it lives, and `run` must not wait for it.
+    """
+    broken, deadline = False, None
+    while True:
+        if deadline is None and done.is_set():
+            deadline = time.monotonic() + DRAIN
+        if deadline is not None and time.monotonic() > deadline:
+            return
+        if not select.select([pipe], [], [], POLL)[0]:
+            if deadline is not None:
+                return
+            continue
+        data = os.read(pipe.fileno(), CHUNK)
+        if not data:
+            return
+        if broken:
+            continue  # keep draining, so the child never blocks on a full pipe
+        try:
+            output(fd, data)
+        except Exception:  # a display bug must not stop the copy, nor the run
+            _log().exception("output handler failed; the rest of the child's output is dropped")
+            broken = True
+
+
+def _start(argv: List[str], env: Dict[str, str], output: Optional[Output]) -> subprocess.Popen:
+    # start_new_session (setsid) rather than process_group=0: it exists on Python 3.9, and a
+    # child in its own session is never a background job of our terminal, so it cannot be
+    # stopped by SIGTTOU/SIGTTIN. Either way the terminal's Ctrl-C no longer reaches the
+    # child's group, which is why we forward it.
+    pipe = None if output is None else subprocess.PIPE
+    try:
+        return subprocess.Popen(argv, env=env, start_new_session=True, stdout=pipe, stderr=pipe)
+    except OSError as e:
+        raise EnvironmentProblem(
+            f"cannot start {argv[0]}: {e.strerror}", hint="is ms-swift installed?"
+        ) from e
 
 
 def run(
@@ -212,8 +271,14 @@ def run(
     *,
     grace: float = 30.0,
     on_start: Optional[Callable[[int], None]] = None,
+    output: Optional[Output] = None,
 ) -> int:
-    """Run argv with exactly env; return its exit code, or 128+N if signal N killed it."""
+    """Run argv with exactly env; return its exit code, or 128+N if signal N killed it.
+
+    output: None, the child writes to our stdout/stderr itself; else every chunk of its stdout
+    (fd 1) and stderr (fd 2) is passed to output(fd, data) from a reader thread, and all of it
+    has been passed when run returns.
+    """
     state = _Run(grace)
     handlers: Dict[int, object] = {}
     # Handlers, not SIG_IGN (which the child would inherit: STYLE.md habit 8). Only the main
@@ -224,17 +289,14 @@ def run(
             # tree bookkeeping while the loop is iterating over it.
             handlers[sig] = signal.signal(sig, lambda signum, _frame: state.pending.append(signum))
     old_reaper = _subreaper(1)
+    done, pumps = threading.Event(), []
     try:
-        # start_new_session (setsid) rather than process_group=0: it exists on Python 3.9, and a
-        # child in its own session is never a background job of our terminal, so it cannot be
-        # stopped by SIGTTOU/SIGTTIN. Either way the terminal's Ctrl-C no longer reaches the
-        # child's group, which is why we forward it.
-        try:
-            state.proc = subprocess.Popen(argv, env=env, start_new_session=True)
-        except OSError as e:
-            raise EnvironmentProblem(
-                f"cannot start {argv[0]}: {e.strerror}", hint="is ms-swift installed?"
-            ) from e
+        state.proc = _start(argv, env, output)
+        if output is not None:
+            for pipe, fd in ((state.proc.stdout, 1), (state.proc.stderr, 2)):
+                pumps.append(threading.Thread(target=_pump, args=(pipe, fd, output, done),
+                                              name=f"lorakit-pipe-{fd}", daemon=True))
+                pumps[-1].start()
         state.refresh(_scan())
         try:
             if on_start is not None:
@@ -245,6 +307,11 @@ def run(
             raise
         rc = _wait(state)
     finally:
+        done.set()
+        for pump in pumps:
+            pump.join()  # bounded: each gives up DRAIN seconds after `done`
+        for pipe in (state.proc.stdout, state.proc.stderr) if pumps else ():
+            pipe.close()
         _subreaper(old_reaper)
         for sig, handler in handlers.items():
             # None: the old handler was not set from Python; the default is the best we can do.

@@ -1,0 +1,391 @@
+"""Live progress for `lorakit train`: ms-swift's own log lines feed a Rich bar; the child's output
+is teed to the terminal or a --log file, and its last lines are kept for the failure report.
+
+What ms-swift 4.x prints (swift/trainers/patcher.py, add_train_message; recorded in
+tests/data/progress/): once per `logging_steps`, rank 0 prints the log dict on stdout, floats
+already formatted as strings by transformers' ProgressCallback:
+    {'loss': '5.772', 'learning_rate': '5e-05', ..., 'global_step/max_steps': '1/2',
+     'elapsed_time': '4s', 'remaining_time': '4s', 'train_speed(s/it)': '3.502'}
+and between those, its tqdm bar redraws `\\rTrain:  50%|#####     | 1/2 [00:03<00:03,  3.46s/it]`
+on stderr. The same dicts go to `logging.jsonl` as JSON. Megatron says 'iteration' for the step.
+Both feed the bar; anything else (a truncated or garbled line) is passed through and ignored.
+
+On failure, Watch.report prints the exit code, the failing rank's traceback and the last lines
+(see failure_report). Rich is imported only once a bar is to be shown, and the CLI imports this
+module only when it launches: the dry-run path pays nothing for it.
+"""
+
+from __future__ import annotations
+
+import collections
+import io
+import re
+import signal
+import sys
+import threading
+from dataclasses import dataclass, replace
+from typing import IO, Deque, Dict, List, Optional, Sequence
+
+from lorakit import report
+from lorakit.errors import LorakitError
+
+KEEP = 200  # lines of the child's output kept for the failure report
+TAIL = 20  # of which the report prints the last TAIL
+MAX_LINE = 1 << 20  # bytes: a longer run without a line break is cut into lines
+
+_STEP = re.compile(r"""['"](?:global_step/max_steps|iteration)['"]\s*:\s*['"]\s*(\d+)\s*/\s*(\d+)\s*['"]""")
+_BAR = re.compile(r"^\s*Train:?\s*:\s*\d+%\|[^|]*\|\s*(\d+)/(\d+)\s*\[([0-9:]+)<([0-9:?]+)"
+                  r"(?:,\s*([0-9.]+)\s*(s/it|it/s))?")
+# Any tqdm frame ('Map: 100%|###| 16/16 [00:00<00:00, ...]'): the next write often follows it on
+# the same line, since tqdm ends its frames with no newline.
+_FRAME = re.compile(r"[^|]*\d+%\|[^|]*\|[^\[\]]*\[[^\]]*\]")
+_DURATION = re.compile(r"(\d+)\s*([dhms])")
+_RANK = re.compile(r"^\[(?:default)?rank(\d+)\]:\s?")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One progress report from ms-swift; None where this line did not say."""
+
+    step: int
+    total: int
+    loss: Optional[float] = None
+    learning_rate: Optional[float] = None
+    remaining: Optional[float] = None  # seconds, ms-swift's (or its tqdm's) own estimate
+    sec_per_it: Optional[float] = None
+    memory_gib: Optional[float] = None
+
+
+def _value(text: str, key: str) -> Optional[str]:
+    m = re.search(r"""['"]%s['"]\s*:\s*['"]?([^'",}]+)""" % re.escape(key), text)
+    return m.group(1).strip() if m else None
+
+
+def _number(text: Optional[str]) -> Optional[float]:
+    try:
+        return float(text) if text is not None else None
+    except ValueError:
+        return None
+
+
+def parse_duration(text: Optional[str]) -> Optional[float]:
+    """ms-swift's format_time ('1d 2h 3m 4s', '27s') or tqdm's ('01:02:03', '00:21') -> seconds."""
+    if not text:
+        return None
+    if ":" in text:
+        try:
+            parts = [int(p) for p in text.split(":")]
+        except ValueError:  # tqdm's '?'
+            return None
+        return float(sum(p * 60 ** i for i, p in enumerate(reversed(parts))))
+    units = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+    found = _DURATION.findall(text)
+    return float(sum(int(n) * units[u] for n, u in found)) if found else None
+
+
+def parse_line(text: str) -> Optional[Step]:
+    """A log dict (printed, or a logging.jsonl line) or a tqdm 'Train' frame -> Step, else None."""
+    m = _STEP.search(text)
+    if m:
+        step, total = int(m.group(1)), int(m.group(2))
+        if not 0 <= step <= total or total == 0:
+            return None
+        loss = _number(_value(text, "loss"))
+        loss = _number(_value(text, "train_loss")) if loss is None else loss  # the closing dict
+        return Step(step, total, loss=loss, learning_rate=_number(_value(text, "learning_rate")),
+                    remaining=parse_duration(_value(text, "remaining_time")),
+                    sec_per_it=_number(_value(text, "train_speed(s/it)")),
+                    memory_gib=_number(_value(text, "memory(GiB)")))
+    m = _BAR.match(text)
+    if m:
+        step, total = int(m.group(1)), int(m.group(2))
+        if not 0 <= step <= total or total == 0:
+            return None
+        rate, unit = _number(m.group(5)), m.group(6)
+        if rate is not None and unit == "it/s":
+            rate = 1 / rate if rate else None
+        return Step(step, total, remaining=parse_duration(m.group(4)), sec_per_it=rate)
+    return None
+
+
+def merge(old: Optional[Step], new: Step) -> Step:
+    """What the bar shows: the furthest step, and the newest known value of everything else.
+
+    Furthest, not newest: a log dict on stdout may arrive after a tqdm frame on stderr that was
+    drawn later (two pipes), and the bar must not step back.
+    """
+    if old is None or old.total != new.total:
+        return new
+    keep = {k: getattr(old, k) for k in ("loss", "learning_rate", "remaining", "sec_per_it", "memory_gib")
+            if getattr(new, k) is None}
+    return replace(new, step=max(old.step, new.step), **keep)
+
+
+def describe(s: Step) -> str:
+    parts = []
+    if s.loss is not None:
+        parts.append(f"loss {s.loss:.4g}")
+    if s.learning_rate is not None:
+        parts.append(f"lr {s.learning_rate:.3g}")
+    if s.sec_per_it:  # tqdm's habit: it/s when fast, s/it when slow
+        parts.append(f"{1 / s.sec_per_it:.2f} it/s" if s.sec_per_it <= 1 else f"{s.sec_per_it:.2f} s/it")
+    if s.remaining is not None and s.step < s.total:
+        r = int(s.remaining)
+        parts.append(f"ETA {r // 3600}:{r // 60 % 60:02d}:{r % 60:02d}")
+    if s.memory_gib:
+        parts.append(f"{s.memory_gib:g} GiB")
+    return "  ".join(parts)
+
+
+def _split_rank(line: str) -> tuple:
+    m = _RANK.match(line)
+    return (int(m.group(1)), line[m.end():]) if m else (None, line)
+
+
+def _root_cause(lines: Sequence[str]) -> Optional[int]:
+    """The rank torchrun names under 'Root Cause (first observed failure)', if it printed one."""
+    for i, line in enumerate(lines):
+        if "Root Cause" in line:
+            for later in lines[i + 1:i + 8]:
+                m = re.match(r"\s*rank\s*:\s*(\d+)", later)
+                if m:
+                    return int(m.group(1))
+    return None
+
+
+def _tracebacks(lines: Sequence[str]) -> List[tuple]:
+    """(rank or None, first, last index) of each Python traceback, torchrun's own left out."""
+    found, i = [], 0
+    while i < len(lines):
+        rank, body = _split_rank(lines[i])
+        if body.startswith("Traceback (most recent call last):"):
+            j = i + 1  # frames are indented; the first line that is not is the exception
+            while j < len(lines) - 1 and _split_rank(lines[j])[1][:1] in (" ", "\t") and j - i < 100:
+                j += 1
+            if not any("torch/distributed/run.py" in x or "ChildFailedError" in x for x in lines[i:j + 1]):
+                found.append((rank, i, j))
+            i = j
+        i += 1
+    return found
+
+
+def failure_report(lines: Sequence[str], rc: int, tail: int = TAIL) -> List[str]:
+    """The exit code, the failing rank's traceback (unless the tail shows it), the last lines.
+
+    ms-swift's ranks share one stdout/stderr, unprefixed by default, so "the failing rank's
+    output" is found the way a person would: torchrun's report names the root-cause rank; its
+    traceback is the one with that rank's `[rankN]:` prefix if there are prefixes, else the
+    first traceback printed (torchrun's root cause is the first failure it observed).
+    """
+    out = [f"swift exited with code {rc}" + (f" (128+{_signal_name(rc - 128)})" if rc > 128 else "")]
+    root, blocks = _root_cause(lines), _tracebacks(lines)
+    mine = [b for b in blocks if b[0] == root and root is not None]
+    first = len(lines) - min(tail, len(lines))
+    if mine or blocks:
+        _, i, j = (mine or blocks)[0]
+        if j < first:  # not already among the last lines
+            if root is None:
+                out.append("the first traceback in the output:")
+            else:
+                which = "its traceback" if mine else "the first traceback in the output"
+                out.append(f"rank {root} failed first (torchrun's root cause); {which}:")
+            out += ["  " + x for x in lines[max(i, j - 29):j + 1]]
+    if lines:
+        out.append(f"last {len(lines) - first} lines of the output:")
+        out += ["  " + x for x in lines[first:]]
+    return out
+
+
+def _signal_name(n: int) -> str:
+    try:
+        return signal.Signals(n).name
+    except ValueError:
+        return f"signal {n}"
+
+
+class _Bar:
+    """The Rich progress bar, on the stderr console; child lines are printed above it."""
+
+    def __init__(self, console, label: str):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.console = console
+        # redirect_stderr: what lorakit itself prints meanwhile (a note) goes above the bar too.
+        # The child's bytes never pass through sys.stdout/sys.stderr: see Watch.feed.
+        self.progress = Progress(
+            TextColumn(label, markup=False), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), TextColumn("{task.fields[info]}", markup=False),
+            console=console, redirect_stdout=False, redirect_stderr=True, refresh_per_second=4,
+        )
+        self.task = self.progress.add_task("train", total=None, info="starting ms-swift", start=True)
+        self.last: Optional[Step] = None
+
+    def update(self, step: Step) -> None:
+        self.last = merge(self.last, step)
+        self.progress.update(self.task, total=self.last.total, completed=self.last.step,
+                             info=describe(self.last))
+        self.progress.refresh()  # else lines printed above it show the bar as it was
+
+    def print(self, text: str) -> None:
+        from rich.text import Text
+
+        self.console.print(Text.from_ansi(text), soft_wrap=True, highlight=False, markup=False)
+
+
+def _write_raw(stream, data: bytes) -> None:
+    """Pass bytes through unchanged (a text stream without .buffer, like StringIO, gets text)."""
+    stream.flush()  # whatever lorakit printed before comes first
+    raw = getattr(stream, "buffer", None)
+    if raw is None and isinstance(stream, io.TextIOBase):
+        stream.write(data.decode("utf-8", "replace"))
+    else:
+        (raw or stream).write(data)
+    (raw or stream).flush()
+
+
+class Watch:
+    """One run's output: a bar on a TTY, a --log file, or nothing in between; the failure report.
+
+        watch = Watch(log=path, show=True)  # opens the log file: a bad path fails here
+        with watch:                         # the bar, if any, is up inside
+            rc = launch.run(argv, watch.child_env(env), grace=grace, output=watch.output)
+        return watch.report(rc)
+
+    With neither a bar to show (off a TTY, or show=False) nor a log file, `output` is None: the
+    child writes to the terminal itself, exactly as without lorakit. With a log file the child's
+    output goes there (byte for byte) instead of the terminal. With a bar and no log file, the
+    child's lines are printed above the bar; its own tqdm redraws (lines it overwrote with \r)
+    are left out there, since the bar shows the same, but they stay in a log file.
+    """
+
+    def __init__(self, *, log: Optional[str] = None, show: bool = True, label: str = "swift sft",
+                 console=None, stdout: Optional[IO] = None, stderr: Optional[IO] = None, keep: int = KEEP):
+        self.log_path, self.show, self.label, self.console = log, show, label, console
+        self.streams = {1: stdout or sys.stdout, 2: stderr or sys.stderr}
+        self.lines: Deque[str] = collections.deque(maxlen=keep)
+        self.bar: Optional[_Bar] = None
+        self._pending: Dict[int, bytes] = {1: b"", 2: b""}
+        self._via_bar: Dict[int, bool] = {1: False, 2: False}
+        self._lock = threading.Lock()
+        self.log_file: Optional[IO[bytes]] = None
+        if log is not None:  # now, so a bad path stops lorakit before anything has started
+            try:
+                self.log_file = open(log, "wb")
+            except OSError as e:
+                raise LorakitError(f"--log {log}: cannot write it: {e.strerror}") from e
+
+    @property
+    def piped(self) -> bool:
+        return self.bar is not None or self.log_file is not None
+
+    @property
+    def output(self):
+        """launch.run's `output`: None when the child can write to the terminal itself."""
+        return self.feed if self.piped else None
+
+    def child_env(self, env: Dict[str, str]) -> Dict[str, str]:
+        """env for the child, with PYTHONUNBUFFERED=1 if its output comes through lorakit.
+
+        On a pipe, Python block-buffers stdout, and ms-swift prints its log dicts there without
+        flushing (tqdm.write): measured with 4.6.0, every dict arrived only at exit. Unless env
+        already says, lorakit sets PYTHONUNBUFFERED=1 then, and says so.
+        """
+        if not self.piped or "PYTHONUNBUFFERED" in env:
+            return env
+        report.note("set PYTHONUNBUFFERED=1 for ms-swift: its output now goes through lorakit, "
+                    "and Python would otherwise hold its log lines back until it exits")
+        return {**env, "PYTHONUNBUFFERED": "1"}
+
+    def _terminal(self) -> bool:
+        if self.console is None:
+            if not _isatty(self.streams[2]):  # decided before importing Rich: it costs start-up
+                return False
+            from rich.console import Console
+
+            self.console = Console(stderr=True, highlight=False)
+        return self.console.is_terminal and not self.console.is_dumb_terminal
+
+    def __enter__(self) -> "Watch":
+        if self.show and self._terminal():
+            self.bar = _Bar(self.console, self.label)
+            self._via_bar = {fd: self.log_file is None and _isatty(s) for fd, s in self.streams.items()}
+            self.bar.progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        with self._lock:
+            for fd, rest in self._pending.items():
+                if rest:
+                    self._line(fd, rest, newline=True)
+            self._pending = {1: b"", 2: b""}
+        if self.bar is not None:
+            self.bar.progress.stop()
+        if self.log_file is not None:
+            self.log_file.close()
+
+    def feed(self, fd: int, data: bytes) -> None:
+        """One chunk of the child's stdout (fd 1) or stderr (fd 2); called from reader threads."""
+        with self._lock:
+            if self.log_file is not None:
+                self.log_file.write(data)
+                self.log_file.flush()  # `tail -f` on the log is how one watches a run without a TTY
+            elif not self._via_bar[fd]:
+                _write_raw(self.streams[fd], data)
+            self._split(fd, data)
+
+    def _split(self, fd: int, data: bytes) -> None:
+        buf, start = self._pending[fd] + data, 0
+        for m in re.finditer(rb"\r\n|\n|\r", buf):
+            if m.group() == b"\r" and m.end() == len(buf):
+                break  # may be the first half of \r\n: wait for the next chunk
+            self._line(fd, buf[start:m.start()], newline=m.group() != b"\r")
+            start = m.end()
+        rest = buf[start:]
+        if len(rest) > MAX_LINE:
+            self._line(fd, rest, newline=True)
+            rest = b""
+        self._pending[fd] = rest
+        # tqdm draws each frame as '\r' + frame: the newest frame is the unfinished rest.
+        if self.bar is not None and 0 < len(rest) < 1024:
+            step = parse_line(rest.decode("utf-8", "replace").lstrip("\r"))
+            if step is not None:
+                self.bar.update(step)
+
+    def _line(self, fd: int, raw: bytes, newline: bool) -> None:
+        self._text(fd, raw.decode("utf-8", "replace"), newline)
+
+    def _text(self, fd: int, text: str, newline: bool) -> None:
+        frame = _FRAME.match(text) if newline else None
+        if frame and frame.end() < len(text):  # 'Train: 0%|...| 0/2 [...]/path.py:759: UserWarning'
+            self._text(fd, text[:frame.end()], newline=False)  # the frame: overwritten on a terminal
+            text = text[frame.end():]
+        if self.bar is not None:
+            step = parse_line(text)
+            if step is not None:
+                self.bar.update(step)
+        if not newline or not text.strip():  # overwritten on the terminal: not a line to keep
+            return
+        self.lines.append(text)
+        if self._via_bar[fd]:
+            self.bar.print(text)
+
+    def report(self, rc: int) -> int:
+        """On failure, say so: the exit code and, if lorakit saw the output, its last lines."""
+        if rc == 0:
+            return rc
+        lines = failure_report(list(self.lines), rc) if self.piped else failure_report([], rc)
+        if self.log_path is not None:
+            lines.insert(1, f"all of ms-swift's output is in {self.log_path}")
+        for line in lines:
+            if line.startswith("  "):
+                print(line, file=sys.stderr)
+            else:
+                report.note(line)
+        return rc
+
+
+def _isatty(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no isatty, or closed
+        return False

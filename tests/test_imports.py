@@ -1,0 +1,66 @@
+"""The paths that start nothing import nothing heavy: a launcher used dozens of times a day must not
+pay for torch (seconds) to print a command or report a typo. Functional, not timed: each command
+runs in a fresh interpreter, and what it left in sys.modules is the answer (timings are
+scripts/bench.py's job)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+HEAVY = ("torch", "transformers", "swift", "peft", "numpy")
+
+# Runs the real entry point, then reports the exit code and every heavy module it imported.
+PROBE = r"""
+import json, sys
+out, heavy, args = sys.argv[1], sys.argv[2].split(","), sys.argv[3:]
+from lorakit.cli.app import main
+try:
+    main(args)
+    code = 0
+except SystemExit as exc:
+    code = exc.code
+found = sorted(m for m in sys.modules if m.split(".")[0] in heavy)
+with open(out, "w") as f:
+    json.dump({"code": code, "heavy": found}, f)
+"""
+
+
+def _commands() -> list:
+    from lorakit.cli.app import app
+
+    names = {c.name or c.callback.__name__ for c in app.registered_commands}
+    cases = [
+        pytest.param(["train", "-p", "zero2", "--dry-run"], 0, id="train-dry-run"),
+        pytest.param(["train", "-p", "single", "--dry-run", "--", "--max_steps", "3"], 0,
+                     id="train-dry-run-extra-flags"),
+        pytest.param(["validate", "-p", "zero2"], 0, id="validate"),
+        pytest.param(["validate", "-p", "zero2", "--set", "lora_rnak=8"], 2, id="validate-typo"),
+    ]
+    if "plan" in names:  # `lorakit plan` exists from the capacity-planning work on
+        cases += [pytest.param(["plan", "-p", "zero2"], 0, id="plan"),
+                  pytest.param(["plan", "-p", "zero2", "--json"], 0, id="plan-json")]
+    return cases
+
+
+@pytest.mark.parametrize("args, code", _commands())
+def test_no_heavy_imports(tmp_path, args, code):
+    out = tmp_path / "probe.json"
+    result = subprocess.run([sys.executable, "-c", PROBE, str(out), ",".join(HEAVY), *args],
+                            capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert out.exists(), result.stderr
+    probe = json.loads(out.read_text())
+    assert probe["code"] == code, result.stderr  # the path really ran to its end
+    assert probe["heavy"] == [], f"lorakit {' '.join(args)} imported {probe['heavy']}"
+
+
+def test_the_probe_would_see_a_heavy_import(tmp_path):
+    """Guards the test itself: if a command imported numpy, the probe would say so."""
+    out = tmp_path / "probe.json"
+    probe = PROBE.replace("from lorakit.cli.app import main", "import numpy\nfrom lorakit.cli.app import main")
+    subprocess.run([sys.executable, "-c", probe, str(out), ",".join(HEAVY), "validate", "-p", "zero2"],
+                   capture_output=True, timeout=120, cwd=tmp_path)
+    assert "numpy" in json.loads(out.read_text())["heavy"]
