@@ -113,7 +113,7 @@ def tiny_swift_job(work: Path, env: Dict[str, str]) -> Optional[tuple]:
 
 
 def ms(x: float) -> str:
-    return f"{x * 1000:.0f} ms" if abs(x) < 10 else f"{x:.1f} s"
+    return f"{x * 1000:.0f} ms" if abs(x) < 1 else f"{x:.2f} s"
 
 
 def delta(x: float) -> str:
