@@ -46,19 +46,29 @@ def emit(text: str) -> int:
 
 
 def execute(command: Command, *, grace: float,
-            before_start: Optional[Callable[[], None]] = None) -> int:
-    """Launch; `before_start` runs once `swift` is known to exist, right before it starts."""
+            before_start: Optional[Callable[[], None]] = None,
+            log: Optional[str] = None, show_progress: bool = False) -> int:
+    """Launch; `before_start` runs once `swift` is known to exist, right before it starts.
+
+    log: ms-swift's output goes to this file instead of the terminal; show_progress: on a
+    terminal, a progress bar fed by ms-swift's own log lines (lorakit.progress).
+    """
     env = command.child_env(os.environ)
     swift = launch.resolve_swift(env)
     if swift is None:
         raise EnvironmentProblem("ms-swift's `swift` command was not found on PATH", hint=INSTALL_HINT)
+    from lorakit.progress import Watch  # here, not at the top: the dry-run path never needs it
+
+    watch = Watch(log=log, show=show_progress, label=" ".join(command.argv[:2]))
     version = installed_version()
     report.note(f"running {swift} (ms-swift {version or 'version unknown: not in this Python'})")
     for name in command.unset:
         report.note(f"unset {name} from your environment: this job does not set it")
     if before_start is not None:
         before_start()
-    return launch.run(command.argv, env, grace=grace)
+    with watch:
+        rc = launch.run(command.argv, watch.child_env(env), grace=grace, output=watch.output)
+    return watch.report(rc)
 
 
 def finish(job: Job, *, dry: bool, grace: float) -> int:
@@ -85,7 +95,8 @@ def output_options(fmt: Optional[str], all_nodes: bool, dry: bool) -> str:
 
 
 def train_tail(job: Job, *, dry: bool, fmt: Optional[str], all_nodes: bool, strict: bool,
-               grace: float, replayed: Optional[tuple[Path, Mapping[str, Any]]] = None) -> int:
+               grace: float, replayed: Optional[tuple[Path, Mapping[str, Any]]] = None,
+               log: Optional[str] = None, show_progress: bool = True) -> int:
     """Checks, then the export(s) on stdout, or the record written and ms-swift launched."""
     fmt = output_options(fmt, all_nodes, dry)
     jobs = exports.node_jobs(job) if all_nodes else [job]
@@ -106,4 +117,4 @@ def train_tail(job: Job, *, dry: bool, fmt: Optional[str], all_nodes: bool, stri
         path = record.write_train_record(job, command)
         report.note(f"run record: {path}")
 
-    return execute(command, grace=grace, before_start=write_record)
+    return execute(command, grace=grace, before_start=write_record, log=log, show_progress=show_progress)

@@ -41,6 +41,8 @@ FromOpt = Annotated[Optional[Path], typer.Option("--from", help="Relaunch exactl
 NodeRankOpt = Annotated[Optional[int], typer.Option("--node-rank", help="This node's rank, 0..nnodes-1 (-> NODE_RANK).")]
 FormatOpt = Annotated[Optional[str], typer.Option("--format", help="With --dry-run: " + " | ".join(FORMATS) + " (default text).")]
 AllNodesOpt = Annotated[bool, typer.Option("--all-nodes", help="With --dry-run: print every node's command (text or json).")]
+LogOpt = Annotated[Optional[str], typer.Option("--log", metavar="FILE", help="Write ms-swift's output to FILE instead of the terminal (which keeps the progress bar, and on failure the last lines).")]
+ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="On a terminal: a progress bar fed by ms-swift's logs (step/total, loss, it/s, ETA).")]
 
 
 def train(
@@ -63,6 +65,8 @@ def train(
     all_nodes: AllNodesOpt = False,
     strict: c.StrictOpt = False,
     grace: Annotated[float, typer.Option(help="Seconds between forwarding Ctrl-C/SIGTERM and SIGKILL.")] = 30.0,
+    log: LogOpt = None,
+    progress: ProgressOpt = True,
 ) -> int:
     """Train with `swift sft` from a preset; flags after `--` go to ms-swift."""
     given = [name for name, value in (
@@ -94,8 +98,11 @@ def train(
             hint="use `lorakit merge` for export presets, or a preset with 'command: sft'",
         )
     report.note(c.layout_note(job))
+    if log is not None and dry_run:
+        raise LorakitError("--log names where a launch writes ms-swift's output; --dry-run launches nothing",
+                           hint="drop --log, or --dry-run")
     return train_tail(job, dry=dry_run, fmt=fmt, all_nodes=all_nodes, strict=strict, grace=grace,
-                      replayed=replayed)
+                      replayed=replayed, log=log, show_progress=progress)
 
 
 train.__doc__ = (train.__doc__ or "") + "\n" + EXAMPLES.replace("\n\n", "\n\n\b\n")
