@@ -7,7 +7,6 @@ name the file a problem came from.
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,9 +70,23 @@ def locate(ref: str, *, base: Path | None = None, key: str = "--preset") -> Path
     if path.is_file():
         return path
     names = builtin_names()
+    import difflib  # only on the error path
+
     close = difflib.get_close_matches(ref, names, n=1)
     hint = (f"did you mean {close[0]!r}? " if close else "") + "built-in presets: " + ", ".join(names)
     raise LorakitError(f"{key}: unknown preset {ref!r}", hint=hint)
+
+
+def _parse(text: str) -> Any:
+    """libyaml when present (8x faster: the dry-run path reads several files); on an error,
+    the pure-Python parser again, whose messages are the ones users and tests know."""
+    fast = getattr(yaml, "CSafeLoader", None)
+    if fast is not None:
+        try:
+            return yaml.load(text, Loader=fast)
+        except yaml.YAMLError:
+            pass
+    return yaml.safe_load(text)
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
@@ -82,7 +95,7 @@ def read_yaml(path: Path) -> dict[str, Any]:
     except OSError as exc:
         raise LorakitError(f"{path}: cannot read preset: {exc.strerror}") from None
     try:
-        data = yaml.safe_load(text)
+        data = _parse(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
@@ -103,6 +116,8 @@ def read_yaml(path: Path) -> dict[str, Any]:
 
 
 def _unknown_key(path: Path, key: Any, allowed: tuple[str, ...], where: str) -> LorakitError:
+    import difflib  # only on the error path
+
     close = difflib.get_close_matches(str(key), allowed, n=1)
     hint = (f"did you mean {close[0]!r}? " if close else "") + "allowed: " + ", ".join(allowed)
     return LorakitError(f"{path}: unknown key {where}{key!r}", hint=hint)
@@ -237,6 +252,8 @@ def parse_set(item: str) -> tuple[str, Any]:
     if key.startswith("launch."):
         sub = key[len("launch."):]
         if sub not in LAUNCH_KEYS:
+            import difflib  # only on the error path
+
             close = difflib.get_close_matches(sub, LAUNCH_KEYS, n=1)
             raise LorakitError(
                 f"--set {item!r}: unknown launch key {sub!r}",

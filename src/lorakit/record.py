@@ -11,11 +11,9 @@ Versions come from package metadata, never an import: importing ms-swift pulls i
 
 from __future__ import annotations
 
+# socket, subprocess, datetime and importlib.metadata are imported where a record is built:
+# this module is on the dry-run path (train --from), which must stay near Python's start-up.
 import os
-import socket
-import subprocess
-from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -68,6 +66,8 @@ def resolved_preset(job: Job) -> dict[str, Any]:
 
 
 def versions() -> dict[str, str | None]:
+    from importlib import metadata
+
     out: dict[str, str | None] = {}
     for name in PACKAGES:
         try:
@@ -78,6 +78,8 @@ def versions() -> dict[str, str | None]:
 
 
 def _git(cwd: Path, *args: str) -> str | None:
+    import subprocess
+
     # GIT_OPTIONAL_LOCKS=0: `git status` must not take index.lock from a git running beside us.
     env = dict(os.environ, GIT_OPTIONAL_LOCKS="0")
     try:
@@ -99,6 +101,9 @@ def git_state(cwd: Path) -> dict[str, Any] | None:
 
 def build(job: Job, command: Command, *, cwd: Path, now: datetime | None = None,
           host: str | None = None) -> dict[str, Any]:
+    import socket
+    from datetime import datetime, timezone
+
     now = now or datetime.now(timezone.utc)
     return {
         "lorakit_record": FORMAT,

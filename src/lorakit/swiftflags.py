@@ -9,12 +9,11 @@ survives argparse's type conversion.
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
+from pathlib import Path
 from typing import Any, Mapping
 
 COMMANDS = ("sft", "export")
@@ -55,6 +54,9 @@ RENAMED: dict[str, dict[int, str]] = {
 }
 
 
+# The snapshots ship inside the package (a plain path: importlib.resources costs start-up time).
+DATA = Path(__file__).resolve().parent / "data"
+
 @dataclass(frozen=True)
 class FlagSpec:
     """One ms-swift flag as its parser defines it. `type` is int/float/str/bool/json/unsupported."""
@@ -71,7 +73,7 @@ class FlagSpec:
 @lru_cache(maxsize=None)
 def _snapshot(major: int) -> dict:
     name = f"swift_flags_v{major}.json"
-    path = resources.files("lorakit") / "data" / name
+    path = DATA / name
     if not path.is_file():
         known = ", ".join(str(m) for m in available_majors()) or "none"
         raise ValueError(f"no ms-swift {major}.x flag snapshot ({name}); snapshots exist for: {known}")
@@ -79,7 +81,7 @@ def _snapshot(major: int) -> dict:
 
 
 def available_majors() -> list[int]:
-    folder = resources.files("lorakit") / "data"
+    folder = DATA
     found = (re.fullmatch(r"swift_flags_v(\d+)\.json", entry.name) for entry in folder.iterdir())
     return sorted(int(m.group(1)) for m in found if m)
 
@@ -161,6 +163,8 @@ def prefix_matches(flags: Mapping[str, FlagSpec], key: str) -> list[str]:
 def suggest(flags: Mapping[str, FlagSpec], key: str, n: int = 3) -> list[str]:
     """Did-you-mean candidates among the canonical flag names."""
     word = key.lstrip("-").partition("=")[0].replace("-", "_")
+    import difflib  # only when there is a typo to explain
+
     return difflib.get_close_matches(word, sorted(flags), n=n)
 
 
