@@ -271,9 +271,11 @@ def test_load_flags_errors():
         sf.load_flags(4, "infer")
 
 
-def test_load_flags_returns_a_copy():
-    sf.load_flags(4, "sft").clear()
-    assert "lora_rank" in sf.load_flags(4, "sft")
+def test_load_flags_is_shared_and_read_only():
+    flags = sf.load_flags(4, "sft")
+    with pytest.raises(TypeError):
+        flags["lora_rank"] = None  # type: ignore[index]
+    assert sf.load_flags(4, "sft") is flags and "lora_rank" in flags
 
 
 def test_snapshot_versions():
