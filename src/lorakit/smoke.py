@@ -7,6 +7,7 @@ merged through checkpoint discovery, and the merged model is loaded for one forw
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -60,6 +61,9 @@ def run(say: Callable[[str], None] = print, workdir: Path | None = None) -> int:
         say("smoke: merge exited 0 but no checkpoint-*-merged dir was written")
         return 1
     say(f"smoke: {_forward(merged[-1])} from {merged[-1]} ({time.monotonic() - start:.0f} s)")
+    if workdir is None:  # our own temp dir: nothing to keep after a success (a failure keeps it)
+        shutil.rmtree(root, ignore_errors=True)
+        say(f"smoke: ok; removed {root}")
     return 0
 
 
