@@ -111,6 +111,12 @@ def test_presets_init_copies_a_flattened_preset_and_refuses_to_overwrite(cli, tm
     assert mine.stdout == cli(["train", "-p", "zero2", "--dry-run"]).stdout
 
 
+def test_presets_show_unknown_name(cli):
+    result = cli(["presets", "show", "zer3"])
+    assert (result.code, result.stderr) == (2, "lorakit: error: presets show NAME: unknown preset 'zer3'\n"
+                                               f"  hint: did you mean 'zero3'? built-in presets: {BUILTINS}\n")
+
+
 def test_presets_show_prints_the_resolved_yaml(cli):
     result = cli(["presets", "show", "ddp"])
     assert result.code == 0

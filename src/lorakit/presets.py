@@ -203,9 +203,10 @@ def _drop_superseded(data: dict[str, Any], sources: dict[str, str], key: str, wh
     sources.pop(gbs, None)
 
 
-def load(ref: str) -> Resolved:
-    """Load a preset and its whole extends chain (parent first, child wins)."""
-    path = locate(ref)
+def load(ref: str, *, key: str = "--preset") -> Resolved:
+    """Load a preset and its whole extends chain (parent first, child wins); `key` names
+    where `ref` came from, for the error message."""
+    path = locate(ref, key=key)
     chain: list[Path] = []
     datas: list[dict[str, Any]] = []
     current: Path | None = path

@@ -24,9 +24,9 @@ def list_() -> None:
         typer.echo(f"{name:<16} {description}")
 
 
-def flattened(name: str) -> dict:
+def flattened(name: str, key: str) -> dict:
     """The preset with its extends chain applied: one self-contained, editable file."""
-    data = presets.load(name).data
+    data = presets.load(name, key=key).data
     order = ("description", "command", "launch", "args")
     return {k: data[k] for k in order if k in data}
 
@@ -34,9 +34,9 @@ def flattened(name: str) -> dict:
 @app.command()
 def show(name: Annotated[str, typer.Argument(help="Built-in name or a YAML file.")]) -> None:
     """Print a preset with its extends chain applied."""
-    resolved = presets.load(name)
+    resolved = presets.load(name, key="presets show NAME")
     typer.echo(f"# {resolved.name}: " + " <- ".join(resolved.chain), err=True)
-    typer.echo(yaml.safe_dump(flattened(name), sort_keys=False, allow_unicode=True), nl=False)
+    typer.echo(yaml.safe_dump(flattened(name, "presets show NAME"), sort_keys=False, allow_unicode=True), nl=False)
 
 
 @app.command()
@@ -51,6 +51,6 @@ def init(
         raise LorakitError(f"{dest} already exists; refusing to overwrite it",
                            hint="choose another DEST, or pass --force")
     text = f"# Copied from lorakit's built-in preset {name!r}; edit freely.\n"
-    text += yaml.safe_dump(flattened(name), sort_keys=False, allow_unicode=True)
+    text += yaml.safe_dump(flattened(name, "presets init NAME"), sort_keys=False, allow_unicode=True)
     dest.write_text(text, encoding="utf-8")
     typer.echo(f"wrote {dest}", err=True)
