@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Annotated, Any, List, Optional
 
 import typer
@@ -43,6 +45,66 @@ class JobOptions:
     sets: list[str] = field(default_factory=list)
     extra: list[str] = field(default_factory=list)  # ms-swift flags after `--`
     swift_version: str | None = None
+
+
+# The options train, validate and plan share, declared once (see `with_job_args`).
+SHARED_OPTIONS = {
+    "model": ModelOpt, "dataset": DatasetOpt, "output_dir": OutputOpt, "gpus": GpusOpt, "nproc": NprocOpt,
+    "lora_rank": RankOpt, "lora_alpha": AlphaOpt, "target_modules": TargetsOpt, "set_": SetOpt,
+    "swift_version": SwiftVersionOpt,
+}
+
+
+@dataclass(frozen=True)
+class JobArgs:
+    """What the user gave of the shared options (None: not given)."""
+
+    model: Optional[str] = None
+    dataset: Optional[List[str]] = None
+    output_dir: Optional[str] = None
+    gpus: Optional[str] = None
+    nproc: Optional[int] = None
+    lora_rank: Optional[int] = None
+    lora_alpha: Optional[float] = None
+    target_modules: Optional[str] = None
+    set_: Optional[List[str]] = None
+    swift_version: Optional[str] = None
+
+    def given(self) -> list[str]:
+        """The options given, spelled as on the command line."""
+        spelled = {"set_": "--set"}
+        return [spelled.get(f.name, "--" + f.name.replace("_", "-")) for f in fields(self)
+                if getattr(self, f.name) not in (None, [])]
+
+    def options(self, preset: str, extra: list[str]) -> JobOptions:
+        return JobOptions(preset, self.model, self.dataset, self.output_dir, self.gpus, self.nproc,
+                          self.lora_rank, self.lora_alpha, self.target_modules, list(self.set_ or []),
+                          list(extra), self.swift_version)
+
+
+def with_job_args(command):
+    """Give `command` the shared options: it declares one parameter `shared: JobArgs`, Typer
+    sees SHARED_OPTIONS in its place, and the command gets them back as one JobArgs."""
+    # eval_str resolves the module's string annotations as written; typing.get_type_hints would
+    # wrap `X = None` parameters in Optional[] on Python 3.10, hiding Typer's Annotated metadata.
+    signature = inspect.signature(command, eval_str=True)
+    params = []
+    for param in signature.parameters.values():
+        if param.name == "shared":
+            params += [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=hint)
+                       for name, hint in SHARED_OPTIONS.items()]
+        else:
+            kind = inspect.Parameter.KEYWORD_ONLY if params and param.name != "ctx" else param.kind
+            params.append(param.replace(kind=kind))
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        shared = JobArgs(**{name: kwargs.pop(name, None) for name in SHARED_OPTIONS})
+        return command(*args, shared=shared, **kwargs)
+
+    wrapper.__signature__ = signature.replace(parameters=params)
+    wrapper.__annotations__ = {p.name: p.annotation for p in params}
+    return wrapper
 
 
 def parse_extra(tokens: list[str]) -> list[tuple[str, Any]]:

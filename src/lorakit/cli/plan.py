@@ -102,19 +102,11 @@ def _layout_errors(job) -> None:
         raise LorakitError(f"no plan: {len(errors)} layout error(s) above")
 
 
+@c.with_job_args
 def plan(
     ctx: typer.Context,
     preset: c.PresetOpt,
-    model: c.ModelOpt = None,
-    dataset: c.DatasetOpt = None,
-    output_dir: c.OutputOpt = None,
-    gpus: c.GpusOpt = None,
-    nproc: c.NprocOpt = None,
-    lora_rank: c.RankOpt = None,
-    lora_alpha: c.AlphaOpt = None,
-    target_modules: c.TargetsOpt = None,
-    set_: c.SetOpt = None,
-    swift_version: c.SwiftVersionOpt = None,
+    shared: c.JobArgs,
     strict: Annotated[bool, typer.Option("--strict", help="Exit 2 when the plan does not fit the GPUs.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="The plan as JSON on stdout.")] = False,
 ) -> int:
@@ -128,9 +120,7 @@ def plan(
       lorakit plan -p single --model ./my-model --target-modules q_proj,v_proj --lora-rank 16
       lorakit plan -p ddp_device_map --json -- --max_length 8192
     """
-    opts = c.JobOptions(preset, model, dataset, output_dir, gpus, nproc, lora_rank, lora_alpha,
-                        target_modules, set_ or [], list(ctx.args), swift_version)
-    job = apply_fixups(c.build(opts))
+    job = apply_fixups(c.build(shared.options(preset, ctx.args)))
     if job.command != "sft":
         raise LorakitError(f"preset {job.preset!r} runs `swift {job.command}`, not `swift sft`",
                            hint="plan a training preset (one with 'command: sft')")

@@ -45,20 +45,12 @@ LogOpt = Annotated[Optional[str], typer.Option("--log", metavar="FILE", help="Wr
 ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="On a terminal: a progress bar fed by ms-swift's logs (step/total, loss, it/s, ETA).")]
 
 
+@c.with_job_args
 def train(
     ctx: typer.Context,
     preset: OptionalPresetOpt = None,
-    model: c.ModelOpt = None,
-    dataset: c.DatasetOpt = None,
-    output_dir: c.OutputOpt = None,
-    gpus: c.GpusOpt = None,
-    nproc: c.NprocOpt = None,
+    shared: c.JobArgs = c.JobArgs(),
     node_rank: NodeRankOpt = None,
-    lora_rank: c.RankOpt = None,
-    lora_alpha: c.AlphaOpt = None,
-    target_modules: c.TargetsOpt = None,
-    set_: c.SetOpt = None,
-    swift_version: c.SwiftVersionOpt = None,
     from_: FromOpt = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the command; launch nothing.")] = False,
     fmt: FormatOpt = None,
@@ -69,11 +61,8 @@ def train(
     progress: ProgressOpt = True,
 ) -> int:
     """Train with `swift sft` from a preset; flags after `--` go to ms-swift."""
-    given = [name for name, value in (
-        ("--preset", preset), ("--model", model), ("--dataset", dataset), ("--output-dir", output_dir),
-        ("--gpus", gpus), ("--nproc", nproc), ("--node-rank", node_rank), ("--lora-rank", lora_rank),
-        ("--lora-alpha", lora_alpha), ("--target-modules", target_modules), ("--set", set_),
-        ("--swift-version", swift_version), ("-- flags", ctx.args)) if value is not None and value != []]
+    given = [name for name, value in (("--preset", preset), ("--node-rank", node_rank))
+             if value is not None] + shared.given() + (["-- flags"] if ctx.args else [])
     replayed = None
     if from_ is not None:
         if given:
@@ -88,8 +77,7 @@ def train(
         raise LorakitError("give a preset (--preset/-p NAME or FILE) or a run record (--from FILE)",
                            hint="lorakit presets list shows the built-in presets")
     else:
-        opts = c.JobOptions(preset, model, dataset, output_dir, gpus, nproc, lora_rank, lora_alpha,
-                            target_modules, set_ or [], list(ctx.args), swift_version)
+        opts = shared.options(preset, ctx.args)
         extra = [("launch.node_rank", node_rank, "--node-rank")] if node_rank is not None else []
         job = apply_fixups(c.build_with(opts, extra))
     if job.command != "sft":

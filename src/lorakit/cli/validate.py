@@ -14,19 +14,11 @@ from lorakit.errors import EXIT_USER
 from lorakit.fixups import apply_fixups
 
 
+@c.with_job_args
 def validate(
     ctx: typer.Context,
     preset: c.PresetOpt,
-    model: c.ModelOpt = None,
-    dataset: c.DatasetOpt = None,
-    output_dir: c.OutputOpt = None,
-    gpus: c.GpusOpt = None,
-    nproc: c.NprocOpt = None,
-    lora_rank: c.RankOpt = None,
-    lora_alpha: c.AlphaOpt = None,
-    target_modules: c.TargetsOpt = None,
-    set_: c.SetOpt = None,
-    swift_version: c.SwiftVersionOpt = None,
+    shared: c.JobArgs,
     strict: c.StrictOpt = False,
     as_json: Annotated[bool, typer.Option("--json", help="Findings as JSON on stdout.")] = False,
 ) -> int:
@@ -37,9 +29,7 @@ def validate(
       lorakit validate -p zero2 --gpus 0,1,2
       lorakit validate -p my.yaml --json
     """
-    opts = c.JobOptions(preset, model, dataset, output_dir, gpus, nproc, lora_rank, lora_alpha,
-                        target_modules, set_ or [], list(ctx.args), swift_version)
-    job = apply_fixups(c.build(opts))
+    job = apply_fixups(c.build(shared.options(preset, ctx.args)))
     findings = run_checks(job)
     failed = c.blocking(findings, strict)
     if as_json:
