@@ -135,3 +135,26 @@ def test_validate_json(cli):
                      "hint": "for lora_rank 8, use lora_alpha between 32 and 64"}
     strict = cli(["validate", "-p", "zero2", "--strict", "--set", "lora_alpha=100"])
     assert strict.code == 2
+
+
+def test_presets_init_into_a_missing_dir_or_onto_a_dir(cli, tmp_path):
+    missing = cli(["presets", "init", "zero2", str(tmp_path / "no" / "x.yaml")])
+    assert (missing.code, missing.stderr) == (2, f"lorakit: error: cannot write {tmp_path / 'no' / 'x.yaml'}: "
+                                                 "No such file or directory\n  hint: choose a DEST in an "
+                                                 "existing, writable directory\n")
+    onto = cli(["presets", "init", "zero2", str(tmp_path), "--force"])
+    assert (onto.code, onto.stderr) == (2, f"lorakit: error: {tmp_path} is a directory\n"
+                                           f"  hint: give a file name, e.g. {tmp_path / 'zero2.yaml'}\n")
+
+
+def test_validate_json_reports_an_unloadable_preset_as_data(cli, tmp_path):
+    import json
+
+    path = tmp_path / "bad.yaml"
+    path.write_text("lanuch: {}\n")
+    result = cli(["validate", "-p", str(path), "--json"])
+    assert result.code == 2
+    assert json.loads(result.stdout) == {"ok": False, "preset": str(path), "findings": [{
+        "level": "error", "code": "preset.invalid", "key": "", "file": "",
+        "message": f"{path}: unknown key 'lanuch'",
+        "hint": "did you mean 'launch'? allowed: description, extends, command, launch, args"}]}

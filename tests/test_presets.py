@@ -65,7 +65,7 @@ BAD_FILES = [
     ("comand: sft\n", "{f}: unknown key 'comand'\n  hint: did you mean 'command'? allowed: "
                       "description, extends, command, launch, args"),
     ("command: train\n", "{f}: key 'command' must be one of sft, export, got 'train'\n"
-                         "  hint: 'sft' trains (swift sft), 'export' merges (swift export)"),
+                         "  hint: 'sft' trains with swift sft, 'export' merges with swift export"),
     ("launch: 8\n", "{f}: key 'launch' must be a mapping, got int\n"
                     "  hint: write 'launch:' followed by indented 'key: value' lines"),
     ("launch: {gpu: '0'}\n", "{f}: unknown key launch.'gpu'\n  hint: did you mean 'gpus'? allowed: "
@@ -115,3 +115,30 @@ def test_every_builtin_loads_and_has_a_description():
     for name in presets.builtin_names():
         data = presets.load(name).data
         assert data["description"] and data["command"] in ("sft", "export")
+
+
+def test_every_shape_problem_is_reported_at_once(tmp_path):
+    path = write(tmp_path / "bad.yaml", "lanuch: {}\narg: {}\ncommand: train\n")
+    with pytest.raises(LorakitError) as err:
+        presets.load(str(path))
+    assert str(err.value) == (
+        f"{path}: 3 problems:\n"
+        "  - unknown key 'lanuch' (did you mean 'launch'? allowed: description, extends, command, launch, args)\n"
+        "  - unknown key 'arg' (did you mean 'args'? allowed: description, extends, command, launch, args)\n"
+        "  - key 'command' must be one of sft, export, got 'train' ('sft' trains with swift sft, "
+        "'export' merges with swift export)\n"
+        "  hint: fix each key above; `lorakit presets show zero2` shows a valid preset")
+
+
+@pytest.mark.parametrize("section", ["args", "launch"])
+def test_an_empty_section_changes_nothing(tmp_path, section):
+    path = write(tmp_path / "p.yaml", f"extends: zero2\n{section}:\n  # nothing yet\n")
+    assert presets.load(str(path)).data == presets.load("zero2").data | {}
+
+
+def test_a_preset_that_is_not_utf8(tmp_path):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes(b"extends: zero2\ndescription: caf\xe9\n")
+    with pytest.raises(LorakitError) as err:
+        presets.load(str(path))
+    assert str(err.value) == f"{path}:2: not UTF-8 text (byte 0xe9)\n  hint: save the preset as UTF-8"

@@ -94,6 +94,10 @@ def read_yaml(path: Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise LorakitError(f"{path}: cannot read preset: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[:exc.start].count(b"\n") + 1
+        raise LorakitError(f"{path}:{line}: not UTF-8 text (byte {exc.object[exc.start]:#04x})",
+                           hint="save the preset as UTF-8") from None
     try:
         data = _parse(text)
     except yaml.YAMLError as exc:
@@ -112,45 +116,52 @@ def read_yaml(path: Path) -> dict[str, Any]:
             hint="start the file with keys such as 'command:', 'launch:' and 'args:'",
         )
     _check_shape(path, data)
+    for section in ("launch", "args"):
+        if section in data and data[section] is None:
+            # `args:` with nothing under it means "no changes", not "wipe the parent's args"
+            data[section] = {}
     return data
 
 
-def _unknown_key(path: Path, key: Any, allowed: tuple[str, ...], where: str) -> LorakitError:
+def _unknown_key(key: Any, allowed: tuple[str, ...], where: str) -> str:
     import difflib  # only on the error path
 
     close = difflib.get_close_matches(str(key), allowed, n=1)
     hint = (f"did you mean {close[0]!r}? " if close else "") + "allowed: " + ", ".join(allowed)
-    return LorakitError(f"{path}: unknown key {where}{key!r}", hint=hint)
+    return f"unknown key {where}{key!r} ({hint})"
 
 
-def _check_shape(path: Path, data: dict[str, Any]) -> None:
-    """Reject unknown keys and wrong types early (accelerate's config_args does the same)."""
-    for key in data:
-        if key not in TOP_KEYS:
-            raise _unknown_key(path, key, TOP_KEYS, "")
+def shape_problems(data: dict[str, Any]) -> list[str]:
+    """Every unknown key and wrong type, not just the first (accelerate's config_args rejects
+    unknown keys; torchtune's validate collects them all)."""
+    problems = [_unknown_key(key, TOP_KEYS, "") for key in data if key not in TOP_KEYS]
     for key in ("description", "extends"):
         if key in data and not isinstance(data[key], str):
-            raise LorakitError(
-                f"{path}: key {key!r} must be a string, got {type(data[key]).__name__}"
-            )
+            problems.append(f"key {key!r} must be a string, got {type(data[key]).__name__}")
     if "command" in data and data["command"] not in COMMANDS:
-        raise LorakitError(
-            f"{path}: key 'command' must be one of {', '.join(COMMANDS)}, got {data['command']!r}",
-            hint="'sft' trains (swift sft), 'export' merges (swift export)",
-        )
+        problems.append(f"key 'command' must be one of {', '.join(COMMANDS)}, got {data['command']!r} "
+                        "('sft' trains with swift sft, 'export' merges with swift export)")
     for section in ("launch", "args"):
         value = data.get(section)
         if value is not None and not isinstance(value, dict):
-            raise LorakitError(
-                f"{path}: key {section!r} must be a mapping, got {type(value).__name__}",
-                hint=f"write '{section}:' followed by indented 'key: value' lines",
-            )
-    for key in data.get("launch") or {}:
-        if key not in LAUNCH_KEYS:
-            raise _unknown_key(path, key, LAUNCH_KEYS, "launch.")
-    for key in data.get("args") or {}:
-        if not isinstance(key, str) or not key.strip("-"):
-            raise LorakitError(f"{path}: key args.{key!r} is not an ms-swift flag name")
+            problems.append(f"key {section!r} must be a mapping, got {type(value).__name__} "
+                            f"(write '{section}:' followed by indented 'key: value' lines)")
+    launch = data.get("launch") if isinstance(data.get("launch"), dict) else {}
+    problems += [_unknown_key(key, LAUNCH_KEYS, "launch.") for key in launch if key not in LAUNCH_KEYS]
+    args = data.get("args") if isinstance(data.get("args"), dict) else {}
+    problems += [f"key args.{key!r} is not an ms-swift flag name" for key in args
+                 if not isinstance(key, str) or not key.strip("-")]
+    return problems
+
+
+def _check_shape(path: Path, data: dict[str, Any]) -> None:
+    problems = shape_problems(data)
+    if len(problems) == 1:
+        message, _, hint = problems[0].partition(" (")
+        raise LorakitError(f"{path}: {message}", hint=hint[:-1] or None)
+    if problems:
+        raise LorakitError(f"{path}: {len(problems)} problems:\n" + "\n".join(f"  - {p}" for p in problems),
+                           hint="fix each key above; `lorakit presets show zero2` shows a valid preset")
 
 
 def deep_merge(parent: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:

@@ -52,5 +52,11 @@ def init(
                            hint="choose another DEST, or pass --force")
     text = f"# Copied from lorakit's built-in preset {name!r}; edit freely.\n"
     text += yaml.safe_dump(flattened(name, "presets init NAME"), sort_keys=False, allow_unicode=True)
-    dest.write_text(text, encoding="utf-8")
+    if dest.is_dir():
+        raise LorakitError(f"{dest} is a directory", hint=f"give a file name, e.g. {dest / (name + '.yaml')}")
+    try:
+        dest.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise LorakitError(f"cannot write {dest}: {exc.strerror}",
+                           hint="choose a DEST in an existing, writable directory") from None
     typer.echo(f"wrote {dest}", err=True)

@@ -10,7 +10,8 @@ import typer
 from lorakit import report
 from lorakit.checks import run_checks
 from lorakit.cli import common as c
-from lorakit.errors import EXIT_USER
+from lorakit.errors import EXIT_USER, LorakitError
+from lorakit.findings import ERROR, Finding
 from lorakit.fixups import apply_fixups
 
 
@@ -29,7 +30,15 @@ def validate(
       lorakit validate -p zero2 --gpus 0,1,2
       lorakit validate -p my.yaml --json
     """
-    job = apply_fixups(c.build(shared.options(preset, ctx.args)))
+    try:
+        job = apply_fixups(c.build(shared.options(preset, ctx.args)))
+    except LorakitError as exc:
+        if not as_json:
+            raise
+        # a preset that cannot even be loaded is still an answer other tools should get as data
+        error = Finding(ERROR, "preset.invalid", exc.message, hint=exc.hint or "")
+        typer.echo(json.dumps({"ok": False, "preset": preset, "findings": [error.as_dict()]}, indent=2))
+        return exc.code
     findings = run_checks(job)
     failed = c.blocking(findings, strict)
     if as_json:
