@@ -104,3 +104,22 @@ def test_any_preset_gives_findings_or_a_clean_exit(tmp_path_factory, top, args, 
     if result.code == 2:
         assert result.stdout == ""
         assert "error" in result.stderr
+
+
+@pytest.mark.parametrize("preset_args, cli, rendered, error", [
+    ("{lora_r: 16, lora_alpha: 64}", ["--lora-rank", "32"], "--lora_rank 32", None),  # the CLI wins
+    ("{lora_rank: 16, lora_alpha: 64}", ["--", "--lora_r", "32"], "--lora_rank 32", None),
+    ("{lora_rank: 16, lora_r: 4}", [], None,
+     "error[flags.abbreviation.conflict] args.lora_r ({f}): --lora_r ({f}) is --lora_rank, which is also set "
+     "({f})\n  hint: keep one: write lora_rank once"),
+])
+def test_an_abbreviation_and_its_full_name_follow_precedence(tmp_path, preset_args, cli, rendered, error):
+    path = tmp_path / "p.yaml"
+    path.write_text(f"extends: single\nargs: {preset_args}\n")
+    result = run_cli(["train", "-p", str(path), "--dry-run", *cli])
+    if error is None:
+        assert result.code == 0, result.stderr
+        assert [line.strip(" \\") for line in result.stdout.splitlines() if "--lora_rank" in line] == [rendered]
+    else:
+        assert result.code == 2
+        assert error.format(f=path) in errors(result.stderr)

@@ -13,6 +13,7 @@ from typing import Any, Mapping
 from lorakit.errors import LorakitError
 from lorakit.findings import INFO, Finding
 from lorakit.presets import Resolved
+from lorakit.values import as_int
 
 # ms-swift reads `--target_modules` as nargs='+': the seed's '[q_proj,k_proj,v_proj]' would be
 # ONE module name that no model has, failing only after the weights have loaded.
@@ -67,9 +68,10 @@ def split_module_list(value: Any) -> Any:
     text = value.strip()
     if text.startswith("[") and text.endswith("]"):
         text = text[1:-1]
-    elif "," not in text:
+    elif "," not in text and not any(ch.isspace() for ch in text):
         return value
-    items = [part.strip().strip("'\"").strip() for part in text.split(",")]
+    # module names hold no commas or spaces: both separate ('q_proj v_proj' is two modules)
+    items = [part.strip("'\"") for part in re.split(r"[,\s]+", text)]
     return [item for item in items if item]
 
 
@@ -94,8 +96,8 @@ def nproc_from_rule(rule: Any, gpu_count: int | None) -> int | None:
     """int -> itself; 'auto' -> one rank per GPU; 'gpus/K' -> K GPUs per rank; None -> None."""
     if rule is None or isinstance(rule, bool):
         return None
-    if isinstance(rule, int):
-        return rule
+    if as_int(rule) is not None:  # 8, 8.0 and "8" are all eight ranks, as the checks read them
+        return as_int(rule)
     text = str(rule).strip()
     if text.isdigit():
         return int(text)
@@ -112,6 +114,8 @@ def nproc_from_rule(rule: Any, gpu_count: int | None) -> int | None:
 def _pick_gpus(launch: Mapping[str, Any], sources: dict, env: Mapping[str, str], cli_gpus: str | None):
     if cli_gpus is not None:
         return cli_gpus, "--gpus"
+    if sources.get("launch.gpus") == "--set" and launch.get("gpus") is not None:
+        return launch["gpus"], "--set"  # the command line beats the shell, as --gpus does
     if env.get("CUDA_VISIBLE_DEVICES") is not None:
         return env["CUDA_VISIBLE_DEVICES"], "CUDA_VISIBLE_DEVICES in your environment"
     if launch.get("gpus") is not None:

@@ -272,6 +272,9 @@ def parse_set(item: str) -> tuple[str, Any]:
                 hint=(f"did you mean 'launch.{close[0]}'? " if close else "")
                 + "launch keys: " + ", ".join(LAUNCH_KEYS),
             )
+        if sub in ("gpus", "master_addr"):
+            # ids and hosts are text: YAML would read 010 as 8 and 0,1 stays a string anyway
+            return key, raw.strip()
         return key, value
     if key.startswith("args."):
         key = key[len("args."):]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lorakit.findings import Finding
-from lorakit.job import Job
+
+if TYPE_CHECKING:  # job.py reads numbers with as_int: no import cycle at run time
+    from lorakit.job import Job
 
 
 def as_int(value: Any) -> int | None:

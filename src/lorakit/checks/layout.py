@@ -76,8 +76,9 @@ def check_nproc(job: Job, facts: Facts) -> list[Finding]:
 
 
 def gpus_per_rank(job: Job) -> int:
-    ids, nproc = job.launch.gpu_ids, job.launch.nproc_per_node
-    if ids is None or not nproc or len(ids) % nproc:
+    """GPUs each process sees; one process (no NPROC_PER_NODE) sees them all (ms-swift's is_mp())."""
+    ids, nproc = job.launch.gpu_ids, job.launch.nproc_per_node or 1
+    if ids is None or len(ids) % nproc:
         return 1
     return len(ids) // nproc
 
@@ -97,7 +98,7 @@ def check_device_map_sharding(job: Job, facts: Facts) -> list[Finding]:
     # ms-swift raises this only inside each spawned worker, after start-up (sft_args.py).
     name = "DeepSpeed" if sharding == "deepspeed" else "FSDP"
     return [finding(job, ERROR, f"layout.device_map.{sharding}", f"args.{sharding}",
-                    f"{len(job.launch.gpu_ids or [])} GPUs for NPROC_PER_NODE={job.launch.nproc_per_node} "
+                    f"{len(job.launch.gpu_ids or [])} GPUs for NPROC_PER_NODE={job.launch.nproc_per_node or 1} "
                     f"puts {per} GPUs on each rank (device_map), and {name} is not compatible with device_map",
                     f"set nproc_per_node to the GPU count (one GPU per rank), or drop {sharding}")]
 
