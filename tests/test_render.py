@@ -130,3 +130,21 @@ def test_shell_text_is_the_seeds_form_and_round_trips():
     assert lines[-1] == "    --gradient_checkpointing_kwargs '{\"use_reentrant\": false}'"
     tokens = shlex.split(text.replace("\\\n", " "))
     assert tokens == [f"CUDA_VISIBLE_DEVICES={EIGHT}", "NPROC_PER_NODE=4", *command.argv]
+
+
+def test_set_launch_gpus_beats_the_shell_and_stays_text():
+    from lorakit.cli.common import JobOptions, build
+
+    job = build(JobOptions("zero2", sets=["launch.gpus=010,011"]), env={"CUDA_VISIBLE_DEVICES": "4,5"})
+    assert render(job).env == {"CUDA_VISIBLE_DEVICES": "010,011", "NPROC_PER_NODE": "2"}
+    assert job.launch.gpus_source == "--set"
+
+
+def test_space_separated_targets_split_and_float_nproc_counts():
+    from lorakit.cli.common import JobOptions, build
+
+    job = build(JobOptions("zero2", target_modules="q_proj  v_proj", sets=["launch.nproc_per_node=4.0"]), env={})
+    command = render(job)
+    assert command.env["NPROC_PER_NODE"] == "4"
+    at = command.argv.index("--target_modules")
+    assert command.argv[at:at + 3] == ["--target_modules", "q_proj", "v_proj"]
