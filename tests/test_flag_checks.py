@@ -123,3 +123,28 @@ def test_an_abbreviation_and_its_full_name_follow_precedence(tmp_path, preset_ar
     else:
         assert result.code == 2
         assert error.format(f=path) in errors(result.stderr)
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--", "--model"], "error[flags.value] args.model (-- extra flags): --model after -- has no value\n"
+                        "  hint: write --model VALUE"),
+    (["--set", "dataset=[a, null]"], "error[flags.value] args.dataset (--set): dataset has a null item in its "
+     "list (it would render as the word None)\n  hint: fix dataset in the preset, or override it with --set dataset=..."),
+    (["--set", "system=2024-01-01"], "error[flags.value] args.system (--set): system is a YAML date (from a tag "
+     "or an unquoted date); quote it to pass text\n  hint: fix system in the preset, or override it with --set system=..."),
+    (["--set", "model=!!binary aGVsbG8="], "error[flags.value] args.model (--set): model is a YAML bytes (from a tag "
+     "or an unquoted date); quote it to pass text\n  hint: fix model in the preset, or override it with --set model=..."),
+])
+def test_values_no_argv_can_carry(extra, message):
+    result = run_cli(["train", "-p", "zero2", "--dry-run", *extra])
+    assert result.code == 2 and result.stdout == ""
+    assert message in errors(result.stderr)
+
+
+def test_a_nul_byte_is_refused(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text('extends: single\nargs: {output_dir: "a\\0b"}\n')
+    result = run_cli(["train", "-p", str(path), "--dry-run"])
+    assert result.code == 2
+    assert ("error[flags.value] args.output_dir ({f}): output_dir contains a NUL byte, which no command line can "
+            "carry".format(f=path)) in result.stderr.splitlines()

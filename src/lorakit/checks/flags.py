@@ -38,6 +38,25 @@ def _unknown(job: Job, flags, key: str, name: str, how: str) -> Finding:
                    f"unknown flag --{name} for {version}{_other_version(job, name)}", hint)
 
 
+PLAIN = (str, int, float, bool)
+
+
+def value_problem(value) -> str | None:
+    """What no argv can carry as lorakit renders it: YAML's other types, nulls inside lists,
+    NUL bytes (bash cannot hold them in argv)."""
+    if isinstance(value, (list, tuple)):
+        if any(item is None for item in value):
+            return "has a null item in its list (it would render as the word None)"
+        return next((p for p in map(value_problem, value) if p), None)
+    if isinstance(value, dict):
+        return next((p for p in map(value_problem, value.values()) if p), None)
+    if isinstance(value, str) and "\0" in value:
+        return "contains a NUL byte, which no command line can carry"
+    if value is not None and not isinstance(value, PLAIN):
+        return f"is a YAML {type(value).__name__} (from a tag or an unquoted date); quote it to pass text"
+    return None
+
+
 def check_flags(job: Job, facts: Facts) -> list[Finding]:
     try:
         flags = swiftflags.load_flags(job.swift_major, job.command)
@@ -52,7 +71,19 @@ def check_flags(job: Job, facts: Facts) -> list[Finding]:
         if canonical is None:
             out.append(_unknown(job, flags, key, name, how))
             continue
-        problem = swiftflags.check_value(flags[canonical], value)
+        odd = value_problem(value)
+        if odd:
+            out.append(finding(job, ERROR, "flags.value", f"args.{key}", f"{key} {odd}",
+                               f"fix {key} in the preset, or override it with --set {key}=..."))
+            continue
+        spec = flags[canonical]
+        if value is True and spec.type != "bool" and job.source_of(f"args.{key}") == "-- extra flags":
+            # parse_extra reads a bare `--flag` as a switch; ms-swift's argparse would say
+            # "expected one argument" for any other kind of flag
+            out.append(finding(job, ERROR, "flags.value", f"args.{key}", f"--{name} after -- has no value",
+                               f"write --{name} VALUE"))
+            continue
+        problem = swiftflags.check_value(spec, value)
         if problem:
             out.append(finding(job, ERROR, "flags.value", f"args.{key}", problem,
                                f"fix {key} in the preset, or override it with --set {key}=..."))
