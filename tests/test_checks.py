@@ -197,3 +197,14 @@ def test_local_qwen2_dir_needs_model_type(tiny_model):
         ("warning", "model.type.ambiguous", "ms-swift cannot tell tiny-random-chatml's model_type: "
          "Qwen2ForCausalLM matches qwen2, qwen2_gte", "set model_type: qwen2 (and the matching template) in args")]
     assert run([model.check_model_type], make_job({"model": str(tiny_model), "model_type": "qwen2"})) == []
+
+
+def test_master_addr_must_be_text(tmp_path):
+    from conftest import run_cli
+
+    path = tmp_path / "p.yaml"
+    path.write_text("extends: single\nlaunch: {nnodes: 2, node_rank: 0, master_addr: [1]}\n")
+    result = run_cli(["train", "-p", str(path), "--dry-run"])
+    assert result.code == 2
+    assert (f"error[nodes.master_addr.invalid] launch.master_addr ({path}): master_addr [1] is not a host name "
+            "or address") in result.stderr.splitlines()

@@ -148,3 +148,12 @@ def test_space_separated_targets_split_and_float_nproc_counts():
     assert command.env["NPROC_PER_NODE"] == "4"
     at = command.argv.index("--target_modules")
     assert command.argv[at:at + 3] == ["--target_modules", "q_proj", "v_proj"]
+
+
+def test_integral_launch_numbers_render_as_ints():
+    from lorakit.cli.common import JobOptions, build
+
+    job = build(JobOptions("single", sets=["launch.nnodes=2.0", "launch.node_rank=1.0", "launch.master_port=29500.0",
+                                           "launch.master_addr=10.0.0.1", "launch.gpus=00"]), env={})
+    assert render(job).env == {"CUDA_VISIBLE_DEVICES": "00", "NNODES": "2", "NODE_RANK": "1",
+                               "MASTER_ADDR": "10.0.0.1", "MASTER_PORT": "29500"}

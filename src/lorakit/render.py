@@ -13,6 +13,7 @@ from typing import Any, Mapping
 
 from lorakit.job import Job
 from lorakit.names import spelled_for
+from lorakit.values import as_int
 
 # ms-swift turns these into torchrun arguments (swift/cli/main.py: get_torchrun_args). A value
 # left over in the user's shell would silently change the launch mode, so lorakit owns them all.
@@ -58,7 +59,12 @@ def launch_env(job: Job) -> dict[str, str]:
         ("MASTER_ADDR", launch.master_addr),
         ("MASTER_PORT", launch.master_port),
     )
-    return {key: str(value) for key, value in pairs if value is not None}
+    env = {key: str(value) for key, value in pairs if value is not None}
+    # NNODES 2.0 passes the checks (it is two nodes) but ms-swift does int("2.0"): write ints
+    for key in ("NNODES", "NODE_RANK", "MASTER_PORT"):
+        if key in env and as_int(dict(pairs)[key]) is not None:
+            env[key] = str(as_int(dict(pairs)[key]))
+    return env
 
 
 def render_args(job: Job) -> list[str]:

@@ -73,6 +73,10 @@ def is_loopback(addr: str) -> bool:
 
 def check_master_addr(job: Job, facts: Facts) -> list[Finding]:
     n, addr = nnodes_of(job), job.launch.master_addr
+    if addr is not None and not isinstance(addr, str):
+        return [finding(job, ERROR, "nodes.master_addr.invalid", "launch.master_addr",
+                        f"master_addr {addr!r} is not a host name or address",
+                        "write it as text, e.g. master_addr: \"10.0.0.1\"")]
     if n is None or n < 2:
         return []
     if addr is None or not str(addr).strip():
