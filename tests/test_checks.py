@@ -208,3 +208,23 @@ def test_master_addr_must_be_text(tmp_path):
     assert result.code == 2
     assert (f"error[nodes.master_addr.invalid] launch.master_addr ({path}): master_addr [1] is not a host name "
             "or address") in result.stderr.splitlines()
+
+
+@pytest.mark.parametrize("key, value", [("per_device_train_batch_size", 0), ("gradient_accumulation_steps", 0),
+                                        ("per_device_eval_batch_size", -2)])
+def test_batch_sizes_below_one(key, value):
+    assert run([training.check_batch_sizes], make_job({key: value})) == [
+        ("error", "batch.invalid", f"{key} must be a whole number of at least 1, got {value!r}", "")]
+
+
+@pytest.mark.parametrize("visible", ["", "-1", "all"])
+def test_an_unusable_cuda_visible_devices_says_where_it_came_from(visible):
+    from conftest import run_cli
+
+    result = run_cli(["validate", "-p", "zero2"], env={"CUDA_VISIBLE_DEVICES": visible})
+    assert result.code == 2
+    lines = result.stderr.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("error[layout.gpus.invalid]"))
+    assert lines[at + 1] == "  hint: unset CUDA_VISIBLE_DEVICES in your shell, or pass --gpus 0,1,..."
+    assert lines[-1] == (f"lorakit: not launchable: GPU list {visible!r} from CUDA_VISIBLE_DEVICES in your "
+                         "environment is not usable")

@@ -20,10 +20,12 @@ def check_gpus(job: Job, facts: Facts) -> list[Finding]:
         return []
     ids = [g.strip() for g in gpus.split(",")]
     junk = [g for g in ids if not GPU_ID.match(g)]
+    from_shell = job.launch.gpus_source.startswith("CUDA_VISIBLE_DEVICES")
     if junk:
         return [finding(job, ERROR, "layout.gpus.invalid", "launch.gpus",
                         f"GPU list {gpus!r} has entries that are not GPU ids: {', '.join(map(repr, junk))}",
-                        "write indices separated by commas, e.g. gpus: \"0,1,2,3\"")]
+                        "unset CUDA_VISIBLE_DEVICES in your shell, or pass --gpus 0,1,..." if from_shell
+                        else "write indices separated by commas, e.g. gpus: \"0,1,2,3\"")]
     dupes = sorted({g for g in ids if ids.count(g) > 1})
     return [finding(job, ERROR, "layout.gpus.duplicate", "launch.gpus",
                     f"GPU list {gpus!r} names GPU {', '.join(dupes)} more than once",

@@ -67,6 +67,17 @@ def check_global_batch(job: Job, facts: Facts) -> list[Finding]:
                     f"{world} rank{'s' if world > 1 else ''}")]
 
 
+def check_batch_sizes(job: Job, facts: Facts) -> list[Finding]:
+    """transformers refuses a batch or accumulation below 1 only once the trainer is built."""
+    out = []
+    for key in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
+        value = job.args.get(key)
+        if value is not None and (as_int(value) is None or as_int(value) < 1):
+            out.append(finding(job, ERROR, "batch.invalid", f"args.{key}",
+                               f"{key} must be a whole number of at least 1, got {value!r}"))
+    return out
+
+
 def check_step_intervals(job: Job, facts: Facts) -> list[Finding]:
     out = []
     for key in ("save_steps", "eval_steps"):
@@ -78,4 +89,4 @@ def check_step_intervals(job: Job, facts: Facts) -> list[Finding]:
     return out
 
 
-CHECKS = [check_reentrant, check_installed, check_global_batch, check_step_intervals]
+CHECKS = [check_reentrant, check_installed, check_batch_sizes, check_global_batch, check_step_intervals]

@@ -164,6 +164,8 @@ def blocking(findings: list[Finding], strict: bool) -> bool:
 def layout_note(job: Job) -> str:
     launch = job.launch
     parts = []
+    if launch.gpus is not None and launch.gpu_ids is None:
+        return f"GPU list {launch.gpus!r} from {launch.gpus_source} is not usable"
     if launch.gpus is not None:
         parts.append(f"GPUs {launch.gpus} from {launch.gpus_source}")
     if launch.nproc_per_node is not None:
