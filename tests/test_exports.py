@@ -34,6 +34,7 @@ CASES = {
                "--dataset", "a b.jsonl", "c.jsonl"],
 }
 STALE = {"NNODES": "7", "MASTER_ADDR": "stale"}  # left in the shell: must not reach ms-swift
+EIGHT = "0,1,2,3,4,5,6,7"
 
 
 def train_launch(tmp_path, args, **env) -> tuple[list[str], dict]:
@@ -42,8 +43,9 @@ def train_launch(tmp_path, args, **env) -> tuple[list[str], dict]:
     return recorded(tmp_path / "via_lorakit.json")
 
 
-def export(tmp_path, args, fmt: str) -> str:
-    result = lorakit(["train", "--dry-run", "--format", fmt, *args], fake_env(tmp_path, "unused.json", **STALE))
+def export(tmp_path, args, fmt: str, **env) -> str:
+    result = lorakit(["train", "--dry-run", "--format", fmt, *args],
+                     fake_env(tmp_path, "unused.json", **STALE, **env))
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -155,12 +157,17 @@ def test_swift_yaml_env_loses_to_an_exported_variable(tmp_path):
 
 
 FAKE_SRUN = r"""#!/usr/bin/env bash
-# fake srun: skip the --options, then run the task once per node, one after another.
+# fake srun: skip the --options, then run the task once per node, one after another. Like SLURM,
+# set CUDA_VISIBLE_DEVICES in the step to the node's allocated GPUs, numbered from 0.
 nodes=1
 while [[ $1 == --* ]]; do
   case $1 in --nodes=*) nodes=${1#--nodes=} ;; esac
   shift
 done
+if [[ -n ${SLURM_GPUS_PER_NODE:-} ]]; then
+  CUDA_VISIBLE_DEVICES=$(seq -s, 0 $((SLURM_GPUS_PER_NODE - 1)))
+  export CUDA_VISIBLE_DEVICES
+fi
 for ((i = 0; i < nodes; i++)); do
   SLURM_NODEID=$i FAKE_SWIFT_RECORD=$FAKE_RECORD_DIR/node$i.json "$@" || exit $?
 done
@@ -171,14 +178,19 @@ printf 'gpu-07\\ngpu-08\\n'
 """
 
 
-def slurm_env(tmp_path) -> dict:
+def slurm_env(tmp_path, script: Path) -> dict:
+    """The batch step's environment: sbatch's SLURM_GPUS_PER_NODE from the script's header, and a
+    stale CUDA_VISIBLE_DEVICES from the login shell that SLURM replaces in the job step."""
     bin_dir = tmp_path / "slurm-bin"
     bin_dir.mkdir(exist_ok=True)
     for name, text in (("srun", FAKE_SRUN), ("scontrol", FAKE_SCONTROL)):
         (bin_dir / name).write_text(text)
         (bin_dir / name).chmod(0o755)
+    gpus = [line.partition("=")[2] for line in script.read_text().splitlines()
+            if line.startswith("#SBATCH --gpus-per-node=")]
     env = fake_env(tmp_path, "unused.json", **STALE, SLURM_JOB_NODELIST="gpu-[07-08]",
-                   FAKE_RECORD_DIR=str(tmp_path))
+                   FAKE_RECORD_DIR=str(tmp_path), CUDA_VISIBLE_DEVICES="9",
+                   **({"SLURM_GPUS_PER_NODE": gpus[0]} if gpus else {}))
     env["PATH"] = f"{bin_dir}{os.pathsep}{env['PATH']}"
     return env
 
@@ -191,23 +203,57 @@ def without_slurm(pair):
     return argv, env
 
 
-@pytest.mark.parametrize("extra", [[], ["--set", "launch.master_addr=10.9.9.9", "--node-rank", "1"]])
-def test_sbatch_runs_each_nodes_launch(tmp_path, extra):
-    """Two nodes, no master_addr needed: rank from SLURM_NODEID, address from the allocation."""
+@pytest.mark.parametrize("extra, gpus, slurm_gpus", [
+    ([], [], EIGHT),
+    (["--set", "launch.master_addr=10.9.9.9", "--node-rank", "1"], [], EIGHT),
+    ([], ["--gpus", "4,5"], "0,1"),
+])
+def test_sbatch_runs_each_nodes_launch(tmp_path, extra, gpus, slurm_gpus):
+    """Two nodes, no master_addr needed: rank from SLURM_NODEID, address from the allocation.
+    Exactly what `lorakit train` launches on each node, but for CUDA_VISIBLE_DEVICES: SLURM sets
+    it in the job step to the node's allocated GPUs (0..n-1), not to the ids lorakit resolved."""
     base = ["-p", "zero2", "--set", "launch.nnodes=2", "--set", "launch.master_port=29400",
             "--set", "system=It's $HOME"]
     script = tmp_path / "train.sbatch"
-    script.write_text(export(tmp_path, base + extra, "sbatch"))
+    script.write_text(export(tmp_path, base + gpus + extra, "sbatch"))
     assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
     lines = script.read_text().splitlines()
     assert lines[3:7] == ["#SBATCH --job-name=lorakit-zero2", "#SBATCH --nodes=2",
-                          "#SBATCH --ntasks-per-node=1", "#SBATCH --gpus-per-node=8"]
-    ran = subprocess.run(["bash", str(script)], env=slurm_env(tmp_path), timeout=60)
+                          "#SBATCH --ntasks-per-node=1", f"#SBATCH --gpus-per-node={slurm_gpus.count(',') + 1}"]
+    ran = subprocess.run(["bash", str(script)], env=slurm_env(tmp_path, script), timeout=60)
     assert ran.returncode == 0
     for rank in (0, 1):
-        want = train_launch(tmp_path, base + ["--set", "launch.master_addr=gpu-07", "--node-rank", str(rank)])
-        got = without_slurm(recorded(tmp_path / f"node{rank}.json"))
-        assert got == want
+        argv, env = train_launch(tmp_path, base + gpus + ["--set", "launch.master_addr=gpu-07", "--node-rank", str(rank)])
+        assert env["CUDA_VISIBLE_DEVICES"] == (gpus[1] if gpus else EIGHT)
+        assert without_slurm(recorded(tmp_path / f"node{rank}.json")) == (
+            argv, {**env, "CUDA_VISIBLE_DEVICES": slurm_gpus})
+
+
+def test_sbatch_leaves_cuda_visible_devices_to_slurm(tmp_path):
+    """The brief's case: --gpus 4,5 (or a login node's CUDA_VISIBLE_DEVICES) on two nodes. GPUs
+    4 and 5 do not exist inside the allocation, which numbers the node's GPUs from 0."""
+    for args, env in ((["--gpus", "4,5"], {}), ([], {"CUDA_VISIBLE_DEVICES": "4,5"})):
+        text = export(tmp_path, ["-p", "zero2", "--set", "launch.nnodes=2", *args], "sbatch", **env)
+        lines = text.splitlines()
+        assert "#SBATCH --gpus-per-node=2" in lines
+        assert "CUDA_VISIBLE_DEVICES=" not in text and "unset CUDA_VISIBLE_DEVICES" not in text
+        assert not any(line.startswith("unset") and "CUDA_VISIBLE_DEVICES" in line for line in lines)
+        assert "    NPROC_PER_NODE=2 \\" in lines
+        source = "--gpus" if args else "CUDA_VISIBLE_DEVICES in your environment"
+        at = lines.index("srun --nodes=2 --ntasks-per-node=1 --kill-on-bad-exit=1 \\")
+        assert lines[at - 3:at] == [
+            "# CUDA_VISIBLE_DEVICES comes from SLURM, which sets it in each job step to the node's",
+            f"# allocated GPUs (--gpus-per-node=2 above). The GPU ids lorakit resolved (4,5, from {source})",
+            "# name the rendering machine's GPUs, so they are not exported; NPROC_PER_NODE sets the ranks."]
+
+
+def test_sbatch_without_a_gpu_list_says_to_ask_slurm_for_gpus():
+    job = apply_fixups(build_job(presets.apply_overrides(presets.load("single"), [("launch.gpus", None, "--set")]),
+                                 {}, swift_major=4))
+    text = exports.sbatch_script(job, render(job))
+    assert "--gpus-per-node" not in text.replace("# The job names no GPU list: add #SBATCH --gpus-per-node=N", "")
+    assert "# The job names no GPU list: add #SBATCH --gpus-per-node=N for the GPUs each node needs." in text
+    assert "unset NPROC_PER_NODE NNODES NODE_RANK MASTER_ADDR MASTER_PORT" in text.splitlines()
 
 
 def test_sbatch_one_node_keeps_the_jobs_env(tmp_path):
@@ -215,8 +261,9 @@ def test_sbatch_one_node_keeps_the_jobs_env(tmp_path):
     script.write_text(export(tmp_path, CASES["single"], "sbatch"))
     text = script.read_text()
     assert "scontrol" not in text and "SLURM_NODEID" not in text and "#SBATCH --nodes=1" in text
-    ran = subprocess.run(["bash", str(script)], env=slurm_env(tmp_path), timeout=60)
+    ran = subprocess.run(["bash", str(script)], env=slurm_env(tmp_path, script), timeout=60)
     assert ran.returncode == 0
+    # one GPU: SLURM's CUDA_VISIBLE_DEVICES=0 is the job's own
     assert without_slurm(recorded(tmp_path / "node0.json")) == train_launch(tmp_path, CASES["single"])
 
 

@@ -3,7 +3,8 @@ ms-swift's own YAML config, or JSON for other tools. Pure: Job + Command (+ find
 
 Each format launches exactly what `lorakit train` launches: the same argv, and the inherited
 environment with the job's launch variables set and every other launch variable removed
-(tests/test_exports.py runs each one against the real launch).
+(tests/test_exports.py runs each one against the real launch). One difference, in sbatch:
+CUDA_VISIBLE_DEVICES is SLURM's to set in each job step, not the rendering machine's.
 """
 
 from __future__ import annotations
@@ -42,12 +43,13 @@ def _body(command: Command, prefix: str = "") -> str:
     return prefix + shell_text(Command(env={}, argv=command.argv))
 
 
-def _unset_lines(stale: list[str]) -> list[str]:
+def _unset_lines(stale: list[str], gpus_too: bool = True) -> list[str]:
     if not stale:
         return []
+    why = "; CUDA_VISIBLE_DEVICES picks the GPUs)." if gpus_too else ")."
     return ["# Launch variables this job does not set: one left in your shell would change the",
             "# launch (ms-swift turns NPROC_PER_NODE/NNODES/NODE_RANK/MASTER_* into torchrun",
-            "# arguments; CUDA_VISIBLE_DEVICES picks the GPUs).",
+            "# arguments" + why,
             "unset " + " ".join(stale), ""]
 
 
@@ -64,8 +66,24 @@ def gpus_per_node(job: Job) -> int | None:
     return len(ids) if ids else None
 
 
+# SLURM sets CUDA_VISIBLE_DEVICES itself in every job step, to the GPUs it allocated on that
+# node (numbered from 0 under its device cgroup). The ids lorakit resolved -- the preset's, --gpus,
+# or a CUDA_VISIBLE_DEVICES exported on the login node -- name GPUs of the machine that rendered
+# the script: exported into the step they would point at GPUs the node may not have.
+SLURM_OWNS = ("CUDA_VISIBLE_DEVICES",)
+
+
+def _gpu_lines(job: Job, gpus: int | None) -> list[str]:
+    if gpus is None:
+        return ["# The job names no GPU list: add #SBATCH --gpus-per-node=N for the GPUs each node needs."]
+    where = f", from {job.launch.gpus_source}" if job.launch.gpus_source else ""
+    return ["# CUDA_VISIBLE_DEVICES comes from SLURM, which sets it in each job step to the node's",
+            f"# allocated GPUs (--gpus-per-node={gpus} above). The GPU ids lorakit resolved ({job.launch.gpus}{where})",
+            "# name the rendering machine's GPUs, so they are not exported; NPROC_PER_NODE sets the ranks."]
+
+
 def sbatch_script(job: Job, command: Command) -> str:
-    """SLURM: nnodes nodes x the job's GPUs, one task per node running the whole torchrun of
+    """SLURM: nnodes nodes x the job's GPU count, one task per node running the whole torchrun of
     that node; NODE_RANK is the node's index in the allocation and MASTER_ADDR its first host."""
     nodes = max(as_int(job.launch.nnodes) or 1, 1)
     multi, gpus = nodes > 1, gpus_per_node(job)
@@ -74,20 +92,15 @@ def sbatch_script(job: Job, command: Command) -> str:
             "#SBATCH --ntasks-per-node=1"]
     head += [f"#SBATCH --gpus-per-node={gpus}"] if gpus else []
     head += ["set -euo pipefail", ""]
-    env = dict(command.env)
-    if multi:  # set per task below, whatever the preset said
-        env.pop("NODE_RANK", None)
-        env.pop("MASTER_ADDR", None)
-    per_task = ("NODE_RANK", "MASTER_ADDR") if multi else ()
-    head += _unset_lines([name for name in stale_vars(command) if name not in per_task])
+    per_task = SLURM_OWNS + (("NODE_RANK", "MASTER_ADDR") if multi else ())  # set below, whatever the preset said
+    env = {k: v for k, v in command.env.items() if k not in per_task}
+    head += _unset_lines([name for name in stale_vars(command) if name not in per_task], gpus_too=False)
     if multi:
         head += ["# torchrun's rendezvous runs on node 0, which is the allocation's first host",
                  "# (a launch.master_addr or node_rank in the preset is replaced here).",
                  "# sed, not head: head exiting early can fail the pipe under pipefail.",
                  'MASTER_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | sed -n 1p)', ""]
-    if gpus:
-        head += ["# CUDA_VISIBLE_DEVICES as lorakit renders it; under SLURM's device cgroup a",
-                 "# node's allocated GPUs are numbered from 0."]
+    head += _gpu_lines(job, gpus)
     srun = [f"srun --nodes={nodes} --ntasks-per-node=1 --kill-on-bad-exit=1", "  env"]
     srun += [f"    {k}={shlex.quote(v)}" for k, v in env.items()]
     if multi:
