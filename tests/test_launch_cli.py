@@ -93,3 +93,22 @@ def test_errors_launch_nothing(tmp_path):
     result = lorakit(["train", "-p", "zero2", "--gpus", "0,0"], fake_env(tmp_path, "rec.json"))
     assert result.returncode == 2
     assert not (tmp_path / "rec.json").exists()
+
+
+def test_a_swift_from_another_ms_swift_major_is_refused_before_launch(tmp_path):
+    python = tmp_path / "other-python"  # answers doctor's version probe like a 3.12.6 env would
+    python.write_text("#!/bin/sh\necho '{\"ms-swift\": \"3.12.6\", \"torch\": null, \"transformers\": null, "
+                      "\"peft\": null, \"deepspeed\": null, \"flash-attn\": null}'\n")
+    python.chmod(0o755)
+    (tmp_path / "bin").mkdir()
+    swift = tmp_path / "bin" / "swift"
+    swift.write_text(f"#!{python}\n")
+    swift.chmod(0o755)
+    env = dict(os.environ, PATH=f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    result = lorakit(["train", "-p", "single", "--swift-version", "4"], env, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-2:] == [
+        f"lorakit: error: {swift} runs ms-swift 3.12.6, but this command was rendered for ms-swift 4.x: "
+        "it would reject flags such as --tuner_type",
+        "  hint: pass --swift-version 3, or put the ms-swift 4.x `swift` first on PATH"]
+    assert not (tmp_path / "output").exists()  # nothing launched, no run record

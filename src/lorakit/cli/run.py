@@ -45,9 +45,32 @@ def emit(text: str) -> int:
     return 0
 
 
+def swift_version_of(swift: str) -> Optional[str]:
+    """The ms-swift version of the Python that `swift` runs under (its shebang), which may not
+    be lorakit's own: a `swift` from another environment first on PATH renders nothing right."""
+    from lorakit.doctor import interpreter_of, versions
+
+    python = interpreter_of(swift)
+    # same environment (venv pythons are symlinks to one base python: compare prefixes, not files)
+    if python is None or Path(os.path.abspath(python)).parent.parent == Path(sys.prefix):
+        return installed_version()
+    found = versions(python) or {}
+    return found.get("ms-swift")
+
+
+def check_swift_matches(swift: str, version: Optional[str], major: Optional[int]) -> None:
+    head = (version or "").split(".", 1)[0]
+    if major is None or not head.isdigit() or int(head) == major:
+        return
+    raise LorakitError(
+        f"{swift} runs ms-swift {version}, but this command was rendered for ms-swift {major}.x: "
+        f"it would reject flags such as --{'tuner_type' if int(head) < 4 else 'train_type'}",
+        hint=f"pass --swift-version {head}, or put the ms-swift {major}.x `swift` first on PATH")
+
+
 def execute(command: Command, *, grace: float,
             before_start: Optional[Callable[[], None]] = None,
-            log: Optional[str] = None, show_progress: bool = False) -> int:
+            log: Optional[str] = None, show_progress: bool = False, major: Optional[int] = None) -> int:
     """Launch; `before_start` runs once `swift` is known to exist, right before it starts.
 
     log: ms-swift's output goes to this file instead of the terminal; show_progress: on a
@@ -59,9 +82,10 @@ def execute(command: Command, *, grace: float,
         raise EnvironmentProblem("ms-swift's `swift` command was not found on PATH", hint=INSTALL_HINT)
     from lorakit.progress import Watch  # here, not at the top: the dry-run path never needs it
 
+    version = swift_version_of(swift)
+    check_swift_matches(swift, version, major)
     watch = Watch(log=log, show=show_progress, label=" ".join(command.argv[:2]))
-    version = installed_version()
-    report.note(f"running {swift} (ms-swift {version or 'version unknown: not in this Python'})")
+    report.note(f"running {swift} (ms-swift {version or 'version unknown'})")
     for name in command.unset:
         report.note(f"unset {name} from your environment: this job does not set it")
     if before_start is not None:
@@ -75,7 +99,7 @@ def finish(job: Job, *, dry: bool, grace: float) -> int:
     command = render(job, os.environ)
     if dry:
         return dry_run(command)
-    return execute(command, grace=grace)
+    return execute(command, grace=grace, major=job.swift_major)
 
 
 def output_options(fmt: Optional[str], all_nodes: bool, dry: bool) -> str:
@@ -117,4 +141,5 @@ def train_tail(job: Job, *, dry: bool, fmt: Optional[str], all_nodes: bool, stri
         path = record.write_train_record(job, command)
         report.note(f"run record: {path}")
 
-    return execute(command, grace=grace, before_start=write_record, log=log, show_progress=show_progress)
+    return execute(command, grace=grace, before_start=write_record, log=log, show_progress=show_progress,
+                   major=job.swift_major)
