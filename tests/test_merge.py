@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from lorakit import preflight
+from lorakit.mergeguard import looks_merged
 from lorakit.preflight import human
 
 RUN0, RUN1 = "v0-20260101-100000", "v1-20260102-100000"
@@ -504,3 +505,138 @@ def test_looks_merged(tmp_path):
     assert looks_merged(d)
     (d / "config.json").unlink()
     assert not looks_merged(d)
+
+
+# --- --force never replaces what is not an earlier merge ------------------------------------------
+
+NEW_DIR = "  hint: pass --output-dir with a new directory for the merged model"
+
+
+def nothing_launched(tmp_path: Path) -> bool:
+    return not (tmp_path / "argv.json").exists()
+
+
+@pytest.mark.parametrize("given, cwd, what", [
+    (".", "work", "the current directory"),
+    ("..", "work/sub", "a parent of the current directory"),
+    ("~", "work", "your home directory ($HOME)"),
+    ("/", "work", "the filesystem root"),
+])
+def test_force_never_replaces_the_cwd_home_or_root(tree, fake, tmp_path, given, cwd, what):
+    _, _, ckpt = tree
+    (tmp_path / cwd).mkdir(parents=True)
+    (tmp_path / "work" / "train.py").write_text("print('my code')")
+    target = {".": tmp_path / "work", "..": tmp_path / "work", "~": Path(os.environ["HOME"]), "/": Path("/")}[given]
+    result = lorakit(["merge", "--adapters", str(ckpt), "--output-dir", given, "--force"], fake, cwd=tmp_path / cwd)
+    assert (result.returncode, result.stdout) == (2, ""), result.stderr
+    assert result.stderr.splitlines()[-2:] == [
+        f"lorakit: error: output dir {target} is {what}; a merge never replaces it", NEW_DIR]
+    assert nothing_launched(tmp_path) and (tmp_path / "work" / "train.py").exists()
+
+
+def test_force_never_replaces_another_training_run(cli, tree, tmp_path):
+    base, _, ckpt = tree
+    other = make_output(tmp_path / "other", str(base))  # other/output/v0-..., v1-...
+    result = cli(["merge", "--adapters", str(ckpt), "--output-dir", str(other), "--force"])
+    assert (result.code, result.stdout) == (2, "")
+    assert result.stderr.splitlines()[-2:] == [
+        f"lorakit: error: output dir {other} holds training output (runs: {RUN0}, {RUN1}); "
+        "a merge never replaces it", NEW_DIR]
+    one = other / RUN0 / "checkpoint-2"
+    result = cli(["merge", "--adapters", str(ckpt), "--output-dir", str(one), "--force"])
+    assert result.stderr.splitlines()[-2:] == [
+        f"lorakit: error: output dir {one} is an adapter checkpoint; a merge never replaces it", NEW_DIR]
+    assert (one / "adapter_model.safetensors").exists()
+
+
+@pytest.mark.parametrize("force", [True, False])  # --force would not help: not suggested either way
+def test_force_never_replaces_a_dir_of_other_files(cli, tree, tmp_path, force):
+    _, _, ckpt = tree
+    src = tmp_path / "src"
+    for name in ("main.py", "README.md", "config.json"):  # config.json alone is no merged model
+        write_json(src / name, {})
+    result = cli(["merge", "--adapters", str(ckpt), "--output-dir", str(src)] + (["--force"] if force else []))
+    assert (result.code, result.stdout) == (2, "")
+    assert result.stderr.splitlines()[-2:] == [
+        f"lorakit: error: output dir {src} is not empty and holds no merged model (README.md, config.json, "
+        "main.py); --force only replaces an earlier merged model or an empty directory",
+        NEW_DIR + ", or move its contents away first"]
+    assert sorted(p.name for p in src.iterdir()) == ["README.md", "config.json", "main.py"]
+
+
+def test_force_never_replaces_a_file(cli, tree, tmp_path):
+    _, _, ckpt = tree
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    result = cli(["merge", "--adapters", str(ckpt), "--output-dir", str(notes), "--force"])
+    assert (result.code, result.stdout) == (2, "")
+    assert result.stderr.splitlines()[-2:] == [
+        f"lorakit: error: output dir {notes} exists and is not a directory", NEW_DIR]
+    assert notes.read_text() == "mine"
+
+
+def siblings(target: Path) -> list:
+    return sorted(p.name for p in target.parent.iterdir() if p.name.startswith(target.name))
+
+
+def test_force_replaces_an_empty_dir(tree, fake, tmp_path):
+    _, out, ckpt = tree
+    empty = tmp_path / "merged"
+    empty.mkdir()
+    result = lorakit(["merge", "--adapters", str(out), "--output-dir", str(empty), "--force"], fake)
+    assert result.returncode == 0, result.stderr
+    assert looks_merged(empty) and siblings(empty) == ["merged"]
+
+
+def test_force_replaces_an_earlier_merge_cut_short_that_lorakit_recorded(tree, fake):
+    _, out, ckpt = tree
+    assert lorakit(["merge", "--adapters", str(out)], fake).returncode == 0
+    target = Path(f"{ckpt}-merged")
+    weights = target / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])  # no longer whole: only the record says "merge"
+    result = lorakit(["merge", "--adapters", str(out), "--force"], fake)
+    assert result.returncode == 0, result.stderr
+    assert looks_merged(target) and siblings(target) == ["checkpoint-6-merged"]
+
+
+@pytest.mark.parametrize("leftover", [".lorakit-old", ".lorakit-tmp"])
+def test_leftover_files_next_to_the_target_are_removed(tree, fake, leftover):
+    _, out, ckpt = tree
+    old = old_output(ckpt)
+    Path(f"{old}{leftover}").write_text("a file, not a dir")
+    result = lorakit(["merge", "--adapters", str(out), "--force"], fake)
+    assert result.returncode == 0, result.stderr
+    assert siblings(old) == ["checkpoint-6-merged"] and not (old / "KEEP").exists()
+
+
+# --- the merge record -------------------------------------------------------------------------
+
+def merge_record(target: Path) -> dict:
+    import yaml
+
+    return yaml.safe_load((target / "lorakit-run.yaml").read_text())
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_record_names_the_final_dir_and_the_base_model(tree, fake, force):
+    base, out, ckpt = tree
+    target = Path(f"{ckpt}-merged")
+    if force:
+        old_output(ckpt)
+    result = lorakit(["merge", "--adapters", str(out)] + (["--force"] if force else []), fake)
+    assert result.returncode == 0, result.stderr
+    data = merge_record(target)
+    assert data["preset"]["args"]["output_dir"] == str(target)
+    assert data["command"]["argv"] == ["swift", "export", "--merge_lora", "true", "--adapters", str(ckpt),
+                                       "--output_dir", str(target)]
+    assert data["base_model"] == {"model": str(base), "source": str(ckpt / "args.json")}
+    assert "lorakit-tmp" not in (target / "lorakit-run.yaml").read_text()
+    assert (target / "lorakit-run.yaml").read_text().startswith("# What lorakit merged (swift export)")
+
+
+def test_record_names_a_base_given_with_model(tree, fake, tmp_path):
+    _, out, ckpt = tree
+    other = make_base(tmp_path / "other")
+    result = lorakit(["merge", "--adapters", str(out), "--model", str(other)], fake)
+    assert result.returncode == 0, result.stderr
+    assert merge_record(Path(f"{ckpt}-merged"))["base_model"] == {"model": str(other), "source": "--model"}

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Mapping, Optional
 
-from lorakit import report
+from lorakit import checkpoints, report
 from lorakit.errors import LorakitError
 
 TMP_SUFFIX = ".lorakit-tmp"
@@ -55,24 +55,84 @@ class OutputPlan:
 
 def plan_output(target: Path, *, force: bool, protect: Mapping[Path, str]) -> OutputPlan:
     """Where ms-swift writes. `protect`: paths (what they are) that the output must never replace."""
+    precious = _precious(target)
+    if precious:
+        raise LorakitError(f"output dir {target} is {precious}; a merge never replaces it", hint=_NEW_DIR)
     for path, what in protect.items():
         if target == path or target in path.parents:
-            raise LorakitError(f"output dir {target} would replace {what} ({path})",
-                               hint="pass --output-dir with a new directory for the merged model")
+            raise LorakitError(f"output dir {target} would replace {what} ({path})", hint=_NEW_DIR)
     old = _sibling(target, OLD_SUFFIX)
     if old.exists() and not target.exists():
         raise LorakitError(
             f"{old} holds the previous merged model: replacing it with a new one was cut short",
             hint=f"move it back first: mv {old} {target}",
         )
-    if not target.exists():
+    if not (target.exists() or target.is_symlink()):
         return OutputPlan(target, target)
+    _refuse_unreplaceable(target)  # before --force is asked for: --force would not help
     if not force:
         raise LorakitError(
             f"output dir {target} already exists; refusing to overwrite it",
             hint="pass --output-dir NEW_DIR, or --force to replace it after a successful merge",
         )
     return OutputPlan(target, _sibling(target, TMP_SUFFIX))
+
+
+_NEW_DIR = "pass --output-dir with a new directory for the merged model"
+
+
+def _precious(target: Path) -> Optional[str]:
+    """What `target` is if it is a directory no merge may ever replace: /, $HOME, the cwd or a
+    parent of it (replacing the cwd also left lorakit itself without one: Path.cwd() fails)."""
+    real = target.resolve()
+    if real.parent == real:
+        return "the filesystem root"
+    if real == Path.home().resolve():
+        return "your home directory ($HOME)"
+    try:
+        cwd = Path.cwd().resolve()
+    except OSError:  # the cwd was deleted: nothing to compare with
+        return None
+    if real == cwd:
+        return "the current directory"
+    return "a parent of the current directory" if real in cwd.parents else None
+
+
+def _refuse_unreplaceable(target: Path) -> None:
+    """Only an earlier merged model, or an empty dir, may be replaced; --force or not."""
+    if not target.is_dir():
+        raise LorakitError(f"output dir {target} exists and is not a directory", hint=_NEW_DIR)
+    if checkpoints.is_checkpoint(target):
+        raise LorakitError(f"output dir {target} is an adapter checkpoint; a merge never replaces it",
+                           hint=_NEW_DIR)
+    runs = sorted(r.name for r in checkpoints.scan(target))
+    if runs:
+        shown = ", ".join(runs[:3]) + (", ..." if len(runs) > 3 else "")
+        raise LorakitError(f"output dir {target} holds training output (runs: {shown}); "
+                           "a merge never replaces it", hint=_NEW_DIR)
+    try:
+        entries = sorted(p.name for p in target.iterdir())
+    except OSError as exc:
+        raise LorakitError(f"output dir {target} cannot be read: {exc.strerror}", hint=_NEW_DIR) from None
+    if entries and not (looks_merged(target) or _merge_record(target)):
+        shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
+        raise LorakitError(
+            f"output dir {target} is not empty and holds no merged model ({shown}); "
+            "--force only replaces an earlier merged model or an empty directory",
+            hint=_NEW_DIR + ", or move its contents away first",
+        )
+
+
+def _merge_record(path: Path) -> bool:
+    """A lorakit-run.yaml that a merge wrote: the dir is an earlier merge, maybe one cut short."""
+    from lorakit import record  # yaml and the job model: only when an existing output is judged
+
+    if not (path / record.RECORD_NAME).is_file():
+        return False
+    try:
+        return record.read(path / record.RECORD_NAME)["preset"].get("command") == "export"
+    except LorakitError:
+        return False
 
 
 def _safetensors_whole(path: Path) -> bool:
@@ -168,20 +228,35 @@ def _verdict(plan: OutputPlan, code: int, caught: list[int]) -> int:
     return code
 
 
+def _remove(path: Path) -> None:
+    """Remove a file, a link (not what it points to) or a directory tree; missing is fine."""
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.exists():
+        shutil.rmtree(path)
+
+
 def _swap(plan: OutputPlan) -> None:
     old = _sibling(plan.target, OLD_SUFFIX)
-    if old.exists():
-        shutil.rmtree(old)  # lorakit's own leftover, and the target exists (plan_output checked)
+    _remove(old)  # lorakit's own leftover, and the target exists (plan_output checked)
     plan.target.rename(old)
-    plan.write_to.rename(plan.target)
-    shutil.rmtree(old, ignore_errors=True)
+    try:
+        plan.write_to.rename(plan.target)
+    except OSError:
+        old.rename(plan.target)  # put the previous model back before saying what failed
+        raise
+    _remove(old)
 
 
 def _failed(plan: OutputPlan, code: Optional[int]) -> None:
     """Remove what this merge wrote: the temporary sibling, or a target that did not exist before."""
-    wrote = plan.write_to.exists()
+    wrote = plan.write_to.exists() or plan.write_to.is_symlink()
     if wrote:
-        shutil.rmtree(plan.write_to, ignore_errors=True)
+        try:
+            _remove(plan.write_to)
+        except OSError as exc:
+            report.note(f"could not remove {plan.write_to}: {exc.strerror}")
+            wrote = False  # not removed: say nothing about it below
     if code is None:  # an exception is on its way to the user; it says what happened
         return
     if plan.replacing:
@@ -194,8 +269,8 @@ def _failed(plan: OutputPlan, code: Optional[int]) -> None:
 def run_guarded(plan: OutputPlan, run: Callable[[], int]) -> int:
     """Run the merge. Under --force swap the result into place only if it exited 0 without an
     interrupt and looks whole; whatever fails, remove what this merge wrote and nothing else."""
-    if plan.replacing and plan.write_to.exists():
-        shutil.rmtree(plan.write_to)  # lorakit's own leftover from an interrupted --force merge
+    if plan.replacing:
+        _remove(plan.write_to)  # lorakit's own leftover from an interrupted --force merge
     code: Optional[int] = None
     try:
         watch = _Interrupts()
@@ -204,7 +279,11 @@ def run_guarded(plan: OutputPlan, run: Callable[[], int]) -> int:
         code = _verdict(plan, code, watch.caught)
         if code == 0 and plan.replacing:
             with _signals_held():
-                _swap(plan)
+                try:
+                    _swap(plan)
+                except OSError as exc:
+                    report.note(f"could not move the merged model into {plan.target}: {exc.strerror}")
+                    code = 1
         return code
     finally:
         if code != 0:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+import yaml
 
 from lorakit import checkpoints, mergeguard, preflight, record, report
 from lorakit.cli import common as c
@@ -66,10 +68,20 @@ def merge(
     code = mergeguard.run_guarded(plan, lambda: finish(job, dry=False, grace=grace))
     if code == 0:
         # ms-swift refuses an existing output dir, so the record can only follow a success
-        record.write_merge_record(target, job, render(job, os.environ))
-    if code == 0:
+        _write_record(target, job, base)
         _print_success(target)
     return code
+
+
+def _write_record(target: Path, job: Job, base: preflight.Base) -> Path:
+    """MERGED/lorakit-run.yaml for the model where it ended up: under --force ms-swift wrote to a
+    temporary sibling, which the record must not name. The base model goes in too: without
+    --model ms-swift took it from the checkpoint's args.json, so the command does not say it."""
+    final = replace(job, args={**job.args, "output_dir": str(target)})
+    path = record.write_merge_record(target, final, render(final, os.environ))
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data["base_model"] = {"model": base.model, "source": base.source}
+    return record.write(path, data)
 
 
 def _export_job(opts: c.JobOptions, checkpoint: Path, output: Optional[tuple] = None) -> Job:
