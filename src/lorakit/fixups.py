@@ -66,11 +66,60 @@ def add_no_reentrant(job: Job) -> Job:
 
 
 GBS, GAS = "args.global_batch_size", "args.gradient_accumulation_steps"
+BATCH = "args.per_device_train_batch_size"
+# presets.py drops an earlier layer's global_batch_size when a later layer sets the steps, and
+# records what it dropped here in job.sources, as "N from WHO" (what dropped it: sources[GAS]).
+DROPPED = "dropped.args.global_batch_size"
 
 
-def _gbs_error(job: Job, code: str, message: str, hint: str) -> Job:
-    note = finding(job, ERROR, code, GBS, message, hint)
+def on_command_line(who: str) -> bool:
+    """--set, the typed options (--lora-rank, --model...) and the flags after `--` are labelled
+    by their option ('--set', '-- extra flags'); files by their path or 'built-in NAME'."""
+    return who.startswith("-")
+
+
+def same_layer(a: str, b: str) -> bool:
+    """One precedence tier: one file, or the whole command line (--set, typed options and the
+    flags after `--` are all the user's words for this run; none overrides another)."""
+    return a == b or (on_command_line(a) and on_command_line(b))
+
+
+def _gbs_error(job: Job, code: str, message: str, hint: str, key: str = GBS) -> Job:
+    note = finding(job, ERROR, code, key, message, hint)
     return replace(job, adjustments=(*job.adjustments, note))
+
+
+def _where_both(job: Job) -> str:
+    gbs, gas = job.source_of(GBS), job.source_of(GAS)
+    if gbs != gas and on_command_line(gbs):
+        return f"on the command line ({gbs}, {gas})"
+    return f"in {gbs or 'the preset'}"
+
+
+def _replaced(job: Job, dropped: str) -> Job:
+    steps, who = job.args["gradient_accumulation_steps"], job.source_of(GAS)
+    note = finding(job, INFO, "batch.global_batch_size.replaced", GAS,
+                   f"global_batch_size {dropped} was replaced by gradient_accumulation_steps {steps} from {who}",
+                   "the later setting wins; to keep the global batch, set global_batch_size there instead")
+    return replace(job, adjustments=(*job.adjustments, note))
+
+
+def note_dropped(job: Job) -> Job:
+    """Say that a later file's gradient_accumulation_steps replaced an earlier file's
+    global_batch_size (presets.py dropped it): otherwise the global batch changes silently."""
+    dropped = job.sources.get(DROPPED)
+    if not dropped or job.args.get("gradient_accumulation_steps") is None:
+        return job
+    return _replaced(job, dropped)
+
+
+def command_line_steps_win(job: Job) -> Job:
+    """Steps given on the command line over a file's global_batch_size: the command line is the
+    later layer, so its steps win and the file's global batch goes, said as an info finding."""
+    args = {k: v for k, v in job.args.items() if k != "global_batch_size"}
+    sources = {k: v for k, v in job.sources.items() if k != GBS}
+    dropped = f"{job.args['global_batch_size']} from {job.source_of(GBS) or 'the preset'}"
+    return _replaced(replace(job, args=args, sources=sources), dropped)
 
 
 def derive_grad_accum(job: Job) -> Job:
@@ -78,19 +127,29 @@ def derive_grad_accum(job: Job) -> Job:
     what ms-swift's examples do by hand with `$(expr 16 / $nproc_per_node)`; it replaces an
     inherited gradient_accumulation_steps (presets.py drops N when a later layer sets the steps)."""
     total = job.args.get("global_batch_size")
-    if total is None or job.command != "sft":
+    if job.command != "sft":
         return job
+    if total is None:
+        return note_dropped(job)
     n, old = as_int(total), job.args.get("gradient_accumulation_steps")
     if n is None or n < 1:
         return _gbs_error(job, "batch.global_batch_size.invalid",
                           f"global_batch_size {total!r} is not a positive integer",
                           "give the number of samples per optimizer step, e.g. global_batch_size: 64")
-    if old is not None and job.source_of(GAS) == job.source_of(GBS):
+    if old is not None and same_layer(job.source_of(GAS), job.source_of(GBS)):
         return _gbs_error(job, "batch.global_batch_size.both",
-                          f"global_batch_size and gradient_accumulation_steps are both set in "
-                          f"{job.source_of(GBS) or 'the preset'}: one derives the other",
+                          f"global_batch_size and gradient_accumulation_steps are both set "
+                          f"{_where_both(job)}: one derives the other",
                           "keep one: global_batch_size derives gradient_accumulation_steps")
-    batch = as_int(job.args.get("per_device_train_batch_size", 1)) or 1
+    if old is not None and on_command_line(job.source_of(GAS)) and not on_command_line(job.source_of(GBS)):
+        return command_line_steps_win(job)
+    raw = job.args.get("per_device_train_batch_size")
+    batch = 1 if raw is None else as_int(raw)  # ms-swift's default per-device batch is 1
+    if batch is None or batch < 1:
+        return _gbs_error(job, "batch.global_batch_size.invalid",
+                          f"global_batch_size {n} cannot derive gradient_accumulation_steps: "
+                          f"per_device_train_batch_size {raw!r} is not a positive integer",
+                          "set per_device_train_batch_size to 1 or more", key=BATCH)
     nproc, nodes = job.launch.nproc_per_node or 1, max(as_int(job.launch.nnodes) or 1, 1)
     per_step = batch * nproc * nodes
     shape = f"per-device {batch} x {nproc} rank(s) per node x {nodes} node(s)"
