@@ -397,3 +397,45 @@ def test_checkpoints_table_rows(tmp_path):
         "size": (run / "checkpoint-4" / "adapter_config.json").stat().st_size + 1000, "last": True, "best": True,
     }
     assert json.loads(json.dumps(rows)) == rows
+
+
+# --- which run is newest ----------------------------------------------------------------------
+
+def test_versions_are_compared_only_within_one_output_dir(tmp_path):
+    """output/<model_suffix> per model: v3 of one model is not newer than v0 of another."""
+    make_run(tmp_path / "Qwen-A", "v3-20240101-120000", [5])
+    make_run(tmp_path / "Qwen-B", "v0-20260101-120000", [7])
+    c, reason = pick(tmp_path)
+    assert c.path == (tmp_path / "Qwen-B" / "v0-20260101-120000" / "checkpoint-7").resolve()
+    assert reason == "newest run Qwen-B/v0-20260101-120000, last checkpoint (step 7 of 7, 1 checkpoint)"
+    assert [r["run"] for r in checkpoints_table(scan(tmp_path))] == ["v3-20240101-120000", "v0-20260101-120000"]
+
+
+def test_within_one_dir_the_version_wins_over_the_clock(tmp_path):
+    # v10's clock was wrong; ms-swift still numbered it after v2, so it is the newer one, and it
+    # counts as at least as new as v2 against runs elsewhere.
+    make_run(tmp_path / "Qwen-A", "v2-20260101-120000", [5])
+    make_run(tmp_path / "Qwen-A", "v10-20250101-120000", [6])
+    make_run(tmp_path / "Qwen-B", "v0-20250601-120000", [7])
+    c, reason = pick(tmp_path)
+    assert c.path == (tmp_path / "Qwen-A" / "v10-20250101-120000" / "checkpoint-6").resolve()
+    assert reason == "newest run Qwen-A/v10-20250101-120000, last checkpoint (step 6 of 6, 1 checkpoint)"
+
+
+@pytest.mark.parametrize("plain_year, newest", [(2027, "plain"), (2020, "Qwen-A/v0-20260101-120000")])
+def test_add_version_false_run_is_ordered_by_its_mtime(tmp_path, plain_year, newest):
+    make_run(tmp_path / "Qwen-A", "v0-20260101-120000", [5])
+    plain = make_run(tmp_path, "plain", [3])  # --add_version false: the output dir is the run
+    stamp = datetime(plain_year, 1, 1).timestamp()
+    os.utime(plain, (stamp, stamp))
+    c, reason = pick(tmp_path)
+    assert reason.startswith(f"newest run {newest}, last checkpoint")
+    assert c.path.parent == (tmp_path / newest).resolve()
+
+
+def test_skipped_runs_are_named_by_their_path_when_runs_sit_in_several_dirs(tmp_path):
+    make_run(tmp_path / "Qwen-A", "v0-20260101-120000", [5])
+    write_json(tmp_path / "Qwen-B" / "v0-20260102-120000" / "args.json", ARGS)  # crashed before a save
+    _, reason = pick(tmp_path)
+    assert reason == ("newest run Qwen-A/v0-20260101-120000, last checkpoint (step 5 of 5, 1 checkpoint); "
+                      "skipped newer run without checkpoints: Qwen-B/v0-20260102-120000")

@@ -263,8 +263,32 @@ def scan(path: Union[str, Path]) -> list[Run]:
     return [_build_run(d, _checkpoint_dirs(d)) for d in _run_dirs(p)]
 
 
-def _newness(run: Run) -> tuple:
-    return (run.version if run.version is not None else -1, run.timestamp)
+def newest_first(runs: list[Run]) -> list[Run]:
+    """ms-swift numbers vN within one output dir only (`_get_version` looks at its siblings), so N
+    orders the runs of one parent dir; runs under different parents (output/Qwen-A/v3-... and
+    output/Qwen-B/v0-...) and --add_version false runs are ordered by time (the vN- name's
+    timestamp, else the dir's mtime). A run's time counts as at least that of every lower vN
+    beside it, so the two orders never disagree within one dir."""
+    groups: dict[Path, list[Run]] = {}
+    for run in runs:
+        groups.setdefault(run.path.parent if run.version is not None else run.path, []).append(run)
+    keyed = []
+    for group in groups.values():
+        latest = -math.inf
+        for run in sorted(group, key=lambda r: (r.version or 0, r.timestamp)):
+            latest = max(latest, run.timestamp)
+            keyed.append(((latest, run.version or 0, str(run.path)), run))
+    return [run for _, run in sorted(keyed, key=lambda kr: kr[0], reverse=True)]
+
+
+def _label(run: Run, root: Path, runs: list[Run]) -> str:
+    """The run's name, or its path under `root` when runs sit in several dirs (v0- is not unique)."""
+    if len({r.path.parent for r in runs}) < 2:
+        return run.name
+    try:
+        return str(run.path.relative_to(root.resolve())) if run.path != root.resolve() else run.name
+    except ValueError:
+        return str(run.path)
 
 
 def _what_is_there(p: Path, runs: list[Run]) -> tuple[str, str]:
@@ -311,7 +335,7 @@ def pick(path: Union[str, Path], how: str = "last") -> tuple[Checkpoint, str]:
         shown = Path(os.path.abspath(p)).name
         via = f"{shown} links to {c.path.name}, which" if p.is_symlink() else shown
         return c, f"{via} is an adapter checkpoint (step {c.step})"
-    runs = sorted(scan(p), key=_newness, reverse=True)
+    runs = newest_first(scan(p))
     run = next((r for r in runs if r.checkpoints), None)
     if run is None:
         found, hint = _what_is_there(p, runs)
@@ -321,8 +345,8 @@ def pick(path: Union[str, Path], how: str = "last") -> tuple[Checkpoint, str]:
             "no trainer_state.json log_history or logging.jsonl losses were readable; "
             "use --pick last or pass a checkpoint-N directory"))
     chosen = run.checkpoints[-1] if how == "last" else run.best
-    reason = f"{'newest run' if len(runs) > 1 else 'run'} {run.name}, {_describe(run, chosen, how)}"
-    skipped = [r.name for r in runs[: runs.index(run)]]
+    reason = f"{'newest run' if len(runs) > 1 else 'run'} {_label(run, p, runs)}, {_describe(run, chosen, how)}"
+    skipped = [_label(r, p, runs) for r in runs[: runs.index(run)]]
     if skipped:
         reason += f"; skipped newer run{'s' if len(skipped) > 1 else ''} without checkpoints: {', '.join(skipped)}"
     return chosen, reason
@@ -351,5 +375,5 @@ def checkpoints_table(runs: list[Run]) -> list[dict]:
         {"run": run.name, "checkpoint": c.path.name, "path": str(c.path), "step": c.step, "loss": c.loss,
          "eval_loss": c.eval_loss, "time": datetime.fromtimestamp(c.mtime).astimezone().isoformat(timespec="seconds"),
          "size": c.size_bytes, "last": c.is_last, "best": c.is_best}
-        for run in sorted(runs, key=_newness) for c in run.checkpoints
+        for run in reversed(newest_first(runs)) for c in run.checkpoints
     ]
