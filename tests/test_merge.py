@@ -640,3 +640,40 @@ def test_record_names_a_base_given_with_model(tree, fake, tmp_path):
     result = lorakit(["merge", "--adapters", str(out), "--model", str(other)], fake)
     assert result.returncode == 0, result.stderr
     assert merge_record(Path(f"{ckpt}-merged"))["base_model"] == {"model": str(other), "source": "--model"}
+
+
+# --- how big the merged model will be -----------------------------------------------------------
+
+def test_disk_check_counts_the_indexed_shards_not_a_consolidated_copy_too(cli, tmp_path, monkeypatch):
+    base = make_base(tmp_path / "base", nbytes=3000)  # consolidated model.safetensors ...
+    for i in (1, 2):  # ... and the same weights sharded, as some hub repos ship both
+        safetensors(base / f"model-0000{i}-of-00002.safetensors", 1500)
+    write_json(base / "model.safetensors.index.json", {"weight_map": {
+        "a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}})
+    shards = sum((base / f"model-0000{i}-of-00002.safetensors").stat().st_size for i in (1, 2))
+    assert preflight.weights_bytes(base) == shards
+    out = make_output(tmp_path, str(base))
+    monkeypatch.setattr(preflight, "free_bytes", lambda path: shards)  # room for one copy, not two
+    assert cli(["merge", "--adapters", str(out), "--dry-run"]).code == 0
+    monkeypatch.setattr(preflight, "free_bytes", lambda path: shards - 1)
+    result = cli(["merge", "--adapters", str(out), "--dry-run"])
+    assert result.code == 1
+    assert f"the base model's weights take {human(shards)} ({base})" in result.stderr.splitlines()[-2]
+
+
+def test_weights_bytes_without_a_readable_index(tmp_path):
+    d = make_base(tmp_path / "m", nbytes=100)
+    one = (d / "model.safetensors").stat().st_size
+    safetensors(d / "extra.safetensors", 50)
+    both = one + (d / "extra.safetensors").stat().st_size
+    assert preflight.weights_bytes(d) == both  # no index: every *.safetensors
+    (d / "model.safetensors.index.json").write_text("{not json")
+    assert preflight.weights_bytes(d) == both  # a broken index: the same
+    bins = tmp_path / "bins"
+    for name, size in (("pytorch_model.bin", 700), ("pytorch_model-00001-of-00001.bin", 600),
+                       ("training_args.bin", 5)):
+        (bins / name).parent.mkdir(exist_ok=True)
+        (bins / name).write_bytes(b"\0" * size)
+    assert preflight.weights_bytes(bins) == 1300
+    write_json(bins / "pytorch_model.bin.index.json", {"weight_map": {"a": "pytorch_model-00001-of-00001.bin"}})
+    assert preflight.weights_bytes(bins) == 600

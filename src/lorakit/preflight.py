@@ -140,16 +140,32 @@ def check_quantization(base: Base) -> list[Finding]:
     return []
 
 
+def _indexed(model_dir: Path, index: str) -> list[Path] | None:
+    """The shard files an index names (weight_map), or None without a readable index."""
+    try:
+        names = json.loads((model_dir / index).read_text(encoding="utf-8"))["weight_map"].values()
+        return [model_dir / n for n in sorted(set(names))]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
 def weights_bytes(model_dir: Path) -> int:
-    """Size of the model's weights: its safetensors files, else its *.bin files."""
-    for pattern in ("*.safetensors", "*.bin"):
-        files = [f for f in model_dir.glob(pattern) if f.is_file() and f.name != "training_args.bin"]
+    """Size of the model's weights: the shards its index names, else its safetensors files, else
+    its *.bin files. Only the index: some repos ship both a consolidated model.safetensors and
+    the sharded model-0000N-of-0000M.safetensors, which a plain sum would count twice."""
+    for index, pattern in (("model.safetensors.index.json", "*.safetensors"),
+                           ("pytorch_model.bin.index.json", "*.bin")):
+        files = _indexed(model_dir, index)
+        if files is None:
+            files = [f for f in model_dir.glob(pattern) if f.name != "training_args.bin"]
+        files = [f for f in files if f.is_file()]
         if files:
             return sum(f.stat().st_size for f in files)
     return 0
 
 
-def _existing_ancestor(path: Path) -> Path:
+def existing_ancestor(path: Path) -> Path:
+    """`path` if it exists, else its nearest parent that does: where it would be written."""
     while not path.exists() and path.parent != path:
         path = path.parent
     return path
@@ -160,7 +176,7 @@ def check_disk(base: Base, write_to: Path) -> Optional[str]:
     size = weights_bytes(base.local) if base.local else 0
     if not size:
         return f"free disk not checked: the size of {base.model} is unknown here"
-    where = _existing_ancestor(write_to)
+    where = existing_ancestor(write_to)
     free = free_bytes(where)
     if free < size:
         raise EnvironmentProblem(
