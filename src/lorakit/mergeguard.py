@@ -124,15 +124,18 @@ def _refuse_unreplaceable(target: Path) -> None:
 
 
 def _merge_record(path: Path) -> bool:
-    """A lorakit-run.yaml that a merge wrote: the dir is an earlier merge, maybe one cut short."""
-    from lorakit import record  # yaml and the job model: only when an existing output is judged
+    """A lorakit-run.yaml that a merge wrote: the dir is an earlier merge, maybe one cut short.
+    Read as plain YAML, not with record.read: that one judges a record for replay (--from)."""
+    import yaml  # only when an existing output is judged
 
-    if not (path / record.RECORD_NAME).is_file():
-        return False
+    from lorakit.record import RECORD_NAME
+
     try:
-        return record.read(path / record.RECORD_NAME)["preset"].get("command") == "export"
-    except LorakitError:
+        data = yaml.safe_load((path / RECORD_NAME).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return False
+    preset = data.get("preset") if isinstance(data, dict) else None
+    return isinstance(preset, dict) and "lorakit_record" in data and preset.get("command") == "export"
 
 
 def _safetensors_whole(path: Path) -> bool:
