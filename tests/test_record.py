@@ -99,7 +99,7 @@ def test_dry_run_and_failed_checks_write_no_record(tmp_path, cli):
 @pytest.mark.parametrize("args", [
     ["-p", "single", "--set", "system=It's \"quoted\" $HOME", "--", "--max_steps", "3", "--use_rslora"],
     ["-p", "ddp_device_map", "--gpus", "0,1,2,3", "--set", "global_batch_size=64"],
-    ["-p", "zero2", "--swift-version", "3", "--set", "launch.nnodes=2", "--set", "launch.master_addr=h0",
+    ["-p", "zero2", "--set", "launch.nnodes=2", "--set", "launch.master_addr=h0",
      "--node-rank", "1", "--set", "launch.master_port=29400"],
 ])
 def test_from_relaunches_exactly_the_recorded_job(tmp_path, args):
@@ -129,8 +129,8 @@ def test_from_dry_run_prints_the_recorded_command(tmp_path, cli):
     assert yaml.safe_load(printed.stdout)["argv"] == ["swift", *recorded(tmp_path / "rec.json")[0]]
 
 
-def write_record(tmp_path, **changes) -> Path:
-    job = apply_fixups(build_job(presets.load("single"), {}, swift_major=4))
+def write_record(tmp_path, major=4, **changes) -> Path:
+    job = apply_fixups(build_job(presets.load("single"), {}, swift_major=major))
     data = record.build(job, render(job), cwd=tmp_path, now=datetime(2026, 1, 2, tzinfo=timezone.utc), host="h")
     data.update(changes)
     path = tmp_path / "lorakit-run.yaml"
@@ -150,14 +150,131 @@ def test_from_takes_no_job_options(tmp_path, cli, args, message):
     assert (result.code, result.stdout, result.stderr) == (2, "", message)
 
 
+HINT = "  hint: restore what lorakit wrote, or copy the record's `preset:` section into a preset and use -p\n"
+
+
+def edited(tmp_path, edit, sort_keys=False) -> Path:
+    """A record as lorakit wrote it, then edited by hand (or by another YAML tool)."""
+    path = write_record(tmp_path)
+    data = yaml.safe_load(path.read_text())
+    edit(data)
+    path.write_text(yaml.safe_dump(data, sort_keys=sort_keys))
+    return path
+
+
 def test_from_refuses_a_record_this_lorakit_renders_differently(tmp_path, cli):
-    path = write_record(tmp_path, command={"env": {"CUDA_VISIBLE_DEVICES": "0"}, "unset": [],
-                                           "argv": ["swift", "sft", "--model", "other"]},
-                        versions={"lorakit": "0.0.1"})
+    """Only the differing items, and the two versions named."""
+    path = write_record(tmp_path, versions={"lorakit": "0.0.1"})
+    data = yaml.safe_load(path.read_text())
+    argv = data["command"]["argv"]
+    argv[argv.index("--lora_rank") + 1] = "4"
+    argv += ["--use_rslora", "true"]
+    data["command"]["env"] = {"CUDA_VISIBLE_DEVICES": "0,1"}
+    path.write_text(yaml.safe_dump(data))
     result = cli(["train", "--from", str(path), "--dry-run"])
     assert (result.code, result.stdout) == (2, "")
-    assert result.stderr.splitlines()[-2].startswith(
-        f"lorakit: error: --from {path}: this lorakit renders the record differently from lorakit 0.0.1: argv [")
+    assert result.stderr.endswith(
+        f"lorakit: error: --from {path}: this lorakit {metadata.version('lorakit')} renders the record "
+        "differently from lorakit 0.0.1, which wrote it:\n"
+        "  - env CUDA_VISIBLE_DEVICES: the record has '0,1', this renders '0'\n"
+        "  - --lora_rank: the record has 4, this renders 8\n"
+        "  - --use_rslora: the record has true, this renders nothing\n"
+        "  hint: relaunch with lorakit 0.0.1, or use the record's `preset:` section as a preset (-p) to take "
+        "today's rendering\n")
+
+
+def test_a_hand_edited_record_of_this_version_is_not_blamed_on_the_version(tmp_path, cli):
+    path = edited(tmp_path, lambda d: d["preset"]["args"].update(lora_rank=16))
+    result = cli(["train", "--from", str(path), "--dry-run"])
+    assert (result.code, result.stdout) == (2, "")
+    assert result.stderr.endswith(
+        f"lorakit: error: --from {path}: the record's preset: section renders differently from its command: "
+        "section (edited by hand?):\n"
+        "  - --lora_rank: the record has 8, this renders 16\n"
+        "  hint: restore the record as lorakit wrote it, or copy its `preset:` section into a preset and use -p\n")
+
+
+def test_a_record_resaved_with_sorted_keys_replays(tmp_path, cli):
+    """Key order is not a difference: argparse reads flags in any order (not a flag's values)."""
+    path = edited(tmp_path, lambda d: None, sort_keys=True)
+    result = cli(["train", "--from", str(path), "--dry-run", "--format", "json"])
+    assert result.code == 0, result.stderr
+    recorded_argv = yaml.safe_load(path.read_text())["command"]["argv"]
+    replayed = yaml.safe_load(result.stdout)["argv"]
+    assert replayed != recorded_argv and record._by_flag(replayed) == record._by_flag(recorded_argv)
+    # a list's order is a value's order: that still counts
+    path = edited(tmp_path, lambda d: d["command"]["argv"].__setitem__(
+        slice(7, 9), list(reversed(d["command"]["argv"][7:9]))))
+    result = cli(["train", "--from", str(path), "--dry-run"])
+    assert result.code == 2
+    en, zh = "'AI-ModelScope/alpaca-gpt4-data-en#500'", "'AI-ModelScope/alpaca-gpt4-data-zh#500'"
+    assert f"  - --dataset: the record has {zh} {en}, this renders {en} {zh}" in result.stderr.splitlines()
+
+
+@pytest.mark.parametrize("edit, problem", [
+    (lambda d: d.update(swift_major="abc"), "key 'swift_major' must be one of 3, 4, got 'abc'"),
+    (lambda d: d.update(swift_major=5), "key 'swift_major' must be one of 3, 4, got 5"),
+    (lambda d: d["preset"].update(launch=[1]),
+     "preset: key 'launch' must be a mapping, got list (write 'launch:' followed by indented 'key: value' lines)"),
+    (lambda d: d["preset"]["launch"].update(bogus=1),
+     "preset: unknown key launch.'bogus' (did you mean 'gpus'? allowed: gpus, nproc_per_node, nnodes, node_rank, "
+     "master_addr, master_port)"),
+    (lambda d: d["preset"].update(extends="zero2"),
+     "preset: unknown key 'extends' (a record's preset is resolved: command, launch, args)"),
+    (lambda d: d["preset"].update(args=["x"]),
+     "preset: key 'args' must be a mapping, got list (write 'args:' followed by indented 'key: value' lines)"),
+    (lambda d: d["preset"].update(command="train"),
+     "preset: key 'command' must be one of sft, export, got 'train' ('sft' trains with swift sft, 'export' "
+     "merges with swift export)"),
+    (lambda d: d["preset"].pop("command"), "preset: key 'command' is missing"),
+    (lambda d: d.update(preset=[1]), "key 'preset' must be a mapping, got list"),
+    (lambda d: d.update(versions=["0.1.0"]), "key 'versions' must be a mapping, got list"),
+    (lambda d: d["command"]["env"].update(NNODES=2), "command: key env.NNODES must be a string, got int"),
+    (lambda d: d["command"].update(env=None), "command: key 'env' must be a mapping, got NoneType"),
+    (lambda d: d["command"].update(argv="swift sft"), "command: key 'argv' must be a list of strings, got str"),
+    (lambda d: d["command"]["argv"].insert(2, 8), "command: key argv[2] must be a string, got int"),
+    (lambda d: d.update(command=None), "key 'command' must be a mapping, got NoneType"),
+    (lambda d: d.update(notes="x"),
+     "unknown key 'notes' (a run record has lorakit_record, time, host, cwd, git, versions, swift_major, "
+     "preset_name, preset, adjustments, command)"),
+])
+def test_a_bad_record_names_the_file_and_key(tmp_path, cli, edit, problem):
+    path = edited(tmp_path, edit)
+    result = cli(["train", "--from", str(path), "--dry-run"])
+    assert (result.code, result.stdout, result.stderr) == (2, "", f"lorakit: error: --from {path}: {problem}\n{HINT}")
+
+
+def test_every_problem_of_a_record_at_once(tmp_path, cli):
+    def edit(d):
+        d.update(swift_major="abc")
+        d["preset"]["launch"]["bogus"] = 1
+        d["command"]["env"]["NNODES"] = 2
+    path = edited(tmp_path, edit)
+    result = cli(["train", "--from", str(path), "--dry-run"])
+    assert (result.code, result.stdout) == (2, "")
+    assert result.stderr == (
+        f"lorakit: error: --from {path}: 3 problems:\n"
+        "  - key 'swift_major' must be one of 3, 4, got 'abc'\n"
+        "  - preset: unknown key launch.'bogus' (did you mean 'gpus'? allowed: gpus, nproc_per_node, nnodes, "
+        "node_rank, master_addr, master_port)\n"
+        "  - command: key env.NNODES must be a string, got int\n" + HINT)
+
+
+def test_a_record_for_another_ms_swift_major_is_refused(tmp_path, cli, monkeypatch):
+    path = write_record(tmp_path, major=3)
+    monkeypatch.setattr(record, "installed_version", lambda: "4.6.0")
+    result = cli(["train", "--from", str(path), "--dry-run"])
+    assert (result.code, result.stdout, result.stderr) == (
+        2, "", f"lorakit: error: --from {path}: the record was made for ms-swift 3.x; this machine has ms-swift "
+               "4.6.0 (4.x)\n"
+               "  hint: install ms-swift 3.x here (pip install 'ms-swift>=3,<4'), or copy the record's `preset:` "
+               "section into a preset and render it for 4.x with -p\n")
+    # the same major, or no ms-swift at all (a dry-run on a laptop): fine
+    for installed in ("3.12.1", None):
+        monkeypatch.setattr(record, "installed_version", lambda: installed)
+        result = cli(["train", "--from", str(path), "--dry-run"])
+        assert result.code == 0, result.stderr
+        assert "    --train_type lora \\" in result.stdout.splitlines()
 
 
 @pytest.mark.parametrize("text", ["just text\n", "lorakit_record: 99\n", "[1, 2]\n", "a: [1\n"])
@@ -208,3 +325,19 @@ def test_output_dir_defaults_like_ms_swift():
     job = build_job(presets.apply_overrides(presets.load("single"), [("args.output_dir", None, "t")]), {},
                     swift_major=4)
     assert record.output_dir(job) == Path("output/Qwen3-8B")
+
+
+def test_differences_ignore_flag_order_not_value_order():
+    from lorakit.render import Command
+
+    rendered = Command(env={"A": "1", "B": "2"}, argv=["swift", "sft", "--x", "1", "--y", "a", "b", "--z"])
+    same = {"env": {"B": "2", "A": "1"}, "argv": ["swift", "sft", "--z", "--y", "a", "b", "--x", "1"]}
+    assert record.differences(rendered, same) == []
+    other = {"env": {"A": "1"}, "argv": ["swift", "export", "--y", "b", "a", "--x", "1", "--w", "it's"]}
+    assert record.differences(rendered, other) == [
+        "env B: the record has unset, this renders '2'",
+        "command: the record has swift export, this renders swift sft",
+        "--y: the record has b a, this renders a b",
+        "--w: the record has 'it'\"'\"'s', this renders nothing",
+        "--z: the record has nothing, this renders (no value)",
+    ]
