@@ -185,10 +185,14 @@ def test_text_output(cli):
 
 KNOWN = ("Qwen/Qwen2.5-0.5B[-Instruct], Qwen/Qwen2.5-1.5B[-Instruct], Qwen/Qwen2.5-3B[-Instruct], "
          "Qwen/Qwen2.5-7B[-Instruct], Qwen/Qwen2.5-14B[-Instruct], Qwen/Qwen2.5-32B[-Instruct], "
-         "Qwen/Qwen2.5-72B[-Instruct], Qwen/Qwen3-0.6B, Qwen/Qwen3-1.7B, Qwen/Qwen3-4B, Qwen/Qwen3-8B, "
-         "Qwen/Qwen3-14B, Qwen/Qwen3-32B, meta-llama/Llama-3.1-8B[-Instruct], meta-llama/Llama-3.1-70B[-Instruct], "
-         "meta-llama/Llama-3.2-1B[-Instruct], meta-llama/Llama-3.2-3B[-Instruct]")
+         "Qwen/Qwen2.5-72B[-Instruct], Qwen/Qwen3-0.6B[-Base], Qwen/Qwen3-1.7B[-Base], Qwen/Qwen3-4B[-Base], "
+         "Qwen/Qwen3-8B[-Base], Qwen/Qwen3-14B[-Base], Qwen/Qwen3-32B, meta-llama/Meta-Llama-3-8B[-Instruct], "
+         "meta-llama/Meta-Llama-3-70B[-Instruct], meta-llama/Llama-3.1-8B[-Instruct], "
+         "meta-llama/Llama-3.1-70B[-Instruct], meta-llama/Llama-3.2-1B[-Instruct], "
+         "meta-llama/Llama-3.2-3B[-Instruct], meta-llama/Llama-3.3-70B-Instruct")
 QWEN3_LINEARS = "down_proj, gate_proj, k_proj, lm_head, o_proj, q_proj, up_proj, v_proj"
+PATH_HINT = ("  hint: give the directory of a downloaded model (config.json and *.safetensors), or a hub id such "
+             "as Qwen/Qwen3-8B\n")
 
 
 @pytest.mark.parametrize("args,message", [
@@ -212,16 +216,103 @@ QWEN3_LINEARS = "down_proj, gate_proj, k_proj, lm_head, o_proj, q_proj, up_proj,
     (["--set", "tuner_type=full"],
      "lorakit: error: tuner_type 'full': lorakit plan models LoRA runs only\n"
      "  hint: plan with tuner_type lora, or estimate other tuners by hand\n"),
+    # a path that is not there is not an unknown hub id: no table dump
+    (["--model", "/tmp/lorakit-nonexist"],
+     "lorakit: error: model '/tmp/lorakit-nonexist' (--model): /tmp/lorakit-nonexist does not exist\n" + PATH_HINT),
+    (["--model", "./models/Qwen3-8Bx"],
+     "lorakit: error: model './models/Qwen3-8Bx' (--model): ./models/Qwen3-8Bx does not exist\n" + PATH_HINT),
+    (["--model", "~/lorakit-nonexist"],
+     "lorakit: error: model '~/lorakit-nonexist' (--model): {HOME}/lorakit-nonexist does not exist\n" + PATH_HINT),
+    (["--model", "data/models/mine"],
+     "lorakit: error: model 'data/models/mine' (--model): data/models/mine does not exist\n" + PATH_HINT),
+    (["--model", os.devnull],
+     f"lorakit: error: model '{os.devnull}' (--model): {os.devnull} is not a directory\n" + PATH_HINT),
+    # an inline ZeRO stage DeepSpeed would refuse is not "no ZeRO"
+    (["--set", 'deepspeed={"zero_optimization": {"stage": "x"}}'],
+     "lorakit: error: deepspeed (--set): zero_optimization.stage 'x' is not a ZeRO stage (0, 1, 2 or 3)\n"
+     '  hint: e.g. "zero_optimization": {"stage": 2}\n'),
+    (["--set", 'deepspeed={"zero_optimization": {"stage": 4}}'],
+     "lorakit: error: deepspeed (--set): zero_optimization.stage 4 is not a ZeRO stage (0, 1, 2 or 3)\n"
+     '  hint: e.g. "zero_optimization": {"stage": 2}\n'),
+    (["--set", 'deepspeed={"zero_optimization": 2}'],
+     "lorakit: error: deepspeed (--set): zero_optimization must be an object, got 2\n"
+     '  hint: e.g. "zero_optimization": {"stage": 2}\n'),
+    (["--set", 'deepspeed={"zero_optimization": {"stage": 3, "offload_param": "cpu"}}'],
+     "lorakit: error: deepspeed (--set): zero_optimization.offload_param must be an object, got 'cpu'\n"
+     '  hint: e.g. "offload_param": {"device": "cpu"}\n'),
 ])
-def test_user_errors_exit_2_with_exact_text(cli, args, message):
+def test_user_errors_exit_2_with_exact_text(cli, args, message, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     result = cli(["plan", "-p", "zero2", *args])
-    assert (result.code, result.stdout, result.stderr) == (2, "", message)
+    assert (result.code, result.stdout, result.stderr) == (2, "", message.replace("{HOME}", os.environ["HOME"]))
+
+
+@pytest.mark.parametrize("model, path_like", [
+    ("/abs/x", True), ("./x", True), ("../x", True), ("~/x", True), ("a/b/c", True), ("data/x", True),
+    ("Qwen/Qwen3-8B", False), ("acme/secret-model", False), ("gpt2", False),
+])
+def test_what_looks_like_a_path(tmp_path, monkeypatch, model, path_like):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    assert planner.looks_like_path(model) is path_like
+
+
+def test_a_deepspeed_file_with_a_bad_stage_is_named(cli, tmp_path):
+    cfg = tmp_path / "ds.json"
+    cfg.write_text('{"zero_optimization": {"stage": "two"}}')
+    result = cli(["plan", "-p", "zero2", "--set", f"deepspeed={cfg}"])
+    assert (result.code, result.stderr) == (
+        2, f"lorakit: error: deepspeed {cfg}: zero_optimization.stage 'two' is not a ZeRO stage (0, 1, 2 or 3)\n"
+           '  hint: e.g. "zero_optimization": {"stage": 2}\n')
+    cfg.write_text('{"zero_optimization": {"stage": 3, "offload_optimizer": {"device": "cpu"}}}')
+    assert plan_json(cli, "-p", "zero2", "--set", f"deepspeed={cfg}")["layout"]["zero_stage"] == 3
+    cfg.write_text('{"train_batch_size": "auto"}')  # no zero_optimization: DeepSpeed's stage 0
+    assert plan_json(cli, "-p", "zero2", "--set", f"deepspeed={cfg}")["layout"]["zero_stage"] == 0
+
+
+def test_a_global_batch_size_that_cannot_be_derived_stops_the_plan(cli):
+    result = cli(["plan", "-p", "zero2", "--set", "global_batch_size=60"])
+    assert (result.code, result.stdout) == (2, "")
+    assert result.stderr.splitlines()[-1] == "lorakit: error: no plan: 1 error(s) above"
+    assert result.stderr.startswith("error[batch.global_batch_size.indivisible] args.global_batch_size (--set): ")
+
+
+# --- table entries added after review: published totals, and the configs' own context lengths -------
+
+@pytest.mark.parametrize("model, published, total, max_positions", [
+    ("meta-llama/Meta-Llama-3-8B", 8.03e9, 8_030_261_248, 8192),
+    ("meta-llama/Meta-Llama-3-8B-Instruct", 8.03e9, 8_030_261_248, 8192),
+    ("meta-llama/Meta-Llama-3-70B", 70.6e9, 70_553_706_496, 8192),
+    ("meta-llama/Meta-Llama-3-70B-Instruct", 70.6e9, 70_553_706_496, 8192),
+    ("meta-llama/Llama-3.3-70B-Instruct", 70.6e9, 70_553_706_496, 131072),
+    ("Qwen/Qwen3-0.6B-Base", 0.6e9, 596_049_920, 32768),
+    ("Qwen/Qwen3-1.7B-Base", 1.7e9, 1_720_574_976, 32768),
+    ("Qwen/Qwen3-4B-Base", 4.0e9, 4_022_468_096, 32768),
+    ("Qwen/Qwen3-8B-Base", 8.2e9, QWEN3_8B_TOTAL, 32768),
+    ("Qwen/Qwen3-14B-Base", 14.8e9, 14_768_307_200, 32768),
+])
+def test_added_table_models_plan_with_published_totals(cli, model, published, total, max_positions):
+    plan = plan_json(cli, "-p", "zero2", "--model", model, "--set", "max_length=null")
+    assert plan["model_source"] == "lorakit's table of published configs"
+    assert plan["total_params"] == total
+    assert abs(total - published) <= max(0.01 * published, 0.05e9)  # the model cards' rounded figures
+    assert plan["layout"]["max_length"] == max_positions
+    # a -Base or -Instruct twin has the same shapes as its sibling
+    for sibling in (model.removesuffix("-Base"), model.removesuffix("-Instruct")):
+        if sibling != model and sibling != "meta-llama/Llama-3.3-70B":
+            assert plan_json(cli, "-p", "zero2", "--model", sibling)["total_params"] == total
+
+
+@pytest.mark.parametrize("model", ["meta-llama/Llama-3.3-70B", "Qwen/Qwen3-32B-Base"])
+def test_models_never_published_stay_unknown(cli, model):
+    result = cli(["plan", "-p", "zero2", "--model", model])
+    assert result.code == 2 and "not in lorakit's table of published configs" in result.stderr
 
 
 def test_layout_errors_stop_the_plan(cli):
     result = cli(["plan", "-p", "zero2", "--nproc", "3"])
     assert result.code == 2 and result.stdout == ""
-    assert result.stderr.splitlines()[-1] == "lorakit: error: no plan: 1 layout error(s) above"
+    assert result.stderr.splitlines()[-1] == "lorakit: error: no plan: 1 error(s) above"
 
 
 # --- GPUs from nvidia-smi ---------------------------------------------------------------------

@@ -31,12 +31,21 @@ _QWEN3 = {
     "14B": (5120, 17408, 40, 40, 8, 128, 151936, False, 40960),
     "32B": (5120, 25600, 64, 64, 8, 128, 151936, False, 40960),
 }
+# The -Base repos (pretrained only) have the same shapes and vocab; their config.json ships
+# max_position_embeddings 32768 (the post-trained 40960). Qwen published no Qwen3-32B-Base.
+_QWEN3_BASE = ("0.6B", "1.7B", "4B", "8B", "14B")
+# Repo name under meta-llama/ -> row; each has an -Instruct twin of the same shapes. Llama 3.0 is
+# 3.1's shapes with an 8192 context (no llama3 rope scaling); 3.3-70B is 3.1-70B's shapes.
 _LLAMA = {
-    "3.1-8B": (4096, 14336, 32, 32, 8, 128, 128256, False, 131072),
-    "3.1-70B": (8192, 28672, 80, 64, 8, 128, 128256, False, 131072),
-    "3.2-1B": (2048, 8192, 16, 32, 8, 64, 128256, True, 131072),
-    "3.2-3B": (3072, 8192, 28, 24, 8, 128, 128256, True, 131072),
+    "Meta-Llama-3-8B": (4096, 14336, 32, 32, 8, 128, 128256, False, 8192),
+    "Meta-Llama-3-70B": (8192, 28672, 80, 64, 8, 128, 128256, False, 8192),
+    "Llama-3.1-8B": (4096, 14336, 32, 32, 8, 128, 128256, False, 131072),
+    "Llama-3.1-70B": (8192, 28672, 80, 64, 8, 128, 128256, False, 131072),
+    "Llama-3.2-1B": (2048, 8192, 16, 32, 8, 64, 128256, True, 131072),
+    "Llama-3.2-3B": (3072, 8192, 28, 24, 8, 128, 128256, True, 131072),
+    "Llama-3.3-70B": (8192, 28672, 80, 64, 8, 128, 128256, False, 131072),
 }
+_INSTRUCT_ONLY = ("Llama-3.3-70B",)  # Meta published 3.3 as -Instruct only
 _FIELDS = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
            "num_key_value_heads", "head_dim", "vocab_size", "tie_word_embeddings", "max_position_embeddings")
 
@@ -51,11 +60,15 @@ def _build() -> dict:
                 entry["max_position_embeddings"] = 32768  # the Instruct configs all ship 32768
             table[f"Qwen/Qwen2.5-{size}{suffix}"] = entry
     for size, row in _QWEN3.items():
-        table[f"Qwen/Qwen3-{size}"] = dict(zip(_FIELDS, row), model_type="qwen3",
-                                           architectures=["Qwen3ForCausalLM"], attention_bias=False, qk_norm=True)
-    for size, row in _LLAMA.items():
-        for suffix in ("", "-Instruct"):
-            table[f"meta-llama/Llama-{size}{suffix}"] = dict(
+        for suffix in ("", "-Base") if size in _QWEN3_BASE else ("",):
+            entry = dict(zip(_FIELDS, row), model_type="qwen3", architectures=["Qwen3ForCausalLM"],
+                         attention_bias=False, qk_norm=True)
+            if suffix:
+                entry["max_position_embeddings"] = 32768
+            table[f"Qwen/Qwen3-{size}{suffix}"] = entry
+    for name, row in _LLAMA.items():
+        for suffix in ("-Instruct",) if name in _INSTRUCT_ONLY else ("", "-Instruct"):
+            table[f"meta-llama/{name}{suffix}"] = dict(
                 zip(_FIELDS, row), model_type="llama", architectures=["LlamaForCausalLM"],
                 attention_bias=False, qk_norm=False)
     return table

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -52,10 +53,14 @@ def _config_dtype(path: str) -> str | None:
     return None
 
 
+VARIANTS = ("-Instruct", "-Base")
+
+
 def _known_models() -> str:
-    ids = list(archtable.ARCH_TABLE)
-    base = [i for i in ids if not i.endswith("-Instruct")]
-    return ", ".join(i + ("[-Instruct]" if i + "-Instruct" in ids else "") for i in base)
+    """'Qwen/Qwen3-8B[-Base], meta-llama/Llama-3.1-8B[-Instruct], meta-llama/Llama-3.3-70B-Instruct'."""
+    table = archtable.ARCH_TABLE
+    variant = {i for i in table for v in VARIANTS if i.endswith(v) and i[:-len(v)] in table}
+    return ", ".join(i + "".join(f"[{v}]" for v in VARIANTS if i + v in table) for i in table if i not in variant)
 
 
 def _closest(model: str) -> str | None:
@@ -80,6 +85,23 @@ def unknown_model(model: str, source: str) -> LorakitError:
                         "lorakit's table of published configs, so its shapes are unknown", hint=hint)
 
 
+def looks_like_path(model: str) -> bool:
+    """A local path, not a hub id ('Org/Name'): ms-swift would not download it either."""
+    sep = os.sep + (os.altsep or "")
+    if model.startswith(("/", ".", "~")) or sum(model.count(c) for c in sep) >= 2:
+        return True
+    parent = Path(model).expanduser().parent
+    return str(parent) not in ("", ".") and parent.is_dir()
+
+
+def missing_path(model: str, source: str) -> LorakitError:
+    path = os.path.expanduser(model)
+    what = "is not a directory" if os.path.exists(path) else "does not exist"
+    return LorakitError(f"model {model!r}{f' ({source})' if source else ''}: {path} {what}",
+                        hint="give the directory of a downloaded model (config.json and *.safetensors), "
+                             "or a hub id such as Qwen/Qwen3-8B")
+
+
 def load_model(job: Job) -> tuple[modelinfo.ModelInfo, str, str | None]:
     """(info, where it came from, config dtype): a local dir or cache hit first, else the table."""
     model, source = job.args.get("model"), job.source_of("args.model")
@@ -95,6 +117,8 @@ def load_model(job: Job) -> tuple[modelinfo.ModelInfo, str, str | None]:
         why = "has no config.json" if info is None else "has no safetensors weights to read shapes from"
         raise LorakitError(f"model {model!r}: {local} {why}",
                            hint="point --model at a directory with config.json and *.safetensors")
+    if table is None and looks_like_path(model):
+        raise missing_path(model, source)
     if table is None:
         raise unknown_model(model, source)
     where = "lorakit's table of published configs"
@@ -103,11 +127,27 @@ def load_model(job: Job) -> tuple[modelinfo.ModelInfo, str, str | None]:
     return table, where, "bfloat16"  # every table entry ships bf16 weights
 
 
-def _zero_of_config(cfg: Any) -> tuple[int, bool, bool]:
-    zero = (cfg.get("zero_optimization") or {}) if isinstance(cfg, dict) else {}
-    opt, param = (str((zero.get(k) or {}).get("device")) in ("cpu", "nvme")
-                  for k in ("offload_optimizer", "offload_param"))
-    return int(as_int(zero.get("stage")) or 0), opt, param
+def _zero_of_config(cfg: Any, where: str) -> tuple[int, bool, bool]:
+    """A DeepSpeed config's ZeRO stage (DeepSpeed's default 0 when unset) and offloads; anything
+    DeepSpeed would refuse is an error, not a plan without ZeRO."""
+    if not isinstance(cfg, dict):
+        raise LorakitError(f"{where}: a DeepSpeed config must be a JSON object, got {type(cfg).__name__}")
+    zero = cfg.get("zero_optimization") or {}
+    if not isinstance(zero, dict):
+        raise LorakitError(f"{where}: zero_optimization must be an object, got {zero!r}",
+                           hint='e.g. "zero_optimization": {"stage": 2}')
+    stage = as_int(zero.get("stage", 0))
+    if stage not in (0, 1, 2, 3):
+        raise LorakitError(f"{where}: zero_optimization.stage {zero.get('stage')!r} is not a ZeRO stage "
+                           "(0, 1, 2 or 3)", hint='e.g. "zero_optimization": {"stage": 2}')
+    offload = []
+    for key in ("offload_optimizer", "offload_param"):
+        value = zero.get(key) or {}
+        if not isinstance(value, dict):
+            raise LorakitError(f"{where}: zero_optimization.{key} must be an object, got {value!r}",
+                               hint=f'e.g. "{key}": {{"device": "cpu"}}')
+        offload.append(str(value.get("device")) in ("cpu", "nvme"))
+    return stage, offload[0], offload[1]
 
 
 def zero_of(job: Job, notes: list) -> tuple[int, bool, bool]:
@@ -120,19 +160,25 @@ def zero_of(job: Job, notes: list) -> tuple[int, bool, bool]:
         return 3, False, False
     if value in (None, ""):
         return 0, False, False
+    where = f"deepspeed ({job.source_of('args.deepspeed') or 'preset'})"
     if isinstance(value, dict):
-        return _zero_of_config(value)
+        return _zero_of_config(value, where)
     text = str(value).strip()
     named = ZERO_PRESET.match(text)
     if named:  # swift/config/zero2_offload.json offloads the optimizer, zero3_offload.json params too
         stage, offload = int(named.group(1)), bool(named.group(2))
         return stage, offload, offload and stage == 3
+    if text.startswith("{"):
+        try:
+            return _zero_of_config(json.loads(text), where)
+        except ValueError as exc:
+            raise LorakitError(f"{where}: inline config is not valid JSON ({exc})") from None
     try:
-        cfg = json.loads(text) if text.startswith("{") else json.loads(Path(text).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        cfg = json.loads(Path(text).read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # a file that exists only on the cluster, say
         notes.append(f"deepspeed {text!r} could not be read: planned without ZeRO")
         return 0, False, False
-    return _zero_of_config(cfg)
+    return _zero_of_config(cfg, f"deepspeed {text}")
 
 
 def _positive(job: Job, key: str, default: Any, parse: Callable = as_int) -> Any:

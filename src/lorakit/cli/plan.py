@@ -95,11 +95,13 @@ def print_rich(p: dict) -> None:
 
 
 def _layout_errors(job) -> None:
-    """The plan reads the launch layout; a layout ms-swift would refuse has no plan."""
-    errors = [f for check in layout.CHECKS for f in check(job, Facts()) if f.level == ERROR]
+    """The plan reads the launch layout and the batch; a layout ms-swift would refuse, or a
+    global_batch_size lorakit could not turn into gradient_accumulation_steps, has no plan."""
+    errors = [f for f in job.adjustments if f.level == ERROR]
+    errors += [f for check in layout.CHECKS for f in check(job, Facts()) if f.level == ERROR]
     if errors:
         report.print_findings(errors)
-        raise LorakitError(f"no plan: {len(errors)} layout error(s) above")
+        raise LorakitError(f"no plan: {len(errors)} error(s) above")
 
 
 @c.with_job_args
