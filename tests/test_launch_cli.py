@@ -102,7 +102,7 @@ def test_a_swift_from_another_ms_swift_major_is_refused_before_launch(tmp_path):
     python.chmod(0o755)
     (tmp_path / "bin").mkdir()
     swift = tmp_path / "bin" / "swift"
-    swift.write_text(f"#!{python}\n")
+    swift.write_text(f"#!{python}\nfrom swift.cli.main import cli_main\n")  # as pip writes it
     swift.chmod(0o755)
     env = dict(os.environ, PATH=f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
     result = lorakit(["train", "-p", "single", "--swift-version", "4"], env, cwd=tmp_path)

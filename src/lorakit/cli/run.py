@@ -50,6 +50,13 @@ def swift_version_of(swift: str) -> Optional[str]:
     be lorakit's own: a `swift` from another environment first on PATH renders nothing right."""
     from lorakit.doctor import interpreter_of, versions
 
+    try:
+        with open(swift, "rb") as handle:
+            head = handle.read(2048)
+    except OSError:
+        return None
+    if b"swift.cli" not in head:
+        return None  # not ms-swift's own console script (a wrapper, a test double): cannot tell
     python = interpreter_of(swift)
     # same environment (venv pythons are symlinks to one base python: compare prefixes, not files)
     if python is None or Path(os.path.abspath(python)).parent.parent == Path(sys.prefix):
