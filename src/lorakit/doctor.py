@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Mapping
 
 from lorakit.launch import resolve_swift
+from lorakit.preflight import existing_ancestor
 
 PACKAGES = ("ms-swift", "torch", "transformers", "peft", "deepspeed", "flash-attn")
 REQUIRED = ("ms-swift", "torch", "transformers", "peft")  # without these swift cannot train
@@ -27,6 +29,10 @@ _VERSIONS = (
     "    except m.PackageNotFoundError: return None\n"
     "print(json.dumps({n: v(n) for n in %r}))"
 )
+# pip (distlib) writes `#!/bin/sh` plus this second line when the python's path is too long for
+# a shebang or holds a space: '''exec' "/path/to/python" "$0" "$@"
+_TRAMPOLINE = re.compile(r"""^'''exec' (?:"([^"]+)"|(\S+)) "\$0" "\$@"$""")
+_UUID = re.compile(r"\(UUID: (GPU-[0-9a-fA-F-]+)\)")
 
 
 @dataclass(frozen=True)
@@ -38,18 +44,29 @@ class Row:
 
 
 def interpreter_of(script: str) -> str | None:
-    """The python in `script`'s shebang line (pip writes an absolute one)."""
+    """The python in `script`'s shebang line (pip writes an absolute one, or a /bin/sh trampoline)."""
     try:
         with open(script, "rb") as handle:
-            first = handle.readline(512).decode("utf-8", "replace").strip()
+            first, second = (handle.readline(4096).decode("utf-8", "replace").strip() for _ in range(2))
     except OSError:
         return None
     if not first.startswith("#!"):
         return None
     parts = first[2:].split()
+    trampoline = _TRAMPOLINE.match(second)
+    if parts and os.path.basename(parts[0]) == "sh" and trampoline:
+        return trampoline.group(1) or trampoline.group(2)
     if parts and os.path.basename(parts[0]) == "env" and len(parts) > 1:
         return shutil.which(parts[1])
     return parts[0] if parts else None
+
+
+def swift_python(env: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """(`swift` on env's PATH, the python it runs under), or (None, None) without swift."""
+    swift = resolve_swift(env)
+    if swift is None:
+        return None, None
+    return swift, interpreter_of(swift) or sys.executable
 
 
 def versions(python: str) -> dict | None:
@@ -74,22 +91,34 @@ def gpu_rows(env: Mapping[str, str]) -> list[Row]:
     gpus = [line for line in listing.splitlines() if line.startswith("GPU ")]
     found = f"{len(gpus)} GPU(s)" + (f", CUDA_VISIBLE_DEVICES={visible}" if visible is not None else "")
     rows = [Row(bool(gpus), "GPUs", found, "" if gpus else "nvidia-smi lists no GPU: check the driver")]
-    if visible and gpus:
-        ids = [g for g in visible.split(",") if g.strip().isdigit()]
-        missing = [g for g in ids if int(g) >= len(gpus)]
-        if missing:
-            rows.append(Row(False, "CUDA_VISIBLE_DEVICES", f"names GPU {','.join(missing)} of {len(gpus)}",
-                            f"use ids 0-{len(gpus) - 1}"))
+    missing = unknown_devices(visible, gpus) if visible and gpus else []
+    if missing:
+        # Launching fails: torchrun starts a rank per listed id, and CUDA ignores every id from
+        # the first unknown one on, so some rank finds no device.
+        rows.append(Row(False, "CUDA_VISIBLE_DEVICES", f"names GPU {','.join(missing)} of {len(gpus)}",
+                        f"use ids 0-{len(gpus) - 1} (or UUIDs) as `nvidia-smi -L` lists them, or unset it"))
     return rows
+
+
+def unknown_devices(visible: str, gpus: list[str]) -> list[str]:
+    """The entries of CUDA_VISIBLE_DEVICES that name no GPU in `gpus` (`nvidia-smi -L` lines): an
+    index past the count, or a GPU-<uuid> (CUDA takes a unique prefix) that no UUID starts with."""
+    uuids = [m.group(1) for line in gpus for m in [_UUID.search(line)] if m]
+    missing = []
+    for item in (part.strip() for part in visible.split(",")):
+        if item.isdigit() and int(item) >= len(gpus):
+            missing.append(item)
+        elif item.startswith("GPU-") and uuids and not any(u.startswith(item) for u in uuids):
+            missing.append(item)
+    return missing
 
 
 def diagnose(env: Mapping[str, str], outputs: Path) -> list[Row]:
     rows = [Row(True, "python (lorakit)", f"{sys.version.split()[0]} at {sys.executable}")]
-    swift = resolve_swift(env)
-    if swift is None:
+    swift, python = swift_python(env)
+    if swift is None or python is None:
         rows.append(Row(False, "swift", "not found on PATH", "pip install 'lorakit[swift]'"))
         return rows + gpu_rows(env) + [disk_row(outputs)]
-    python = interpreter_of(swift) or sys.executable
     found = versions(python)
     rows.append(Row(found is not None, "swift", f"{swift} (python: {python})",
                     "" if found else "its interpreter does not run: reinstall ms-swift"))
@@ -106,11 +135,13 @@ def diagnose(env: Mapping[str, str], outputs: Path) -> list[Row]:
 
 
 def disk_row(path: Path) -> Row:
-    probe = path if path.exists() else Path.cwd()
+    probe = existing_ancestor(Path(os.path.abspath(path)))  # where the outputs will be written
     free = shutil.disk_usage(probe).free / 2**30
     return Row(free >= 1 or None, "free disk", f"{free:.1f} GiB at {probe}",
                "" if free >= 20 else "checkpoints and merged models of 8B models need tens of GiB")
 
 
 def launchable(rows: list[Row]) -> bool:
-    return all(row.ok is not False for row in rows if row.what not in ("GPUs", "CUDA_VISIBLE_DEVICES"))
+    """No ✗ row. doctor runs on the machine that launches, so a ✗ (a GPU id this machine does
+    not have, a driver that lists no GPU) fails a launch here: exit 1, as the ✗ says."""
+    return all(row.ok is not False for row in rows)

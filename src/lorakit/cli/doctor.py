@@ -32,7 +32,9 @@ def print_rows(rows) -> None:
 
 
 def doctor(
-    smoke: Annotated[bool, typer.Option("--smoke", help="Also run a real tiny train + merge here.")] = False,
+    smoke: Annotated[bool, typer.Option("--smoke", help=(
+        "Also run a real tiny train, merge and forward pass here (under swift's python); exit 1 if a step fails."
+    ))] = False,
     output_dir: Annotated[Path, typer.Option("--output-dir", help="Where outputs will go (disk check).")] = Path("output"),
 ) -> int:
     """What lorakit finds here: swift, versions, GPUs, disk. Exit 1 if it cannot launch ms-swift.
@@ -50,5 +52,7 @@ def doctor(
     if smoke:
         from lorakit import smoke as smoke_run
 
-        return smoke_run.run(say=lambda text: typer.echo(text, err=True))
+        # torch is needed there, not here: the smoke builds and loads models under swift's python
+        python = diagnosis.swift_python(os.environ)[1]
+        return smoke_run.run(say=lambda text: typer.echo(text, err=True), python=python)
     return 0
