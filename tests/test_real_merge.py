@@ -108,3 +108,19 @@ def test_merge_through_discovery_then_load(trained):
         logits = scope["model"](**tokens).logits
     assert logits.shape[-1] == scope["model"].config.vocab_size
     assert torch.isfinite(logits).all()
+
+
+def test_record_and_a_forced_remerge(trained):
+    """The record names the merged dir and the base model; --force merges into a temporary
+    sibling and swaps it in, and the record still names the final dir."""
+    root, model_dir, output = trained
+    ckpt = sorted(output.glob("v1-*"))[0] / "checkpoint-2"
+    merged = Path(f"{ckpt}-merged")
+    if not merged.exists():  # run alone, without the test above
+        lorakit(["merge", "--adapters", "output"], cwd=root)
+    lorakit(["merge", "--adapters", "output", "--force"], cwd=root)
+    assert sorted(p.name for p in ckpt.parent.iterdir() if p.name.startswith(merged.name)) == [merged.name]
+    text = (merged / "lorakit-run.yaml").read_text()
+    record = yaml.safe_load(text)
+    assert record["base_model"] == {"model": str(model_dir), "source": str(ckpt / "args.json")}
+    assert record["preset"]["args"]["output_dir"] == str(merged) and "lorakit-tmp" not in text
