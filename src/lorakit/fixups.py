@@ -67,8 +67,10 @@ def add_no_reentrant(job: Job) -> Job:
 
 GBS, GAS = "args.global_batch_size", "args.gradient_accumulation_steps"
 BATCH = "args.per_device_train_batch_size"
-# presets.py drops an earlier layer's global_batch_size when a later layer sets the steps, and
-# records what it dropped here in job.sources, as "N from WHO" (what dropped it: sources[GAS]).
+# Between two files only presets.py knows which is later: it drops the earlier file's
+# global_batch_size when a later file sets the steps, and records what it dropped in sources
+# under this key, as "N from WHO" (what replaced it is sources[GAS]). The command line is always
+# the later layer, so fixups itself settles the command line against a file (and within itself).
 DROPPED = "dropped.args.global_batch_size"
 
 
@@ -124,8 +126,8 @@ def command_line_steps_win(job: Job) -> Job:
 
 def derive_grad_accum(job: Job) -> Job:
     """lorakit's `global_batch_size: N` -> gradient_accumulation_steps = N / (batch x ranks x nodes),
-    what ms-swift's examples do by hand with `$(expr 16 / $nproc_per_node)`; it replaces an
-    inherited gradient_accumulation_steps (presets.py drops N when a later layer sets the steps)."""
+    what ms-swift's examples do by hand with `$(expr 16 / $nproc_per_node)`; it replaces steps
+    from an earlier layer, and steps from a later layer replace it (both said as findings)."""
     total = job.args.get("global_batch_size")
     if job.command != "sft":
         return job
