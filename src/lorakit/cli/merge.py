@@ -38,7 +38,8 @@ def merge(
     model: Annotated[Optional[str], typer.Option(
         help="Base model to merge into. Default: the one the checkpoint was trained on (its args.json).")] = None,
     output_dir: Annotated[Optional[str], typer.Option("--output-dir", help="Default: <checkpoint>-merged, as ms-swift does.")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Replace an existing output dir, only after a successful merge.")] = False,
+    force: Annotated[bool, typer.Option("--force", help=(
+        "Replace an earlier merged model (or an empty dir) at the output dir, only after a successful merge."))] = False,
     preset: Annotated[str, typer.Option("--preset", "-p", help="An export preset (built-in: merge).")] = "merge",
     set_: c.SetOpt = None,
     swift_version: c.SwiftVersionOpt = None,
