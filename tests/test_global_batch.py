@@ -15,13 +15,6 @@ from lorakit.job import build_job
 
 GAS = "args.gradient_accumulation_steps"
 GBS = "args.global_batch_size"
-# presets.py does not drop a command-line global_batch_size yet (see test_*_via_presets below).
-NEEDS_PRESETS = pytest.mark.xfail(strict=True, reason="presets.apply_overrides still drops global_batch_size "
-                                                      "for steps from another command-line option")
-NEEDS_DROPPED = pytest.mark.xfail(strict=True, reason="presets.load does not record the global_batch_size "
-                                                      "it drops in sources[fixups.DROPPED] yet")
-
-
 def job_from(name: str, args: dict, sources: dict):
     """A resolved preset with keys set as given, bypassing presets' own dropping."""
     resolved = presets.load(name)
@@ -113,7 +106,6 @@ def test_both_on_the_command_line_abbreviated_exits_2(cli):
     assert BOTH in result.stderr.splitlines()
 
 
-@NEEDS_PRESETS
 def test_both_on_the_command_line_exits_2_via_presets(cli):
     """The review's case: it printed global batch 32 with no word about the 64 asked for."""
     result = cli(["train", "-p", "zero2", "--set", "global_batch_size=64", "--dry-run", "--",
@@ -147,7 +139,6 @@ def test_command_line_steps_over_a_files_global_batch_abbreviated(cli, tmp_path)
             ) in result.stderr.splitlines()
 
 
-@NEEDS_PRESETS
 def test_command_line_steps_over_a_files_global_batch_via_presets(cli, tmp_path):
     path = write(tmp_path, "gbs.yaml", "extends: zero2\nargs:\n  global_batch_size: 32\n")
     result = cli(["train", "-p", path, "--set", "gradient_accumulation_steps=3", "--dry-run"])
@@ -157,7 +148,6 @@ def test_command_line_steps_over_a_files_global_batch_via_presets(cli, tmp_path)
             ) in result.stderr.splitlines()
 
 
-@NEEDS_DROPPED
 def test_a_child_files_steps_over_the_parents_global_batch_via_presets(cli, tmp_path):
     parent = write(tmp_path, "parent.yaml", "extends: zero2\nargs:\n  global_batch_size: 32\n")
     child = write(tmp_path, "child.yaml", "extends: parent.yaml\nargs:\n  gradient_accumulation_steps: 3\n")

@@ -210,8 +210,10 @@ def _drop_superseded(data: dict[str, Any], sources: dict[str, str], key: str, wh
     gbs = "args.global_batch_size"
     if key != "gradient_accumulation_steps" or sources.get(gbs, who) == who:
         return
-    data["args"] = {k: v for k, v in (data.get("args") or {}).items() if k != "global_batch_size"}
-    sources.pop(gbs, None)
+    args = dict(data.get("args") or {})
+    # fixups.DROPPED: said as an info finding, so the replaced global batch is not silent
+    sources["dropped.args.global_batch_size"] = f"{args.pop('global_batch_size', None)} from {sources.pop(gbs)}"
+    data["args"] = args
 
 
 def load(ref: str, *, key: str = "--preset") -> Resolved:
@@ -289,8 +291,7 @@ def apply_overrides(resolved: Resolved, overrides: list[tuple[str, Any, str]]) -
     sources = dict(resolved.sources)
     for dotted, value, who in overrides:
         section, key = dotted.split(".", 1)
-        if section == "args":
-            _drop_superseded(data, sources, key, who)
+        # (global_batch_size vs gradient_accumulation_steps on the command line: fixups.py)
         block = dict(data.get(section) or {})
         block[key] = value
         data[section] = block
