@@ -84,6 +84,9 @@ LAYOUT_CASES = [
         ("error", "layout.deepspeed.invalid", "deepspeed config file 'ds.json' does not exist",
          "use one of zero0, zero1, zero2, zero3, zero2_offload, zero3_offload, a path to a .json file, or a JSON object")]),
     ({"gpus": "0,1", "nproc_per_node": 2}, {"deepspeed": '{"zero_optimization": {"stage": 2}}'}, []),
+    ({"gpus": "0,1", "nproc_per_node": 2}, {"deepspeed": {"zero_optimization": {"stage": "x"}}}, [
+        ("error", "layout.deepspeed.stage", "deepspeed zero_optimization.stage 'x' is not a ZeRO stage (0, 1, 2 or 3)",
+         'e.g. {"zero_optimization": {"stage": 2}}, or use the preset zero2')]),
     ({"gpus": "GPU-8f3a-11,GPU-8f3a-12", "nproc_per_node": "auto"}, {}, []),
     ({"gpus": "0,1"}, {"deepspeed": "zero2"}, [  # one process over two GPUs is device_map too
         ("error", "layout.device_map.deepspeed", "2 GPUs for NPROC_PER_NODE=1 puts 2 GPUs on each rank "

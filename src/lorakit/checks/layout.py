@@ -105,17 +105,32 @@ def check_device_map_sharding(job: Job, facts: Facts) -> list[Finding]:
                     f"set nproc_per_node to the GPU count (one GPU per rank), or drop {sharding}")]
 
 
+def _stage_problem(job: Job, config: dict) -> list[Finding]:
+    """An inline config's ZeRO stage: DeepSpeed only rejects a bad one inside every worker."""
+    zero = config.get("zero_optimization", {})
+    stage = zero.get("stage", 0) if isinstance(zero, dict) else None
+    if isinstance(stage, int) and not isinstance(stage, bool) and 0 <= stage <= 3:
+        return []
+    return [finding(job, ERROR, "layout.deepspeed.stage", "args.deepspeed",
+                    f"deepspeed zero_optimization.stage {stage!r} is not a ZeRO stage (0, 1, 2 or 3)"
+                    if isinstance(zero, dict) else "deepspeed zero_optimization must be a JSON object",
+                    "e.g. {\"zero_optimization\": {\"stage\": 2}}, or use the preset zero2")]
+
+
 def check_deepspeed_value(job: Job, facts: Facts) -> list[Finding]:
     value = job.args.get("deepspeed")
-    if value in (None, "") or isinstance(value, dict):
+    if value in (None, ""):
         return []
+    if isinstance(value, dict):
+        return _stage_problem(job, value)
     text = str(value).strip()
     if text in DS_PRESETS or (text.endswith(".json") and facts.is_file(text)):
         return []
     if text.startswith("{"):
         try:
-            if isinstance(json.loads(text), dict):
-                return []
+            config = json.loads(text)
+            if isinstance(config, dict):
+                return _stage_problem(job, config)
         except ValueError:
             pass
         return [finding(job, ERROR, "layout.deepspeed.json", "args.deepspeed",
