@@ -228,15 +228,21 @@ PATH_HINT = ("  hint: give the directory of a downloaded model (config.json and 
     (["--model", os.devnull],
      f"lorakit: error: model '{os.devnull}' (--model): {os.devnull} is not a directory\n" + PATH_HINT),
     # an inline ZeRO stage DeepSpeed would refuse is not "no ZeRO"
+    # the layout check reports a bad stage before the plan reads it
     (["--set", 'deepspeed={"zero_optimization": {"stage": "x"}}'],
-     "lorakit: error: deepspeed (--set): zero_optimization.stage 'x' is not a ZeRO stage (0, 1, 2 or 3)\n"
-     '  hint: e.g. "zero_optimization": {"stage": 2}\n'),
+     "error[layout.deepspeed.stage] args.deepspeed (--set): deepspeed zero_optimization.stage 'x' is not a ZeRO "
+     "stage (0, 1, 2 or 3)\n"
+     '  hint: e.g. {"zero_optimization": {"stage": 2}}, or use the preset zero2\n'
+     "lorakit: error: no plan: 1 error(s) above\n"),
     (["--set", 'deepspeed={"zero_optimization": {"stage": 4}}'],
-     "lorakit: error: deepspeed (--set): zero_optimization.stage 4 is not a ZeRO stage (0, 1, 2 or 3)\n"
-     '  hint: e.g. "zero_optimization": {"stage": 2}\n'),
+     "error[layout.deepspeed.stage] args.deepspeed (--set): deepspeed zero_optimization.stage 4 is not a ZeRO "
+     "stage (0, 1, 2 or 3)\n"
+     '  hint: e.g. {"zero_optimization": {"stage": 2}}, or use the preset zero2\n'
+     "lorakit: error: no plan: 1 error(s) above\n"),
     (["--set", 'deepspeed={"zero_optimization": 2}'],
-     "lorakit: error: deepspeed (--set): zero_optimization must be an object, got 2\n"
-     '  hint: e.g. "zero_optimization": {"stage": 2}\n'),
+     "error[layout.deepspeed.stage] args.deepspeed (--set): deepspeed zero_optimization must be a JSON object\n"
+     '  hint: e.g. {"zero_optimization": {"stage": 2}}, or use the preset zero2\n'
+     "lorakit: error: no plan: 1 error(s) above\n"),
     (["--set", 'deepspeed={"zero_optimization": {"stage": 3, "offload_param": "cpu"}}'],
      "lorakit: error: deepspeed (--set): zero_optimization.offload_param must be an object, got 'cpu'\n"
      '  hint: e.g. "offload_param": {"device": "cpu"}\n'),

@@ -157,7 +157,8 @@ def write_merge_record(merged_dir: Path, job: Job, command: Command, *, cwd: Pat
     return write(Path(merged_dir) / RECORD_NAME, build(job, command, cwd=cwd or Path.cwd()))
 
 
-RECORD_KEYS = ("lorakit_record", "time", "host", "cwd", "git", "versions", "swift_major", "preset_name",
+# base_model: a merge record says which base it merged into (cli/merge.py adds it)
+RECORD_KEYS = ("lorakit_record", "time", "host", "cwd", "git", "versions", "swift_major", "preset_name", "base_model",
                "preset", "adjustments", "command")
 PRESET_KEYS = ("command", "launch", "args")  # resolved: no extends, no description
 
