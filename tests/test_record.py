@@ -236,7 +236,7 @@ def test_a_record_resaved_with_sorted_keys_replays(tmp_path, cli):
     (lambda d: d.update(command=None), "key 'command' must be a mapping, got NoneType"),
     (lambda d: d.update(notes="x"),
      "unknown key 'notes' (a run record has lorakit_record, time, host, cwd, git, versions, swift_major, "
-     "preset_name, preset, adjustments, command)"),
+     "preset_name, base_model, preset, adjustments, command)"),
 ])
 def test_a_bad_record_names_the_file_and_key(tmp_path, cli, edit, problem):
     path = edited(tmp_path, edit)
