@@ -239,9 +239,8 @@ def layout_of(job: Job, info: modelinfo.ModelInfo, config_dtype: str | None, not
         max_length = info.max_position_embeddings or 2048
         notes.append(f"max_length unset: ms-swift's default is the model's maximum length, "
                      f"{max_length} (max_position_embeddings); set max_length to plan your real samples")
-    ids, nproc = job.launch.gpu_ids, job.launch.nproc_per_node
-    # One process over several visible GPUs: ms-swift spreads the model with device_map='auto'.
-    per_rank = len(ids) if nproc is None and ids else _ranked_gpus(job)
+    # One process over several visible GPUs counts too: ms-swift spreads it with device_map='auto'.
+    per_rank = _ranked_gpus(job)
     stage, off_opt, off_param = zero_of(job, notes)
     if stage >= 3 and info.num_layers:
         # ZeRO-3 all-gathers each layer's full weights while it runs (and prefetches the next).
