@@ -31,6 +31,3 @@ class Finding:
 def sort_findings(findings: list[Finding]) -> list[Finding]:
     return sorted(findings, key=lambda f: _ORDER.get(f.level, 9))
 
-
-def has_errors(findings: list[Finding]) -> bool:
-    return any(f.level == ERROR for f in findings)

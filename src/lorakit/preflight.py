@@ -26,6 +26,7 @@ from typing import Optional
 
 from lorakit.errors import EnvironmentProblem, LorakitError
 from lorakit.findings import WARNING, Finding
+from lorakit.modelinfo import find_local_model
 
 REFUSED = {"gptq": "GPTQ", "awq": "AWQ"}  # quant_method in config.json -> how users spell it
 
@@ -55,37 +56,6 @@ def _looks_like_path(model: str) -> bool:
     return model.startswith(("/", "~", "./", "../")) or os.path.isabs(model)
 
 
-def _snapshots(repo: Path) -> list[Path]:
-    """A hub cache's `<repo>/snapshots/<revision>/` dirs, newest first."""
-    try:
-        return sorted((repo / "snapshots").iterdir(), key=lambda p: p.stat().st_mtime, reverse=True)
-    except OSError:
-        return []
-
-
-def _cached(model_id: str) -> Optional[Path]:
-    """The local copy of a hub id, if ms-swift (ModelScope, its default hub) or HF downloaded it.
-
-    ModelScope's layouts changed across releases (modelscope/hub/utils/utils.py
-    `find_reusable_legacy_repo_dir` lists them): `models/<org>/<name>` with '.' stored as '___',
-    the older `hub/<org>/<name>`, and now `models/<org>--<name>/snapshots/<rev>`, as HF does.
-    """
-    if model_id.count("/") != 1:
-        return None
-    org, name = model_id.split("/")
-    home = Path.home() / ".cache"
-    ms_env = os.environ.get("MODELSCOPE_CACHE")
-    cands: list[Path] = []
-    for root in ([Path(ms_env).expanduser()] if ms_env else [home / "modelscope", home / "modelscope" / "hub"]):
-        for sub in ("models", "hub", ""):
-            cands += [root / sub / org / n for n in (name.replace(".", "___"), name)]
-        cands += _snapshots(root / "models" / f"{org}--{name}")
-    hf_home = Path(os.environ.get("HF_HOME") or home / "huggingface").expanduser()
-    hf = Path(os.environ.get("HF_HUB_CACHE") or hf_home / "hub").expanduser()
-    cands += _snapshots(hf / f"models--{org}--{name}")
-    return next((c for c in cands if (c / "config.json").is_file()), None)
-
-
 def resolve_base(model: Optional[str], source: str) -> Base:
     """`model` as the checkpoint (or --model) names it -> Base; exit 2 if it is a path that is gone."""
     if not model:
@@ -100,7 +70,8 @@ def resolve_base(model: Optional[str], source: str) -> Base:
             f"base model {model} {what} (named by {source})",
             hint="if the model moved, pass its new location with --model PATH (or its hub id)",
         )
-    return Base(model, source, _cached(model))
+    # a hub id: its local copy, if ms-swift (ModelScope) or HF already downloaded it
+    return Base(model, source, find_local_model(model))
 
 
 def _quant_method(base: Base) -> Optional[str]:

@@ -36,10 +36,8 @@ tiny["make_tiny_dataset"](root / "data.jsonl", n=16)
 
 # argv = [merged dir]; prints one line for the report.
 _FORWARD = """
-import sys
-import torch
-from transformers import AutoModelForCausalLM
-model = AutoModelForCausalLM.from_pretrained(sys.argv[1])
+import sys, torch, transformers
+model = transformers.AutoModelForCausalLM.from_pretrained(sys.argv[1])
 with torch.no_grad():
     logits = model(torch.tensor([[1, 2, 3, 4]])).logits
 if not torch.isfinite(logits).all():

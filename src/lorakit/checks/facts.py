@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 from lorakit.modelinfo import find_local_model
@@ -25,5 +25,4 @@ def _has_module(name: str) -> bool:
 class Facts:
     has_module: Callable[[str], bool] = _has_module
     is_file: Callable[[str], bool] = os.path.isfile
-    env: dict = field(default_factory=dict)
     find_model: Callable = find_local_model  # a local dir or a hub cache hit, else None
