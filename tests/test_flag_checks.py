@@ -130,10 +130,16 @@ def test_an_abbreviation_and_its_full_name_follow_precedence(tmp_path, preset_ar
                         "  hint: write --model VALUE"),
     (["--set", "dataset=[a, null]"], "error[flags.value] args.dataset (--set): dataset has a null item in its "
      "list (it would render as the word None)\n  hint: fix dataset in the preset, or override it with --set dataset=..."),
-    (["--set", "system=2024-01-01"], "error[flags.value] args.system (--set): system is a YAML date (from a tag "
+    (["--set", "system=2024-01-01"], "error[flags.value] args.system (--set): system is a date to YAML (from a tag "
      "or an unquoted date); quote it to pass text\n  hint: fix system in the preset, or override it with --set system=..."),
-    (["--set", "model=!!binary aGVsbG8="], "error[flags.value] args.model (--set): model is a YAML bytes (from a tag "
+    (["--set", "model=!!binary aGVsbG8="], "error[flags.value] args.model (--set): model is binary data to YAML (from a tag "
      "or an unquoted date); quote it to pass text\n  hint: fix model in the preset, or override it with --set model=..."),
+    (["--set", "model_kwargs={2024-01-01: 1}"], "error[flags.value] args.model_kwargs (--set): model_kwargs has the "
+     "key '2024-01-01' in a mapping, which YAML read as a date: mapping keys must be text or numbers; quote it\n"
+     "  hint: fix model_kwargs in the preset, or override it with --set model_kwargs=..."),
+    (["--set", "model_kwargs={a: {null: 1}}"], "error[flags.value] args.model_kwargs (--set): model_kwargs has the "
+     "key 'None' in a mapping, which YAML read as a null: mapping keys must be text or numbers; quote it\n"
+     "  hint: fix model_kwargs in the preset, or override it with --set model_kwargs=..."),
 ])
 def test_values_no_argv_can_carry(extra, message):
     result = run_cli(["train", "-p", "zero2", "--dry-run", *extra])

@@ -19,6 +19,7 @@ from typing import Mapping
 
 from lorakit.launch import resolve_swift
 from lorakit.preflight import existing_ancestor
+from lorakit.values import as_int
 
 PACKAGES = ("ms-swift", "torch", "transformers", "peft", "deepspeed", "flash-attn")
 REQUIRED = ("ms-swift", "torch", "transformers", "peft")  # without these swift cannot train
@@ -106,7 +107,8 @@ def unknown_devices(visible: str, gpus: list[str]) -> list[str]:
     uuids = [m.group(1) for line in gpus for m in [_UUID.search(line)] if m]
     missing = []
     for item in (part.strip() for part in visible.split(",")):
-        if item.isdigit() and int(item) >= len(gpus):
+        index = as_int(item) if item.isascii() else None  # CUDA reads ASCII indices only
+        if index is not None and index >= len(gpus):
             missing.append(item)
         elif item.startswith("GPU-") and uuids and not any(u.startswith(item) for u in uuids):
             missing.append(item)

@@ -99,8 +99,6 @@ def nproc_from_rule(rule: Any, gpu_count: int | None) -> int | None:
     if as_int(rule) is not None:  # 8, 8.0 and "8" are all eight ranks, as the checks read them
         return as_int(rule)
     text = str(rule).strip()
-    if text.isdigit():
-        return int(text)
     if gpu_count is None:
         return None
     if text == "auto":

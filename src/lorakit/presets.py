@@ -7,24 +7,21 @@ name the file a problem came from.
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from lorakit import envvars
 from lorakit.errors import LorakitError
 from lorakit.names import normalise_arg_key
+from lorakit.values import did_you_mean, suggestion
 
 TOP_KEYS = ("description", "extends", "command", "launch", "args")
-LAUNCH_KEYS = (
-    "gpus",
-    "nproc_per_node",
-    "nnodes",
-    "node_rank",
-    "master_addr",
-    "master_port",
-)
+LAUNCH_KEYS = tuple(envvars.FIELD.values())  # gpus, nproc_per_node, nnodes, node_rank, master_*
 COMMANDS = ("sft", "export")
 
 
@@ -55,25 +52,44 @@ def _looks_like_path(ref: str) -> bool:
     return ref.endswith((".yaml", ".yml")) or "/" in ref or ref.startswith(".")
 
 
+def _not_a_file(path: Path) -> str | None:
+    """None for a regular file (through symlinks); else what the path is, in words. Checked
+    before reading: a FIFO would block the read, a directory or a device is never a preset."""
+    import errno
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "is a symlink loop"
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            return "does not exist" if not os.path.islink(path) else "is a broken symlink"
+        return f"cannot be read: {exc.strerror}"
+    kinds = ((stat.S_ISREG, None), (stat.S_ISDIR, "is a directory, not a YAML file"),
+             (stat.S_ISFIFO, "is a FIFO (named pipe), not a YAML file"),
+             (stat.S_ISCHR, "is a character device, not a YAML file"),
+             (stat.S_ISBLK, "is a block device, not a YAML file"),
+             (stat.S_ISSOCK, "is a socket, not a YAML file"))
+    return next((what for test, what in kinds if test(mode)), "is not a regular file")
+
+
 def locate(ref: str, *, base: Path | None = None, key: str = "--preset") -> Path:
     """A built-in name or a path (relative to `base`, the file that names it)."""
     if _looks_like_path(ref):
         path = (base / ref) if base is not None and not Path(ref).is_absolute() else Path(ref)
-        if path.is_file():
+        what = _not_a_file(path)
+        if what is None:
             return path.resolve()
         raise LorakitError(
-            f"{key}: preset file {ref!r} does not exist"
-            + (f" (looked for {path})" if base is not None else ""),
+            f"{key}: preset file {ref!r} {what}" + (f" (looked for {path})" if base is not None else ""),
             hint="give an existing YAML file, or a built-in name: " + ", ".join(builtin_names()),
         )
     path = builtin_dir() / f"{ref}.yaml"
     if path.is_file():
         return path
     names = builtin_names()
-    import difflib  # only on the error path
-
-    close = difflib.get_close_matches(ref, names, n=1)
-    hint = (f"did you mean {close[0]!r}? " if close else "") + "built-in presets: " + ", ".join(names)
+    hint = suggestion(ref, names) + "built-in presets: " + ", ".join(names)
     raise LorakitError(f"{key}: unknown preset {ref!r}", hint=hint)
 
 
@@ -87,6 +103,25 @@ def _parse(text: str) -> Any:
         except yaml.YAMLError:
             pass
     return yaml.safe_load(text)
+
+
+def refuse_aliases(text: str, where: str, *, lines: bool = True) -> None:
+    """Anchors and aliases (&a, *a) are refused: a preset never needs them (`extends:` shares
+    settings), and 500 bytes of nested aliases expand to gigabytes of argv ("billion laughs")
+    or to a list that contains itself. Only text with a '*' can hold an alias, so only that is
+    read again event by event (libyaml's parser: no objects are built)."""
+    if "*" not in text:
+        return
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        for event in yaml.parse(text, Loader=loader):
+            if isinstance(event, yaml.AliasEvent):
+                line = f":{event.start_mark.line + 1}" if lines and event.start_mark else ""
+                raise LorakitError(
+                    f"{where}{line}: YAML alias *{event.anchor}: presets do not use anchors and aliases",
+                    hint="write the value out where it is used, or share settings with 'extends:'")
+    except yaml.YAMLError:
+        return  # the caller parsed it already; nothing more to say here
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
@@ -108,6 +143,7 @@ def read_yaml(path: Path) -> dict[str, Any]:
             f"{where}: YAML syntax error: {problem}",
             hint="fix the YAML at that line (indentation, a missing ':' or an unclosed quote)",
         ) from None
+    refuse_aliases(text, str(path))
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -124,11 +160,17 @@ def read_yaml(path: Path) -> dict[str, Any]:
 
 
 def _unknown_key(key: Any, allowed: tuple[str, ...], where: str) -> str:
-    import difflib  # only on the error path
-
-    close = difflib.get_close_matches(str(key), allowed, n=1)
-    hint = (f"did you mean {close[0]!r}? " if close else "") + "allowed: " + ", ".join(allowed)
+    hint = suggestion(key, allowed) + "allowed: " + ", ".join(allowed)
     return f"unknown key {where}{key!r} ({hint})"
+
+
+# What argparse can take as `--NAME`: `model=evil` would render `--model=evil`, which argparse
+# reads as --model with the value evil, and the real value is left over as a stray argument.
+FLAG_NAME = re.compile(r"^-{0,2}[A-Za-z][A-Za-z0-9_-]*$")
+
+
+def is_flag_name(key: object) -> bool:
+    return isinstance(key, str) and bool(FLAG_NAME.match(key))
 
 
 def shape_problems(data: dict[str, Any]) -> list[str]:
@@ -149,8 +191,9 @@ def shape_problems(data: dict[str, Any]) -> list[str]:
     launch = data.get("launch") if isinstance(data.get("launch"), dict) else {}
     problems += [_unknown_key(key, LAUNCH_KEYS, "launch.") for key in launch if key not in LAUNCH_KEYS]
     args = data.get("args") if isinstance(data.get("args"), dict) else {}
-    problems += [f"key args.{key!r} is not an ms-swift flag name" for key in args
-                 if not isinstance(key, str) or not key.strip("-")]
+    problems += [f"key args.{key!r} is not an ms-swift flag name (letters, digits, '_' and '-', "
+                 "starting with a letter: a value goes after the ':')"
+                 for key in args if not is_flag_name(key)]
     return problems
 
 
@@ -263,12 +306,11 @@ def parse_set(item: str) -> tuple[str, Any]:
             f"--set {item!r}: VALUE is not valid YAML",
             hint="quote it for the shell, e.g. --set 'system=\"You are helpful: be brief\"'",
         ) from None
+    refuse_aliases(raw, f"--set {item!r}", lines=False)
     if key.startswith("launch."):
         sub = key[len("launch."):]
         if sub not in LAUNCH_KEYS:
-            import difflib  # only on the error path
-
-            close = difflib.get_close_matches(sub, LAUNCH_KEYS, n=1)
+            close = did_you_mean(sub, LAUNCH_KEYS)
             raise LorakitError(
                 f"--set {item!r}: unknown launch key {sub!r}",
                 hint=(f"did you mean 'launch.{close[0]}'? " if close else "")
@@ -282,6 +324,9 @@ def parse_set(item: str) -> tuple[str, Any]:
         key = key[len("args."):]
     if not key.strip("-"):
         raise LorakitError(f"--set {item!r}: empty flag name", hint="e.g. --set lora_rank=16")
+    if not is_flag_name(key):
+        raise LorakitError(f"--set {item!r}: {key!r} is not an ms-swift flag name",
+                           hint="letters, digits, '_' and '-', starting with a letter; e.g. --set lora_rank=16")
     return "args." + normalise_arg_key(key), value
 
 

@@ -9,6 +9,7 @@ import sys
 from dataclasses import dataclass
 
 from lorakit.errors import LorakitError
+from lorakit.values import as_int
 
 SUPPORTED_MAJORS = (3, 4)
 DEFAULT_MAJOR = 4
@@ -40,8 +41,7 @@ def installed_version() -> str | None:
 
 
 def _major(version: str) -> int | None:
-    head = version.split(".", 1)[0]
-    return int(head) if head.isdigit() else None
+    return as_int(version.split(".", 1)[0].strip())
 
 
 def target(requested: str | None = None) -> SwiftTarget:

@@ -25,8 +25,7 @@ ARGPARSE_OWN = ("--help", "-h")
 
 # transformers.hf_argparser.string_to_bool, which HfArgumentParser installs as the type of every
 # bool field. It lower()s the text, so "True" and "YES" count too.
-TRUE_WORDS = ("yes", "true", "t", "y", "1")
-FALSE_WORDS = ("no", "false", "f", "n", "0")
+from lorakit.values import FALSE_WORDS, TRUE_WORDS  # noqa: E402  (one reader of values)
 
 # Python 3.11's argparse._negative_number_matcher. A value token that starts with '-' and does not
 # match it is read as an option, so `--learning_rate -1e-05` fails with "expected one argument"
@@ -190,12 +189,13 @@ def canonical_for_version(key: str, major: int, command: str = "sft") -> str:
     return RENAMED.get(name, {}).get(major, name)
 
 
-def check_value(spec: FlagSpec, value: Any) -> str | None:
+def check_value(spec: FlagSpec, value: Any, flags: Mapping[str, FlagSpec] | None = None) -> str | None:
     """Why argparse would reject `value` (as YAML parsed it) for this flag, or None if it accepts it.
 
     Values are judged as the argv items lorakit renders (render.render_value): None omits the
     flag, bools become true/false, integral floats become ints, dicts become one JSON item,
-    lists become one item per element.
+    lists become one item per element. `flags` (the whole table) lets a value like
+    '--model=a b' be recognised as an option, as argparse would.
     """
     if value is None:
         return None
@@ -208,14 +208,14 @@ def check_value(spec: FlagSpec, value: Any) -> str | None:
         if not value and spec.nargs == "+":
             return f"{spec.name} needs at least one value"
         for item in value:
-            problem = _check_item(spec, item, in_list=True)
+            problem = _check_item(spec, item, in_list=True, flags=flags)
             if problem:
                 return problem
         return None
-    return _check_item(spec, value, in_list=False)
+    return _check_item(spec, value, in_list=False, flags=flags)
 
 
-def _check_item(spec: FlagSpec, value: Any, in_list: bool) -> str | None:
+def _check_item(spec: FlagSpec, value: Any, in_list: bool, flags=None) -> str | None:
     if in_list and isinstance(value, (list, tuple, dict)):
         return f"{spec.name}: list items must be single values, got {value!r}"
     if spec.type == "json":
@@ -228,7 +228,7 @@ def _check_item(spec: FlagSpec, value: Any, in_list: bool) -> str | None:
         return problem
     if spec.choices is not None and token not in spec.choices:
         return f"{spec.name}: {token!r} is not one of {', '.join(spec.choices)}"
-    if _read_as_option(token):
+    if reads_as_option(token, flags):
         return (
             f"{spec.name}: argparse reads the value {token!r} as an option because it starts with '-'"
             f"{'; write it without an exponent' if _is_number(token) else ''}"
@@ -274,12 +274,22 @@ def _token(value: Any) -> str:
     return str(value)
 
 
-def _read_as_option(token: str) -> bool:
-    # argparse (_parse_optional): '-' alone and negative numbers are values; a token with a space is
-    # a value unless its first two characters are a short option (-h).
+def reads_as_option(token: str, flags: Mapping[str, FlagSpec] | None = None) -> bool:
+    """Would argparse (3.11's _parse_optional) take this argv item for an option, not a value?
+
+    '-' alone and negative numbers are values. A token with no space is an option. One with a
+    space is an option only when it names a known option: `--model=a b` is --model with the
+    value 'a b' (the part before '=' may be an abbreviation), `-h x` is -h; other spaced
+    tokens ('- a list item', '--- rule ---') are values."""
     if not token.startswith("-") or token == "-" or _NEGATIVE_NUMBER.match(token):
         return False
-    return " " not in token or token[:2] in ARGPARSE_OWN
+    if " " not in token:
+        return True
+    options = (*(_option_index(flags) if flags else ()), *ARGPARSE_OWN)
+    if token.startswith("--"):
+        head = token.partition("=")[0]
+        return any(option.startswith(head) for option in options)
+    return token[:2] in options or any(option.startswith(token) for option in options)
 
 
 def _is_number(token: str) -> bool:

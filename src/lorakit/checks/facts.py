@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from dataclasses import dataclass
-from typing import Callable
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
 
 from lorakit.modelinfo import find_local_model
 
@@ -26,3 +26,5 @@ class Facts:
     has_module: Callable[[str], bool] = _has_module
     is_file: Callable[[str], bool] = os.path.isfile
     find_model: Callable = find_local_model  # a local dir or a hub cache hit, else None
+    # the environment the launch inherits (its size counts against ARG_MAX)
+    environ: Mapping[str, str] = field(default_factory=lambda: os.environ)

@@ -39,6 +39,16 @@ def _unknown(job: Job, flags, key: str, name: str, how: str) -> Finding:
 
 
 PLAIN = (str, int, float, bool)
+JSON_KEYS = (str, int, float, bool)
+_NO_KEY = object()
+
+
+def yaml_type(value) -> str:
+    """What YAML made of an unquoted scalar, in YAML's words."""
+    if value is None:
+        return "a null"
+    names = {"date": "a date", "datetime": "a timestamp", "bytes": "binary data", "set": "a set"}
+    return names.get(type(value).__name__, f"a {type(value).__name__}")
 
 
 def value_problem(value) -> str | None:
@@ -49,11 +59,17 @@ def value_problem(value) -> str | None:
             return "has a null item in its list (it would render as the word None)"
         return next((p for p in map(value_problem, value) if p), None)
     if isinstance(value, dict):
+        # rendered as one JSON item: json.dumps takes text, number and boolean keys (as text);
+        # a YAML date or null as a key it cannot write (a traceback in the dry-run, before)
+        bad = next((k for k in value if not isinstance(k, JSON_KEYS)), _NO_KEY)
+        if bad is not _NO_KEY:
+            return (f"has the key {str(bad)!r} in a mapping, which YAML read as {yaml_type(bad)}: "
+                    "mapping keys must be text or numbers; quote it")
         return next((p for p in map(value_problem, value.values()) if p), None)
     if isinstance(value, str) and "\0" in value:
         return "contains a NUL byte, which no command line can carry"
     if value is not None and not isinstance(value, PLAIN):
-        return f"is a YAML {type(value).__name__} (from a tag or an unquoted date); quote it to pass text"
+        return f"is {yaml_type(value)} to YAML (from a tag or an unquoted date); quote it to pass text"
     return None
 
 
@@ -83,7 +99,7 @@ def check_flags(job: Job, facts: Facts) -> list[Finding]:
             out.append(finding(job, ERROR, "flags.value", f"args.{key}", f"--{name} after -- has no value",
                                f"write --{name} VALUE"))
             continue
-        problem = swiftflags.check_value(spec, value)
+        problem = swiftflags.check_value(spec, value, flags)
         if problem:
             out.append(finding(job, ERROR, "flags.value", f"args.{key}", problem,
                                f"fix {key} in the preset, or override it with --set {key}=..."))

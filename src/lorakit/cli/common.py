@@ -16,6 +16,7 @@ from lorakit.flagfix import expand_abbreviations
 from lorakit.findings import ERROR, WARNING, Finding
 from lorakit.job import Job, build_job
 from lorakit.names import normalise_arg_key
+from lorakit.values import as_finite_float
 
 PresetOpt = Annotated[str, typer.Option("--preset", "-p", help="Built-in name or a YAML file.")]
 ModelOpt = Annotated[Optional[str], typer.Option(help="ms-swift --model (hub id or local dir).")]
@@ -29,6 +30,19 @@ TargetsOpt = Annotated[Optional[str], typer.Option("--target-modules", help="e.g
 SetOpt = Annotated[Optional[List[str]], typer.Option("--set", help="KEY=VALUE (YAML value); KEY is an ms-swift flag or launch.KEY. Repeatable.")]
 SwiftVersionOpt = Annotated[Optional[str], typer.Option("--swift-version", help="Render for ms-swift 3 or 4 (default: the installed one).")]
 StrictOpt = Annotated[bool, typer.Option("--strict", help="Treat warnings as errors.")]
+MAX_GRACE = 24 * 3600.0
+
+
+def _grace(value: float) -> float:
+    """nan would wait forever (every comparison with it is false) and a negative grace would
+    SIGKILL at the first Ctrl-C: a checkpoint save needs a real, finite number of seconds."""
+    if as_finite_float(value) is None or not 0 <= value <= MAX_GRACE:
+        raise typer.BadParameter(f"{value!r} is not a number of seconds from 0 to {MAX_GRACE:.0f}; "
+                                 "e.g. --grace 30 (the default)")
+    return value
+
+
+GraceOpt = Annotated[float, typer.Option(callback=_grace, help="Seconds between forwarding Ctrl-C/SIGTERM and SIGKILL.")]
 
 
 @dataclass

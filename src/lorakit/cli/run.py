@@ -16,6 +16,7 @@ from lorakit.findings import Finding
 from lorakit.job import Job
 from lorakit.render import Command, render, shell_text
 from lorakit.swiftenv import installed_version
+from lorakit.values import as_int
 
 INSTALL_HINT = "pip install 'lorakit[swift]' (or: pip install ms-swift) in this environment"
 # The sbatch export takes each node's rank and node 0's address from the SLURM allocation.
@@ -66,12 +67,12 @@ def swift_version_of(swift: str) -> Optional[str]:
 
 
 def check_swift_matches(swift: str, version: Optional[str], major: Optional[int]) -> None:
-    head = (version or "").split(".", 1)[0]
-    if major is None or not head.isdigit() or int(head) == major:
+    head = as_int((version or "").split(".", 1)[0])
+    if major is None or head is None or head == major:
         return
     raise LorakitError(
         f"{swift} runs ms-swift {version}, but this command was rendered for ms-swift {major}.x: "
-        f"it would reject flags such as --{'tuner_type' if int(head) < 4 else 'train_type'}",
+        f"it would reject flags such as --{'tuner_type' if head < 4 else 'train_type'}",
         hint=f"pass --swift-version {head}, or put the ms-swift {major}.x `swift` first on PATH")
 
 

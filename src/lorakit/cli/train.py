@@ -56,7 +56,7 @@ def train(
     fmt: FormatOpt = None,
     all_nodes: AllNodesOpt = False,
     strict: c.StrictOpt = False,
-    grace: Annotated[float, typer.Option(help="Seconds between forwarding Ctrl-C/SIGTERM and SIGKILL.")] = 30.0,
+    grace: c.GraceOpt = 30.0,
     log: LogOpt = None,
     progress: ProgressOpt = True,
 ) -> int:
