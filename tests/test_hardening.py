@@ -78,7 +78,7 @@ def test_date_keys_in_a_mapping_stop_the_dry_run():
 def test_numeric_keys_render_as_json_text():
     result = run_cli(["train", "-p", "single", "--set", "model_kwargs={1: 2, 2.5: 3}", "--dry-run"])
     assert result.code == 0, result.stderr
-    assert """    --model_kwargs '{"1": 2, "2.5": 3}' \\""" in result.stdout
+    assert """    --model_kwargs '{"1": 2, "2.5": 3}'\n""" in result.stdout
 
 
 BOMB = """\
