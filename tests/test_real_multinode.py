@@ -14,7 +14,8 @@ import time
 import pytest
 import yaml
 
-from test_real_swift import only_checkpoint, swift_env, tiny, user_preset  # noqa: F401 (tiny: fixture)
+from test_real_swift import (assert_one_model_over, only_checkpoint, swift_env, tiny,  # noqa: F401 (tiny: fixture)
+                             user_preset, world_size_line)
 
 pytestmark = pytest.mark.real
 LIMIT = 600  # seconds for the whole run; a broken rendezvous would otherwise wait far longer
@@ -32,6 +33,7 @@ def two_node_preset(tmp_path, tiny, output):
     data["launch"] = {"gpus": "0", "nproc_per_node": 1, "nnodes": 2, "master_addr": "127.0.0.1",
                       "master_port": free_port()}
     data["args"]["global_batch_size"] = 4  # 1 per device x 1 rank x 2 nodes -> 2 accumulation steps
+    data["args"]["use_cpu"] = True  # else each node's rank trains alone (no DDP on CPU without it)
     path.write_text(yaml.safe_dump(data))
     return path
 
@@ -63,6 +65,7 @@ def test_two_nodes_on_loopback(tiny, tmp_path):
     for rank, log in enumerate(logs):
         # ms-swift prints the torchrun command it runs: both nodes joined the same rendezvous
         assert f"--nnodes 2 --node_rank {rank} --master_addr 127.0.0.1" in log
+        assert world_size_line(rank, 2, 1) in log  # global rank `rank` of 2, one rank on this node
     records = {p.name: yaml.safe_load(p.read_text()) for p in out.glob("lorakit-run*.yaml")}
     assert sorted(records) == ["lorakit-run.node1.yaml", "lorakit-run.yaml"]
     for name, rank in (("lorakit-run.yaml", "0"), ("lorakit-run.node1.yaml", "1")):
@@ -71,3 +74,4 @@ def test_two_nodes_on_loopback(tiny, tmp_path):
     checkpoint = only_checkpoint(out)
     args = json.loads((checkpoint / "args.json").read_text())
     assert args["gradient_accumulation_steps"] == 2 and args["global_world_size"] == 2
+    assert_one_model_over(2, "".join(logs), checkpoint.parent)

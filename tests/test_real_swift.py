@@ -50,6 +50,34 @@ def user_preset(path: Path, parent: str, tiny, output: Path) -> Path:
     return path
 
 
+# transformers (training_args.py) logs this when torchrun started the ranks but the Trainer did not
+# join them into one DDP model, as on CPU without --use_cpu true: each rank then trains alone.
+RANKS_ALONE = "torch.distributed process group is initialized, but parallel_mode != ParallelMode.DISTRIBUTED"
+
+
+def world_size_line(rank: int, world_size: int, local_world_size: int) -> str:
+    """What ms-swift 4.6.0 logs on each node's first rank (swift/arguments/base_args/base_args.py,
+    from torchrun's RANK / WORLD_SIZE / LOCAL_WORLD_SIZE; a plain process says rank -1, world_size 1)."""
+    return (f"[INFO:swift] rank: {rank}, local_rank: 0, world_size: {world_size}, "
+            f"local_world_size: {local_world_size}\n")
+
+
+def assert_one_model_over(ranks: int, log: str, run_dir: Path) -> None:
+    """The ranks stepped one model together, not each its own copy.
+
+    transformers' closing speed metrics are over max_steps x per-device batch x grad-accum x
+    args.world_size samples, and args.world_size is the Trainer's own count of DDP processes: 1
+    for a rank that trains alone (then a 2-rank run counts half) or for a single process."""
+    assert RANKS_ALONE not in log, "the ranks trained alone (on CPU the Trainer needs --use_cpu true)"
+    args = json.loads((run_dir / "args.json").read_text())
+    logged = [json.loads(line) for line in (run_dir / "logging.jsonl").read_text().splitlines()]
+    summary = next(entry for entry in logged if "train_runtime" in entry)
+    counted = summary["train_samples_per_second"] * summary["train_runtime"]  # runtime is rounded to 0.1 ms
+    steps_x_global_batch = (args["max_steps"] * args["per_device_train_batch_size"]
+                            * args["gradient_accumulation_steps"] * ranks)
+    assert abs(counted - steps_x_global_batch) < 0.5, (counted, steps_x_global_batch, summary)
+
+
 def only_checkpoint(output: Path) -> Path:
     found = sorted(output.glob("v*-*/checkpoint-*/adapter_config.json"))
     assert len(found) == 1, found
@@ -80,9 +108,14 @@ def test_train_then_merge_then_load(tiny, tmp_path):
 
 def test_two_process_ddp_on_cpu(tiny, tmp_path):
     preset = user_preset(tmp_path / "ddp.yaml", "ddp", tiny, tmp_path / "out")
-    result = lorakit(["train", "-p", str(preset), "--gpus", "0,1", "--nproc", "2"], cwd=tmp_path)
+    # On CPU the Trainer wraps the model in DDP only with use_cpu; without it each rank trains alone
+    result = lorakit(["train", "-p", str(preset), "--gpus", "0,1", "--nproc", "2", "--set", "use_cpu=true"],
+                     cwd=tmp_path)
     assert "NPROC_PER_NODE=2 (--nproc)" in result.stderr
+    log = result.stdout + result.stderr
+    assert world_size_line(0, 2, 2) in log  # torchrun started 2 ranks: ms-swift's own count
     checkpoint = only_checkpoint(tmp_path / "out")
+    assert_one_model_over(2, log, checkpoint.parent)
     args = yaml.safe_load((checkpoint / "args.json").read_text())
     kwargs = args["gradient_checkpointing_kwargs"]  # ms-swift keeps the JSON text it was given
     assert (json.loads(kwargs) if isinstance(kwargs, str) else kwargs) == {"use_reentrant": False}
