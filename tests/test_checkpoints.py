@@ -12,11 +12,13 @@ from __future__ import annotations
 import json
 import os
 import re
+import struct
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 
+from lorakit.mergepick import pick
 from lorakit.checkpoints import (
     RULE_EVAL,
     RULE_TRAIN,
@@ -24,7 +26,6 @@ from lorakit.checkpoints import (
     base_model_of,
     checkpoints_table,
     is_checkpoint,
-    pick,
     scan,
 )
 from lorakit.errors import LorakitError
@@ -45,6 +46,13 @@ def write_json(path: Path, data: object) -> None:
     path.write_text(json.dumps(data, indent=2), encoding="utf-8")
 
 
+def safetensors_bytes(nbytes: int) -> bytes:
+    """A whole safetensors file: 8-byte header length, the JSON header, `nbytes` of tensor data."""
+    header = json.dumps({"lora_A": {"dtype": "U8", "shape": [nbytes], "data_offsets": [0, nbytes]},
+                         "__metadata__": {"format": "pt"}}).encode()
+    return struct.pack("<Q", len(header)) + header + b"\0" * nbytes
+
+
 def make_adapter(d: Path, *, default_layout: bool = False, weights: int = 1000) -> Path:
     """adapter files as peft writes them, or under default/ as SwiftModel.save_pretrained does."""
     target = d / "default" if default_layout else d
@@ -52,7 +60,7 @@ def make_adapter(d: Path, *, default_layout: bool = False, weights: int = 1000) 
         "peft_type": "LORA", "r": 8, "lora_alpha": 32, "target_modules": ["q_proj", "v_proj"],
         "base_model_name_or_path": "/root/.cache/modelscope/hub/models/Qwen/Qwen2___5-0___5B-Instruct",
     })
-    (target / "adapter_model.safetensors").write_bytes(b"\0" * weights)
+    (target / "adapter_model.safetensors").write_bytes(safetensors_bytes(weights))
     return d
 
 
@@ -106,13 +114,15 @@ def raised(path, how="last") -> LorakitError:
 
 
 WHERE = "pass a checkpoint-N directory, a run directory (vN-YYYYMMDD-HHMMSS) or a training output_dir"
+HALF_HINT = ("a save cut short (the run was killed or crashed while saving, or the disk filled up) leaves this; "
+             "`lorakit checkpoints DIR` lists every checkpoint and marks the incomplete ones")
 
 
 # --- what counts as a checkpoint -------------------------------------------------------------
 
 def test_lone_checkpoint_is_picked_as_itself(tmp_path):
     ckpt = make_adapter(tmp_path / "my-adapter")
-    c, reason = pick(ckpt)
+    c, reason, _ = pick(ckpt)
     assert c.path == ckpt.resolve()
     assert reason == "my-adapter is an adapter checkpoint (step 0)"
     assert (c.step, c.loss, c.eval_loss, c.is_last) == (0, None, None, True)
@@ -122,18 +132,20 @@ def test_lone_checkpoint_is_picked_as_itself(tmp_path):
 
 def test_default_subdir_adapter_counts(tmp_path):
     ckpt = make_adapter(tmp_path / "v0-20260101-120000" / "checkpoint-5", default_layout=True, weights=300)
+    write_json(ckpt / "trainer_state.json", {"global_step": 5, "log_history": []})
     assert is_checkpoint(ckpt)
     assert not is_checkpoint(tmp_path)
-    c, reason = pick(tmp_path)
+    c, reason, _ = pick(tmp_path)
     assert c.path == ckpt.resolve()
     assert reason == "run v0-20260101-120000, last checkpoint (step 5, 1 checkpoint)"
-    size = (ckpt / "default" / "adapter_config.json").stat().st_size + 300
+    adapter = ckpt / "default"
+    size = (adapter / "adapter_config.json").stat().st_size + (adapter / "adapter_model.safetensors").stat().st_size
     assert c.size_bytes == size
 
 
 def test_checkpoint_inside_run_is_itself_and_judged_against_the_run(tmp_path):
     run = make_run(tmp_path, "v0-20260101-120000", [2, 4], losses={1: 3.0, 2: 2.0, 3: 2.5, 4: 2.2})
-    c, reason = pick(run / "checkpoint-2", how="best")
+    c, reason, _ = pick(run / "checkpoint-2", how="best")
     assert c.path == (run / "checkpoint-2").resolve()
     assert reason == "checkpoint-2 is an adapter checkpoint (step 2)"
     [narrowed] = scan(run / "checkpoint-2")
@@ -148,7 +160,7 @@ def test_steps_sort_numerically_not_by_name(tmp_path):
     [scanned] = scan(run)
     assert [c.step for c in scanned.checkpoints] == [2, 4, 10]
     assert [c.is_last for c in scanned.checkpoints] == [False, False, True]
-    c, reason = pick(run)
+    c, reason, _ = pick(run)
     assert c.path == (run / "checkpoint-10").resolve()
     assert reason == "run v0-20260101-120000, last checkpoint (step 10 of 10, 3 checkpoints)"
 
@@ -163,7 +175,7 @@ def test_root_picks_highest_version_not_lexically_last(tmp_path):
     assert sorted(r.version for r in runs) == [0, 1, 2, 10]
     v10 = next(r for r in runs if r.version == 10)
     assert v10.timestamp == datetime(2026, 1, 10, 9, 0, 0).timestamp()
-    c, reason = pick(tmp_path)
+    c, reason, _ = pick(tmp_path)
     assert c.path == (tmp_path / "v10-20260110-090000" / "checkpoint-10").resolve()
     assert reason == "newest run v10-20260110-090000, last checkpoint (step 10 of 20, 2 checkpoints)"
 
@@ -171,24 +183,24 @@ def test_root_picks_highest_version_not_lexically_last(tmp_path):
 def test_output_root_two_levels_up(tmp_path):
     """ms-swift's default output_dir is output/<model_suffix>, so users pass output/."""
     make_run(tmp_path / "Qwen2.5-0.5B-Instruct", "v3-20260101-120000", [4])
-    c, reason = pick(tmp_path)
+    c, reason, _ = pick(tmp_path)
     assert c.step == 4 and reason == "run v3-20260101-120000, last checkpoint (step 4 of 4, 1 checkpoint)"
 
 
 def test_newer_run_without_checkpoints_is_skipped_and_said(tmp_path):
     make_run(tmp_path, "v0-20260101-120000", [5])
     write_json(tmp_path / "v1-20260102-120000" / "args.json", ARGS)  # crashed before the first save
-    c, reason = pick(tmp_path)
+    c, reason, _ = pick(tmp_path)
     assert c.path == (tmp_path / "v0-20260101-120000" / "checkpoint-5").resolve()
     assert reason == ("newest run v0-20260101-120000, last checkpoint (step 5 of 5, 1 checkpoint); "
-                      "skipped newer run without checkpoints: v1-20260102-120000")
+                      "skipped newer run without a complete checkpoint: v1-20260102-120000")
 
 
 def test_add_version_false_layout(tmp_path):
     out = make_run(tmp_path, "out", [5, 10])
     [run] = scan(out)
     assert run.version is None and run.path == out.resolve()
-    c, reason = pick(out)
+    c, reason, _ = pick(out)
     assert c.path == (out / "checkpoint-10").resolve()
     assert reason == "run out, last checkpoint (step 10 of 10, 2 checkpoints)"
 
@@ -197,7 +209,7 @@ def test_add_version_false_layout(tmp_path):
 
 def test_last_checkpoint_link_resolves_to_the_real_dir(tmp_path):
     run = make_run(tmp_path, "v0-20260101-120000", [2, 4])
-    c, reason = pick(run / "last-checkpoint")
+    c, reason, _ = pick(run / "last-checkpoint")
     assert c.path == (run / "checkpoint-4").resolve()
     assert not c.path.is_symlink() and c.path.name == "checkpoint-4"
     assert reason == "last-checkpoint links to checkpoint-4, which is an adapter checkpoint (step 4)"
@@ -225,7 +237,7 @@ def test_best_from_trainer_state_wins_over_losses(tmp_path):
     [scanned] = scan(run)
     assert scanned.best_rule == RULE_TRAINER_STATE
     assert [c.is_best for c in scanned.checkpoints] == [False, True, False]
-    c, reason = pick(run, "best")
+    c, reason, _ = pick(run, "best")
     assert c.path == (run / "checkpoint-4").resolve()
     assert reason == ("run v0-20260101-120000, best checkpoint by trainer_state.json best_model_checkpoint "
                       "(step 4, eval_loss 1.6, 3 checkpoints)")
@@ -234,21 +246,34 @@ def test_best_from_trainer_state_wins_over_losses(tmp_path):
 def test_best_by_eval_loss(tmp_path):
     run = make_run(tmp_path, "v0-20260101-120000", [2, 4, 6],
                    losses={2: 2.0, 4: 1.5, 6: 1.0}, evals={2: 1.8, 4: 1.25, 6: 1.4})
-    c, reason = pick(run, "best")
+    c, reason, _ = pick(run, "best")
     assert c.step == 4 and scan(run)[0].best_rule == RULE_EVAL
     assert reason == ("run v0-20260101-120000, best checkpoint by lowest eval_loss "
                       "(step 4, eval_loss 1.25, 3 checkpoints)")
 
 
-def test_best_by_train_loss_uses_last_loss_at_or_before_the_step(tmp_path):
-    run = make_run(tmp_path, "v0-20260101-120000", [2, 4, 6],
-                   losses={1: 3.0, 2: 0.9, 3: 0.1, 5: 1.1})  # no log at 4 or 6: 4 gets 0.1, 6 gets 1.1
+def test_loss_is_only_the_one_logged_at_that_very_step(tmp_path):
+    """No log at 4 or 6: no loss for them (not 0.1 or 1.1 from steps 3 and 5), and no rank either."""
+    run = make_run(tmp_path, "v0-20260101-120000", [2, 4, 6], losses={1: 3.0, 2: 0.9, 3: 0.1, 5: 1.1})
     [scanned] = scan(run)
-    assert [c.loss for c in scanned.checkpoints] == [0.9, 0.1, 1.1]
-    assert scanned.best_rule == RULE_TRAIN
-    c, reason = pick(run, "best")
+    assert [c.loss for c in scanned.checkpoints] == [0.9, None, None]
+    assert (scanned.best.step, scanned.best_rule) == (2, RULE_TRAIN)
+    c, reason, _ = pick(run, "best")
     assert reason == ("run v0-20260101-120000, best checkpoint by lowest training loss (no eval_loss logged) "
-                      "(step 4, loss 0.1, 3 checkpoints)")
+                      "(step 2, loss 0.9, 3 checkpoints)")
+
+
+@pytest.mark.parametrize("attr, scores, rule", [
+    ("eval_loss", {"evals": {2: 1.0, 4: 0.5, 6: 0.5}}, RULE_EVAL),
+    ("loss", {"losses": {2: 1.0, 4: 0.5, 6: 0.5}}, RULE_TRAIN),
+])
+def test_best_tie_goes_to_the_earlier_step(tmp_path, attr, scores, rule):
+    """HF's strict `<` (Trainer._determine_best_metric) keeps the first of equal scores."""
+    run = make_run(tmp_path, "v0-20260101-120000", [2, 4, 6], **scores)
+    [scanned] = scan(run)
+    assert [getattr(c, attr) for c in scanned.checkpoints] == [1.0, 0.5, 0.5]
+    assert (scanned.best.step, scanned.best_rule) == (4, rule)
+    assert [c.is_best for c in scanned.checkpoints] == [False, True, False]
 
 
 def test_best_of_another_run_is_not_matched(tmp_path):
@@ -257,20 +282,31 @@ def test_best_of_another_run_is_not_matched(tmp_path):
     state = json.loads((run / "checkpoint-4" / "trainer_state.json").read_text())
     state["best_model_checkpoint"] = "/data/output/qwen/v0-20260101-120000/checkpoint-4"
     write_json(run / "checkpoint-4" / "trainer_state.json", state)
-    c, _ = pick(run, "best")
+    c, _, _ = pick(run, "best")
     assert c.step == 2 and scan(run)[0].best_rule == RULE_EVAL
 
 
-def test_broken_trainer_state_is_tolerated(tmp_path):
+def test_broken_trainer_state_makes_a_checkpoint_incomplete(tmp_path):
     run = make_run(tmp_path, "v0-20260101-120000", [2, 4], losses={2: 2.0, 4: 1.0}, jsonl=False)
     (run / "checkpoint-4" / "trainer_state.json").write_text('{"global_step": 4, "log_hist')
     (run / "checkpoint-2" / "trainer_state.json").write_text("[1, 2]")  # valid JSON, wrong shape
     (run / "junk").mkdir()
     [scanned] = scan(run)
-    assert [(c.step, c.loss) for c in scanned.checkpoints] == [(2, None), (4, None)]
-    assert scanned.best is None and scanned.max_steps is None
-    c, reason = pick(run)
-    assert reason == "run v0-20260101-120000, last checkpoint (step 4, 2 checkpoints)"
+    assert [(c.step, c.loss, c.incomplete) for c in scanned.checkpoints] == [
+        (2, None, "trainer_state.json holds no JSON object"),
+        (4, None, "trainer_state.json does not parse (cut short?)")]
+    assert (scanned.best, scanned.max_steps, scanned.complete) == (None, None, [])
+    err = raised(run)
+    assert err.message == (f"no complete adapter checkpoint under {run}; each one is incomplete:\n"
+                           "  checkpoint-2: trainer_state.json holds no JSON object\n"
+                           "  checkpoint-4: trainer_state.json does not parse (cut short?)")
+    assert err.hint == HALF_HINT
+
+
+def test_pick_best_without_any_logged_loss(tmp_path):
+    run = make_run(tmp_path, "v0-20260101-120000", [2, 4], jsonl=False)
+    c, reason, _ = pick(run)
+    assert reason == "run v0-20260101-120000, last checkpoint (step 4 of 4, 2 checkpoints)"
     err = raised(run, "best")
     assert err.message == "--pick best: run v0-20260101-120000 logged no loss to rank its checkpoints by"
     assert err.hint == ("no trainer_state.json log_history or logging.jsonl losses were readable; "
@@ -279,8 +315,8 @@ def test_broken_trainer_state_is_tolerated(tmp_path):
 
 def test_logging_jsonl_alone_supplies_losses(tmp_path):
     run = make_run(tmp_path, "v0-20260101-120000", [2, 4], losses={2: 2.0, 4: 1.0}, evals={2: 0.5, 4: 0.7})
-    for step in (2, 4):
-        (run / f"checkpoint-{step}" / "trainer_state.json").unlink()
+    for step in (2, 4):  # a trainer_state.json that logged nothing
+        write_json(run / f"checkpoint-{step}" / "trainer_state.json", {"global_step": step, "log_history": []})
     with open(run / "logging.jsonl", "a") as f:
         f.write("not json\n")
     [scanned] = scan(run)
@@ -361,7 +397,7 @@ def test_unknown_pick_rule(tmp_path):
 
 def test_base_model_from_checkpoint_args(tmp_path):
     run = make_run(tmp_path, "v0-20260101-120000", [2])
-    c, _ = pick(run)
+    c, _, _ = pick(run)
     assert base_model_of(c) == {**{k: ARGS[k] for k in ("model", "model_type", "template", "torch_dtype")},
                                 "source": str(c.path / "args.json")}
 
@@ -394,7 +430,9 @@ def test_checkpoints_table_rows(tmp_path):
     assert last == {
         "run": "v1-20260102-120000", "checkpoint": "checkpoint-4", "path": str((run / "checkpoint-4").resolve()),
         "step": 4, "loss": 1.0, "eval_loss": 0.9, "time": expected_time,
-        "size": (run / "checkpoint-4" / "adapter_config.json").stat().st_size + 1000, "last": True, "best": True,
+        "size": sum((run / "checkpoint-4" / f).stat().st_size
+                    for f in ("adapter_config.json", "adapter_model.safetensors")),
+        "last": True, "best": True, "best_by": "lowest eval_loss", "incomplete": None,
     }
     assert json.loads(json.dumps(rows)) == rows
 
@@ -405,7 +443,7 @@ def test_versions_are_compared_only_within_one_output_dir(tmp_path):
     """output/<model_suffix> per model: v3 of one model is not newer than v0 of another."""
     make_run(tmp_path / "Qwen-A", "v3-20240101-120000", [5])
     make_run(tmp_path / "Qwen-B", "v0-20260101-120000", [7])
-    c, reason = pick(tmp_path)
+    c, reason, _ = pick(tmp_path)
     assert c.path == (tmp_path / "Qwen-B" / "v0-20260101-120000" / "checkpoint-7").resolve()
     assert reason == "newest run Qwen-B/v0-20260101-120000, last checkpoint (step 7 of 7, 1 checkpoint)"
     assert [r["run"] for r in checkpoints_table(scan(tmp_path))] == ["v3-20240101-120000", "v0-20260101-120000"]
@@ -417,7 +455,7 @@ def test_within_one_dir_the_version_wins_over_the_clock(tmp_path):
     make_run(tmp_path / "Qwen-A", "v2-20260101-120000", [5])
     make_run(tmp_path / "Qwen-A", "v10-20250101-120000", [6])
     make_run(tmp_path / "Qwen-B", "v0-20250601-120000", [7])
-    c, reason = pick(tmp_path)
+    c, reason, _ = pick(tmp_path)
     assert c.path == (tmp_path / "Qwen-A" / "v10-20250101-120000" / "checkpoint-6").resolve()
     assert reason == "newest run Qwen-A/v10-20250101-120000, last checkpoint (step 6 of 6, 1 checkpoint)"
 
@@ -428,7 +466,7 @@ def test_add_version_false_run_is_ordered_by_its_mtime(tmp_path, plain_year, new
     plain = make_run(tmp_path, "plain", [3])  # --add_version false: the output dir is the run
     stamp = datetime(plain_year, 1, 1).timestamp()
     os.utime(plain, (stamp, stamp))
-    c, reason = pick(tmp_path)
+    c, reason, _ = pick(tmp_path)
     assert reason.startswith(f"newest run {newest}, last checkpoint")
     assert c.path.parent == (tmp_path / newest).resolve()
 
@@ -436,6 +474,188 @@ def test_add_version_false_run_is_ordered_by_its_mtime(tmp_path, plain_year, new
 def test_skipped_runs_are_named_by_their_path_when_runs_sit_in_several_dirs(tmp_path):
     make_run(tmp_path / "Qwen-A", "v0-20260101-120000", [5])
     write_json(tmp_path / "Qwen-B" / "v0-20260102-120000" / "args.json", ARGS)  # crashed before a save
-    _, reason = pick(tmp_path)
+    _, reason, _ = pick(tmp_path)
     assert reason == ("newest run Qwen-A/v0-20260101-120000, last checkpoint (step 5 of 5, 1 checkpoint); "
-                      "skipped newer run without checkpoints: Qwen-B/v0-20260102-120000")
+                      "skipped newer run without a complete checkpoint: Qwen-B/v0-20260102-120000")
+
+
+# --- a save cut short is never picked -----------------------------------------------------------
+
+WHOLE = len(safetensors_bytes(1000))
+
+
+def only_config(ckpt: Path) -> str:  # the reported case: ms-swift then fails to load the adapter
+    for f in ckpt.iterdir():
+        if f.name != "adapter_config.json":
+            f.unlink()
+    return "no adapter weights (adapter_model.safetensors or adapter_model.bin)"
+
+
+def cut_in_half(ckpt: Path) -> str:
+    f = ckpt / "adapter_model.safetensors"
+    f.write_bytes(f.read_bytes()[: WHOLE // 2])
+    return f"adapter_model.safetensors is cut short: {WHOLE // 2} of {WHOLE} bytes"
+
+
+def one_byte_short(ckpt: Path) -> str:
+    f = ckpt / "adapter_model.safetensors"
+    f.write_bytes(f.read_bytes()[:-1])
+    return f"adapter_model.safetensors is cut short: {WHOLE - 1} of {WHOLE} bytes"
+
+
+def one_byte_long(ckpt: Path) -> str:
+    with open(ckpt / "adapter_model.safetensors", "ab") as f:
+        f.write(b"\0")
+    return f"adapter_model.safetensors is {WHOLE + 1} bytes but its header accounts for {WHOLE}"
+
+
+def header_cut(ckpt: Path) -> str:
+    (ckpt / "adapter_model.safetensors").write_bytes(struct.pack("<Q", 10**6) + b'{"lora_A"')
+    return "adapter_model.safetensors is cut short: its header alone should take 1000000 bytes, the file holds 9"
+
+
+def header_garbage(ckpt: Path) -> str:
+    (ckpt / "adapter_model.safetensors").write_bytes(struct.pack("<Q", 5) + b"{nope" + b"\0" * 100)
+    return "adapter_model.safetensors has no readable safetensors header"
+
+
+def too_short(ckpt: Path) -> str:
+    (ckpt / "adapter_model.safetensors").write_bytes(b"\0\0\0")
+    return "adapter_model.safetensors is 3 bytes: too short for a safetensors header"
+
+
+def no_config(ckpt: Path) -> str:  # peft writes the weights first, then adapter_config.json
+    (ckpt / "adapter_config.json").unlink()
+    return "no adapter_config.json (peft writes it after the weights: the save did not finish)"
+
+
+def empty_bin(ckpt: Path) -> str:
+    (ckpt / "adapter_model.safetensors").unlink()
+    (ckpt / "adapter_model.bin").write_bytes(b"")
+    return "adapter_model.bin is empty"
+
+
+def no_trainer_state(ckpt: Path) -> str:  # the Trainer writes it after the weights and optimizer
+    (ckpt / "trainer_state.json").unlink()
+    return "no trainer_state.json (the Trainer writes it last: the save did not finish)"
+
+
+def cut_trainer_state(ckpt: Path) -> str:
+    state = ckpt / "trainer_state.json"
+    state.write_text(state.read_text()[:40])
+    return "trainer_state.json does not parse (cut short?)"
+
+
+BREAKS = [only_config, cut_in_half, one_byte_short, one_byte_long, header_cut, header_garbage, too_short,
+          no_config, empty_bin, no_trainer_state, cut_trainer_state]
+
+
+@pytest.mark.parametrize("brk", BREAKS, ids=[b.__name__ for b in BREAKS])
+def test_a_half_written_newer_checkpoint_is_skipped_and_said(tmp_path, brk):
+    run = make_run(tmp_path, "v0-20260101-120000", [2, 4], losses={2: 2.0, 4: 1.0})
+    why = brk(run / "checkpoint-4")
+    [scanned] = scan(run)
+    assert [(c.step, c.incomplete, c.is_last, c.is_best) for c in scanned.checkpoints] == [
+        (2, None, True, True), (4, why, False, False)]
+    for how in ("last", "best"):  # checkpoint-4 had the lower loss: best must not take it either
+        c, reason, skipped = pick(run, how)
+        assert c.path == (run / "checkpoint-2").resolve()
+        assert skipped == [f"skipped incomplete checkpoint {(run / 'checkpoint-4').resolve()}: {why}"]
+    assert reason == ("run v0-20260101-120000, best checkpoint by lowest training loss (no eval_loss logged) "
+                      "(step 2, loss 2, 1 checkpoint, 1 incomplete)")
+    assert pick(run)[1] == "run v0-20260101-120000, last checkpoint (step 2 of 4, 1 checkpoint, 1 incomplete)"
+    err = raised(run / "checkpoint-4")  # asked for by name: refused, not swapped for another
+    assert err.message == (f"checkpoint-4 is not a complete adapter checkpoint ({(run / 'checkpoint-4').resolve()}): "
+                           f"{why}")
+    assert err.hint == HALF_HINT + "; pass an earlier checkpoint-N"
+
+
+def test_whole_weights_count_in_either_format(tmp_path):
+    run = make_run(tmp_path, "v0-20260101-120000", [2, 4])
+    ckpt = run / "checkpoint-4"
+    (ckpt / "adapter_model.safetensors").unlink()
+    (ckpt / "adapter_model.bin").write_bytes(b"\x80\x02}q\x00.")  # safe_serialization off: a pickle
+    assert [c.incomplete for c in scan(run)[0].checkpoints] == [None, None]
+    assert pick(run)[0].path == ckpt.resolve()
+    (ckpt / "adapter_model.bin").write_bytes(b"")
+    assert scan(run)[0].checkpoints[1].incomplete == "adapter_model.bin is empty"
+    (ckpt / "adapter_model.safetensors").write_bytes(safetensors_bytes(10))  # peft prefers it over .bin
+    assert scan(run)[0].checkpoints[1].incomplete is None
+
+
+def test_a_lone_adapter_needs_no_trainer_state_but_whole_weights(tmp_path):
+    ckpt = make_adapter(tmp_path / "final")  # copied out of a run and renamed: not a training checkpoint
+    assert pick(ckpt)[0].path == ckpt.resolve()
+    cut_in_half(ckpt)
+    err = raised(ckpt)
+    assert err.message == (f"final is not a complete adapter checkpoint ({ckpt.resolve()}): "
+                           f"adapter_model.safetensors is cut short: {WHOLE // 2} of {WHOLE} bytes")
+
+
+def test_default_layout_weights_are_checked_too(tmp_path):
+    ckpt = make_adapter(tmp_path / "v0-20260101-120000" / "checkpoint-5", default_layout=True)
+    write_json(ckpt / "trainer_state.json", {"global_step": 5, "log_history": []})
+    cut_in_half(ckpt / "default")
+    [c] = scan(tmp_path)[0].checkpoints
+    assert c.incomplete == f"default/adapter_model.safetensors is cut short: {WHOLE // 2} of {WHOLE} bytes"
+
+
+def test_a_newer_run_with_only_incomplete_checkpoints_is_skipped_and_said(tmp_path):
+    make_run(tmp_path, "v0-20260101-120000", [5])
+    new = make_run(tmp_path, "v1-20260102-120000", [2])
+    why = no_trainer_state(new / "checkpoint-2")
+    c, reason, skipped = pick(tmp_path)
+    assert c.path == (tmp_path / "v0-20260101-120000" / "checkpoint-5").resolve()
+    assert reason == ("newest run v0-20260101-120000, last checkpoint (step 5 of 5, 1 checkpoint); "
+                      "skipped newer run without a complete checkpoint: v1-20260102-120000")
+    assert skipped == [f"skipped incomplete checkpoint {(new / 'checkpoint-2').resolve()}: {why}"]
+
+
+def test_older_incomplete_checkpoints_are_not_news_for_last_but_are_for_best(tmp_path):
+    run = make_run(tmp_path, "v0-20260101-120000", [2, 4], losses={2: 0.5, 4: 1.0})
+    why = cut_trainer_state(run / "checkpoint-2")
+    assert pick(run)[2] == []  # checkpoint-2 would not have been the last anyway
+    c, _, skipped = pick(run, "best")
+    assert c.step == 4 and skipped == [f"skipped incomplete checkpoint {(run / 'checkpoint-2').resolve()}: {why}"]
+
+
+def test_hf_best_that_is_incomplete_is_not_picked(tmp_path):
+    run = make_run(tmp_path, "v0-20260101-120000", [2, 4, 6], best_step=4, evals={2: 1.8, 4: 1.6, 6: 1.7})
+    only_config(run / "checkpoint-4")
+    [scanned] = scan(run)
+    assert (scanned.best.step, scanned.best_rule) == (6, RULE_EVAL)  # checkpoint-6's trainer_state names 4
+
+
+def test_no_complete_checkpoint_anywhere_lists_each(tmp_path):
+    a = make_run(tmp_path, "v0-20260101-120000", [2])
+    b = make_run(tmp_path, "v1-20260102-120000", [3, 6])
+    whys = [cut_in_half(a / "checkpoint-2"), only_config(b / "checkpoint-3"), no_trainer_state(b / "checkpoint-6")]
+    err = raised(tmp_path)
+    assert err.message == (f"no complete adapter checkpoint under {tmp_path}; each one is incomplete:\n"
+                           f"  v0-20260101-120000/checkpoint-2: {whys[0]}\n"
+                           f"  v1-20260102-120000/checkpoint-3: {whys[1]}\n"
+                           f"  v1-20260102-120000/checkpoint-6: {whys[2]}")
+    assert err.hint == HALF_HINT
+
+
+# --- what "best" was ranked by --------------------------------------------------------------------
+
+@pytest.mark.parametrize("args, evals, best_step, best_by", [
+    ({}, {}, None, "lowest training loss: no eval logged"),
+    ({}, {2: 1.0, 4: 0.9}, None, "lowest eval_loss"),
+    ({"metric_for_best_model": "loss", "greater_is_better": False}, {2: 1.0, 4: 0.9}, 4,
+     "trainer_state.json best_model_checkpoint: lowest eval_loss"),
+    ({"metric_for_best_model": "eval_token_acc", "greater_is_better": True}, {2: 1.0, 4: 0.9}, 2,
+     "trainer_state.json best_model_checkpoint: highest eval_token_acc"),
+    ({"metric_for_best_model": "token_acc"}, {2: 1.0, 4: 0.9}, 2,
+     "trainer_state.json best_model_checkpoint: highest eval_token_acc"),
+    ({}, {2: 1.0, 4: 0.9}, 2, "trainer_state.json best_model_checkpoint"),  # args.json does not say
+])
+def test_best_says_what_it_was_ranked_by(tmp_path, args, evals, best_step, best_by):
+    run = make_run(tmp_path, "v0-20260101-120000", [2, 4], losses={2: 2.0, 4: 3.0}, evals=evals,
+                   best_step=best_step)
+    write_json(run / "args.json", {**ARGS, **args})
+    [scanned] = scan(run)
+    rows = checkpoints_table([scanned])
+    assert [(r["best"], r["best_by"]) for r in rows if r["best"]] == [(True, best_by)]
+    assert [r["best_by"] for r in rows if not r["best"]] == [None]

@@ -77,6 +77,11 @@ def tree(tmp_path):
     return base, out, out / RUN1 / "checkpoint-6"
 
 
+EXISTS_COMMENT = (
+    "# The --output_dir below exists, and ms-swift refuses to write into an existing dir: move it\n"
+    "# away first (lorakit merge --force, without --dry-run, replaces it only after a successful merge).\n")
+
+
 def rendered(ckpt: Path, output: Path) -> str:
     return ("swift export \\\n    --merge_lora true \\\n"
             f"    --adapters {shlex.quote(str(ckpt))} \\\n    --output_dir {shlex.quote(str(output))}\n")
@@ -243,9 +248,11 @@ def test_existing_output_needs_force(cli, tree):
     ]
     forced = cli(["merge", "--adapters", str(out), "--dry-run", "--force"])
     assert forced.code == 0, forced.stderr
-    assert forced.stdout == rendered(ckpt, Path(f"{ckpt}-merged.lorakit-tmp"))
-    assert f"lorakit: {ckpt}-merged exists: merging into {ckpt}-merged.lorakit-tmp, swapped in only after " \
-           "success (--force)" in forced.stderr.splitlines()
+    # what a user may paste: the final dir, never the temporary one the next --force removes
+    assert forced.stdout == EXISTS_COMMENT + rendered(ckpt, Path(f"{ckpt}-merged"))
+    assert f"lorakit: {ckpt}-merged exists: without --dry-run, --force merges into {ckpt}-merged.lorakit-tmp " \
+           "and swaps it in only after success; the command below writes to the final dir, so move it away " \
+           "first" in forced.stderr.splitlines()
 
 
 @pytest.mark.parametrize("where, what", [
@@ -458,8 +465,8 @@ def test_checkpoints_table_is_plain_text_off_a_tty(cli, tree):
     assert result.stdout.splitlines() == [
         "run                 checkpoint    step  loss  time                  size  marks",
         f"v0-20260101-100000  checkpoint-2     2   1.5  {when}  {size}",
-        f"v0-20260101-100000  checkpoint-4     4   1.2  {when}  {size}  last,best",
-        f"v1-20260102-100000  checkpoint-3     3   0.5  {when}  {size}  best",
+        f"v0-20260101-100000  checkpoint-4     4   1.2  {when}  {size}  last,best (lowest training loss: no eval logged)",
+        f"v1-20260102-100000  checkpoint-3     3   0.5  {when}  {size}  best (lowest training loss: no eval logged)",
         f"v1-20260102-100000  checkpoint-6     6   0.9  {when}  {size}  last",
     ]
     assert result.stderr.splitlines() == [f"lorakit: `lorakit merge --adapters {out}` would pick {ckpt}: {LAST}"]

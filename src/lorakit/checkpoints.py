@@ -1,4 +1,5 @@
-"""Find the adapter checkpoints an ms-swift run left behind, and pick the one to merge.
+"""Find the adapter checkpoints an ms-swift run left behind: runs, steps, losses, last and best
+(lorakit.mergepick picks the one to merge from them).
 
 Stdlib only: `lorakit merge` and `lorakit checkpoints` run this before anything heavy is imported.
 
@@ -15,41 +16,42 @@ What ms-swift 4.6.0 writes (paths under site-packages/swift/):
   why base_args.py `_check_is_adapter` also accepts default/adapter_config.json.
 - utils/io_utils.py `update_last_checkpoint_symlink`: RUN/last-checkpoint -> checkpoint-N (relative
   link); with --create_checkpoint_symlink, pipelines/train/sft.py adds RUN/last and RUN/best.
-- trainers/patcher.py `on_log`: every log dict goes to RUN/logging.jsonl with 'global_step/max_steps'
-  but no 'step'; sft.py `_save_trainer_state` appends a last line holding log_history and
-  best_model_checkpoint.
+- trainers/patcher.py `on_log`: RUN/logging.jsonl, read with trainer_state.json by lorakit.trainlog.
+- A save cut short (a killed run, a full disk) leaves a checkpoint-N that is not whole: it is
+  listed, marked with why (lorakit.halfwritten), and never picked.
 - pipelines/export/merge_lora.py: `swift export --merge_lora` writes RUN/checkpoint-N-merged, a
   full model next to the checkpoints, not an adapter.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Iterator, Optional, Union
 
-from lorakit.errors import LorakitError
+from lorakit.halfwritten import ADAPTER_CONFIG as _ADAPTER_CONFIG
+from lorakit.halfwritten import checkpoint_problem, has_adapter_files
+from lorakit.trainlog import History, best_metric_of, read_history
+from lorakit.trainlog import read_json as _read_json
 
 # transformers' PREFIX_CHECKPOINT_DIR; the same anchored regex as mixin.py _rotate_flash_checkpoints,
 # so checkpoint-N-merged / -peft exports and the last/best links are not counted as checkpoints.
 _CKPT_RE = re.compile(r"^checkpoint-([0-9]+)$")
 _RUN_RE = re.compile(r"^v([0-9]+)-([0-9]{8}-[0-9]{6})")
-_ADAPTER_CONFIG = "adapter_config.json"
 _MAX_DEPTH = 2
 _BASE_KEYS = ("model", "model_type", "template", "torch_dtype")
 
 RULE_TRAINER_STATE, RULE_EVAL, RULE_TRAIN = "best_model_checkpoint", "eval_loss", "loss"
-_RULE_TEXT = {
+RULE_TEXT = {
     RULE_TRAINER_STATE: "trainer_state.json best_model_checkpoint",
     RULE_EVAL: "lowest eval_loss",
     RULE_TRAIN: "lowest training loss (no eval_loss logged)",
 }
-_WHERE = "pass a checkpoint-N directory, a run directory (vN-YYYYMMDD-HHMMSS) or a training output_dir"
+# what `lorakit checkpoints` says after "best": the metric the rule ranked by
+_MARK_TEXT = {RULE_EVAL: "lowest eval_loss", RULE_TRAIN: "lowest training loss: no eval logged"}
 
 
 @dataclass(frozen=True)
@@ -57,14 +59,15 @@ class Checkpoint:
     path: Path  # resolved: never a last-checkpoint/last/best link
     step: int
     run: Path
-    loss: Optional[float]  # last training loss logged at or before `step`
+    loss: Optional[float]  # training loss logged at exactly `step`, never a nearby step's
     # eval_loss logged at exactly `step`: ms-swift defaults eval_steps to save_steps (sft_args.py
     # _init_eval_strategy) and HF evaluates before it saves, so an earlier eval scored other weights.
     eval_loss: Optional[float]
     mtime: float
     size_bytes: int  # adapter files only, not optimizer/scheduler state
-    is_last: bool = False
+    is_last: bool = False  # the last complete checkpoint of its run
     is_best: bool = False
+    incomplete: Optional[str] = None  # why the save is not whole (lorakit.halfwritten); never picked
 
 
 @dataclass
@@ -76,26 +79,24 @@ class Run:
     best: Optional[Checkpoint] = None
     best_rule: Optional[str] = None  # one of the RULE_* constants
     max_steps: Optional[int] = None
+    best_by: Optional[str] = None  # the metric `best` was ranked by, in words
 
     @property
     def name(self) -> str:
         return self.path.name
 
+    @property
+    def complete(self) -> list[Checkpoint]:
+        return [c for c in self.checkpoints if c.incomplete is None]
+
 
 def is_checkpoint(path: Union[str, Path]) -> bool:
-    p = Path(path)
-    return (p / _ADAPTER_CONFIG).is_file() or (p / "default" / _ADAPTER_CONFIG).is_file()
+    """An adapter dir, whole or half-saved: adapter_config.json or adapter weights, here or under
+    default/. Whether it is whole is Checkpoint.incomplete."""
+    return has_adapter_files(Path(path))
 
 
-def _read_json(path: Path) -> Optional[dict]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):  # missing, unreadable, or half-written by a killed run
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def _subdirs(p: Path) -> list[Path]:
+def subdirs(p: Path) -> list[Path]:
     try:
         return sorted(c for c in p.iterdir() if c.is_dir() and not c.is_symlink())
     except OSError:
@@ -104,70 +105,6 @@ def _subdirs(p: Path) -> list[Path]:
 
 def _mtime(p: Path) -> float:
     return p.stat().st_mtime if p.exists() else 0.0
-
-
-def _number(v: object) -> Optional[float]:
-    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-    return float(v) if ok else None
-
-
-@dataclass
-class _History:
-    """Losses by step, merged from logging.jsonl and every checkpoint's trainer_state.json."""
-
-    loss: dict = field(default_factory=dict)
-    eval_loss: dict = field(default_factory=dict)
-    best_path: Optional[str] = None
-    max_steps: Optional[int] = None
-
-    def add(self, entry: object) -> None:
-        if not isinstance(entry, dict):
-            return
-        step, total = entry.get("step"), None
-        if not isinstance(step, int):  # logging.jsonl lines carry "global_step/max_steps": "12/100"
-            m = re.match(r"^([0-9]+)/([0-9]+)$", str(entry.get("global_step/max_steps", "")))
-            if not m:
-                return
-            step, total = int(m.group(1)), int(m.group(2))
-        self.max_steps = total or self.max_steps
-        for key, into in (("loss", self.loss), ("eval_loss", self.eval_loss)):
-            if _number(entry.get(key)) is not None:
-                into[step] = _number(entry.get(key))
-
-    def add_summary(self, data: dict) -> None:
-        """A trainer_state.json, or the last logging.jsonl line (sft.py `_save_trainer_state`)."""
-        for entry in data.get("log_history") or []:
-            self.add(entry)
-        if isinstance(data.get("max_steps"), int) and data["max_steps"] > 0:
-            self.max_steps = data["max_steps"]
-        if isinstance(data.get("best_model_checkpoint"), str):
-            self.best_path = data["best_model_checkpoint"]
-
-    def loss_at(self, step: int) -> Optional[float]:
-        logged = [s for s in self.loss if s <= step]
-        return self.loss[max(logged)] if logged else None
-
-
-def _history(run_dir: Path, ckpt_dirs: list[Path]) -> _History:
-    hist = _History()
-    try:
-        lines = (run_dir / "logging.jsonl").read_text(encoding="utf-8").splitlines()
-    except (OSError, ValueError):
-        lines = []
-    for line in lines:
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(entry, dict) and "log_history" in entry:
-            hist.add_summary(entry)
-        else:
-            hist.add(entry)
-    # trainer_state.json last, oldest first: its unrounded values win over logging.jsonl's rounded
-    # ones (patcher.py add_train_message), and the newest best_model_checkpoint wins.
-    for ckpt in ckpt_dirs:
-        hist.add_summary(_read_json(ckpt / "trainer_state.json") or {})
-    return hist
 
 
 def _adapter_size(ckpt: Path) -> int:
@@ -190,28 +127,33 @@ def _best_target(best_path: Optional[str], run_dir: Path) -> Optional[Path]:
     return cand.resolve() if cand.exists() else None
 
 
-def _choose_best(ckpts: list[Checkpoint], hist: _History, run_dir: Path) -> tuple:
+def _choose_best(ckpts: list[Checkpoint], hist: History, run_dir: Path) -> tuple:
+    """(best, rule, what it was ranked by) among complete checkpoints; (None, None, None)."""
+    ckpts = [c for c in ckpts if c.incomplete is None]
     target = _best_target(hist.best_path, run_dir)
     for c in ckpts:
         if c.path == target:
-            return c, RULE_TRAINER_STATE
+            metric = best_metric_of(run_dir)
+            return c, RULE_TRAINER_STATE, RULE_TEXT[RULE_TRAINER_STATE] + (f": {metric}" if metric else "")
     for attr, rule in (("eval_loss", RULE_EVAL), ("loss", RULE_TRAIN)):
         scored = [c for c in ckpts if getattr(c, attr) is not None]
         if scored:  # ties go to the earlier step, as HF's strict `<` in _determine_best_metric does
-            return min(scored, key=lambda c: (getattr(c, attr), c.step)), rule
-    return None, None
+            return min(scored, key=lambda c: (getattr(c, attr), c.step)), rule, _MARK_TEXT[rule]
+    return None, None, None
 
 
 def _build_run(run_dir: Path, found: list[tuple[int, Path]]) -> Run:
     """`found`: (step, resolved checkpoint dir) pairs, sorted by step."""
     run_dir = run_dir.resolve()
-    hist = _history(run_dir, [p for _, p in found])
+    hist = read_history(run_dir, [p for _, p in found])
     plain = [
-        Checkpoint(p, s, run_dir, hist.loss_at(s), hist.eval_loss.get(s), _mtime(p), _adapter_size(p))
+        Checkpoint(p, s, run_dir, hist.loss.get(s), hist.eval_loss.get(s), _mtime(p), _adapter_size(p),
+                   incomplete=checkpoint_problem(p, training=bool(_CKPT_RE.match(p.name))))
         for s, p in found
     ]
-    best, rule = _choose_best(plain, hist, run_dir)
-    ckpts = [replace(c, is_last=c is plain[-1], is_best=c is best) for c in plain]
+    best, rule, best_by = _choose_best(plain, hist, run_dir)
+    last = next((c for c in reversed(plain) if c.incomplete is None), None)
+    ckpts = [replace(c, is_last=c is last, is_best=c is best) for c in plain]
     m = _RUN_RE.match(run_dir.name)
     version, stamp = (int(m.group(1)), m.group(2)) if m else (None, None)
     try:
@@ -219,16 +161,17 @@ def _build_run(run_dir: Path, found: list[tuple[int, Path]]) -> Run:
     except ValueError:
         timestamp = _mtime(run_dir)
     best_ckpt = next((c for c in ckpts if c.is_best), None)
-    return Run(run_dir, version, timestamp, ckpts, best_ckpt, rule if best_ckpt else None, hist.max_steps)
+    return Run(run_dir, version, timestamp, ckpts, best_ckpt, rule if best_ckpt else None, hist.max_steps,
+               best_by if best_ckpt else None)
 
 
 def _checkpoint_dirs(run_dir: Path) -> list[tuple[int, Path]]:
     # Sorted by the number, not the name: checkpoint-10 comes after checkpoint-4.
-    found = [(int(m.group(1)), d.resolve()) for d in _subdirs(run_dir) for m in [_CKPT_RE.match(d.name)] if m]
+    found = [(int(m.group(1)), d.resolve()) for d in subdirs(run_dir) for m in [_CKPT_RE.match(d.name)] if m]
     return sorted((s, d) for s, d in found if is_checkpoint(d))
 
 
-def _run_of_checkpoint(path: Path) -> Run:
+def run_of_checkpoint(path: Path) -> Run:
     """The run holding one checkpoint, narrowed to it; last/best are judged against the whole run."""
     real = path.resolve()
     found = _checkpoint_dirs(real.parent)
@@ -242,7 +185,7 @@ def _run_of_checkpoint(path: Path) -> Run:
 
 
 def _run_dirs(p: Path, depth: int = 0) -> Iterator[Path]:
-    kids = _subdirs(p)
+    kids = subdirs(p)
     is_run = bool(_RUN_RE.match(p.name)) or any(_CKPT_RE.match(k.name) and is_checkpoint(k) for k in kids)
     if is_run:
         yield p
@@ -259,7 +202,7 @@ def scan(path: Union[str, Path]) -> list[Run]:
     if not p.is_dir():
         return []
     if is_checkpoint(p):
-        return [_run_of_checkpoint(p)]
+        return [run_of_checkpoint(p)]
     return [_build_run(d, _checkpoint_dirs(d)) for d in _run_dirs(p)]
 
 
@@ -279,77 +222,6 @@ def newest_first(runs: list[Run]) -> list[Run]:
             latest = max(latest, run.timestamp)
             keyed.append(((latest, run.version or 0, str(run.path)), run))
     return [run for _, run in sorted(keyed, key=lambda kr: kr[0], reverse=True)]
-
-
-def _label(run: Run, root: Path, runs: list[Run]) -> str:
-    """The run's name, or its path under `root` when runs sit in several dirs (v0- is not unique)."""
-    if len({r.path.parent for r in runs}) < 2:
-        return run.name
-    try:
-        return str(run.path.relative_to(root.resolve())) if run.path != root.resolve() else run.name
-    except ValueError:
-        return str(run.path)
-
-
-def _what_is_there(p: Path, runs: list[Run]) -> tuple[str, str]:
-    """(what was found instead, hint) for the no-checkpoint error."""
-    readable = p.is_dir() and os.access(p, os.R_OK | os.X_OK)
-    names = sorted(c.name for c in p.iterdir()) if readable else []
-    adapters = [k.name for k in _subdirs(p) if is_checkpoint(k)]
-    if (p / "config.json").is_file():
-        return ("this looks like a merged model (config.json, no adapter_config.json), not an adapter checkpoint",
-                "a merged model is already deployable; to merge again pass the checkpoint-N it came from")
-    if adapters:  # only checkpoint-N dirs make a run, as in transformers' sort_checkpoints
-        return f"it holds adapters not named checkpoint-N: {', '.join(adapters)}", "pass one of them directly"
-    if runs or "logging.jsonl" in names or "args.json" in names:
-        return (f"run {', '.join(r.name for r in runs) or p.name} saved no checkpoint-N directory yet",
-                "checkpoints appear every --save_steps; a run that stopped early may say why in logging.jsonl")
-    if names:
-        shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
-        return f"it holds {len(names)} entries, none an adapter checkpoint ({shown})", _WHERE
-    return ("the directory is empty" if readable else "it is not a readable directory"), _WHERE
-
-
-def _describe(run: Run, c: Checkpoint, how: str) -> str:
-    n = len(run.checkpoints)
-    counted = f"{n} checkpoint{'s' if n != 1 else ''}"
-    of = f" of {run.max_steps}" if run.max_steps else ""
-    if how == "last":
-        return f"last checkpoint (step {c.step}{of}, {counted})"
-    metric = f", eval_loss {c.eval_loss:.4g}" if c.eval_loss is not None else ""
-    metric = metric or (f", loss {c.loss:.4g}" if c.loss is not None else "")
-    return f"best checkpoint by {_RULE_TEXT[run.best_rule]} (step {c.step}{metric}, {counted})"
-
-
-def pick(path: Union[str, Path], how: str = "last") -> tuple[Checkpoint, str]:
-    """(Checkpoint, reason): the checkpoint itself, or the last/best of the newest run under `path`."""
-    if how not in ("last", "best"):
-        raise LorakitError(f"unknown --pick {how!r}", hint="use --pick last or --pick best")
-    p = Path(path).expanduser()
-    if p.is_symlink() and not p.exists():
-        raise LorakitError(f"{p} is a broken link (to {os.readlink(p)})", hint=_WHERE)
-    if not p.exists():
-        raise LorakitError(f"{p} does not exist", hint=_WHERE)
-    if is_checkpoint(p):
-        c = _run_of_checkpoint(p).checkpoints[0]
-        shown = Path(os.path.abspath(p)).name
-        via = f"{shown} links to {c.path.name}, which" if p.is_symlink() else shown
-        return c, f"{via} is an adapter checkpoint (step {c.step})"
-    runs = newest_first(scan(p))
-    run = next((r for r in runs if r.checkpoints), None)
-    if run is None:
-        found, hint = _what_is_there(p, runs)
-        raise LorakitError(f"no adapter checkpoint found under {p}: {found}", hint=hint)
-    if how == "best" and run.best is None:
-        raise LorakitError(f"--pick best: run {run.name} logged no loss to rank its checkpoints by", hint=(
-            "no trainer_state.json log_history or logging.jsonl losses were readable; "
-            "use --pick last or pass a checkpoint-N directory"))
-    chosen = run.checkpoints[-1] if how == "last" else run.best
-    reason = f"{'newest run' if len(runs) > 1 else 'run'} {_label(run, p, runs)}, {_describe(run, chosen, how)}"
-    skipped = [_label(r, p, runs) for r in runs[: runs.index(run)]]
-    if skipped:
-        reason += f"; skipped newer run{'s' if len(skipped) > 1 else ''} without checkpoints: {', '.join(skipped)}"
-    return chosen, reason
 
 
 def base_model_of(checkpoint: Union[Checkpoint, str, Path]) -> dict:
@@ -374,6 +246,7 @@ def checkpoints_table(runs: list[Run]) -> list[dict]:
     return [
         {"run": run.name, "checkpoint": c.path.name, "path": str(c.path), "step": c.step, "loss": c.loss,
          "eval_loss": c.eval_loss, "time": datetime.fromtimestamp(c.mtime).astimezone().isoformat(timespec="seconds"),
-         "size": c.size_bytes, "last": c.is_last, "best": c.is_best}
+         "size": c.size_bytes, "last": c.is_last, "best": c.is_best, "best_by": run.best_by if c.is_best else None,
+         "incomplete": c.incomplete}
         for run in reversed(newest_first(runs)) for c in run.checkpoints
     ]

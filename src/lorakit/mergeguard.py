@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import signal
-import struct
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,7 +14,8 @@ from pathlib import Path
 from typing import Callable, Iterator, Mapping, Optional
 
 from lorakit import checkpoints, report
-from lorakit.errors import LorakitError
+from lorakit.errors import EnvironmentProblem, LorakitError
+from lorakit.halfwritten import safetensors_problem
 
 TMP_SUFFIX = ".lorakit-tmp"
 OLD_SUFFIX = ".lorakit-old"
@@ -138,21 +138,6 @@ def _merge_record(path: Path) -> bool:
     return isinstance(preset, dict) and "lorakit_record" in data and preset.get("command") == "export"
 
 
-def _safetensors_whole(path: Path) -> bool:
-    """The header parses and the file is as long as its last tensor says: not cut short."""
-    try:
-        size = path.stat().st_size
-        with open(path, "rb") as f:
-            (n,) = struct.unpack("<Q", f.read(8))
-            header = json.loads(f.read(n)) if 0 < n <= size - 8 else None
-    except (OSError, ValueError, struct.error):
-        return False
-    if not isinstance(header, dict):
-        return False
-    ends = [t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"]
-    return size == 8 + n + max(ends, default=0)
-
-
 def looks_merged(path: Path) -> bool:
     """config.json plus whole weights: every shard of an index, else every *.safetensors, else *.bin."""
     if not (path / "config.json").is_file():
@@ -166,7 +151,7 @@ def looks_merged(path: Path) -> bool:
     else:
         shards = set(path.glob("*.safetensors"))
     if shards:
-        return all(_safetensors_whole(s) for s in shards)
+        return all(safetensors_problem(s) is None for s in shards)
     return any(f.stat().st_size > 0 for f in path.glob("*.bin") if f.name != "training_args.bin")
 
 
@@ -245,8 +230,16 @@ def _swap(plan: OutputPlan) -> None:
     plan.target.rename(old)
     try:
         plan.write_to.rename(plan.target)
-    except OSError:
-        old.rename(plan.target)  # put the previous model back before saying what failed
+    except OSError as exc:
+        try:
+            old.rename(plan.target)  # put the previous model back before saying what failed
+        except OSError as back:
+            # Both models are whole, neither where it belongs: keep both and say where.
+            raise EnvironmentProblem(
+                f"could not move the merged model into {plan.target} ({exc.strerror}), nor put the previous "
+                f"one back ({back.strerror}): the new model is in {plan.write_to}, the previous one in {old}",
+                hint=f"keep one of them: mv {old} {plan.target} (or mv {plan.write_to} {plan.target})",
+            ) from None
         raise
     _remove(old)
 

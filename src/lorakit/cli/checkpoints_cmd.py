@@ -10,7 +10,8 @@ from typing import Annotated, Optional
 import typer
 
 from lorakit import checkpoints as ck
-from lorakit import report
+from lorakit import mergepick, report
+from lorakit.errors import LorakitError
 from lorakit.preflight import human
 
 COLUMNS = ("run", "checkpoint", "step", "loss", "eval_loss", "time", "size", "marks")
@@ -23,7 +24,9 @@ def _loss(value: Optional[float]) -> str:
 
 def _cell(row: dict, name: str) -> str:
     if name == "marks":
-        return ",".join(m for m in ("last", "best") if row[m])
+        best = f"best ({row['best_by']})" if row["best"] else ""
+        incomplete = f"incomplete: {row['incomplete']}" if row["incomplete"] else ""
+        return ",".join(m for m in ("last" if row["last"] else "", best, incomplete) if m)
     if name == "time":  # 'YYYY-MM-DDTHH:MM:SS+hh:mm' -> 'YYYY-MM-DD HH:MM:SS': this machine's zone anyway
         return row["time"][:19].replace("T", " ")
     if name == "size":
@@ -54,7 +57,8 @@ def _print_table(rows: list[dict]) -> None:
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     for name in columns:  # names must stay whole; a narrow terminal wraps the time after its date
         table.add_column(name, justify="right" if name in RIGHT else "left",
-                         no_wrap=name in ("run", "checkpoint"), min_width=10 if name == "time" else None)
+                         no_wrap=name in ("run", "checkpoint"), min_width=10 if name == "time" else None,
+                         overflow="fold" if name == "marks" else "ellipsis")  # a reason is never cut
     for r in cells:
         table.add_row(*r)
     Console(markup=False, highlight=False).print(table)  # run names are user data: no markup
@@ -67,22 +71,29 @@ def checkpoints(
 ) -> int:
     """List runs and adapter checkpoints: step, loss, time, size, which is last and which is best.
 
-    'last' and 'best' are per run; `lorakit merge --adapters DIR` takes the newest run's last
-    checkpoint (or its best with --pick best).
+    'last' and 'best' are per run, among its complete checkpoints; 'best' says what it was ranked
+    by, and an incomplete checkpoint (a save cut short) says what is wrong with it. A loss is shown
+    only where one was logged at that very step. `lorakit merge --adapters DIR` takes the newest
+    run's last complete checkpoint (or its best with --pick best).
 
     \b
     Examples:
       lorakit checkpoints output
       lorakit checkpoints output/v1-20260101-120000 --json
     """
-    runs = ck.scan(directory)
+    runs = ck.scan(mergepick.require_path(directory, "DIR"))
     rows = ck.checkpoints_table(runs)
     if not rows:
-        ck.pick(directory)  # raises the error that says what is there instead
+        mergepick.pick(directory)  # raises the error that says what is there instead
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return 0
     _print_table(rows)
-    chosen, reason = ck.pick(directory)
-    report.note(f"`lorakit merge --adapters {shlex.quote(directory)}` would pick {chosen.path}: {reason}")
+    merge = f"`lorakit merge --adapters {shlex.quote(directory)}`"
+    try:
+        chosen, reason, _ = mergepick.pick(directory)
+    except LorakitError as exc:  # every checkpoint incomplete: the table above says why, each
+        report.note(f"{merge} would refuse: {exc.message.splitlines()[0]}")
+        return 0
+    report.note(f"{merge} would pick {chosen.path}: {reason}")
     return 0

@@ -10,12 +10,12 @@ from typing import Annotated, Optional
 import typer
 import yaml
 
-from lorakit import checkpoints, mergeguard, preflight, record, report
+from lorakit import checkpoints, mergeguard, mergepick, preflight, record, report
 from lorakit.cli import common as c
-from lorakit.cli.run import check_or_exit, finish
+from lorakit.cli.run import check_or_exit, emit, finish
 from lorakit.errors import EXIT_USER, LorakitError
 from lorakit.job import Job
-from lorakit.render import render
+from lorakit.render import render, shell_text
 
 EXAMPLES = """
 Examples:
@@ -26,6 +26,12 @@ Examples:
 
   lorakit merge --adapters output/v0-20260101-120000/checkpoint-100 --output-dir merged --force
 """
+
+# No path in it: a comment line is pasteable only while nothing in it can end the line.
+EXISTS_COMMENT = (
+    "# The --output_dir below exists, and ms-swift refuses to write into an existing dir: move it\n"
+    "# away first (lorakit merge --force, without --dry-run, replaces it only after a successful merge).\n"
+)
 
 PickOpt = Annotated[str, typer.Option(
     "--pick", help="From a run or output dir: the newest run's 'last' checkpoint, or its 'best' (lowest loss).")]
@@ -48,24 +54,32 @@ def merge(
     grace: Annotated[float, typer.Option(help="Seconds between forwarding Ctrl-C/SIGTERM and SIGKILL.")] = 30.0,
 ) -> int:
     """Merge a trained LoRA adapter into its base model with `swift export`."""
-    chosen, reason = checkpoints.pick(adapters, pick)
+    chosen, reason, skipped = mergepick.pick(mergepick.require_path(adapters, "--adapters"), pick)
     checkpoint = chosen.path  # resolved checkpoint-N, never the last-checkpoint link (moves on every save)
+    for line in skipped:
+        report.note(line)
     report.note(f"picked {checkpoint}: {reason}")
     opts = c.JobOptions(preset, model=model, sets=set_ or [], swift_version=swift_version)
     base = _base(_export_job(opts, checkpoint), chosen)
     target = mergeguard.output_for(checkpoint, output_dir)
     plan, warnings = _preflight(base, checkpoint, target, force)
-    job = _export_job(opts, checkpoint, (str(plan.write_to), "--output-dir" if output_dir else "default"))
+    # --dry-run prints what a user may paste: the final dir, never the temporary one (the next
+    # --force removes that as its own leftover).
+    write_to = plan.target if dry_run else plan.write_to
+    job = _export_job(opts, checkpoint, (str(write_to), "--output-dir" if output_dir else "default"))
     report.note(f"merging into {base.model} (from {base.source}) -> {target}; rendering for {job.swift_source}")
-    if plan.replacing:
+    if plan.replacing and not dry_run:
         report.note(f"{target} exists: merging into {plan.write_to}, swapped in only after success (--force)")
+    elif plan.replacing:
+        report.note(f"{target} exists: without --dry-run, --force merges into {plan.write_to} and swaps it "
+                    "in only after success; the command below writes to the final dir, so move it away first")
     report.print_findings(warnings)
     check_or_exit(job, strict)
     if strict and warnings:
         report.note("not launching: warnings (--strict)")
         return EXIT_USER
     if dry_run:
-        return finish(job, dry=True, grace=grace)
+        return emit((EXISTS_COMMENT if plan.replacing else "") + shell_text(render(job, os.environ)))
     code = mergeguard.run_guarded(plan, lambda: finish(job, dry=False, grace=grace))
     if code == 0:
         # ms-swift refuses an existing output dir, so the record can only follow a success
