@@ -3,20 +3,18 @@
 Stdlib only: this runs on the validate/dry-run path, which must never import torch,
 transformers, numpy or ms-swift. No tensor data is read; a safetensors file starts with an
 8-byte little-endian header length and a JSON header naming every tensor's dtype and shape.
+Every file is read through modelconfig, which checks each field used here: a malformed one is
+a ModelFileError naming the file and the field, never a traceback or a negative plan.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lorakit import modelconfig
 from lorakit.errors import LorakitError
-
-# A header is a few hundred KB even for 70B models; anything bigger is not a safetensors file.
-_MAX_HEADER = 100 * 1024 * 1024
 
 # Top-level parts of multimodal checkpoints that ms-swift's `all-linear` leaves alone by default
 # (freeze_vit=True, freeze_aligner=True): the union of the `vision_tower=` / `aligner=` names in
@@ -66,6 +64,7 @@ class ModelInfo:
     experts: dict = field(default_factory=dict)  # leaf -> [(in, out)]: per-expert MoE Linears on disk
     intermediate_size: int | None = None
     kv_dim: int | None = None  # num_key_value_heads * head_dim
+    torch_dtype: str | None = None  # config.json's torch_dtype (transformers >= 5: dtype)
     notes: list = field(default_factory=list)  # what we could not see (e.g. packed 4-bit weights)
 
     @property
@@ -73,41 +72,16 @@ class ModelInfo:
         return bool(self.multimodal)
 
 
-def _shard_files(model_dir: Path) -> list[Path]:
-    index = model_dir / "model.safetensors.index.json"
-    if index.is_file():
-        weight_map = json.loads(index.read_text(encoding="utf-8")).get("weight_map", {})
-        return [model_dir / name for name in sorted(set(weight_map.values()))]
-    single = model_dir / "model.safetensors"
-    return [single] if single.is_file() else []
-
-
-def _read_header(path: Path) -> dict:
-    with open(path, "rb") as fh:
-        raw = fh.read(8)
-        if len(raw) < 8:
-            raise LorakitError(f"{path}: not a safetensors file (shorter than 8 bytes)")
-        (length,) = struct.unpack("<Q", raw)
-        if length > _MAX_HEADER:
-            raise LorakitError(f"{path}: safetensors header length {length} is implausible")
-        body = fh.read(length)
-    try:
-        header = json.loads(body)
-    except ValueError as exc:
-        raise LorakitError(f"{path}: unreadable safetensors header ({exc})") from None
-    header.pop("__metadata__", None)
-    return header
-
-
 def read_safetensors_shapes(model_dir: str | os.PathLike) -> dict:
     """name -> (shape tuple, dtype str) for every tensor of `model.safetensors` or of every shard
     named in `model.safetensors.index.json`. Reads headers only, never weights."""
     shapes = {}
-    for path in _shard_files(Path(model_dir)):
+    for path in modelconfig.shard_files(model_dir):
         if not path.is_file():
-            raise LorakitError(f"{path}: shard named in model.safetensors.index.json is missing")
-        for name, meta in _read_header(path).items():
-            shapes[name] = (tuple(meta["shape"]), meta["dtype"])
+            what = "is missing" if not path.exists() else "is not a file"
+            raise LorakitError(f"{path}: shard named in {modelconfig.INDEX} {what}",
+                               hint="the download is incomplete: download the model again")
+        shapes.update(modelconfig.read_header(path))
     return shapes
 
 
@@ -145,10 +119,11 @@ def _is_embedding(leaf: str) -> bool:
 def _quant_shape(shapes: dict, module: str, qshape, method: str | None, bits: int):
     # GPTQ packs along in_features (qweight: in*bits/32 x out) and keeps g_idx[in];
     # AWQ packs along out_features (qweight: in x out*bits/32). Both keep scales[groups, out].
+    # The caller passes a 2-D qweight; scales or g_idx of another rank are not these.
     scales = shapes.get(module + ".scales")
-    out = scales[0][1] if scales else qshape[1]
+    out = scales[0][1] if scales and len(scales[0]) == 2 else qshape[1]
     g_idx = shapes.get(module + ".g_idx")
-    if g_idx:
+    if g_idx and len(g_idx[0]) == 1:
         return (g_idx[0][0], out)
     if method == "awq":
         return (qshape[0], out)
@@ -162,6 +137,9 @@ def _collect(shapes: dict, method: str | None, bits: int, conv1d: bool):
         module, _, param = name.rpartition(".")
         leaf = module.rpartition(".")[2]
         if param in _AUX or ".quant_state" in name:
+            continue
+        if param == "qweight" and len(shape) != 2:
+            notes.append(f"{module}: {len(shape)}-D qweight, shape unknown")
             continue
         if param == "qweight":
             linears[module] = _quant_shape(shapes, module, shape, method, bits)
@@ -223,24 +201,31 @@ def _dims(cfg: dict) -> dict:
 
 
 def _quantization(cfg: dict):
+    # modelconfig checked both sections: objects, a string quant_method, a positive int bits.
     qcfg = cfg.get("quantization_config") or cfg.get("compression_config") or {}
     method = qcfg.get("quant_method")
-    return (str(method).lower() if method else None), int(qcfg.get("bits") or 4)
+    return (method.lower() if method else None), qcfg.get("bits") or 4
+
+
+def _config_dtype(raw: dict, cfg: dict) -> str | None:
+    # ms-swift takes torch_dtype from config.json (HfConfigFactory.get_torch_dtype);
+    # transformers >= 5 writes it as `dtype`. modelconfig checked both are strings.
+    for c in (raw, cfg):
+        value = c.get("torch_dtype") or c.get("dtype")
+        if value:
+            return value
+    return None
 
 
 def load_model_info(model_dir: str | os.PathLike) -> ModelInfo | None:
     """ModelInfo from config.json plus safetensors headers; None if `model_dir` has no config.json."""
     root = Path(model_dir)
-    config_path = root / "config.json"
-    if not config_path.is_file():
+    raw = modelconfig.read_config(root)
+    if raw is None:
         return None
-    try:
-        raw = json.loads(config_path.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise LorakitError(f"{config_path}: not valid JSON ({exc})") from None
     cfg = _llm_config(raw)
     method, bits = _quantization(raw)
-    files = _shard_files(root)
+    files = modelconfig.shard_files(root)
     conv1d = raw.get("model_type") in _CONV1D_TYPES
     modules, embeds, notes, total = _collect(read_safetensors_shapes(root), method, bits, conv1d)
     if conv1d:
@@ -269,7 +254,7 @@ def load_model_info(model_dir: str | os.PathLike) -> ModelInfo | None:
         weights_bytes=sum(f.stat().st_size for f in files if f.is_file()),
         linears=group_by_leaf(parts["body"]), head=group_by_leaf(parts["head"]),
         multimodal=group_by_leaf(parts["multimodal"]), experts=group_by_leaf(parts["experts"]),
-        embeddings=group_by_leaf(embeds), notes=notes, **dims,
+        embeddings=group_by_leaf(embeds), notes=notes, torch_dtype=_config_dtype(raw, cfg), **dims,
     )
 
 
@@ -295,7 +280,10 @@ def _pick_snapshot(snapshots: Path, preferred: list[str]) -> Path | None:
 def _hf_candidates(model_id: str) -> list:
     repo = _hf_hub_cache() / ("models--" + model_id.replace("/", "--"))
     ref = repo / "refs" / "main"
-    commit = ref.read_text(encoding="utf-8").strip() if ref.is_file() else ""
+    try:
+        commit = ref.read_text(encoding="utf-8").strip() if ref.is_file() else ""
+    except (OSError, UnicodeDecodeError):  # an unreadable ref: fall back to the newest snapshot
+        commit = ""
     return [_pick_snapshot(repo / "snapshots", [commit])]
 
 

@@ -39,20 +39,6 @@ def gib(n: float) -> float:
     return round(n / GIB, 2)
 
 
-def _config_dtype(path: str) -> str | None:
-    # ms-swift takes torch_dtype from config.json (HfConfigFactory.get_torch_dtype);
-    # transformers >= 5 writes it as `dtype`.
-    try:
-        cfg = json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    for c in (cfg, cfg.get("text_config") or {}):
-        value = c.get("torch_dtype") or c.get("dtype")
-        if isinstance(value, str):
-            return value
-    return None
-
-
 VARIANTS = ("-Instruct", "-Base")
 
 
@@ -103,7 +89,9 @@ def missing_path(model: str, source: str) -> LorakitError:
 
 
 def load_model(job: Job) -> tuple[modelinfo.ModelInfo, str, str | None]:
-    """(info, where it came from, config dtype): a local dir or cache hit first, else the table."""
+    """(info, where it came from, config dtype): a local dir or cache hit first, else the table.
+    A local model's files are read through modelconfig: a malformed config.json or safetensors
+    header is a ModelFileError (exit 2) naming the file and the field."""
     model, source = job.args.get("model"), job.source_of("args.model")
     if not model:
         raise LorakitError("no model: the preset sets no 'model'", hint="pass --model ID_OR_DIR")
@@ -111,7 +99,7 @@ def load_model(job: Job) -> tuple[modelinfo.ModelInfo, str, str | None]:
     local = modelinfo.find_local_model(model)
     info = modelinfo.load_model_info(local) if local is not None else None
     if info is not None and info.linears:
-        return info, str(local), _config_dtype(str(local))
+        return info, str(local), info.torch_dtype
     table = archtable.arch_info(model)
     if table is None and local is not None:
         why = "has no config.json" if info is None else "has no safetensors weights to read shapes from"

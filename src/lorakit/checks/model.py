@@ -1,8 +1,9 @@
-"""Model-aware rules: target_modules against the model's real Linear layers, and whether
-ms-swift can tell a local model's type on its own.
+"""Model-aware rules: a local model's files are well-formed, target_modules against the model's
+real Linear layers, and whether ms-swift can tell a local model's type on its own.
 
 ms-swift only finds a wrong target after the weights have loaded ("Target modules {...} not
-found in the base model"); lorakit reads config.json and the safetensors headers instead.
+found in the base model"); lorakit reads config.json and the safetensors headers instead,
+through modelconfig, which checks every field it reads.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import json
 from functools import lru_cache
 from pathlib import Path
 
-from lorakit import archtable, modelinfo, planmath
+from lorakit import archtable, modelconfig, modelinfo, planmath
 from lorakit.checks.facts import Facts
 from lorakit.checks.lora import _is_lora
 from lorakit.errors import LorakitError
@@ -34,6 +35,22 @@ def _names(names) -> str:
     return ", ".join(names[:SHOWN]) + more
 
 
+def check_model_files(job: Job, facts: Facts) -> list[Finding]:
+    """A local model whose config.json, index or safetensors headers are malformed is an error
+    (ms-swift would fail loading it); a shard the index names but the disk lacks, a warning."""
+    model = job.args.get("model")
+    local = facts.find_model(model) if isinstance(model, str) else None
+    if local is None:
+        return []
+    try:
+        modelinfo.load_model_info(local)
+    except modelconfig.ModelFileError as exc:
+        return [finding(job, ERROR, exc.finding_code, "args.model", exc.message, exc.hint or "")]
+    except LorakitError as exc:
+        return [finding(job, WARNING, "model.unreadable", "args.model", exc.message, exc.hint or "")]
+    return []
+
+
 def check_targets(job: Job, facts: Facts) -> list[Finding]:
     model = job.args.get("model")
     if not _is_lora(job) or not isinstance(model, str):
@@ -43,8 +60,8 @@ def check_targets(job: Job, facts: Facts) -> list[Finding]:
     if local is not None:
         try:
             info = modelinfo.load_model_info(local)
-        except LorakitError as exc:
-            return [finding(job, WARNING, "model.unreadable", "args.model", str(exc))]
+        except LorakitError:
+            return []  # check_model_files reports it
         if info is None:
             return []
         _, unknown = planmath.resolve_targets(info, targets)
@@ -93,8 +110,10 @@ def check_model_type(job: Job, facts: Facts) -> list[Finding]:
     if _model_name(path) in table["names"]:
         return []  # ms-swift matches the directory name to a registered model
     try:
-        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        config = modelconfig.read_config(path)
+    except LorakitError:
+        return []  # check_model_files reports it
+    if config is None:
         return []
     arch = (config.get("architectures") or ["null"])[0]
     types = table["architectures"].get(arch, [])
@@ -109,4 +128,4 @@ def check_model_type(job: Job, facts: Facts) -> list[Finding]:
     return []
 
 
-CHECKS = [check_targets, check_model_type]
+CHECKS = [check_model_files, check_targets, check_model_type]
