@@ -23,6 +23,8 @@ FIELD = {
     "MASTER_PORT": "master_port",
 }
 
+VAR = {field: var for var, field in FIELD.items()}
+
 # Other accelerators' device lists, which ms-swift sets alongside CUDA_VISIBLE_DEVICES
 # (swift/utils/env.py: select_device). A user on an NPU (Ascend) or a Moore Threads GPU names
 # devices with these; lorakit reads the first one set when CUDA_VISIBLE_DEVICES is not.

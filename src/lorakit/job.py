@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from lorakit import envvars
 from lorakit.errors import LorakitError
 from lorakit.findings import INFO, Finding
 from lorakit.presets import Resolved
@@ -26,6 +27,7 @@ PER_RANK = re.compile(r"^gpus\s*/\s*(\d+)$")
 class Launch:
     gpus: str | None = None  # CUDA_VISIBLE_DEVICES text, normalised ("0,1,2")
     gpus_source: str = ""
+    device_var: str = "CUDA_VISIBLE_DEVICES"  # or ASCEND_RT_VISIBLE_DEVICES / MUSA_VISIBLE_DEVICES
     nproc_per_node: int | None = None  # NPROC_PER_NODE, or None for a plain single process
     nproc_rule: Any = None  # what the preset said: an int, "auto", "gpus/2", or None
     nproc_source: str = ""
@@ -109,15 +111,28 @@ def nproc_from_rule(rule: Any, gpu_count: int | None) -> int | None:
     return None
 
 
-def _pick_gpus(launch: Mapping[str, Any], sources: dict, env: Mapping[str, str], cli_gpus: str | None):
-    if cli_gpus is not None:
-        return cli_gpus, "--gpus"
-    if sources.get("launch.gpus") == "--set" and launch.get("gpus") is not None:
-        return launch["gpus"], "--set"  # the command line beats the shell, as --gpus does
-    if env.get("CUDA_VISIBLE_DEVICES") is not None:
-        return env["CUDA_VISIBLE_DEVICES"], "CUDA_VISIBLE_DEVICES in your environment"
-    if launch.get("gpus") is not None:
-        return launch["gpus"], sources.get("launch.gpus", "preset")
+def from_environment(var: str) -> str:
+    return f"{var} in your environment"
+
+
+def _device_var(env: Mapping[str, str]) -> str:
+    """The device list this machine uses: CUDA's, or an NPU's / a Moore Threads GPU's when only
+    that one is set (ms-swift sets all three alike: swift/utils/env.py select_device)."""
+    return next((var for var in envvars.DEVICE_LISTS if env.get(var) is not None), "CUDA_VISIBLE_DEVICES")
+
+
+def _pick(name: str, launch: Mapping[str, Any], sources: dict, env: Mapping[str, str], device_var: str):
+    """One launch setting and who set it: the command line (--set, --node-rank) > the user's
+    environment (ms-swift's own examples are written `NPROC_PER_NODE=2 swift sft ...`, and users
+    keep that prefix in front of lorakit) > the preset chain."""
+    who = sources.get(f"launch.{name}", "")
+    if who.startswith("-") and name in launch:
+        return launch[name], who
+    var = device_var if name == "gpus" else envvars.VAR[name]
+    if env.get(var) is not None:
+        return env[var], from_environment(var)
+    if launch.get(name) is not None:
+        return launch[name], who or "preset"
     return None, ""
 
 
@@ -130,23 +145,26 @@ def _gpus_text(value: Any) -> str | None:
 
 
 def build_launch(resolved: Resolved, env: Mapping[str, str], *, gpus: str | None = None,
-                 nproc: int | None = None) -> Launch:
+                 nproc: int | None = None) -> tuple[Launch, dict[str, str]]:
+    """The launch layout, and the sources of the settings that came from the environment."""
     launch = resolved.data.get("launch") or {}
-    sources = resolved.sources
-    raw_gpus, gpus_source = _pick_gpus(launch, sources, env, gpus)
-    text = _gpus_text(raw_gpus)
+    device_var = _device_var(env)
+    picked = {name: _pick(name, launch, resolved.sources, env, device_var) for name in envvars.VAR}
+    if gpus is not None:
+        picked["gpus"] = (gpus, "--gpus")
+    if nproc is not None:
+        picked["nproc_per_node"] = (nproc, "--nproc")
+    text = _gpus_text(picked["gpus"][0])
     probe = Launch(gpus=text)
     count = len(probe.gpu_ids) if probe.gpu_ids is not None else None
-    if nproc is not None:
-        rule, rule_source = nproc, "--nproc"
-    else:
-        rule, rule_source = launch.get("nproc_per_node"), sources.get("launch.nproc_per_node", "")
+    rule, rule_source = picked["nproc_per_node"]
+    from_env = {f"launch.{name}": who for name, (_, who) in picked.items() if who.endswith("in your environment")}
     return Launch(
-        gpus=text, gpus_source=gpus_source,
+        gpus=text, gpus_source=picked["gpus"][1], device_var=device_var,
         nproc_per_node=nproc_from_rule(rule, count), nproc_rule=rule, nproc_source=rule_source,
-        nnodes=launch.get("nnodes"), node_rank=launch.get("node_rank"),
-        master_addr=launch.get("master_addr"), master_port=launch.get("master_port"),
-    )
+        nnodes=picked["nnodes"][0], node_rank=picked["node_rank"][0],
+        master_addr=picked["master_addr"][0], master_port=picked["master_port"][0],
+    ), from_env
 
 
 def build_job(resolved: Resolved, env: Mapping[str, str], *, swift_major: int,
@@ -161,10 +179,11 @@ def build_job(resolved: Resolved, env: Mapping[str, str], *, swift_major: int,
             hint="add 'command: sft' (train) or 'command: export' (merge), or extend a built-in",
         )
     args, notes = _normalise_args(dict(data.get("args") or {}), resolved.sources)
+    launch, from_env = build_launch(resolved, env, gpus=gpus, nproc=nproc)
     return Job(
         command=command,
-        launch=build_launch(resolved, env, gpus=gpus, nproc=nproc),
-        args=args, preset=resolved.name, sources=dict(resolved.sources),
+        launch=launch,
+        args=args, preset=resolved.name, sources={**resolved.sources, **from_env},
         swift_major=swift_major, swift_version=swift_version, swift_source=swift_source,
         adjustments=tuple(notes),
     )

@@ -11,14 +11,13 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from lorakit import envvars
 from lorakit.job import Job
 from lorakit.names import spelled_for
 from lorakit.values import as_int
 
-# ms-swift turns these into torchrun arguments (swift/cli/main.py: get_torchrun_args). A value
-# left over in the user's shell would silently change the launch mode, so lorakit owns them all.
-LAUNCH_ENV = ("CUDA_VISIBLE_DEVICES", "NPROC_PER_NODE", "NNODES", "NODE_RANK", "MASTER_ADDR",
-              "MASTER_PORT")
+# Kept for the modules that still import it; envvars.LAUNCH is the list.
+LAUNCH_ENV = envvars.LAUNCH
 # lorakit's own keys: they shape the job but are never ms-swift flags.
 LORAKIT_ONLY_ARGS = ("global_batch_size",)
 
@@ -51,19 +50,14 @@ def render_value(value: Any) -> list[str]:
 
 def launch_env(job: Job) -> dict[str, str]:
     launch = job.launch
-    pairs = (
-        ("CUDA_VISIBLE_DEVICES", launch.gpus),
-        ("NPROC_PER_NODE", launch.nproc_per_node),
-        ("NNODES", launch.nnodes),
-        ("NODE_RANK", launch.node_rank),
-        ("MASTER_ADDR", launch.master_addr),
-        ("MASTER_PORT", launch.master_port),
-    )
-    env = {key: str(value) for key, value in pairs if value is not None}
-    # NNODES 2.0 passes the checks (it is two nodes) but ms-swift does int("2.0"): write ints
-    for key in ("NNODES", "NODE_RANK", "MASTER_PORT"):
-        if key in env and as_int(dict(pairs)[key]) is not None:
-            env[key] = str(as_int(dict(pairs)[key]))
+    env: dict[str, str] = {}
+    for var, name in envvars.FIELD.items():
+        value = getattr(launch, name)
+        if value is None:
+            continue
+        if name != "gpus" and name != "master_addr" and as_int(value) is not None:
+            value = as_int(value)  # NNODES 2.0 is two nodes to the checks; ms-swift does int("2.0")
+        env[launch.device_var if name == "gpus" else var] = str(value)
     return env
 
 
@@ -78,9 +72,14 @@ def render_args(job: Job) -> list[str]:
 
 
 def render(job: Job, inherited: Mapping[str, str] | None = None) -> Command:
+    """The argv and the launch env; `unset` names what the child must not inherit: a launch
+    variable the job does not set (the user's own ones are already in the job, as a layer) and
+    every launcher-owned one (RANK, WORLD_SIZE, TORCHELASTIC_*: envvars.SCRUBBED)."""
     env = launch_env(job)
-    stale = tuple(k for k in LAUNCH_ENV if inherited and k in inherited and k not in env)
-    return Command(env=env, argv=["swift", job.command, *render_args(job)], unset=stale)
+    inherited = inherited or {}
+    stale = [k for k in envvars.LAUNCH if k in inherited and k not in env]
+    stale += [k for k in envvars.scrubbed_in(inherited) if k not in env]
+    return Command(env=env, argv=["swift", job.command, *render_args(job)], unset=tuple(stale))
 
 
 def _arg_lines(argv: list[str]) -> list[str]:

@@ -14,7 +14,7 @@ from lorakit import presets, swiftenv
 from lorakit.errors import LorakitError
 from lorakit.flagfix import expand_abbreviations
 from lorakit.findings import ERROR, WARNING, Finding
-from lorakit.job import Job, build_job
+from lorakit.job import Job, build_job, from_environment
 from lorakit.names import normalise_arg_key
 from lorakit.values import as_finite_float
 
@@ -183,9 +183,13 @@ def layout_note(job: Job) -> str:
     if launch.gpus is not None:
         parts.append(f"GPUs {launch.gpus} from {launch.gpus_source}")
     if launch.nproc_per_node is not None:
-        rule = launch.nproc_rule
-        how = f"--nproc" if launch.nproc_source == "--nproc" else f"rule {rule!r} from {launch.nproc_source}"
+        rule, source = launch.nproc_rule, launch.nproc_source
+        how = source if source in ("--nproc", from_environment("NPROC_PER_NODE")) else f"rule {rule!r} from {source}"
         parts.append(f"NPROC_PER_NODE={launch.nproc_per_node} ({how})")
     elif job.command == "sft":
         parts.append("one process (no NPROC_PER_NODE)")
+    for name in ("nnodes", "node_rank", "master_addr", "master_port"):
+        who = job.source_of(f"launch.{name}")
+        if who.endswith(" in your environment"):
+            parts.append(f"{who.split()[0]}={getattr(launch, name)} from your environment")
     return "; ".join(parts + [f"rendering for {job.swift_source}"])
