@@ -38,6 +38,9 @@ def recorded(path: Path) -> tuple[list[str], dict]:
     return data["argv"][1:], env
 
 
+# Left in a shell by a debugging session or an outer job; none may reach the child.
+STALE = {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "2", "TORCHELASTIC_RUN_ID": "x", "RAY_SWIFT_ARGS": "{}"}
+
 PASTE_CASES = [
     ["train", "-p", "ddp_device_map"],
     ["train", "-p", "zero2", "--gpus", "2,3", "--set", "system=It's a \"test\" $HOME `x`"],
@@ -47,16 +50,17 @@ PASTE_CASES = [
 
 @pytest.mark.parametrize("args", PASTE_CASES)
 def test_dry_run_pasted_into_bash_runs_what_lorakit_runs(tmp_path, args):
-    env = fake_env(tmp_path, "via_bash.json", NPROC_PER_NODE="99")  # stale: must be unset both ways
+    env = fake_env(tmp_path, "via_bash.json", **STALE)  # launcher-owned: must be unset both ways
     printed = lorakit([args[0], "--dry-run", *args[1:]], env)
     assert printed.returncode == 0, printed.stderr
     pasted = subprocess.run(["bash", "-c", printed.stdout], env=env, timeout=60, cwd=tmp_path)
     assert pasted.returncode == 0
-    launched = lorakit(args, fake_env(tmp_path, "via_lorakit.json", NPROC_PER_NODE="99"))
+    launched = lorakit(args, fake_env(tmp_path, "via_lorakit.json", **STALE))
     assert launched.returncode == 0, launched.stderr
     assert recorded(tmp_path / "via_bash.json") == recorded(tmp_path / "via_lorakit.json")
     argv, child_env = recorded(tmp_path / "via_lorakit.json")
     assert argv[0] == "sft" and "--dry-run" not in argv
+    assert not set(STALE) & set(child_env)
 
 
 def test_launch_env_and_argv_are_exact(tmp_path):
