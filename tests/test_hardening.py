@@ -196,3 +196,9 @@ def test_preset_paths_that_are_not_files(tmp_path):
         result = run_cli(["validate", "-p", path])
         assert result.code == 2
         assert result.stderr.splitlines()[0] == f"lorakit: error: --preset: preset file {path!r} {what}"
+
+
+@pytest.mark.parametrize("grace", ["nan", "-1"])
+def test_merge_grace_is_checked_too(grace):
+    result = run_cli(["merge", "--adapters", "x", "--grace", grace, "--dry-run"])
+    assert result.code == 2 and "Invalid value for '--grace'" in result.stderr

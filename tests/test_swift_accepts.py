@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, run_cli
+from test_checkpoints import safetensors_bytes
 from lorakit import presets
 
 PARSE = REPO / "scripts" / "swift_parse_check.py"
@@ -33,6 +34,9 @@ def workspace(tmp_path: Path) -> Path:
     ckpt = tmp_path / "output" / "v0-20261127-101500" / "checkpoint-100"
     ckpt.mkdir(parents=True)
     (ckpt / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "Qwen/Qwen3-8B"}))
+    # whole weights and a trainer state: merge picks only complete checkpoints
+    (ckpt / "adapter_model.safetensors").write_bytes(safetensors_bytes(16))
+    (ckpt / "trainer_state.json").write_text(json.dumps({"global_step": 100, "log_history": []}))
     (ckpt / "args.json").write_text(json.dumps({"model": "Qwen/Qwen3-8B", "model_type": "qwen3"}))
     (tmp_path / "my.yaml").write_text("extends: zero2\nargs: {lora_rank: 16, lora_alpha: 64}\n")
     # `lorakit train --from output/lorakit-run.yaml`: the record a real zero2 launch writes

@@ -51,7 +51,7 @@ def merge(
     swift_version: c.SwiftVersionOpt = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Check and print the command; launch nothing.")] = False,
     strict: c.StrictOpt = False,
-    grace: Annotated[float, typer.Option(help="Seconds between forwarding Ctrl-C/SIGTERM and SIGKILL.")] = 30.0,
+    grace: c.GraceOpt = 30.0,
 ) -> int:
     """Merge a trained LoRA adapter into its base model with `swift export`."""
     chosen, reason, skipped = mergepick.pick(mergepick.require_path(adapters, "--adapters"), pick)
