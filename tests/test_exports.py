@@ -1,8 +1,9 @@
 """Every --dry-run format launches exactly what `lorakit train` launches.
 
 sh and sbatch run under bash with the fake `swift` (and a fake `srun`/`scontrol`); swift-yaml is
-read back by ms-swift's own loader (swift/cli/main.py: parse_yaml_args, in a subprocess so this
-process never imports swift); json is compared field by field. Each against the argv/env the
+read back by ms-swift's own loader, in a subprocess so this process never imports swift: 4.x's
+(swift/cli/main.py: parse_yaml_args) here, 3.12.6's (prepare_config_args, `--config FILE`) in its
+own venv (LORAKIT_SWIFT3_PYTHON); json is compared field by field. Each against the argv/env the
 fake swift recorded when `lorakit train` itself launched.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +23,8 @@ import yaml
 from conftest import REPO
 from test_launch_cli import SHELL_NOISE, fake_env, lorakit, recorded
 
-from lorakit import exports, presets
+from lorakit import envvars, exports, presets
+from lorakit.errors import LorakitError
 from lorakit.fixups import apply_fixups
 from lorakit.job import build_job
 from lorakit.render import render
@@ -33,19 +36,21 @@ CASES = {
     "ddp-3x": ["-p", "ddp", "--gpus", "0,1", "--swift-version", "3", "--", "--max_steps", "3",
                "--dataset", "a b.jsonl", "c.jsonl"],
 }
-STALE = {"NNODES": "7", "MASTER_ADDR": "stale"}  # left in the shell: must not reach ms-swift
+# Left in the shell that runs an export (not the one that rendered it, where the launch variables
+# are a layer of the job): none of these may reach ms-swift.
+STALE = {"NNODES": "7", "MASTER_ADDR": "stale", "RANK": "0", "WORLD_SIZE": "2", "RAY_SWIFT_ARGS": "[]"}
 EIGHT = "0,1,2,3,4,5,6,7"
 
 
 def train_launch(tmp_path, args, **env) -> tuple[list[str], dict]:
-    result = lorakit(["train", *args], fake_env(tmp_path, "via_lorakit.json", **STALE, **env))
+    """What `lorakit train` launches from a clean shell."""
+    result = lorakit(["train", *args], fake_env(tmp_path, "via_lorakit.json", **env))
     assert result.returncode == 0, result.stderr
     return recorded(tmp_path / "via_lorakit.json")
 
 
 def export(tmp_path, args, fmt: str, **env) -> str:
-    result = lorakit(["train", "--dry-run", "--format", fmt, *args],
-                     fake_env(tmp_path, "unused.json", **STALE, **env))
+    result = lorakit(["train", "--dry-run", "--format", fmt, *args], fake_env(tmp_path, "unused.json", **env))
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -59,6 +64,36 @@ def test_sh_script_runs_what_lorakit_runs(tmp_path, case):
     ran = subprocess.run(["bash", str(script)], env=fake_env(tmp_path, "via_sh.json", **STALE), timeout=60)
     assert ran.returncode == 0
     assert recorded(tmp_path / "via_sh.json") == train_launch(tmp_path, CASES[case])
+
+
+LAUNCHER_LEFTOVERS = {"LOCAL_RANK": "0", "GROUP_RANK": "0", "_PATCH_WORLD_SIZE": "2", "TORCHELASTIC_RUN_ID": "x"}
+
+
+@pytest.mark.parametrize("fmt", ["sh", "sbatch"])
+def test_scripts_unset_what_a_launcher_left_in_the_shell(tmp_path, fmt):
+    """Run in a shell a torchrun worker left behind (RANK, WORLD_SIZE...), a script launches what
+    lorakit train launches from a clean shell. TORCHELASTIC_* is only named in a comment."""
+    script = tmp_path / f"train.{fmt}"
+    text = export(tmp_path, CASES["single"], fmt)
+    script.write_text(text)
+    lines = text.splitlines()
+    at = lines.index("unset " + " ".join(envvars.SCRUBBED))
+    assert lines[at - 4:at] == [
+        "unset NPROC_PER_NODE NNODES NODE_RANK MASTER_ADDR MASTER_PORT",
+        "# Set by a launcher for the workers it starts: left in your shell they make ms-swift",
+        "# believe it already runs inside a torchrun worker. lorakit train removes these, and",
+        "# every TORCHELASTIC_* variable too: unset any of those your shell has."]
+    if fmt == "sh":
+        env = fake_env(tmp_path, "via_script.json", **STALE, **LAUNCHER_LEFTOVERS)
+        ran = tmp_path / "via_script.json"
+    else:
+        env = {**slurm_env(tmp_path, script), **LAUNCHER_LEFTOVERS}
+        ran = tmp_path / "node0.json"
+    assert subprocess.run(["bash", str(script)], env=env, timeout=60).returncode == 0
+    argv, child = recorded(ran) if fmt == "sh" else without_slurm(recorded(ran))
+    assert (argv, {k: v for k, v in child.items() if k != "TORCHELASTIC_RUN_ID"}) == \
+        train_launch(tmp_path, CASES["single"])
+    assert child["TORCHELASTIC_RUN_ID"] == "x"
 
 
 def test_sh_script_passes_the_exit_code_through(tmp_path):
@@ -85,8 +120,12 @@ def test_json_findings_and_fields():
     job = apply_fixups(build_job(presets.apply_overrides(
         presets.load("zero2"), [("args.global_batch_size", 32, "--set")]), {}, swift_major=4))
     data = json.loads(exports.json_text(job, render(job), job.adjustments))
-    assert list(data) == ["preset", "command", "swift_major", "node_rank", "env", "unset", "argv", "findings"]
-    assert data["unset"] == ["NNODES", "NODE_RANK", "MASTER_ADDR", "MASTER_PORT"]
+    assert list(data) == ["preset", "command", "swift_major", "node_rank", "env", "unset", "unset_prefixes",
+                          "argv", "findings"]
+    assert data["unset"] == ["NNODES", "NODE_RANK", "MASTER_ADDR", "MASTER_PORT", "RANK", "LOCAL_RANK",
+                             "WORLD_SIZE", "LOCAL_WORLD_SIZE", "LOCAL_SIZE", "GROUP_RANK", "GROUP_WORLD_SIZE",
+                             "ROLE_RANK", "ROLE_NAME", "ROLE_WORLD_SIZE", "_PATCH_WORLD_SIZE", "RAY_SWIFT_ARGS"]
+    assert data["unset_prefixes"] == ["TORCHELASTIC_"]
     assert data["findings"] == [{
         "level": "info", "code": "batch.global_batch_size.derived",
         "message": "gradient_accumulation_steps 4 = global_batch_size 32 / (per-device 1 x 8 rank(s) per node "
@@ -107,33 +146,41 @@ print(json.dumps({"argv": argv, "env": env}))
 
 
 def swift_read_back(path: Path, **env) -> dict:
-    clean = {k: v for k, v in os.environ.items() if k not in exports.LAUNCH_ENV}
+    clean = {k: v for k, v in os.environ.items() if k not in envvars.LAUNCH}
     done = subprocess.run([sys.executable, "-c", READ_BACK, str(path)], env={**clean, **env},
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, "ms-swift must be installed here: " + done.stderr[-2000:]
     return json.loads(done.stdout.splitlines()[-1])
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
+CASES_4 = sorted(name for name, args in CASES.items() if "--swift-version" not in args)
+CASES_3 = sorted(set(CASES) - set(CASES_4))
+
+
+def test_the_cases_cover_both_majors():
+    assert CASES_4 == ["single", "zero2-node1"] and CASES_3 == ["ddp-3x"]
+
+
+@pytest.mark.parametrize("case", CASES_4)
 def test_swift_yaml_reads_back_through_ms_swift_to_the_same_launch(tmp_path, case):
     path = tmp_path / "config.yaml"
     path.write_text(export(tmp_path, CASES[case], "swift-yaml"))
     back = swift_read_back(path)
     argv, env = train_launch(tmp_path, CASES[case])
     assert ["sft", *back["argv"]] == argv
-    launch_vars = {k: v for k, v in env.items() if k in exports.LAUNCH_ENV}
+    launch_vars = {k: v for k, v in env.items() if k in envvars.LAUNCH}
     assert back["env"] == launch_vars
 
 
 def test_swift_yaml_tricky_values_and_the_env_comment(tmp_path):
-    """Values str() would change (True, 32.0, '1:30', a dict, a one-item list), and 3.x spelling."""
+    """Values str() would change (True, 32.0, '1:30', a dict, a one-item list), 4.x's spelling."""
     resolved = presets.apply_overrides(presets.load("ddp"), [
         ("args.lora_alpha", 32.0, "t"), ("args.use_rslora", True, "t"), ("args.system", "1:30", "t"),
         ("args.seed", "true", "t"), ("args.learning_rate", 1e-05, "t"), ("args.dataset", ["only.jsonl"], "t"),
         ("args.model_kwargs", {"a": 1.0, "é": [1, "x"], "b": None}, "t"), ("args.eval_steps", None, "t"),
         ("args.stop_words", [], "t"), ("args.columns", '{"q": "query"}', "t"), ("args.max_pixels", "", "t"),
     ])
-    job = apply_fixups(build_job(resolved, {}, swift_major=3))
+    job = apply_fixups(build_job(resolved, {}, swift_major=4))
     command = render(job)
     text = exports.swift_yaml(job, command)
     path = tmp_path / "tricky.yaml"
@@ -141,7 +188,7 @@ def test_swift_yaml_tricky_values_and_the_env_comment(tmp_path):
     back = swift_read_back(path)
     assert back["argv"] == command.argv[2:]
     assert back["env"] == command.env
-    assert "train_type" in yaml.safe_load(text) and "tuner_type" not in yaml.safe_load(text)
+    assert "tuner_type" in yaml.safe_load(text) and "train_type" not in yaml.safe_load(text)
     assert text.splitlines()[2:4] == [
         "# ms-swift applies an ENV value only when the shell has NOT exported that variable",
         "# already: an exported one wins (with a warning), and the launch differs from lorakit's."]
@@ -154,6 +201,133 @@ def test_swift_yaml_env_loses_to_an_exported_variable(tmp_path):
     path.write_text(exports.swift_yaml(job, render(job)))
     back = swift_read_back(path, NPROC_PER_NODE="2")
     assert "NPROC_PER_NODE" not in back["env"]  # unchanged: still the shell's 2, not the file's 8
+
+
+def swift3_python() -> str:
+    python = os.environ.get("LORAKIT_SWIFT3_PYTHON")
+    if not python:
+        if os.environ.get("CI"):
+            pytest.fail("CI must check ms-swift 3.x: scripts/test.sh sets LORAKIT_SWIFT3_PYTHON")
+        pytest.skip("set LORAKIT_SWIFT3_PYTHON to a Python with ms-swift 3.x (scripts/test.sh does)")
+    return python
+
+
+def swift3_parse(*argvs: list[str]) -> list[dict]:
+    """Each argv through ms-swift 3.x's launcher (prepare_config_args expands --config FILE) and
+    then its parser: the argv the training script gets, what is left over, the parsed values."""
+    done = subprocess.run([swift3_python(), str(REPO / "scripts" / "swift_parse_check.py"), "sft", "--batch"],
+                          input=json.dumps(list(argvs)), capture_output=True, text=True, timeout=600,
+                          cwd=REPO / "scripts")
+    assert done.returncode == 0, done.stderr[-2000:]
+    answers = json.loads(done.stdout)
+    assert all(a["swift_version"].startswith("3.") for a in answers)
+    return answers
+
+
+def run_lines(text: str, path: Path) -> str:
+    """The header's `Run it from bash with:` block, for a file at `path`."""
+    lines = [line[4:] for line in text.splitlines() if line.startswith("#   ")]
+    return "\n".join(lines).replace("THIS_FILE.yaml", shlex.quote(str(path))) + "\n"
+
+
+SWIFT3_HEAD = [
+    "# lorakit train -p ddp, rendered for ms-swift 3.x",
+    "# ms-swift 3.x reads this file only as `swift sft --config FILE`, and takes no ENV",
+    "# from it (its launcher reads the launch variables before the file). Run it from bash with:",
+    "#   unset NNODES NODE_RANK MASTER_ADDR MASTER_PORT",
+    "#   unset " + " ".join(envvars.SCRUBBED),
+    "#   CUDA_VISIBLE_DEVICES=0,1 NPROC_PER_NODE=2 swift sft --config THIS_FILE.yaml",
+    "# The unsets: launch variables this job does not set, and those a launcher sets for its workers",
+    "# (lorakit train also removes every TORCHELASTIC_*): one left in your shell changes the launch.",
+    "# In ms-swift 3.x this file's values come after the command line's flags, so they win:",
+    "# `swift sft --config THIS_FILE.yaml --lora_rank 16` still uses this file's lora_rank.",
+    "# Change a value of this file here; only a flag the file does not have works on the command line.",
+]
+
+
+def test_swift3_yaml_run_as_its_header_says_launches_what_lorakit_launches(tmp_path):
+    """3.12.6 itself expands the file (no --ENV flag, nothing left over), and bash runs the
+    header's lines with the env lorakit train sets: GPU pinning and ranks on the command line."""
+    path = tmp_path / "config.yaml"
+    text = export(tmp_path, CASES["ddp-3x"], "swift-yaml")
+    path.write_text(text)
+    assert text.splitlines()[:11] == SWIFT3_HEAD
+    assert "ENV" not in yaml.safe_load(text) and "train_type" in yaml.safe_load(text)
+    shell = fake_env(tmp_path, "via_yaml.json", **STALE)
+    assert subprocess.run(["bash", "-c", run_lines(text, path)], env=shell, timeout=60).returncode == 0
+    ran_argv, ran_env = recorded(tmp_path / "via_yaml.json")
+    argv, env = train_launch(tmp_path, CASES["ddp-3x"])
+    assert ran_argv == ["sft", "--config", str(path)]
+    assert ran_env == env and env["CUDA_VISIBLE_DEVICES"] == "0,1" and env["NPROC_PER_NODE"] == "2"
+    [back] = swift3_parse(ran_argv[1:])
+    assert (back["exit"], back["remaining"]) == (0, [])
+    assert ["sft", *back["argv"]] == argv
+    assert not any(item.startswith("--ENV") for item in back["argv"])
+
+
+def test_swift3_yaml_tricky_values_read_back_through_ms_swift_3(tmp_path):
+    """OmegaConf (3.x's reader) resolves ${...}, reads a plain 1e5 as a float and true as True,
+    and passes a list's items to argparse as they are: every value is a quoted string."""
+    system = "It's ${HOME} \\${x} \\\\${y} $HOME 1e5 true\nline two\x7f é ??? ${oc.env:HOME} a\\b"
+    resolved = presets.apply_overrides(presets.load("zero2"), [
+        ("args.lora_alpha", 32.0, "t"), ("args.use_rslora", True, "t"), ("args.system", system, "t"),
+        ("args.seed", 42.0, "t"), ("args.learning_rate", 1e-05, "t"), ("args.dataset", ["only.jsonl"], "t"),
+        ("args.model_kwargs", {"a": 1.0, "é": [1, "${x}"], "b": None}, "t"), ("args.eval_steps", None, "t"),
+        ("args.columns", '{"q": "query"}', "t"), ("args.warmup_ratio", "1e-1", "t"),
+        ("args.max_length", 1e5, "t"), ("launch.nnodes", 2, "t"), ("launch.master_addr", "h0", "t"),
+    ])
+    job = apply_fixups(build_job(resolved, {}, swift_major=3))
+    command = render(job)
+    text = exports.swift_yaml(job, command)
+    path = tmp_path / "tricky.yaml"
+    path.write_text(text)
+    [back] = swift3_parse(["--config", str(path)])
+    assert back["argv"] == command.argv[2:]
+    assert (back["exit"], back["remaining"]) == (0, [])
+    assert back["values"]["system"] == system and back["values"]["use_rslora"] is True
+    assert back["values"]["model_kwargs"] == '{"a": 1.0, "é": [1, "${x}"], "b": null}'
+    assert "#   CUDA_VISIBLE_DEVICES=0,1,2,3,4,5,6,7 NPROC_PER_NODE=8 NNODES=2 MASTER_ADDR=h0 swift sft " \
+           "--config THIS_FILE.yaml" in text.splitlines()
+    assert "#   unset NODE_RANK MASTER_PORT" in text.splitlines()
+    assert "max_length: '100000'" in text.splitlines() and "learning_rate: '1e-05'" in text.splitlines()
+
+
+def test_swift3_yaml_wins_over_the_command_line(tmp_path):
+    """Why the header says so: 3.x appends the file's values after the command line's flags."""
+    job = apply_fixups(build_job(presets.load("single"), {}, swift_major=3))
+    path = tmp_path / "c.yaml"
+    path.write_text(exports.swift_yaml(job, render(job)))
+    plain, overridden = swift3_parse(["--config", str(path)], ["--config", str(path), "--lora_rank", "16"])
+    assert overridden["argv"] == ["--lora_rank", "16", *plain["argv"]]
+    assert overridden["values"]["lora_rank"] == plain["values"]["lora_rank"] == 8
+
+
+def test_swift3_yaml_of_a_merge_names_its_own_command():
+    resolved = presets.apply_overrides(presets.load("merge"), [("args.adapters", ["/ckpt"], "t")])
+    job = build_job(resolved, {}, swift_major=3)
+    lines = exports.swift_yaml(job, render(job)).splitlines()
+    assert lines[1] == "# ms-swift 3.x reads this file only as `swift export --config FILE`, and takes no ENV"
+    assert lines[3:6] == ["#   unset " + " ".join(envvars.LAUNCH), "#   unset " + " ".join(envvars.SCRUBBED),
+                          "#   swift export --config THIS_FILE.yaml"]
+    assert lines[9] == "# `swift export --config THIS_FILE.yaml --merge_lora X` still uses this file's merge_lora."
+    assert lines[11:] == ["merge_lora: 'true'", "adapters:", "- '/ckpt'"]
+
+
+def test_swift3_yaml_refuses_a_value_omegaconf_cannot_hold(tmp_path, cli):
+    """'???' is OmegaConf's "missing": 3.x's reader would stop with MissingMandatoryValue."""
+    job = apply_fixups(build_job(presets.apply_overrides(presets.load("single"), [("args.system", "???", "t")]),
+                                 {}, swift_major=3))
+    with pytest.raises(LorakitError, match=r"^--format swift-yaml: system is '\?\?\?', which ms-swift 3.x's "):
+        exports.swift_yaml(job, render(job))
+    result = cli(["train", "-p", "single", "--swift-version", "3", "--set", "dataset=[a, '???']",
+                  "--dry-run", "--format", "swift-yaml"])
+    assert (result.code, result.stdout) == (2, "")
+    assert result.stderr.endswith(
+        "lorakit: error: --format swift-yaml: dataset is '???', which ms-swift 3.x's config reader (OmegaConf) "
+        "reads as a missing value and refuses\n  hint: use --format sh (or text), or give the value another "
+        "spelling\n")
+    assert cli(["train", "-p", "single", "--swift-version", "4", "--set", "system=???", "--dry-run",
+                "--format", "swift-yaml"]).code == 0  # 4.x reads YAML with PyYAML: no such value
 
 
 FAKE_SRUN = r"""#!/usr/bin/env bash
@@ -254,6 +428,8 @@ def test_sbatch_without_a_gpu_list_says_to_ask_slurm_for_gpus():
     assert "--gpus-per-node" not in text.replace("# The job names no GPU list: add #SBATCH --gpus-per-node=N", "")
     assert "# The job names no GPU list: add #SBATCH --gpus-per-node=N for the GPUs each node needs." in text
     assert "unset NPROC_PER_NODE NNODES NODE_RANK MASTER_ADDR MASTER_PORT" in text.splitlines()
+    assert "unset RANK LOCAL_RANK WORLD_SIZE LOCAL_WORLD_SIZE LOCAL_SIZE GROUP_RANK GROUP_WORLD_SIZE ROLE_RANK " \
+           "ROLE_NAME ROLE_WORLD_SIZE _PATCH_WORLD_SIZE RAY_SWIFT_ARGS" in text.splitlines()
 
 
 def test_sbatch_one_node_keeps_the_jobs_env(tmp_path):

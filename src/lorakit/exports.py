@@ -2,9 +2,14 @@
 ms-swift's own YAML config, or JSON for other tools. Pure: Job + Command (+ findings) -> text.
 
 Each format launches exactly what `lorakit train` launches: the same argv, and the inherited
-environment with the job's launch variables set and every other launch variable removed
-(tests/test_exports.py runs each one against the real launch). One difference, in sbatch:
-CUDA_VISIBLE_DEVICES is SLURM's to set in each job step, not the rendering machine's.
+environment with the job's launch variables set, every other launch variable removed, and the
+variables a launcher sets for its workers removed (lorakit.envvars; tests/test_exports.py runs
+each one against the real launch). One difference, in sbatch: CUDA_VISIBLE_DEVICES is SLURM's
+to set in each job step, not the rendering machine's.
+
+swift-yaml is two formats: ms-swift 4.x reads `swift sft FILE.yaml`, ENV: block included
+(swift/cli/main.py: parse_yaml_args); 3.x reads only `swift sft --config FILE`, takes no ENV
+from it and appends the file's values after the command line's flags (prepare_config_args).
 """
 
 from __future__ import annotations
@@ -17,10 +22,12 @@ from typing import Any, Iterable
 
 import yaml
 
+from lorakit import envvars
+from lorakit.errors import LorakitError
 from lorakit.findings import Finding
 from lorakit.job import Job
 from lorakit.names import spelled_for
-from lorakit.render import LAUNCH_ENV, LORAKIT_ONLY_ARGS, Command, render_value, shell_text
+from lorakit.render import LORAKIT_ONLY_ARGS, Command, render_value, shell_text
 from lorakit.values import as_int
 
 FORMATS = ("text", "sh", "sbatch", "swift-yaml", "json")
@@ -30,7 +37,14 @@ ALL_NODES_FORMATS = ("text", "json")  # sh/swift-yaml are one node's file; sbatc
 def stale_vars(command: Command) -> list[str]:
     """Launch variables the job does not set: a leftover one in the shell that runs the script
     would change the launch (ms-swift turns each into a torchrun argument)."""
-    return [name for name in LAUNCH_ENV if name not in command.env]
+    return [name for name in envvars.LAUNCH if name not in command.env]
+
+
+def unset_vars(command: Command) -> list[str]:
+    """Everything a script unsets before it launches: the stale launch variables, then the ones
+    a launcher sets for its workers (lorakit train removes those too). Not the TORCHELASTIC_*
+    prefix (envvars.SCRUBBED_PREFIXES), which no fixed list can name: the scripts say so."""
+    return stale_vars(command) + [name for name in envvars.SCRUBBED if name not in command.env]
 
 
 def title(job: Job) -> str:
@@ -43,14 +57,20 @@ def _body(command: Command, prefix: str = "") -> str:
     return prefix + shell_text(Command(env={}, argv=command.argv))
 
 
+_SCRUBBED_NOTE = ["# Set by a launcher for the workers it starts: left in your shell they make ms-swift",
+                  "# believe it already runs inside a torchrun worker. lorakit train removes these, and",
+                  "# every TORCHELASTIC_* variable too: unset any of those your shell has."]
+
+
 def _unset_lines(stale: list[str], gpus_too: bool = True) -> list[str]:
-    if not stale:
-        return []
-    why = "; CUDA_VISIBLE_DEVICES picks the GPUs)." if gpus_too else ")."
-    return ["# Launch variables this job does not set: one left in your shell would change the",
-            "# launch (ms-swift turns NPROC_PER_NODE/NNODES/NODE_RANK/MASTER_* into torchrun",
-            "# arguments" + why,
-            "unset " + " ".join(stale), ""]
+    lines = []
+    if stale:
+        why = "; CUDA_VISIBLE_DEVICES picks the GPUs)." if gpus_too else ")."
+        lines += ["# Launch variables this job does not set: one left in your shell would change the",
+                  "# launch (ms-swift turns NPROC_PER_NODE/NNODES/NODE_RANK/MASTER_* into torchrun",
+                  "# arguments" + why,
+                  "unset " + " ".join(stale)]
+    return lines + _SCRUBBED_NOTE + ["unset " + " ".join(envvars.SCRUBBED), ""]
 
 
 def sh_script(job: Job, command: Command) -> str:
@@ -150,7 +170,77 @@ def swift_config(job: Job, command: Command) -> dict[str, Any]:
     return config
 
 
+class _Quoted(str):
+    """A string the YAML file must keep a string: OmegaConf's resolver reads a plain 1e5 as a
+    float (and str() then gives 100000.0), a plain true as True."""
+
+
+class _Swift3Dumper(yaml.SafeDumper):
+    pass
+
+
+def _quoted_representer(dumper: yaml.SafeDumper, data: _Quoted) -> yaml.Node:
+    # single-quoted, or double-quoted where single quotes cannot hold the text (PyYAML decides)
+    return dumper.represent_scalar("tag:yaml.org,2002:str", str(data), style="'")
+
+
+_Swift3Dumper.add_representer(_Quoted, _quoted_representer)
+_INTERPOLATION = re.compile(r"(\\*)\$\{")
+
+
+def _omegaconf_text(key: str, text: str) -> _Quoted:
+    """`text` as OmegaConf gives it back. It resolves ${...} interpolations (${oc.env:HOME} is
+    the environment's HOME): n backslashes then a literal ${ are written as 2n+1 backslashes
+    then ${. The whole value ??? is OmegaConf's "missing", with no escape."""
+    if text == "???":
+        raise LorakitError(
+            f"--format swift-yaml: {key} is '???', which ms-swift 3.x's config reader (OmegaConf) reads "
+            "as a missing value and refuses",
+            hint="use --format sh (or text), or give the value another spelling")
+    return _Quoted(_INTERPOLATION.sub(lambda m: "\\" * (2 * len(m.group(1)) + 1) + "${", text))
+
+
+def swift3_config(job: Job) -> dict[str, Any]:
+    """What ms-swift 3.x's swift/cli/main.py: prepare_config_args turns back into this argv:
+    OmegaConf.load, then per key `--key` and str(value), a list's items as they are (so they
+    must already be strings: argparse takes nothing else). Every value is written as a quoted
+    string, a dict as the same JSON text that the command line gets. No ENV: 3.x would pass it
+    on as a literal --ENV flag."""
+    config: dict[str, Any] = {}
+    for key, value in job.args.items():
+        if value is None or key in LORAKIT_ONLY_ARGS:
+            continue  # as render_args
+        name = spelled_for(key, job.swift_major, job.command)
+        items = [_omegaconf_text(name, item) for item in render_value(value)]
+        config[name] = items if isinstance(value, (list, tuple)) else items[0]
+    return config
+
+
+def swift3_yaml(job: Job, command: Command) -> str:
+    env = " ".join(f"{k}={shlex.quote(v)}" for k, v in command.env.items())
+    run = f"{env} swift {job.command} --config THIS_FILE.yaml".lstrip()
+    stale, config = stale_vars(command), swift3_config(job)
+    key = "lora_rank" if "lora_rank" in config else next(iter(config), "lora_rank")
+    example = f"--{key} 16" if key == "lora_rank" else f"--{key} X"
+    head = [f"# {title(job)}",
+            f"# ms-swift 3.x reads this file only as `swift {job.command} --config FILE`, and takes no ENV",
+            "# from it (its launcher reads the launch variables before the file). Run it from bash with:"]
+    head += ["#   unset " + " ".join(stale)] if stale else []
+    head += ["#   unset " + " ".join(envvars.SCRUBBED), "#   " + run,
+             "# The unsets: " + ("launch variables this job does not set, and " if stale else "")
+             + "those a launcher sets for its workers",
+             "# (lorakit train also removes every TORCHELASTIC_*): one left in your shell changes the launch.",
+             "# In ms-swift 3.x this file's values come after the command line's flags, so they win:",
+             f"# `swift {job.command} --config THIS_FILE.yaml {example}` still uses this file's {key}.",
+             "# Change a value of this file here; only a flag the file does not have works on the command line."]
+    text = yaml.dump(config, Dumper=_Swift3Dumper, sort_keys=False, allow_unicode=True,
+                     default_flow_style=False, width=1000)
+    return "\n".join(head) + "\n" + text
+
+
 def swift_yaml(job: Job, command: Command) -> str:
+    if job.swift_major < 4:
+        return swift3_yaml(job, command)
     head = [f"# {title(job)}",
             f"# ms-swift's own config format: run it with plain `swift {job.command} THIS_FILE.yaml`.",
             "# ms-swift applies an ENV value only when the shell has NOT exported that variable",
@@ -158,6 +248,8 @@ def swift_yaml(job: Job, command: Command) -> str:
     stale = stale_vars(command)
     if stale:
         head.append("# Unset these first (this job does not set them): " + " ".join(stale))
+    head += ["# and these, set by a launcher for its workers (lorakit train also removes every",
+             "# TORCHELASTIC_*): " + " ".join(envvars.SCRUBBED)]
     text = yaml.safe_dump(swift_config(job, command), sort_keys=False, allow_unicode=True,
                           default_flow_style=False, width=1000)
     return "\n".join(head) + "\n" + text
@@ -170,7 +262,10 @@ def launch_dict(job: Job, command: Command, findings: Iterable[Finding]) -> dict
         "swift_major": job.swift_major,
         "node_rank": as_int(job.launch.node_rank),
         "env": dict(command.env),
-        "unset": stale_vars(command),  # remove from the inherited env before applying `env`
+        # remove from the inherited env before applying `env`: these names, and every name
+        # that starts with one of unset_prefixes
+        "unset": unset_vars(command),
+        "unset_prefixes": list(envvars.SCRUBBED_PREFIXES),
         "argv": list(command.argv),
         "findings": [f.as_dict() for f in findings],
     }

@@ -6,7 +6,9 @@ multi-node run writes lorakit-run.nodeR.yaml, so nodes sharing a filesystem keep
 a merge writes it into the merged dir only after the merge succeeded, since ms-swift refuses
 an output dir that already exists (swift/arguments/export_args.py: _init_output_dir).
 
-Versions come from package metadata, never an import: importing ms-swift pulls in torch.
+Versions are those of the environment the `swift` on PATH runs in (its shebang's Python), which
+need not be lorakit's own, and `--from` checks that same `swift`. They come from package
+metadata, never an import: importing ms-swift pulls in torch.
 """
 
 from __future__ import annotations
@@ -14,12 +16,13 @@ from __future__ import annotations
 # socket, subprocess, datetime and importlib.metadata are imported where a record is built:
 # this module is on the dry-run path (train --from), which must stay near Python's start-up.
 import os
+import sys
 from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
 
-from lorakit import presets
+from lorakit import envvars, presets
 from lorakit.errors import EnvironmentProblem, LorakitError
 from lorakit.fixups import apply_fixups
 from lorakit.job import Job, build_job
@@ -31,7 +34,6 @@ from lorakit.values import as_int
 RECORD_NAME = "lorakit-run.yaml"
 FORMAT = 1  # bump when a field changes meaning
 PACKAGES = ("lorakit", "ms-swift", "torch", "transformers", "peft")
-LAUNCH_FIELDS = ("gpus", "nproc_per_node", "nnodes", "node_rank", "master_addr", "master_port")
 
 
 def record_name(node_rank: Any) -> str:
@@ -60,22 +62,78 @@ def _plain(value: Any) -> Any:
 def resolved_preset(job: Job) -> dict[str, Any]:
     """The job as one self-contained preset: extends, options and fixups already applied, the
     GPU list and rank count as they were resolved (not the rules that gave them)."""
-    launch = {name: getattr(job.launch, name) for name in LAUNCH_FIELDS}
+    launch = {field: getattr(job.launch, field) for field in (envvars.FIELD[name] for name in envvars.LAUNCH)}
     args = {k: v for k, v in job.args.items() if v is not None and k not in LORAKIT_ONLY_ARGS}
     return {"command": job.command, "launch": {k: v for k, v in launch.items() if v is not None},
             "args": _plain(args)}
 
 
-def versions() -> dict[str, str | None]:
+def swift_python(swift: str | None) -> str | None:
+    """The Python that `swift` runs under: the shebang of ms-swift's own console script. None
+    without a `swift`, or for one that is not that script (a wrapper, a test double): what it
+    runs cannot be told without running it."""
+    if swift is None:
+        return None
+    try:
+        with open(swift, "rb") as handle:
+            head = handle.read(2048)
+    except OSError:
+        return None
+    if b"swift.cli" not in head:
+        return None
+    from lorakit.doctor import interpreter_of
+
+    return interpreter_of(swift)
+
+
+def _is_lorakits(python: str) -> bool:
+    # venv pythons are symlinks to one base python: compare the environments, not the files
+    return Path(os.path.abspath(python)).parent.parent == Path(sys.prefix)
+
+
+def swift_version(swift: str | None) -> str | None:
+    """The ms-swift version that `swift` runs; None when that cannot be told. Cheap when `swift`
+    is lorakit's own environment's (a dist-info name); another environment's is asked."""
+    python = swift_python(swift)
+    if python is None:
+        return None
+    if _is_lorakits(python):
+        return installed_version()
+    from lorakit import doctor
+
+    return (doctor.versions(python) or {}).get("ms-swift")
+
+
+def versions(swift: str | None) -> dict[str, str | None]:
+    """lorakit's own version, and the rest as the environment that `swift` runs in has them
+    (all None when that cannot be told: better unknown than lorakit's environment's, which is
+    not necessarily the one that trained)."""
     from importlib import metadata
 
-    out: dict[str, str | None] = {}
-    for name in PACKAGES:
+    def here(name: str) -> str | None:
         try:
-            out[name] = metadata.version(name)
+            return metadata.version(name)
         except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
+            return None
+
+    python = swift_python(swift)
+    if python is None:
+        found: Mapping[str, str | None] = {}
+    elif _is_lorakits(python):
+        found = {name: here(name) for name in PACKAGES}
+    else:
+        from lorakit import doctor
+
+        found = doctor.versions(python) or {}
+    return {name: here(name) if name == "lorakit" else found.get(name) for name in PACKAGES}
+
+
+def swift_on_path(command: Command | None = None) -> str | None:
+    """The `swift` a launch of `command` runs (the PATH of its child environment), or without a
+    command the one on this environment's PATH."""
+    from lorakit.launch import resolve_swift
+
+    return resolve_swift(command.child_env(os.environ) if command is not None else os.environ)
 
 
 def _git(cwd: Path, *args: str) -> str | None:
@@ -102,6 +160,8 @@ def git_state(cwd: Path) -> dict[str, Any] | None:
 
 def build(job: Job, command: Command, *, cwd: Path, now: datetime | None = None,
           host: str | None = None) -> dict[str, Any]:
+    """The versions are those of the `swift` that runs `command`: the one on the PATH of its
+    environment, found as lorakit's launch finds it (cli/run.py: execute)."""
     import socket
     from datetime import datetime, timezone
 
@@ -112,7 +172,7 @@ def build(job: Job, command: Command, *, cwd: Path, now: datetime | None = None,
         "host": host or socket.gethostname(),
         "cwd": str(cwd),
         "git": git_state(cwd),
-        "versions": versions(),
+        "versions": versions(swift_on_path(command)),
         "swift_major": job.swift_major,
         "preset_name": job.preset,
         "preset": resolved_preset(job),
@@ -228,17 +288,21 @@ def read(path: Path) -> dict[str, Any]:
     return data
 
 
-def _swift_major_here(path: Path, major: int) -> None:
-    """The record renders for the ms-swift it ran on; another major here would reject its flags
-    (3.x's train_type is 4.x's tuner_type). No ms-swift here: a dry-run is still fine."""
-    installed = installed_version()
+def _swift_major_here(path: Path, major: int) -> str | None:
+    """The record renders for the ms-swift it ran on; the `swift` on PATH, which a relaunch
+    runs, must be that major (3.x's train_type is 4.x's tuner_type). No `swift`, or one whose
+    version cannot be told: a dry-run is still fine. Returns the version found."""
+    swift = swift_on_path()
+    installed = swift_version(swift)
     head = (installed or "").split(".", 1)[0]
     if head.isdigit() and int(head) != major:
         raise LorakitError(
-            f"--from {path}: the record was made for ms-swift {major}.x; this machine has ms-swift "
-            f"{installed} ({head}.x)",
-            hint=f"install ms-swift {major}.x here (pip install 'ms-swift>={major},<{major + 1}'), or copy the "
-                 f"record's `preset:` section into a preset and render it for {head}.x with -p")
+            f"--from {path}: the record was made for ms-swift {major}.x; the `swift` on PATH ({swift}) "
+            f"runs ms-swift {installed} ({head}.x)",
+            hint=f"put an ms-swift {major}.x `swift` first on PATH (or pip install 'ms-swift>={major},<{major + 1}' "
+                 f"in its environment), or copy the record's `preset:` section into a preset and render it "
+                 f"for {head}.x with -p")
+    return installed
 
 
 def replay_job(path: Path) -> tuple[Job, dict[str, Any]]:
@@ -246,13 +310,13 @@ def replay_job(path: Path) -> tuple[Job, dict[str, Any]]:
     not count (env {}): the record's GPU list decides, as it did at launch."""
     record = read(path)
     major = record["swift_major"]
-    _swift_major_here(path, major)
+    installed = _swift_major_here(path, major)
     data = presets._normalised({k: v for k, v in record["preset"].items() if v is not None})
     who = f"record {path}"
     sources = {f"{section}.{key}": who for section in ("launch", "args") for key in data.get(section) or {}}
     resolved = Resolved(name=str(record.get("preset_name") or path), path=Path(path), data=data,
                         sources=sources, chain=[str(path)])
-    job = build_job(resolved, {}, swift_major=major, swift_version=installed_version(),
+    job = build_job(resolved, {}, swift_major=major, swift_version=installed,
                     swift_source=f"ms-swift {major}.x (from the record)")
     return apply_fixups(job), record
 
