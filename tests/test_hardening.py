@@ -202,3 +202,45 @@ def test_preset_paths_that_are_not_files(tmp_path):
 def test_merge_grace_is_checked_too(grace):
     result = run_cli(["merge", "--adapters", "x", "--grace", grace, "--dry-run"])
     assert result.code == 2 and "Invalid value for '--grace'" in result.stderr
+
+
+def _rendered_flags(stdout: str, *names: str) -> list[str]:
+    return [line.strip(" \\") for line in stdout.splitlines() if line.strip().split(" ")[0] in names]
+
+
+def test_a_user_preset_over_a_built_in_may_abbreviate(tmp_path):
+    # the built-in fragment sets lora_rank and gradient_accumulation_steps in full; the child's
+    # abbreviations are the same flags one layer up, so they win (they were a conflict before)
+    path = _preset(tmp_path, "args: {lora_r: 16, lora_alpha: 64, gradient_accumulation: 4}\n")
+    result = run_cli(["train", "-p", path, "--dry-run"])
+    assert result.code == 0, result.stderr
+    assert _rendered_flags(result.stdout, "--lora_rank", "--gradient_accumulation_steps") == [
+        "--lora_rank 16", "--gradient_accumulation_steps 4"]
+    assert (f"warning[flags.abbreviation] args.lora_r ({path}): --lora_r is argparse's abbreviation of "
+            "--lora_rank: rendered in full") in result.stderr
+
+
+def test_a_full_name_in_a_grandchild_beats_an_abbreviation_in_its_parent(tmp_path):
+    parent = _preset(tmp_path, "args: {lora_r: 16, lora_alpha: 64}\n", "parent.yaml")
+    child = tmp_path / "child.yaml"
+    child.write_text(f"extends: {parent}\nargs: {{lora_rank: 32, lora_alpha: 128}}\n")
+    result = run_cli(["train", "-p", str(child), "--dry-run"])
+    assert result.code == 0, result.stderr
+    assert _rendered_flags(result.stdout, "--lora_rank") == ["--lora_rank 32"]
+
+
+def test_an_abbreviation_in_a_grandchild_beats_a_full_name_in_its_parent(tmp_path):
+    parent = _preset(tmp_path, "args: {lora_rank: 32, lora_alpha: 128}\n", "parent.yaml")
+    child = tmp_path / "child.yaml"
+    child.write_text(f"extends: {parent}\nargs: {{lora_r: 16, lora_alpha: 64}}\n")
+    result = run_cli(["train", "-p", str(child), "--dry-run", "--set", "no_gradient_checkpointing=true"])
+    assert result.code == 0, result.stderr
+    assert _rendered_flags(result.stdout, "--lora_rank", "--gradient_checkpointing") == [
+        "--lora_rank 16", "--gradient_checkpointing false"]
+
+
+def test_two_spellings_on_one_command_line_conflict():
+    result = run_cli(["validate", "-p", "single", "--set", "lora_r=4", "--", "--lora_rank", "16"])
+    assert result.code == 2
+    assert ("error[flags.abbreviation.conflict] args.lora_r (--set): --lora_r (--set) is --lora_rank, which is "
+            "also set (-- extra flags)") in result.stderr.splitlines()

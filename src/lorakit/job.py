@@ -185,5 +185,5 @@ def build_job(resolved: Resolved, env: Mapping[str, str], *, swift_major: int,
         launch=launch,
         args=args, preset=resolved.name, sources={**resolved.sources, **from_env},
         swift_major=swift_major, swift_version=swift_version, swift_source=swift_source,
-        adjustments=tuple(notes),
+        adjustments=(*resolved.notes, *notes),
     )

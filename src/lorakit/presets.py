@@ -18,6 +18,7 @@ import yaml
 from lorakit import envvars
 from lorakit.errors import LorakitError
 from lorakit.names import normalise_arg_key
+from lorakit.spellout import spell_out
 from lorakit.values import did_you_mean, suggestion
 
 TOP_KEYS = ("description", "extends", "command", "launch", "args")
@@ -46,6 +47,8 @@ class Resolved:
     data: dict[str, Any]
     sources: dict[str, str] = field(default_factory=dict)
     chain: list[str] = field(default_factory=list)
+    notes: list = field(default_factory=list)  # Findings about spelling (spellout.py)
+    major: int | None = None  # the ms-swift major the flags were spelled out for
 
 
 def _looks_like_path(ref: str) -> bool:
@@ -259,9 +262,10 @@ def _drop_superseded(data: dict[str, Any], sources: dict[str, str], key: str, wh
     data["args"] = args
 
 
-def load(ref: str, *, key: str = "--preset") -> Resolved:
+def load(ref: str, *, key: str = "--preset", major: int | None = None) -> Resolved:
     """Load a preset and its whole extends chain (parent first, child wins); `key` names
-    where `ref` came from, for the error message."""
+    where `ref` came from, for the error message. With `major`, each file's flags are spelled
+    out in full for that ms-swift major before merging (spellout.py: one precedence mechanism)."""
     path = locate(ref, key=key)
     chain: list[Path] = []
     datas: list[dict[str, Any]] = []
@@ -280,14 +284,20 @@ def load(ref: str, *, key: str = "--preset") -> Resolved:
         current = locate(parent, base=current.parent, key=f"{current}: extends") if parent else None
     merged: dict[str, Any] = {}
     sources: dict[str, str] = {}
+    notes: list = []
+    command = next((d["command"] for d in datas if d.get("command") is not None), None)
     for file_path, data in zip(reversed(chain), reversed(datas)):
         body = {k: v for k, v in data.items() if k != "extends"}
+        if body.get("args") and major is not None:
+            body["args"], said, _ = spell_out(body["args"], label(file_path), major=major, command=command)
+            notes += said
         for key in body.get("args") or {}:
             _drop_superseded(merged, sources, key, label(file_path))
         merged = deep_merge(merged, body)
         _record(sources, body, label(file_path))
     name = path.stem if path.parent == builtin_dir() else str(path)
-    return Resolved(name=name, path=path, data=merged, sources=sources, chain=[str(p) for p in chain])
+    return Resolved(name=name, path=path, data=merged, sources=sources, chain=[str(p) for p in chain],
+                    notes=notes, major=major)
 
 
 def parse_set(item: str) -> tuple[str, Any]:
@@ -331,14 +341,31 @@ def parse_set(item: str) -> tuple[str, Any]:
 
 
 def apply_overrides(resolved: Resolved, overrides: list[tuple[str, Any, str]]) -> Resolved:
-    """Overrides are ('args.key' | 'launch.key', value, who) and win over every file."""
+    """Overrides are ('args.key' | 'launch.key', value, who) and win over every file. Together
+    they are one layer, the command line: its flags are spelled out together (spellout.py), and
+    among themselves a later one replaces an earlier one."""
     data = deep_merge(resolved.data, {})
     sources = dict(resolved.sources)
+    args: dict[str, Any] = {}
+    who_set: dict[str, str] = {}
     for dotted, value, who in overrides:
         section, key = dotted.split(".", 1)
+        if section == "args":
+            args.pop(key, None)  # re-inserted last: the order the user gave
+            args[key], who_set[key] = value, who
+            continue
         # (global_batch_size vs gradient_accumulation_steps on the command line: fixups.py)
         block = dict(data.get(section) or {})
         block[key] = value
         data[section] = block
         sources[dotted] = who
-    return Resolved(resolved.name, resolved.path, data, sources, list(resolved.chain))
+    spelled, notes, origin = spell_out(args, "the command line", major=resolved.major,
+                                       command=data.get("command"), sources=who_set)
+    if spelled:
+        block = dict(data.get("args") or {})
+        for key, value in spelled.items():
+            block[key] = value
+            sources[f"args.{key}"] = who_set[origin[key]]
+        data["args"] = block
+    return Resolved(resolved.name, resolved.path, data, sources, list(resolved.chain),
+                    [*resolved.notes, *notes], resolved.major)

@@ -12,7 +12,6 @@ import typer
 
 from lorakit import presets, swiftenv
 from lorakit.errors import LorakitError
-from lorakit.flagfix import expand_abbreviations
 from lorakit.findings import ERROR, WARNING, Finding
 from lorakit.job import Job, build_job, from_environment
 from lorakit.names import normalise_arg_key
@@ -164,10 +163,9 @@ def build_with(opts: JobOptions, extra: list[tuple[str, Any, str]], *,
     """Preset + options (+ `extra` overrides that win over everything) -> Job."""
     env = dict(os.environ) if env is None else env
     target = swiftenv.target(opts.swift_version)
-    resolved = presets.apply_overrides(presets.load(opts.preset), overrides(opts) + extra)
-    job = build_job(resolved, env, swift_major=target.major, swift_version=target.installed,
-                    swift_source=target.source, gpus=opts.gpus, nproc=opts.nproc)
-    return expand_abbreviations(job)
+    resolved = presets.apply_overrides(presets.load(opts.preset, major=target.major), overrides(opts) + extra)
+    return build_job(resolved, env, swift_major=target.major, swift_version=target.installed,
+                     swift_source=target.source, gpus=opts.gpus, nproc=opts.nproc)
 
 
 def blocking(findings: list[Finding], strict: bool) -> bool:
