@@ -6,6 +6,10 @@ set -euo pipefail
 # launch (ms-swift turns NPROC_PER_NODE/NNODES/NODE_RANK/MASTER_* into torchrun
 # arguments; CUDA_VISIBLE_DEVICES picks the GPUs).
 unset NNODES NODE_RANK MASTER_ADDR MASTER_PORT
+# Set by a launcher for the workers it starts: left in your shell they make ms-swift
+# believe it already runs inside a torchrun worker. lorakit train removes these, and
+# every TORCHELASTIC_* variable too: unset any of those your shell has.
+unset RANK LOCAL_RANK WORLD_SIZE LOCAL_WORLD_SIZE LOCAL_SIZE GROUP_RANK GROUP_WORLD_SIZE ROLE_RANK ROLE_NAME ROLE_WORLD_SIZE _PATCH_WORLD_SIZE RAY_SWIFT_ARGS
 
 CUDA_VISIBLE_DEVICES=0,1,2,3,4,5,6,7 \
 NPROC_PER_NODE=4 \
