@@ -13,8 +13,10 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 FAKES = REPO / "tests" / "fakes"
-LAUNCH_VARS = ("CUDA_VISIBLE_DEVICES", "NPROC_PER_NODE", "NNODES", "NODE_RANK", "MASTER_ADDR",
-               "MASTER_PORT")
+from lorakit import envvars  # noqa: E402
+
+# Every variable that changes how ms-swift launches: the shell running pytest must not decide a test.
+LAUNCH_VARS = (*envvars.LAUNCH, *envvars.DEVICE_LISTS[1:], *envvars.SCRUBBED)
 
 
 @pytest.fixture(autouse=True)
@@ -26,6 +28,8 @@ def hermetic(monkeypatch, tmp_path_factory):
     monkeypatch.setenv("HF_HOME", str(home / "hf"))
     monkeypatch.setenv("MODELSCOPE_CACHE", str(home / "ms"))
     for name in LAUNCH_VARS:
+        monkeypatch.delenv(name, raising=False)
+    for name in [n for n in os.environ if envvars.is_scrubbed(n)]:
         monkeypatch.delenv(name, raising=False)
 
 

@@ -397,12 +397,15 @@ def test_parse_check_cli(major):
     python = PYTHONS[major]()
     result = _run(python, str(PARSE_CHECK), "sft", "--", "--model", "m", "--lora_rnak", "8")
     assert result.returncode == 0, result.stderr[-2000:]
-    assert json.loads(result.stdout) == {"swift_version": sf.snapshot_version(major), "remaining": ["--lora_rnak", "8"]}
+    answer = json.loads(result.stdout)
+    assert (answer["swift_version"], answer["remaining"]) == (sf.snapshot_version(major), ["--lora_rnak", "8"])
+    assert answer["argv"] == ["--model", "m", "--lora_rnak", "8"] and answer["values"]["model"] == "m"
     refused = _run(python, str(PARSE_CHECK), "export", "--", "--max_length", "x")
     assert refused.returncode == 2
     message = "argument --max_length/--max-length: invalid int value: 'x'"
     assert f"swift export: error: {message}" in refused.stderr
-    assert json.loads(refused.stdout) == {"swift_version": sf.snapshot_version(major), "error": message}
+    assert json.loads(refused.stdout) == {"swift_version": sf.snapshot_version(major), "error": message,
+                                          "argv": ["--max_length", "x"]}
 
 
 def test_snapshot_agrees_with_parse_cases():

@@ -105,7 +105,7 @@ def _gpu_lines(job: Job, gpus: int | None) -> list[str]:
 def sbatch_script(job: Job, command: Command) -> str:
     """SLURM: nnodes nodes x the job's GPU count, one task per node running the whole torchrun of
     that node; NODE_RANK is the node's index in the allocation and MASTER_ADDR its first host."""
-    nodes = max(as_int(job.launch.nnodes) or 1, 1)
+    nodes = job.launch.node_total
     multi, gpus = nodes > 1, gpus_per_node(job)
     head = ["#!/usr/bin/env bash", f"# {title(job)}", "# Submit with: sbatch THIS_FILE",
             f"#SBATCH --job-name=lorakit-{job_name(job)}", f"#SBATCH --nodes={nodes}",
@@ -291,7 +291,7 @@ def export(fmt: str, job: Job, command: Command, findings: Iterable[Finding] = (
 
 def node_jobs(job: Job) -> list[Job]:
     """The same job once per node rank 0..nnodes-1 (one job when nnodes is unset or 1)."""
-    nodes = max(as_int(job.launch.nnodes) or 1, 1)
+    nodes = job.launch.node_total
     if nodes == 1:
         return [job]
     sources = {**job.sources, "launch.node_rank": "--all-nodes"}

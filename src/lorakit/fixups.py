@@ -18,15 +18,9 @@ from lorakit.job import Job
 NO_REENTRANT = {"use_reentrant": False}
 
 
-def world_size(job: Job) -> int:
-    nnodes = as_int(job.launch.nnodes) or 1
-    return (job.launch.nproc_per_node or 1) * max(nnodes, 1)
-
-
 def is_plain_ddp(job: Job) -> bool:
     """Several ranks without DeepSpeed/FSDP: torch DDP (device_map + DDP included)."""
-    sharded = any(job.args.get(k) not in (None, "", False) for k in ("deepspeed", "fsdp"))
-    return job.command == "sft" and world_size(job) > 1 and not sharded
+    return job.command == "sft" and job.world_size > 1 and job.sharding is None
 
 
 def gc_kwargs(job: Job) -> Any:
@@ -59,7 +53,7 @@ def add_no_reentrant(job: Job) -> Job:
     args = dict(job.args)
     args["gradient_checkpointing_kwargs"] = new
     note = finding(job, "info", "layout.ddp.use_reentrant_added", "args.gradient_checkpointing_kwargs",
-                   f"DDP with {world_size(job)} ranks and gradient checkpointing: added "
+                   f"DDP with {job.world_size} ranks and gradient checkpointing: added "
                    f"gradient_checkpointing_kwargs {json.dumps(new)}",
                    "reentrant checkpointing breaks LoRA backward under DDP (the seed's pitfall 3)")
     return replace(job, args=args, adjustments=(*job.adjustments, note))
@@ -152,7 +146,7 @@ def derive_grad_accum(job: Job) -> Job:
                           f"global_batch_size {n} cannot derive gradient_accumulation_steps: "
                           f"per_device_train_batch_size {raw!r} is not a positive integer",
                           "set per_device_train_batch_size to 1 or more", key=BATCH)
-    nproc, nodes = job.launch.nproc_per_node or 1, max(as_int(job.launch.nnodes) or 1, 1)
+    nproc, nodes = job.launch.nproc_per_node or 1, job.launch.node_total
     per_step = batch * nproc * nodes
     shape = f"per-device {batch} x {nproc} rank(s) per node x {nodes} node(s)"
     if n % per_step:

@@ -14,7 +14,7 @@ from lorakit import envvars
 from lorakit.errors import LorakitError
 from lorakit.findings import INFO, Finding
 from lorakit.presets import Resolved
-from lorakit.values import as_int
+from lorakit.values import as_int, node_count
 
 # ms-swift reads `--target_modules` as nargs='+': the seed's '[q_proj,k_proj,v_proj]' would be
 # ONE module name that no model has, failing only after the weights have loaded.
@@ -35,6 +35,16 @@ class Launch:
     node_rank: Any = None
     master_addr: Any = None
     master_port: Any = None
+
+    @property
+    def nodes(self) -> int | None:
+        """The node count: 1 when unset, None when it is not a whole number >= 1 (checks say why)."""
+        return node_count(self.nnodes)
+
+    @property
+    def node_total(self) -> int:
+        """The node count for arithmetic: an invalid one (reported by the checks) counts as 1."""
+        return self.nodes or 1
 
     @property
     def gpu_ids(self) -> list[str] | None:
@@ -61,6 +71,15 @@ class Job:
 
     def source_of(self, dotted: str) -> str:
         return self.sources.get(dotted, "")
+
+    @property
+    def sharding(self) -> str | None:
+        """'deepspeed' or 'fsdp' when the job shards with one, else None."""
+        return next((key for key in ("deepspeed", "fsdp") if self.args.get(key) not in (None, "", False)), None)
+
+    @property
+    def world_size(self) -> int:
+        return (self.launch.nproc_per_node or 1) * self.launch.node_total
 
 
 def split_module_list(value: Any) -> Any:

@@ -7,7 +7,6 @@ every assumption it made. Stdlib only: no torch, transformers, numpy or ms-swift
 
 from __future__ import annotations
 
-import difflib
 import json
 import os
 import re
@@ -21,9 +20,9 @@ from lorakit.checks.layout import gpus_per_rank as _ranked_gpus
 from lorakit.checks.training import effective_grad_accum
 from lorakit.errors import LorakitError
 from lorakit.findings import WARNING, Finding
-from lorakit.fixups import gc_enabled, world_size
+from lorakit.fixups import gc_enabled
 from lorakit.job import Job
-from lorakit.values import as_float, as_int
+from lorakit.values import as_float, as_int, did_you_mean
 
 GIB = 1024 ** 3
 # CUDA context, NCCL buffers and allocator fragmentation: what planmath leaves out on purpose.
@@ -59,7 +58,7 @@ def _closest(model: str) -> str | None:
     if same:
         return names[min(same, key=lambda n: (abs(float(sized[n].group(1)) - float(want.group(1))),
                                               ("instruct" in n) != ("instruct" in name)))]
-    close = difflib.get_close_matches(name, list(names), n=1)
+    close = did_you_mean(name, names)
     return names[close[0]] if close else None
 
 
@@ -206,7 +205,7 @@ def check_targets(job: Job, info: modelinfo.ModelInfo, model: str, targets: list
     if not unknown:
         return
     names = sorted(set(info.linears) | set(info.head) | set(info.multimodal))
-    close = difflib.get_close_matches(unknown[0].rsplit(".", 1)[-1], names, n=1)
+    close = did_you_mean(unknown[0].rsplit(".", 1)[-1], names)
     source = job.source_of("args.target_modules")
     raise LorakitError(
         f"target_modules{f' ({source})' if source else ''}: {', '.join(map(repr, unknown))} "
@@ -244,7 +243,7 @@ def layout_of(job: Job, info: modelinfo.ModelInfo, config_dtype: str | None, not
             notes.append(f"{key} is set: {what} not modelled")
     return {"rank": _positive(job, "lora_rank", 8), "targets": _targets(job), "dtype": dtype,
             "dtype_bytes": dtype_bytes, "micro_batch": _positive(job, "per_device_train_batch_size", 1),
-            "max_length": max_length, "grad_ckpt": gc_enabled(job), "world_size": world_size(job),
+            "max_length": max_length, "grad_ckpt": gc_enabled(job), "world_size": job.world_size,
             "gpus_per_rank": per_rank, "zero_stage": stage, "offload_optimizer": off_opt,
             "offload_param": off_param, "lora_dropout": _positive(job, "lora_dropout", 0.05, as_float)}
 
@@ -279,7 +278,7 @@ def remedies(job: Job, info: modelinfo.ModelInfo, lay: dict, total: int) -> list
                     f"--set per_device_train_batch_size=1 --set gradient_accumulation_steps={batch * accum}",
                     {"micro_batch": 1}))
     gpus = len(job.launch.gpu_ids or []) or lay["world_size"] * lay["gpus_per_rank"]
-    nodes = max(as_int(job.launch.nnodes) or 1, 1)
+    nodes = job.launch.node_total
     stage = lay["zero_stage"]
     if stage < 2 and gpus > 1:
         nproc = "" if job.launch.nproc_per_node == gpus else f" --nproc {gpus}"

@@ -25,7 +25,7 @@ ARGPARSE_OWN = ("--help", "-h")
 
 # transformers.hf_argparser.string_to_bool, which HfArgumentParser installs as the type of every
 # bool field. It lower()s the text, so "True" and "YES" count too.
-from lorakit.values import FALSE_WORDS, TRUE_WORDS  # noqa: E402  (one reader of values)
+from lorakit.values import FALSE_WORDS, TRUE_WORDS, did_you_mean  # noqa: E402  (one reader of values)
 
 # Python 3.11's argparse._negative_number_matcher. A value token that starts with '-' and does not
 # match it is read as an option, so `--learning_rate -1e-05` fails with "expected one argument"
@@ -172,9 +172,7 @@ def prefix_matches(flags: Mapping[str, FlagSpec], key: str) -> list[str]:
 def suggest(flags: Mapping[str, FlagSpec], key: str, n: int = 3) -> list[str]:
     """Did-you-mean candidates among the canonical flag names."""
     word = key.lstrip("-").partition("=")[0].replace("-", "_")
-    import difflib  # only when there is a typo to explain
-
-    return difflib.get_close_matches(word, sorted(flags), n=n)
+    return did_you_mean(word, sorted(flags), n=n)
 
 
 def canonical_for_version(key: str, major: int, command: str = "sft") -> str:

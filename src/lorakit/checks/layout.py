@@ -85,16 +85,8 @@ def gpus_per_rank(job: Job) -> int:
     return len(ids) // nproc
 
 
-def uses_sharding(job: Job) -> str | None:
-    """'deepspeed' or 'fsdp' when the job sets one, else None."""
-    for key in ("deepspeed", "fsdp"):
-        if job.args.get(key) not in (None, "", False):
-            return key
-    return None
-
-
 def check_device_map_sharding(job: Job, facts: Facts) -> list[Finding]:
-    per, sharding = gpus_per_rank(job), uses_sharding(job)
+    per, sharding = gpus_per_rank(job), job.sharding
     if per < 2 or sharding is None or job.command != "sft":
         return []
     # ms-swift raises this only inside each spawned worker, after start-up (sft_args.py).

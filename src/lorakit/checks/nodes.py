@@ -23,16 +23,8 @@ NODE_RANK_MISSING = "nodes.node_rank.missing"
 MASTER_ADDR_MISSING = "nodes.master_addr.missing"
 
 
-def nnodes_of(job: Job) -> int | None:
-    """The node count (1 when unset), or None when it is not a whole number >= 1."""
-    if job.launch.nnodes is None:
-        return 1
-    n = as_int(job.launch.nnodes)
-    return n if n is not None and n >= 1 else None
-
-
 def check_nnodes(job: Job, facts: Facts) -> list[Finding]:
-    if nnodes_of(job) is not None:
+    if job.launch.nodes is not None:
         return []
     return [finding(job, ERROR, "nodes.nnodes.invalid", "launch.nnodes",
                     f"nnodes {job.launch.nnodes!r} is not a number of nodes (1 or more)",
@@ -40,7 +32,7 @@ def check_nnodes(job: Job, facts: Facts) -> list[Finding]:
 
 
 def check_node_rank(job: Job, facts: Facts) -> list[Finding]:
-    n, rank = nnodes_of(job), job.launch.node_rank
+    n, rank = job.launch.nodes, job.launch.node_rank
     if n is None:
         return []  # check_nnodes says why
     if rank is None:
@@ -72,7 +64,7 @@ def is_loopback(addr: str) -> bool:
 
 
 def check_master_addr(job: Job, facts: Facts) -> list[Finding]:
-    n, addr = nnodes_of(job), job.launch.master_addr
+    n, addr = job.launch.nodes, job.launch.master_addr
     if addr is not None and not isinstance(addr, str):
         return [finding(job, ERROR, "nodes.master_addr.invalid", "launch.master_addr",
                         f"master_addr {addr!r} is not a host name or address",

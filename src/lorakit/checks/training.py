@@ -7,7 +7,7 @@ import math
 from lorakit.checks.facts import Facts
 from lorakit.values import as_int, finding
 from lorakit.findings import ERROR, INFO, WARNING, Finding
-from lorakit.fixups import gc_enabled, gc_kwargs, is_plain_ddp, world_size
+from lorakit.fixups import gc_enabled, gc_kwargs, is_plain_ddp
 from lorakit.job import Job
 
 FLASH_MODULES = {"flash_attn": "flash_attn", "flash_attention_2": "flash_attn",
@@ -22,7 +22,7 @@ def check_reentrant(job: Job, facts: Facts) -> list[Finding]:
     key, reentrant = "args.gradient_checkpointing_kwargs", kwargs["use_reentrant"]
     if is_plain_ddp(job) and reentrant is True:
         return [finding(job, ERROR, "layout.ddp.reentrant", key,
-                        f"DDP with {world_size(job)} ranks and use_reentrant true: LoRA backward fails under DDP",
+                        f"DDP with {job.world_size} ranks and use_reentrant true: LoRA backward fails under DDP",
                         "set gradient_checkpointing_kwargs: {\"use_reentrant\": false} (the seed's pitfall 3)")]
     if str(job.args.get("deepspeed", "")).startswith("zero3") and reentrant is False:
         return [finding(job, WARNING, "layout.zero3.no_reentrant", key,
@@ -52,7 +52,7 @@ def effective_grad_accum(job: Job) -> tuple[int, bool]:
     given = as_int(job.args.get("gradient_accumulation_steps"))
     if given:
         return given, False
-    return max(1, math.ceil(16 / batch / world_size(job))), True
+    return max(1, math.ceil(16 / batch / job.world_size)), True
 
 
 def check_global_batch(job: Job, facts: Facts) -> list[Finding]:
@@ -60,7 +60,7 @@ def check_global_batch(job: Job, facts: Facts) -> list[Finding]:
         return []
     batch = as_int(job.args.get("per_device_train_batch_size", 1)) or 1
     accum, defaulted = effective_grad_accum(job)
-    world = world_size(job)
+    world = job.world_size
     note = " (ms-swift's default ceil(16 / (batch x world)))" if defaulted else ""
     return [finding(job, INFO, "batch.global", "args.gradient_accumulation_steps",
                     f"global batch {batch * accum * world} = per-device {batch} x grad-accum {accum}{note} x "
