@@ -1,8 +1,10 @@
-"""launch.run end to end: a driver process runs the fake `swift`, and the test signals the driver.
+"""launch.run end to end: a driver process ("lorakit") runs the fake `swift` under the keeper,
+and the test signals the driver.
 
 The fake (tests/fakes/swift) mimics the real wrapper: it dies at once on SIGTERM and its
 grandchild lives in its own session, like torchrun's workers. Readiness is always a file the
 processes write, polled with a generous deadline: never a fixed sleep (2 loaded cores).
+The harness here (Launch, launcher, the /proc helpers) is shared with test_keeper.py.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ try:
 except ImportError:  # not installed: use the checkout
     sys.path.insert(0, str(SRC))
     from lorakit import launch
+from lorakit.errors import EnvironmentProblem
 
 # Runs launch.run in its own process, so real signals can be sent to "lorakit".
 DRIVER = r"""
@@ -68,6 +71,48 @@ def alive(pid: int) -> bool:
 def ppid(pid: int) -> int:
     stat = Path(f"/proc/{pid}/stat").read_text()
     return int(stat[stat.rindex(")") + 2 :].split()[1])
+
+
+def proc_table() -> dict:
+    """pid -> (ppid, start time in clock ticks, state) for every process in /proc."""
+    table = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                stat = Path(f"/proc/{name}/stat").read_text()
+            except OSError:
+                continue
+            rest = stat[stat.rindex(")") + 2 :].split()
+            table[int(name)] = (int(rest[1]), int(rest[19]), rest[0])
+    return table
+
+
+def descendants(root: int) -> set:
+    """(pid, start time) of every process under root now: the start time tells a reused pid."""
+    table, found, stack = proc_table(), set(), [root]
+    while stack:
+        parent = stack.pop()
+        for pid, (ppid, start, _) in table.items():
+            if ppid == parent and (pid, start) not in found:
+                found.add((pid, start))
+                stack.append(pid)
+    return found
+
+
+def running(keys) -> list:
+    """Those of keys (pid, start time) still running: same start time, not a zombie."""
+    table = proc_table()
+    return sorted(pid for pid, start in keys
+                  if pid in table and table[pid][1] == start and table[pid][2] not in "ZX")
+
+
+def wait_all_gone(keys, timeout: float) -> float:
+    """Seconds until none of keys runs; fails naming the survivors after timeout."""
+    start = time.monotonic()
+    while running(keys):
+        assert time.monotonic() - start < timeout, f"still running after {timeout} s: {running(keys)}"
+        time.sleep(0.05)
+    return time.monotonic() - start
 
 
 def ours(pid: int) -> bool:
@@ -129,10 +174,18 @@ class Launch:
         assert json.loads(self.result.read_text())["restored"], "signal handlers not restored"
         return rc
 
+    def keeper_pid(self) -> int:
+        keeper = ppid(self.child_pid())
+        assert ppid(keeper) == self.driver.pid, "swift's parent is not the driver's child"
+        return keeper
+
     def close(self) -> None:
+        tree = descendants(self.driver.pid)
         if self.driver.poll() is None:
             self.driver.kill()
             self.driver.wait()
+        for pid in running(tree):  # whatever a failing test left behind (no reused pid)
+            os.kill(pid, signal.SIGKILL)
         for path in (self.started, self.gc_pid):
             if path.exists() and ours(int(path.read_text())):
                 os.kill(int(path.read_text()), signal.SIGKILL)
@@ -174,12 +227,12 @@ def test_sigterm_reaches_grandchild_in_its_own_session(launcher):
     assert not alive(child) and not alive(grandchild)
 
 
-def test_orphan_adopted_by_lorakit_gets_the_signal(launcher):
-    # The grandchild's parent exited before any snapshot: as subreaper, lorakit adopts it.
+def test_orphan_adopted_by_the_keeper_gets_the_signal(launcher):
+    # The grandchild's parent exited before any snapshot: as subreaper, the keeper adopts it.
     run = launcher("orphan")
     run.wait_ready()
     grandchild = run.grandchild_pid()
-    assert ppid(grandchild) == run.driver.pid
+    assert ppid(grandchild) == run.keeper_pid()
     run.signal(signal.SIGTERM)
     assert run.finish() == 128 + signal.SIGTERM
     assert "got SIGTERM" in run.log.read_text()
@@ -191,8 +244,10 @@ def test_child_handler_finishes_and_its_code_is_returned(launcher, sig, code):
     run = launcher("trap")
     run.wait_ready()
     child = run.child_pid()
-    assert run.ready.read_text() == str(child)  # on_start got the child's pid
+    assert run.ready.read_text() == str(child)  # on_start got the child's pid, not the keeper's
     assert os.getpgid(child) == child != os.getpgid(run.driver.pid)  # in a group of its own
+    keeper = run.keeper_pid()
+    assert os.getsid(keeper) == keeper != os.getsid(run.driver.pid)  # so is the keeper
     run.signal(sig)
     assert run.finish() == code
     assert run.marker.read_text() == signal.Signals(sig).name  # its 1 s "checkpoint" completed
@@ -252,3 +307,29 @@ def test_resolve_swift_searches_the_given_path(tmp_path):
 @pytest.mark.parametrize("path", ["", "/nonexistent"])
 def test_resolve_swift_not_found(path):
     assert launch.resolve_swift({"PATH": path}) is None
+
+
+def test_a_child_that_cannot_start_is_an_environment_problem(tmp_path):
+    with pytest.raises(EnvironmentProblem, match=r"cannot start /nonexistent/swift: No such file"):
+        launch.run(["/nonexistent/swift", "sft"], {"PATH": "/usr/bin:/bin"})
+
+
+def test_a_keeper_that_cannot_start_is_an_environment_problem(monkeypatch, tmp_path):
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "no-python"))
+    with pytest.raises(EnvironmentProblem, match="cannot start lorakit's keeper with .*no-python"):
+        launch.run([str(FAKE_SWIFT), "sft"], {"PATH": "/usr/bin:/bin"})
+
+
+def test_on_start_failing_stops_the_run_and_raises(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "FAKE_SWIFT_MODE": "hang",  # ignores SIGTERM: needs SIGKILL
+           "FAKE_SWIFT_GRANDCHILD_PID_FILE": str(tmp_path / "gc.pid")}
+    seen = []
+
+    def on_start(pid):
+        seen.append(pid)
+        wait_for(tmp_path / "gc.pid")  # the whole tree is up
+        raise RuntimeError("on_start failed")
+
+    with pytest.raises(RuntimeError, match="on_start failed"):
+        launch.run([str(FAKE_SWIFT), "sft"], env, grace=60, on_start=on_start)
+    assert not alive(seen[0]) and not alive(int((tmp_path / "gc.pid").read_text()))

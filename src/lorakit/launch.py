@@ -1,29 +1,29 @@
-"""The only module that starts processes: run one ms-swift command, forward signals, return its code.
+"""The only module that starts processes (through lorakit.keeper): run one ms-swift command,
+forward signals, return its code.
 
-Why this is more than `subprocess.run`: `swift sft` is a thin wrapper that runs
-`python -m torch.distributed.run` (torchrun) through `subprocess.run`, and dies at once on SIGTERM.
-Measured with ms-swift 4.6.0, NPROC_PER_NODE=2:
-  * SIGTERM to the wrapper alone leaves torchrun and both workers running under PID 1;
-  * SIGTERM to the wrapper's process group reaches torchrun, which stops its workers in seconds;
-  * torchrun starts each worker in its own session, so workers are not in that group.
-So lorakit signals the child's whole group, keeps a snapshot of the process tree under the child
-(walking /proc) so it can still find the workers after the wrapper is gone, and after a grace
-period SIGKILLs whatever of that tree is left. It also makes itself a child subreaper for the
-run, so orphans reparent to lorakit rather than PID 1: any child of ours that we did not start
-counts as part of the run (a host that forks from other threads meanwhile would confuse that).
+lorakit does not start `swift` itself: it starts a keeper (lorakit/keeper.py, a small stdlib-only
+script) with the child's exact env, and the keeper starts `swift`. The keeper does what a
+launcher of torchrun has to (swift in its own session, signals to its whole group, a /proc
+snapshot of the tree so the workers are found after the wrapper is gone, subreaper for the
+orphans, grace, then SIGKILL for all of it): see its docstring. lorakit's part:
 
-Grace: the first forwarded signal starts a `grace` timer. Later signals are forwarded as well
-(a trainer may treat a second Ctrl-C as "abort now"), but they do not shorten the timer: an
-impatient second Ctrl-C must not cut a checkpoint save short; `grace` is the one bound.
+  * Signals: lorakit's handlers forward SIGINT/SIGTERM/SIGHUP to the keeper, which forwards
+    them to the run. The first one starts the `grace` timer; later ones are forwarded too but
+    never shorten it (an impatient second Ctrl-C must not cut a checkpoint save short).
+  * Death: whatever kills lorakit, SIGKILL included, the kernel tells the keeper
+    (PR_SET_PDEATHSIG), and the keeper stops the tree within a few seconds (SIGTERM, SIGKILL
+    after keeper.LEFT_GRACE) and exits: nothing lorakit started outlives it for long. The
+    keeper is in a session of its own, so a signal to lorakit's group reaches it only once,
+    through lorakit.
+  * The result: the keeper exits with the child's code, or 128+N if signal N killed it, and
+    lorakit returns that. A child that exits on its own returns at once, even if it left
+    processes behind in its group (a daemon): only the signal path waits for the tree.
 
-A child that exits on its own (no signal forwarded) returns at once, even if it left processes
-behind in its group (a daemon, say): lorakit only waits for the tree on the signal path.
-
-Output: by default the child inherits lorakit's stdout and stderr (nothing in between). With
-`output`, both go through pipes and a reader thread per pipe hands every chunk, unchanged, to
-`output(fd, data)` (lorakit.progress tees it to the terminal, a log file and the progress bar).
-The threads read whatever arrives at once, so the child never blocks on a full pipe; signals
-still go through the group as above, pipes or not.
+Output: by default the child inherits lorakit's stdout and stderr through the keeper (nothing in
+between). With `output`, both go through pipes (the keeper passes them on to the child) and a
+reader thread per pipe hands every chunk, unchanged, to `output(fd, data)` (lorakit.progress tees
+it to the terminal, a log file and the progress bar). The threads read whatever arrives at once,
+so the child never blocks on a full pipe.
 """
 
 from __future__ import annotations
@@ -33,24 +33,21 @@ import select
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
-from typing import Callable, Dict, List, Mapping, Optional, Set, Tuple
+from typing import Callable, Dict, List, Mapping, Optional
 
+from lorakit import keeper
 from lorakit.errors import EnvironmentProblem
 
-
-FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-POLL = 0.1  # seconds between looks at the child
-SNAPSHOT_EVERY = 1.0  # seconds between /proc walks while the run is undisturbed
-KILL_WAIT = 10.0  # after SIGKILL, how long to wait for the kernel (a process in D state lingers)
+FORWARDED = keeper.FORWARDED
+POLL = keeper.POLL  # seconds between looks at the keeper
 CHUNK = 65536  # bytes per read from the child's pipes
 DRAIN = 2.0  # after the child is done, at most this long to copy what its pipes still hold
-_PR_SET_CHILD_SUBREAPER, _PR_GET_CHILD_SUBREAPER = 36, 37
+KEEPER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "keeper.py")
 
 Output = Callable[[int, bytes], None]  # (1 = stdout or 2 = stderr, the bytes as they came)
-Key = Tuple[int, int]  # (pid, start time in clock ticks): a pid alone may have been reused
-Proc = Tuple[int, int, int, str]  # (ppid, pgrp, start time, state)
 
 
 def resolve_swift(env: Mapping[str, str]) -> Optional[str]:
@@ -59,168 +56,12 @@ def resolve_swift(env: Mapping[str, str]) -> Optional[str]:
     return shutil.which("swift", path=os.pathsep.join(os.get_exec_path(env)))
 
 
-def _scan() -> Dict[int, Proc]:
-    """Every process visible in /proc: pid -> (ppid, pgrp, start time, state)."""
-    procs: Dict[int, Proc] = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as f:
-                data = f.read()
-        except OSError:  # exited between listdir and open
-            continue
-        # comm (field 2) may hold spaces and ')': the fields we want follow the last ')'.
-        rest = data[data.rindex(b")") + 2 :].split()
-        procs[int(name)] = (int(rest[1]), int(rest[2]), int(rest[19]), rest[0].decode())
-    return procs
-
-
 def _log():
-    # logging and ctypes are imported where used: this module is on the dry-run path (via the
-    # CLI), where together they cost ~3 ms of a ~100 ms budget (scripts/bench.py).
+    # logging is imported where used: this module is on the dry-run path (via the CLI), where
+    # every ms counts against a ~100 ms budget (scripts/bench.py).
     import logging
 
     return logging.getLogger(__name__)
-
-
-def _subreaper(value: int) -> int:
-    """Set PR_SET_CHILD_SUBREAPER; return the previous value (0 where prctl is unavailable).
-
-    As a subreaper, lorakit inherits the processes orphaned when the wrapper dies (torchrun,
-    workers) instead of PID 1, so they stay visible as lorakit's descendants and their exit is
-    ours to reap (see _Run.reap).
-    """
-    import ctypes
-
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        old = ctypes.c_int(0)
-        libc.prctl(_PR_GET_CHILD_SUBREAPER, ctypes.byref(old), *[ctypes.c_ulong(0)] * 3)
-        libc.prctl(_PR_SET_CHILD_SUBREAPER, ctypes.c_ulong(value), *[ctypes.c_ulong(0)] * 3)
-        return old.value
-    except (OSError, AttributeError):
-        return 0
-
-
-def _kill(pid: int, sig: int, group: bool = False) -> None:
-    try:
-        (os.killpg if group else os.kill)(pid, sig)
-    except (ProcessLookupError, PermissionError):  # already gone, or its pid was reused
-        pass
-
-
-class _Run:
-    """One child, the tree under it, and what lorakit has done to them."""
-
-    def __init__(self, grace: float):
-        self.grace = grace
-        self.proc: Optional[subprocess.Popen] = None
-        self.pending: List[int] = []  # signals caught, not yet forwarded
-        self.known: Set[Key] = set()  # everything ever seen in the child's tree or group
-        self.told: Set[Key] = set()  # stranded processes lorakit signalled itself
-        self.last_sig: Optional[int] = None
-        self.deadline: Optional[float] = None  # set by the first forwarded signal
-        me = os.getpid()  # our children from before the run are not the run's
-        self.foreign = {pid for pid, p in _scan().items() if p[0] == me}
-
-    def refresh(self, procs: Dict[int, Proc]) -> None:
-        """Add the group's members, orphans adopted by us, and the descendants of all known."""
-        pid0, me = self.proc.pid, os.getpid()
-        children: Dict[int, List[int]] = {}
-        for pid, (ppid, pgrp, start, _) in procs.items():
-            children.setdefault(ppid, []).append(pid)
-            # A child of ours we did not start ourselves was orphaned in the run's tree and
-            # reparented to us (subreaper), even if it was never in a snapshot.
-            if pgrp == pid0 or (ppid == me and pid not in self.foreign):
-                self.known.add((pid, start))
-        stack = [pid for pid, start in self.known if procs.get(pid, (0, 0, -1))[2] == start]
-        while stack:
-            for child in children.get(stack.pop(), ()):
-                key = (child, procs[child][2])
-                if key not in self.known:
-                    self.known.add(key)
-                    stack.append(child)
-
-    def live(self, procs: Dict[int, Proc]) -> List[int]:
-        """Known processes still running (a zombie has finished; only its parent's wait is left)."""
-        return [
-            pid
-            for pid, start in self.known
-            if pid in procs and procs[pid][2] == start and procs[pid][3] not in "ZX"
-        ]
-
-    def reap(self, procs: Dict[int, Proc]) -> None:
-        # Orphans reparented to us (subreaper) are our children: collect them when they exit.
-        me = os.getpid()
-        for pid, start in self.known:
-            p = procs.get(pid)
-            if p and p[2] == start and p[0] == me and p[3] == "Z" and pid != self.proc.pid:
-                try:
-                    os.waitpid(pid, os.WNOHANG)
-                except ChildProcessError:
-                    pass
-
-    def tell_stranded(self, procs: Dict[int, Proc], again: bool = False) -> None:
-        """Pass the signal to tree members outside the group whose parent has died.
-
-        Group members already got it; a worker whose torchrun is alive gets it from torchrun.
-        One whose parent died first (the fake wrapper dies at once on SIGTERM) has nobody left to
-        pass it on, so lorakit does.
-        """
-        live = set(self.live(procs))
-        for pid in live:
-            ppid, pgrp, start, _ = procs[pid]
-            if pgrp != self.proc.pid and ppid not in live and (again or (pid, start) not in self.told):
-                self.told.add((pid, start))
-                _kill(pid, self.last_sig)
-
-    def forward(self, sig: int) -> None:
-        """Snapshot the tree while the wrapper is still alive, then signal it."""
-        procs = _scan()
-        self.refresh(procs)
-        self.last_sig = sig
-        _kill(self.proc.pid, sig, group=True)
-        self.tell_stranded(procs, again=True)
-        if self.deadline is None:
-            self.deadline = time.monotonic() + self.grace
-
-    def kill_all(self) -> None:
-        _kill(self.proc.pid, signal.SIGKILL, group=True)
-        for pid in self.live(_scan()):
-            _kill(pid, signal.SIGKILL)
-
-
-def _wait(state: _Run) -> int:
-    """Poll the child; on the signal path, also wait for (and in the end kill) its tree."""
-    next_scan, kill_deadline = 0.0, None
-    while True:
-        while state.pending:  # at most POLL seconds after the signal arrived
-            state.forward(state.pending.pop(0))
-        rc = state.proc.poll()
-        now = time.monotonic()
-        if state.deadline is None:
-            if rc is not None:
-                return rc  # exited on its own: leftovers (daemons) are not ours to wait for
-            if now >= next_scan:  # keep the snapshot fresh in case the wrapper dies suddenly
-                procs = _scan()
-                state.refresh(procs)
-                state.reap(procs)
-                next_scan = now + SNAPSHOT_EVERY
-        else:
-            procs = _scan()
-            state.refresh(procs)
-            state.reap(procs)
-            if rc is not None and not state.live(procs):
-                return rc
-            state.tell_stranded(procs)
-            if kill_deadline is None and now >= state.deadline:
-                state.kill_all()
-                kill_deadline = now + KILL_WAIT
-            elif kill_deadline is not None and now >= kill_deadline:
-                _log().warning("processes of the run survived SIGKILL: %s", state.live(procs))
-                return -signal.SIGKILL if rc is None else rc
-        time.sleep(POLL)
 
 
 def _pump(pipe, fd: int, output: Output, done: threading.Event) -> None:
@@ -251,18 +92,52 @@ def _pump(pipe, fd: int, output: Output, done: threading.Event) -> None:
             broken = True
 
 
-def _start(argv: List[str], env: Dict[str, str], output: Optional[Output]) -> subprocess.Popen:
-    # start_new_session (setsid) rather than process_group=0: it exists on Python 3.9, and a
-    # child in its own session is never a background job of our terminal, so it cannot be
-    # stopped by SIGTTOU/SIGTTIN. Either way the terminal's Ctrl-C no longer reaches the
-    # child's group, which is why we forward it.
+def _start(argv: List[str], env: Dict[str, str], grace: float, output: Optional[Output]):
+    """Start the keeper for argv; return it and the read end of its status pipe."""
+    # -I: the child's env (PYTHONPATH, PYTHONHOME, ...) cannot change which code the keeper
+    # runs, and the script's folder (lorakit's own modules) is not on its sys.path. -S: it
+    # needs nothing from site-packages, and starts faster without them.
+    status_r, status_w = os.pipe()
+    cmd = [sys.executable, "-I", "-S", KEEPER, "--grace", repr(float(grace)),
+           "--parent", str(os.getpid()), "--status", str(status_w), "--", *argv]
     pipe = None if output is None else subprocess.PIPE
     try:
-        return subprocess.Popen(argv, env=env, start_new_session=True, stdout=pipe, stderr=pipe)
+        if not sys.executable:
+            raise OSError(0, "Python does not know its own executable (sys.executable is empty)")
+        # Its own session: a signal to lorakit's group (a terminal's Ctrl-C) reaches the keeper
+        # once, forwarded by lorakit, not a second time directly.
+        proc = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=pipe, stderr=pipe,
+                                pass_fds=(status_w,))
     except OSError as e:
-        raise EnvironmentProblem(
-            f"cannot start {argv[0]}: {e.strerror}", hint="is ms-swift installed?"
-        ) from e
+        os.close(status_r)
+        raise EnvironmentProblem(f"cannot start lorakit's keeper with {sys.executable}: {e.strerror}",
+                                 hint="is this Python installation complete?") from e
+    finally:
+        os.close(status_w)
+    return proc, status_r
+
+
+def _started(proc: subprocess.Popen, status_r: int, argv: List[str]) -> int:
+    """Wait for the keeper's word: the child's pid, or an EnvironmentProblem saying why not."""
+    with os.fdopen(status_r, "rb") as status:
+        said = status.read().decode(errors="replace").strip()  # until the keeper closes it
+    if said.isdigit():
+        return int(said)
+    rc = proc.wait()
+    if said.startswith("error "):
+        raise EnvironmentProblem(f"cannot start {argv[0]}: {said[6:]}", hint="is ms-swift installed?")
+    raise EnvironmentProblem(f"lorakit's keeper exited (code {rc}) before it could start {argv[0]}")
+
+
+def _wait(proc: subprocess.Popen, pending: List[int]) -> int:
+    """Forward what lorakit caught to the keeper until it exits; its exit code."""
+    while True:
+        while pending:  # at most POLL seconds after the signal arrived
+            proc.send_signal(pending.pop(0))  # a no-op once it has been reaped: no pid reuse
+        try:
+            return proc.wait(POLL)
+        except subprocess.TimeoutExpired:
+            pass
 
 
 def run(
@@ -275,44 +150,44 @@ def run(
 ) -> int:
     """Run argv with exactly env; return its exit code, or 128+N if signal N killed it.
 
+    on_start(pid) is called once argv runs, with the pid of its process (the keeper's child).
     output: None, the child writes to our stdout/stderr itself; else every chunk of its stdout
     (fd 1) and stderr (fd 2) is passed to output(fd, data) from a reader thread, and all of it
     has been passed when run returns.
     """
-    state = _Run(grace)
+    pending: List[int] = []
     handlers: Dict[int, object] = {}
     # Handlers, not SIG_IGN (which the child would inherit: STYLE.md habit 8). Only the main
     # thread may install them; from another thread, signals never reach us anyway.
     if threading.current_thread() is threading.main_thread():
         for sig in FORWARDED:
-            # The handler only queues: the main loop forwards, so the handler never changes the
-            # tree bookkeeping while the loop is iterating over it.
-            handlers[sig] = signal.signal(sig, lambda signum, _frame: state.pending.append(signum))
-    old_reaper = _subreaper(1)
-    done, pumps = threading.Event(), []
+            handlers[sig] = signal.signal(sig, lambda signum, _frame: pending.append(signum))
+    done, pumps, proc = threading.Event(), [], None
     try:
-        state.proc = _start(argv, env, output)
+        proc, status_r = _start(argv, env, grace, output)
         if output is not None:
-            for pipe, fd in ((state.proc.stdout, 1), (state.proc.stderr, 2)):
+            for pipe, fd in ((proc.stdout, 1), (proc.stderr, 2)):
                 pumps.append(threading.Thread(target=_pump, args=(pipe, fd, output, done),
                                               name=f"lorakit-pipe-{fd}", daemon=True))
                 pumps[-1].start()
-        state.refresh(_scan())
         try:
+            # Signals caught until now are forwarded once the keeper has its handlers (it has
+            # them before it starts the child): earlier, they would kill it.
+            pid = _started(proc, status_r, argv)
             if on_start is not None:
-                on_start(state.proc.pid)
+                on_start(pid)
+            rc = _wait(proc, pending)
         except BaseException:
-            state.kill_all()
-            state.proc.wait()
+            if proc.poll() is None:  # we give up on the run: the keeper stops it, as if we died
+                proc.send_signal(keeper.LEAVING)
+                proc.wait()
             raise
-        rc = _wait(state)
     finally:
         done.set()
         for pump in pumps:
             pump.join()  # bounded: each gives up DRAIN seconds after `done`
-        for pipe in (state.proc.stdout, state.proc.stderr) if pumps else ():
+        for pipe in (proc.stdout, proc.stderr) if pumps else ():
             pipe.close()
-        _subreaper(old_reaper)
         for sig, handler in handlers.items():
             # None: the old handler was not set from Python; the default is the best we can do.
             signal.signal(sig, signal.SIG_DFL if handler is None else handler)
