@@ -313,14 +313,26 @@ def test_merge_record_goes_into_the_merged_dir(tmp_path):
                               "args": {"merge_lora": True, "adapters": ["/ckpt"], "output_dir": str(tmp_path / "m")}}
 
 
-def test_an_unwritable_output_dir_is_an_environment_error(tmp_path):
+def test_an_output_dir_under_a_file_is_refused_before_anything_starts(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
     result = launch(tmp_path, ["-p", "single", "--output-dir", str(blocker / "out")])
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert not (tmp_path / "rec.json").exists()  # ms-swift never started
+    assert (f"error[paths.output_dir.unwritable] args.output_dir (--output-dir): output_dir "
+            f"'{blocker / 'out'}' cannot be created: {blocker} is a file") in result.stderr.splitlines()
+
+
+def test_a_record_that_cannot_be_written_is_an_environment_error(tmp_path, monkeypatch):
+    # the output dir passed the check, then the disk refused the record: exit 1, nothing started
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "lorakit-run.yaml").mkdir()  # a directory where the record file goes
+    result = launch(tmp_path, ["-p", "single", "--output-dir", str(out)])
+    assert result.returncode == 1
+    assert not (tmp_path / "rec.json").exists()
     assert result.stderr.splitlines()[-2].startswith(
-        f"lorakit: error: cannot write the run record {blocker / 'out' / 'lorakit-run.yaml'}: ")
+        f"lorakit: error: cannot write the run record {out / 'lorakit-run.yaml'}: ")
 
 
 def test_output_dir_defaults_like_ms_swift():

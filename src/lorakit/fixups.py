@@ -8,9 +8,11 @@ the fixup leaves the job alone and says why as an error finding: only it knows t
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import replace
 from typing import Any
 
+from lorakit import localpath
 from lorakit.findings import ERROR, INFO
 from lorakit.values import as_bool, as_int, finding
 from lorakit.job import Job
@@ -165,5 +167,46 @@ def derive_grad_accum(job: Job) -> Job:
     return replace(new, adjustments=(*job.adjustments, note))
 
 
+# Flags whose value may be a local path (one, or a list). Datasets keep their ms-swift syntax
+# around the path (HF::path:subset#N): only the path part is rewritten.
+PATH_FLAGS = ("model", "adapters", "resume_from_checkpoint", "deepspeed", "custom_dataset_info",
+              "cached_dataset")
+DATASET_FLAGS = ("dataset", "val_dataset")
+
+
+def _absolute_item(key: str, text: str) -> str:
+    if key in DATASET_FLAGS:
+        ref = localpath.parse_dataset(text)
+        if localpath.looks_local(ref.name) and localpath.exists(ref.name):
+            return ref.rebuilt(localpath.absolute(ref.name))
+        return text
+    if localpath.looks_local(text) and localpath.exists(text):
+        return localpath.absolute(text)
+    return text
+
+
+def absolute_paths(job: Job) -> Job:
+    """Existing local paths rendered absolute: ms-swift records them in args.json, and a merge
+    or `train --from` started from another directory must still find the model and the data."""
+    args, changed = dict(job.args), []
+    for key in (*PATH_FLAGS, *DATASET_FLAGS):
+        value = args.get(key)
+        if isinstance(value, str):
+            new = _absolute_item(key, value)
+        elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+            new = [_absolute_item(key, v) for v in value]
+        else:
+            continue
+        if new != value:
+            args[key] = new
+            changed.append(key)
+    if not changed:
+        return job
+    note = finding(job, INFO, "paths.absolute", f"args.{changed[0]}",
+                   f"local paths rendered absolute ({', '.join(changed)}), as seen from {os.getcwd()}",
+                   "ms-swift records them in args.json; merge and --from then work from any directory")
+    return replace(job, args=args, adjustments=(*job.adjustments, note))
+
+
 def apply_fixups(job: Job) -> Job:
-    return add_no_reentrant(derive_grad_accum(job))
+    return absolute_paths(add_no_reentrant(derive_grad_accum(job)))

@@ -1,0 +1,84 @@
+"""Local paths ms-swift would silently take for hub ids, and an output dir it cannot create.
+
+ms-swift treats any value that does not exist on disk as a hub id (utils/hub_utils.py
+safe_snapshot_download; dataset_syntax.py), so `--model ./models/qwen3-8b` with a typo starts a
+download of a model that does not exist, after the import and the data loading. Datasets are
+checked in checks/data.py; this module covers the other path-valued flags.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from lorakit import localpath
+from lorakit.checks.facts import Facts
+from lorakit.findings import ERROR, Finding
+from lorakit.job import Job
+from lorakit.values import finding
+
+# flag -> what it names, for the message. A hub id is fine for model and adapters (ms-swift
+# downloads those), never for a checkpoint to resume from (transformers opens it as a dir).
+INPUT_PATHS = {"model": "model", "adapters": "adapter", "resume_from_checkpoint": "checkpoint",
+               "custom_dataset_info": "dataset info file", "cached_dataset": "cached dataset"}
+ALWAYS_LOCAL = ("resume_from_checkpoint", "cached_dataset")
+
+
+def _items(value) -> list[str]:
+    if isinstance(value, (list, tuple)):
+        return [v for v in value if isinstance(v, str)]
+    return [value] if isinstance(value, str) else []
+
+
+def _missing(job: Job, key: str, text: str) -> Finding:
+    where = localpath.absolute(text)
+    close = localpath.near_misses(text)
+    why = ("transformers opens it as a directory" if key in ALWAYS_LOCAL
+           else "ms-swift would take a missing path for a hub id and try to download it")
+    hint = (f"did you mean {' or '.join(repr(c) for c in close)}? " if close else "") + (
+        f"paths are relative to the directory you launch from ({os.getcwd()}); {why}")
+    return finding(job, ERROR, f"paths.{key}.missing", f"args.{key}",
+                   f"{key} {text!r}: no such {INPUT_PATHS[key]} ({where})", hint)
+
+
+def check_input_paths(job: Job, facts: Facts) -> list[Finding]:
+    out: list[Finding] = []
+    for key in INPUT_PATHS:
+        for text in _items(job.args.get(key)):
+            local = key in ALWAYS_LOCAL or localpath.looks_local(text)
+            if text.strip() and local and not localpath.exists(text):
+                out.append(_missing(job, key, text))
+    return out
+
+
+def _unwritable(path: str) -> str | None:
+    """Why ms-swift could not create `path` (os.makedirs(exist_ok=True)), or None."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        return "is a file, not a directory"
+    anchor = localpath.nearest_existing(path)
+    if not os.path.isdir(anchor):
+        return f"cannot be created: {anchor} is a file"
+    if not os.access(anchor, os.W_OK | os.X_OK):
+        return f"cannot be created: {anchor} is not writable"
+    if anchor == os.path.dirname(anchor):
+        return None  # only the root exists here: likely rendered for another machine
+    try:  # root passes access() everywhere, and /proc or a read-only mount only fail for real
+        os.rmdir(tempfile.mkdtemp(prefix=".lorakit-probe-", dir=anchor))
+    except OSError as exc:
+        return f"cannot be created under {anchor}: {exc.strerror}"
+    return None
+
+
+def check_output_dir(job: Job, facts: Facts) -> list[Finding]:
+    text = job.args.get("output_dir")
+    if job.command != "sft" or not isinstance(text, str) or not text.strip():
+        return []
+    why = _unwritable(localpath.absolute(text))
+    if why is None:
+        return []
+    return [finding(job, ERROR, "paths.output_dir.unwritable", "args.output_dir", f"output_dir {text!r} {why}",
+                    "choose a directory you can write to, e.g. --output-dir output")]
+
+
+CHECKS = [check_input_paths, check_output_dir]

@@ -1,0 +1,87 @@
+"""Local paths ms-swift would take for hub ids, an output dir it cannot create, and local
+paths rendered absolute (args.json, merge and --from then work from any directory)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from conftest import run_cli
+
+
+@pytest.fixture
+def here(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models" / "qwen3-0.6b").mkdir(parents=True)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "train.jsonl").write_text('{"messages": [{"role": "user", "content": "hi"}, '
+                                                   '{"role": "assistant", "content": "hello"}]}\n')
+    return tmp_path
+
+
+def _errors(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("error[")]
+
+
+def test_a_mistyped_local_model_is_an_error_with_did_you_mean(here):
+    result = run_cli(["validate", "-p", "single", "--model", "./models/qwen3-0.6", "--dataset", "data/train.jsonl"])
+    assert result.code == 2
+    lines = result.stderr.splitlines()
+    at = lines.index(f"error[paths.model.missing] args.model (--model): model './models/qwen3-0.6': no such model "
+                     f"({here / 'models' / 'qwen3-0.6'})")
+    assert lines[at + 1] == (f"  hint: did you mean './models/qwen3-0.6b'? paths are relative to the directory you "
+                             f"launch from ({here}); ms-swift would take a missing path for a hub id and try to "
+                             "download it")
+
+
+@pytest.mark.parametrize("model", ["Qwen/Qwen3-8B", "qwen3-8b-not-here"])
+def test_hub_ids_pass_untouched(here, model):
+    result = run_cli(["train", "-p", "single", "--model", model, "--dry-run"])
+    assert result.code == 0, result.stderr
+    assert f"    --model {model} \\" in result.stdout.splitlines()
+
+
+def test_resume_from_checkpoint_must_exist(here):
+    result = run_cli(["validate", "-p", "single", "--set", "resume_from_checkpoint=output/v0/checkpoint-5"])
+    assert result.code == 2
+    assert (f"error[paths.resume_from_checkpoint.missing] args.resume_from_checkpoint (--set): resume_from_checkpoint "
+            f"'output/v0/checkpoint-5': no such checkpoint ({here / 'output/v0/checkpoint-5'})") in _errors(result.stderr)
+
+
+@pytest.mark.parametrize("out, why", [
+    ("/proc/lorakit-nope", "cannot be created under /proc: No such file or directory"),
+    ("blocker/out", "cannot be created: {here}/blocker is a file"),
+    ("blocker", "is a file, not a directory"),
+])
+def test_output_dir_must_be_creatable(here, out, why):
+    (here / "blocker").write_text("")
+    result = run_cli(["validate", "-p", "single", "--output-dir", out])
+    assert result.code == 2
+    assert (f"error[paths.output_dir.unwritable] args.output_dir (--output-dir): output_dir {out!r} "
+            + why.format(here=here)) in _errors(result.stderr)
+    assert not list(here.glob(".lorakit-probe-*"))
+
+
+def test_a_creatable_output_dir_leaves_nothing_behind(here):
+    result = run_cli(["validate", "-p", "single", "--output-dir", "runs/new/deep"])
+    assert result.code == 0, result.stderr
+    assert sorted(os.listdir(here)) == ["data", "models"]
+
+
+def test_existing_local_paths_render_absolute(here):
+    result = run_cli(["train", "-p", "single", "--model", "models/qwen3-0.6b", "--dataset", "data/train.jsonl#5",
+                      "--dataset", "AI-ModelScope/alpaca-gpt4-data-en#10", "--dry-run"])
+    assert result.code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert f"    --model {here / 'models/qwen3-0.6b'} \\" in lines
+    assert f"    --dataset '{here / 'data/train.jsonl'}#5' 'AI-ModelScope/alpaca-gpt4-data-en#10' \\" in lines
+    assert (f"info[paths.absolute] args.model (--model): local paths rendered absolute (model, dataset), as seen "
+            f"from {here}") in result.stderr.splitlines()
+
+
+def test_a_tilde_path_is_expanded(here, monkeypatch):
+    monkeypatch.setenv("HOME", str(here))
+    result = run_cli(["train", "-p", "single", "--model", "~/models/qwen3-0.6b", "--dry-run"])
+    assert result.code == 0, result.stderr
+    assert f"    --model {here / 'models/qwen3-0.6b'} \\" in result.stdout.splitlines()
