@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from lorakit import envvars
+from lorakit import envvars, yamlload
 from lorakit.errors import LorakitError
 from lorakit.names import normalise_arg_key
 from lorakit.spellout import spell_out
@@ -96,37 +96,6 @@ def locate(ref: str, *, base: Path | None = None, key: str = "--preset") -> Path
     raise LorakitError(f"{key}: unknown preset {ref!r}", hint=hint)
 
 
-def _parse(text: str) -> Any:
-    """libyaml when present (8x faster: the dry-run path reads several files); on an error,
-    the pure-Python parser again, whose messages are the ones users and tests know."""
-    fast = getattr(yaml, "CSafeLoader", None)
-    if fast is not None:
-        try:
-            return yaml.load(text, Loader=fast)
-        except yaml.YAMLError:
-            pass
-    return yaml.safe_load(text)
-
-
-def refuse_aliases(text: str, where: str, *, lines: bool = True) -> None:
-    """Anchors and aliases (&a, *a) are refused: a preset never needs them (`extends:` shares
-    settings), and 500 bytes of nested aliases expand to gigabytes of argv ("billion laughs")
-    or to a list that contains itself. Only text with a '*' can hold an alias, so only that is
-    read again event by event (libyaml's parser: no objects are built)."""
-    if "*" not in text:
-        return
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    try:
-        for event in yaml.parse(text, Loader=loader):
-            if isinstance(event, yaml.AliasEvent):
-                line = f":{event.start_mark.line + 1}" if lines and event.start_mark else ""
-                raise LorakitError(
-                    f"{where}{line}: YAML alias *{event.anchor}: presets do not use anchors and aliases",
-                    hint="write the value out where it is used, or share settings with 'extends:'")
-    except yaml.YAMLError:
-        return  # the caller parsed it already; nothing more to say here
-
-
 def read_yaml(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
@@ -137,16 +106,10 @@ def read_yaml(path: Path) -> dict[str, Any]:
         raise LorakitError(f"{path}:{line}: not UTF-8 text (byte {exc.object[exc.start]:#04x})",
                            hint="save the preset as UTF-8") from None
     try:
-        data = _parse(text)
+        data = yamlload.parse(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise LorakitError(
-            f"{where}: YAML syntax error: {problem}",
-            hint="fix the YAML at that line (indentation, a missing ':' or an unclosed quote)",
-        ) from None
-    refuse_aliases(text, str(path))
+        raise yamlload.syntax_error(str(path), exc) from None
+    yamlload.refuse_aliases(text, str(path))
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -155,6 +118,8 @@ def read_yaml(path: Path) -> dict[str, Any]:
             hint="start the file with keys such as 'command:', 'launch:' and 'args:'",
         )
     _check_shape(path, data)
+    if isinstance(data.get("args"), dict):
+        data["args"] = {k: yamlload.settle(v) for k, v in data["args"].items()}
     for section in ("launch", "args"):
         if section in data and data[section] is None:
             # `args:` with nothing under it means "no changes", not "wipe the parent's args"
@@ -310,13 +275,14 @@ def parse_set(item: str) -> tuple[str, Any]:
             hint="e.g. --set lora_rank=16 or --set launch.gpus=0,1",
         )
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = yamlload.parse(raw) if raw.strip() else ""
     except yaml.YAMLError:
         raise LorakitError(
             f"--set {item!r}: VALUE is not valid YAML",
             hint="quote it for the shell, e.g. --set 'system=\"You are helpful: be brief\"'",
         ) from None
-    refuse_aliases(raw, f"--set {item!r}", lines=False)
+    yamlload.refuse_aliases(raw, f"--set {item!r}", lines=False)
+    value = yamlload.settle(value)
     if key.startswith("launch."):
         sub = key[len("launch."):]
         if sub not in LAUNCH_KEYS:

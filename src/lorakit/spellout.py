@@ -18,6 +18,7 @@ from lorakit import swiftflags
 from lorakit.findings import ERROR, WARNING, Finding
 from lorakit.names import normalise_arg_key, spelled_for
 from lorakit.values import as_bool
+from lorakit.yamlload import Word
 
 
 def flag_table(major: int | None, command: Any):
@@ -27,6 +28,15 @@ def flag_table(major: int | None, command: Any):
         return swiftflags.load_flags(major, command)
     except ValueError:
         return None
+
+
+def settle_word(flags, name: str | None, value: Any) -> Any:
+    """An unquoted yes/no/on/off (yamlload.Word) is a boolean for a boolean flag, and the text the
+    user wrote for any other: `eval_strategy: no` renders `--eval_strategy no`, never `false`."""
+    if not isinstance(value, Word):
+        return value
+    spec = flags.get(name) if name is not None else None
+    return value.truth if spec is not None and spec.type == "bool" else str(value)
 
 
 def spell_out(args: Mapping[str, Any], who: str, *, major: int | None, command: Any,
@@ -46,6 +56,7 @@ def spell_out(args: Mapping[str, Any], who: str, *, major: int | None, command: 
     for key, value in args.items():
         src = (sources or {}).get(key, who)
         name, how = swiftflags.resolve(flags, spelled_for(key, major, command))
+        value = settle_word(flags, name, value)
         if how not in ("prefix", "negation") or name is None:
             out[key] = value
             origin[key] = key
