@@ -1,5 +1,6 @@
 """Model-aware rules: a local model's files are well-formed, target_modules against the model's
-real Linear layers, and whether ms-swift can tell a local model's type on its own.
+real Linear layers, and whether ms-swift can tell a local model's model_type and template on its
+own (from the snapshot of its registry, src/lorakit/data/swift_models_v*.json).
 
 ms-swift only finds a wrong target after the weights have loaded ("Target modules {...} not
 found in the base model"); lorakit reads config.json and the safetensors headers instead,
@@ -9,6 +10,7 @@ through modelconfig, which checks every field it reads.
 from __future__ import annotations
 
 import json
+import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -18,7 +20,7 @@ from lorakit.checks.lora import _is_lora
 from lorakit.errors import LorakitError
 from lorakit.findings import ERROR, WARNING, Finding
 from lorakit.job import Job
-from lorakit.values import finding
+from lorakit.values import did_you_mean, finding, suggestion
 
 KEY = "args.target_modules"
 SHOWN = 12  # how many of the model's Linear names a message lists
@@ -94,38 +96,271 @@ def _swift_models(major: int) -> dict | None:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
-def _model_name(path: Path) -> str:
-    # swift/model/model_meta.py get_model_name: the last path part, ModelScope's '___' is '.'
-    return path.name.replace("___", ".").lower()
+# How ms-swift names a model (swift/model/model_meta.py:146 get_model_name, 4.6.0; 3.12.6:
+# swift/llm/model/register.py:521): a Hugging Face (4.x also ModelScope) cache snapshot is named
+# after its repo, anything else after its last path part with ModelScope's '___' as '.'.
+_CACHE_NAME = {4: (re.compile(r"/models--(?:.+?--)?(.+?)/snapshots/"),
+                   re.compile(r"/models/(?:.+?--)?(.+?)/snapshots/")),
+               3: (re.compile(r"/models--.+?--(.+?)/snapshots/"),)}
+
+
+def swift_model_name(model: str, major: int = 4) -> str:
+    """The name ms-swift matches against its registered hub ids, lowercased as it compares it."""
+    model = model.rstrip("/")
+    for pattern in _CACHE_NAME.get(major, _CACHE_NAME[4]):
+        match = pattern.search(model)
+        if match is not None:
+            return match.group(1).lower()
+    return model.rsplit("/", 1)[-1].replace("___", ".").lower()
+
+
+_SEP = re.compile(r"[-_\s/]+")
+# Name parts that say nothing about the family: sizes and versions alone, and the usual suffixes.
+_GENERIC = re.compile(r"^(v?\d+(\.\d+)*[bmkt]?|a\d+(\.\d+)?b|\d+k|it|hf|ms|base|chat|instruct|sft|dpo|lora|"
+                      r"merged|finetuned?|ft|awq|gptq|int[348]|fp8|bnb|nf4|\d+bit|gguf|preview|tiny|random|test)$")
+
+
+def _tokens(name: str) -> list[str]:
+    return [t for t in _SEP.split(name.lower()) if t]
+
+
+def _cue(ours: list[str], theirs: list[str]) -> tuple[int, int]:
+    """How much of the longest run of name parts two names share says about the family:
+    (characters of its non-generic parts, characters in all), (0, 0) when nothing specific."""
+    best = (0, 0)
+    for i in range(len(ours)):
+        for j in range(len(theirs)):
+            k = 0
+            while i + k < len(ours) and j + k < len(theirs) and ours[i + k] == theirs[j + k]:
+                k += 1
+            run = ours[i:i + k]
+            score = (sum(len(t) for t in run if not _GENERIC.match(t)), sum(len(t) for t in run))
+            if score[0] and score > best:
+                best = score
+    return best
+
+
+class _Registry:
+    """One ms-swift version's model registry (scripts/gen_swift_models.py) and its rules."""
+
+    def __init__(self, table: dict, major: int):
+        self.table, self.major = table, major
+        self.types = table.get("model_types") or {}
+        self.templates = table.get("templates") or []
+
+    def own_template(self, model_type: str, matched: str | None) -> str | None:
+        """The template ms-swift takes without --template (4.x swift/template/register.py:36-47:
+        the matched group's or the model type's own, else its only candidate); None if it cannot."""
+        meta = self.types.get(model_type) or {}
+        if matched is not None and self.table["names"].get(matched) == model_type:
+            # 4.x get_matched_model_meta (model_meta.py:165-174) lays the matched group over the
+            # meta, and keeps it when model_type is the matched one (model_meta.py:285-286)
+            template = self.table.get("name_templates", {}).get(matched) or meta.get("template")
+        else:
+            template = meta.get("template")
+        if template:
+            return template
+        candidates = meta.get("candidates") or []
+        return candidates[0] if len(candidates) == 1 else None
+
+    def candidates(self, model_type: str) -> list[str]:
+        meta = self.types.get(model_type) or {}
+        return meta.get("candidates") or ([meta["template"]] if meta.get("template") else [])
+
+    def pick(self, name: str, types: list[str]) -> tuple[str, str, str | None]:
+        """(model_type, template, the registered name that decided it) for a model called `name`
+        among `types`: the registered names that share the most telling run of name parts with
+        it vote; with no cue, ms-swift's first type and its first template."""
+        ours = _tokens(name)
+        best, votes = (0, 0), {}
+        for theirs, model_type in self.table["names"].items():
+            if model_type not in types:
+                continue
+            score = _cue(ours, _tokens(theirs))
+            if score[0] == 0 or score < best:
+                continue
+            if score > best:
+                best, votes = score, {}
+            template = self.own_template(model_type, theirs)
+            if template is None:
+                continue
+            votes.setdefault((model_type, template), []).append(theirs)
+        if votes:
+            order = {t: i for i, t in enumerate(types)}
+
+            def rank(item):
+                (model_type, template), names = item
+                cands = self.candidates(model_type)
+                return (-len(names), order[model_type], cands.index(template) if template in cands else 99)
+
+            (model_type, template), names = min(votes.items(), key=rank)
+            return model_type, template, min(names, key=lambda n: (len(n), n))
+        model_type = types[0]
+        template = self.own_template(model_type, None) or next(iter(self.candidates(model_type)), None)
+        return model_type, template or "default", None
+
+
+def _args_json(path: Path, major: int) -> tuple[str | None, str | None] | None:
+    """(model_type, template) that ms-swift takes from the dir's args.json; None if unreadable.
+    4.x (swift/arguments/base_args/base_args.py:285-339, model_meta.py:225-226, template/register.py:
+    34-35) keeps its model_type only if ms-swift >= 4 wrote it (base_args.py:330-331), and reads its
+    template; 3.x (swift/llm/model/register.py:610-611) reads its model_type only."""
+    file = path / "args.json"
+    if not file.is_file():
+        return (None, None)
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    model_type, template = data.get("model_type"), data.get("template")
+    written = str(data.get("swift_version") or "0")
+    if major >= 4 and not (written.split(".")[0].isdigit() and int(written.split(".")[0]) >= 4):
+        model_type = None
+    if major < 4:
+        template = None
+    return (model_type if isinstance(model_type, str) else None, template if isinstance(template, str) else None)
+
+
+def _set(pairs) -> str:
+    return " ".join(f"--set {k}={v}" for k, v in pairs)
+
+
+def _why(picked: str | None, name: str, model_type: str, registry: _Registry) -> str:
+    if picked:
+        return f"its name is closest to the registered {picked}"
+    others = registry.candidates(model_type)
+    among = f" among {model_type}'s: {', '.join(others)}" if len(others) > 1 else ""
+    return (f"no registered model is named like {name!r}, so these are ms-swift's first candidates: "
+            f"choose the template the checkpoint was trained with{among}")
+
+
+# Multimodal configs (swift/utils/hf_config.py:72 HfConfigFactory.is_multimodal): ms-swift refuses
+# one it has no model_type for (model_meta.py:287-291) instead of loading it as a plain LLM.
+_MULTIMODAL_KEYS = ("language_config", "llm_config", "text_config", "vit_config", "vision_config",
+                    "audio_config", "thinker_config")
+
+
+def _user(job: Job, key: str) -> str | None:
+    # ms-swift treats an empty value as unset (model_meta.py:280 `model_type or ...`)
+    value = job.args.get(key)
+    return None if value is None or value == "" else str(value)
+
+
+def _architecture(local: Path | None) -> tuple[dict | None, str | None]:
+    """config.json and the architecture ms-swift maps (its first; 'null' for none)."""
+    if local is None:
+        return None, None
+    try:
+        config = modelconfig.read_config(local)
+    except LorakitError:
+        return None, None  # check_model_files reports it
+    if config is None:
+        return None, None
+    return config, (config.get("architectures") or ["null"])[0]
+
+
+def _invalid(job: Job, registry: _Registry, arch: str | None) -> list[Finding]:
+    """A model_type or template ms-swift does not have: it refuses to start (model_meta.py:237-238,
+    swift/template/register.py:49-50; 3.x: swift/llm/model/register.py:621-622 and a KeyError)."""
+    out, major = [], registry.major
+    types = registry.table["architectures"].get(arch, []) if arch else []
+    user_type, user_template = _user(job, "model_type"), _user(job, "template")
+    if user_type is not None and user_type not in registry.types:
+        value = user_type
+        owners = [t for t in (types or registry.types) if value in registry.candidates(t)]
+        if owners:  # a 3.x model_type that 4.x folded into a broader one, e.g. qwen2_5 -> qwen2
+            sets = [("model_type", owners[0])] + ([] if user_template else [("template", value)])
+            hint = f"{value!r} is a template of model_type {owners[0]}: {_set(sets)}"
+        else:
+            close = did_you_mean(value, types, n=1) or did_you_mean(value, registry.types, n=1)
+            mean = f"did you mean {close[0]!r}? " if close else ""
+            listed = f"{arch}'s model types: {', '.join(types)}" if types else \
+                "see ms-swift's supported models (`model_type` column)"
+            hint = mean + listed
+        out.append(finding(job, ERROR, "model.type.invalid", "args.model_type",
+                           f"model_type {value!r} is not an ms-swift {major}.x model type: ms-swift "
+                           "refuses to start", hint))
+    if user_template is not None and user_template not in registry.templates:
+        out.append(finding(job, ERROR, "model.template.invalid", "args.template",
+                           f"template {user_template!r} is not an ms-swift {major}.x template: ms-swift "
+                           "refuses to start", f"{suggestion(user_template, registry.templates)}see ms-swift's "
+                           "supported models (`template` column)"))
+    return out
 
 
 def check_model_type(job: Job, facts: Facts) -> list[Finding]:
+    """Whether ms-swift can resolve a model_type and a template for `model` on its own, the way
+    4.6.0's get_model_info_meta (swift/model/model_meta.py:254-293, with _get_model_info at
+    207-238) and get_template_meta (swift/template/register.py:31-51) do, as `swift sft` runs them
+    first (swift/arguments/base_args/model_args.py:195, template_args.py:154). 3.12.6 refuses an
+    ambiguous architecture too (swift/llm/model/register.py:612-619) but takes the template from
+    the model_type. Where ms-swift certainly refuses to start: an error."""
     model = job.args.get("model")
-    if job.command != "sft" or not isinstance(model, str) or job.args.get("model_type"):
+    if job.command != "sft" or not isinstance(model, str) or not model:
         return []
-    path = Path(model).expanduser()
-    table = _swift_models(job.swift_major) or _swift_models(4)
-    if not path.is_dir() or table is None or (path / "args.json").is_file():
+    major = job.swift_major
+    table = _swift_models(major)
+    exact = table is not None  # a snapshot of the target's own registry
+    table = table or _swift_models(4)
+    if table is None:
         return []
-    if _model_name(path) in table["names"]:
-        return []  # ms-swift matches the directory name to a registered model
-    try:
-        config = modelconfig.read_config(path)
-    except LorakitError:
-        return []  # check_model_files reports it
+    registry = _Registry(table, major)
+    local = facts.find_model(model)  # a hub id not in a local cache: ms-swift downloads it first
+    config, arch = _architecture(local)
+    if exact:
+        invalid = _invalid(job, registry, arch)
+        if invalid:
+            return invalid
     if config is None:
         return []
-    arch = (config.get("architectures") or ["null"])[0]
-    types = table["architectures"].get(arch, [])
-    if len(types) > 1:
-        return [finding(job, WARNING, "model.type.ambiguous", "args.model",
-                        f"ms-swift cannot tell {path.name}'s model_type: {arch} matches {', '.join(types)}",
-                        f"set model_type: {types[0]} (and the matching template) in args")]
-    if not types:
-        return [finding(job, WARNING, "model.type.unknown", "args.model",
-                        f"ms-swift {job.swift_major}.x has no model_type for architecture {arch}",
-                        "set model_type and template in args, or check ms-swift's supported models")]
-    return []
+    user_type, user_template = _user(job, "model_type"), _user(job, "template")
+    name = swift_model_name(model, major)
+    matched = name if name in table["names"] else None
+    from_args = _args_json(Path(local), major)
+    if from_args is None:
+        return []
+    model_type = user_type or (table["names"][matched] if matched else None) or from_args[0]
+    template = user_template or from_args[1]
+    if model_type is None:
+        types = table["architectures"].get(arch, [])
+        said = "config.json names no architecture (ms-swift's 'null'), which" if arch == "null" else arch
+        if len(types) > 1:
+            picked_type, picked_template, picked = registry.pick(name, types)
+            # 3.x takes the template from the model_type (swift/llm/model/register.py:86-87 and
+            # 668, swift/llm/argument/base_args/template_args.py:140-141); 4.x needs it too
+            # unless the model type has one
+            with_template = exact and major >= 4 and not template
+            sets = [("model_type", picked_type)] + ([("template", picked_template)] if with_template else [])
+            what = (f"ms-swift {major}.x cannot tell {name}'s model_type and refuses to start" if exact else
+                    f"ms-swift {table['swift_version']} (lorakit has no snapshot of {major}.x's registry) "
+                    f"cannot tell {name}'s model_type")
+            return [finding(job, ERROR if exact else WARNING, "model.type.ambiguous", "args.model",
+                            f"{what}: {said} matches {', '.join(types)}",
+                            f"{_set(sets)} ({_why(picked, name, picked_type, registry)})")]
+        if not types:
+            if any(isinstance(config.get(k), dict) for k in _MULTIMODAL_KEYS):
+                return [finding(job, ERROR if exact else WARNING, "model.type.unknown", "args.model",
+                                f"ms-swift {major}.x has no model_type for architecture {arch} and refuses a "
+                                "multimodal model without one", "set model_type and template in args to a "
+                                "supported model's (see ms-swift's supported models), or register your own")]
+            return [finding(job, WARNING, "model.type.unknown", "args.model",
+                            f"ms-swift {major}.x has no model_type for architecture {arch}",
+                            "it would train with the empty 'dummy' template: set model_type and template in "
+                            "args, or check ms-swift's supported models")]
+        model_type = types[0]
+    if template is not None or not exact or model_type not in registry.types:
+        return []
+    if registry.own_template(model_type, matched) is not None:
+        return []
+    _, picked_template, picked = registry.pick(name, [model_type])
+    cands = registry.candidates(model_type)
+    has = f"{len(cands)} ({', '.join(cands)})" if cands else "none"
+    return [finding(job, ERROR, "model.template.ambiguous", "args.model_type" if user_type else "args.model",
+                    f"ms-swift {major}.x cannot tell {name}'s template and refuses to start: model_type "
+                    f"{model_type} has {has}",
+                    f"{_set([('template', picked_template)])} ({_why(picked, name, model_type, registry)})")]
 
 
 CHECKS = [check_model_files, check_targets, check_model_type]
