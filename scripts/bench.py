@@ -14,6 +14,9 @@ machine slows both sides alike. Prints a markdown table and the machine it ran o
   3. Launch overhead: `lorakit train` with a `swift` that exits at once, against that `swift` run
      directly (and, if lorakit has --log, with the output piped through lorakit).
   4. Peak memory (max RSS) of the dry-run against the import floor's.
+  5. The dataset check's cost: `lorakit train -p single --dry-run` with a local 100k-line .jsonl
+     (read in a bounded prefix: lorakit.datafile) against the same with a hub dataset id;
+     target <= +50 ms.
 """
 
 from __future__ import annotations
@@ -33,6 +36,16 @@ from typing import Dict, List, Optional, Sequence
 
 FLOOR = [sys.executable, "-c", "import typer, yaml, rich.console"]
 TARGET = 1.3
+DATA_TARGET = 0.050  # seconds the dataset check may add for a 100k-line local file
+DATA_LINES = 100_000
+
+
+def big_dataset(path: Path) -> Path:
+    """DATA_LINES rows of ms-swift's messages format, about 10 MB."""
+    row = json.dumps({"messages": [{"role": "user", "content": "What is the capital of France?"},
+                                   {"role": "assistant", "content": "Paris."}]})
+    path.write_text((row + "\n") * DATA_LINES)
+    return path
 
 
 def lorakit_cmd() -> List[str]:
@@ -136,6 +149,10 @@ def table(res: Dict[str, dict], has_swift: bool, piped: bool) -> str:
                  f"{delta(r['launch'] - r['swift-direct'])} ({delta(r['launch'] - r['dry-run-single'])} vs "
                  f"`lorakit train -p single --dry-run`)",
                  "report"))
+    if "dry-run-data" in r:
+        rows.append((f"dataset check: `lorakit train -p single --dataset <{DATA_LINES // 1000}k-line .jsonl> "
+                     "--dry-run` vs the same with a hub dataset id", ms(r["dry-run-data"]), ms(r["dry-run-hub"]),
+                     delta(r["dry-run-data"] - r["dry-run-hub"]), f"<= +{DATA_TARGET * 1000:.0f} ms"))
     if piped:
         rows.append(("launch with output piped: `lorakit train -p single --log FILE` vs directly",
                      ms(r["launch-log"]), ms(r["swift-direct"]),
@@ -178,6 +195,10 @@ def main() -> None:
             "swift-direct": ([str(fake), "sft", "--model", "x"], 0, fake_env),
             "launch": (lk + ["train", "-p", "single"], 0, fake_env),
         }
+        data = big_dataset(work / "data-100k.jsonl")
+        fast["dry-run-data"] = (lk + ["train", "-p", "single", "--dataset", str(data), "--dry-run"], 0, env)
+        fast["dry-run-hub"] = (lk + ["train", "-p", "single", "--dataset", "AI-ModelScope/alpaca-gpt4-data-en",
+                                     "--dry-run"], 0, env)
         if piped:
             fast["launch-log"] = (lk + ["train", "-p", "single", "--log", str(work / "run.log")], 0, fake_env)
         res = measure(fast, args.runs, tmp)
