@@ -26,6 +26,7 @@ exec swift sft \
     --lora_alpha 32 \
     --target_modules all-linear \
     --gradient_accumulation_steps 4 \
+    --split_dataset_ratio 0.01 \
     --eval_steps 50 \
     --save_steps 50 \
     --save_total_limit 2 \

@@ -79,12 +79,12 @@ def test_dry_run_stdout_is_only_the_command(cli):
 
 
 def test_typed_options_and_extra_flags_override_the_preset(cli):
-    result = cli(["train", "-p", "single", "--model", "my/model", "--dataset", "a.jsonl", "--dataset", "b.jsonl",
+    result = cli(["train", "-p", "single", "--model", "my/model", "--dataset", "my/a", "--dataset", "my/b",
                   "--lora-rank", "16", "--lora-alpha", "64", "--target-modules", "[q_proj,v_proj]",
                   "--output-dir", "out dir", "--dry-run", "--", "--max_steps", "5", "--use_rslora"])
     assert result.code == 0
     lines = result.stdout.splitlines()
-    for expected in ("    --model my/model \\", "    --dataset a.jsonl b.jsonl \\", "    --lora_rank 16 \\",
+    for expected in ("    --model my/model \\", "    --dataset my/a my/b \\", "    --lora_rank 16 \\",
                      "    --lora_alpha 64 \\", "    --target_modules q_proj v_proj \\",
                      "    --output_dir 'out dir' \\", "    --max_steps 5 \\", "    --use_rslora true"):
         assert expected in lines
@@ -126,14 +126,14 @@ def test_presets_show_prints_the_resolved_yaml(cli):
 def test_validate_json(cli):
     import json
 
-    result = cli(["validate", "-p", "zero2", "--json", "--set", "lora_alpha=100"])
+    result = cli(["validate", "-p", "zero2", "--json", "--set", "lora_alpha=200"])
     payload = json.loads(result.stdout)
     assert result.code == 0 and payload["ok"] is True
     ratio = [f for f in payload["findings"] if f["code"] == "lora.ratio"][0]
     assert ratio == {"level": "warning", "code": "lora.ratio", "key": "args.lora_alpha", "file": "--set",
-                     "message": "alpha/rank = 100/8 = 12.5, outside the seed's 4-8",
-                     "hint": "for lora_rank 8, use lora_alpha between 32 and 64"}
-    strict = cli(["validate", "-p", "zero2", "--strict", "--set", "lora_alpha=100"])
+                     "message": "alpha/rank = 200/8 = 25, far outside 1-16: the LoRA update is scaled up that much",
+                     "hint": "for lora_rank 8, lora_alpha between 16 and 64 is usual"}
+    strict = cli(["validate", "-p", "zero2", "--strict", "--set", "lora_alpha=200"])
     assert strict.code == 2
 
 

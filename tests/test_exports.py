@@ -42,6 +42,14 @@ STALE = {"NNODES": "7", "MASTER_ADDR": "stale", "RANK": "0", "WORLD_SIZE": "2", 
 EIGHT = "0,1,2,3,4,5,6,7"
 
 
+@pytest.fixture(autouse=True)
+def local_datasets(tmp_path):
+    """The local datasets the cases name, in the dir the launches run from: a missing local
+    dataset is an error (ms-swift would take it for a hub id)."""
+    for name in ("a b.jsonl", "c.jsonl"):
+        (tmp_path / name).write_text('{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}\n' * 20)
+
+
 def train_launch(tmp_path, args, **env) -> tuple[list[str], dict]:
     """What `lorakit train` launches from a clean shell."""
     result = lorakit(["train", *args], fake_env(tmp_path, "via_lorakit.json", **env))
@@ -129,7 +137,7 @@ def test_json_findings_and_fields():
     assert data["findings"] == [{
         "level": "info", "code": "batch.global_batch_size.derived",
         "message": "gradient_accumulation_steps 4 = global_batch_size 32 / (per-device 1 x 8 rank(s) per node "
-                   "x 1 node(s)); replaces 2 from built-in zero2",
+                   "x 1 node(s))",
         "hint": "", "key": "args.gradient_accumulation_steps", "file": "--set"}]
 
 

@@ -41,6 +41,14 @@ def recorded(path: Path) -> tuple[list[str], dict]:
 # Left in a shell by a debugging session or an outer job; none may reach the child.
 STALE = {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "2", "TORCHELASTIC_RUN_ID": "x", "RAY_SWIFT_ARGS": "{}"}
 
+@pytest.fixture(autouse=True)
+def local_datasets(tmp_path):
+    """The local datasets the cases name, in the dir the launches run from: a missing local
+    dataset is an error (ms-swift would take it for a hub id)."""
+    for name in ("a b.jsonl", "c.jsonl"):
+        (tmp_path / name).write_text('{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}\n' * 20)
+
+
 PASTE_CASES = [
     ["train", "-p", "ddp_device_map"],
     ["train", "-p", "zero2", "--gpus", "2,3", "--set", "system=It's a \"test\" $HOME `x`"],

@@ -255,7 +255,9 @@ def test_the_good_model_plans_and_validates(cli, tmp_path):
     result = json.loads(plan.stdout)
     assert result["model_source"] == str(d) and result["layout"]["dtype"] == "float32"
     assert result["total_params"] == sum(math.prod(s) for _, s in TENSORS.values())
-    checked = json.loads(cli(["validate", "-p", "single", "--model", str(d), "--json"]).stdout)
+    # a dir named `model` with a Qwen2 config: ms-swift 4.x needs its model_type and template said
+    checked = json.loads(cli(["validate", "-p", "single", "--model", str(d), "--set", "model_type=qwen2",
+                              "--set", "template=qwen", "--json"]).stdout)
     assert [f for f in checked["findings"] if f["level"] == "error"] == []
 
 
@@ -316,7 +318,9 @@ def test_an_unreadable_config_is_named(cli, tmp_path, monkeypatch):
 def test_a_missing_shard_stays_a_warning_in_validate_and_an_error_in_plan(cli, tmp_path):
     d = write_model(tmp_path / "model")
     (d / modelconfig.INDEX).write_text(json.dumps({"weight_map": {"lm_head.weight": "model-00002.safetensors"}}))
-    checked = json.loads(cli(["validate", "-p", "single", "--model", str(d), "--json"]).stdout)
+    # a dir named `model` with a Qwen2 config: ms-swift 4.x needs its model_type and template said
+    checked = json.loads(cli(["validate", "-p", "single", "--model", str(d), "--set", "model_type=qwen2",
+                              "--set", "template=qwen", "--json"]).stdout)
     missing = f"{d / 'model-00002.safetensors'}: shard named in {modelconfig.INDEX} is missing"
     assert {"level": "warning", "code": "model.unreadable", "message": missing,
             "hint": "the download is incomplete: download the model again", "key": "args.model",

@@ -164,7 +164,7 @@ def test_global_batch_size_derives_grad_accum_and_is_never_rendered():
     [note] = [f for f in job.adjustments if f.code == "batch.global_batch_size.derived"]
     assert (note.level, note.key, note.file) == ("info", "args.gradient_accumulation_steps", "--set")
     assert note.message == ("gradient_accumulation_steps 8 = global_batch_size 64 / (per-device 1 x 8 "
-                            "rank(s) per node x 1 node(s)); replaces 2 from built-in zero2")
+                            "rank(s) per node x 1 node(s))")
 
 
 def test_global_batch_size_counts_every_node_and_the_per_device_batch():
@@ -172,8 +172,8 @@ def test_global_batch_size_counts_every_node_and_the_per_device_batch():
                              ("args.global_batch_size", 64)])
     argv = args_of(job)
     assert argv[argv.index("--gradient_accumulation_steps") + 1] == "2"
-    assert [f.message for f in run_checks(job) if f.code == "batch.global"] == [
-        "global batch 64 = per-device 2 x grad-accum 2 x 16 ranks"]
+    assert [f.message for f in run_checks(job) if f.code == "batch.global_batch_size.derived"] == [
+        "gradient_accumulation_steps 2 = global_batch_size 64 / (per-device 2 x 8 rank(s) per node x 2 node(s))"]
 
 
 def test_device_map_layout_counts_ranks_not_gpus():
@@ -182,25 +182,28 @@ def test_device_map_layout_counts_ranks_not_gpus():
     assert argv[argv.index("--gradient_accumulation_steps") + 1] == "4"
 
 
-@pytest.mark.parametrize("value, code, message", [
-    (60, "batch.global_batch_size.indivisible",
-     "global_batch_size 60 is not divisible by per-device 1 x 8 rank(s) per node x 1 node(s) = 8"),
-    (4, "batch.global_batch_size.indivisible",
-     "global_batch_size 4 is not divisible by per-device 1 x 8 rank(s) per node x 1 node(s) = 8"),
-    (0, "batch.global_batch_size.invalid", "global_batch_size 0 is not a positive integer"),
-    ("big", "batch.global_batch_size.invalid", "global_batch_size 'big' is not a positive integer"),
+@pytest.mark.parametrize("value, message", [
+    (0, "global_batch_size 0 is not a positive integer"),
+    ("big", "global_batch_size 'big' is not a positive integer"),
 ])
-def test_global_batch_size_errors(value, code, message):
+def test_global_batch_size_errors(value, message):
     job = job_with("zero2", [("args.global_batch_size", value)])
     errors = [(f.code, f.message) for f in run_checks(job) if f.level == "error"]
-    assert errors == [(code, message)]
-    assert args_of(job)[args_of(job).index("--gradient_accumulation_steps") + 1] == "2"  # untouched
+    assert errors == [("batch.global_batch_size.invalid", message)]
+    assert "--gradient_accumulation_steps" not in args_of(job)  # nothing derived from a bad value
 
 
-def test_indivisible_hint_names_the_nearest_multiples():
-    job = job_with("zero2", [("args.global_batch_size", 60)])
-    [error] = [f for f in job.adjustments if f.level == "error"]
-    assert error.hint == "use a multiple of 8 (e.g. 56 or 64), or change the batch size or the layout"
+@pytest.mark.parametrize("value, steps, reached, multiples", [(60, 8, 64, "56 or 64"), (4, 1, 8, "8 or 16"),
+                                                              (20, 2, 16, "16 or 24")])
+def test_an_unreachable_global_batch_takes_the_nearest_and_says_so(value, steps, reached, multiples):
+    job = job_with("zero2", [("args.global_batch_size", value)])
+    assert args_of(job)[args_of(job).index("--gradient_accumulation_steps") + 1] == str(steps)
+    [note] = [f for f in job.adjustments if f.code == "batch.global_batch_size.inexact"]
+    assert (note.level, note.message) == ("warning", f"global_batch_size {value} is not divisible by per-device 1 x "
+                                          f"8 rank(s) per node x 1 node(s) = 8: using the nearest, "
+                                          f"gradient_accumulation_steps {steps} (global batch {reached})")
+    assert note.hint == (f"for exactly {value}, change the batch size or the layout; or set global_batch_size to a "
+                         f"multiple of 8 (e.g. {multiples})")
 
 
 def write(tmp_path, name, text):
@@ -252,4 +255,4 @@ def test_set_global_batch_size_on_the_command_line(cli):
     assert "global_batch_size" not in result.stdout
     assert ("info[batch.global_batch_size.derived] args.gradient_accumulation_steps (--set): "
             "gradient_accumulation_steps 16 = global_batch_size 128 / (per-device 1 x 8 rank(s) per node "
-            "x 1 node(s)); replaces 2 from built-in zero2") in result.stderr.splitlines()
+            "x 1 node(s))") in result.stderr.splitlines()

@@ -16,7 +16,7 @@ def here(tmp_path, monkeypatch):
     (tmp_path / "models" / "qwen3-0.6b").mkdir(parents=True)
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "train.jsonl").write_text('{"messages": [{"role": "user", "content": "hi"}, '
-                                                   '{"role": "assistant", "content": "hello"}]}\n')
+                                                   '{"role": "assistant", "content": "hello"}]}\n' * 20)
     return tmp_path
 
 

@@ -277,10 +277,10 @@ def test_a_deepspeed_file_with_a_bad_stage_is_named(cli, tmp_path):
 
 
 def test_a_global_batch_size_that_cannot_be_derived_stops_the_plan(cli):
-    result = cli(["plan", "-p", "zero2", "--set", "global_batch_size=60"])
+    result = cli(["plan", "-p", "zero2", "--set", "global_batch_size=0"])
     assert (result.code, result.stdout) == (2, "")
     assert result.stderr.splitlines()[-1] == "lorakit: error: no plan: 1 error(s) above"
-    assert result.stderr.startswith("error[batch.global_batch_size.indivisible] args.global_batch_size (--set): ")
+    assert result.stderr.startswith("error[batch.global_batch_size.invalid] args.global_batch_size (--set): ")
 
 
 # --- table entries added after review: published totals, and the configs' own context lengths -------
@@ -348,7 +348,7 @@ def test_does_not_fit_warns_with_remedies_in_order(cli, tmp_path):
 
 
 def test_seed_order_on_plain_ddp_with_a_big_batch(cli, tmp_path):
-    plan = plan_json(cli, "-p", "ddp", "--set", "per_device_train_batch_size=4",
+    plan = plan_json(cli, "-p", "ddp", "--set", "per_device_train_batch_size=4", "--set", "global_batch_size=64",
                      "--set", "gradient_checkpointing=false", env=fake_smi(tmp_path, SMALL_GPUS))
     assert plan["fits"] is False
     assert [r["how"] for r in plan["remedies"]] == [

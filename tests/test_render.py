@@ -28,6 +28,7 @@ def common(tuner: str = "--tuner_type", accum: str = "16") -> list[str]:
         "--lora_alpha", "32",
         "--target_modules", "all-linear",
         "--gradient_accumulation_steps", accum,
+        "--split_dataset_ratio", "0.01",
         "--eval_steps", "50",
         "--save_steps", "50",
         "--save_total_limit", "2",

@@ -39,6 +39,8 @@ def workspace(tmp_path: Path) -> Path:
     (ckpt / "trainer_state.json").write_text(json.dumps({"global_step": 100, "log_history": []}))
     (ckpt / "args.json").write_text(json.dumps({"model": "Qwen/Qwen3-8B", "model_type": "qwen3"}))
     (tmp_path / "my.yaml").write_text("extends: zero2\nargs: {lora_rank: 16, lora_alpha: 64}\n")
+    (tmp_path / "data.jsonl").write_text('{"messages": [{"role": "user", "content": "hi"}, '
+                                         '{"role": "assistant", "content": "hello"}]}\n' * 20)
     # `lorakit train --from output/lorakit-run.yaml`: the record a real zero2 launch writes
     from lorakit import record
     from lorakit.cli.common import JobOptions, build

@@ -13,7 +13,7 @@ from dataclasses import replace
 from typing import Any
 
 from lorakit import localpath
-from lorakit.findings import ERROR, INFO
+from lorakit.findings import ERROR, INFO, WARNING
 from lorakit.values import as_bool, as_int, finding
 from lorakit.job import Job
 
@@ -42,7 +42,7 @@ def gc_enabled(job: Job) -> bool:
 
 
 def add_no_reentrant(job: Job) -> Job:
-    """The seed's pitfall 3: DDP + gradient checkpointing must say use_reentrant false, or
+    """DDP + gradient checkpointing must say use_reentrant false, or
     backward fails under DDP ("Expected to mark a variable ready only once")."""
     if not is_plain_ddp(job) or not gc_enabled(job):
         return job
@@ -57,7 +57,7 @@ def add_no_reentrant(job: Job) -> Job:
     note = finding(job, "info", "layout.ddp.use_reentrant_added", "args.gradient_checkpointing_kwargs",
                    f"DDP with {job.world_size} ranks and gradient checkpointing: added "
                    f"gradient_checkpointing_kwargs {json.dumps(new)}",
-                   "reentrant checkpointing breaks LoRA backward under DDP (the seed's pitfall 3)")
+                   "reentrant checkpointing breaks LoRA backward under DDP (\"Expected to mark a variable ready only once\")")
     return replace(job, args=args, adjustments=(*job.adjustments, note))
 
 
@@ -151,19 +151,26 @@ def derive_grad_accum(job: Job) -> Job:
     nproc, nodes = job.launch.nproc_per_node or 1, job.launch.node_total
     per_step = batch * nproc * nodes
     shape = f"per-device {batch} x {nproc} rank(s) per node x {nodes} node(s)"
-    if n % per_step:
-        low = per_step * max(n // per_step, 1)
-        return _gbs_error(job, "batch.global_batch_size.indivisible",
-                          f"global_batch_size {n} is not divisible by {shape} = {per_step}",
-                          f"use a multiple of {per_step} (e.g. {low} or {low + per_step}), "
-                          "or change the batch size or the layout")
-    steps = n // per_step
-    args = dict(job.args)
-    args["gradient_accumulation_steps"] = steps
+    steps = max(1, round(n / per_step))  # the nearest reachable global batch when it does not divide
+    # the derived steps take global_batch_size's place in the argv (it is never rendered itself)
+    args = {}
+    for key, value in job.args.items():
+        if key == "global_batch_size":
+            args["gradient_accumulation_steps"] = steps
+        if key != "gradient_accumulation_steps":
+            args[key] = value
     replaced = f"; replaces {old} from {job.source_of(GAS)}" if old is not None else ""
     new = replace(job, args=args, sources={**job.sources, GAS: job.source_of(GBS)})
-    note = finding(new, INFO, "batch.global_batch_size.derived", GAS,
-                   f"gradient_accumulation_steps {steps} = global_batch_size {n} / ({shape}){replaced}")
+    if n % per_step:
+        low = per_step * max(n // per_step, 1)
+        note = finding(new, WARNING, "batch.global_batch_size.inexact", GBS,
+                       f"global_batch_size {n} is not divisible by {shape} = {per_step}: using the nearest, "
+                       f"gradient_accumulation_steps {steps} (global batch {steps * per_step}){replaced}",
+                       f"for exactly {n}, change the batch size or the layout; or set global_batch_size to a "
+                       f"multiple of {per_step} (e.g. {low} or {low + per_step})")
+    else:
+        note = finding(new, INFO, "batch.global_batch_size.derived", GAS,
+                       f"gradient_accumulation_steps {steps} = global_batch_size {n} / ({shape}){replaced}")
     return replace(new, adjustments=(*job.adjustments, note))
 
 

@@ -29,7 +29,10 @@ def looks_local(text: str, cwd: Path | None = None) -> bool:
     if text.lower().endswith(DATA_SUFFIXES):
         return True
     head = text.split("/", 1)[0] if "/" in text else None
-    return bool(head) and (Path(cwd or os.getcwd()) / head).is_dir()
+    try:
+        return bool(head) and (Path(cwd or os.getcwd()) / head).is_dir()
+    except (OSError, ValueError):  # a segment too long for a file name, a NUL: not a dir here
+        return False
 
 
 def absolute(text: str, cwd: Path | None = None) -> str:

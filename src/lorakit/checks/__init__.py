@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from lorakit.checks import layout, lora, training
+from lorakit.checks import layout, lora, policy, training
 from lorakit.checks.facts import Facts
 from lorakit.findings import Finding, sort_findings
 from lorakit.job import Job
@@ -16,7 +16,7 @@ Check = Callable[[Job, Facts], "list[Finding]"]
 def all_checks() -> list[Check]:
     from lorakit.checks import argv, data, flags, model, nodes, paths  # flags loads the snapshot lazily
 
-    return [*lora.CHECKS, *layout.CHECKS, *training.CHECKS, *nodes.CHECKS, *flags.CHECKS, *model.CHECKS,
+    return [*lora.CHECKS, *layout.CHECKS, *training.CHECKS, *policy.CHECKS, *nodes.CHECKS, *flags.CHECKS, *model.CHECKS,
             *paths.CHECKS, *data.CHECKS, *argv.CHECKS]
 
 

@@ -1,4 +1,7 @@
-"""LoRA rules from the seed document: rank 4-64, alpha 16-64, alpha/rank about 4 to 8."""
+"""LoRA rules: rank 4-64, alpha positive, alpha/rank (alpha/sqrt(rank) with rsLoRA) in a sane range.
+
+The usual recipes put alpha/rank between 2 (r16/alpha32, the most common community setting) and 8;
+only far outside (below 1, above 16) is the update scale likely wrong rather than a choice."""
 
 from __future__ import annotations
 
@@ -10,8 +13,8 @@ from lorakit.findings import ERROR, INFO, WARNING, Finding
 from lorakit.job import Job
 
 RANK_RANGE = (4, 64)
-ALPHA_RANGE = (16, 64)
-RATIO_BAND = (4, 8)
+RATIO_BAND = (2, 8)  # usual: quiet inside, information outside
+RATIO_SANE = (1, 16)  # a warning only outside this
 LORA_TUNERS = ("lora", "longlora")
 
 
@@ -27,7 +30,7 @@ def check_rank(job: Job, facts: Facts) -> list[Finding]:
     if rank is None or rank <= 0:
         return [finding(job, ERROR, "lora.rank.invalid", "args.lora_rank",
                         f"lora_rank must be a positive integer, got {raw!r}",
-                        "the seed recommends 4 to 64; 8 is common")]
+                        "4 to 64 is usual; 8 is common")]
     low, high = RANK_RANGE
     if not low <= rank <= high:
         return [finding(job, WARNING, "lora.rank.range", "args.lora_rank",
@@ -45,13 +48,7 @@ def check_alpha(job: Job, facts: Facts) -> list[Finding]:
         return [finding(job, ERROR, "lora.alpha.invalid", "args.lora_alpha",
                         f"lora_alpha must be a positive number, got {raw!r}",
                         "32 is common; choose it so that alpha/rank is about 4 to 8")]
-    low, high = ALPHA_RANGE
-    if not low <= alpha <= high:
-        # Info only: for rank >= 17 the seed's alpha range and its ratio cannot both hold.
-        return [finding(job, INFO, "lora.alpha.range", "args.lora_alpha",
-                        f"lora_alpha {alpha:g} is outside the seed's usual {low}-{high}",
-                        "what matters is the alpha/rank ratio")]
-    return []
+    return []  # its size only matters relative to the rank: check_ratio
 
 
 def check_ratio(job: Job, facts: Facts) -> list[Finding]:
@@ -69,11 +66,14 @@ def check_ratio(job: Job, facts: Facts) -> list[Finding]:
         return []
     what = "alpha/sqrt(rank)" if rslora else "alpha/rank"
     lo_alpha, hi_alpha = low * divisor, high * divisor
-    note = " (use_rslora scales by alpha/sqrt(rank), so the band applies to that)" if rslora else ""
+    note = " (use_rslora scales by alpha/sqrt(rank), so the ratio is read on that scale)" if rslora else ""
     key = "args.lora_alpha" if "lora_alpha" in job.args else "args.lora_rank"
-    return [finding(job, WARNING, "lora.ratio", key,
-                    f"{what} = {alpha:g}/{divisor:g} = {scale:.3g}, outside the seed's {low}-{high}{note}",
-                    f"for lora_rank {rank}, use lora_alpha between {lo_alpha:g} and {hi_alpha:g}")]
+    far = not RATIO_SANE[0] <= scale <= RATIO_SANE[1]
+    return [finding(job, WARNING if far else INFO, "lora.ratio", key,
+                    f"{what} = {alpha:g}/{divisor:g} = {scale:.3g}" + (
+                        f", far outside {RATIO_SANE[0]}-{RATIO_SANE[1]}: the LoRA update is scaled {'up' if scale > high else 'down'} "
+                        "that much" if far else f", outside the usual {low}-{high}") + note,
+                    f"for lora_rank {rank}, lora_alpha between {lo_alpha:g} and {hi_alpha:g} is usual")]
 
 
 def check_dropout(job: Job, facts: Facts) -> list[Finding]:

@@ -23,7 +23,8 @@ def check_reentrant(job: Job, facts: Facts) -> list[Finding]:
     if is_plain_ddp(job) and reentrant is True:
         return [finding(job, ERROR, "layout.ddp.reentrant", key,
                         f"DDP with {job.world_size} ranks and use_reentrant true: LoRA backward fails under DDP",
-                        "set gradient_checkpointing_kwargs: {\"use_reentrant\": false} (the seed's pitfall 3)")]
+                        "set gradient_checkpointing_kwargs: {\"use_reentrant\": false}: DDP cannot mark a parameter "
+                        "ready twice, which reentrant checkpointing does")]
     if str(job.args.get("deepspeed", "")).startswith("zero3") and reentrant is False:
         return [finding(job, WARNING, "layout.zero3.no_reentrant", key,
                         "use_reentrant false with ZeRO-3: a known PEFT + ZeRO-3 checkpointing failure",
@@ -56,8 +57,8 @@ def effective_grad_accum(job: Job) -> tuple[int, bool]:
 
 
 def check_global_batch(job: Job, facts: Facts) -> list[Finding]:
-    if job.command != "sft":
-        return []
+    if job.command != "sft" or job.args.get("global_batch_size") is not None:
+        return []  # fixups.derive_grad_accum already said how the global batch comes about
     batch = as_int(job.args.get("per_device_train_batch_size", 1)) or 1
     accum, defaulted = effective_grad_accum(job)
     world = job.world_size
@@ -85,7 +86,7 @@ def check_step_intervals(job: Job, facts: Facts) -> list[Finding]:
         if steps is not None and 0 < steps < SMALL_STEPS:
             out.append(finding(job, WARNING, f"io.{key}", f"args.{key}",
                                f"{key} {steps}: a checkpoint/eval every {steps} steps can dominate run time",
-                               "the seed warns against frequent I/O; use 50 or more for real runs"))
+                               "each save or evaluation stops training; use 50 or more for real runs"))
     return out
 
 
