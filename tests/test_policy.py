@@ -1,0 +1,90 @@
+"""Evaluation/checkpoint policy and values no one means, through the CLI with exact messages.
+
+What transformers refuses (training_args.py __post_init__: load_best_model_at_end needs matching
+save/eval strategies and save_steps a multiple of eval_steps) and what ms-swift turns off
+(sft_args.py: no validation data -> eval_strategy 'no') only show once the model is loading."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import run_cli
+
+
+def _lines(stderr: str, code: str) -> list[str]:
+    return [line for line in stderr.splitlines() if f"[{code}]" in line]
+
+
+def test_eval_steps_without_validation_data_warns():
+    result = run_cli(["validate", "-p", "single", "--set", "split_dataset_ratio=0"])
+    assert result.code == 0
+    assert _lines(result.stderr, "eval.no_data") == [
+        "warning[eval.no_data] args.eval_steps (built-in fragments/lora_sft): eval_steps is set, but there is no "
+        "val_dataset and split_dataset_ratio is 0 (ms-swift's default): ms-swift turns evaluation off, so nothing "
+        "is evaluated"]
+    assert run_cli(["validate", "-p", "single", "--strict", "--set", "split_dataset_ratio=0"]).code == 2
+
+
+def test_the_built_in_presets_evaluate_on_a_held_out_split():
+    result = run_cli(["validate", "-p", "single", "--strict"])
+    assert result.code == 0, result.stderr
+    assert _lines(result.stderr, "eval.no_data") == []
+
+
+@pytest.mark.parametrize("sets, line", [
+    (["split_dataset_ratio=0"],
+     "error[eval.best_without_eval] args.load_best_model_at_end (--set): load_best_model_at_end needs evaluation, "
+     "but there is no val_dataset and split_dataset_ratio is 0: ms-swift turns evaluation off and transformers then "
+     "refuses the run (save and eval strategies must match)"),
+    (["save_steps=75"],
+     "error[eval.best_steps] args.save_steps (--set): load_best_model_at_end needs save_steps to be a multiple of "
+     "eval_steps: 75 is not a multiple of 50 (transformers refuses it at start-up)"),
+    (["save_total_limit=1"],
+     "error[eval.best_limit] args.save_total_limit (--set): save_total_limit 1 with load_best_model_at_end: the "
+     "newest checkpoint and the best one cannot both be kept, and loading the best fails at the end of training"),
+    (["save_strategy=epoch"],
+     "error[eval.best_strategies] args.load_best_model_at_end (--set): load_best_model_at_end needs save_strategy "
+     "and eval_strategy to match: epoch vs steps"),
+])
+def test_load_best_model_at_end_is_refused_where_transformers_would(sets, line):
+    args = ["validate", "-p", "single", "--set", "load_best_model_at_end=true"]
+    for item in sets:
+        args += ["--set", item]
+    result = run_cli(args)
+    assert result.code == 2
+    assert line in result.stderr.splitlines()
+
+
+def test_load_best_model_at_end_with_a_sane_policy_passes():
+    result = run_cli(["validate", "-p", "single", "--set", "load_best_model_at_end=true", "--set", "save_steps=100"])
+    assert result.code == 0, result.stderr
+
+
+@pytest.mark.parametrize("sets, code, line", [
+    (["learning_rate=1"], 2, "error[train.learning_rate] args.learning_rate (--set): learning_rate 1 is not a "
+     "learning rate (it must be above 0 and below 1)"),
+    (["learning_rate=0"], 2, "error[train.learning_rate] args.learning_rate (--set): learning_rate 0 is not a "
+     "learning rate (it must be above 0 and below 1)"),
+    (["learning_rate=0.05"], 0, "warning[train.learning_rate.high] args.learning_rate (--set): learning_rate 0.05 is "
+     "high for LoRA (recipes use 1e-4 to 5e-4): training may diverge"),
+    (["max_length=0"], 2, "error[train.max_length] args.max_length (--set): max_length 0 leaves no room for a "
+     "single token"),
+    (["num_train_epochs=0"], 2, "error[train.no_steps] args.num_train_epochs (--set): num_train_epochs 0 with no "
+     "max_steps trains nothing"),
+])
+def test_values_no_one_means(sets, code, line):
+    args = ["validate", "-p", "single"]
+    for item in sets:
+        args += ["--set", item]
+    result = run_cli(args)
+    assert result.code == code
+    assert line in result.stderr.splitlines()
+
+
+def test_zero_epochs_with_max_steps_is_fine():
+    assert run_cli(["validate", "-p", "single", "--set", "num_train_epochs=0", "--set", "max_steps=10"]).code == 0
+
+
+def test_a_high_learning_rate_for_a_full_fine_tune_is_not_lora_advice():
+    result = run_cli(["validate", "-p", "single", "--set", "learning_rate=0.05", "--set", "tuner_type=full"])
+    assert _lines(result.stderr, "train.learning_rate.high") == []
