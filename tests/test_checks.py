@@ -98,6 +98,21 @@ LAYOUT_CASES = [
         ("error", "layout.device_map.deepspeed", "2 GPUs for NPROC_PER_NODE=1 puts 2 GPUs on each rank "
          "(device_map), and DeepSpeed is not compatible with device_map",
          "set nproc_per_node to the GPU count (one GPU per rank), or drop deepspeed")]),
+    ({"gpus": "0,1,2,3", "nproc_per_node": 4}, {"deepspeed": "zero2", "use_ray": True}, []),  # ms-swift skips it
+    ({"gpus": "0,1,2,3"}, {}, [("warning", "layout.device_map.implicit", "4 GPUs (t.yaml) and no NPROC_PER_NODE: ONE "
+                                "process, with the model split across all 4 GPUs (device_map); they take turns, so it "
+                                "runs about as fast as one GPU",
+                                "for data parallel, set nproc_per_node: auto (4 ranks, one per GPU); for one GPU, set "
+                                "gpus: \"0\"; to split a model too big for one GPU on purpose, this is right")]),
+    ({"gpus": "0,1,2,3,4,5,6,7", "nproc_per_node": 4}, {}, [
+        ("warning", "layout.device_map.implicit", "NPROC_PER_NODE=4 on 8 GPUs gives each rank 2 GPUs: ms-swift splits "
+         "each model copy across them (device_map + DDP), not 8 data-parallel ranks",
+         "for one rank per GPU, nproc_per_node: auto; to mean this, write nproc_per_node: gpus/2")]),
+    ({"gpus": "0,1,2,3,4,5,6,7", "nproc_per_node": "gpus/2"}, {}, []),  # said on purpose
+    ({"gpus": "0,1", "nproc_per_node": 2}, {"device_map": "auto"}, [
+        ("warning", "layout.device_map.explicit", "device_map 'auto' with 2 ranks of one GPU each: under torchrun "
+         "ms-swift places each rank's model itself; a device_map makes the ranks share GPUs",
+         "drop device_map for data parallel; to split a model, use fewer ranks (nproc_per_node: gpus/2)")]),
 ]
 
 

@@ -21,6 +21,26 @@ def _has_module(name: str) -> bool:
         return False
 
 
+def port_free(port: int) -> bool:
+    """Can a rendezvous listen on this TCP port here? (torchrun's store binds it on every address)."""
+    import socket  # only for multi-process layouts
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("", 0))
+        return sock.getsockname()[1]
+
+
 @dataclass
 class Facts:
     has_module: Callable[[str], bool] = _has_module
@@ -28,3 +48,8 @@ class Facts:
     find_model: Callable = find_local_model  # a local dir or a hub cache hit, else None
     # the environment the launch inherits (its size counts against ARG_MAX)
     environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
+    # whether the job is about to run on this machine (a launch, or validate), not a dry-run
+    # rendered for another one: only then do this machine's packages and ports matter
+    here: bool = True
+    port_free: Callable[[int], bool] = port_free
+    free_port: Callable[[], int] = free_port

@@ -7,7 +7,7 @@ import math
 import re
 
 from lorakit.checks.facts import Facts
-from lorakit.values import as_int, finding
+from lorakit.values import as_bool, as_int, finding
 from lorakit.findings import ERROR, INFO, WARNING, Finding
 from lorakit.job import Job, GPU_ID, PER_RANK
 
@@ -85,9 +85,14 @@ def gpus_per_rank(job: Job) -> int:
     return len(ids) // nproc
 
 
+def _uses_ray(job: Job) -> bool:
+    # ms-swift skips its device_map checks under Ray, which places the workers itself (sft_args.py)
+    return as_bool(job.args.get("use_ray", False)) is True
+
+
 def check_device_map_sharding(job: Job, facts: Facts) -> list[Finding]:
     per, sharding = gpus_per_rank(job), job.sharding
-    if per < 2 or sharding is None or job.command != "sft":
+    if per < 2 or sharding is None or job.command != "sft" or _uses_ray(job):
         return []
     # ms-swift raises this only inside each spawned worker, after start-up (sft_args.py).
     name = "DeepSpeed" if sharding == "deepspeed" else "FSDP"
@@ -95,6 +100,45 @@ def check_device_map_sharding(job: Job, facts: Facts) -> list[Finding]:
                     f"{len(job.launch.gpu_ids or [])} GPUs for NPROC_PER_NODE={job.launch.nproc_per_node or 1} "
                     f"puts {per} GPUs on each rank (device_map), and {name} is not compatible with device_map",
                     f"set nproc_per_node to the GPU count (one GPU per rank), or drop {sharding}")]
+
+
+def check_implicit_device_map(job: Job, facts: Facts) -> list[Finding]:
+    """Several GPUs per process that nobody asked for by name: ms-swift then splits each model copy
+    across them (device_map), and the GPUs of one copy take turns (is_mp(): n_gpu // local_world_size
+    >= 2). `gpus/K` says it on purpose; one process on 8 GPUs, or a fixed nproc_per_node 4 on 8, does
+    it silently."""
+    per, launch = gpus_per_rank(job), job.launch
+    if per < 2 or job.command != "sft" or job.sharding is not None or _uses_ray(job):
+        return []  # with DeepSpeed/FSDP check_device_map_sharding refuses it
+    if isinstance(launch.nproc_rule, str) and PER_RANK.match(launch.nproc_rule.strip()):
+        return []
+    if launch.nproc_rule is not None and launch.nproc_per_node is None:
+        return []  # an unusable rule: check_nproc says why
+    count = len(launch.gpu_ids or [])
+    if launch.nproc_per_node is None:
+        what = (f"{count} GPUs ({launch.gpus_source}) and no NPROC_PER_NODE: ONE process, with the model split "
+                f"across all {count} GPUs (device_map); they take turns, so it runs about as fast as one GPU")
+        fix = (f"for data parallel, set nproc_per_node: auto ({count} ranks, one per GPU); for one GPU, "
+               "set gpus: \"0\"; to split a model too big for one GPU on purpose, this is right")
+        key = "launch.gpus"
+    else:
+        what = (f"NPROC_PER_NODE={launch.nproc_per_node} on {count} GPUs gives each rank {per} GPUs: ms-swift "
+                f"splits each model copy across them (device_map + DDP), not {count} data-parallel ranks")
+        fix = f"for one rank per GPU, nproc_per_node: auto; to mean this, write nproc_per_node: gpus/{per}"
+        key = "launch.nproc_per_node"
+    return [finding(job, WARNING, "layout.device_map.implicit", key, what, fix)]
+
+
+def check_explicit_device_map(job: Job, facts: Facts) -> list[Finding]:
+    """--device_map given with several ranks of one GPU each: every rank would place its copy by that
+    map over every visible GPU, on top of the other ranks."""
+    value = job.args.get("device_map")
+    if value in (None, "") or job.command != "sft" or job.world_size < 2 or gpus_per_rank(job) >= 2:
+        return []
+    return [finding(job, WARNING, "layout.device_map.explicit", "args.device_map",
+                    f"device_map {value!r} with {job.world_size} ranks of one GPU each: under torchrun ms-swift "
+                    "places each rank's model itself; a device_map makes the ranks share GPUs",
+                    "drop device_map for data parallel; to split a model, use fewer ranks (nproc_per_node: gpus/2)")]
 
 
 def _stage_problem(job: Job, config: dict) -> list[Finding]:
@@ -134,4 +178,5 @@ def check_deepspeed_value(job: Job, facts: Facts) -> list[Finding]:
                     "use one of " + ", ".join(DS_PRESETS) + ", a path to a .json file, or a JSON object")]
 
 
-CHECKS = [check_gpus, check_nproc, check_device_map_sharding, check_deepspeed_value]
+CHECKS = [check_gpus, check_nproc, check_device_map_sharding, check_implicit_device_map, check_explicit_device_map,
+          check_deepspeed_value]

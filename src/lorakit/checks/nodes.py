@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 
 from lorakit.checks.facts import Facts
-from lorakit.findings import ERROR, WARNING, Finding
+from lorakit.findings import ERROR, INFO, WARNING, Finding
 from lorakit.job import Job
 from lorakit.values import as_int, finding
 
@@ -98,4 +98,32 @@ def check_master_port(job: Job, facts: Facts) -> list[Finding]:
                     "pick a free port every node can reach, e.g. 29500 (torchrun's default)")]
 
 
-CHECKS = [check_nnodes, check_node_rank, check_master_addr, check_master_port]
+TORCHRUN_PORT = 29500  # torchrun's --master_port default, which ms-swift leaves to it
+
+
+def check_port_here(job: Job, facts: Facts) -> list[Finding]:
+    """Two jobs on one box both on 29500 is the common case: the second torchrun fails binding its
+    store ("address already in use") after the first has loaded. Only node 0 binds it, and only a
+    launch on this machine can be judged."""
+    uses_torchrun = job.launch.nproc_per_node is not None or job.launch.nnodes is not None
+    if not facts.here or job.command != "sft":
+        return []
+    port = as_int(job.launch.master_port) if job.launch.master_port is not None else TORCHRUN_PORT
+    if not uses_torchrun:
+        if job.launch.master_port is None:
+            return []
+        return [finding(job, INFO, "nodes.master_port.unused", "launch.master_port",
+                        f"MASTER_PORT {job.launch.master_port} is set, but one process starts no torchrun: "
+                        "ms-swift ignores it")]
+    rank = as_int(job.launch.node_rank) if job.launch.node_rank is not None else 0
+    if port is None or not PORTS[0] <= port <= PORTS[1] or rank != 0 or facts.port_free(port):
+        return []
+    free = facts.free_port()
+    where = "MASTER_PORT" if job.launch.master_port is not None else "torchrun's default port"
+    return [finding(job, ERROR, "nodes.master_port.busy", "launch.master_port",
+                    f"{where} {port} is already in use on this machine (another training run?): torchrun "
+                    "would fail to start its rendezvous",
+                    f"use a free port: --set launch.master_port={free} (or MASTER_PORT={free})")]
+
+
+CHECKS = [check_nnodes, check_node_rank, check_master_addr, check_master_port, check_port_here]

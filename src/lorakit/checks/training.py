@@ -33,8 +33,11 @@ def check_reentrant(job: Job, facts: Facts) -> list[Finding]:
 
 
 def check_installed(job: Job, facts: Facts) -> list[Finding]:
-    """Only the target machine can settle these: warnings, since people render on laptops."""
+    """Only the target machine can settle these: warnings, and only for a launch here (a dry-run
+    is often rendered on a laptop for a cluster)."""
     out: list[Finding] = []
+    if not facts.here:
+        return out
     if job.args.get("deepspeed") not in (None, "") and not facts.has_module("deepspeed"):
         out.append(finding(job, WARNING, "env.deepspeed_missing", "args.deepspeed",
                            "deepspeed is not installed here", "on the machine that trains: pip install deepspeed"))

@@ -74,7 +74,7 @@ def merge(
         report.note(f"{target} exists: without --dry-run, --force merges into {plan.write_to} and swaps it "
                     "in only after success; the command below writes to the final dir, so move it away first")
     report.print_findings(warnings)
-    check_or_exit(job, strict)
+    check_or_exit(job, strict, here=not dry_run)
     if strict and warnings:
         report.note("not launching: warnings (--strict)")
         return EXIT_USER

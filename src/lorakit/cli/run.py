@@ -9,6 +9,7 @@ from typing import Any, Callable, Iterable, Mapping, Optional
 
 from lorakit import exports, launch, record, report
 from lorakit.checks import run_checks
+from lorakit.checks.facts import Facts
 from lorakit.checks.nodes import MASTER_ADDR_MISSING, NODE_RANK_MISSING
 from lorakit.cli.common import blocking
 from lorakit.errors import EXIT_USER, EnvironmentProblem, LorakitError
@@ -23,10 +24,11 @@ INSTALL_HINT = "pip install 'lorakit[swift]' (or: pip install ms-swift) in this 
 SBATCH_SUPPLIES = (NODE_RANK_MISSING, MASTER_ADDR_MISSING)
 
 
-def check_or_exit(job: Job, strict: bool, waive: Iterable[str] = ()) -> list[Finding]:
-    """Run every check, print the findings (minus the `waive`d codes), stop on errors."""
+def check_or_exit(job: Job, strict: bool, waive: Iterable[str] = (), *, here: bool = True) -> list[Finding]:
+    """Run every check, print the findings (minus the `waive`d codes), stop on errors. `here`: the
+    job is about to run on this machine (not a dry-run), so its packages and ports count."""
     waived = set(waive)
-    findings = [f for f in run_checks(job) if f.code not in waived]
+    findings = [f for f in run_checks(job, Facts(here=here)) if f.code not in waived]
     report.print_findings(findings)
     if blocking(findings, strict):
         errors = sum(f.level == "error" for f in findings)
@@ -132,7 +134,7 @@ def train_tail(job: Job, *, dry: bool, fmt: Optional[str], all_nodes: bool, stri
     """Checks, then the export(s) on stdout, or the record written and ms-swift launched."""
     fmt = output_options(fmt, all_nodes, dry)
     jobs = exports.node_jobs(job) if all_nodes else [job]
-    findings = check_or_exit(jobs[0], strict, SBATCH_SUPPLIES if fmt == "sbatch" else ())
+    findings = check_or_exit(jobs[0], strict, SBATCH_SUPPLIES if fmt == "sbatch" else (), here=not dry)
     preset_says = job.launch.node_rank is not None or job.launch.master_addr is not None
     if fmt == "sbatch" and preset_says and len(exports.node_jobs(job)) > 1:
         report.note("sbatch: NODE_RANK comes from SLURM_NODEID and MASTER_ADDR from the "
