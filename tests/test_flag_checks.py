@@ -11,6 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import run_cli
+from lorakit import presets, swiftenv
+from lorakit import swiftflags as sf
 
 
 def errors(stderr: str) -> list[str]:
@@ -154,3 +156,116 @@ def test_a_nul_byte_is_refused(tmp_path):
     assert result.code == 2
     assert ("error[flags.value] args.output_dir ({f}): output_dir contains a NUL byte, which no command line can "
             "carry".format(f=path)) in result.stderr.splitlines()
+
+
+# ---- older minors: the flag history ---------------------------------------------------------
+
+@pytest.mark.parametrize("extra, expected", [
+    # enable_thinking first appeared in 3.12
+    (["--swift-version", "3.6", "--set", "enable_thinking=true"],
+     "error[flags.too_new] args.enable_thinking (--set): --enable_thinking is new in ms-swift 3.12; you target 3.6\n"
+     "  hint: upgrade to ms-swift 3.12 or later (pip install 'ms-swift>=3.12,<4'), or drop enable_thinking"),
+    # 3.3 renamed tools_prompt to agent_template: the older minor's name is the fix
+    (["--swift-version", "3.2", "--set", "agent_template=react_en"],
+     "error[flags.too_new] args.agent_template (--set): --agent_template is new in ms-swift 3.3; you target 3.2\n"
+     "  hint: write --tools_prompt for ms-swift 3.2 (renamed to agent_template in 3.3), or upgrade to ms-swift 3.3 "
+     "or later (pip install 'ms-swift>=3.3,<4')"),
+    (["--swift-version", "4.0", "--set", "packing_strategy=x"],
+     "error[flags.too_new] args.packing_strategy (--set): --packing_strategy is new in ms-swift 4.4; you target 4.0\n"
+     "  hint: upgrade to ms-swift 4.4 or later (pip install 'ms-swift>=4.4,<5'), or drop packing_strategy"),
+    # removed, with a replacement: for the newest minor too (a major alone)
+    (["--swift-version", "3", "--set", "eval_datasets=[gsm8k]"],
+     "error[flags.removed] args.eval_datasets (--set): --eval_datasets was removed in ms-swift 3.6 (last in 3.5); "
+     "you target 3.12\n  hint: use --eval_dataset instead: ms-swift 3.6 renamed eval_datasets to eval_dataset"),
+    (["--swift-version", "3.10", "--", "--tools_prompt", "react_en"],
+     "error[flags.removed] args.tools_prompt (-- extra flags): --tools_prompt was removed in ms-swift 3.3 (last in "
+     "3.2); you target 3.10\n  hint: use --agent_template instead: ms-swift 3.3 renamed tools_prompt to agent_template"),
+    # removed, nothing replaced it
+    (["--swift-version", "3.8", "--set", "packing_cache=/cache"],
+     "error[flags.removed] args.packing_cache (--set): --packing_cache was removed in ms-swift 3.7 (last in 3.6); "
+     "you target 3.8\n  hint: drop packing_cache: only ms-swift 3.5 to 3.6 have it"),
+    # ms-swift 2.x names: no spelling distance finds --model
+    (["--set", "model_id_or_path=Qwen/Qwen3-8B"],
+     "error[flags.unknown] args.model_id_or_path (--set): unknown flag --model_id_or_path for ms-swift 4.6.0 `swift sft`\n"
+     "  hint: did you mean model? model_id_or_path is the ms-swift 2.x name"),
+    (["--swift-version", "3", "--", "--sft_type", "lora"],
+     "error[flags.unknown] args.sft_type (-- extra flags): unknown flag --sft_type for ms-swift 3.12.6 `swift sft`\n"
+     "  hint: did you mean train_type? sft_type is the ms-swift 2.x name"),
+    (["--swift-version", "3.6", "--set", "lora_rnak=8"],
+     "error[flags.unknown] args.lora_rnak (--set): unknown flag --lora_rnak for ms-swift 3.6 `swift sft`\n"
+     "  hint: did you mean lora_rank or local_rank or galore_rank?"),
+])
+def test_flags_against_an_older_minor(extra, expected):
+    result = run_cli(["validate", "-p", "zero2", *extra])
+    assert result.code == 2, result.stderr
+    assert expected in errors(result.stderr)
+
+
+def test_the_installed_minor_is_the_target(monkeypatch):
+    monkeypatch.setattr(swiftenv, "installed_version", lambda: "3.6.4")
+    result = run_cli(["validate", "-p", "zero2", "--set", "enable_thinking=true"])
+    assert result.code == 2
+    assert ("error[flags.too_new] args.enable_thinking (--set): --enable_thinking is new in ms-swift 3.12; "
+            "you target 3.6") in result.stderr.splitlines()
+    assert "rendering for ms-swift 3.6.4 (installed here)" in result.stderr
+    # a major alone still means that major's newest snapshot, whatever is installed
+    assert run_cli(["validate", "-p", "zero2", "--swift-version", "3", "--set", "enable_thinking=true"]).code == 0
+
+
+def test_an_older_minors_own_flag_passes_there():
+    # packing_cache is in 3.5 and 3.6 only: not in the 3.12.6 snapshot, but 3.6 has it
+    result = run_cli(["validate", "-p", "zero2", "--swift-version", "3.6", "--set", "packing_cache=/cache"])
+    assert result.code == 0, result.stderr
+    assert errors(result.stderr) == []
+
+
+def test_a_minor_is_accepted():
+    result = run_cli(["train", "-p", "single", "--dry-run", "--swift-version", "3.10"])
+    assert result.code == 0, result.stderr
+    assert "    --train_type lora \\" in result.stdout.splitlines()
+    assert "rendering for ms-swift 3.10 (--swift-version)" in result.stderr
+
+
+@pytest.mark.parametrize("version, message", [
+    ("3.99", "lorakit: error: --swift-version '3.99': ms-swift 3.99 is not a released 3.x minor that lorakit knows "
+             "(3.0 to 3.12)\n  hint: use a released minor such as --swift-version 3.12, or --swift-version 3 for the "
+             "newest lorakit knows (3.12.6)\n"),
+    ("4.7", "lorakit: error: --swift-version '4.7': ms-swift 4.7 is not a released 4.x minor that lorakit knows "
+            "(4.0 to 4.6)\n  hint: use a released minor such as --swift-version 4.6, or --swift-version 4 for the "
+            "newest lorakit knows (4.6.0)\n"),
+    ("5", "lorakit: error: --swift-version '5': lorakit renders for ms-swift 3 or 4\n"
+          "  hint: use --swift-version 3 or --swift-version 4\n"),
+    ("5.1", "lorakit: error: --swift-version '5.1': lorakit renders for ms-swift 3 or 4\n"
+            "  hint: use --swift-version 3 or --swift-version 4\n"),
+    ("3.x", "lorakit: error: --swift-version '3.x': not an ms-swift version\n"
+            "  hint: give a major (3, 4) or a released minor such as 3.10 or 4.5\n"),
+])
+def test_unknown_versions_are_refused(version, message):
+    result = run_cli(["validate", "-p", "zero2", "--swift-version", version])
+    assert (result.code, result.stdout, result.stderr) == (2, "", message)
+
+
+def _builtin_cases():
+    for name in presets.builtin_names():
+        for major in (3, 4):
+            for minor in sf.minors(major):
+                yield pytest.param(name, minor, id=f"{name}-{minor}")
+
+
+@pytest.mark.parametrize("preset, minor", list(_builtin_cases()))
+def test_builtin_presets_pass_for_every_minor(preset, minor):
+    """Every flag the built-in presets (and configs/fragments/lora_sft.yaml) render exists in
+    every released 3.x and 4.x minor: transformers' ones through transformers."""
+    extra = ["--set", "adapters=[output/checkpoint-1]"] if preset == "merge" else []
+    result = run_cli(["validate", "-p", preset, "--swift-version", minor, *extra])
+    assert result.code == 0, result.stderr
+    assert [line for line in result.stderr.splitlines() if line.startswith("error")] == []
+
+
+def test_the_newest_minor_never_reads_the_history():
+    """The dry-run of a built-in preset for the snapshot's own minor costs what it did before."""
+    sf._history.cache_clear()
+    for argv in (["train", "-p", "zero2", "--dry-run"], ["train", "-p", "zero2", "--dry-run", "--swift-version", "4.6"],
+                 ["validate", "-p", "single", "--swift-version", "3"]):
+        assert run_cli(argv).code == 0
+        assert sf._history.cache_info().currsize == 0, argv

@@ -91,6 +91,100 @@ def snapshot_version(major: int) -> str:
     return _snapshot(major)["swift_version"]
 
 
+# --- The flag history (scripts/gen_swift_history.py) -------------------------------------------
+# When each of ms-swift's own flags first and last appeared, per released minor, read from the
+# wheels' source. The snapshots stay the answer for types, choices and every flag transformers
+# provides; the history only says whether an older minor has a flag. A job for the snapshot's
+# own minor never reads it (the dry-run of a built-in preset stays as fast as before).
+HISTORY = DATA / "swift_flag_history.json"
+
+
+@lru_cache(maxsize=None)
+def _history() -> dict:
+    try:
+        return json.loads(HISTORY.read_text(encoding="utf-8"))["majors"]
+    except FileNotFoundError:
+        return {}
+
+
+def minor_of(version: str) -> str:
+    """'3.12.6' -> '3.12' (no checks: callers pass versions they have parsed)."""
+    return ".".join(version.split(".")[:2])
+
+
+def minors(major: int) -> list[str]:
+    """The released minors of ms-swift <major>.x the history covers, oldest first."""
+    return list(_history().get(str(major), {}).get("minors", ()))
+
+
+def target_minor(major: int, version: str | None) -> str | None:
+    """The older minor a job must fit, or None when the major's snapshot is the whole answer:
+    no exact version (a major alone), another major, the snapshot's own minor, or a minor the
+    history does not know (newer than it: the newest snapshot is the best guess)."""
+    if not version:
+        return None
+    head = version.split(".")
+    if len(head) < 2 or not (head[0].isdecimal() and head[1].isdecimal()) or int(head[0]) != major:
+        return None
+    minor = f"{int(head[0])}.{int(head[1])}"
+    if minor == minor_of(snapshot_version(major)) or minor not in minors(major):
+        return None
+    return minor
+
+
+@dataclass(frozen=True)
+class Absence:
+    """Why ms-swift `target` lacks a flag that other minors of its major have."""
+
+    name: str
+    target: str
+    kind: str  # "new" (first appeared after target), "removed" (gone by target), "gap" (only target lacks it)
+    first: str
+    last: str
+    since: str | None = None  # "removed": the first minor without it
+    replacement: str | None = None  # "removed": the flag that replaced it (a rename)
+    older_name: str | None = None  # "new": what the target minor calls the setting, if it was renamed
+
+
+def _command_history(major: int, command: str) -> dict:
+    return _history().get(str(major), {}).get("commands", {}).get(command, {})
+
+
+def present_in(major: int, command: str, name: str, minor: str) -> bool:
+    """Does ms-swift `minor` have ms-swift's own flag `name`? False for what the history does not
+    track (transformers' flags, unknown names): the snapshot answers for those."""
+    life = _command_history(major, command).get("flags", {}).get(name)
+    return life is not None and _lives(life, minor, minors(major))
+
+
+def _lives(life: dict, minor: str, order: list[str]) -> bool:
+    at = order.index(minor)
+    return order.index(life["first"]) <= at <= order.index(life["last"]) and minor not in life.get("gaps", ())
+
+
+def absence(major: int, command: str, name: str, minor: str | None = None) -> Absence | None:
+    """Why `name` is not a flag of ms-swift `minor` (default: the snapshot's), or None when it is,
+    or when the history does not track it."""
+    history = _command_history(major, command)
+    life = history.get("flags", {}).get(name)
+    if life is None:
+        return None
+    order = minors(major)
+    minor = minor or minor_of(snapshot_version(major))
+    if minor not in order or _lives(life, minor, order):
+        return None
+    first, last, at = life["first"], life["last"], order.index(minor)
+    renamed = history.get("renamed", {})
+    if at < order.index(first):
+        older = next((old for old, new in renamed.items() if new == name and present_in(major, command, old, minor)),
+                     None)
+        return Absence(name, minor, "new", first, last, older_name=older)
+    if at > order.index(last):
+        return Absence(name, minor, "removed", first, last, since=order[order.index(last) + 1],
+                       replacement=renamed.get(name))
+    return Absence(name, minor, "gap", first, last)
+
+
 @lru_cache(maxsize=None)
 def _flag_table(major: int, command: str) -> Mapping[str, FlagSpec]:
     commands = _snapshot(major)["commands"]

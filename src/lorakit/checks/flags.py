@@ -1,8 +1,12 @@
-"""ms-swift flag names, types and choices, against the snapshot of the target version.
+"""ms-swift flag names, types and choices, against the snapshot of the target version, and
+whether the target minor has them (the flag history).
 
 ms-swift itself only rejects a typo after its multi-second import (`ValueError:
 remaining_argv: ['--lora_rnak', '8']`); the snapshot (scripts/gen_swift_flags.py) lets
-lorakit say it at once, with a did-you-mean.
+lorakit say it at once, with a did-you-mean. The snapshot is the newest minor of each major;
+for an older one (ms-swift 3.6 installed, or --swift-version 3.6) the history
+(scripts/gen_swift_history.py) says which of ms-swift's own flags it has not got yet, or has
+no longer. Types and choices are still the snapshot's.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from lorakit import swiftflags
 from lorakit.checks.facts import Facts
 from lorakit.findings import ERROR, Finding
 from lorakit.job import Job
-from lorakit.names import spelled_for
+from lorakit.names import OLD_NAMES, spelled_for
 from lorakit.render import LORAKIT_ONLY_ARGS
 from lorakit.values import finding
 
@@ -23,19 +27,60 @@ def _other_version(job: Job, name: str) -> str:
     return ""
 
 
-def _unknown(job: Job, flags, key: str, name: str, how: str) -> Finding:
-    version = f"ms-swift {swiftflags.snapshot_version(job.swift_major)} `swift {job.command}`"
+def _unknown(job: Job, flags, key: str, name: str, how: str, minor: str | None = None) -> Finding:
+    version = f"ms-swift {minor or swiftflags.snapshot_version(job.swift_major)} `swift {job.command}`"
     if how == "ambiguous":
         could = swiftflags.prefix_matches(flags, name)
         what = (f"it matches both spellings of --{could[0]}, which argparse rejects as ambiguous"
                 if len(could) == 1 else f"it could be {', '.join(could)}")
         return finding(job, ERROR, "flags.ambiguous", f"args.{key}", f"--{name} is ambiguous for {version}: {what}",
                        "write the full flag name")
-    close = swiftflags.suggest(flags, name)
-    hint = (f"did you mean {' or '.join(close)}?" if close else
-            f"see `swift {job.command} --help` for the flags of this version")
+    hint = _old_name_hint(job, flags, name, minor)
+    if hint is None:
+        close = swiftflags.suggest(flags, name)
+        hint = (f"did you mean {' or '.join(close)}?" if close else
+                f"see `swift {job.command} --help` for the flags of this version")
     return finding(job, ERROR, "flags.unknown", f"args.{key}",
                    f"unknown flag --{name} for {version}{_other_version(job, name)}", hint)
+
+
+def _old_name_hint(job: Job, flags, name: str, minor: str | None) -> str | None:
+    """`--model_id_or_path` -> "did you mean model?": ms-swift 2.x names, which no spelling
+    distance finds (model_id_or_path is nearer to model_type than to model)."""
+    new = OLD_NAMES.get(name)
+    if new is None:
+        return None
+    spelled = spelled_for(new, job.swift_major, job.command)
+    if spelled not in flags:
+        return None  # e.g. export's merge_lora_and_save under `swift sft`
+    hint = f"did you mean {spelled}? {name} is the ms-swift 2.x name"
+    later = swiftflags.absence(job.swift_major, job.command, spelled, minor) if minor else None
+    return f"{hint} ({spelled} is new in ms-swift {later.first})" if later and later.kind == "new" else hint
+
+
+def _absent(job: Job, key: str, name: str, gone: swiftflags.Absence) -> Finding:
+    """A flag other minors of the target's major have, but not the target minor."""
+    major = job.swift_major
+    if gone.kind == "new":
+        message = f"--{name} is new in ms-swift {gone.first}; you target {gone.target}"
+        hint = f"upgrade to ms-swift {gone.first} or later (pip install 'ms-swift>={gone.first},<{major + 1}')"
+        hint = (f"write --{gone.older_name} for ms-swift {gone.target} (renamed to {name} in {gone.first}), or {hint}"
+                if gone.older_name else f"{hint}, or drop {key}")
+        return finding(job, ERROR, "flags.too_new", f"args.{key}", message, hint)
+    if gone.kind == "removed":
+        message = f"--{name} was removed in ms-swift {gone.since} (last in {gone.last}); you target {gone.target}"
+        hint = (f"use --{gone.replacement} instead: ms-swift {gone.since} renamed {name} to {gone.replacement}"
+                if gone.replacement else
+                f"drop {key}: only ms-swift {_span(gone.first, gone.last)} have it")
+        return finding(job, ERROR, "flags.removed", f"args.{key}", message, hint)
+    message = (f"--{name} is missing from ms-swift {gone.target} (ms-swift {gone.first} to {gone.last} have it "
+               f"otherwise); you target {gone.target}")
+    return finding(job, ERROR, "flags.removed", f"args.{key}", message,
+                   f"drop {key}, or target another ms-swift {major}.x minor")
+
+
+def _span(first: str, last: str) -> str:
+    return first if first == last else f"{first} to {last}"
 
 
 PLAIN = (str, int, float, bool)
@@ -78,6 +123,8 @@ def check_flags(job: Job, facts: Facts) -> list[Finding]:
         flags = swiftflags.load_flags(job.swift_major, job.command)
     except ValueError:
         return []
+    # None: the snapshot's own minor (or a major alone), and the history is never read
+    minor = swiftflags.target_minor(job.swift_major, job.swift_version)
     out: list[Finding] = []
     for key, value in job.args.items():
         if key in LORAKIT_ONLY_ARGS or value is None:
@@ -85,8 +132,16 @@ def check_flags(job: Job, facts: Facts) -> list[Finding]:
         name = spelled_for(key, job.swift_major, job.command)
         canonical, how = swiftflags.resolve(flags, name)
         if canonical is None:
-            out.append(_unknown(job, flags, key, name, how))
+            if how == "unknown" and minor is not None and swiftflags.present_in(job.swift_major, job.command, name, minor):
+                continue  # an older minor's flag the snapshot no longer has: no type or choices to check
+            gone = swiftflags.absence(job.swift_major, job.command, name, minor) if how == "unknown" else None
+            out.append(_absent(job, key, name, gone) if gone else _unknown(job, flags, key, name, how, minor))
             continue
+        if minor is not None:
+            gone = swiftflags.absence(job.swift_major, job.command, canonical, minor)
+            if gone:
+                out.append(_absent(job, key, canonical, gone))
+                continue
         odd = value_problem(value)
         if odd:
             out.append(finding(job, ERROR, "flags.value", f"args.{key}", f"{key} {odd}",

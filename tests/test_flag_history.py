@@ -1,0 +1,154 @@
+"""The flag history (src/lorakit/data/swift_flag_history.json, scripts/gen_swift_history.py):
+which released ms-swift minor first and last had each of ms-swift's own flags.
+
+The shape and drift tests run anywhere. The ownership test imports ms-swift through
+sys.executable (4.x) and LORAKIT_SWIFT3_PYTHON (3.x), like test_swiftflags.py's drift tests.
+The regeneration test downloads ~20 ms-swift and ~13 transformers wheels (about 190 MB, about a
+minute cold) and is marked `network`: it skips when pip cannot reach the index; deselect it with
+`-m "not network"`. Set LORAKIT_SWIFT_WHEELS to a folder to keep the wheels between runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lorakit import swiftflags as sf
+
+REPO = Path(__file__).resolve().parent.parent
+HISTORY = REPO / "src" / "lorakit" / "data" / "swift_flag_history.json"
+GENERATOR = REPO / "scripts" / "gen_swift_history.py"
+# Read now, before the hermetic fixture points HOME at a temporary folder: a cache that survives.
+CACHE = os.environ.get("LORAKIT_SWIFT_WHEELS") or str(Path.home() / ".cache" / "lorakit" / "swift-wheels")
+DATA = json.loads(HISTORY.read_text(encoding="utf-8"))
+LATEST = {major: sf.minor_of(sf.snapshot_version(major)) for major in (3, 4)}
+
+
+def _snapshot(major: int) -> dict:
+    return json.loads((REPO / "src" / "lorakit" / "data" / f"swift_flags_v{major}.json").read_text(encoding="utf-8"))
+
+
+def _present(major: int, command: str, minor: str) -> set[str]:
+    return {n for n in DATA["majors"][str(major)]["commands"][command]["flags"] if sf.present_in(major, command, n, minor)}
+
+
+def test_every_released_minor_is_covered():
+    assert sf.minors(3) == [f"3.{n}" for n in range(13)]
+    assert sf.minors(4) == [f"4.{n}" for n in range(7)]
+    for major in (3, 4):
+        read = DATA["majors"][str(major)]["minors"]
+        assert all(sf.minor_of(version) == minor for minor, version in read.items())
+        # the newest minor is read from the very version the snapshot was made from
+        assert read[LATEST[major]] == sf.snapshot_version(major)
+
+
+def test_argument_classes_per_major():
+    # 4.0 renamed TrainArguments to SftArguments (and moved it to swift.arguments)
+    commands = {major: DATA["majors"][str(major)]["commands"] for major in (3, 4)}
+    assert [commands[m]["sft"]["arguments_class"] for m in (3, 4)] == ["TrainArguments", "SftArguments"]
+    assert [commands[m]["export"]["arguments_class"] for m in (3, 4)] == ["ExportArguments", "ExportArguments"]
+    assert [len(commands[m]["sft"]["transformers_bases"]) for m in (3, 4)] == [1, 1]
+    assert [commands[m]["export"]["transformers_bases"] for m in (3, 4)] == [[], []]
+
+
+@pytest.mark.parametrize("major", [3, 4])
+@pytest.mark.parametrize("command", ["sft", "export"])
+def test_history_at_the_snapshot_minor_agrees_with_the_snapshot(major, command):
+    """Drift: at 3.12 / 4.6 the history's flags are the snapshot's flags, less what transformers
+    provides. export inherits nothing from transformers, so there the two sets are equal."""
+    snapshot = set(_snapshot(major)["commands"][command]["flags"])
+    history = DATA["majors"][str(major)]["commands"][command]
+    present = _present(major, command, LATEST[major])
+    assert present - snapshot == set(), "in the history at the snapshot's minor, not in the snapshot"
+    assert set(history["overrides_transformers"]).isdisjoint(history["flags"])
+    if not history["transformers_bases"]:
+        assert present == snapshot
+        assert history["overrides_transformers"] == []
+    # the snapshot's transformers is one of those whose fields the history left out
+    assert _snapshot(major)["transformers_version"] in DATA["majors"][str(major)]["transformers"]
+
+
+@pytest.mark.parametrize("major", [3, 4])
+def test_renames_run_from_a_removed_flag_to_a_live_one(major):
+    order = sf.minors(major)
+    for command, data in DATA["majors"][str(major)]["commands"].items():
+        for old, new in data["renamed"].items():
+            gone = sf.absence(major, command, old)
+            assert gone is not None and gone.kind == "removed" and gone.replacement == new, (command, old)
+            # the new name exists from the first minor without the old one
+            assert new in data["overrides_transformers"] or sf.present_in(major, command, new, gone.since), (old, new)
+            assert order.index(gone.since) <= order.index(LATEST[major])
+
+
+def test_the_file_is_small_and_one_line_per_flag():
+    text = HISTORY.read_text(encoding="utf-8")
+    assert len(text.encode()) < 64 * 1024
+    assert '"lora_rank": {"first": "3.0", "last": "3.12"}' in text
+
+
+# ---- against the real ms-swift: which flags are ms-swift's own -----------------------------
+
+OWN_FIELDS = r"""
+import dataclasses, json, sys
+import swift
+major = int(swift.__version__.split(".")[0])
+if major == 3:
+    from swift.llm.argument import ExportArguments, TrainArguments as Sft
+else:
+    from swift.arguments import ExportArguments, SftArguments as Sft
+out = {"version": swift.__version__}
+for command, cls in (("sft", Sft), ("export", ExportArguments)):
+    names = {f.name for f in dataclasses.fields(cls) if f.init}
+    # a field is ms-swift's own when a class from the swift package declares it
+    own = {n for n in names if any(c.__module__.split(".")[0] == "swift" and n in c.__dict__.get("__annotations__", {})
+                                   for c in cls.__mro__)}
+    out[command] = sorted(own)
+json.dump(out, sys.stdout)
+"""
+
+
+def _python(major: int) -> str:
+    if major == 4:
+        return sys.executable
+    python = os.environ.get("LORAKIT_SWIFT3_PYTHON")
+    if not python:
+        pytest.skip("set LORAKIT_SWIFT3_PYTHON to a Python with ms-swift 3.x")
+    return python
+
+
+@pytest.mark.parametrize("major", [4, 3])
+def test_every_own_flag_of_the_snapshot_is_in_the_history(major):
+    """The ast reading agrees with Python's own dataclass machinery: every ms-swift-own flag of
+    the installed (= snapshot) version is in the history as present there, or is one of the
+    transformers fields ms-swift re-declares; and nothing else is."""
+    done = subprocess.run([_python(major), "-c", OWN_FIELDS], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = json.loads(done.stdout)
+    assert found["version"] == sf.snapshot_version(major)
+    snapshot = _snapshot(major)["commands"]
+    for command in sf.COMMANDS:
+        own = set(found[command]) & set(snapshot[command]["flags"])
+        history = DATA["majors"][str(major)]["commands"][command]
+        tracked = _present(major, command, LATEST[major])
+        overrides = set(history["overrides_transformers"])
+        assert own - tracked - overrides == set(), f"{command}: own flags the history misses"
+        assert tracked - own == set(), f"{command}: history flags ms-swift does not declare"
+
+
+# ---- regenerating from the wheels -----------------------------------------------------------
+
+
+@pytest.mark.network
+def test_regenerating_from_the_wheels_gives_the_committed_file():
+    """The same ms-swift and transformers versions (--pinned) give the same file: the reading is
+    deterministic and the committed file is its output. About a minute with a cold cache."""
+    done = subprocess.run([sys.executable, str(GENERATOR), "--pinned", "--check", "--cache", CACHE],
+                          capture_output=True, text=True, timeout=900, cwd=REPO)
+    if done.returncode == 3:
+        pytest.skip(f"no package index: {done.stderr.strip().splitlines()[-1]}")
+    assert done.returncode == 0, done.stderr[-3000:]
