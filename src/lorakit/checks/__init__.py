@@ -25,4 +25,12 @@ def run_checks(job: Job, facts: Facts | None = None) -> list[Finding]:
     findings = list(job.adjustments)
     for check in all_checks():
         findings.extend(check(job, facts))
-    return sort_findings(findings)
+    return sort_findings(once(findings))
+
+
+def once(findings: list[Finding]) -> list[Finding]:
+    """One mistake, one finding: a value argparse cannot read (flags.value, flags.unknown) is not
+    reported again by the rule that wanted a sane value there (`lora_rank: eight` was both
+    flags.value and lora.rank.invalid)."""
+    typed = {f.key for f in findings if f.code in ("flags.value", "flags.unknown")}
+    return [f for f in findings if not (f.key in typed and f.code.endswith(".invalid"))]

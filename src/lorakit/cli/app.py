@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from lorakit.cli import checkpoints_cmd, doctor, merge, plan, presets_cmd, train, validate
+from lorakit.cli import argcheck, checkpoints_cmd, doctor, merge, plan, presets_cmd, train, validate
 from lorakit.errors import LorakitError
 
 EXTRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": True}
@@ -44,6 +44,7 @@ def main(argv: list[str] | None = None) -> None:
     """One place turns a LorakitError into a message and an exit code (pipx's main.py);
     usage errors are Typer's own (exit 2), the child's code passes through typer.Exit."""
     try:
+        argcheck.check(typer.main.get_group(app), list(sys.argv[1:] if argv is None else argv))
         app(args=argv, prog_name="lorakit")
     except LorakitError as exc:
         print(f"lorakit: error: {exc}", file=sys.stderr)

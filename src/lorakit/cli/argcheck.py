@@ -1,0 +1,63 @@
+"""Options in the wrong place, found in the raw argv before Typer sees it.
+
+train, validate and plan pass unknown options on to ms-swift, so a typo of a lorakit option
+(`--dryrun`, `--lora-rnak`) used to come back as "unknown ms-swift flag --dryrun from -- extra
+flags", and `--dry-run` written after `--` went to ms-swift, which has no such flag. Before `--`,
+an option must be lorakit's or an ms-swift flag; after it, a lorakit option gets a hint.
+"""
+
+from __future__ import annotations
+
+import click
+
+from lorakit.errors import LorakitError
+from lorakit.values import did_you_mean
+
+PASS_THROUGH = ("train", "validate", "plan")
+
+
+def _known(command: click.Command) -> list[str]:
+    return [opt for param in command.params for opt in (*param.opts, *param.secondary_opts)
+            if opt.startswith("--")]
+
+
+def _swift_flag(token: str) -> bool:
+    from lorakit import swiftflags
+    from lorakit.names import normalise_arg_key
+
+    name = normalise_arg_key(token.partition("=")[0])
+    for major in swiftflags.available_majors():
+        for command in ("sft", "export"):
+            try:
+                flags = swiftflags.load_flags(major, command)
+            except ValueError:
+                continue
+            found, how = swiftflags.resolve(flags, name)
+            if found is not None and how != "ambiguous":
+                return True
+    return False
+
+
+def check(group: click.Group, argv: list[str]) -> None:
+    if not argv or argv[0] not in PASS_THROUGH:
+        return
+    command = group.get_command(click.Context(group), argv[0])
+    if command is None:
+        return
+    known = _known(command)
+    cut = argv.index("--") if "--" in argv else len(argv)
+    for token in argv[1:cut]:
+        option = token.partition("=")[0]
+        if not option.startswith("--") or option == "--" or option in known or _swift_flag(option):
+            continue
+        close = did_you_mean(option, known)
+        raise LorakitError(
+            f"{argv[0]} {option}: no such option (not a lorakit option, nor an ms-swift flag)",
+            hint=(f"did you mean {close[0]}? " if close else "")
+            + f"see `lorakit {argv[0]} --help`; ms-swift flags go after `--`")
+    for token in argv[cut + 1:]:
+        option = token.partition("=")[0]
+        if option in known and not _swift_flag(option):
+            raise LorakitError(
+                f"{argv[0]}: {option} comes after `--`, so it would go to ms-swift, which has no such flag",
+                hint=f"put {option} before `--`: it is a lorakit option")
