@@ -45,3 +45,35 @@ def test_no_message_names_the_seed_document():
                  ["presets", "list"]):
         result = run_cli(args)
         assert "seed" not in (result.stdout + result.stderr).lower(), args
+
+
+def test_quiet_hides_information_only():
+    loud = run_cli(["validate", "-p", "zero2", "--set", "save_steps=3"])
+    quiet = run_cli(["validate", "-p", "zero2", "--set", "save_steps=3", "-q"])
+    assert any(l.startswith("info[") for l in loud.stderr.splitlines())
+    assert not any(l.startswith("info[") for l in quiet.stderr.splitlines())
+    assert [l for l in quiet.stderr.splitlines() if l.startswith("warning[")] == \
+        [l for l in loud.stderr.splitlines() if l.startswith("warning[")] != []
+
+
+def test_findings_on_an_80_column_terminal_keep_file_and_key_whole(monkeypatch):
+    import io
+    import sys
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    from lorakit import report
+    from lorakit.findings import Finding
+
+    err = Tty()
+    monkeypatch.setattr(report, "QUIET", False)
+    monkeypatch.setattr(sys, "stderr", err)
+    monkeypatch.setenv("COLUMNS", "80")
+    report.print_findings([Finding("info", "lora.targets.all_linear", "target_modules all-linear puts LoRA on every "
+                                   "linear layer: more memory than attention-only", hint="if memory is tight: ...",
+                                   key="args.target_modules", file="built-in fragments/lora_sft")])
+    text = err.getvalue()
+    assert "args.target_modules (built-in fragments/lora_sft):" in text
+    assert "…" not in text

@@ -24,20 +24,22 @@ def plain_line(f: Finding) -> str:
     return text + (f"\n  hint: {f.hint}" if f.hint else "")
 
 
+QUIET = False  # --quiet: information findings are not printed (warnings and errors always are)
+_STYLE = {"error": "bold red", "warning": "yellow", "info": "dim"}
+
+
 def print_findings(findings: Iterable[Finding]) -> None:
-    findings = list(findings)
+    """One finding per block, never cut: a table on an 80-column terminal truncated the file and
+    the key (`args.target_m…`), the two things a reader needs to find the line to fix."""
+    findings = [f for f in findings if not (QUIET and f.level == "info")]
     if not findings:
         return
     if sys.stderr.isatty():
-        from rich.table import Table
-
-        table = Table(show_lines=False)
-        for column in ("level", "code", "where", "message", "hint"):
-            table.add_column(column)
+        console = _console()
         for f in findings:
-            where = f.key + (f"\n{f.file}" if f.file else "")
-            table.add_row(f.level, f.code, where, f.message, f.hint)
-        _console().print(table)
+            head, _, rest = plain_line(f).partition(" ")
+            console.print(head, style=_STYLE.get(f.level, ""), end=" ")
+            console.print(rest)
         return
     for f in findings:
         print(plain_line(f), file=sys.stderr)

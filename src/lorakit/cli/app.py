@@ -8,6 +8,7 @@ import sys
 import typer
 
 from lorakit.cli import argcheck, checkpoints_cmd, doctor, merge, plan, presets_cmd, train, validate
+from lorakit import report
 from lorakit.errors import LorakitError
 
 EXTRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": True}
@@ -43,6 +44,7 @@ app.add_typer(presets_cmd.app, name="presets")
 def main(argv: list[str] | None = None) -> None:
     """One place turns a LorakitError into a message and an exit code (pipx's main.py);
     usage errors are Typer's own (exit 2), the child's code passes through typer.Exit."""
+    report.QUIET = False  # set again by each command that takes --quiet
     try:
         argcheck.check(typer.main.get_group(app), list(sys.argv[1:] if argv is None else argv))
         app(args=argv, prog_name="lorakit")

@@ -10,7 +10,7 @@ from typing import Annotated, Any, List, Optional
 
 import typer
 
-from lorakit import presets, swiftenv
+from lorakit import presets, report, swiftenv
 from lorakit.errors import LorakitError
 from lorakit.findings import ERROR, WARNING, Finding
 from lorakit.job import Job, build_job, from_environment
@@ -29,6 +29,7 @@ TargetsOpt = Annotated[Optional[str], typer.Option("--target-modules", help="e.g
 SetOpt = Annotated[Optional[List[str]], typer.Option("--set", help="KEY=VALUE (YAML value); KEY is an ms-swift flag or launch.KEY. Repeatable.")]
 SwiftVersionOpt = Annotated[Optional[str], typer.Option("--swift-version", help="Render for ms-swift 3 or 4 (default: the installed one).")]
 StrictOpt = Annotated[bool, typer.Option("--strict", help="Treat warnings as errors.")]
+QuietOpt = Annotated[Optional[bool], typer.Option("--quiet", "-q", help="Do not print information findings (warnings and errors still are).")]
 MAX_GRACE = 24 * 3600.0
 
 
@@ -64,7 +65,7 @@ class JobOptions:
 SHARED_OPTIONS = {
     "model": ModelOpt, "dataset": DatasetOpt, "output_dir": OutputOpt, "gpus": GpusOpt, "nproc": NprocOpt,
     "lora_rank": RankOpt, "lora_alpha": AlphaOpt, "target_modules": TargetsOpt, "set_": SetOpt,
-    "swift_version": SwiftVersionOpt,
+    "swift_version": SwiftVersionOpt, "quiet": QuietOpt,
 }
 
 
@@ -82,12 +83,13 @@ class JobArgs:
     target_modules: Optional[str] = None
     set_: Optional[List[str]] = None
     swift_version: Optional[str] = None
+    quiet: Optional[bool] = None  # only shapes what is printed
 
     def given(self) -> list[str]:
-        """The options given, spelled as on the command line."""
+        """The options given that shape the job, spelled as on the command line."""
         spelled = {"set_": "--set"}
         return [spelled.get(f.name, "--" + f.name.replace("_", "-")) for f in fields(self)
-                if getattr(self, f.name) not in (None, [])]
+                if getattr(self, f.name) not in (None, [], False) and f.name != "quiet"]
 
     def options(self, preset: str, extra: list[str]) -> JobOptions:
         return JobOptions(preset, self.model, self.dataset, self.output_dir, self.gpus, self.nproc,
@@ -113,6 +115,7 @@ def with_job_args(command):
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         shared = JobArgs(**{name: kwargs.pop(name, None) for name in SHARED_OPTIONS})
+        report.QUIET = bool(shared.quiet)
         return command(*args, shared=shared, **kwargs)
 
     wrapper.__signature__ = signature.replace(parameters=params)
