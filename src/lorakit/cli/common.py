@@ -27,7 +27,7 @@ RankOpt = Annotated[Optional[int], typer.Option("--lora-rank", help="LoRA rank."
 AlphaOpt = Annotated[Optional[float], typer.Option("--lora-alpha", help="LoRA alpha.")]
 TargetsOpt = Annotated[Optional[str], typer.Option("--target-modules", help="e.g. q_proj,v_proj or all-linear.")]
 SetOpt = Annotated[Optional[List[str]], typer.Option("--set", help="KEY=VALUE (YAML value); KEY is an ms-swift flag or launch.KEY. Repeatable.")]
-SwiftVersionOpt = Annotated[Optional[str], typer.Option("--swift-version", help="Render for ms-swift 3 or 4 (default: the installed one).")]
+SwiftVersionOpt = Annotated[Optional[str], typer.Option("--swift-version", help="Render for ms-swift 3 or 4, or check against a minor like 3.10 (default: the installed one).")]
 StrictOpt = Annotated[bool, typer.Option("--strict", help="Treat warnings as errors.")]
 QuietOpt = Annotated[Optional[bool], typer.Option("--quiet", "-q", help="Do not print information findings (warnings and errors still are).")]
 MAX_GRACE = 24 * 3600.0
