@@ -33,4 +33,11 @@ def once(findings: list[Finding]) -> list[Finding]:
     reported again by the rule that wanted a sane value there (`lora_rank: eight` was both
     flags.value and lora.rank.invalid)."""
     typed = {f.key for f in findings if f.code in ("flags.value", "flags.unknown")}
-    return [f for f in findings if not (f.key in typed and f.code.endswith(".invalid"))]
+    out, invalid = [], set()
+    for f in findings:
+        if f.code.endswith(".invalid") and f.key:
+            if f.key in typed or f.key in invalid:
+                continue  # the same bad value, said already
+            invalid.add(f.key)
+        out.append(f)
+    return out
