@@ -157,4 +157,4 @@ def test_validate_json_reports_an_unloadable_preset_as_data(cli, tmp_path):
     assert json.loads(result.stdout) == {"ok": False, "preset": str(path), "findings": [{
         "level": "error", "code": "preset.invalid", "key": "", "file": "",
         "message": f"{path}: unknown key 'lanuch'",
-        "hint": "did you mean 'launch'? allowed: description, extends, command, launch, args"}]}
+        "hint": "did you mean 'launch'? allowed: description, extends, command, launch, args, env"}]}

@@ -63,7 +63,7 @@ BAD_FILES = [
     ("- a\n- b\n", "{f}: a preset must be a YAML mapping, got list\n"
                    "  hint: start the file with keys such as 'command:', 'launch:' and 'args:'"),
     ("comand: sft\n", "{f}: unknown key 'comand'\n  hint: did you mean 'command'? allowed: "
-                      "description, extends, command, launch, args"),
+                      "description, extends, command, launch, args, env"),
     ("command: train\n", "{f}: key 'command' must be one of sft, export, got 'train'\n"
                          "  hint: 'sft' trains with swift sft, 'export' merges with swift export"),
     ("launch: 8\n", "{f}: key 'launch' must be a mapping, got int\n"
@@ -123,8 +123,8 @@ def test_every_shape_problem_is_reported_at_once(tmp_path):
         presets.load(str(path))
     assert str(err.value) == (
         f"{path}: 3 problems:\n"
-        "  - unknown key 'lanuch' (did you mean 'launch'? allowed: description, extends, command, launch, args)\n"
-        "  - unknown key 'arg' (did you mean 'args'? allowed: description, extends, command, launch, args)\n"
+        "  - unknown key 'lanuch' (did you mean 'launch'? allowed: description, extends, command, launch, args, env)\n"
+        "  - unknown key 'arg' (did you mean 'args'? allowed: description, extends, command, launch, args, env)\n"
         "  - key 'command' must be one of sft, export, got 'train' ('sft' trains with swift sft, "
         "'export' merges with swift export)\n"
         "  hint: fix each key above; `lorakit presets show zero2` shows a valid preset")

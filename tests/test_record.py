@@ -221,7 +221,7 @@ def test_a_record_resaved_with_sorted_keys_replays(tmp_path, cli):
      "preset: unknown key launch.'bogus' (did you mean 'gpus'? allowed: gpus, nproc_per_node, nnodes, node_rank, "
      "master_addr, master_port)"),
     (lambda d: d["preset"].update(extends="zero2"),
-     "preset: unknown key 'extends' (a record's preset is resolved: command, launch, args)"),
+     "preset: unknown key 'extends' (a record's preset is resolved: command, launch, args, env)"),
     (lambda d: d["preset"].update(args=["x"]),
      "preset: key 'args' must be a mapping, got list (write 'args:' followed by indented 'key: value' lines)"),
     (lambda d: d["preset"].update(command="train"),

@@ -68,6 +68,7 @@ class Job:
     swift_version: str | None = None  # the installed ms-swift, when the target came from it
     swift_source: str = ""
     adjustments: tuple[Finding, ...] = ()  # what lorakit changed on the way, said as findings
+    env: dict[str, str] = field(default_factory=dict)  # the preset's env: section, as text
 
     def source_of(self, dotted: str) -> str:
         return self.sources.get(dotted, "")
@@ -186,6 +187,26 @@ def build_launch(resolved: Resolved, env: Mapping[str, str], *, gpus: str | None
     ), from_env
 
 
+def _env_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def job_environment(resolved: Resolved, env: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """The preset's env: section as text. As with launch settings, the command line (--set env.X)
+    beats the user's own environment, which beats the preset."""
+    out, sources = {}, {}
+    for name, value in (resolved.data.get("env") or {}).items():
+        who = resolved.sources.get(f"env.{name}", "")
+        if not who.startswith("-") and env.get(name) is not None:
+            value, sources[f"env.{name}"] = env[name], from_environment(name)
+        out[name] = _env_text(value)
+    return out, sources
+
+
 def build_job(resolved: Resolved, env: Mapping[str, str], *, swift_major: int,
               swift_version: str | None = None, swift_source: str = "",
               gpus: str | None = None, nproc: int | None = None) -> Job:
@@ -199,10 +220,12 @@ def build_job(resolved: Resolved, env: Mapping[str, str], *, swift_major: int,
         )
     args, notes = _normalise_args(dict(data.get("args") or {}), resolved.sources)
     launch, from_env = build_launch(resolved, env, gpus=gpus, nproc=nproc)
+    job_env, env_sources = job_environment(resolved, env)
     return Job(
         command=command,
         launch=launch,
-        args=args, preset=resolved.name, sources={**resolved.sources, **from_env},
+        args=args, preset=resolved.name, sources={**resolved.sources, **from_env, **env_sources},
+        env=job_env,
         swift_major=swift_major, swift_version=swift_version, swift_source=swift_source,
         adjustments=(*resolved.notes, *notes),
     )

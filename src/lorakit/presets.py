@@ -21,7 +21,7 @@ from lorakit.names import normalise_arg_key
 from lorakit.spellout import spell_out
 from lorakit.values import did_you_mean, suggestion
 
-TOP_KEYS = ("description", "extends", "command", "launch", "args")
+TOP_KEYS = ("description", "extends", "command", "launch", "args", "env")
 LAUNCH_KEYS = tuple(envvars.FIELD.values())  # gpus, nproc_per_node, nnodes, node_rank, master_*
 COMMANDS = ("sft", "export")
 
@@ -120,7 +120,7 @@ def read_yaml(path: Path) -> dict[str, Any]:
     _check_shape(path, data)
     if isinstance(data.get("args"), dict):
         data["args"] = {k: yamlload.settle(v) for k, v in data["args"].items()}
-    for section in ("launch", "args"):
+    for section in ("launch", "args", "env"):
         if section in data and data[section] is None:
             # `args:` with nothing under it means "no changes", not "wipe the parent's args"
             data[section] = {}
@@ -151,7 +151,7 @@ def shape_problems(data: dict[str, Any]) -> list[str]:
     if "command" in data and data["command"] not in COMMANDS:
         problems.append(f"key 'command' must be one of {', '.join(COMMANDS)}, got {data['command']!r} "
                         "('sft' trains with swift sft, 'export' merges with swift export)")
-    for section in ("launch", "args"):
+    for section in ("launch", "args", "env"):
         value = data.get(section)
         if value is not None and not isinstance(value, dict):
             problems.append(f"key {section!r} must be a mapping, got {type(value).__name__} "
@@ -162,7 +162,32 @@ def shape_problems(data: dict[str, Any]) -> list[str]:
     problems += [f"key args.{key!r} is not an ms-swift flag name (letters, digits, '_' and '-', "
                  "starting with a letter: a value goes after the ':')"
                  for key in args if not is_flag_name(key)]
+    env = data.get("env") if isinstance(data.get("env"), dict) else {}
+    problems += [p for key, value in env.items() for p in env_problems(key, value)]
     return problems
+
+
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def env_problems(key: Any, value: Any) -> list[str]:
+    """`env:` holds the variables a script sets that are not launch settings (MAX_PIXELS,
+    PYTORCH_CUDA_ALLOC_CONF, ...). Launch variables have their own place, launch.*, which the
+    checks read; launcher-owned ones (RANK, ...) are never set by a user."""
+    where = f"env.{key}"
+    if not isinstance(key, str) or not ENV_NAME.match(key):
+        return [f"key {where!r} is not an environment variable name (letters, digits and '_')"]
+    if key in envvars.FIELD:
+        return [f"key {where!r} is a launch setting (write launch.{envvars.FIELD[key]}, which the checks read)"]
+    if key in envvars.DEVICE_LISTS:
+        return [f"key {where!r} is a device list (write launch.gpus; lorakit sets {key} from it)"]
+    if envvars.is_scrubbed(key):
+        return [f"key {where!r} is set by torchrun for its workers (a preset never sets it)"]
+    if isinstance(value, (dict, list)) or value is None:
+        return [f"key {where!r} must be text or a number, got {type(value).__name__}"]
+    if isinstance(value, str) and "\0" in value:
+        return [f"key {where!r} contains a NUL byte, which no environment can carry"]
+    return []
 
 
 def _check_shape(path: Path, data: dict[str, Any]) -> None:
@@ -206,7 +231,7 @@ def label(path: Path) -> str:
 
 
 def _record(sources: dict[str, str], data: dict[str, Any], who: str) -> None:
-    for section in ("launch", "args"):
+    for section in ("launch", "args", "env"):
         for key in data.get(section) or {}:
             sources[f"{section}.{key}"] = who
     for key in ("command", "description"):
@@ -296,6 +321,12 @@ def parse_set(item: str) -> tuple[str, Any]:
             # ids and hosts are text: YAML would read 010 as 8 and 0,1 stays a string anyway
             return key, raw.strip()
         return key, value
+    if key.startswith("env."):
+        problems = env_problems(key[len("env."):], value if raw.strip() else "")
+        if problems:
+            message, _, hint = problems[0].partition(" (")
+            raise LorakitError(f"--set {item!r}: {message}", hint=hint[:-1] or None)
+        return key, raw.strip()  # the text as written: the environment holds text
     if key.startswith("args."):
         key = key[len("args."):]
     if not key.strip("-"):

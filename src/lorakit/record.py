@@ -64,8 +64,11 @@ def resolved_preset(job: Job) -> dict[str, Any]:
     GPU list and rank count as they were resolved (not the rules that gave them)."""
     launch = {field: getattr(job.launch, field) for field in (envvars.FIELD[name] for name in envvars.LAUNCH)}
     args = {k: v for k, v in job.args.items() if v is not None and k not in LORAKIT_ONLY_ARGS}
-    return {"command": job.command, "launch": {k: v for k, v in launch.items() if v is not None},
-            "args": _plain(args)}
+    out = {"command": job.command, "launch": {k: v for k, v in launch.items() if v is not None},
+           "args": _plain(args)}
+    if job.env:
+        out["env"] = dict(job.env)
+    return out
 
 
 def swift_python(swift: str | None) -> str | None:
@@ -220,7 +223,7 @@ def write_merge_record(merged_dir: Path, job: Job, command: Command, *, cwd: Pat
 # base_model: a merge record says which base it merged into (cli/merge.py adds it)
 RECORD_KEYS = ("lorakit_record", "time", "host", "cwd", "git", "versions", "swift_major", "preset_name", "base_model",
                "preset", "adjustments", "command")
-PRESET_KEYS = ("command", "launch", "args")  # resolved: no extends, no description
+PRESET_KEYS = ("command", "launch", "args", "env")  # resolved: no extends, no description
 
 
 def _strings(where: str, value: Any) -> list[str]:
@@ -313,7 +316,7 @@ def replay_job(path: Path) -> tuple[Job, dict[str, Any]]:
     installed = _swift_major_here(path, major)
     data = presets._normalised({k: v for k, v in record["preset"].items() if v is not None})
     who = f"record {path}"
-    sources = {f"{section}.{key}": who for section in ("launch", "args") for key in data.get(section) or {}}
+    sources = {f"{section}.{key}": who for section in ("launch", "args", "env") for key in data.get(section) or {}}
     resolved = Resolved(name=str(record.get("preset_name") or path), path=Path(path), data=data,
                         sources=sources, chain=[str(path)])
     job = build_job(resolved, {}, swift_major=major, swift_version=installed,

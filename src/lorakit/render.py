@@ -75,7 +75,7 @@ def render(job: Job, inherited: Mapping[str, str] | None = None) -> Command:
     """The argv and the launch env; `unset` names what the child must not inherit: a launch
     variable the job does not set (the user's own ones are already in the job, as a layer) and
     every launcher-owned one (RANK, WORLD_SIZE, TORCHELASTIC_*: envvars.SCRUBBED)."""
-    env = launch_env(job)
+    env = {**job.env, **launch_env(job)}
     inherited = inherited or {}
     stale = [k for k in envvars.LAUNCH if k in inherited and k not in env]
     stale += [k for k in envvars.scrubbed_in(inherited) if k not in env]

@@ -313,6 +313,8 @@ def _check_item(spec: FlagSpec, value: Any, in_list: bool, flags=None) -> str | 
     if spec.type == "json":
         return _check_json(spec, value)
     if isinstance(value, dict):
+        if spec.type == "str":
+            return None  # rendered as one JSON item, as ms-swift's own YAML config loader does
         return f"{spec.name} expects {_a(spec.type)}, not a mapping"
     token = _token(value)
     problem = _convert(spec, token)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from lorakit.checks.facts import Facts
+from lorakit.checks.lora import _is_lora
 from lorakit.values import as_int, finding
 from lorakit.findings import ERROR, INFO, WARNING, Finding
 from lorakit.fixups import gc_enabled, gc_kwargs, is_plain_ddp
@@ -25,7 +26,8 @@ def check_reentrant(job: Job, facts: Facts) -> list[Finding]:
                         f"DDP with {job.world_size} ranks and use_reentrant true: LoRA backward fails under DDP",
                         "set gradient_checkpointing_kwargs: {\"use_reentrant\": false}: DDP cannot mark a parameter "
                         "ready twice, which reentrant checkpointing does")]
-    if str(job.args.get("deepspeed", "")).startswith("zero3") and reentrant is False:
+    if str(job.args.get("deepspeed", "")).startswith("zero3") and reentrant is False and _is_lora(job):
+        # PEFT-specific: a full fine-tune may need non-reentrant checkpointing, and says so
         return [finding(job, WARNING, "layout.zero3.no_reentrant", key,
                         "use_reentrant false with ZeRO-3: a known PEFT + ZeRO-3 checkpointing failure",
                         "remove gradient_checkpointing_kwargs and keep ms-swift's default under ZeRO-3")]
