@@ -110,8 +110,13 @@ LAYOUT_CASES = [
          "for one rank per GPU, nproc_per_node: auto; to mean this, write nproc_per_node: gpus/2")]),
     ({"gpus": "0,1,2,3,4,5,6,7", "nproc_per_node": "gpus/2"}, {}, []),  # said on purpose
     ({"gpus": "0,1", "nproc_per_node": 2}, {"device_map": "auto"}, [
-        ("warning", "layout.device_map.explicit", "device_map 'auto' with 2 ranks of one GPU each: under torchrun "
-         "ms-swift places each rank's model itself; a device_map makes the ranks share GPUs",
+        ("error", "layout.device_map.explicit", "device_map 'auto' with 2 ranks of one GPU each: under torchrun "
+         "ms-swift places each rank's model itself; a device_map makes the ranks share GPUs, and accelerate "
+         "refuses to train a model spread that way in a distributed run",
+         "drop device_map for data parallel; to split a model, use fewer ranks (nproc_per_node: gpus/2)")]),
+    ({"gpus": "0,1", "nproc_per_node": 2}, {"device_map": '{"": 0}'}, [
+        ("warning", "layout.device_map.explicit", "device_map '{\"\": 0}' with 2 ranks of one GPU each: under "
+         "torchrun ms-swift places each rank's model itself; a device_map makes the ranks share GPUs",
          "drop device_map for data parallel; to split a model, use fewer ranks (nproc_per_node: gpus/2)")]),
 ]
 

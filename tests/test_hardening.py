@@ -244,3 +244,11 @@ def test_two_spellings_on_one_command_line_conflict():
     assert result.code == 2
     assert ("error[flags.abbreviation.conflict] args.lora_r (--set): --lora_r (--set) is --lora_rank, which is "
             "also set (-- extra flags)") in result.stderr.splitlines()
+
+
+def test_null_removes_an_inherited_flag_for_the_checks_too(tmp_path):
+    # the README's promise: null removes a flag an earlier layer set (the rank checks saw None)
+    path = _preset(tmp_path, "args: {lora_rank: null, lora_alpha: null}\n")
+    result = run_cli(["train", "-p", path, "--dry-run"])
+    assert result.code == 0, result.stderr
+    assert "--lora_rank" not in result.stdout and "--lora_alpha" not in result.stdout

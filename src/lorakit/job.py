@@ -218,7 +218,9 @@ def build_job(resolved: Resolved, env: Mapping[str, str], *, swift_major: int,
             f"{resolved.path}: no 'command' in the preset or its parents ({chain})",
             hint="add 'command: sft' (train) or 'command: export' (merge), or extend a built-in",
         )
-    args, notes = _normalise_args(dict(data.get("args") or {}), resolved.sources)
+    # null removes a flag an earlier layer set: past this point a key is set or absent
+    given = {k: v for k, v in (data.get("args") or {}).items() if v is not None}
+    args, notes = _normalise_args(given, resolved.sources)
     launch, from_env = build_launch(resolved, env, gpus=gpus, nproc=nproc)
     job_env, env_sources = job_environment(resolved, env)
     return Job(

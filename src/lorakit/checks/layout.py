@@ -135,9 +135,15 @@ def check_explicit_device_map(job: Job, facts: Facts) -> list[Finding]:
     value = job.args.get("device_map")
     if value in (None, "") or job.command != "sft" or job.world_size < 2 or gpus_per_rank(job) >= 2:
         return []
-    return [finding(job, WARNING, "layout.device_map.explicit", "args.device_map",
+    # 'auto' & co. spread every rank's copy over all visible GPUs; accelerate then refuses to
+    # train it in a distributed mode ("You can't train a model that has been loaded with
+    # `device_map='auto'` in any distributed mode"), after the weights loaded (ms-swift #4567).
+    spread = str(value).strip() in ("auto", "balanced", "balanced_low_0", "sequential")
+    return [finding(job, ERROR if spread else WARNING, "layout.device_map.explicit", "args.device_map",
                     f"device_map {value!r} with {job.world_size} ranks of one GPU each: under torchrun ms-swift "
-                    "places each rank's model itself; a device_map makes the ranks share GPUs",
+                    "places each rank's model itself; a device_map makes the ranks share GPUs"
+                    + (", and accelerate refuses to train a model spread that way in a distributed run"
+                       if spread else ""),
                     "drop device_map for data parallel; to split a model, use fewer ranks (nproc_per_node: gpus/2)")]
 
 
