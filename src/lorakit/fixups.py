@@ -13,8 +13,8 @@ from dataclasses import replace
 from typing import Any
 
 from lorakit import localpath
-from lorakit.findings import ERROR, INFO, WARNING
-from lorakit.values import as_bool, as_int, finding
+from lorakit.findings import ERROR, INFO, WARNING, about
+from lorakit.values import as_bool, as_int
 from lorakit.job import Job
 
 NO_REENTRANT = {"use_reentrant": False}
@@ -54,7 +54,7 @@ def add_no_reentrant(job: Job) -> Job:
     new = {**(kwargs or {}), **NO_REENTRANT}
     args = dict(job.args)
     args["gradient_checkpointing_kwargs"] = new
-    note = finding(job, "info", "layout.ddp.use_reentrant_added", "args.gradient_checkpointing_kwargs",
+    note = about(job, "info", "layout.ddp.use_reentrant_added", "args.gradient_checkpointing_kwargs",
                    f"DDP with {job.world_size} ranks and gradient checkpointing: added "
                    f"gradient_checkpointing_kwargs {json.dumps(new)}",
                    "reentrant checkpointing breaks LoRA backward under DDP (\"Expected to mark a variable ready only once\")")
@@ -83,7 +83,7 @@ def same_layer(a: str, b: str) -> bool:
 
 
 def _gbs_error(job: Job, code: str, message: str, hint: str, key: str = GBS) -> Job:
-    note = finding(job, ERROR, code, key, message, hint)
+    note = about(job, ERROR, code, key, message, hint)
     return replace(job, adjustments=(*job.adjustments, note))
 
 
@@ -96,7 +96,7 @@ def _where_both(job: Job) -> str:
 
 def _replaced(job: Job, dropped: str) -> Job:
     steps, who = job.args["gradient_accumulation_steps"], job.source_of(GAS)
-    note = finding(job, INFO, "batch.global_batch_size.replaced", GAS,
+    note = about(job, INFO, "batch.global_batch_size.replaced", GAS,
                    f"global_batch_size {dropped} was replaced by gradient_accumulation_steps {steps} from {who}",
                    "the later setting wins; to keep the global batch, set global_batch_size there instead")
     return replace(job, adjustments=(*job.adjustments, note))
@@ -163,13 +163,13 @@ def derive_grad_accum(job: Job) -> Job:
     new = replace(job, args=args, sources={**job.sources, GAS: job.source_of(GBS)})
     if n % per_step:
         low = per_step * max(n // per_step, 1)
-        note = finding(new, WARNING, "batch.global_batch_size.inexact", GBS,
+        note = about(new, WARNING, "batch.global_batch_size.inexact", GBS,
                        f"global_batch_size {n} is not divisible by {shape} = {per_step}: using the nearest, "
                        f"gradient_accumulation_steps {steps} (global batch {steps * per_step}){replaced}",
                        f"for exactly {n}, change the batch size or the layout; or set global_batch_size to a "
                        f"multiple of {per_step} (e.g. {low} or {low + per_step})")
     else:
-        note = finding(new, INFO, "batch.global_batch_size.derived", GAS,
+        note = about(new, INFO, "batch.global_batch_size.derived", GAS,
                        f"gradient_accumulation_steps {steps} = global_batch_size {n} / ({shape}){replaced}")
     return replace(new, adjustments=(*job.adjustments, note))
 
@@ -209,7 +209,7 @@ def absolute_paths(job: Job) -> Job:
             changed.append(key)
     if not changed:
         return job
-    note = finding(job, INFO, "paths.absolute", f"args.{changed[0]}",
+    note = about(job, INFO, "paths.absolute", f"args.{changed[0]}",
                    f"local paths rendered absolute ({', '.join(changed)}), as seen from {os.getcwd()}",
                    "ms-swift records them in args.json; merge and --from then work from any directory")
     return replace(job, args=args, adjustments=(*job.adjustments, note))

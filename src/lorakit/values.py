@@ -9,12 +9,8 @@ Never `str.isdigit()` then `int()`: '²' is a digit to isdigit and a ValueError 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import Any, Iterable
 
-from lorakit.findings import Finding
-
-if TYPE_CHECKING:  # job.py reads numbers with as_int: no import cycle at run time
-    from lorakit.job import Job
 
 TRUE_WORDS = ("yes", "true", "t", "y", "1")
 FALSE_WORDS = ("no", "false", "f", "n", "0")
@@ -95,13 +91,3 @@ def suggestion(word: Any, choices: Iterable[str]) -> str:
     """"did you mean 'x'? " or ""; the prefix of a hint."""
     close = did_you_mean(word, choices)
     return f"did you mean {close[0]!r}? " if close else ""
-
-
-def finding(job: Job, level: str, code: str, key: str, message: str, hint: str = "") -> Finding:
-    """A finding about `key` ('args.lora_rank', 'launch.gpus'), naming who set it."""
-    source = job.source_of(key)
-    if key == "launch.gpus" and job.launch.gpus_source:
-        source = job.launch.gpus_source
-    if key == "launch.nproc_per_node" and job.launch.nproc_source:
-        source = job.launch.nproc_source
-    return Finding(level, code, message, hint=hint, key=key, file=source)

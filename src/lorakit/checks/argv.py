@@ -12,9 +12,8 @@ import os
 from typing import Mapping
 
 from lorakit.checks.facts import Facts
-from lorakit.findings import ERROR, Finding
+from lorakit.findings import ERROR, Finding, about
 from lorakit.job import Job
-from lorakit.values import finding
 
 MAX_ARG_STRLEN = 32 * 4096  # bytes, NUL included (linux/binfmts.h)
 POINTER = 8
@@ -54,7 +53,7 @@ def check_argv_limits(job: Job, facts: Facts) -> list[Finding]:
         if _size(item) > MAX_ARG_STRLEN:
             name = key or "argv"
             shown = f"{name} is" if item.startswith("--") or key is None else f"a value of --{name} is"
-            out.append(finding(job, ERROR, "argv.item_too_long", f"args.{name}",
+            out.append(about(job, ERROR, "argv.item_too_long", f"args.{name}",
                                f"{shown} {_size(item) - 1:,} bytes: one command-line item may hold at most "
                                f"{MAX_ARG_STRLEN - 1:,} (the kernel's MAX_ARG_STRLEN)",
                                "put long text in a file ms-swift reads (a dataset's system field, "

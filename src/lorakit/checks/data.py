@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING
 
 from lorakit import localpath
 from lorakit.checks.facts import Facts
-from lorakit.findings import ERROR, INFO, WARNING, Finding
+from lorakit.findings import ERROR, INFO, WARNING, Finding, about
 from lorakit.job import Job
-from lorakit.values import as_bool, as_float, as_int, finding
+from lorakit.values import as_bool, as_float, as_int
 
 if TYPE_CHECKING:
     from lorakit.datafile import Recognition
@@ -92,12 +92,12 @@ def _sample(job: Job, key: str, item: str, ref: localpath.DatasetRef) -> tuple[l
         return [], None
     count = as_int(ref.sample)
     if count is None:
-        return [finding(job, ERROR, "data.sample.invalid", f"args.{key}",
+        return [about(job, ERROR, "data.sample.invalid", f"args.{key}",
                         f"{key} {item!r}: the sample count after '#' is {ref.sample!r}, not a whole number "
                         "(ms-swift reads it with int() and stops)",
                         "write NAME#N with N a whole number above 0, or leave #N off to use every row")], None
     if count <= 0:
-        return [finding(job, ERROR, "data.sample.invalid", f"args.{key}",
+        return [about(job, ERROR, "data.sample.invalid", f"args.{key}",
                         f"{key} {item!r}: #{count} asks for no rows (ms-swift: assert dataset_sample > 0)",
                         "write NAME#N with N a whole number above 0, or leave #N off to use every row")], None
     return [], count
@@ -112,7 +112,7 @@ def _missing(job: Job, facts: Facts, key: str, item: str, ref: localpath.Dataset
         why = f"ms-swift would take it for a {_hub(job, facts, ref)} dataset id and fail downloading it"
     hint = (f"did you mean {' or '.join(repr(c) for c in close)}? " if close else "") + (
         f"paths are relative to the directory you launch from ({cwd}); {why}")
-    return finding(job, ERROR, "data.path.missing", f"args.{key}",
+    return about(job, ERROR, "data.path.missing", f"args.{key}",
                    f"{key} {item!r}: no such file or directory ({where})", hint)
 
 
@@ -156,9 +156,9 @@ def _file_findings(job: Job, key: str, name: str, rec: Recognition) -> list[Find
         if none_left and p.level == ERROR and p.code not in READ_ERRORS:
             hint, none_left = f"{hint}; {ending}", False
         loc = f"{name}:{p.line}" if p.line else name
-        out.append(finding(job, p.level, p.code, f"args.{key}", f"{loc}: {p.message}{more}", hint))
+        out.append(about(job, p.level, p.code, f"args.{key}", f"{loc}: {p.message}{more}", hint))
     if rec.format:
-        out.append(finding(job, INFO, "data.format", f"args.{key}", f"{name}: {_described(rec)}"))
+        out.append(about(job, INFO, "data.format", f"args.{key}", f"{name}: {_described(rec)}"))
     return out
 
 
@@ -170,10 +170,10 @@ def _too_few(job: Job, key: str, item: str, count: int, rec: Recognition) -> lis
         return []
     have = f"the file's {_rows(rows)}" + (" ms-swift keeps" if rows != rec.total_rows else "")
     if key == "val_dataset":
-        return [finding(job, ERROR, "data.sample.exceeds", f"args.{key}",
+        return [about(job, ERROR, "data.sample.exceeds", f"args.{key}",
                         f"{key} {item!r}: #{count} is more than {have}: ms-swift stops "
                         "(assert val_sample <= len(val_dataset))", f"ask for at most #{rows}")]
-    return [finding(job, WARNING, "data.sample.exceeds", f"args.{key}",
+    return [about(job, WARNING, "data.sample.exceeds", f"args.{key}",
                     f"{key} {item!r}: #{count} is more than {have}: ms-swift repeats "
                     f"rows to make {count}", f"ask for at most #{rows}, or drop #N to use each row once")]
 
@@ -198,7 +198,7 @@ def _split_leaves_none(job: Job, key: str, item: str, count: int | None,
     have = f"the file's {_rows(rows)}" if rows is not None and (count is None or rows <= count) else f"#{count}"
     why = ("ms-swift: assert train_sample > 0" if wanted - held <= 0 else
            f"datasets' train_test_split refuses test_size={held} for {_rows(rows or 0)}")
-    return [finding(job, ERROR, "data.split.empty", f"args.{key}",
+    return [about(job, ERROR, "data.split.empty", f"args.{key}",
                     f"{key} {item!r}: split_dataset_ratio {job.args.get('split_dataset_ratio')} holds {_rows(held)} of "
                     f"{have} out for evaluation, leaving none to train on ({why})",
                     "give it more rows, pass a val_dataset, or set split_dataset_ratio 0")]

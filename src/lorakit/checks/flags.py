@@ -13,11 +13,10 @@ from __future__ import annotations
 
 from lorakit import swiftflags
 from lorakit.checks.facts import Facts
-from lorakit.findings import ERROR, Finding
+from lorakit.findings import ERROR, Finding, about
 from lorakit.job import Job
 from lorakit.names import OLD_NAMES, spelled_for
 from lorakit.render import LORAKIT_ONLY_ARGS
-from lorakit.values import finding
 
 
 def _other_version(job: Job, name: str) -> str:
@@ -33,14 +32,14 @@ def _unknown(job: Job, flags, key: str, name: str, how: str, minor: str | None =
         could = swiftflags.prefix_matches(flags, name)
         what = (f"it matches both spellings of --{could[0]}, which argparse rejects as ambiguous"
                 if len(could) == 1 else f"it could be {', '.join(could)}")
-        return finding(job, ERROR, "flags.ambiguous", f"args.{key}", f"--{name} is ambiguous for {version}: {what}",
+        return about(job, ERROR, "flags.ambiguous", f"args.{key}", f"--{name} is ambiguous for {version}: {what}",
                        "write the full flag name")
     hint = _old_name_hint(job, flags, name, minor)
     if hint is None:
         close = swiftflags.suggest(flags, name)
         hint = (f"did you mean {' or '.join(close)}?" if close else
                 f"see `swift {job.command} --help` for the flags of this version")
-    return finding(job, ERROR, "flags.unknown", f"args.{key}",
+    return about(job, ERROR, "flags.unknown", f"args.{key}",
                    f"unknown flag --{name} for {version}{_other_version(job, name)}", hint)
 
 
@@ -66,16 +65,16 @@ def _absent(job: Job, key: str, name: str, gone: swiftflags.Absence) -> Finding:
         hint = f"upgrade to ms-swift {gone.first} or later (pip install 'ms-swift>={gone.first},<{major + 1}')"
         hint = (f"write --{gone.older_name} for ms-swift {gone.target} (renamed to {name} in {gone.first}), or {hint}"
                 if gone.older_name else f"{hint}, or drop {key}")
-        return finding(job, ERROR, "flags.too_new", f"args.{key}", message, hint)
+        return about(job, ERROR, "flags.too_new", f"args.{key}", message, hint)
     if gone.kind == "removed":
         message = f"--{name} was removed in ms-swift {gone.since} (last in {gone.last}); you target {gone.target}"
         hint = (f"use --{gone.replacement} instead: ms-swift {gone.since} renamed {name} to {gone.replacement}"
                 if gone.replacement else
                 f"drop {key}: only ms-swift {_span(gone.first, gone.last)} have it")
-        return finding(job, ERROR, "flags.removed", f"args.{key}", message, hint)
+        return about(job, ERROR, "flags.removed", f"args.{key}", message, hint)
     message = (f"--{name} is missing from ms-swift {gone.target} (ms-swift {gone.first} to {gone.last} have it "
                f"otherwise); you target {gone.target}")
-    return finding(job, ERROR, "flags.removed", f"args.{key}", message,
+    return about(job, ERROR, "flags.removed", f"args.{key}", message,
                    f"drop {key}, or target another ms-swift {major}.x minor")
 
 
@@ -144,19 +143,19 @@ def check_flags(job: Job, facts: Facts) -> list[Finding]:
                 continue
         odd = value_problem(value)
         if odd:
-            out.append(finding(job, ERROR, "flags.value", f"args.{key}", f"{key} {odd}",
+            out.append(about(job, ERROR, "flags.value", f"args.{key}", f"{key} {odd}",
                                f"fix {key} in the preset, or override it with --set {key}=..."))
             continue
         spec = flags[canonical]
         if value is True and spec.type != "bool" and job.source_of(f"args.{key}") == "-- extra flags":
             # parse_extra reads a bare `--flag` as a switch; ms-swift's argparse would say
             # "expected one argument" for any other kind of flag
-            out.append(finding(job, ERROR, "flags.value", f"args.{key}", f"--{name} after -- has no value",
+            out.append(about(job, ERROR, "flags.value", f"args.{key}", f"--{name} after -- has no value",
                                f"write --{name} VALUE"))
             continue
         problem = swiftflags.check_value(spec, value, flags)
         if problem:
-            out.append(finding(job, ERROR, "flags.value", f"args.{key}", problem,
+            out.append(about(job, ERROR, "flags.value", f"args.{key}", problem,
                                f"fix {key} in the preset, or override it with --set {key}=..."))
     return out
 

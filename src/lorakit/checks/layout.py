@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import math
-import re
 
 from lorakit.checks.facts import Facts
-from lorakit.values import as_bool, as_int, finding
-from lorakit.findings import ERROR, INFO, WARNING, Finding
+from lorakit.values import as_bool, as_int
+from lorakit.findings import ERROR, WARNING, Finding, about
 from lorakit.job import Job, GPU_ID, PER_RANK
 
 DS_PRESETS = ("zero0", "zero1", "zero2", "zero3", "zero2_offload", "zero3_offload")
@@ -22,12 +20,12 @@ def check_gpus(job: Job, facts: Facts) -> list[Finding]:
     junk = [g for g in ids if not GPU_ID.match(g)]
     from_shell = job.launch.gpus_source.startswith("CUDA_VISIBLE_DEVICES")
     if junk:
-        return [finding(job, ERROR, "layout.gpus.invalid", "launch.gpus",
+        return [about(job, ERROR, "layout.gpus.invalid", "launch.gpus",
                         f"GPU list {gpus!r} has entries that are not GPU ids: {', '.join(map(repr, junk))}",
                         "unset CUDA_VISIBLE_DEVICES in your shell, or pass --gpus 0,1,..." if from_shell
                         else "write indices separated by commas, e.g. gpus: \"0,1,2,3\"")]
     dupes = sorted({g for g in ids if ids.count(g) > 1})
-    return [finding(job, ERROR, "layout.gpus.duplicate", "launch.gpus",
+    return [about(job, ERROR, "layout.gpus.duplicate", "launch.gpus",
                     f"GPU list {gpus!r} names GPU {', '.join(dupes)} more than once",
                     "each GPU may appear once")]
 
@@ -42,35 +40,35 @@ def check_nproc(job: Job, facts: Facts) -> list[Finding]:
     launch = job.launch
     rule, key = launch.nproc_rule, "launch.nproc_per_node"
     if not _rule_ok(rule):
-        return [finding(job, ERROR, "layout.nproc.invalid", key,
+        return [about(job, ERROR, "layout.nproc.invalid", key,
                         f"nproc_per_node {rule!r} is not a number of processes",
                         "use an integer, 'auto' (one rank per GPU) or 'gpus/K' (K GPUs per rank)")]
     if rule is None:
         return []
     explicit = as_int(rule)
     if explicit is not None and explicit <= 0:
-        return [finding(job, ERROR, "layout.nproc.invalid", key,
+        return [about(job, ERROR, "layout.nproc.invalid", key,
                         f"nproc_per_node must be at least 1, got {rule!r}")]
     ids = launch.gpu_ids
     if ids is None:
         if explicit is None and launch.gpus is None:
-            return [finding(job, ERROR, "layout.nproc.needs_gpus", key,
+            return [about(job, ERROR, "layout.nproc.needs_gpus", key,
                             f"nproc_per_node {rule!r} counts GPUs, but no GPU list is set",
                             "set launch.gpus (or --gpus 0,1,...), or give an integer nproc_per_node")]
         return []  # a bad GPU list is reported by check_gpus
     count, where, nproc = len(ids), launch.gpus_source, launch.nproc_per_node
     if nproc is None:
         per = PER_RANK.match(str(rule).strip())
-        return [finding(job, ERROR, "layout.nproc.indivisible", key,
+        return [about(job, ERROR, "layout.nproc.indivisible", key,
                         f"nproc_per_node {rule!r}: {count} GPUs ({where}) cannot be split "
                         f"{per.group(1) if per else '?'} per rank",
                         "use a GPU count divisible by the GPUs per rank, or give --nproc")]
     if nproc > count:
-        return [finding(job, ERROR, "layout.nproc.too_many", key,
+        return [about(job, ERROR, "layout.nproc.too_many", key,
                         f"NPROC_PER_NODE={nproc} but only {count} GPUs are visible ({where}: {launch.gpus})",
                         f"use --nproc {count} or fewer, or make more GPUs visible")]
     if count % nproc:
-        return [finding(job, ERROR, "layout.nproc.indivisible", key,
+        return [about(job, ERROR, "layout.nproc.indivisible", key,
                         f"{count} visible GPUs ({where}) do not divide evenly among NPROC_PER_NODE={nproc} ranks",
                         "choose nproc_per_node dividing the GPU count: "
                         + ", ".join(str(n) for n in range(1, count + 1) if count % n == 0))]
@@ -96,7 +94,7 @@ def check_device_map_sharding(job: Job, facts: Facts) -> list[Finding]:
         return []
     # ms-swift raises this only inside each spawned worker, after start-up (sft_args.py).
     name = "DeepSpeed" if sharding == "deepspeed" else "FSDP"
-    return [finding(job, ERROR, f"layout.device_map.{sharding}", f"args.{sharding}",
+    return [about(job, ERROR, f"layout.device_map.{sharding}", f"args.{sharding}",
                     f"{len(job.launch.gpu_ids or [])} GPUs for NPROC_PER_NODE={job.launch.nproc_per_node or 1} "
                     f"puts {per} GPUs on each rank (device_map), and {name} is not compatible with device_map",
                     f"set nproc_per_node to the GPU count (one GPU per rank), or drop {sharding}")]
@@ -126,7 +124,7 @@ def check_implicit_device_map(job: Job, facts: Facts) -> list[Finding]:
                 f"splits each model copy across them (device_map + DDP), not {count} data-parallel ranks")
         fix = f"for one rank per GPU, nproc_per_node: auto; to mean this, write nproc_per_node: gpus/{per}"
         key = "launch.nproc_per_node"
-    return [finding(job, WARNING, "layout.device_map.implicit", key, what, fix)]
+    return [about(job, WARNING, "layout.device_map.implicit", key, what, fix)]
 
 
 def check_explicit_device_map(job: Job, facts: Facts) -> list[Finding]:
@@ -139,7 +137,7 @@ def check_explicit_device_map(job: Job, facts: Facts) -> list[Finding]:
     # train it in a distributed mode ("You can't train a model that has been loaded with
     # `device_map='auto'` in any distributed mode"), after the weights loaded (ms-swift #4567).
     spread = str(value).strip() in ("auto", "balanced", "balanced_low_0", "sequential")
-    return [finding(job, ERROR if spread else WARNING, "layout.device_map.explicit", "args.device_map",
+    return [about(job, ERROR if spread else WARNING, "layout.device_map.explicit", "args.device_map",
                     f"device_map {value!r} with {job.world_size} ranks of one GPU each: under torchrun ms-swift "
                     "places each rank's model itself; a device_map makes the ranks share GPUs"
                     + (", and accelerate refuses to train a model spread that way in a distributed run"
@@ -153,7 +151,7 @@ def _stage_problem(job: Job, config: dict) -> list[Finding]:
     stage = zero.get("stage", 0) if isinstance(zero, dict) else None
     if isinstance(stage, int) and not isinstance(stage, bool) and 0 <= stage <= 3:
         return []
-    return [finding(job, ERROR, "layout.deepspeed.stage", "args.deepspeed",
+    return [about(job, ERROR, "layout.deepspeed.stage", "args.deepspeed",
                     f"deepspeed zero_optimization.stage {stage!r} is not a ZeRO stage (0, 1, 2 or 3)"
                     if isinstance(zero, dict) else "deepspeed zero_optimization must be a JSON object",
                     "e.g. {\"zero_optimization\": {\"stage\": 2}}, or use the preset zero2")]
@@ -175,10 +173,10 @@ def check_deepspeed_value(job: Job, facts: Facts) -> list[Finding]:
                 return _stage_problem(job, config)
         except ValueError:
             pass
-        return [finding(job, ERROR, "layout.deepspeed.json", "args.deepspeed",
+        return [about(job, ERROR, "layout.deepspeed.json", "args.deepspeed",
                         "deepspeed inline config is not valid JSON", "check quotes and braces")]
     missing = text.endswith(".json")
-    return [finding(job, ERROR, "layout.deepspeed.invalid", "args.deepspeed",
+    return [about(job, ERROR, "layout.deepspeed.invalid", "args.deepspeed",
                     f"deepspeed config file {text!r} does not exist" if missing
                     else f"deepspeed {text!r} is not a ZeRO preset, a JSON file or an inline JSON object",
                     "use one of " + ", ".join(DS_PRESETS) + ", a path to a .json file, or a JSON object")]

@@ -8,8 +8,8 @@ from __future__ import annotations
 import math
 
 from lorakit.checks.facts import Facts
-from lorakit.values import as_bool, as_float, as_int, finding
-from lorakit.findings import ERROR, INFO, WARNING, Finding
+from lorakit.values import as_bool, as_float, as_int
+from lorakit.findings import ERROR, INFO, WARNING, Finding, about
 from lorakit.job import Job
 
 RANK_RANGE = (4, 64)
@@ -28,12 +28,12 @@ def check_rank(job: Job, facts: Facts) -> list[Finding]:
     raw = job.args["lora_rank"]
     rank = as_int(raw)
     if rank is None or rank <= 0:
-        return [finding(job, ERROR, "lora.rank.invalid", "args.lora_rank",
+        return [about(job, ERROR, "lora.rank.invalid", "args.lora_rank",
                         f"lora_rank must be a positive integer, got {raw!r}",
                         "4 to 64 is usual; 8 is common")]
     low, high = RANK_RANGE
     if not low <= rank <= high:
-        return [finding(job, WARNING, "lora.rank.range", "args.lora_rank",
+        return [about(job, WARNING, "lora.rank.range", "args.lora_rank",
                         f"lora_rank {rank} is outside the recommended {low}-{high}",
                         "higher ranks cost memory and parameters; lower ones may underfit")]
     return []
@@ -45,7 +45,7 @@ def check_alpha(job: Job, facts: Facts) -> list[Finding]:
     raw = job.args["lora_alpha"]
     alpha = as_float(raw)
     if alpha is None or alpha <= 0 or not math.isfinite(alpha):
-        return [finding(job, ERROR, "lora.alpha.invalid", "args.lora_alpha",
+        return [about(job, ERROR, "lora.alpha.invalid", "args.lora_alpha",
                         f"lora_alpha must be a positive number, got {raw!r}",
                         "32 is common; choose it so that alpha/rank is about 4 to 8")]
     return []  # its size only matters relative to the rank: check_ratio
@@ -69,7 +69,7 @@ def check_ratio(job: Job, facts: Facts) -> list[Finding]:
     note = " (use_rslora scales by alpha/sqrt(rank), so the ratio is read on that scale)" if rslora else ""
     key = "args.lora_alpha" if "lora_alpha" in job.args else "args.lora_rank"
     far = not RATIO_SANE[0] <= scale <= RATIO_SANE[1]
-    return [finding(job, WARNING if far else INFO, "lora.ratio", key,
+    return [about(job, WARNING if far else INFO, "lora.ratio", key,
                     f"{what} = {alpha:g}/{divisor:g} = {scale:.3g}" + (
                         f", far outside {RATIO_SANE[0]}-{RATIO_SANE[1]}: the LoRA update is scaled {'up' if scale > high else 'down'} "
                         "that much" if far else f", outside the usual {low}-{high}") + note,
@@ -82,7 +82,7 @@ def check_dropout(job: Job, facts: Facts) -> list[Finding]:
     raw = job.args["lora_dropout"]
     value = as_float(raw)
     if value is None or not 0 <= value < 1:
-        return [finding(job, ERROR, "lora.dropout.invalid", "args.lora_dropout",
+        return [about(job, ERROR, "lora.dropout.invalid", "args.lora_dropout",
                         f"lora_dropout must be in [0, 1), got {raw!r}", "0.05 is ms-swift's default")]
     return []
 
@@ -92,7 +92,7 @@ def check_all_linear(job: Job, facts: Facts) -> list[Finding]:
     targets = targets if isinstance(targets, list) else [targets]
     if not _is_lora(job) or "all-linear" not in [str(t) for t in targets]:
         return []
-    return [finding(job, INFO, "lora.targets.all_linear", "args.target_modules",
+    return [about(job, INFO, "lora.targets.all_linear", "args.target_modules",
                     "target_modules all-linear puts LoRA on every linear layer: more memory "
                     "than attention-only",
                     "if memory is tight: target_modules: [q_proj, k_proj, v_proj, o_proj]")]

@@ -18,9 +18,9 @@ from lorakit import archtable, modelconfig, modelinfo, planmath
 from lorakit.checks.facts import Facts
 from lorakit.checks.lora import _is_lora
 from lorakit.errors import LorakitError
-from lorakit.findings import ERROR, WARNING, Finding
+from lorakit.findings import ERROR, WARNING, Finding, about
 from lorakit.job import Job
-from lorakit.values import did_you_mean, finding, suggestion
+from lorakit.values import did_you_mean, suggestion
 
 KEY = "args.target_modules"
 SHOWN = 12  # how many of the model's Linear names a message lists
@@ -47,9 +47,9 @@ def check_model_files(job: Job, facts: Facts) -> list[Finding]:
     try:
         modelinfo.load_model_info(local)
     except modelconfig.ModelFileError as exc:
-        return [finding(job, ERROR, exc.finding_code, "args.model", exc.message, exc.hint or "")]
+        return [about(job, ERROR, exc.finding_code, "args.model", exc.message, exc.hint or "")]
     except LorakitError as exc:
-        return [finding(job, WARNING, "model.unreadable", "args.model", exc.message, exc.hint or "")]
+        return [about(job, WARNING, "model.unreadable", "args.model", exc.message, exc.hint or "")]
     return []
 
 
@@ -69,7 +69,7 @@ def check_targets(job: Job, facts: Facts) -> list[Finding]:
         _, unknown = planmath.resolve_targets(info, targets)
         if not unknown:
             return []
-        return [finding(job, ERROR, "model.targets.unknown", KEY,
+        return [about(job, ERROR, "model.targets.unknown", KEY,
                         f"target_modules {', '.join(unknown)} not in {local}: ms-swift would fail after "
                         f"loading the weights", f"its Linear layers: {_names(info.linears)}")]
     info = archtable.arch_info(model)
@@ -85,7 +85,7 @@ def check_targets(job: Job, facts: Facts) -> list[Finding]:
         unknown = [t for t in targets if t not in specials and t.rsplit(".", 1)[-1] not in names]
     if not unknown:
         return []
-    return [finding(job, WARNING, "model.targets.unlikely", KEY,
+    return [about(job, WARNING, "model.targets.unlikely", KEY,
                     f"target_modules {', '.join(unknown)} not among {where} (the model is not local, "
                     "so lorakit cannot read its layers)", f"usual Linear layers: {_names(names)}")]
 
@@ -279,11 +279,11 @@ def _invalid(job: Job, registry: _Registry, arch: str | None) -> list[Finding]:
             listed = f"{arch}'s model types: {', '.join(types)}" if types else \
                 "see ms-swift's supported models (`model_type` column)"
             hint = mean + listed
-        out.append(finding(job, ERROR, "model.type.invalid", "args.model_type",
+        out.append(about(job, ERROR, "model.type.invalid", "args.model_type",
                            f"model_type {value!r} is not an ms-swift {major}.x model type: ms-swift "
                            "refuses to start", hint))
     if user_template is not None and user_template not in registry.templates:
-        out.append(finding(job, ERROR, "model.template.invalid", "args.template",
+        out.append(about(job, ERROR, "model.template.invalid", "args.template",
                            f"template {user_template!r} is not an ms-swift {major}.x template: ms-swift "
                            "refuses to start", f"{suggestion(user_template, registry.templates)}see ms-swift's "
                            "supported models (`template` column)"))
@@ -336,16 +336,16 @@ def check_model_type(job: Job, facts: Facts) -> list[Finding]:
             what = (f"ms-swift {major}.x cannot tell {name}'s model_type and refuses to start" if exact else
                     f"ms-swift {table['swift_version']} (lorakit has no snapshot of {major}.x's registry) "
                     f"cannot tell {name}'s model_type")
-            return [finding(job, ERROR if exact else WARNING, "model.type.ambiguous", "args.model",
+            return [about(job, ERROR if exact else WARNING, "model.type.ambiguous", "args.model",
                             f"{what}: {said} matches {', '.join(types)}",
                             f"{_set(sets)} ({_why(picked, name, picked_type, registry)})")]
         if not types:
             if any(isinstance(config.get(k), dict) for k in _MULTIMODAL_KEYS):
-                return [finding(job, ERROR if exact else WARNING, "model.type.unknown", "args.model",
+                return [about(job, ERROR if exact else WARNING, "model.type.unknown", "args.model",
                                 f"ms-swift {major}.x has no model_type for architecture {arch} and refuses a "
                                 "multimodal model without one", "set model_type and template in args to a "
                                 "supported model's (see ms-swift's supported models), or register your own")]
-            return [finding(job, WARNING, "model.type.unknown", "args.model",
+            return [about(job, WARNING, "model.type.unknown", "args.model",
                             f"ms-swift {major}.x has no model_type for architecture {arch}",
                             "it would train with the empty 'dummy' template: set model_type and template in "
                             "args, or check ms-swift's supported models")]
@@ -357,7 +357,7 @@ def check_model_type(job: Job, facts: Facts) -> list[Finding]:
     _, picked_template, picked = registry.pick(name, [model_type])
     cands = registry.candidates(model_type)
     has = f"{len(cands)} ({', '.join(cands)})" if cands else "none"
-    return [finding(job, ERROR, "model.template.ambiguous", "args.model_type" if user_type else "args.model",
+    return [about(job, ERROR, "model.template.ambiguous", "args.model_type" if user_type else "args.model",
                     f"ms-swift {major}.x cannot tell {name}'s template and refuses to start: model_type "
                     f"{model_type} has {has}",
                     f"{_set([('template', picked_template)])} ({_why(picked, name, model_type, registry)})")]

@@ -10,9 +10,9 @@ from __future__ import annotations
 import ipaddress
 
 from lorakit.checks.facts import Facts
-from lorakit.findings import ERROR, INFO, WARNING, Finding
+from lorakit.findings import ERROR, INFO, WARNING, Finding, about
 from lorakit.job import Job
-from lorakit.values import as_int, finding
+from lorakit.values import as_int
 
 PORTS = (1024, 65535)  # below 1024 needs root; torchrun's own default is 29500
 LOOPBACK_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback")
@@ -26,7 +26,7 @@ MASTER_ADDR_MISSING = "nodes.master_addr.missing"
 def check_nnodes(job: Job, facts: Facts) -> list[Finding]:
     if job.launch.nodes is not None:
         return []
-    return [finding(job, ERROR, "nodes.nnodes.invalid", "launch.nnodes",
+    return [about(job, ERROR, "nodes.nnodes.invalid", "launch.nnodes",
                     f"nnodes {job.launch.nnodes!r} is not a number of nodes (1 or more)",
                     "give the number of machines as an integer, e.g. nnodes: 2")]
 
@@ -39,14 +39,14 @@ def check_node_rank(job: Job, facts: Facts) -> list[Finding]:
         if n < 2:
             return []
         # torchrun defaults --node_rank to 0: two nodes both rank 0 wait for a rank 1 forever.
-        return [finding(job, ERROR, NODE_RANK_MISSING, "launch.node_rank",
+        return [about(job, ERROR, NODE_RANK_MISSING, "launch.node_rank",
                         f"nnodes {n} but no node_rank: every node must say which one it is",
                         "run with --node-rank 0 on the master_addr host and 1.."
                         f"{n - 1} on the others (or --set launch.node_rank=R)")]
     value = as_int(rank)
     if value is not None and 0 <= value < n:
         return []
-    return [finding(job, ERROR, "nodes.node_rank.range", "launch.node_rank",
+    return [about(job, ERROR, "nodes.node_rank.range", "launch.node_rank",
                     f"node_rank {rank!r} is not in [0, {n}) for nnodes {n}",
                     f"each node takes one rank from 0 to {n - 1}; 0 is the master_addr host")]
 
@@ -66,19 +66,19 @@ def is_loopback(addr: str) -> bool:
 def check_master_addr(job: Job, facts: Facts) -> list[Finding]:
     n, addr = job.launch.nodes, job.launch.master_addr
     if addr is not None and not isinstance(addr, str):
-        return [finding(job, ERROR, "nodes.master_addr.invalid", "launch.master_addr",
+        return [about(job, ERROR, "nodes.master_addr.invalid", "launch.master_addr",
                         f"master_addr {addr!r} is not a host name or address",
                         "write it as text, e.g. master_addr: \"10.0.0.1\"")]
     if n is None or n < 2:
         return []
     if addr is None or not str(addr).strip():
-        return [finding(job, ERROR, MASTER_ADDR_MISSING, "launch.master_addr",
+        return [about(job, ERROR, MASTER_ADDR_MISSING, "launch.master_addr",
                         f"nnodes {n} but no master_addr: the other nodes cannot find node 0",
                         "set launch.master_addr to node 0's address as the other nodes reach it "
                         "(or use --dry-run --format sbatch, which takes it from the allocation)")]
     if is_loopback(str(addr)):
         # ms-swift's own multi-node README example uses 127.0.0.1 and fails across hosts.
-        return [finding(job, WARNING, "nodes.master_addr.loopback", "launch.master_addr",
+        return [about(job, WARNING, "nodes.master_addr.loopback", "launch.master_addr",
                         f"master_addr {addr} is a loopback address with nnodes {n}: "
                         "nodes on other hosts cannot reach it",
                         "valid only when every node runs on this one host; otherwise give node 0's "
@@ -93,7 +93,7 @@ def check_master_port(job: Job, facts: Facts) -> list[Finding]:
     value = as_int(port)
     if value is not None and PORTS[0] <= value <= PORTS[1]:
         return []
-    return [finding(job, ERROR, "nodes.master_port.range", "launch.master_port",
+    return [about(job, ERROR, "nodes.master_port.range", "launch.master_port",
                     f"master_port {port!r} is not a port in {PORTS[0]}-{PORTS[1]}",
                     "pick a free port every node can reach, e.g. 29500 (torchrun's default)")]
 
@@ -112,7 +112,7 @@ def check_port_here(job: Job, facts: Facts) -> list[Finding]:
     if not uses_torchrun:
         if job.launch.master_port is None:
             return []
-        return [finding(job, INFO, "nodes.master_port.unused", "launch.master_port",
+        return [about(job, INFO, "nodes.master_port.unused", "launch.master_port",
                         f"MASTER_PORT {job.launch.master_port} is set, but one process starts no torchrun: "
                         "ms-swift ignores it")]
     rank = as_int(job.launch.node_rank) if job.launch.node_rank is not None else 0
@@ -120,7 +120,7 @@ def check_port_here(job: Job, facts: Facts) -> list[Finding]:
         return []
     free = facts.free_port()
     where = "MASTER_PORT" if job.launch.master_port is not None else "torchrun's default port"
-    return [finding(job, ERROR, "nodes.master_port.busy", "launch.master_port",
+    return [about(job, ERROR, "nodes.master_port.busy", "launch.master_port",
                     f"{where} {port} is already in use on this machine (another training run?): torchrun "
                     "would fail to start its rendezvous",
                     f"use a free port: --set launch.master_port={free} (or MASTER_PORT={free})")]

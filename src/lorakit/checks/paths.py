@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import os
 import tempfile
-from pathlib import Path
 
 from lorakit import localpath
 from lorakit.checks.facts import Facts
-from lorakit.findings import ERROR, Finding
+from lorakit.findings import ERROR, Finding, about
 from lorakit.job import Job
-from lorakit.values import finding
 
 # flag -> what it names, for the message. A hub id is fine for model and adapters (ms-swift
 # downloads those), never for a checkpoint to resume from (transformers opens it as a dir).
@@ -38,7 +36,7 @@ def _missing(job: Job, key: str, text: str) -> Finding:
            else "ms-swift would take a missing path for a hub id and try to download it")
     hint = (f"did you mean {' or '.join(repr(c) for c in close)}? " if close else "") + (
         f"paths are relative to the directory you launch from ({os.getcwd()}); {why}")
-    return finding(job, ERROR, f"paths.{key}.missing", f"args.{key}",
+    return about(job, ERROR, f"paths.{key}.missing", f"args.{key}",
                    f"{key} {text!r}: no such {INPUT_PATHS[key]} ({where})", hint)
 
 
@@ -77,7 +75,7 @@ def check_output_dir(job: Job, facts: Facts) -> list[Finding]:
     why = _unwritable(localpath.absolute(text))
     if why is None:
         return []
-    return [finding(job, ERROR, "paths.output_dir.unwritable", "args.output_dir", f"output_dir {text!r} {why}",
+    return [about(job, ERROR, "paths.output_dir.unwritable", "args.output_dir", f"output_dir {text!r} {why}",
                     "choose a directory you can write to, e.g. --output-dir output")]
 
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from lorakit.checks.facts import Facts
 from lorakit.checks.lora import _is_lora
-from lorakit.findings import ERROR, WARNING, Finding
+from lorakit.findings import ERROR, WARNING, Finding, about
 from lorakit.job import Job
-from lorakit.values import as_bool, as_float, as_int, finding
+from lorakit.values import as_bool, as_float, as_int
 
 LORA_LR_HIGH = 1e-2  # LoRA recipes use 1e-4 to 5e-4; 1e-2 and above diverges
 
@@ -36,7 +36,7 @@ def check_eval_data(job: Job, facts: Facts) -> list[Finding]:
     asked = [k for k in ("eval_steps", "eval_strategy") if job.args.get(k) is not None]
     if not asked:
         return []
-    return [finding(job, WARNING, "eval.no_data", f"args.{asked[0]}",
+    return [about(job, WARNING, "eval.no_data", f"args.{asked[0]}",
                     f"{asked[0]} is set, but there is no val_dataset and split_dataset_ratio is 0 (ms-swift's "
                     "default): ms-swift turns evaluation off, so nothing is evaluated",
                     "add val_dataset: [FILE], or split_dataset_ratio: 0.01 to hold out 1% of the data; "
@@ -48,7 +48,7 @@ def check_best_model(job: Job, facts: Facts) -> list[Finding]:
         return []
     key = "args.load_best_model_at_end"
     if not has_val_data(job):
-        return [finding(job, ERROR, "eval.best_without_eval", key,
+        return [about(job, ERROR, "eval.best_without_eval", key,
                         "load_best_model_at_end needs evaluation, but there is no val_dataset and "
                         "split_dataset_ratio is 0: ms-swift turns evaluation off and transformers then refuses "
                         "the run (save and eval strategies must match)",
@@ -56,19 +56,19 @@ def check_best_model(job: Job, facts: Facts) -> list[Finding]:
     out = []
     save, evals = _strategy(job, "save_strategy", "steps"), _strategy(job, "eval_strategy", "steps")
     if save != "best" and save != evals:
-        out.append(finding(job, ERROR, "eval.best_strategies", key,
+        out.append(about(job, ERROR, "eval.best_strategies", key,
                            f"load_best_model_at_end needs save_strategy and eval_strategy to match: {save} vs {evals}",
                            "set both to steps (or save_strategy: best)"))
     save_steps, eval_steps = as_int(job.args.get("save_steps", 500)), as_int(job.args.get("eval_steps"))
     eval_steps = eval_steps if eval_steps is not None else as_int(job.args.get("logging_steps"))
     if save == evals == "steps" and save_steps and eval_steps and save_steps >= 1 and eval_steps >= 1 \
             and save_steps % eval_steps:
-        out.append(finding(job, ERROR, "eval.best_steps", "args.save_steps",
+        out.append(about(job, ERROR, "eval.best_steps", "args.save_steps",
                            f"load_best_model_at_end needs save_steps to be a multiple of eval_steps: "
                            f"{save_steps} is not a multiple of {eval_steps} (transformers refuses it at start-up)",
                            f"e.g. save_steps: {eval_steps * max(save_steps // eval_steps, 1)}"))
     if as_int(job.args.get("save_total_limit")) == 1:
-        out.append(finding(job, ERROR, "eval.best_limit", "args.save_total_limit",
+        out.append(about(job, ERROR, "eval.best_limit", "args.save_total_limit",
                            "save_total_limit 1 with load_best_model_at_end: the newest checkpoint and the best "
                            "one cannot both be kept, and loading the best fails at the end of training",
                            "use save_total_limit: 2 or more"))
@@ -81,11 +81,11 @@ def check_learning_rate(job: Job, facts: Facts) -> list[Finding]:
     if job.command != "sft" or raw is None or rate is None:
         return []  # not a number: checks/flags.py says so
     if rate <= 0 or rate >= 1:
-        return [finding(job, ERROR, "train.learning_rate", "args.learning_rate",
+        return [about(job, ERROR, "train.learning_rate", "args.learning_rate",
                         f"learning_rate {raw} is not a learning rate (it must be above 0 and below 1)",
                         "LoRA recipes use 1e-4 to 5e-4")]
     if rate > LORA_LR_HIGH and _is_lora(job):
-        return [finding(job, WARNING, "train.learning_rate.high", "args.learning_rate",
+        return [about(job, WARNING, "train.learning_rate.high", "args.learning_rate",
                         f"learning_rate {raw} is high for LoRA (recipes use 1e-4 to 5e-4): training may diverge",
                         "try 1e-4")]
     return []
@@ -97,11 +97,11 @@ def check_length_and_steps(job: Job, facts: Facts) -> list[Finding]:
     out = []
     length = job.args.get("max_length")
     if length is not None and as_int(length) is not None and as_int(length) <= 0:
-        out.append(finding(job, ERROR, "train.max_length", "args.max_length",
+        out.append(about(job, ERROR, "train.max_length", "args.max_length",
                            f"max_length {length} leaves no room for a single token", "e.g. max_length: 2048"))
     epochs, steps = as_float(job.args.get("num_train_epochs", 3.0)), as_int(job.args.get("max_steps", -1))
     if epochs is not None and epochs <= 0 and (steps is None or steps <= 0):
-        out.append(finding(job, ERROR, "train.no_steps", "args.num_train_epochs",
+        out.append(about(job, ERROR, "train.no_steps", "args.num_train_epochs",
                            f"num_train_epochs {job.args.get('num_train_epochs')} with no max_steps trains nothing",
                            "set num_train_epochs: 1 or more, or max_steps: N"))
     return out

@@ -6,8 +6,8 @@ import math
 
 from lorakit.checks.facts import Facts
 from lorakit.checks.lora import _is_lora
-from lorakit.values import as_int, finding
-from lorakit.findings import ERROR, INFO, WARNING, Finding
+from lorakit.values import as_int
+from lorakit.findings import ERROR, INFO, WARNING, Finding, about
 from lorakit.fixups import gc_enabled, gc_kwargs, is_plain_ddp
 from lorakit.job import Job
 
@@ -22,13 +22,13 @@ def check_reentrant(job: Job, facts: Facts) -> list[Finding]:
         return []
     key, reentrant = "args.gradient_checkpointing_kwargs", kwargs["use_reentrant"]
     if is_plain_ddp(job) and reentrant is True:
-        return [finding(job, ERROR, "layout.ddp.reentrant", key,
+        return [about(job, ERROR, "layout.ddp.reentrant", key,
                         f"DDP with {job.world_size} ranks and use_reentrant true: LoRA backward fails under DDP",
                         "set gradient_checkpointing_kwargs: {\"use_reentrant\": false}: DDP cannot mark a parameter "
                         "ready twice, which reentrant checkpointing does")]
     if str(job.args.get("deepspeed", "")).startswith("zero3") and reentrant is False and _is_lora(job):
         # PEFT-specific: a full fine-tune may need non-reentrant checkpointing, and says so
-        return [finding(job, WARNING, "layout.zero3.no_reentrant", key,
+        return [about(job, WARNING, "layout.zero3.no_reentrant", key,
                         "use_reentrant false with ZeRO-3: a known PEFT + ZeRO-3 checkpointing failure",
                         "remove gradient_checkpointing_kwargs and keep ms-swift's default under ZeRO-3")]
     return []
@@ -41,12 +41,12 @@ def check_installed(job: Job, facts: Facts) -> list[Finding]:
     if not facts.here:
         return out
     if job.args.get("deepspeed") not in (None, "") and not facts.has_module("deepspeed"):
-        out.append(finding(job, WARNING, "env.deepspeed_missing", "args.deepspeed",
+        out.append(about(job, WARNING, "env.deepspeed_missing", "args.deepspeed",
                            "deepspeed is not installed here", "on the machine that trains: pip install deepspeed"))
     impl = str(job.args.get("attn_impl", ""))
     module = FLASH_MODULES.get(impl)
     if module and not facts.has_module(module):
-        out.append(finding(job, WARNING, "env.flash_attn_missing", "args.attn_impl",
+        out.append(about(job, WARNING, "env.flash_attn_missing", "args.attn_impl",
                            f"attn_impl {impl} needs {module}, which is not installed here",
                            "pip install flash-attn on an A100/H100-class machine, or use attn_impl sdpa"))
     return out
@@ -68,7 +68,7 @@ def check_global_batch(job: Job, facts: Facts) -> list[Finding]:
     accum, defaulted = effective_grad_accum(job)
     world = job.world_size
     note = " (ms-swift's default ceil(16 / (batch x world)))" if defaulted else ""
-    return [finding(job, INFO, "batch.global", "args.gradient_accumulation_steps",
+    return [about(job, INFO, "batch.global", "args.gradient_accumulation_steps",
                     f"global batch {batch * accum * world} = per-device {batch} x grad-accum {accum}{note} x "
                     f"{world} rank{'s' if world > 1 else ''}")]
 
@@ -79,7 +79,7 @@ def check_batch_sizes(job: Job, facts: Facts) -> list[Finding]:
     for key in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
         value = job.args.get(key)
         if value is not None and (as_int(value) is None or as_int(value) < 1):
-            out.append(finding(job, ERROR, "batch.invalid", f"args.{key}",
+            out.append(about(job, ERROR, "batch.invalid", f"args.{key}",
                                f"{key} must be a whole number of at least 1, got {value!r}"))
     return out
 
@@ -89,7 +89,7 @@ def check_step_intervals(job: Job, facts: Facts) -> list[Finding]:
     for key in ("save_steps", "eval_steps"):
         steps = as_int(job.args.get(key))
         if steps is not None and 0 < steps < SMALL_STEPS:
-            out.append(finding(job, WARNING, f"io.{key}", f"args.{key}",
+            out.append(about(job, WARNING, f"io.{key}", f"args.{key}",
                                f"{key} {steps}: a checkpoint/eval every {steps} steps can dominate run time",
                                "each save or evaluation stops training; use 50 or more for real runs"))
     return out
