@@ -132,7 +132,7 @@ def test_from_dry_run_prints_the_recorded_command(tmp_path, cli):
 
 def write_record(tmp_path, major=4, **changes) -> Path:
     job = apply_fixups(build_job(presets.load("single"), {}, swift_major=major))
-    data = record.build(job, render(job), cwd=tmp_path, now=datetime(2026, 1, 2, tzinfo=timezone.utc), host="h")
+    data = record.contents(job, render(job), cwd=tmp_path, now=datetime(2026, 1, 2, tzinfo=timezone.utc), host="h")
     data.update(changes)
     path = tmp_path / "lorakit-run.yaml"
     path.write_text(record.dumps(data))

@@ -161,7 +161,7 @@ def git_state(cwd: Path) -> dict[str, Any] | None:
     return {"commit": commit.strip(), "dirty": bool(status.strip()) if status is not None else None}
 
 
-def build(job: Job, command: Command, *, cwd: Path, now: datetime | None = None,
+def contents(job: Job, command: Command, *, cwd: Path, now: datetime | None = None,
           host: str | None = None) -> dict[str, Any]:
     """The versions are those of the `swift` that runs `command`: the one on the PATH of its
     environment, found as lorakit's launch finds it (cli/run.py: execute)."""
@@ -212,12 +212,12 @@ def write_train_record(job: Job, command: Command, *, cwd: Path | None = None) -
     cwd = cwd or Path.cwd()
     folder = output_dir(job)
     folder = folder if folder.is_absolute() else cwd / folder
-    return write(folder / record_name(job.launch.node_rank), build(job, command, cwd=cwd))
+    return write(folder / record_name(job.launch.node_rank), contents(job, command, cwd=cwd))
 
 
 def write_merge_record(merged_dir: Path, job: Job, command: Command, *, cwd: Path | None = None) -> Path:
     """After a successful merge only: MERGED/lorakit-run.yaml."""
-    return write(Path(merged_dir) / RECORD_NAME, build(job, command, cwd=cwd or Path.cwd()))
+    return write(Path(merged_dir) / RECORD_NAME, contents(job, command, cwd=cwd or Path.cwd()))
 
 
 # base_model: a merge record says which base it merged into (cli/merge.py adds it)
