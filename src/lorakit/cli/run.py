@@ -16,7 +16,6 @@ from lorakit.errors import EXIT_USER, EnvironmentProblem, LorakitError
 from lorakit.findings import Finding
 from lorakit.job import Job
 from lorakit.render import Command, render, shell_text
-from lorakit.swiftenv import installed_version
 from lorakit.values import as_int
 
 INSTALL_HINT = "pip install 'lorakit[swift]' (or: pip install ms-swift) in this environment"
@@ -48,26 +47,6 @@ def emit(text: str) -> int:
     return 0
 
 
-def swift_version_of(swift: str) -> Optional[str]:
-    """The ms-swift version of the Python that `swift` runs under (its shebang), which may not
-    be lorakit's own: a `swift` from another environment first on PATH renders nothing right."""
-    from lorakit.doctor import interpreter_of, versions
-
-    try:
-        with open(swift, "rb") as handle:
-            head = handle.read(2048)
-    except OSError:
-        return None
-    if b"swift.cli" not in head:
-        return None  # not ms-swift's own console script (a wrapper, a test double): cannot tell
-    python = interpreter_of(swift)
-    # same environment (venv pythons are symlinks to one base python: compare prefixes, not files)
-    if python is None or Path(os.path.abspath(python)).parent.parent == Path(sys.prefix):
-        return installed_version()
-    found = versions(python) or {}
-    return found.get("ms-swift")
-
-
 def check_swift_matches(swift: str, version: Optional[str], major: Optional[int]) -> None:
     head = as_int((version or "").split(".", 1)[0])
     if major is None or head is None or head == major:
@@ -92,7 +71,7 @@ def execute(command: Command, *, grace: float,
         raise EnvironmentProblem("ms-swift's `swift` command was not found on PATH", hint=INSTALL_HINT)
     from lorakit.progress import Watch  # here, not at the top: the dry-run path never needs it
 
-    version = swift_version_of(swift)
+    version = record.swift_version(swift)
     check_swift_matches(swift, version, major)
     watch = Watch(log=log, show=show_progress, label=" ".join(command.argv[:2]))
     report.note(f"running {swift} (ms-swift {version or 'version unknown'})")
