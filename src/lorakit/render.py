@@ -16,8 +16,6 @@ from lorakit.job import Job
 from lorakit.names import spelled_for
 from lorakit.values import as_int
 
-# Kept for the modules that still import it; envvars.LAUNCH is the list.
-LAUNCH_ENV = envvars.LAUNCH
 # lorakit's own keys: they shape the job but are never ms-swift flags.
 LORAKIT_ONLY_ARGS = ("global_batch_size",)
 
