@@ -208,7 +208,8 @@ def test_prefix_matches(key, expected):
                                   " double quotes: line 1 column 2 (char 1))"),
         ("model_kwargs", 5, "model_kwargs expects a mapping or a JSON string, got 5"),
         ("model_kwargs", [1], "model_kwargs takes one value, not a list; write it as a JSON string"),
-        ("model", {"a": 1}, "model expects a string, not a mapping"),
+        ("model", {"a": 1}, None),  # one JSON item, as ms-swift's YAML loader writes any mapping
+        ("lora_rank", {"a": 1}, "lora_rank expects an integer, not a mapping"),
         ("system", "- be brief", None),  # has a space: argparse keeps it as a value
         ("system", "-x", "system: argparse reads the value '-x' as an option because it starts with '-'"),
         (
