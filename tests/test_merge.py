@@ -306,6 +306,9 @@ mode = os.environ.get("FAKE_MERGE", "whole")
 os.makedirs(out)  # export_args.py raises FileExistsError for an existing output_dir
 with open(os.path.join(out, "config.json"), "w") as f:
     f.write('{"model_type": "qwen2"}')
+if os.environ.get("FAKE_ARGS_JSON"):  # ms-swift copies the adapter's args.json into the merged model
+    with open(os.path.join(out, "args.json"), "w") as f:
+        f.write(os.environ["FAKE_ARGS_JSON"])
 header = json.dumps({"w": {"dtype": "U8", "shape": [4096], "data_offsets": [0, 4096]}}).encode()
 data = struct.pack("<Q", len(header)) + header + b"\1" * 4096
 with open(os.path.join(out, "model.safetensors"), "wb") as f:

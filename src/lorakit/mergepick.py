@@ -8,9 +8,11 @@ Stdlib only, like checkpoints.py.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
-from typing import Union
+from typing import Optional, Union
 
+from lorakit import localpath
 from lorakit.checkpoints import (
     RULE_TEXT,
     Checkpoint,
@@ -84,6 +86,32 @@ def _none_complete(p: Path, runs: list[Run]) -> LorakitError:
              for run in reversed(runs) for c in run.checkpoints]
     return LorakitError(f"no complete adapter checkpoint under {p}; each one is incomplete:" + "".join(lines),
                         hint=_HALF_HINT)
+
+
+# A hub repo id as ModelScope and Hugging Face spell one: Org/name (letters, digits, - _ .).
+_HUB_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*/[A-Za-z0-9_][A-Za-z0-9_.-]*")
+# Names only training output has: no hub adapter is called checkpoint-100 or v0-20260101-120000.
+_OUTPUT_NAME = re.compile(r"checkpoint-[0-9]+|last-checkpoint|v[0-9]+-[0-9]{8}-[0-9]{6}.*")
+
+
+def hub_adapter(value: str, cwd: Optional[Path] = None) -> Optional[str]:
+    """`value` when ms-swift would download it as a hub adapter, else None (a local path).
+
+    ms-swift 4.6.0 (arguments/base_args/base_args.py `_init_adapters`) passes each --adapters
+    value to utils/hub_utils.py `safe_snapshot_download`: an existing path (or `id:sub` spelled
+    `id/sub`) is local, a missing one starting with '/' is an error, anything else is downloaded,
+    `id:sub` as the repo's subfolder. lorakit is stricter where a typo would become a download:
+    a value clearly meant as a path (localpath.looks_local), one named like training output, or
+    one that is no `Org/name` id stays local, and missing."""
+    repo, _, sub = value.partition(":")
+    # an existing Org/name (or Org/name/sub for `Org/name:sub`) has Org/ here: looks_local says so
+    if localpath.looks_local(value, cwd) or localpath.exists(value, cwd):
+        return None
+    if not _HUB_ID.fullmatch(repo) or (":" in value and not sub.strip("/")):
+        return None
+    if _OUTPUT_NAME.fullmatch(repo.rsplit("/", 1)[1]):
+        return None
+    return value
 
 
 def pick(path: Union[str, Path], how: str = "last") -> tuple[Checkpoint, str, list[str]]:
