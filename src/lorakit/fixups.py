@@ -31,7 +31,7 @@ def gc_kwargs(job: Job) -> Any:
     if isinstance(value, str):
         try:
             value = json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):
             return value
     return value
 
@@ -56,7 +56,7 @@ def add_no_reentrant(job: Job) -> Job:
     args["gradient_checkpointing_kwargs"] = new
     note = about(job, "info", "layout.ddp.use_reentrant_added", "args.gradient_checkpointing_kwargs",
                    f"DDP with {job.world_size} ranks and gradient checkpointing: added "
-                   f"gradient_checkpointing_kwargs {json.dumps(new)}",
+                   f"gradient_checkpointing_kwargs {json.dumps(new, default=str)}",
                    "reentrant checkpointing breaks LoRA backward under DDP (\"Expected to mark a variable ready only once\")")
     return replace(job, args=args, adjustments=(*job.adjustments, note))
 

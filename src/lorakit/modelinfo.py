@@ -304,7 +304,15 @@ def _ms_candidates(model_id: str) -> list:
 
 def find_local_model(model: str) -> Path | None:
     """An existing directory, or a hub id (`Org/Name`) already in the local Hugging Face or
-    ModelScope cache. Never touches the network."""
+    ModelScope cache. Never touches the network. A value that is no usable path ('~nouser/x', a
+    name over 255 bytes, a NUL) is no local model."""
+    try:
+        return _find_local_model(model)
+    except (OSError, RuntimeError, ValueError):
+        return None
+
+
+def _find_local_model(model: str) -> Path | None:
     path = Path(model).expanduser()
     if path.is_dir():
         return path

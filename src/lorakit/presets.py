@@ -63,6 +63,8 @@ def _not_a_file(path: Path) -> str | None:
 
     try:
         mode = os.stat(path).st_mode
+    except ValueError:
+        return "contains a NUL byte, which no file name can"
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             return "is a symlink loop"
@@ -105,11 +107,11 @@ def read_yaml(path: Path) -> dict[str, Any]:
         line = path.read_bytes()[:exc.start].count(b"\n") + 1
         raise LorakitError(f"{path}:{line}: not UTF-8 text (byte {exc.object[exc.start]:#04x})",
                            hint="save the preset as UTF-8") from None
+    yamlload.refuse_aliases(text, str(path))  # first: an alias bomb is never built
     try:
         data = yamlload.parse(text)
     except yaml.YAMLError as exc:
         raise yamlload.syntax_error(str(path), exc) from None
-    yamlload.refuse_aliases(text, str(path))
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -299,14 +301,16 @@ def parse_set(item: str) -> tuple[str, Any]:
             f"--set {item!r}: expected KEY=VALUE",
             hint="e.g. --set lora_rank=16 or --set launch.gpus=0,1",
         )
+    yamlload.refuse_aliases(raw, f"--set {item!r}", lines=False)
     try:
         value = yamlload.parse(raw) if raw.strip() else ""
+    except yamlload.Unreadable as exc:
+        raise LorakitError(f"--set {item!r}: {exc}", hint="quote it to pass it as text") from None
     except yaml.YAMLError:
         raise LorakitError(
             f"--set {item!r}: VALUE is not valid YAML",
             hint="quote it for the shell, e.g. --set 'system=\"You are helpful: be brief\"'",
         ) from None
-    yamlload.refuse_aliases(raw, f"--set {item!r}", lines=False)
     value = yamlload.settle(value)
     if key.startswith("launch."):
         sub = key[len("launch."):]

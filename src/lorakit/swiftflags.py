@@ -338,6 +338,8 @@ def _check_json(spec: FlagSpec, value: Any) -> str | None:
     if value.lstrip()[:1] in ("{", "["):
         try:
             json.loads(value)
+        except RecursionError:
+            return f"{spec.name}: the JSON is nested too deeply to read"
         except ValueError as err:
             return f"{spec.name}: the JSON does not parse ({err})"
     return None

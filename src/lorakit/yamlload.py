@@ -95,15 +95,53 @@ FAST = _loader(_BASE)
 PURE = _loader(yaml.SafeLoader) if _BASE is not yaml.SafeLoader else FAST
 
 
+MAX_DEPTH = 64  # a preset nests a few levels; hundreds only exhaust the recursion limit
+
+
+class Unreadable(yaml.YAMLError):
+    """YAML that parses but whose values cannot be built (an impossible date, `!!int x`, an int of
+    5000 digits, nesting 500 deep): the constructors raise plain exceptions for these."""
+
+
 def parse(text: str) -> Any:
     """libyaml when present; on an error, the pure-Python parser again, whose messages are the
     ones users and tests know."""
+    try:
+        data = _load(text)
+    except yaml.YAMLError:
+        raise
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError, RecursionError) as exc:
+        raise Unreadable(f"a value cannot be read: {type(exc).__name__}: {str(exc)[:200]}") from None
+    _check_tree(data)
+    return data
+
+
+def _load(text: str) -> Any:
     if FAST is not PURE:
         try:
             return yaml.load(text, Loader=FAST)
         except yaml.YAMLError:
             pass
     return yaml.load(text, Loader=PURE)
+
+
+def _check_tree(data: Any) -> None:
+    """Iteratively (no recursion): nesting depth, and lone surrogates ('\\ud800' escapes the
+    pure-Python parser accepts) that no argv or file name can hold."""
+    stack = [(data, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise Unreadable(f"values nested more than {MAX_DEPTH} levels deep")
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise Unreadable(f"{value[:40]!r} holds a lone surrogate escape, which is not text") from None
+        elif isinstance(value, dict):
+            stack.extend((v, depth + 1) for pair in value.items() for v in pair)
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value)
 
 
 def refuse_aliases(text: str, where: str, *, lines: bool = True) -> None:
@@ -126,6 +164,8 @@ def syntax_error(where: str, exc: yaml.YAMLError) -> LorakitError:
     mark = getattr(exc, "problem_mark", None)
     at = f"{where}:{mark.line + 1}:{mark.column + 1}" if mark else where
     problem = getattr(exc, "problem", None) or str(exc)
+    if isinstance(exc, Unreadable):
+        return LorakitError(f"{where}: {problem}", hint="write the value as plain text, a number or a list")
     if isinstance(exc, DuplicateKey):
         return LorakitError(f"{at}: {problem}", hint="keep the key once, with the value you mean")
     return LorakitError(f"{at}: YAML syntax error: {problem}",

@@ -171,7 +171,7 @@ def check_deepspeed_value(job: Job, facts: Facts) -> list[Finding]:
             config = json.loads(text)
             if isinstance(config, dict):
                 return _stage_problem(job, config)
-        except ValueError:
+        except (ValueError, RecursionError):
             pass
         return [about(job, ERROR, "layout.deepspeed.json", "args.deepspeed",
                         "deepspeed inline config is not valid JSON", "check quotes and braces")]

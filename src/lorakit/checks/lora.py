@@ -59,8 +59,11 @@ def check_ratio(job: Job, facts: Facts) -> list[Finding]:
     if rank is None or rank <= 0 or alpha is None or alpha <= 0:
         return []
     rslora = as_bool(job.args.get("use_rslora", False)) is True
-    divisor = math.sqrt(rank) if rslora else rank
-    scale = alpha / divisor
+    try:
+        divisor = math.sqrt(rank) if rslora else rank
+        scale = alpha / divisor
+    except OverflowError:  # a rank beyond a float: check_rank already says it is out of range
+        return []
     low, high = RATIO_BAND
     if low <= scale <= high:
         return []

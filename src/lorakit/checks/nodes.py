@@ -65,6 +65,10 @@ def is_loopback(addr: str) -> bool:
 
 def check_master_addr(job: Job, facts: Facts) -> list[Finding]:
     n, addr = job.launch.nodes, job.launch.master_addr
+    if isinstance(addr, str) and "\0" in addr:
+        return [about(job, ERROR, "nodes.master_addr.invalid", "launch.master_addr",
+                      f"master_addr {addr!r} contains a NUL byte, which no environment can carry",
+                      "write node 0's host name or address")]
     if addr is not None and not isinstance(addr, str):
         return [about(job, ERROR, "nodes.master_addr.invalid", "launch.master_addr",
                         f"master_addr {addr!r} is not a host name or address",

@@ -58,7 +58,10 @@ def effective_grad_accum(job: Job) -> tuple[int, bool]:
     given = as_int(job.args.get("gradient_accumulation_steps"))
     if given:
         return given, False
-    return max(1, math.ceil(16 / batch / job.world_size)), True
+    try:
+        return max(1, math.ceil(16 / batch / job.world_size)), True
+    except OverflowError:  # a batch or world size beyond a float: the other checks say so
+        return 1, True
 
 
 def check_global_batch(job: Job, facts: Facts) -> list[Finding]:

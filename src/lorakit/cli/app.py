@@ -45,6 +45,10 @@ def main(argv: list[str] | None = None) -> None:
     """One place turns a LorakitError into a message and an exit code (pipx's main.py);
     usage errors are Typer's own (exit 2), the child's code passes through typer.Exit."""
     report.QUIET = False  # set again by each command that takes --quiet
+    if hasattr(sys, "set_int_max_str_digits"):
+        # argparse's int() reads any length; Python's 4300-digit guard would turn a 5000-digit
+        # lora_rank into a ValueError deep inside a check instead of an error that names it
+        sys.set_int_max_str_digits(0)
     try:
         argcheck.check(typer.main.get_group(app), list(sys.argv[1:] if argv is None else argv))
         app(args=argv, prog_name="lorakit")

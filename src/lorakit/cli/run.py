@@ -42,7 +42,13 @@ def dry_run(command: Command) -> int:
 
 
 def emit(text: str) -> int:
-    sys.stdout.write(text)
+    try:
+        sys.stdout.write(text)
+    except UnicodeEncodeError:
+        # a non-UTF-8 byte the user passed (a surrogate escape) on a strict stdout: write the
+        # bytes as they came, which is what bash will read back
+        sys.stdout.flush()
+        sys.stdout.buffer.write(text.encode(sys.stdout.encoding or "utf-8", "surrogateescape"))
     sys.stdout.flush()
     return 0
 
