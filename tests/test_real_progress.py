@@ -55,7 +55,7 @@ def tiny(tmp_path_factory):
 
 def command(tiny, output: Path):
     """The preset pattern of test_real_swift.py, rendered by lorakit's own layers."""
-    from lorakit.cli.common import JobOptions, build
+    from lorakit.cli.common import JobOptions, job_from_options as build
     from lorakit.render import render
 
     model, data, extra = tiny

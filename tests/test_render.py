@@ -134,7 +134,7 @@ def test_shell_text_is_the_seeds_form_and_round_trips():
 
 
 def test_set_launch_gpus_beats_the_shell_and_stays_text():
-    from lorakit.cli.common import JobOptions, build
+    from lorakit.cli.common import JobOptions, job_from_options as build
 
     job = build(JobOptions("zero2", sets=["launch.gpus=010,011"]), env={"CUDA_VISIBLE_DEVICES": "4,5"})
     assert render(job).env == {"CUDA_VISIBLE_DEVICES": "010,011", "NPROC_PER_NODE": "2"}
@@ -142,7 +142,7 @@ def test_set_launch_gpus_beats_the_shell_and_stays_text():
 
 
 def test_space_separated_targets_split_and_float_nproc_counts():
-    from lorakit.cli.common import JobOptions, build
+    from lorakit.cli.common import JobOptions, job_from_options as build
 
     job = build(JobOptions("zero2", target_modules="q_proj  v_proj", sets=["launch.nproc_per_node=4.0"]), env={})
     command = render(job)
@@ -152,7 +152,7 @@ def test_space_separated_targets_split_and_float_nproc_counts():
 
 
 def test_integral_launch_numbers_render_as_ints():
-    from lorakit.cli.common import JobOptions, build
+    from lorakit.cli.common import JobOptions, job_from_options as build
 
     job = build(JobOptions("single", sets=["launch.nnodes=2.0", "launch.node_rank=1.0", "launch.master_port=29500.0",
                                            "launch.master_addr=10.0.0.1", "launch.gpus=00"]), env={})

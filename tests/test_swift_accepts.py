@@ -43,7 +43,7 @@ def workspace(tmp_path: Path) -> Path:
                                          '{"role": "assistant", "content": "hello"}]}\n' * 20)
     # `lorakit train --from output/lorakit-run.yaml`: the record a real zero2 launch writes
     from lorakit import record
-    from lorakit.cli.common import JobOptions, build
+    from lorakit.cli.common import JobOptions, job_from_options as build
     from lorakit.render import render
 
     job = build(JobOptions("zero2"), env={})

@@ -157,16 +157,12 @@ def overrides(opts: JobOptions) -> list[tuple[str, Any, str]]:
     return out
 
 
-def build(opts: JobOptions, *, env: dict[str, str] | None = None) -> Job:
-    return build_with(opts, [], env=env)
-
-
-def build_with(opts: JobOptions, extra: list[tuple[str, Any, str]], *,
-               env: dict[str, str] | None = None) -> Job:
+def job_from_options(opts: JobOptions, extra: list[tuple[str, Any, str]] = (), *,
+                     env: dict[str, str] | None = None) -> Job:
     """Preset + options (+ `extra` overrides that win over everything) -> Job."""
     env = dict(os.environ) if env is None else env
     target = swiftenv.target(opts.swift_version)
-    resolved = presets.apply_overrides(presets.load(opts.preset, major=target.major), overrides(opts) + extra)
+    resolved = presets.apply_overrides(presets.load(opts.preset, major=target.major), overrides(opts) + list(extra))
     return build_job(resolved, env, swift_major=target.major, swift_version=target.installed,
                      swift_source=target.source, gpus=opts.gpus, nproc=opts.nproc)
 

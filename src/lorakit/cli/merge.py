@@ -18,7 +18,7 @@ import yaml
 
 from lorakit import checkpoints, exports, mergeguard, mergepick, preflight, record, report, swiftflags
 from lorakit.cli import common as c
-from lorakit.cli.run import check_or_exit, emit, finish, output_options
+from lorakit.cli.run import check_or_exit, emit, output_options, print_or_launch
 from lorakit.errors import EXIT_USER, LorakitError
 from lorakit.job import Job
 from lorakit.names import normalise_arg_key
@@ -116,7 +116,7 @@ def merge(
         return EXIT_USER
     if dry_run:
         return emit(_dry_run_text(fmt, job, warnings + findings, plan.replacing))
-    code = mergeguard.run_guarded(plan, lambda: finish(job, dry=False, grace=grace))
+    code = mergeguard.run_guarded(plan, lambda: print_or_launch(job, dry=False, grace=grace))
     if code == 0:
         # ms-swift refuses an existing output dir, so the record can only follow a success
         _write_record(target, job, _recorded_base(source, target))
@@ -261,7 +261,7 @@ def _export_job(opts: c.JobOptions, adapters: str, output: Optional[tuple] = Non
     extra = [("args.adapters", [adapters], "--adapters")]
     if output is not None:
         extra.append(("args.output_dir", *output))
-    job = c.build_with(opts, extra)
+    job = c.job_from_options(opts, extra)
     if job.command != "export":
         raise LorakitError(
             f"preset {job.preset!r} runs `swift {job.command}`, not `swift export`",

@@ -122,7 +122,7 @@ def plan(
       lorakit plan -p single --model ./my-model --target-modules q_proj,v_proj --lora-rank 16
       lorakit plan -p ddp_device_map --json -- --max_length 8192
     """
-    job = apply_fixups(c.build(shared.options(preset, ctx.args)))
+    job = apply_fixups(c.job_from_options(shared.options(preset, ctx.args)))
     if job.command != "sft":
         raise LorakitError(f"preset {job.preset!r} runs `swift {job.command}`, not `swift sft`",
                            hint="plan a training preset (one with 'command: sft')")

@@ -90,7 +90,7 @@ def execute(command: Command, *, grace: float,
     return watch.report(rc)
 
 
-def finish(job: Job, *, dry: bool, grace: float) -> int:
+def print_or_launch(job: Job, *, dry: bool, grace: float) -> int:
     command = render(job, os.environ)
     if dry:
         return dry_run(command)

@@ -79,7 +79,7 @@ def train(
     else:
         opts = shared.options(preset, ctx.args)
         extra = [("launch.node_rank", node_rank, "--node-rank")] if node_rank is not None else []
-        job = apply_fixups(c.build_with(opts, extra))
+        job = apply_fixups(c.job_from_options(opts, extra))
     if job.command != "sft":
         raise LorakitError(
             f"preset {job.preset!r} runs `swift {job.command}`, not `swift sft`",

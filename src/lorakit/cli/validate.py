@@ -31,7 +31,7 @@ def validate(
       lorakit validate -p my.yaml --json
     """
     try:
-        job = apply_fixups(c.build(shared.options(preset, ctx.args)))
+        job = apply_fixups(c.job_from_options(shared.options(preset, ctx.args)))
     except LorakitError as exc:
         if not as_json:
             raise
