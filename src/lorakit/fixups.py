@@ -51,6 +51,8 @@ def add_no_reentrant(job: Job) -> Job:
         return job
     if kwargs is not None and not isinstance(kwargs, dict):
         return job  # malformed: the flag checks report it
+    if kwargs and not all(isinstance(k, (str, int, float, bool)) for k in kwargs):
+        return job  # a key JSON cannot write (a YAML date): the flag checks report it
     new = {**(kwargs or {}), **NO_REENTRANT}
     args = dict(job.args)
     args["gradient_checkpointing_kwargs"] = new

@@ -56,8 +56,8 @@ def check_ratio(job: Job, facts: Facts) -> list[Finding]:
         return []
     rank = as_int(job.args.get("lora_rank", 8))  # ms-swift's defaults: rank 8, alpha 32
     alpha = as_float(job.args.get("lora_alpha", 32))
-    if rank is None or rank <= 0 or alpha is None or alpha <= 0:
-        return []
+    if rank is None or rank <= 0 or alpha is None or alpha <= 0 or rank > 10**6:
+        return []  # a rank past a million: check_rank already says it is out of range
     rslora = as_bool(job.args.get("use_rslora", False)) is True
     try:
         divisor = math.sqrt(rank) if rslora else rank
