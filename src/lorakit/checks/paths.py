@@ -9,7 +9,6 @@ checked in checks/data.py; this module covers the other path-valued flags.
 from __future__ import annotations
 
 import os
-import tempfile
 
 from lorakit import localpath
 from lorakit.checks.facts import Facts
@@ -61,10 +60,14 @@ def _unwritable(path: str) -> str | None:
         return f"cannot be created: {anchor} is not writable"
     if anchor == os.path.dirname(anchor):
         return None  # only the root exists here: likely rendered for another machine
+    probe = os.path.join(anchor, f".lorakit-probe-{os.getpid()}")
     try:  # root passes access() everywhere, and /proc or a read-only mount only fail for real
-        os.rmdir(tempfile.mkdtemp(prefix=".lorakit-probe-", dir=anchor))
+        os.mkdir(probe)
+    except FileExistsError:
+        return None
     except OSError as exc:
         return f"cannot be created under {anchor}: {exc.strerror}"
+    os.rmdir(probe)
     return None
 
 

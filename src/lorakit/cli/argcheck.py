@@ -8,7 +8,7 @@ an option must be lorakit's or an ms-swift flag; after it, a lorakit option gets
 
 from __future__ import annotations
 
-import click
+from typing import Any
 
 from lorakit.errors import LorakitError
 from lorakit.values import did_you_mean
@@ -16,7 +16,7 @@ from lorakit.values import did_you_mean
 PASS_THROUGH = ("train", "validate", "plan")
 
 
-def _known(command: click.Command) -> list[str]:
+def _known(command: Any) -> list[str]:
     return [opt for param in command.params for opt in (*param.opts, *param.secondary_opts)
             if opt.startswith("--")]
 
@@ -38,10 +38,12 @@ def _swift_flag(token: str) -> bool:
     return False
 
 
-def check(group: click.Group, argv: list[str]) -> None:
+def check(group: Any, argv: list[str]) -> None:
+    """`group`: the Typer app's click group (typer ships its own click: importing the separate
+    package would cost the dry-run ~6 ms)."""
     if not argv or argv[0] not in PASS_THROUGH:
         return
-    command = group.get_command(click.Context(group), argv[0])
+    command = group.commands.get(argv[0])
     if command is None:
         return
     known = _known(command)
