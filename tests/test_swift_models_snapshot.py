@@ -40,3 +40,23 @@ def test_every_registered_name_resolves_a_template():
         template = data["name_templates"].get(name) or meta["template"] or (
             meta["candidates"][0] if len(meta["candidates"]) == 1 else None)
         assert template in data["templates"], (name, model_type, meta)
+
+
+def test_the_3x_models_snapshot_matches_ms_swift_3():
+    """swift_models_v3.json (the 3.x registry: 21 model types share LlamaForCausalLM there) must
+    be what 3.12.6's own registry says; CI builds that environment (scripts/test.sh)."""
+    import os
+
+    import pytest
+
+    python = os.environ.get("LORAKIT_SWIFT3_PYTHON")
+    if not python:
+        if os.environ.get("CI"):
+            pytest.fail("LORAKIT_SWIFT3_PYTHON is not set in CI")
+        pytest.skip("set LORAKIT_SWIFT3_PYTHON to a Python with ms-swift 3.x (scripts/test.sh does)")
+    committed = json.loads((REPO / "src" / "lorakit" / "data" / "swift_models_v3.json").read_text(encoding="utf-8"))
+    out = subprocess.run([python, str(REPO / "scripts" / "gen_swift_models.py"), "--stdout"],
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout) == committed, "run .venv-swift3/bin/python scripts/gen_swift_models.py"
+    assert "qwen2_5" in committed["architectures"]["Qwen2ForCausalLM"]
