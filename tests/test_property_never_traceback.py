@@ -968,7 +968,7 @@ def known(name: str):
     return pytest.mark.xfail(strict=True, raises=RAISES[name], reason=f"KNOWN[{name!r}]: {KNOWN[name]}")
 
 
-RAISES = {"validate_json_usage_error": ValueError}  # json.loads of an empty stdout
+RAISES = {"validate_json_usage_error": ValueError}  # json.loads of an empty stdout (fixed: kept for known())
 assert set(RAISES) == set(KNOWN)
 
 
@@ -1068,9 +1068,10 @@ def test_non_utf8_argv_with_a_strict_stdout(tmp_path):
     assert done.returncode in (0, 2) and b"Traceback" not in done.stderr, done.stderr.decode(errors="replace")[-1500:]
 
 
-@known("validate_json_usage_error")
 @pytest.mark.parametrize("args", [["--nproc", "x"], ["--set", "---x=null"], ["--dryrun"]])
 def test_validate_json_is_json_even_for_a_usage_error(args):
+    # fixed: a command line refused before validate runs is still answered as JSON (exit 2)
     result = run_cli(["validate", "-p", "single", "--json", *args])
-    assert result.code == 2 and is_usage_error(result.stderr), result.stderr
-    assert json.loads(result.stdout)["ok"] is False
+    assert result.code == 2, result.stderr
+    payload = json.loads(result.stdout)
+    assert payload["ok"] is False and payload["findings"][0]["level"] == "error"

@@ -49,9 +49,19 @@ def main(argv: list[str] | None = None) -> None:
         # argparse's int() reads any length; Python's 4300-digit guard would turn a 5000-digit
         # lora_rank into a ValueError deep inside a check instead of an error that names it
         sys.set_int_max_str_digits(0)
+    words = list(sys.argv[1:] if argv is None else argv)
+    as_json = bool(words) and words[0] == "validate" and "--json" in words[:words.index("--") if "--" in words else None]
+    validate.STARTED = False
     try:
-        argcheck.check(typer.main.get_group(app), list(sys.argv[1:] if argv is None else argv))
+        argcheck.check(typer.main.get_group(app), words)
         app(args=argv, prog_name="lorakit")
     except LorakitError as exc:
         print(f"lorakit: error: {exc}", file=sys.stderr)
+        if as_json:
+            validate.answer_refused(words, exc.message, exc.hint or "")
         sys.exit(exc.code)
+    except SystemExit as exc:
+        # a usage error Click reported before validate ran: `validate --json` still answers JSON
+        if as_json and exc.code == 2 and not validate.STARTED:
+            validate.answer_refused(words, "the command line was refused (see stderr)", "")
+        raise

@@ -47,9 +47,16 @@ def check(group: Any, argv: list[str]) -> None:
     if command is None:
         return
     known = _known(command)
+    takes_value = {opt for param in command.params if not getattr(param, "is_flag", False)
+                   and getattr(param, "param_type_name", "") == "option" for opt in param.opts}
     cut = argv.index("--") if "--" in argv else len(argv)
+    skip = False
     for token in argv[1:cut]:
+        if skip:  # the value of the option before it, whatever it looks like (--set ---x=1)
+            skip = False
+            continue
         option = token.partition("=")[0]
+        skip = token in takes_value
         if not option.startswith("--") or option == "--" or option in known or _swift_flag(option):
             continue
         close = did_you_mean(option, known)

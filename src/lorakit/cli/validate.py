@@ -15,6 +15,16 @@ from lorakit.findings import ERROR, Finding
 from lorakit.fixups import apply_fixups
 
 
+STARTED = False  # set once validate itself runs: a usage error before that gets a JSON answer too
+
+
+def answer_refused(words: list[str], message: str, hint: str) -> None:
+    """`validate --json` answers even a refused command line as data (exit 2 all the same)."""
+    preset = next((words[i + 1] for i, w in enumerate(words[:-1]) if w in ("-p", "--preset")), None)
+    error = Finding(ERROR, "usage.invalid", message, hint=hint)
+    typer.echo(json.dumps({"ok": False, "preset": preset, "findings": [error.as_dict()]}, indent=2))
+
+
 @c.with_job_args
 def validate(
     ctx: typer.Context,
@@ -30,6 +40,8 @@ def validate(
       lorakit validate -p zero2 --gpus 0,1,2
       lorakit validate -p my.yaml --json
     """
+    global STARTED
+    STARTED = True
     try:
         job = apply_fixups(c.job_from_options(shared.options(preset, ctx.args)))
     except LorakitError as exc:
