@@ -252,3 +252,31 @@ def test_null_removes_an_inherited_flag_for_the_checks_too(tmp_path):
     result = run_cli(["train", "-p", path, "--dry-run"])
     assert result.code == 0, result.stderr
     assert "--lora_rank" not in result.stdout and "--lora_alpha" not in result.stdout
+
+
+def test_a_global_batch_past_a_float_takes_integer_arithmetic():
+    result = run_cli(["validate", "-p", "single", "--set", "global_batch_size=1" + "0" * 309])
+    assert result.code == 0 and "Traceback" not in result.stderr
+
+
+def test_gpu_ids_are_ascii_digits():
+    result = run_cli(["validate", "-p", "single", "--gpus", "٣"])
+    assert result.code == 2
+    assert ("error[layout.gpus.invalid] launch.gpus (--gpus): GPU list '٣' has entries that are not GPU ids: "
+            "'٣'") in result.stderr.splitlines()
+
+
+def test_a_null_inside_a_json_mapping_is_json_null():
+    result = run_cli(["train", "-p", "single", "--set", "model_kwargs={a: [1, null]}", "--dry-run"])
+    assert result.code == 0, result.stderr
+    assert """    --model_kwargs '{"a": [1, null]}'""" in result.stdout
+
+
+def test_a_megabyte_of_digits_is_refused_not_ground_through():
+    import time
+
+    start = time.monotonic()
+    result = run_cli(["validate", "-p", "single", "--set", "lora_rank=" + "9" * 1_000_000])
+    assert time.monotonic() - start < 30  # it took ~90 s with the digit limit lifted entirely
+    assert result.code == 2
+    assert result.stderr.startswith("lorakit: error: --set 'lora_rank=999")

@@ -410,9 +410,7 @@ def value_for(spec, name: str, valid: bool) -> st.SearchStrategy[str]:
         return good if valid else st.one_of(good, bad, local, any_value())
     if valid:
         return st.sampled_from(CHECKED_VALID[name]) if name in CHECKED_VALID else good
-    if name == "global_batch_size":  # KNOWN["global_batch_size_beyond_float"]
-        return st.one_of(good, bad, bad, any_value()).filter(not_past_a_float)
-    return st.one_of(good, bad, bad, any_value())
+    return st.one_of(good, bad, bad, any_value())  # (global_batch_size past a float: fixed)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1066,7 +1064,6 @@ def test_a_crash_found_stays_fixed(workdir, case):
         raise exc.with_traceback(None) from None
 
 
-@known("global_batch_size_beyond_float")
 @pytest.mark.parametrize("sets", [["global_batch_size=" + _digits(310)],
                                   ["global_batch_size=" + _digits(401), "per_device_train_batch_size=2"]])
 def test_a_global_batch_past_a_float(workdir, sets):

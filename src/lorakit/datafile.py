@@ -169,8 +169,8 @@ def _json_rows(text: str, rec: Recognition) -> list[tuple[int, Any]]:
             except json.JSONDecodeError as exc:
                 rec.add(Problem(ERROR, "data.json.invalid", exc.lineno,
                                 f"invalid JSON: {exc.msg} (column {exc.colno})"))
-            except RecursionError:
-                rec.add(Problem(ERROR, "data.json.invalid", line, "invalid JSON: nested too deeply to parse"))
+            except (RecursionError, ValueError):  # nested too deep, or an integer past the digit limit
+                rec.add(Problem(ERROR, "data.json.invalid", line, "invalid JSON: nested too deeply or a number too long to read"))
             if rec.counts["data.json.invalid"]:
                 rec.total_rows = None
         pos = _WS.match(text, pos + 1).end()
@@ -191,9 +191,9 @@ def _json_rows(text: str, rec: Recognition) -> list[tuple[int, Any]]:
                 rec.add(Problem(ERROR, "data.json.invalid", at, f"invalid JSON: {exc.msg} (column {exc.colno})"))
             rec.total_rows = None
             return rows
-        except RecursionError:
+        except (RecursionError, ValueError):  # nested too deep, or an integer past the digit limit
             if not known:
-                rec.add(Problem(ERROR, "data.json.invalid", line, "invalid JSON: nested too deeply to parse"))
+                rec.add(Problem(ERROR, "data.json.invalid", line, "invalid JSON: nested too deeply or a number too long to read"))
             rec.total_rows = None
             return rows
         if one_per_line and "\n" in text[pos:end]:

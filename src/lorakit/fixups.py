@@ -153,7 +153,9 @@ def derive_grad_accum(job: Job) -> Job:
     nproc, nodes = job.launch.nproc_per_node or 1, job.launch.node_total
     per_step = batch * nproc * nodes
     shape = f"per-device {batch} x {nproc} rank(s) per node x {nodes} node(s)"
-    steps = max(1, round(n / per_step))  # the nearest reachable global batch when it does not divide
+    # the nearest reachable global batch when it does not divide (integer arithmetic: n may be
+    # past a float)
+    steps = max(1, round(n / per_step) if n < 2**53 else n // per_step)
     # the derived steps take global_batch_size's place in the argv (it is never rendered itself)
     args = {}
     for key, value in job.args.items():

@@ -19,7 +19,7 @@ from lorakit.values import as_int, node_count
 # ms-swift reads `--target_modules` as nargs='+': the seed's '[q_proj,k_proj,v_proj]' would be
 # ONE module name that no model has, failing only after the weights have loaded.
 SPLIT_LIST_KEYS = ("target_modules", "modules_to_save")
-GPU_ID = re.compile(r"^(\d+|GPU-[0-9A-Fa-f-]+|MIG-[0-9A-Za-z/-]+)$")
+GPU_ID = re.compile(r"^([0-9]+|GPU-[0-9A-Fa-f-]+|MIG-[0-9A-Za-z/-]+)$")  # CUDA reads ASCII digits only
 PER_RANK = re.compile(r"^gpus\s*/\s*(\d+)$")
 
 

@@ -292,23 +292,28 @@ def load(ref: str, *, key: str = "--preset", major: int | None = None) -> Resolv
                     notes=notes, major=major)
 
 
+def _short(text: str, limit: int = 200) -> str:
+    """A --set item as messages quote it: a megabyte of digits is not repeated back whole."""
+    return text if len(text) <= limit else text[:limit - 40] + f"... ({len(text):,} characters)"
+
+
 def parse_set(item: str) -> tuple[str, Any]:
     """`--set KEY=VALUE`: KEY is an ms-swift flag or launch.KEY; VALUE is parsed as YAML."""
     key, sep, raw = item.partition("=")
     key = key.strip()
     if not sep or not key:
         raise LorakitError(
-            f"--set {item!r}: expected KEY=VALUE",
+            f"--set {_short(item)!r}: expected KEY=VALUE",
             hint="e.g. --set lora_rank=16 or --set launch.gpus=0,1",
         )
-    yamlload.refuse_aliases(raw, f"--set {item!r}", lines=False)
+    yamlload.refuse_aliases(raw, f"--set {_short(item)!r}", lines=False)
     try:
         value = yamlload.parse(raw) if raw.strip() else ""
     except yamlload.Unreadable as exc:
-        raise LorakitError(f"--set {item!r}: {exc}", hint="quote it to pass it as text") from None
+        raise LorakitError(f"--set {_short(item)!r}: {exc}", hint="quote it to pass it as text") from None
     except yaml.YAMLError:
         raise LorakitError(
-            f"--set {item!r}: VALUE is not valid YAML",
+            f"--set {_short(item)!r}: VALUE is not valid YAML",
             hint="quote it for the shell, e.g. --set 'system=\"You are helpful: be brief\"'",
         ) from None
     value = yamlload.settle(value)
@@ -317,7 +322,7 @@ def parse_set(item: str) -> tuple[str, Any]:
         if sub not in LAUNCH_KEYS:
             close = did_you_mean(sub, LAUNCH_KEYS)
             raise LorakitError(
-                f"--set {item!r}: unknown launch key {sub!r}",
+                f"--set {_short(item)!r}: unknown launch key {sub!r}",
                 hint=(f"did you mean 'launch.{close[0]}'? " if close else "")
                 + "launch keys: " + ", ".join(LAUNCH_KEYS),
             )
@@ -329,14 +334,14 @@ def parse_set(item: str) -> tuple[str, Any]:
         problems = env_problems(key[len("env."):], value if raw.strip() else "")
         if problems:
             message, _, hint = problems[0].partition(" (")
-            raise LorakitError(f"--set {item!r}: {message}", hint=hint[:-1] or None)
+            raise LorakitError(f"--set {_short(item)!r}: {message}", hint=hint[:-1] or None)
         return key, raw.strip()  # the text as written: the environment holds text
     if key.startswith("args."):
         key = key[len("args."):]
     if not key.strip("-"):
-        raise LorakitError(f"--set {item!r}: empty flag name", hint="e.g. --set lora_rank=16")
+        raise LorakitError(f"--set {_short(item)!r}: empty flag name", hint="e.g. --set lora_rank=16")
     if not is_flag_name(key):
-        raise LorakitError(f"--set {item!r}: {key!r} is not an ms-swift flag name",
+        raise LorakitError(f"--set {_short(item)!r}: {key!r} is not an ms-swift flag name",
                            hint="letters, digits, '_' and '-', starting with a letter; e.g. --set lora_rank=16")
     return "args." + normalise_arg_key(key), value
 

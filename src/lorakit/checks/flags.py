@@ -95,13 +95,14 @@ def yaml_type(value) -> str:
     return names.get(type(value).__name__, f"a {type(value).__name__}")
 
 
-def value_problem(value) -> str | None:
-    """What no argv can carry as lorakit renders it: YAML's other types, nulls inside lists,
-    NUL bytes (bash cannot hold them in argv)."""
+def value_problem(value, in_json: bool = False) -> str | None:
+    """What no argv can carry as lorakit renders it: YAML's other types, nulls inside argv lists
+    (inside a mapping, which renders as one JSON item, a null is JSON's null), NUL bytes (bash
+    cannot hold them in argv)."""
     if isinstance(value, (list, tuple)):
-        if any(item is None for item in value):
+        if not in_json and any(item is None for item in value):
             return "has a null item in its list (it would render as the word None)"
-        return next((p for p in map(value_problem, value) if p), None)
+        return next((p for p in (value_problem(v, in_json) for v in value) if p), None)
     if isinstance(value, dict):
         # rendered as one JSON item: json.dumps takes text, number and boolean keys (as text);
         # a YAML date or null as a key it cannot write (a traceback in the dry-run, before)
@@ -109,7 +110,7 @@ def value_problem(value) -> str | None:
         if bad is not _NO_KEY:
             return (f"has the key {str(bad)!r} in a mapping, which YAML read as {yaml_type(bad)}: "
                     "mapping keys must be text or numbers; quote it")
-        return next((p for p in map(value_problem, value.values()) if p), None)
+        return next((p for p in (value_problem(v, True) for v in value.values()) if p), None)
     if isinstance(value, str) and "\0" in value:
         return "contains a NUL byte, which no command line can carry"
     if value is not None and not isinstance(value, PLAIN):

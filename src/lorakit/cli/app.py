@@ -11,6 +11,7 @@ from lorakit.cli import argcheck, checkpoints_cmd, doctor, merge, plan, presets_
 from lorakit import report
 from lorakit.errors import LorakitError
 
+MAX_DIGITS = 20_000
 EXTRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 app = typer.Typer(
@@ -48,7 +49,10 @@ def main(argv: list[str] | None = None) -> None:
     if hasattr(sys, "set_int_max_str_digits"):
         # argparse's int() reads any length; Python's 4300-digit guard would turn a 5000-digit
         # lora_rank into a ValueError deep inside a check instead of an error that names it
-        sys.set_int_max_str_digits(0)
+        # lora_rank into a ValueError deep inside a check instead of an error that names it. Bounded:
+        # conversion is quadratic, and a megabyte of digits would take a minute (yamlload then says
+        # the value cannot be read)
+        sys.set_int_max_str_digits(MAX_DIGITS)
     words = list(sys.argv[1:] if argv is None else argv)
     as_json = bool(words) and words[0] == "validate" and "--json" in words[:words.index("--") if "--" in words else None]
     validate.STARTED = False
