@@ -53,3 +53,43 @@ def test_yes_no_on_off_are_words_and_true_false_booleans():
     data = yamlload.parse("a: no\nb: On\nc: true\nd: FALSE\ne: y\n")
     assert data == {"a": "no", "b": "On", "c": True, "d": False, "e": "y"}
     assert [type(data[k]) for k in "abcde"] == [yamlload.Word, yamlload.Word, bool, bool, str]
+
+
+def test_words_in_a_list_inside_a_mapping_are_booleans_too():
+    Word = yamlload.Word
+    assert yamlload.settle({"a": [Word("no"), {"b": Word("on")}, [Word("yes")]]}) == {"a": [False, {"b": True}, [True]]}
+    assert yamlload.settle([Word("no"), [Word("on")]]) == ["no", ["on"]]  # not in a mapping: still words
+    assert [type(v) for v in yamlload.settle([Word("no"), [Word("on")]])[1]] == [Word]
+
+
+def test_a_merge_key_is_not_a_key_and_does_not_stop_the_duplicate_check():
+    assert yamlload.parse("<<: {b: 2}\na: 1\n") == {"b": 2, "a": 1}
+    exc = _error("<<: {b: 2}\na: 1\na: 2\n")
+    assert isinstance(exc, yamlload.DuplicateKey)
+    assert exc.problem == ("key 'a' appears twice in one mapping (lines 2 and 3): YAML would keep the second "
+                           "silently")
+
+
+def test_an_unhashable_key_does_not_stop_the_duplicate_check():
+    exc = _error("? [1, 2]\n: x\na: 1\na: 2\n")
+    assert isinstance(exc, yamlload.DuplicateKey)
+    assert exc.problem == ("key 'a' appears twice in one mapping (lines 3 and 4): YAML would keep the second "
+                           "silently")
+
+
+ALIAS_HINT = "write the value out where it is used, or share settings with 'extends:'"
+
+
+def test_an_alias_is_refused_with_its_line_at_once():
+    """The alias-bomb test in test_hardening hangs rather than fails if refuse_aliases stops
+    looking; this one fails at once."""
+    from lorakit.errors import LorakitError
+
+    with pytest.raises(LorakitError) as info:
+        yamlload.refuse_aliases("a: &x 1\nb: *x\n", "p.yaml")
+    assert (info.value.message, info.value.hint) == (
+        "p.yaml:2: YAML alias *x: presets do not use anchors and aliases", ALIAS_HINT)
+    with pytest.raises(LorakitError) as info:
+        yamlload.refuse_aliases("[&x 1, *x]", "--set 'a=[&x 1, *x]'", lines=False)
+    assert info.value.message == "--set 'a=[&x 1, *x]': YAML alias *x: presets do not use anchors and aliases"
+    assert yamlload.refuse_aliases("a: '*'\n", "p.yaml") is None
