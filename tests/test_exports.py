@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO
+from conftest import REPO, swift3_python
 from test_launch_cli import SHELL_NOISE, fake_env, lorakit, recorded
 
 from lorakit import envvars, exports, presets
@@ -209,15 +209,6 @@ def test_swift_yaml_env_loses_to_an_exported_variable(tmp_path):
     path.write_text(exports.swift_yaml(job, render(job)))
     back = swift_read_back(path, NPROC_PER_NODE="2")
     assert "NPROC_PER_NODE" not in back["env"]  # unchanged: still the shell's 2, not the file's 8
-
-
-def swift3_python() -> str:
-    python = os.environ.get("LORAKIT_SWIFT3_PYTHON")
-    if not python:
-        if os.environ.get("CI"):
-            pytest.fail("CI must check ms-swift 3.x: scripts/test.sh sets LORAKIT_SWIFT3_PYTHON")
-        pytest.skip("set LORAKIT_SWIFT3_PYTHON to a Python with ms-swift 3.x (scripts/test.sh does)")
-    return python
 
 
 def swift3_parse(*argvs: list[str]) -> list[dict]:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import swift3_python
 from lorakit import swiftflags as sf
 
 REPO = Path(__file__).resolve().parent.parent
@@ -115,10 +116,7 @@ json.dump(out, sys.stdout)
 def _python(major: int) -> str:
     if major == 4:
         return sys.executable
-    python = os.environ.get("LORAKIT_SWIFT3_PYTHON")
-    if not python:
-        pytest.skip("set LORAKIT_SWIFT3_PYTHON to a Python with ms-swift 3.x")
-    return python
+    return swift3_python()
 
 
 @pytest.mark.parametrize("major", [4, 3])

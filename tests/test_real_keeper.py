@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from test_launch import proc_table
 from test_real_swift import swift_env, tiny, user_preset  # noqa: F401 (tiny: fixture)
 
 pytestmark = pytest.mark.real
@@ -23,20 +24,6 @@ pytestmark = pytest.mark.real
 STEPS = 1500
 GONE_WITHIN = 10.0
 STARTED = "'global_step/max_steps': '1/"  # ms-swift's log dict of the first optimizer step
-
-
-def proc_table() -> dict:
-    """pid -> (ppid, start time in clock ticks, state)."""
-    table = {}
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                stat = Path(f"/proc/{name}/stat").read_text()
-            except OSError:
-                continue
-            rest = stat[stat.rindex(")") + 2 :].split()
-            table[int(name)] = (int(rest[1]), int(rest[19]), rest[0])
-    return table
 
 
 def descendants(root: int) -> dict:

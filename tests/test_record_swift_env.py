@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import FAKES
+from conftest import FAKES, swift3_python
 from test_launch_cli import fake_env, lorakit, recorded
 
 # ms-swift's console script as pip writes it, in the environment of its shebang's python, but it
@@ -29,15 +29,6 @@ runpy.run_path({fake!r}, run_name="__main__")
 PACKAGES = ("ms-swift", "torch", "transformers", "peft")
 ASK = ("import json, sys, importlib.metadata as m\n"
        "print(json.dumps({n: m.version(n) for n in sys.argv[1:]}))")
-
-
-def swift3_python() -> str:
-    python = os.environ.get("LORAKIT_SWIFT3_PYTHON")
-    if not python:
-        if os.environ.get("CI"):
-            pytest.fail("CI must check ms-swift 3.x: scripts/test.sh sets LORAKIT_SWIFT3_PYTHON")
-        pytest.skip("set LORAKIT_SWIFT3_PYTHON to a Python with ms-swift 3.x (scripts/test.sh does)")
-    return python
 
 
 def versions_of(python: str) -> dict:

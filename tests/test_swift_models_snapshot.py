@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from conftest import REPO
+from conftest import REPO, swift3_python
 
 SNAPSHOT = REPO / "src" / "lorakit" / "data" / "swift_models_v4.json"
 
@@ -45,15 +45,7 @@ def test_every_registered_name_resolves_a_template():
 def test_the_3x_models_snapshot_matches_ms_swift_3():
     """swift_models_v3.json (the 3.x registry: 21 model types share LlamaForCausalLM there) must
     be what 3.12.6's own registry says; CI builds that environment (scripts/test.sh)."""
-    import os
-
-    import pytest
-
-    python = os.environ.get("LORAKIT_SWIFT3_PYTHON")
-    if not python:
-        if os.environ.get("CI"):
-            pytest.fail("LORAKIT_SWIFT3_PYTHON is not set in CI")
-        pytest.skip("set LORAKIT_SWIFT3_PYTHON to a Python with ms-swift 3.x (scripts/test.sh does)")
+    python = swift3_python()
     committed = json.loads((REPO / "src" / "lorakit" / "data" / "swift_models_v3.json").read_text(encoding="utf-8"))
     out = subprocess.run([python, str(REPO / "scripts" / "gen_swift_models.py"), "--stdout"],
                          capture_output=True, text=True, timeout=600)

@@ -5,7 +5,7 @@ Rendering, the run record and every export read these lists; nothing else names 
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+from typing import Mapping
 
 # ms-swift turns these into torchrun arguments (swift/cli/main.py: get_torchrun_args), and
 # CUDA_VISIBLE_DEVICES picks the GPUs. lorakit sets them from the job. A user's own value in the
@@ -48,8 +48,3 @@ def is_scrubbed(name: str) -> bool:
 def scrubbed_in(env: Mapping[str, str]) -> list[str]:
     """The launcher-owned variables present in `env`, in a stable order."""
     return sorted(name for name in env if is_scrubbed(name))
-
-
-def owned(names: Iterable[str]) -> list[str]:
-    """Of `names`, those lorakit decides (launch variables and scrubbed ones)."""
-    return [n for n in names if n in LAUNCH or is_scrubbed(n)]

@@ -108,8 +108,6 @@ def parse(text: str) -> Any:
     ones users and tests know."""
     try:
         data = _load(text)
-    except yaml.YAMLError:
-        raise
     except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError, RecursionError) as exc:
         raise Unreadable(f"a value cannot be read: {type(exc).__name__}: {str(exc)[:200]}") from None
     _check_tree(data)

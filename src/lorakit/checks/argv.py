@@ -14,6 +14,7 @@ from typing import Mapping
 from lorakit.checks.facts import Facts
 from lorakit.findings import ERROR, Finding, about
 from lorakit.job import Job
+from lorakit.render import render
 
 MAX_ARG_STRLEN = 32 * 4096  # bytes, NUL included (linux/binfmts.h)
 POINTER = 8
@@ -39,8 +40,6 @@ def command_size(argv: list[str], env: Mapping[str, str]) -> int:
 
 
 def check_argv_limits(job: Job, facts: Facts) -> list[Finding]:
-    from lorakit.render import render  # checks are imported by render's users: no cycle at import
-
     try:
         command = render(job, facts.environ)
     except (TypeError, ValueError):  # a value no argv can carry: checks/flags.py says which

@@ -12,9 +12,15 @@ import ipaddress
 from lorakit.checks.facts import Facts
 from lorakit.findings import ERROR, INFO, WARNING, Finding, about
 from lorakit.job import Job
-from lorakit.values import as_int
+from lorakit.values import as_int, as_port
 
 PORTS = (1024, 65535)  # below 1024 needs root; torchrun's own default is 29500
+
+
+def usable_port(value) -> int | None:
+    """A TCP port (values.as_port) that needs no root to listen on, else None."""
+    port = as_port(value)
+    return port if port is not None and port >= PORTS[0] else None
 LOOPBACK_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback")
 
 # The sbatch export supplies these from the allocation (SLURM_NODEID, the first host), and
@@ -94,8 +100,7 @@ def check_master_port(job: Job, facts: Facts) -> list[Finding]:
     port = job.launch.master_port
     if port is None:
         return []
-    value = as_int(port)
-    if value is not None and PORTS[0] <= value <= PORTS[1]:
+    if usable_port(port) is not None:
         return []
     return [about(job, ERROR, "nodes.master_port.range", "launch.master_port",
                     f"master_port {port!r} is not a port in {PORTS[0]}-{PORTS[1]}",
@@ -112,7 +117,7 @@ def check_port_here(job: Job, facts: Facts) -> list[Finding]:
     uses_torchrun = job.launch.nproc_per_node is not None or job.launch.nnodes is not None
     if not facts.here or job.command != "sft":
         return []
-    port = as_int(job.launch.master_port) if job.launch.master_port is not None else TORCHRUN_PORT
+    port = usable_port(job.launch.master_port) if job.launch.master_port is not None else TORCHRUN_PORT
     if not uses_torchrun:
         if job.launch.master_port is None:
             return []
@@ -120,7 +125,7 @@ def check_port_here(job: Job, facts: Facts) -> list[Finding]:
                         f"MASTER_PORT {job.launch.master_port} is set, but one process starts no torchrun: "
                         "ms-swift ignores it")]
     rank = as_int(job.launch.node_rank) if job.launch.node_rank is not None else 0
-    if port is None or not PORTS[0] <= port <= PORTS[1] or rank != 0 or facts.port_free(port):
+    if port is None or rank != 0 or facts.port_free(port):
         return []
     free = facts.free_port()
     where = "MASTER_PORT" if job.launch.master_port is not None else "torchrun's default port"
