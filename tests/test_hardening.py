@@ -280,3 +280,8 @@ def test_a_megabyte_of_digits_is_refused_not_ground_through():
     assert time.monotonic() - start < 30  # it took ~90 s with the digit limit lifted entirely
     assert result.code == 2
     assert result.stderr.startswith("lorakit: error: --set 'lora_rank=999")
+
+
+def test_an_integral_float_is_read_as_the_int_it_renders_as():
+    # 0.0 renders as '0', which ms-swift's string_to_bool reads as false
+    assert [values.as_bool(v) for v in (0.0, 1.0, 0.5)] == [False, True, None]

@@ -55,6 +55,8 @@ def as_bool(value: Any) -> bool | None:
         return value
     if not isinstance(value, (int, float, str)):
         return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # rendered as '0' / '1', which string_to_bool reads
     text = str(value).strip().lower()
     if text in TRUE_WORDS:
         return True
