@@ -4,7 +4,7 @@ stops before launch, and that it raises no false alarm on ms-swift's own example
 tests/data/corpus/broken.yaml holds launches users reported broken in ms-swift's GitHub issues,
 each with the command as the user wrote it, why it fails, the finding codes that are about that
 mistake (`expected`), and the outcome measured with lorakit (`outcome`: stopped / fixed /
-missed, `stopped`: true/false). tests/data/corpus/valid.yaml holds commands from ms-swift's own
+warned / missed, `stopped`: true/false). tests/data/corpus/valid.yaml holds commands from ms-swift's own
 examples/ scripts.
 
 Each command becomes a lorakit invocation mechanically (`to_launch`): `\\`-newline joined, `#`
@@ -21,9 +21,14 @@ the ones whose absence is the mistake.
 - stopped: exit 2 with an error finding whose code is in `expected`.
 - fixed: not stopped, but lorakit launches it right anyway (`fixed_by`: a finding it reports
   while fixing it, or the argv it renders).
-- missed: neither (an exit 2 for another reason counts as missed, and is reported).
+- warned: neither, but a finding whose code is in `expected` is reported as a warning before
+  launch (the issue prescribes a warning, not an error, for a layout that only runs slowly, e.g.
+  several GPUs and no NPROC_PER_NODE, and for eval steps with no eval data). The user is told;
+  the launch still goes ahead.
+- missed: none of these (an exit 2 for another reason counts as missed, and is reported).
 
-`pytest -s tests/test_corpus.py` prints the table and the share stopped.
+`pytest -s tests/test_corpus.py` prints the table and three shares: stopped; stopped or fixed;
+stopped, fixed or warned.
 """
 
 from __future__ import annotations
@@ -320,8 +325,13 @@ def classify(item: dict, out: Outcome) -> str:
             ok &= out.argv is not None and not any(a in out.argv for a in fixed_by.get("argv_lacks", []))
         if ok:
             return "fixed"
+    if expected & out.codes("warning"):
+        return "warned"
     return "missed"
 
+
+# Better to worse: a regression is a move down this order.
+RANK = {"missed": 0, "warned": 1, "fixed": 2, "stopped": 3}
 
 _CACHE: dict[str, tuple[str, Outcome]] = {}
 
@@ -345,7 +355,7 @@ def test_the_corpus_is_well_formed():
     assert len(ids) == len(set(ids)), "ids must be unique"
     for item in BROKEN:
         assert {"id", "source", "command", "why", "expected", "stopped", "outcome"} <= set(item), item["id"]
-        assert item["outcome"] in ("stopped", "fixed", "missed"), item["id"]
+        assert item["outcome"] in RANK, item["id"]
         assert item["stopped"] == (item["outcome"] == "stopped"), item["id"]
         assert item["outcome"] == "stopped" or item.get("miss"), f"{item['id']}: say why lorakit misses it"
         assert item["source"].startswith("https://github.com/modelscope/ms-swift/"), item["id"]
@@ -391,7 +401,7 @@ def test_broken_launch_outcome_does_not_regress(item, tmp_path_factory):
     errors = _error_lines(out)
     print(f"\n{item['id']}: {outcome} (recorded {item['outcome']}), exit {out.code}, --swift-version "
           f"{out.version}" + "".join(f"\n  {e}" for e in errors))
-    rank = {"missed": 0, "fixed": 1, "stopped": 2}
+    rank = RANK
     assert rank[outcome] >= rank[item["outcome"]], (
         f"{item['id']} was {item['outcome']}, now {outcome} (expected one of {item['expected']}):\n"
         + "\n".join(errors or ["(no error finding)"]))
@@ -401,13 +411,26 @@ def test_broken_launch_outcome_does_not_regress(item, tmp_path_factory):
 
 def test_share_stopped(tmp_path_factory):
     results = [(item, *measure(item, tmp_path_factory)) for item in BROKEN]
-    counts = {k: sum(1 for _, o, _ in results if o == k) for k in ("stopped", "fixed", "missed")}
-    share = counts["stopped"] / len(results)
+    counts = {k: sum(1 for _, o, _ in results if o == k) for k in RANK}
+    n = len(results)
+    share = counts["stopped"] / n
     recorded = sum(1 for item in BROKEN if item["stopped"]) / len(BROKEN)
-    caught = (counts["stopped"] + counts["fixed"]) / len(results)
-    print(f"\nbroken launches: {len(results)}; stopped {counts['stopped']} ({share:.0%}), fixed by lorakit "
-          f"{counts['fixed']}, missed {counts['missed']}; stopped or fixed {caught:.0%}")
+    caught = (counts["stopped"] + counts["fixed"]) / n
+    told = (counts["stopped"] + counts["fixed"] + counts["warned"]) / n
+    print(f"\nbroken launches: {n}; stopped {counts['stopped']}, fixed by lorakit {counts['fixed']}, "
+          f"warned {counts['warned']}, missed {counts['missed']}\n"
+          f"  stopped {share:.0%}; stopped or fixed {caught:.0%}; stopped, fixed or warned {told:.0%}")
     for item, outcome, out in results:
         other = "" if outcome == "stopped" or out.code == 0 else " (exit 2 for another reason)"
         print(f"  {outcome:8} {item['id']}{other}")
     assert share >= recorded, f"share stopped fell from {recorded:.0%} to {share:.0%}"
+
+
+def test_false_alarms_on_valid_commands(tmp_path_factory):
+    results = [(item, measure(item, tmp_path_factory)[1]) for item in VALID]
+    alarms = [(item, out) for item, out in results if out.code != 0 or out.errors()]
+    print(f"\nvalid commands: {len(results)}; false alarms {len(alarms)}")
+    for item, out in alarms:
+        print(f"  {item['id']} ({item['source']})" + "".join(f"\n    {e}" for e in _error_lines(out)))
+    known = [item for item, out in alarms if item.get("false_alarm")]
+    assert len(alarms) == len(known), "a valid command is refused that valid.yaml does not record"
