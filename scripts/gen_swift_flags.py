@@ -27,15 +27,30 @@ REPO = Path(__file__).resolve().parent.parent
 
 # The argument class each `swift <command>` parses into. 3.x keeps everything under swift.llm;
 # 4.0 moved the classes to swift.arguments and renamed TrainArguments to SftArguments.
+COMMANDS = ("sft", "export", "rlhf", "infer", "deploy", "eval", "rollout")
 ARGUMENTS = {
-    3: {"sft": "swift.llm.argument:TrainArguments", "export": "swift.llm.argument:ExportArguments"},
-    4: {"sft": "swift.arguments:SftArguments", "export": "swift.arguments:ExportArguments"},
+    3: {"sft": "swift.llm.argument:TrainArguments", "export": "swift.llm.argument:ExportArguments",
+        "rlhf": "swift.llm.argument:RLHFArguments", "infer": "swift.llm.argument:InferArguments",
+        "deploy": "swift.llm.argument:DeployArguments", "eval": "swift.llm.argument:EvalArguments",
+        "rollout": "swift.llm.argument:RolloutArguments"},
+    4: {"sft": "swift.arguments:SftArguments", "export": "swift.arguments:ExportArguments",
+        "rlhf": "swift.arguments:RLHFArguments", "infer": "swift.arguments:InferArguments",
+        "deploy": "swift.arguments:DeployArguments", "eval": "swift.arguments:EvalArguments",
+        "rollout": "swift.arguments:RolloutArguments"},
 }
-# The pipelines `swift sft` / `swift export` run. Importing them is slower, so only the generator
-# does, to prove ARGUMENTS still names each pipeline's args_class.
+# The pipelines each `swift <command>` runs (swift/cli/<command>.py). Importing them is slower, so
+# only the generator does, to prove ARGUMENTS still names each pipeline's args_class. eval's and
+# rollout's import evalscope / msgspec, which a training venv may lack: then the pipeline's
+# source is read instead (`args_class = X` in its class body), which proves the same.
 PIPELINES = {
-    3: {"sft": "swift.llm.train.sft:SwiftSft", "export": "swift.llm.export.export:SwiftExport"},
-    4: {"sft": "swift.pipelines.train.sft:SwiftSft", "export": "swift.pipelines.export.export:SwiftExport"},
+    3: {"sft": "swift.llm.train.sft:SwiftSft", "export": "swift.llm.export.export:SwiftExport",
+        "rlhf": "swift.llm.train.rlhf:SwiftRLHF", "infer": "swift.llm.infer.infer:SwiftInfer",
+        "deploy": "swift.llm.infer.deploy:SwiftDeploy", "eval": "swift.llm.eval.eval:SwiftEval",
+        "rollout": "swift.llm.infer.rollout:SwiftRolloutDeploy"},
+    4: {"sft": "swift.pipelines.train.sft:SwiftSft", "export": "swift.pipelines.export.export:SwiftExport",
+        "rlhf": "swift.pipelines.train.rlhf:SwiftRLHF", "infer": "swift.pipelines.infer.infer:SwiftInfer",
+        "deploy": "swift.pipelines.infer.deploy:SwiftDeploy", "eval": "swift.pipelines.eval.eval:SwiftEval",
+        "rollout": "swift.pipelines.infer.rollout:SwiftRolloutDeploy"},
 }
 UTILS_MODULE = "swift.utils.utils"  # home of parse_args and _patch_get_type_hints in 3.x and 4.x
 
@@ -55,15 +70,36 @@ def _load(ref: str) -> object:
     return getattr(importlib.import_module(module_name), attr)
 
 
+def _pipeline_args_class(ref: str) -> str:
+    """The name the pipeline class assigns to `args_class`: imported, or read from its source
+    when importing it needs a package this venv lacks (evalscope for eval, msgspec for rollout)."""
+    try:
+        return _load(ref).args_class.__name__
+    except ModuleNotFoundError:
+        pass
+    import ast
+    import importlib.util
+
+    module_name, _, attr = ref.partition(":")
+    root = Path(importlib.util.find_spec("swift").origin).parent
+    path = root.joinpath(*module_name.split(".")[1:]).with_suffix(".py")
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.ClassDef) and node.name == attr:
+            for item in node.body:
+                if isinstance(item, ast.Assign) and any(getattr(t, "id", "") == "args_class" for t in item.targets):
+                    return ast.unparse(item.value)
+    raise SystemExit(f"{path}: no {attr}.args_class")
+
+
 def args_class(command: str, check_pipeline: bool = False) -> type:
     major = swift_major()
     if major not in ARGUMENTS:
         raise SystemExit(f"ms-swift {swift_version()} is not a major this script knows: {sorted(ARGUMENTS)}")
     cls = _load(ARGUMENTS[major][command])
     if check_pipeline:
-        used = _load(PIPELINES[major][command]).args_class
-        if used is not cls:
-            raise SystemExit(f"swift {command} parses into {used.__module__}.{used.__name__}; update ARGUMENTS")
+        used = _pipeline_args_class(PIPELINES[major][command])
+        if used != cls.__name__:
+            raise SystemExit(f"swift {command} parses into {used}; update ARGUMENTS")
     return cls
 
 
@@ -167,7 +203,7 @@ def describe(cls: type) -> dict:
 def snapshot() -> dict:
     import transformers
 
-    commands = {command: describe(args_class(command, check_pipeline=True)) for command in ("sft", "export")}
+    commands = {command: describe(args_class(command, check_pipeline=True)) for command in COMMANDS}
     return {
         "swift_version": swift_version(),
         # Half of the flags (TrainingArguments) and all their types come from transformers.

@@ -268,8 +268,9 @@ def test_every_rename_names_real_flags():
 def test_load_flags_errors():
     with pytest.raises(ValueError, match=r"no ms-swift 2\.x flag snapshot .*snapshots exist for: 3, 4"):
         sf.load_flags(2, "sft")
-    with pytest.raises(ValueError, match=r"unknown ms-swift command 'infer'; expected one of export, sft"):
-        sf.load_flags(4, "infer")
+    with pytest.raises(ValueError, match=r"unknown ms-swift command 'web-ui'; expected one of "
+                                         r"deploy, eval, export, infer, rlhf, rollout, sft$"):
+        sf.load_flags(4, "web-ui")
 
 
 def test_load_flags_is_shared_and_read_only():

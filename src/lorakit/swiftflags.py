@@ -17,7 +17,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
 
-COMMANDS = ("sft", "export")
+# The `swift` commands the snapshots cover (scripts/gen_swift_flags.py COMMANDS).
+COMMANDS = ("sft", "export", "rlhf", "infer", "deploy", "eval", "rollout")
 
 # argparse's own -h/--help (HfArgumentParser keeps add_help=True). Not settings, but they take
 # part in prefix matching: `--he` is --help, and `--h` is ambiguous rather than unknown.
