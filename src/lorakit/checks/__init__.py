@@ -14,9 +14,9 @@ Check = Callable[[Job, Facts], "list[Finding]"]
 
 
 def all_checks() -> list[Check]:
-    from lorakit.checks import argv, data, flags, model, nodes, paths  # flags loads the snapshot lazily
+    from lorakit.checks import argv, data, flags, model, modelage, nodes, paths  # flags loads the snapshot lazily
 
-    return [*lora.CHECKS, *layout.CHECKS, *training.CHECKS, *policy.CHECKS, *nodes.CHECKS, *flags.CHECKS, *model.CHECKS,
+    return [*lora.CHECKS, *layout.CHECKS, *training.CHECKS, *policy.CHECKS, *nodes.CHECKS, *flags.CHECKS, *model.CHECKS, *modelage.CHECKS,
             *paths.CHECKS, *data.CHECKS, *argv.CHECKS]
 
 

@@ -261,13 +261,19 @@ def _architecture(local: Path | None) -> tuple[dict | None, str | None]:
     return config, (config.get("architectures") or ["null"])[0]
 
 
+def _older_minor_has(job: Job, model_type: str) -> bool:
+    from lorakit.checks.modelage import present_type  # modelage imports this module
+
+    return present_type(job, model_type)
+
+
 def _invalid(job: Job, registry: _Registry, arch: str | None) -> list[Finding]:
     """A model_type or template ms-swift does not have: it refuses to start (model_meta.py:237-238,
     swift/template/register.py:49-50; 3.x: swift/llm/model/register.py:621-622 and a KeyError)."""
     out, major = [], registry.major
     types = registry.table["architectures"].get(arch, []) if arch else []
     user_type, user_template = _user(job, "model_type"), _user(job, "template")
-    if user_type is not None and user_type not in registry.types:
+    if user_type is not None and user_type not in registry.types and not _older_minor_has(job, user_type):
         value = user_type
         owners = [t for t in (types or registry.types) if value in registry.candidates(t)]
         if owners:  # a 3.x model_type that 4.x folded into a broader one, e.g. qwen2_5 -> qwen2

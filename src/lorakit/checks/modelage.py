@@ -1,0 +1,144 @@
+"""Models and model types that the target ms-swift minor does not have yet (or any more).
+
+The registry snapshots (swift_models_v3/v4.json) are the newest minor of each major. A user on an
+older minor who copies `--model_type qwen2_5_vl` from today's docs gets "model_type:
+'qwen2_5_vl' not in [...]" once the launch is under way (ms-swift #3004, on 3.0.3); one on 3.x
+who names a model only 4.x registers gets "Model "Qwen/Qwen3.5-27B" is not supported because no
+suitable `model_type` was found" after the download (#8106). swift_model_history.json
+(scripts/gen_swift_model_history.py, read from every minor's wheel) says which minors have each
+model_type, hub name and architecture.
+
+How ms-swift resolves a model it is given without --model_type: it matches the model's name
+against the registered hub ids, then maps config.json's first architecture to model types
+(4.6.0 swift/model/model_meta.py get_model_info_meta; 3.12.6 swift/llm/model/register.py
+get_model_info_meta). So a name the target lacks is a certain failure only when the architecture
+of the model type that registers it elsewhere is unknown to the target as well.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+
+from lorakit import localpath, swiftflags
+from lorakit.checks.facts import Facts
+from lorakit.checks.model import swift_model_name
+from lorakit.findings import ERROR, Finding, about
+from lorakit.job import Job
+
+HISTORY = Path(__file__).resolve().parents[1] / "data" / "swift_model_history.json"
+COMMANDS = ("sft", "pt", "rlhf")
+
+
+@lru_cache(maxsize=None)
+def _history() -> dict:
+    return json.loads(HISTORY.read_text(encoding="utf-8")) if HISTORY.is_file() else {}
+
+
+def _order(major: int) -> list[str]:
+    return [".".join(v.split(".")[:2]) for v in _history().get(str(major), {}).get("versions", [])]
+
+
+def _lives(span: list[str] | None, minor: str, order: list[str]) -> bool:
+    return span is not None and order.index(span[0]) <= order.index(minor) <= order.index(span[1])
+
+
+def _target(job: Job) -> tuple[int, str] | None:
+    """(major, minor) the job must fit: the named minor, else the major's snapshot minor."""
+    major = job.swift_major
+    order = _order(major)
+    if not order:
+        return None
+    minor = swiftflags.target_minor(major, job.swift_version) or order[-1]
+    return (major, minor) if minor in order else None
+
+
+def _version(minor: str) -> str:
+    return f"ms-swift {minor}"
+
+
+def _type_finding(job: Job, major: int, minor: str, model_type: str) -> Finding | None:
+    table = _history()[str(major)]
+    order = _order(major)
+    span = table["model_types"].get(model_type)
+    if span is None or _lives(span, minor, order):
+        return None  # unknown everywhere: checks/model.py says so with a did-you-mean
+    if order.index(minor) < order.index(span[0]):
+        code, what = "model.type.too_new", f"model_type {model_type!r} first appears in ms-swift {span[0]}"
+        fix = f"upgrade ms-swift to {span[0]} or later (pip install 'ms-swift>={span[0]}')"
+    else:
+        code, what = "model.type.removed", f"model_type {model_type!r} was removed after ms-swift {span[1]}"
+        fix = f"use ms-swift {span[1]}, or the model_type that replaced it in {_version(minor)}'s supported models"
+    return about(job, ERROR, code, "args.model_type", f"{what}; {_version(minor)} refuses to start "
+                 f"(\"model_type: '{model_type}' not in [...]\")",
+                 fix + ", or drop model_type if ms-swift can tell it itself")
+
+
+def present_type(job: Job, model_type: str) -> bool:
+    """Whether the target minor registers model_type (checks/model.py asks before it calls a
+    model_type the snapshot lacks invalid: an older minor may still have it)."""
+    target = _target(job)
+    if target is None:
+        return False
+    major, minor = target
+    return _lives(_history()[str(major)]["model_types"].get(model_type), minor, _order(major))
+
+
+def _elsewhere(name: str, major: int) -> tuple[str, str, list[str]] | None:
+    """Where a hub name is registered if not in the target: (first minor, model_type, archs),
+    the target's own major first, then the newest other."""
+    history = _history()
+    for other in sorted((int(m) for m in history if m.isdigit()), key=lambda m: (m != major, -m)):
+        table = history[str(other)]
+        span = table["names"].get(name)
+        if span is not None:
+            model_type = table["name_types"][name]
+            return span[0], model_type, table["type_architectures"].get(model_type, [])
+    return None
+
+
+def _name_finding(job: Job, major: int, minor: str, model: str) -> Finding | None:
+    table = _history()[str(major)]
+    order = _order(major)
+    name = swift_model_name(model, major)
+    if _lives(table["names"].get(name), minor, order):
+        return None
+    found = _elsewhere(name, major)
+    if found is None:
+        return None  # a model no minor registers: matched by its architecture after the download
+    since, model_type, archs = found
+    known = [a for a in archs if _lives(table["architectures"].get(a), minor, order)]
+    if known or not archs:
+        return None  # the target can still map its architecture to a model type
+    later = order.index(since) > order.index(minor) if since in order else int(since.split(".")[0]) > major
+    if not later:
+        return None  # registered only by older minors: a removal, which ms-swift's docs name
+    return about(job, ERROR, "model.type.too_new", "args.model",
+                 f"{model} is registered from ms-swift {since} (model_type {model_type}, architecture "
+                 f"{', '.join(archs)}); {_version(minor)} knows neither and refuses it after the download "
+                 "(\"no suitable `model_type` was found\")",
+                 f"upgrade ms-swift to {since} or later (pip install 'ms-swift>={since}'), or pick a model "
+                 f"{_version(minor)} supports")
+
+
+def check_model_age(job: Job, facts: Facts) -> list[Finding]:
+    model = job.args.get("model")
+    if job.command not in COMMANDS or not isinstance(model, str) or not model:
+        return []
+    target = _target(job)
+    if target is None:
+        return []
+    major, minor = target
+    model_type = job.args.get("model_type")
+    if model_type not in (None, ""):
+        found = _type_finding(job, major, minor, str(model_type))
+        return [found] if found else []
+    # a local dir is matched by its own config.json's architecture (checks/model.py reads it)
+    if facts.find_model(model) is not None or localpath.looks_local(model):
+        return []
+    found = _name_finding(job, major, minor, model)
+    return [found] if found else []
+
+
+CHECKS = [check_model_age]
