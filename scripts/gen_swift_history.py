@@ -56,14 +56,21 @@ DATA = REPO / "src" / "lorakit" / "data"
 OUT = DATA / "swift_flag_history.json"
 GENERATED_BY = "scripts/gen_swift_history.py"
 MAJORS = (3, 4)
-COMMANDS = ("sft", "export")
+COMMANDS = ("sft", "export", "rlhf", "infer", "deploy", "eval", "rollout")
 DEFAULT_CACHE = Path(os.environ.get("LORAKIT_SWIFT_WHEELS") or Path.home() / ".cache" / "lorakit" / "swift-wheels")
 EXIT_NO_INDEX = 3  # pip could not reach the index or download a wheel (tests skip on it)
 
 # The pipeline class each command runs, per major; its `args_class = X` names the argument class.
+# A minor whose wheel lacks the module has no such command (`swift rollout` came in 3.4).
 PIPELINES = {
-    3: {"sft": ("swift.llm.train.sft", "SwiftSft"), "export": ("swift.llm.export.export", "SwiftExport")},
-    4: {"sft": ("swift.pipelines.train.sft", "SwiftSft"), "export": ("swift.pipelines.export.export", "SwiftExport")},
+    3: {"sft": ("swift.llm.train.sft", "SwiftSft"), "export": ("swift.llm.export.export", "SwiftExport"),
+        "rlhf": ("swift.llm.train.rlhf", "SwiftRLHF"), "infer": ("swift.llm.infer.infer", "SwiftInfer"),
+        "deploy": ("swift.llm.infer.deploy", "SwiftDeploy"), "eval": ("swift.llm.eval.eval", "SwiftEval"),
+        "rollout": ("swift.llm.infer.rollout", "SwiftRolloutDeploy")},
+    4: {"sft": ("swift.pipelines.train.sft", "SwiftSft"), "export": ("swift.pipelines.export.export", "SwiftExport"),
+        "rlhf": ("swift.pipelines.train.rlhf", "SwiftRLHF"), "infer": ("swift.pipelines.infer.infer", "SwiftInfer"),
+        "deploy": ("swift.pipelines.infer.deploy", "SwiftDeploy"), "eval": ("swift.pipelines.eval.eval", "SwiftEval"),
+        "rollout": ("swift.pipelines.infer.rollout", "SwiftRolloutDeploy")},
 }
 # Where transformers defines the class ms-swift inherits (read from transformers' wheels).
 TRANSFORMERS_CLASS = ("transformers.training_args_seq2seq", "Seq2SeqTrainingArguments")
@@ -99,14 +106,20 @@ RENAMES: dict[int, dict[str, dict[str, tuple[str, str]]]] = {
             "swanlab_lark_secret": ("swanlab_secret", "3.12 llm/argument/train_args.py"),
         },
         "export": dict(_SFT_AND_EXPORT_3),
+        # infer, deploy and eval parse base_args like export; rollout came in 3.4, after both renames
+        "infer": dict(_SFT_AND_EXPORT_3),
+        "deploy": dict(_SFT_AND_EXPORT_3),
+        "eval": dict(_SFT_AND_EXPORT_3),
     },
     4: {
         # 4.0 base_args.py kept `train_type: Optional[str] = None  # compat swift3.x` (copied into
-        # tuner_type with a deprecation warning); 4.1 dropped it.
-        "sft": {"train_type": ("tuner_type", "4.0 arguments/base_args/base_args.py")},
-        "export": {"train_type": ("tuner_type", "4.0 arguments/base_args/base_args.py")},
+        # tuner_type with a deprecation warning); 4.1 dropped it. Every command parses base_args.
+        command: {"train_type": ("tuner_type", "4.0 arguments/base_args/base_args.py")}
+        for command in ("sft", "export", "rlhf", "infer", "deploy", "eval", "rollout")
     },
 }
+# RLHFArguments inherits the sft class (3.x TrainArguments, 4.x SftArguments): the same renames.
+RENAMES[3]["rlhf"] = dict(RENAMES[3]["sft"])
 
 VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)(?:\.post(\d+))?$")  # no rc/dev: released versions only
 
@@ -361,6 +374,8 @@ def _init_fields(node: ast.ClassDef) -> set[str]:
 def read_version(source: Source, major: int) -> dict:
     out = {}
     for command, (module, pipeline) in PIPELINES[major].items():
+        if source.module_file(module) is None:
+            continue  # no such command in this minor
         name, cls = source.args_class(module, pipeline)
         own, classes, external = source.fields(cls)
         out[command] = {"arguments_class": name, "flags": own, "classes": classes, "external": external}
@@ -425,9 +440,11 @@ def build(versions: list[str], cache: Path, offline: bool, log=print,
             log(f"  transformers {tf} ({time.perf_counter() - start:.1f} s)")
         commands = {}
         for command in COMMANDS:
-            present = {minor: per_version[v][command]["flags"] for v, minor in zip(mine, minors)}
+            present = {minor: per_version[v][command]["flags"] if command in per_version[v] else set()
+                       for v, minor in zip(mine, minors)}
+            having = [(v, minor) for v, minor in zip(mine, minors) if command in per_version[v]]
             seen = sorted(set().union(*present.values()))
-            bases = sorted({e for v in mine for e in per_version[v][command]["external"]})
+            bases = sorted({e for v, _ in having for e in per_version[v][command]["external"]})
             if any(b.rpartition(".")[2] != TRANSFORMERS_CLASS[1] for b in bases):
                 raise SystemExit(f"ms-swift {major}.x {command}: bases outside ms-swift {bases}: extend this script")
             # only a class that inherits transformers' gets its fields (export's are all ms-swift's)
@@ -442,13 +459,14 @@ def build(versions: list[str], cache: Path, offline: bool, log=print,
                 if gaps:  # dropped in one minor and back in a later one
                     entry["gaps"] = gaps
                 flags[name] = entry
-            names = sorted({per_version[v][command]["arguments_class"] for v in mine})
+            names = sorted({per_version[v][command]["arguments_class"] for v, _ in having})
             commands[command] = {
                 "arguments_class": names[0] if len(names) == 1 else
-                {minor: per_version[v][command]["arguments_class"] for v, minor in zip(mine, minors)},
+                {minor: per_version[v][command]["arguments_class"] for v, minor in having},
                 "transformers_bases": bases,
                 "overrides_transformers": overrides,
                 "flags": flags,
+                **({"first_minor": having[0][1]} if having[0][1] != minors[0] else {}),
                 "renamed": {old: new for old, (new, _) in sorted(RENAMES.get(major, {}).get(command, {}).items())},
             }
             check_renames(major, command, commands[command], minors)
