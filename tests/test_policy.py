@@ -20,7 +20,7 @@ def test_eval_steps_without_validation_data_warns():
     assert result.code == 0
     assert _lines(result.stderr, "eval.no_data") == [
         "warning[eval.no_data] args.eval_steps (built-in fragments/lora_sft): eval_steps is set, but there is no "
-        "val_dataset and split_dataset_ratio is 0 (ms-swift's default): ms-swift turns evaluation off, so nothing "
+        "val_dataset and split_dataset_ratio is 0: ms-swift turns evaluation off, so nothing "
         "is evaluated"]
     assert run_cli(["validate", "-p", "single", "--strict", "--set", "split_dataset_ratio=0"]).code == 2
 
@@ -88,3 +88,24 @@ def test_zero_epochs_with_max_steps_is_fine():
 def test_a_high_learning_rate_for_a_full_fine_tune_is_not_lora_advice():
     result = run_cli(["validate", "-p", "single", "--set", "learning_rate=0.05", "--set", "tuner_type=full"])
     assert _lines(result.stderr, "train.learning_rate.high") == []
+
+
+def test_eval_without_data_is_said_per_target_minor(tmp_path):
+    """Up to 3.5 ms-swift held out 1% by default (split_dataset_ratio 0.01): eval_steps alone
+    evaluates there. From 3.6 (and in 4.x) the default is 0."""
+    preset = tmp_path / "p.yaml"
+    preset.write_text("command: sft\nargs:\n  model: Qwen/Qwen2.5-7B-Instruct\n"
+                      "  dataset: [AI-ModelScope/alpaca-gpt4-data-en]\n  eval_steps: 50\n")
+
+    def lines(version):
+        return _lines(run_cli(["validate", "-p", str(preset), "--swift-version", version]).stderr, "eval.no_data")
+    assert lines("3.5") == []
+    assert lines("3.0.3") == []
+    assert lines("3.6") == [
+        f"warning[eval.no_data] args.eval_steps ({preset}): eval_steps is set, but there is no "
+        "val_dataset and split_dataset_ratio is 0 (ms-swift's default from 3.6 on): ms-swift turns evaluation off, "
+        "so nothing is evaluated"]
+    assert lines("4") == [
+        f"warning[eval.no_data] args.eval_steps ({preset}): eval_steps is set, but there is no "
+        "val_dataset and split_dataset_ratio is 0 (ms-swift's default): ms-swift turns evaluation off, "
+        "so nothing is evaluated"]

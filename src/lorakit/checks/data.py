@@ -134,7 +134,9 @@ def _split_ratio(job: Job) -> float:
     (swift/arguments/base_args/data_args.py __post_init__)."""
     if _items(job.args.get("val_dataset")) or as_bool(job.args.get("streaming", False)):
         return 0.0
-    ratio = as_float(job.args.get("split_dataset_ratio", 0.0))
+    from lorakit.checks.policy import split_ratio  # the default depends on the target minor
+
+    ratio = split_ratio(job)
     return ratio if ratio is not None else 0.0
 
 

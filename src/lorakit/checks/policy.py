@@ -19,9 +19,35 @@ from lorakit.values import as_bool, as_float, as_int
 LORA_LR_HIGH = 1e-2  # LoRA recipes use 1e-4 to 5e-4; 1e-2 and above diverges
 
 
+# ms-swift held out 1% of the data for evaluation by default up to 3.5, and nothing from 3.6 on
+# (DataArguments.split_dataset_ratio: 0.01 in 3.0.3-3.5.3's swift/llm/argument/base_args/
+# data_args.py, 0. from 3.6.0, and in 4.x's swift/arguments/base_args/data_args.py).
+SPLIT_BY_DEFAULT_UNTIL = (3, 5)
+
+
+def default_split_ratio(job: Job) -> float:
+    from lorakit.swiftflags import target_minor  # the history is read only for an older minor
+
+    minor = target_minor(job.swift_major, job.swift_version)
+    if minor is None:
+        return 0.0
+    return 0.01 if tuple(int(p) for p in minor.split(".")) <= SPLIT_BY_DEFAULT_UNTIL else 0.0
+
+
+def split_ratio(job: Job) -> float | None:
+    value = job.args.get("split_dataset_ratio")
+    return default_split_ratio(job) if value is None else as_float(value)
+
+
+def _default_said(job: Job) -> str:
+    if job.args.get("split_dataset_ratio") is not None:
+        return ""
+    return " (ms-swift's default from 3.6 on)" if job.swift_major == 3 else " (ms-swift's default)"
+
+
 def has_val_data(job: Job) -> bool:
     val = job.args.get("val_dataset")
-    ratio = as_float(job.args.get("split_dataset_ratio", 0.0))
+    ratio = split_ratio(job)
     return bool(val) or (ratio is not None and ratio > 0)
 
 
@@ -37,8 +63,8 @@ def check_eval_data(job: Job, facts: Facts) -> list[Finding]:
     if not asked:
         return []
     return [about(job, WARNING, "eval.no_data", f"args.{asked[0]}",
-                    f"{asked[0]} is set, but there is no val_dataset and split_dataset_ratio is 0 (ms-swift's "
-                    "default): ms-swift turns evaluation off, so nothing is evaluated",
+                    f"{asked[0]} is set, but there is no val_dataset and split_dataset_ratio is 0"
+                    f"{_default_said(job)}: ms-swift turns evaluation off, so nothing is evaluated",
                     "add val_dataset: [FILE], or split_dataset_ratio: 0.01 to hold out 1% of the data; "
                     "or drop eval_steps")]
 
