@@ -16,7 +16,8 @@ after `swift sft` (up to a redirection, pipe or `&`) become flags after `--` of
 the issue names (major.minor), else 3 for a command using 3.x names (`--train_type`), else 4.
 Absolute paths in flag values are moved under the test's tmp dir, which is the working
 directory; the local files a command needs (`files`) are made there, small and valid, except
-the ones whose absence is the mistake.
+the ones whose absence is the mistake; a port another job held on the user's machine
+(`busy_ports`) is listened on while lorakit runs.
 
 - stopped: exit 2 with an error finding whose code is in `expected`.
 - fixed: not stopped, but lorakit launches it right anyway (`fixed_by`: a finding it reports
@@ -37,6 +38,7 @@ import json
 import os
 import re
 import shlex
+import socket
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -220,6 +222,17 @@ FAMILIES = {
                       "language_config": {"model_type": "deepseek_v2", **_DIMS},
                       "vision_config": {"model_type": "vision", "width": 8}},
                      "language.model.layers.0", ["vision.blocks.0.attn.qkv", "projector.layers.0"]),
+    "qwen2_vl": ({"architectures": ["Qwen2VLForConditionalGeneration"], "model_type": "qwen2_vl",
+                  "vision_config": {"depth": 1, "embed_dim": 8}, **_DIMS},
+                 "model.layers.0", ["visual.blocks.0.attn.qkv", "visual.blocks.0.attn.proj", "visual.merger.mlp.0"]),
+    # Qwen3-Omni nests its LLM under thinker_config.text_config (its MoE experts are left out here)
+    "qwen3_omni": ({"architectures": ["Qwen3OmniMoeForConditionalGeneration"], "model_type": "qwen3_omni_moe",
+                    "thinker_config": {"model_type": "qwen3_omni_moe_thinker",
+                                       "text_config": {"model_type": "qwen3_omni_moe_text", **_DIMS},
+                                       "vision_config": {"depth": 1, "hidden_size": 8},
+                                       "audio_config": {"d_model": 8}}},
+                   "thinker.model.layers.0", ["thinker.visual.blocks.0.attn.qkv",
+                                              "thinker.audio_tower.layers.0.self_attn.q_proj"]),
     "qwen2_audio": ({"architectures": ["Qwen2AudioForConditionalGeneration"], "model_type": "qwen2_audio",
                      "text_config": {"model_type": "qwen2", **_DIMS},
                      "audio_config": {"model_type": "qwen2_audio_encoder", "d_model": 8}},
@@ -260,7 +273,9 @@ def make_files(files: dict, root: Path) -> None:
             continue
         path.parent.mkdir(parents=True, exist_ok=True)
         rows = _QUERY_ROWS if kind.endswith("-query") else _ROWS
-        if kind.startswith("jsonl"):
+        if kind == "text":  # a file that only has to exist (a plugin, a script)
+            path.write_text("", encoding="utf-8")
+        elif kind.startswith("jsonl"):
             path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
         elif kind.startswith("json"):
             path.write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
@@ -288,6 +303,20 @@ class Outcome:
         return {f["code"] for f in self.findings if level is None or f["level"] == level}
 
 
+def _hold_ports(ports: list[int]) -> list[socket.socket]:
+    """Listen on the ports another job held on the user's machine (`busy_ports`), as that job did."""
+    held = []
+    for port in ports:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.bind(("", port))
+            sock.listen()
+            held.append(sock)
+        except OSError:  # already in use here: busy, as on the user's machine
+            sock.close()
+    return held
+
+
 def run_item(item: dict, root: Path) -> Outcome:
     launch = to_launch(item["command"], item.get("shell", "bash"))
     make_files(item.get("files"), root)
@@ -295,6 +324,7 @@ def run_item(item: dict, root: Path) -> Outcome:
     version = swift_version(item, launch.flags)
     old = Path.cwd()
     os.chdir(root)
+    held = _hold_ports(item.get("busy_ports") or [])
     try:
         result = run_cli(["validate", "-p", str(BARE), "--swift-version", version, "--json", "--", *flags],
                          env=launch.env)
@@ -305,6 +335,8 @@ def run_item(item: dict, root: Path) -> Outcome:
             argv = json.loads(dry.stdout)["argv"] if dry.code == 0 else None
     finally:
         os.chdir(old)
+        for sock in held:
+            sock.close()
     assert result.code in (0, 2), result.stderr
     findings = json.loads(result.stdout)["findings"]
     return Outcome(result.code, findings, version, flags, launch.env, result.stderr, argv)
