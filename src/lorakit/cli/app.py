@@ -8,6 +8,7 @@ import sys
 import typer
 
 from lorakit.cli import argcheck, checkpoints_cmd, doctor, merge, plan, presets_cmd, train, validate
+from lorakit.cli import import_cmd
 from lorakit import report
 from lorakit.errors import LorakitError
 
@@ -39,6 +40,7 @@ app.command(context_settings=EXTRA_ARGS)(exits(validate.validate))
 app.command(context_settings=EXTRA_ARGS)(exits(plan.plan))
 app.command(name="checkpoints")(exits(checkpoints_cmd.checkpoints))
 app.command()(exits(doctor.doctor))
+app.command(name="import")(exits(import_cmd.import_script))
 app.add_typer(presets_cmd.app, name="presets")
 
 

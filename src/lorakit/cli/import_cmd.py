@@ -1,0 +1,151 @@
+"""`lorakit import SCRIPT.sh`: an ms-swift shell script -> a preset, then the checks on it."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from lorakit import report
+from lorakit.cli import common as c
+from lorakit.errors import EXIT_USER, LorakitError
+from lorakit.findings import ERROR, INFO, Finding, sort_findings
+
+ScriptArg = Annotated[Path, typer.Argument(help="An ms-swift shell script (swift sft|pt|rlhf|export|infer|deploy|eval).")]
+OutOpt = Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the preset here (default: stdout).")]
+ExtendsOpt = Annotated[Optional[str], typer.Option("--extends", help="A built-in to extend: only the differences are written.")]
+SelectOpt = Annotated[Optional[int], typer.Option("--select", help="Import only the Nth swift command of the script (1 = the first).")]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite an existing -o file.")]
+VersionOpt = Annotated[Optional[str], typer.Option("--swift-version", help="Read and write flag names for ms-swift 3 or 4 (default: the installed one).")]
+
+
+def import_script(
+    script: ScriptArg,
+    output: OutOpt = None,
+    extends: ExtendsOpt = None,
+    select: SelectOpt = None,
+    swift_version: VersionOpt = None,
+    force: ForceOpt = False,
+    strict: c.StrictOpt = False,
+) -> int:
+    """Turn an ms-swift shell script into a preset, report how bash really runs it, check it.
+
+    Several swift commands: one preset each (PRESET-1.yaml, PRESET-2.yaml), or --select N.
+
+    \b
+    Examples:
+      lorakit import train.sh -o my.yaml
+      lorakit import train.sh --extends zero2 -o my.yaml
+      lorakit import run_all.sh --select 2 --swift-version 3
+    """
+    from lorakit import importer, presets, shellscript, swiftenv
+
+    target = swiftenv.target(swift_version)
+    text = _read(script)
+    read = shellscript.read_script(text, str(script))
+    calls = _chosen(read, script, select)
+    base = (extends, presets.load(extends, major=target.major)) if extends else None
+    done = [importer.import_call(call, major=target.major, name=str(script), extends=base) for call in calls]
+    outputs = _outputs(output, len(done), force)
+    findings = list(read.findings) + [f for one in done for f in one.findings]
+    findings += _skipped(read, calls, select, str(script))
+    failed = False
+    for one, path in zip(done, outputs):
+        body = importer.to_yaml(one, str(script))
+        if path is None:
+            typer.echo(("---\n" if len(done) > 1 else "") + body, nl=False)
+        else:
+            path.write_text(body, encoding="utf-8")
+            report.note(f"wrote {path} (swift {one.call.command}, line {one.call.line} of {script})")
+        checked = _checks(body, path, script, swift_version)
+        failed |= c.blocking(checked, strict)
+        findings += checked
+    findings = sort_findings(findings)
+    report.print_findings(findings)
+    failed |= c.blocking(findings, strict)
+    report.note(("imported; not launchable as it stands" if failed else "imported") + f": rendering for {target.source}")
+    return EXIT_USER if failed else 0
+
+
+def _read(script: Path) -> str:
+    try:
+        data = script.read_bytes()
+    except OSError as exc:
+        raise LorakitError(f"{script}: cannot read the script: {exc.strerror}",
+                           hint="give the path of an ms-swift shell script") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise LorakitError(f"{script}:{line}: not UTF-8 text", hint="save the script as UTF-8") from None
+
+
+def _chosen(read, script: Path, select: int | None):
+    from lorakit.importer import IMPORTABLE
+
+    if not read.calls:
+        raise LorakitError(f"{script}:1: no swift command in the script (swift sft|pt|rlhf|export|infer|deploy|eval)",
+                           hint="lorakit import reads the `swift sft …` command of a training script")
+    if select is not None:
+        call = next((c for c in read.calls if c.number == select), None)
+        listing = ", ".join(f"{c.number}: swift {c.command} (line {c.line})" for c in read.calls)
+        if call is None:
+            raise LorakitError(f"{script}: --select {select}: the script has {len(read.calls)} swift command(s)",
+                               hint=listing)
+        if call.command not in IMPORTABLE:
+            raise LorakitError(f"{script}:{call.line}: swift {call.command} is not a command a lorakit preset runs "
+                               f"({', '.join(IMPORTABLE)})", hint=listing)
+        return [call]
+    calls = [call for call in read.calls if call.command in IMPORTABLE]
+    if not calls:
+        first = read.calls[0]
+        raise LorakitError(f"{script}:{first.line}: swift {first.command} is not a command a lorakit preset runs "
+                           f"({', '.join(IMPORTABLE)}), and the script has no other",
+                           hint="lorakit presets train (swift sft) and merge (swift export)")
+    return calls
+
+
+def _skipped(read, calls, select, name: str) -> list[Finding]:
+    if select is not None:
+        return []
+    return [Finding(INFO, "import.skipped", f"line {call.line}: swift {call.command} is not imported: a lorakit "
+                    "preset runs swift sft or swift export", file=name)
+            for call in read.calls if call not in calls]
+
+
+def _outputs(output: Path | None, count: int, force: bool) -> list[Path | None]:
+    if output is None:
+        return [None] * count
+    paths = [output] if count == 1 else [output.with_name(f"{output.stem}-{i}{output.suffix or '.yaml'}")
+                                          for i in range(1, count + 1)]
+    existing = [str(p) for p in paths if p.exists() or p.is_symlink()]
+    if existing and not force:
+        raise LorakitError(f"{', '.join(existing)} already exist{'s' if len(existing) == 1 else ''}: not overwritten",
+                           hint="pass --force to overwrite, or choose another -o")
+    return paths
+
+
+def _checks(body: str, path: Path | None, script: Path, swift_version: str | None) -> list[Finding]:
+    """The checks `lorakit validate -p PRESET` runs (the same functions), on the written preset,
+    or on a private copy of it when the preset went to stdout."""
+    from lorakit.checks import run_checks
+    from lorakit.fixups import apply_fixups
+
+    if path is not None:
+        return _checked(str(path), swift_version, run_checks, apply_fixups)
+    with tempfile.TemporaryDirectory(prefix="lorakit-import-") as folder:
+        copy = Path(folder) / f"{script.stem}.yaml"
+        copy.write_text(body, encoding="utf-8")
+        found = _checked(str(copy), swift_version, run_checks, apply_fixups)
+    return [Finding(f.level, f.code, f.message, f.hint, f.key, "the imported preset" if f.file == str(copy) else f.file)
+            for f in found]
+
+
+def _checked(preset: str, swift_version: str | None, run_checks, apply_fixups) -> list[Finding]:
+    try:
+        job = apply_fixups(c.job_from_options(c.JobOptions(preset, swift_version=swift_version)))
+    except LorakitError as exc:  # the preset lorakit wrote does not load: say so as a finding
+        return [Finding(ERROR, "preset.invalid", exc.message, hint=exc.hint or "", file=preset)]
+    return run_checks(job)

@@ -1,0 +1,179 @@
+"""The classic ways an ms-swift shell script runs other than it reads, each with its line.
+
+Found from the commands bash itself would run (shellscript.parse_commands) and the script's
+lines: what bash does is the reading; what the writer meant is only the hint.
+  - a blank line inside a `\\` continuation ends the command (ms-swift #5328: the flags after it
+    and, above `swift`, the env prefix were silently dropped; the run fell into device_map mode);
+  - a comment line inside one ends it too (a comment runs to the newline; its `\\` is comment text);
+  - a space after the `\\` escapes the space, not the newline: `' '` becomes an argument;
+  - a missing `\\` (#4513): the next line, `--flag …`, is a command of its own;
+  - `NPROC_PER_NODE=…` after `swift sft` (#3681) is an argument, not the environment;
+  - a flag given twice (argparse keeps the last);
+  - launch variables set without `export`, or after the command: swift never sees them.
+"""
+
+from __future__ import annotations
+
+import re
+
+from lorakit import envvars
+from lorakit.findings import ERROR, WARNING, Finding
+
+LAUNCH_VARS = (*envvars.LAUNCH, *envvars.DEVICE_LISTS[1:])
+ENV_WORD = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=")
+_COMMENT = re.compile(r"^\s*#")
+
+
+def breakages(text: str, commands, calls, name: str, assigned: dict[str, list[int]]) -> list[Finding]:
+    lines = text.split("\n")
+    out: list[Finding] = []
+    out += _continuations(text, lines, commands, calls, name)
+    for call in calls:
+        out += _env_after(call, name) + _twice(call, name) + _unexported(call, name)
+    out += _set_after(calls, assigned, name)
+    return out
+
+
+def _line(text: str, pos: int) -> int:
+    return text.count("\n", 0, pos) + 1
+
+
+def _break_after(text: str, lines: list[str], simple) -> tuple[str, int] | None:
+    """How the command `simple` was cut short, if it was: (kind, line of the cause)."""
+    if simple.words:
+        raw = text[simple.words[-1][1]:simple.words[-1][2]]
+        if re.fullmatch(r"\\[ \t]+", raw):
+            return "trailing_space", _line(text, simple.words[-1][1])
+    after = re.match(r"[ \t]*\\\n", text[simple.end:])
+    if not after:
+        return None
+    nxt = _line(text, simple.end) + 1  # 1-based: the line after the one that ends in '\'
+    following = lines[nxt - 1] if nxt - 1 < len(lines) else ""
+    if not following.strip():
+        return "blank_line", nxt
+    if _COMMENT.match(following):
+        return "comment", nxt
+    return None
+
+
+_WHY = {
+    "blank_line": "a blank line inside the `\\` continuation ends the command there (ms-swift #5328)",
+    "comment": "a comment line inside the `\\` continuation ends the command there (its `\\` is part of the comment)",
+    "trailing_space": "a space after the `\\` escapes the space, not the newline: the command ends on this line"
+                      " and gets ' ' as an argument",
+    "missing": "this line does not end in `\\`, so the command ends here (ms-swift #4513)",
+}
+_FIX = {
+    "blank_line": "delete the blank line (or end the command before it)",
+    "comment": "move the comment above the command",
+    "trailing_space": "delete the spaces after the `\\`",
+    "missing": "end the line with ` \\`",
+}
+
+
+def _continuations(text: str, lines: list[str], commands, calls, name: str) -> list[Finding]:
+    out = []
+    by_line = {call.line: call for call in calls}
+    owner = None  # the swift command whose flags are being cut off
+    for prev, simple in zip([None, *commands], commands):
+        call = next((c for ln, c in by_line.items() if _line(text, simple.start) <= ln <= _line(text, simple.end)), None)
+        first = text[simple.words[0][1]:simple.words[0][2]] if simple.words else ""
+        cut = _break_after(text, lines, prev) if prev is not None else None
+        if call is not None:
+            owner = call
+            if cut and prev is not None and prev.assignments and not prev.words:
+                out.append(_lost_prefix(text, prev, call, cut, name))
+        elif first.startswith("-") and owner is not None:
+            kind, at = cut if cut else ("missing", _line(text, prev.end) if prev is not None else 1)
+            start = _line(text, simple.start)
+            flags = " ".join(text[w[1]:w[2]] for w in simple.words if text[w[1]:w[2]].startswith("--"))
+            out.append(Finding(
+                ERROR, f"script.continuation.{kind}",
+                f"line {at}: {_WHY[kind]}: bash runs swift {owner.command} (line {owner.line}) without "
+                f"the flags from line {start} on ({_short(flags)}), then tries to run "
+                f"`{first}` as a command. lorakit imports what bash runs, without them",
+                hint=f"{_FIX[kind]} at line {at}, then import again", file=name))
+    for call in calls:
+        blanks = [a for a in call.args if a.text == " " and re.fullmatch(r"\\[ \t]+", a.raw)]
+        for arg in blanks:
+            if not any(f.code == "script.continuation.trailing_space" and f.message.startswith(f"line {arg.line}:")
+                       for f in out):
+                out.append(Finding(ERROR, "script.continuation.trailing_space",
+                                   f"line {arg.line}: {_WHY['trailing_space']} (swift {call.command}, line {call.line})",
+                                   hint=f"{_FIX['trailing_space']} at line {arg.line}", file=name))
+    return out
+
+
+def _lost_prefix(text: str, prev, call, cut, name: str) -> Finding:
+    kind, at = cut
+    names = ", ".join(raw.partition("=")[0] for raw, _, _ in prev.assignments)
+    return Finding(
+        ERROR, f"script.continuation.{kind}",
+        f"line {at}: {_WHY[kind]}: {names} (line {_line(text, prev.start)}) became shell variables of their "
+        f"own and swift {call.command} (line {call.line}) runs without them in its environment",
+        hint=f"{_FIX[kind]} at line {at}, then import again", file=name)
+
+
+def _short(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _env_after(call, name: str) -> list[Finding]:
+    out = []
+    for arg in call.args:
+        found = ENV_WORD.match(arg.text)
+        if found and (found.group(1) in LAUNCH_VARS or found.group(1).isupper()):
+            out.append(Finding(
+                ERROR, "script.env_after_command",
+                f"line {arg.line}: {arg.text} comes after `swift {call.command}`: bash passes it to ms-swift as an "
+                f"argument (which it refuses: remaining_argv), not as the environment (ms-swift #3681)",
+                hint=f"write {found.group(1)}=… before `swift` (or in the preset's launch:/env:)", file=name))
+    return out
+
+
+def _twice(call, name: str) -> list[Finding]:
+    """A flag given twice, by the field argparse stores it in (so --lora-rank and --lora_rank
+    are one flag): argparse keeps the last value."""
+    from lorakit import swiftflags
+
+    try:
+        flags = swiftflags.load_flags(4, call.command)
+    except ValueError:
+        flags = None
+    seen: dict[str, tuple[str, int]] = {}
+    out = []
+    for arg in call.args:
+        if not arg.text.startswith("--") or len(arg.text) < 3:
+            continue
+        option = arg.text.partition("=")[0]
+        dest = swiftflags.resolve(flags, option)[0] if flags is not None else None
+        dest = dest or option[2:].replace("-", "_")
+        if dest in seen:
+            first, line = seen[dest]
+            out.append(Finding(
+                WARNING, "script.flag.twice",
+                f"line {arg.line}: {option} is given again (first as {first} at line {line}): "
+                f"argparse keeps the last one, and so does the import",
+                hint="delete the one you did not mean", key=f"args.{dest}", file=name))
+        seen[dest] = (option, arg.line)
+    return out
+
+
+def _unexported(call, name: str) -> list[Finding]:
+    return [Finding(
+        WARNING, "script.env.not_exported",
+        f"line {line}: {var} is set without `export`: a shell variable, so swift {call.command} "
+        f"(line {call.line}) does not get it in its environment, and the import leaves it out",
+        hint=f"write `export {var}=…`, or {var}=… in front of `swift`", file=name)
+        for var, line in call.unexported.items() if var in LAUNCH_VARS]
+
+
+def _set_after(calls, assigned: dict[str, list[int]], name: str) -> list[Finding]:
+    if not calls:
+        return []
+    last = max(call.end_line for call in calls)
+    return [Finding(
+        WARNING, "script.env.after_command",
+        f"line {line}: {var} is set after the last swift command (line {last}): it reaches no command",
+        hint=f"set {var} before `swift`", file=name)
+        for var, at in assigned.items() if var in LAUNCH_VARS for line in at if line > last]

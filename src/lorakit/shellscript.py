@@ -1,0 +1,255 @@
+"""Read an ms-swift shell script the way bash runs it: its swift commands, their env, their argv.
+
+bashlex (a port of bash's own grammar) finds the commands: a blank line inside a `\\`
+continuation ends a command there, exactly as in bash, so the flags after it are a separate
+command (ms-swift #5328) and are reported, never joined back (scriptfaults.py says why each
+break happened). Words are expanded by shellwords.py from the script's own text. The variables
+the script sets are followed in order: `X=…` lines (shell variables: not in swift's environment
+unless exported), `export X=…`, `unset X`, and `VAR=… swift sft` prefixes (that command's
+environment only; bash expands its words before the prefix applies).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from lorakit.errors import LorakitError
+from lorakit.findings import ERROR, INFO, WARNING, Finding
+from lorakit.shellwords import NAME, expand, mask_arithmetic
+
+SWIFT_COMMANDS = ("sft", "pt", "rlhf", "export", "infer", "deploy", "eval")
+# Words that run the next word as the command (exec swift sft …, nohup swift sft … &).
+WRAPPERS = ("exec", "nohup", "time", "command", "builtin")
+
+
+@dataclass(frozen=True)
+class Arg:
+    """One argv item of a swift command, after expansion, and where it was written."""
+
+    text: str
+    line: int
+    raw: str  # as written (a word can expand to several Args: `--target_modules $MODULES`)
+
+
+@dataclass
+class SwiftCall:
+    number: int  # 1-based, in script order: what --select takes
+    command: str  # sft, export, ...
+    line: int  # the line of `swift`
+    args: list[Arg]
+    prefix: dict[str, str]  # VAR=… written before `swift` on this command
+    exported: dict[str, str]  # what the script exported before it
+    lines: dict[str, int] = field(default_factory=dict)  # env var -> the line that set it
+    end_line: int = 0
+    unexported: dict[str, int] = field(default_factory=dict)  # shell variables swift does not get
+
+    @property
+    def env(self) -> dict[str, str]:
+        """What the script gives swift's environment: its exports, then this command's prefix."""
+        return {**self.exported, **self.prefix}
+
+
+@dataclass
+class Script:
+    name: str
+    text: str
+    calls: list[SwiftCall]
+    findings: list[Finding]
+    commands: list["Simple"] = field(default_factory=list)  # every simple command, in order
+
+
+@dataclass(frozen=True)
+class Simple:
+    """A simple command bash runs: its assignments and words, with their source positions."""
+
+    assignments: tuple[tuple[str, int, int], ...]  # (raw, start, end)
+    words: tuple[tuple[str, int, int], ...]
+    start: int
+    end: int
+
+
+def line_of(text: str, pos: int) -> int:
+    return text.count("\n", 0, pos) + 1
+
+
+def parse_commands(text: str, name: str = "script") -> list[Simple]:
+    """Every simple command in the script, in order (inside lists, pipelines, if/for/while)."""
+    import bashlex  # a real bash grammar; loaded only by `lorakit import`
+
+    masked = mask_arithmetic(text)
+    nodes, index = [], 0
+    while index < len(masked):
+        if not masked[index:].strip():
+            break
+        try:
+            part = bashlex.parser._parser(masked[index:]).parse()
+        except bashlex.errors.ParsingError as exc:
+            line = line_of(text, index + exc.position)
+            raise LorakitError(f"{name}:{line}: the script does not parse as bash ({exc.message})",
+                               hint="`bash -n SCRIPT` shows the same problem; fix the script first") from None
+        except NotImplementedError as exc:  # bashlex lacks a few constructs (case, some expansions)
+            line = line_of(text, index + len(masked[index:]) - len(masked[index:].lstrip()))
+            raise LorakitError(f"{name}:{line}: lorakit cannot read this part of the script ({exc})",
+                               hint="move the swift command into a script of its own and import that") from None
+        if not isinstance(part, bashlex.ast.node):
+            break
+        bashlex.ast.posshifter(index).visit(part)
+        nodes.append(part)
+        index = _node_end(part) + 1
+    found: list[Simple] = []
+    for node in nodes:
+        _collect(node, found)
+    return sorted(found, key=lambda s: s.start)
+
+
+def _node_end(node) -> int:
+    end = node.pos[1]
+    for child in getattr(node, "parts", None) or getattr(node, "list", None) or ():
+        end = max(end, _node_end(child))
+    if node.kind == "redirect" and hasattr(node, "heredoc"):
+        end = max(end, node.heredoc.pos[1])
+    return end
+
+
+def _collect(node, found: list[Simple]) -> None:
+    if node.kind == "command":
+        parts = [p for p in node.parts if p.kind in ("assignment", "word")]
+        lead = next((i for i, p in enumerate(parts) if p.kind == "word"), len(parts))
+        # only VAR=… before the command name is an assignment: after it (`swift sft A=1`) it is
+        # an argument, as bash passes it (ms-swift #3681)
+        assigns = tuple((p.word, *p.pos) for p in parts[:lead])
+        words = tuple((p.word, *p.pos) for p in parts[lead:])
+        found.append(Simple(assigns, words, *node.pos))
+        return
+    for child in (getattr(node, "parts", None) or getattr(node, "list", None) or []):
+        if hasattr(child, "kind"):
+            _collect(child, found)
+
+
+class _Shell:
+    """The script's variables as bash sees them while it runs, line by line."""
+
+    def __init__(self, text: str, name: str):
+        self.text, self.name = text, name
+        self.values: dict[str, str] = {}
+        self.exported: set[str] = set()
+        self.where: dict[str, int] = {}  # the line that set (or exported) each variable
+        self.assigned: dict[str, list[int]] = {}  # plain X=… lines, for scriptfaults
+        self.findings: list[Finding] = []
+
+    def raw(self, start: int, end: int) -> str:
+        return self.text[start:end]
+
+    def word(self, start: int, end: int, *, split: bool = True) -> list[str]:
+        found = expand(self.raw(start, end), self.values, split=split)
+        for what in found.unresolved:
+            self._unresolved(what, line_of(self.text, start))
+        return found.fields
+
+    def _unresolved(self, what: str, line: int) -> None:
+        name = what.strip("${}")
+        self.findings.append(Finding(
+            WARNING, "script.variable.unresolved",
+            f"line {line}: {what} is not set by the script: kept as written, {what!r}",
+            hint=f"give its value in the preset, or set {name} earlier in the script" if NAME.fullmatch(name)
+            else "write its value in the preset: lorakit does not run commands to find it",
+            file=self.name))
+
+    def assign(self, raw: str, start: int, end: int) -> tuple[str, str]:
+        var, _, _ = raw.partition("=")
+        value = "".join(self.word(start + len(var) + 1, end, split=False))
+        return var, value
+
+
+def read_script(text: str, name: str = "script") -> Script:
+    """The script's swift commands as bash would run them, and what it found on the way."""
+    from lorakit import scriptfaults
+
+    commands = parse_commands(text, name)
+    shell = _Shell(text, name)
+    calls: list[SwiftCall] = []
+    for simple in commands:
+        call = _run(shell, simple, len(calls) + 1)
+        if call is not None:
+            calls.append(call)
+    findings = scriptfaults.breakages(text, commands, calls, name, shell.assigned) + shell.findings
+    return Script(name, text, calls, findings, commands)
+
+
+def faults(text: str, name: str = "script") -> list[Finding]:
+    """The classic breakages of an ms-swift script (blank line in a continuation, a trailing space
+    after `\\`, a missing `\\`, launch variables after the command, a flag twice, unresolved
+    variables), each with its line. Raises LorakitError when bash could not parse it at all."""
+    return read_script(text, name).findings
+
+
+def _run(shell: _Shell, simple: Simple, number: int) -> SwiftCall | None:
+    text = shell.text
+    if not simple.words:  # X=1 Y=2: shell variables, exported only if already marked
+        for raw, start, end in simple.assignments:
+            var, value = shell.assign(raw, start, end)
+            shell.values[var] = value
+            shell.where[var] = line_of(text, start)
+            shell.assigned.setdefault(var, []).append(line_of(text, start))
+        return None
+    words = list(simple.words)
+    head = shell.word(*words[0][1:])
+    first = head[0] if head else ""
+    if first in ("export", "declare", "typeset") and (first == "export" or _has_x(shell, words)):
+        _export(shell, words[1:])
+        return None
+    if first == "unset":
+        for raw, start, end in words[1:]:
+            for var in shell.word(start, end):
+                shell.values.pop(var, None)
+                shell.exported.discard(var)
+        return None
+    if first in ("source", "."):
+        shell.findings.append(Finding(INFO, "script.source", f"line {line_of(text, simple.start)}: "
+                              f"{shell.raw(simple.start, simple.end)!r} is not read: its variables are unknown here",
+                              file=shell.name))
+        return None
+    prefix_raw = list(simple.assignments)
+    while words and shell.raw(*words[0][1:]) in WRAPPERS:
+        words.pop(0)
+    if words and shell.raw(*words[0][1:]) == "env":  # env A=1 B=2 swift sft …
+        words.pop(0)
+        while words and re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", words[0][0]):
+            prefix_raw.append(words.pop(0))
+    if len(words) < 2 or shell.raw(*words[0][1:]).rsplit("/", 1)[-1] != "swift":
+        return None
+    command = "".join(shell.word(*words[1][1:]))
+    if command not in SWIFT_COMMANDS:
+        return None
+    # bash expands the command's words before its VAR=… prefix applies: `A=1 swift sft --x $A`
+    # passes the earlier $A, so the prefix is read after the arguments
+    args = [Arg(item, line_of(text, start), raw) for raw, start, end in words[2:] for item in shell.word(start, end)]
+    prefix, lines = {}, {}
+    for raw, start, end in prefix_raw:
+        var, value = shell.assign(raw, start, end)
+        prefix[var], lines[var] = value, line_of(text, start)
+    # `export X` before X has a value puts nothing in the environment until X=… gives it one
+    exported = {var: shell.values[var] for var in sorted(shell.exported, key=lambda v: shell.where.get(v, 0))
+                if var in shell.values}
+    lines = {**{v: shell.where.get(v, 0) for v in exported}, **lines}
+    hidden = {v: shell.where.get(v, 0) for v in shell.values if v not in exported and v not in prefix}
+    return SwiftCall(number, command, line_of(text, words[0][1]), args, prefix, exported, lines,
+                     end_line=line_of(text, simple.end), unexported=hidden)
+
+
+def _has_x(shell: _Shell, words) -> bool:
+    return any(shell.raw(*w[1:]).startswith("-") and "x" in shell.raw(*w[1:]) for w in words[1:])
+
+
+def _export(shell: _Shell, words) -> None:
+    for raw, start, end in words:
+        if shell.raw(start, end).startswith("-"):
+            continue  # export -n / declare -x: options
+        if re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", raw):
+            var, value = shell.assign(raw, start, end)
+            shell.values[var] = value
+        else:
+            var = shell.raw(start, end)
+        shell.exported.add(var)
+        shell.where[var] = line_of(shell.text, start)

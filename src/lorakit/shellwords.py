@@ -1,0 +1,241 @@
+"""One shell word, as bash expands it: quote removal, `$'…'`, `$VAR` / `${VAR}`, field splitting.
+
+bashlex finds the words and commands of a script but does not expand them (and reads `$'a\\tb'`
+as `$atb`), so the text of each word is expanded here from the script's own characters. Only
+what a script can know is expanded: variables the script itself set earlier, and `$((…))` over
+them. Anything else (`$(cmd)`, backticks, `$HOME`, `${X/a/b}`) is kept as written and named as
+unresolved, never guessed.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass, field
+from typing import Mapping
+
+NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+IFS = " \t\n"
+
+# bash's $'…' escapes (bash(1), QUOTING: ANSI-C Quoting)
+_ANSI = {"a": "\a", "b": "\b", "e": "\x1b", "E": "\x1b", "f": "\f", "n": "\n", "r": "\r", "t": "\t",
+         "v": "\v", "\\": "\\", "'": "'", '"': '"', "?": "?"}
+
+
+@dataclass
+class Expanded:
+    fields: list[str]
+    unresolved: list[str] = field(default_factory=list)  # what was kept as written: '$OUT', '$(date)'
+
+
+class _Builder:
+    """Pieces of one word: (text, may bash split it) — only unquoted expansions split."""
+
+    def __init__(self) -> None:
+        self.fields: list[str] = []
+        self.current: list[str] = []
+        self.started = False  # a quoted "" makes a field even when empty
+
+    def add(self, text: str, *, split: bool = False) -> None:
+        if not split:
+            self.current.append(text)
+            self.started = True
+            return
+        parts = re.split(f"[{IFS}]+", text)
+        for i, part in enumerate(parts):
+            if i > 0 and (self.started or self.current):
+                self.flush()
+            if part:
+                self.current.append(part)
+                self.started = True
+
+    def flush(self) -> None:
+        self.fields.append("".join(self.current))
+        self.current, self.started = [], False
+
+    def done(self) -> list[str]:
+        if self.started or self.current:
+            self.flush()
+        return self.fields
+
+
+def expand(raw: str, variables: Mapping[str, str], *, split: bool = True) -> Expanded:
+    """`raw` is one word as written in the script; `split=False` for an assignment's value
+    (bash does no field splitting there)."""
+    out, unresolved = _Builder(), []
+    i, n = 0, len(raw)
+    while i < n:
+        ch = raw[i]
+        if ch == "\\":
+            if raw[i + 1:i + 2] == "\n":
+                i += 2  # a line continuation inside a word
+                continue
+            out.add(raw[i + 1:i + 2])
+            i += 2
+        elif ch == "'":
+            end = raw.find("'", i + 1)
+            end = n if end < 0 else end
+            out.add(raw[i + 1:end])
+            i = end + 1
+        elif raw.startswith("$'", i):
+            text, i = _ansi_c(raw, i + 2)
+            out.add(text)
+        elif ch == '"':
+            text, i = _double_quoted(raw, i + 1, variables, unresolved)
+            out.add(text)
+        elif ch == "$" or ch == "`":
+            text, i, known = _dollar(raw, i, variables)
+            if not known:
+                unresolved.append(text)
+            out.add(text, split=split and known)
+        else:
+            out.add(ch)
+            i += 1
+    fields = out.done()
+    return Expanded(fields if split else ["".join(fields)], unresolved)
+
+
+def _ansi_c(raw: str, i: int) -> tuple[str, int]:
+    text: list[str] = []
+    while i < len(raw) and raw[i] != "'":
+        if raw[i] == "\\" and i + 1 < len(raw):
+            nxt = raw[i + 1]
+            if nxt in _ANSI:
+                text.append(_ANSI[nxt])
+                i += 2
+                continue
+            digits = re.match(r"x[0-9A-Fa-f]{1,2}|u[0-9A-Fa-f]{1,4}|U[0-9A-Fa-f]{1,8}|[0-7]{1,3}", raw[i + 1:])
+            if digits:
+                code = digits.group(0)
+                text.append(chr(int(code, 8) if code[0].isdigit() else int(code[1:], 16)))
+                i += 1 + len(code)
+                continue
+        text.append(raw[i])
+        i += 1
+    return "".join(text), i + 1
+
+
+def _double_quoted(raw: str, i: int, variables: Mapping[str, str], unresolved: list[str]) -> tuple[str, int]:
+    text: list[str] = []
+    while i < len(raw) and raw[i] != '"':
+        ch = raw[i]
+        if ch == "\\" and raw[i + 1:i + 2] in ("$", "`", '"', "\\", "\n"):
+            text.append("" if raw[i + 1] == "\n" else raw[i + 1])  # bash: only these are escapes in "…"
+            i += 2
+        elif ch in "$`":
+            value, i, known = _dollar(raw, i, variables)
+            if not known:
+                unresolved.append(value)
+            text.append(value)
+        else:
+            text.append(ch)
+            i += 1
+    return "".join(text), i + 1
+
+
+def _dollar(raw: str, i: int, variables: Mapping[str, str]) -> tuple[str, int, bool]:
+    """One expansion at raw[i] -> (its value, or its text when unknown; the index after; known)."""
+    if raw[i] == "`":
+        end = raw.find("`", i + 1)
+        end = len(raw) - 1 if end < 0 else end
+        return raw[i:end + 1], end + 1, False
+    if raw.startswith("$((", i):
+        end = _closing(raw, i + 1)
+        value = arithmetic(raw[i + 3:end - 2], variables)
+        return (raw[i:end], end, False) if value is None else (str(value), end, True)
+    if raw.startswith("$(", i):
+        end = _closing(raw, i + 1)
+        return raw[i:end], end, False
+    if raw.startswith("${", i):
+        end = raw.find("}", i)
+        end = len(raw) - 1 if end < 0 else end
+        text = raw[i:end + 1]
+        value = _braced(text, variables)
+        return value, end + 1, raw[i + 2:end] in variables or value != text
+    name = NAME.match(raw, i + 1)
+    if not name:
+        if i + 1 < len(raw) and raw[i + 1] in "0123456789@*#?$!-":
+            return raw[i:i + 2], i + 2, False  # positional and special parameters: only bash knows
+        return "$", i + 1, True  # a lone '$' is itself
+    var = name.group(0)
+    if var in variables:
+        return variables[var], name.end(), True
+    return raw[i:name.end()], name.end(), False
+
+
+def _braced(text: str, variables: Mapping[str, str]) -> str:
+    """${VAR}, and the defaults ${VAR:-word} / ${VAR-word}; any other operator stays as written."""
+    inner = text[2:-1]
+    if inner in variables:
+        return variables[inner]
+    found = re.fullmatch(r"([A-Za-z_][A-Za-z0-9_]*)(:?)-(.*)", inner, flags=re.S)
+    if found:
+        var, colon, word = found.groups()
+        value = variables.get(var)
+        if value is not None and not (colon and value == ""):
+            return value
+        if "$" not in word and "`" not in word:
+            return word
+    return text
+
+
+def _closing(raw: str, i: int) -> int:
+    """The index after the ')' that closes the '(' at raw[i]."""
+    depth = 0
+    while i < len(raw):
+        if raw[i] == "(":
+            depth += 1
+        elif raw[i] == ")":
+            depth -= 1
+            if depth == 0:
+                return i + 1
+        i += 1
+    return len(raw)
+
+
+_OPS = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b,
+        ast.FloorDiv: lambda a, b: int(a / b), ast.Mod: lambda a, b: a - b * int(a / b)}
+
+
+def arithmetic(expr: str, variables: Mapping[str, str]) -> int | None:
+    """bash's $((…)) for + - * / % over integers and the script's variables; None otherwise.
+    bash's '/' truncates toward zero (as C), hence int(a / b) rather than Python's //."""
+    text = re.sub(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?", r"\1", expr).replace("/", "//")
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError:
+        return None
+
+    def value(node: ast.AST) -> int | None:
+        if isinstance(node, ast.Constant) and type(node.value) is int:
+            return node.value
+        if isinstance(node, ast.Name):
+            found = variables.get(node.id, "")
+            return int(found) if re.fullmatch(r"-?\d{1,18}", found.strip()) else None
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+            inner = value(node.operand)
+            return None if inner is None else (-inner if isinstance(node.op, ast.USub) else inner)
+        if isinstance(node, ast.BinOp) and type(node.op) in _OPS:
+            left, right = value(node.left), value(node.right)
+            if left is None or right is None or (right == 0 and type(node.op) in (ast.FloorDiv, ast.Mod)):
+                return None
+            return _OPS[type(node.op)](left, right)
+        return None
+
+    return value(tree.body)
+
+
+def mask_arithmetic(text: str) -> str:
+    """bashlex cannot parse `$((…))` (NotImplementedError: arithmetic expansion): the same number
+    of characters, as a variable name, so every position bashlex reports still points into the
+    script (the expansion itself is read from the script's text by `expand`)."""
+    out, i = [], 0
+    while True:
+        at = text.find("$((", i)
+        if at < 0:
+            out.append(text[i:])
+            return "".join(out)
+        end = _closing(text, at + 1)
+        body = text[at:end]
+        out.append(text[i:at] + "$" + "".join("\n" if c == "\n" else "_" for c in body[1:]))
+        i = end
