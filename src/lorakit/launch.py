@@ -140,6 +140,12 @@ def _wait(proc: subprocess.Popen, pending: List[int]) -> int:
             pass
 
 
+def _caught(signum: int, pending: List[int], caught: Optional[List[int]]) -> None:
+    pending.append(signum)
+    if caught is not None:
+        caught.append(signum)
+
+
 def run(
     argv: List[str],
     env: Dict[str, str],
@@ -147,8 +153,12 @@ def run(
     grace: float = 30.0,
     on_start: Optional[Callable[[int], None]] = None,
     output: Optional[Output] = None,
+    caught: Optional[List[int]] = None,
 ) -> int:
     """Run argv with exactly env; return its exit code, or 128+N if signal N killed it.
+
+    caught: if given, every signal lorakit forwarded is appended to it (a run's record says
+    "interrupted" when it ended after one, whatever code ms-swift chose to exit with).
 
     on_start(pid) is called once argv runs, with the pid of its process (the keeper's child).
     output: None, the child writes to our stdout/stderr itself; else every chunk of its stdout
@@ -161,7 +171,7 @@ def run(
     # thread may install them; from another thread, signals never reach us anyway.
     if threading.current_thread() is threading.main_thread():
         for sig in FORWARDED:
-            handlers[sig] = signal.signal(sig, lambda signum, _frame: pending.append(signum))
+            handlers[sig] = signal.signal(sig, lambda signum, _frame: _caught(signum, pending, caught))
     done, pumps, proc = threading.Event(), [], None
     try:
         proc, status_r = _start(argv, env, grace, output)

@@ -284,16 +284,23 @@ class Watch:
         return self.feed if self.piped else None
 
     def child_env(self, env: Dict[str, str]) -> Dict[str, str]:
-        """env for the child, with PYTHONUNBUFFERED=1 if its output comes through lorakit.
+        """env for the child, with PYTHONUNBUFFERED=1 if its output comes through lorakit, or
+        goes to something that is not a terminal (`| tee`, `> log`, nohup, a batch script).
 
-        On a pipe, Python block-buffers stdout, and ms-swift prints its log dicts there without
-        flushing (tqdm.write): measured with 4.6.0, every dict arrived only at exit. Unless env
-        already says, lorakit sets PYTHONUNBUFFERED=1 then, and says so.
+        On a pipe or a file, Python block-buffers stdout, and ms-swift prints its log dicts there
+        without flushing (tqdm.write): measured with 4.6.0, every dict arrived only at exit.
+        Unless env already says, lorakit sets PYTHONUNBUFFERED=1 then, and says so.
         """
-        if not self.piped or "PYTHONUNBUFFERED" in env:
+        if "PYTHONUNBUFFERED" in env:
             return env
-        report.note("set PYTHONUNBUFFERED=1 for ms-swift: its output now goes through lorakit, "
-                    "and Python would otherwise hold its log lines back until it exits")
+        if self.piped:
+            why = "its output now goes through lorakit"
+        elif not _isatty(self.streams[1]):
+            why = "lorakit's stdout is not a terminal"
+        else:
+            return env
+        report.note(f"set PYTHONUNBUFFERED=1 for ms-swift: {why}, and Python would otherwise hold "
+                    "its log lines back until it exits")
         return {**env, "PYTHONUNBUFFERED": "1"}
 
     def _terminal(self) -> bool:

@@ -1,8 +1,10 @@
 """The run record: what one launch ran, in a YAML file next to its results, so that any run
-can be told apart from another and relaunched (`lorakit train --from OUTPUT/lorakit-run.yaml`).
+can be told apart from another and relaunched (`lorakit train --from RECORD`).
 
-A training launch writes it into the output dir before ms-swift starts (node R > 0 of a
-multi-node run writes lorakit-run.nodeR.yaml, so nodes sharing a filesystem keep their own);
+A training launch writes its own record before ms-swift starts, under a name no later launch
+reuses, and indexes it (lorakit.runindex: OUTPUT/lorakit-runs/, OUTPUT/lorakit-runs.jsonl, a copy
+in the run's vN dir); OUTPUT/lorakit-run.yaml is the newest launch's (node R > 0 of a multi-node
+run writes lorakit-run.nodeR.yaml, so nodes sharing a filesystem keep their own);
 a merge writes it into the merged dir only after the merge succeeded, since ms-swift refuses
 an output dir that already exists (swift/arguments/export_args.py: _init_output_dir).
 
@@ -207,12 +209,24 @@ def write(path: Path, record: Mapping[str, Any]) -> Path:
     return path
 
 
-def write_train_record(job: Job, command: Command, *, cwd: Path | None = None) -> Path:
-    """Before ms-swift starts: OUTPUT/lorakit-run.yaml (node R > 0: lorakit-run.nodeR.yaml)."""
+def write_train_record(job: Job, command: Command, *, cwd: Path | None = None):
+    """Before ms-swift starts: this launch's own record (OUTPUT/lorakit-runs/STAMP.yaml, never
+    overwritten) with a 'running' line in OUTPUT/lorakit-runs.jsonl (lorakit.runindex), and
+    OUTPUT/lorakit-run.yaml (node R > 0: lorakit-run.nodeR.yaml), the newest launch's. Returns
+    the runindex.Launch."""
+    from lorakit import runindex
+
     cwd = cwd or Path.cwd()
     folder = output_dir(job)
     folder = folder if folder.is_absolute() else cwd / folder
-    return write(folder / record_name(job.launch.node_rank), contents(job, command, cwd=cwd))
+    data = contents(job, command, cwd=cwd)
+    write(folder / record_name(job.launch.node_rank), data)
+    try:
+        return runindex.start(folder, dumps(data), argv=list(command.argv), env=dict(command.env),
+                              node_rank=as_int(job.launch.node_rank), time=data["time"], host=data["host"])
+    except OSError as exc:
+        raise EnvironmentProblem(f"cannot write the run record under {folder}: {exc.strerror}",
+                                 hint="make the output dir writable, or choose another --output-dir") from None
 
 
 def write_merge_record(merged_dir: Path, job: Job, command: Command, *, cwd: Path | None = None) -> Path:
@@ -269,6 +283,22 @@ def problems(data: dict[str, Any]) -> list[str]:
     if not isinstance(data.get("versions", {}), dict):
         out.append(f"key 'versions' must be a mapping, got {type(data['versions']).__name__}")
     return out + _preset_problems(data.get("preset")) + _command_problems(data.get("command"))
+
+
+def record_path(path: Path) -> Path:
+    """`--from` takes a record, or a dir: a run dir (vN-...) names its launch's record (its own
+    copy, else the index entry that found it); an output dir, its newest launch's."""
+    from lorakit import runindex
+
+    path = Path(path)
+    if not path.is_dir():
+        return path
+    found = runindex.record_of_run_dir(path)
+    if found is None:
+        raise LorakitError(f"--from {path}: no lorakit run record in this dir",
+                           hint=f"give a {RECORD_NAME}, a file under {runindex.RECORDS}/, or a run dir that "
+                                "lorakit launched; `lorakit runs OUTPUT` lists them")
+    return found
 
 
 def read(path: Path) -> dict[str, Any]:

@@ -9,6 +9,7 @@ import typer
 
 from lorakit.cli import argcheck, checkpoints_cmd, doctor, merge, plan, presets_cmd, train, validate
 from lorakit.cli import import_cmd
+from lorakit.cli import runs_cmd
 from lorakit import report
 from lorakit.errors import LorakitError
 
@@ -39,6 +40,7 @@ app.command()(exits(merge.merge))
 app.command(context_settings=EXTRA_ARGS)(exits(validate.validate))
 app.command(context_settings=EXTRA_ARGS)(exits(plan.plan))
 app.command(name="checkpoints")(exits(checkpoints_cmd.checkpoints))
+app.command(name="runs")(exits(runs_cmd.runs))
 app.command()(exits(doctor.doctor))
 app.command(name="import")(exits(import_cmd.import_script))
 app.add_typer(presets_cmd.app, name="presets")
@@ -55,12 +57,12 @@ def main(argv: list[str] | None = None) -> None:
         # conversion is quadratic, and a megabyte of digits would take a minute (yamlload then says
         # the value cannot be read)
         sys.set_int_max_str_digits(MAX_DIGITS)
-    words = list(sys.argv[1:] if argv is None else argv)
+    words = train.bare_resume(list(sys.argv[1:] if argv is None else argv))  # --resume alone: auto
     as_json = bool(words) and words[0] == "validate" and "--json" in words[:words.index("--") if "--" in words else None]
     validate.STARTED = False
     try:
         argcheck.check(typer.main.get_group(app), words)
-        app(args=argv, prog_name="lorakit")
+        app(args=words, prog_name="lorakit")
     except LorakitError as exc:
         print(f"lorakit: error: {exc}", file=sys.stderr)
         if as_json:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Optional
@@ -65,11 +66,14 @@ def check_swift_matches(swift: str, version: Optional[str], major: Optional[int]
 
 def execute(command: Command, *, grace: float,
             before_start: Optional[Callable[[], None]] = None,
-            log: Optional[str] = None, show_progress: bool = False, major: Optional[int] = None) -> int:
+            log: Optional[str] = None, show_progress: bool = False, major: Optional[int] = None,
+            caught: Optional[list[int]] = None, after: Optional[Callable[[int], None]] = None) -> int:
     """Launch; `before_start` runs once `swift` is known to exist, right before it starts.
 
     log: ms-swift's output goes to this file instead of the terminal; show_progress: on a
-    terminal, a progress bar fed by ms-swift's own log lines (lorakit.progress).
+    terminal, a progress bar fed by ms-swift's own log lines (lorakit.progress). caught: the
+    signals lorakit forwarded are appended to it; after(rc): once the child is done, after the
+    failure report (a training run's end: End.finish).
     """
     env = command.child_env(os.environ)
     swift = launch.resolve_swift(env)
@@ -86,8 +90,11 @@ def execute(command: Command, *, grace: float,
     if before_start is not None:
         before_start()
     with watch:
-        rc = launch.run(command.argv, watch.child_env(env), grace=grace, output=watch.output)
-    return watch.report(rc)
+        rc = launch.run(command.argv, watch.child_env(env), grace=grace, output=watch.output, caught=caught)
+    rc = watch.report(rc)
+    if after is not None:
+        after(rc)
+    return rc
 
 
 def print_or_launch(job: Job, *, dry: bool, grace: float) -> int:
@@ -119,11 +126,11 @@ def train_tail(job: Job, *, dry: bool, fmt: Optional[str], all_nodes: bool, stri
     """Checks, then the export(s) on stdout, or the record written and ms-swift launched."""
     fmt = output_options(fmt, all_nodes, dry)
     jobs = exports.node_jobs(job) if all_nodes else [job]
-    findings = check_or_exit(jobs[0], strict, SBATCH_SUPPLIES if fmt == "sbatch" else (), here=not dry)
+    findings = check_or_exit(jobs[0], strict, SBATCH_SUPPLIES if fmt in exports.SCHEDULER_FORMATS else (), here=not dry)
     preset_says = job.launch.node_rank is not None or job.launch.master_addr is not None
-    if fmt == "sbatch" and preset_says and len(exports.node_jobs(job)) > 1:
-        report.note("sbatch: NODE_RANK comes from SLURM_NODEID and MASTER_ADDR from the "
-                    "allocation's first host, not from the preset")
+    if fmt in exports.SCHEDULER_FORMATS and preset_says and len(exports.node_jobs(job)) > 1:
+        report.note(f"{fmt}: each node's NODE_RANK and MASTER_ADDR come from the scheduler "
+                    "(lorakit train --on), not from the preset")
     command = render(job, os.environ)
     if replayed is not None:
         record.check_replay(replayed[1], command, replayed[0])
@@ -132,9 +139,55 @@ def train_tail(job: Job, *, dry: bool, fmt: Optional[str], all_nodes: bool, stri
     if dry:
         return emit(exports.export(fmt, job, command, findings))
 
-    def write_record() -> None:
-        path = record.write_train_record(job, command)
-        report.note(f"run record: {path}")
+    end = End(job, command)
+    return execute(command, grace=grace, before_start=end.start, log=log, show_progress=show_progress,
+                   major=job.swift_major, caught=end.caught, after=end.finish)
 
-    return execute(command, grace=grace, before_start=write_record, log=log, show_progress=show_progress,
-                   major=job.swift_major)
+
+class End:
+    """One training launch's record and index entry (lorakit.runindex), and what its end says:
+    the final checkpoint and the merge command on success (with --log, ms-swift's own
+    last_model_checkpoint line is not on the terminal), the resume command otherwise."""
+
+    def __init__(self, job: Job, command: Command):
+        self.job, self.command = job, command
+        self.caught: list[int] = []
+        self.launch = None
+
+    def start(self) -> None:
+        self.launch = record.write_train_record(self.job, self.command)
+        report.note(f"run record: {self.launch.record}")
+
+    def finish(self, rc: int) -> None:
+        from datetime import datetime, timezone
+
+        from lorakit import checkpoints, resume, runindex
+        from lorakit.values import as_bool
+
+        if self.launch is None:
+            return
+        args = self.job.args
+        add_version = as_bool(args.get("add_version")) is not False
+        run_dir = runindex.new_run_dir(self.launch.output, self.launch.before) if add_version else self.launch.output
+        final = None
+        if rc == 0 and run_dir is not None:
+            runs = checkpoints.scan(run_dir)
+            final = next((r.complete[-1].path for r in runs if r.complete), None)
+        found = None if rc == 0 else resume.newest_complete(
+            self.launch.output, model_only=bool(as_bool(args.get("resume_only_model"))))
+        entry = runindex.finish(self.launch, rc=rc, caught=self.caught,
+                                time=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                                run_dir=run_dir, checkpoint=final or (found and found.checkpoint and
+                                                                               found.checkpoint.path),
+                                record_name=record.record_name(self.job.launch.node_rank))
+        report.note(f"run {entry['status']} (exit code {rc}); recorded in {self.launch.index}")
+        if final is not None:
+            report.note(f"final checkpoint: {final}")
+            report.note(f"next: lorakit merge --adapters {shlex.quote(str(final))}")
+        elif found is not None and found.checkpoint is not None:
+            c = found.checkpoint
+            for path, why in found.skipped:
+                report.note(f"not resumable: {path}: {why}")
+            report.note(f"the newest complete checkpoint is {c.path} (step {c.step}); resume with:")
+            print("  " + shlex.join(["lorakit", "train", "--from", str(self.launch.record), "--resume"]),
+                  file=sys.stderr)

@@ -1,0 +1,92 @@
+"""`lorakit runs [OUTPUT]`: every launch into an output dir, from its index (lorakit.runindex)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from lorakit import report, runindex
+from lorakit.errors import LorakitError
+
+COLUMNS = ("started", "status", "exit", "run", "checkpoint", "record")
+LOST = "lost"
+
+
+def _alive(pid: Any) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (OSError, ValueError, TypeError, OverflowError):
+        return False
+    return True
+
+
+def _settled(entry: dict) -> dict:
+    """A 'running' launch of this host whose lorakit no longer runs was killed without a word
+    (SIGKILL, a lost node): say so rather than 'running' forever."""
+    if entry.get("status") == runindex.RUNNING and entry.get("host") == socket.gethostname() \
+            and not _alive(entry.get("pid")):
+        return {**entry, "status": LOST}
+    return entry
+
+
+def indexes(root: Path) -> list[Path]:
+    """root's own index, else those one level down (ms-swift's default output/<model name>)."""
+    if (root / runindex.INDEX).is_file():
+        return [root]
+    try:
+        return sorted(d for d in root.iterdir() if (d / runindex.INDEX).is_file())
+    except OSError:
+        return []
+
+
+def _cell(entry: dict, name: str) -> str:
+    if name == "started":
+        return str(entry.get("time") or "-")[:19].replace("T", " ")
+    if name == "exit":
+        return "-" if entry.get("exit_code") is None else str(entry["exit_code"])
+    if name == "run":
+        return Path(entry["run_dir"]).name if entry.get("run_dir") else "-"
+    if name == "checkpoint":
+        return Path(entry["checkpoint"]).name if entry.get("checkpoint") else "-"
+    return str(entry.get(name) or "-")
+
+
+def runs(
+    output: Annotated[str, typer.Argument(metavar="[OUTPUT]", show_default=False,
+                                          help="The training output dir (default: output).")] = "output",
+    as_json: Annotated[bool, typer.Option("--json", help="The launches as a JSON list on stdout.")] = False,
+) -> int:
+    """List the launches into an output dir, oldest first: when, status (running, finished, failed,
+    interrupted; lost when this host's lorakit was killed without a word), exit code, the vN run
+    dir ms-swift made, its last checkpoint, and the record that `lorakit train --from` replays.
+
+    \b
+    Examples:
+      lorakit runs
+      lorakit runs output/Qwen3-8B --json
+      lorakit train --from output/lorakit-runs/20260101-120000-4242.yaml --resume
+    """
+    root = Path(output).expanduser()
+    if not root.is_dir():
+        raise LorakitError(f"runs {output}: no such directory", hint="give the output dir a `lorakit train` wrote to")
+    found = indexes(root)
+    if not found:
+        raise LorakitError(f"runs {output}: no lorakit launches recorded here (no {runindex.INDEX})",
+                           hint="lorakit train writes it when it launches; `lorakit checkpoints DIR` lists "
+                                "checkpoints whoever made them")
+    entries = [_settled(e) for d in found for e in runindex.read(d)]
+    if as_json:
+        typer.echo(json.dumps(entries, indent=2))
+        return 0
+    rows = [list(COLUMNS)] + [[_cell(e, n) for n in COLUMNS] for e in entries]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS))]
+    for r in rows:
+        typer.echo("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    for d in found:
+        report.note(f"index: {d.resolve() / runindex.INDEX}")
+    return 0

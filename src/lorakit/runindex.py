@@ -1,0 +1,171 @@
+"""One record per launch, never overwritten, and an append-only index of the launches of an
+output dir: what `lorakit runs` lists and what `train --from` replays.
+
+    OUTPUT/lorakit-runs.jsonl                    the index: one JSON line when a launch starts
+                                                 (status running) and one when it ends
+    OUTPUT/lorakit-runs/20260101-120000-4242.yaml   that launch's record (node R: ...-nodeR.yaml)
+    OUTPUT/vN-YYYYMMDD-HHMMSS/lorakit-run.yaml   a copy, once the launch knows which vN dir
+                                                 ms-swift made for it (the run dir travels whole)
+    OUTPUT/lorakit-run.yaml                      the newest launch's record (node R:
+                                                 lorakit-run.nodeR.yaml), as before
+
+Why: each ms-swift launch makes a new vN dir (utils/utils.py `add_version_to_work_dir`), and
+before this lorakit kept one OUTPUT/lorakit-run.yaml, so a resume overwrote the record of the
+job it resumed. The vN dir is named by ms-swift once it runs (its timestamp, its `_get_version`),
+so the record is written before the start under a name of lorakit's, and the run dir is found
+afterwards: the vN dir that was not there before the launch.
+
+Stdlib only; the index is appended with one write per line (O_APPEND), so nodes or launches
+sharing an output dir do not interleave inside a line. Paths are absolute.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+INDEX = "lorakit-runs.jsonl"
+RECORDS = "lorakit-runs"
+RUNNING, FINISHED, FAILED, INTERRUPTED = "running", "finished", "failed", "interrupted"
+INTERRUPTS = tuple(int(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP))
+_RUN_RE = re.compile(r"^v([0-9]+)-[0-9]{8}-[0-9]{6}")
+
+
+def status_of(rc: int, caught: Iterable[int] = ()) -> str:
+    """finished (0); interrupted when lorakit forwarded a Ctrl-C/SIGTERM/SIGHUP, or the run died
+    of one (a scheduler's signal may reach the ranks, not lorakit); failed otherwise."""
+    if rc == 0:
+        return FINISHED
+    if list(caught) or (rc > 128 and rc - 128 in INTERRUPTS):
+        return INTERRUPTED
+    return FAILED
+
+
+def run_dirs(output: Path) -> set[str]:
+    try:
+        return {p.name for p in Path(output).iterdir() if _RUN_RE.match(p.name) and p.is_dir()}
+    except OSError:
+        return set()
+
+
+def new_run_dir(output: Path, before: set[str]) -> Optional[Path]:
+    """The vN dir that appeared during the launch; the highest N if several did (another launch
+    into the same output dir at the same time)."""
+    fresh = run_dirs(output) - before
+    if not fresh:
+        return None
+    return Path(output) / max(fresh, key=lambda n: int(_RUN_RE.match(n).group(1)))
+
+
+def _append(index: Path, entry: dict[str, Any]) -> None:
+    line = (json.dumps(entry, ensure_ascii=False) + "\n").encode("utf-8")
+    fd = os.open(index, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line)
+    finally:
+        os.close(fd)
+
+
+def _exclusive(folder: Path, stem: str, text: str) -> Path:
+    """Write text under a new name in folder: never replaces a file (os.link fails on one)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{stem}.{os.getpid()}.tmp"
+    tmp.write_text(text, encoding="utf-8")
+    try:
+        for n in range(1000):
+            path = folder / (f"{stem}.yaml" if n == 0 else f"{stem}-{n}.yaml")
+            try:
+                os.link(tmp, path)
+                return path
+            except FileExistsError:
+                continue
+        raise FileExistsError(f"{folder}: no free record name for {stem}")
+    finally:
+        tmp.unlink()
+
+
+@dataclass
+class Launch:
+    """One launch's entry in its output dir's index."""
+
+    output: Path
+    id: str
+    record: Path
+    before: set[str] = field(default_factory=set)
+
+    @property
+    def index(self) -> Path:
+        return self.output / INDEX
+
+
+def start(output: Path, text: str, *, argv: list[str], env: dict[str, str], node_rank: Any,
+          time: str, host: str) -> Launch:
+    """Before ms-swift starts: the launch's own record, and a 'running' line in the index."""
+    output = Path(output).resolve()
+    stamp = re.sub(r"[^0-9]", "", time[:19])
+    stamp = f"{stamp[:8]}-{stamp[8:14]}-{os.getpid()}" + (f"-node{node_rank}" if node_rank else "")
+    record = _exclusive(output / RECORDS, stamp, text)
+    launch = Launch(output, record.stem, record, run_dirs(output))
+    command = shlex.join([*(f"{k}={v}" for k, v in env.items()), *argv])
+    _append(launch.index, {"id": launch.id, "time": time, "status": RUNNING, "record": str(record),
+                           "command": command, "host": host, "pid": os.getpid(),
+                           "node_rank": node_rank or 0, "output_dir": str(output)})
+    return launch
+
+
+def finish(launch: Launch, *, rc: int, caught: Iterable[int], time: str, run_dir: Optional[Path],
+           checkpoint: Optional[Path] = None, record_name: str = "lorakit-run.yaml") -> dict[str, Any]:
+    """After the child exited: the record copied into its run dir (new_run_dir; the output dir
+    itself under --add_version false, where no copy is made), the end line."""
+    if run_dir is not None and Path(run_dir) != launch.output:
+        copy = run_dir / record_name
+        if not copy.exists():  # a run dir belongs to one launch: never replace what is there
+            try:
+                copy.write_text(launch.record.read_text(encoding="utf-8"), encoding="utf-8")
+            except OSError:
+                pass
+    entry = {"id": launch.id, "time": time, "status": status_of(rc, caught), "exit_code": rc,
+             "run_dir": str(run_dir) if run_dir else None, "checkpoint": str(checkpoint) if checkpoint else None}
+    try:
+        _append(launch.index, entry)
+    except OSError:
+        pass  # the end line is a courtesy: a full disk must not hide the child's exit code
+    return entry
+
+
+def read(output: Path) -> list[dict[str, Any]]:
+    """The launches of an output dir, oldest first: each id's lines merged, the last one winning."""
+    try:
+        lines = (Path(output) / INDEX).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return []
+    runs: dict[str, dict[str, Any]] = {}
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue  # a line cut short by a full disk or a kill: the others still count
+        if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
+            continue
+        if entry["id"] not in runs:
+            runs[entry["id"]] = dict(entry)
+        else:  # the end line: its time is when the launch ended
+            runs[entry["id"]].update({k: v for k, v in entry.items() if k != "time"}, ended=entry.get("time"))
+    return list(runs.values())
+
+
+def record_of_run_dir(run_dir: Path) -> Optional[Path]:
+    """`train --from RUN_DIR`: its lorakit-run.yaml, else the index entry that names it."""
+    run_dir = Path(run_dir).resolve()
+    if (run_dir / "lorakit-run.yaml").is_file():
+        return run_dir / "lorakit-run.yaml"
+    for entry in read(run_dir.parent):
+        if entry.get("run_dir") == str(run_dir) and entry.get("record"):
+            return Path(entry["record"])
+    return None
