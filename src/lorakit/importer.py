@@ -19,6 +19,7 @@ from lorakit import envvars, swiftflags
 from lorakit.findings import ERROR, INFO, WARNING, Finding
 from lorakit.names import OLD_NAMES, normalise_arg_key, spelled_for
 from lorakit.render import render_value
+from lorakit.scriptfaults import ENV_WORD
 from lorakit.shellscript import SwiftCall
 from lorakit.values import FALSE_WORDS, TRUE_WORDS, as_int
 
@@ -139,7 +140,7 @@ def _typed(spec: swiftflags.FlagSpec, values: list[str], *, negated: bool):
         return None, ("script.flag.no_value", "has no value (argparse: expected one argument)",
                       "give it a value, or delete it")
     problem = None
-    if len(values) > 1:
+    if len(values) > 1 and not all(ENV_WORD.match(v) for v in values[1:]):  # those: script.env_after_command
         problem = ("script.flag.extra_values", f"takes one value; {values[1:]!r} after {values[0]!r} is left over "
                    "(ms-swift: remaining_argv); imported with the first", "quote a value that holds spaces")
     return _one(spec, values[0]), problem

@@ -149,9 +149,10 @@ class _Shell:
 
     def _unresolved(self, what: str, line: int) -> None:
         name = what.strip("${}")
+        why = "is not set by the script" if NAME.fullmatch(name) else "is a command lorakit does not run"
         self.findings.append(Finding(
             WARNING, "script.variable.unresolved",
-            f"line {line}: {what} is not set by the script: kept as written, {what!r}",
+            f"line {line}: {what} {why}: kept as written, {what!r}",
             hint=f"give its value in the preset, or set {name} earlier in the script" if NAME.fullmatch(name)
             else "write its value in the preset: lorakit does not run commands to find it",
             file=self.name))

@@ -145,7 +145,8 @@ def _dollar(raw: str, i: int, variables: Mapping[str, str]) -> tuple[str, int, b
         return (raw[i:end], end, False) if value is None else (str(value), end, True)
     if raw.startswith("$(", i):
         end = _closing(raw, i + 1)
-        return raw[i:end], end, False
+        value = _expr(raw[i + 2:end - 1], variables)
+        return (raw[i:end], end, False) if value is None else (str(value), end, True)
     if raw.startswith("${", i):
         end = raw.find("}", i)
         end = len(raw) - 1 if end < 0 else end
@@ -161,6 +162,24 @@ def _dollar(raw: str, i: int, variables: Mapping[str, str]) -> tuple[str, int, b
     if var in variables:
         return variables[var], name.end(), True
     return raw[i:name.end()], name.end(), False
+
+
+def _expr(body: str, variables: Mapping[str, str]) -> int | None:
+    """`$(expr 16 / $nproc_per_node)`, as ms-swift's own examples compute gradient_accumulation_steps:
+    integer arithmetic over numbers and the script's variables; any other command is not run."""
+    words = body.split()
+    if len(words) < 2 or words[0] != "expr":
+        return None
+    items = []
+    for word in words[1:]:
+        if word in ("+", "-", "\\*", "'*'", "/", "%", "(", ")", "\\(", "\\)"):
+            items.append(word.strip("'\\"))
+        else:
+            value = expand(word, variables).fields
+            if len(value) != 1 or not re.fullmatch(r"-?\d+", value[0]):
+                return None
+            items.append(value[0])
+    return arithmetic(" ".join(items), {})
 
 
 def _braced(text: str, variables: Mapping[str, str]) -> str:

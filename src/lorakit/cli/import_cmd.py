@@ -139,8 +139,9 @@ def _checks(body: str, path: Path | None, script: Path, swift_version: str | Non
         copy = Path(folder) / f"{script.stem}.yaml"
         copy.write_text(body, encoding="utf-8")
         found = _checked(str(copy), swift_version, run_checks, apply_fixups)
-    return [Finding(f.level, f.code, f.message, f.hint, f.key, "the imported preset" if f.file == str(copy) else f.file)
-            for f in found]
+    said = "the imported preset"
+    return [Finding(f.level, f.code, f.message.replace(str(copy), said), f.hint.replace(str(copy), said), f.key,
+                    said if f.file == str(copy) else f.file) for f in found]
 
 
 def _checked(preset: str, swift_version: str | None, run_checks, apply_fixups) -> list[Finding]:
