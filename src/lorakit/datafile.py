@@ -99,6 +99,10 @@ class Recognition:
     counts: Counter = field(default_factory=Counter)  # problem code -> rows checked that have it
     rejected_rows: int = 0  # checked rows that carry a rejected_response / rejected_messages
     first_without_rejected: int | None = None  # the line of the first checked row that does not
+    # KTO (swift rlhf --rlhf_type kto) reads a boolean `label` per row (pipelines/train/kto.py
+    # sums train_dataset['label']): rows with one, and (line, what) of the first without one
+    labelled_rows: int = 0
+    first_bad_label: tuple[int, str] | None = None
 
     @property
     def complete(self) -> bool:
@@ -574,6 +578,11 @@ def _check_rows(rec: Recognition, objects: list[tuple[int, dict]], columns: Mapp
                 rec.rejected_rows += 1
             elif rec.first_without_rejected is None:
                 rec.first_without_rejected = line
+            label = row.get("label")
+            if isinstance(label, bool) or (type(label) in (int, float) and label in (0, 1)):
+                rec.labelled_rows += 1
+            elif rec.first_bad_label is None:
+                rec.first_bad_label = (line, "no label" if label is None else f"label {label!r} is not true/false")
             note = _template(messages) if messages else None
             _media(row, cwd, root, data_dir, origin)
         except _Drop as drop:

@@ -23,7 +23,7 @@ from lorakit.values import did_you_mean, suggestion
 
 TOP_KEYS = ("description", "extends", "command", "launch", "args", "env")
 LAUNCH_KEYS = tuple(envvars.FIELD.values())  # gpus, nproc_per_node, nnodes, node_rank, master_*
-COMMANDS = ("sft", "export")
+COMMANDS = ("sft", "export", "rlhf", "infer", "deploy", "eval", "rollout")
 
 
 def builtin_dir() -> Path:
@@ -152,7 +152,8 @@ def shape_problems(data: dict[str, Any]) -> list[str]:
             problems.append(f"key {key!r} must be a string, got {type(data[key]).__name__}")
     if "command" in data and data["command"] not in COMMANDS:
         problems.append(f"key 'command' must be one of {', '.join(COMMANDS)}, got {data['command']!r} "
-                        "('sft' trains with swift sft, 'export' merges with swift export)")
+                        "('sft' trains with swift sft, 'export' merges with swift export, 'rlhf' runs "
+                        "swift rlhf (DPO, KTO, GRPO...), infer/deploy/eval/rollout the swift command of that name)")
     for section in ("launch", "args", "env"):
         value = data.get(section)
         if value is not None and not isinstance(value, dict):

@@ -17,7 +17,8 @@ from lorakit.names import spelled_for
 from lorakit.values import as_int
 
 # lorakit's own keys: they shape the job but are never ms-swift flags.
-LORAKIT_ONLY_ARGS = ("global_batch_size",)
+# rollout_gpus: the GPUs of the `swift rollout` a GRPO server-mode job starts first (lorakit.paired).
+LORAKIT_ONLY_ARGS = ("global_batch_size", "rollout_gpus")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,107 @@
+"""--adapters for rlhf, infer, deploy and eval: merge's discovery (mergepick) for each value.
+
+A value is a checkpoint-N dir, a run dir or a training output root (the newest run's last
+complete checkpoint, as `lorakit merge`), or a hub adapter id, rendered as given. deploy (and
+eval, which deploys) also takes ms-swift's `name=path` (arguments/deploy_args.py
+`_init_adapters` splits on '='): the name is kept, the path is discovered.
+
+Stdlib only: it runs on --dry-run too.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from lorakit import checkpoints, mergepick
+from lorakit.errors import LorakitError
+
+
+@dataclass(frozen=True)
+class Adapter:
+    given: str  # what the user wrote (without the name)
+    rendered: str  # what ms-swift gets: the absolute checkpoint-N dir, or the hub id
+    name: Optional[str] = None  # deploy's name=path
+    checkpoint: Optional[Path] = None  # None for a hub adapter
+    reason: str = ""
+    skipped: list = field(default_factory=list)
+
+    @property
+    def argv_item(self) -> str:
+        return f"{self.name}={self.rendered}" if self.name else self.rendered
+
+
+def split_name(value: str, option: str, named: bool) -> tuple[Optional[str], str]:
+    """'name=path' -> ('name', 'path') where ms-swift reads names (deploy); else (None, value)."""
+    if not named or "=" not in value:
+        return None, value
+    parts = value.split("=")
+    if len(parts) != 2 or not parts[0] or not parts[1]:
+        # deploy_args.py: `adapter_name, adapter_path = adapter.split('=')` fails on any other shape
+        raise LorakitError(f"{option} {value!r}: ms-swift reads NAME=PATH with one '=' (a name and a path)",
+                           hint="e.g. --adapters sft=output/v0-20260101-120000; a path holding '=' cannot be named")
+    return parts[0], parts[1]
+
+
+def pick(value: str, option: str = "--adapters", how: str = "last", *, named: bool = False) -> Adapter:
+    name, path = split_name(value, option, named)
+    mergepick.require_path(path, option)
+    hub = mergepick.hub_adapter(path)
+    if hub is not None:
+        return Adapter(path, hub, name, reason=f"{path} is not a local path: a hub adapter ms-swift downloads")
+    chosen, reason, skipped = mergepick.pick(path, how)
+    # absolute: ms-swift records it in args.json, and a relative path that is missing becomes a hub id
+    return Adapter(path, str(chosen.path), name, chosen.path, reason, list(skipped))
+
+
+def lora_rank(checkpoint: Optional[Path]) -> Optional[int]:
+    """adapter_config.json's `r` (peft), or None when there is none to read."""
+    if checkpoint is None:
+        return None
+    for config in (checkpoint / "adapter_config.json", checkpoint / "default" / "adapter_config.json"):
+        try:
+            data = json.loads(config.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        rank = data.get("r") if isinstance(data, dict) else None
+        if isinstance(rank, int) and not isinstance(rank, bool):
+            return rank
+    return None
+
+
+def base_of(adapter: Adapter) -> dict:
+    """model/model_type/template/torch_dtype from the checkpoint's args.json ({} for a hub adapter)."""
+    return checkpoints.base_model_of(adapter.checkpoint) if adapter.checkpoint is not None else {}
+
+
+def with_base(job, adapter: Adapter, *, keys=("model", "model_type", "template")):
+    """The job with the base model (and its model_type/template) the checkpoint was trained on,
+    unless the command line named a model: `swift rlhf` does not read the adapter's args.json
+    (SftArguments.load_args is False), so a preset's model would silently be the wrong base.
+    Each change is said as an info finding. Returns (job, base dict)."""
+    from dataclasses import replace
+
+    from lorakit.findings import INFO, Finding
+
+    base = base_of(adapter)
+    if not base.get("model"):
+        return job, base
+    args, sources, notes = dict(job.args), dict(job.sources), []
+    for key in keys:
+        if base.get(key) in (None, ""):
+            continue
+        who = job.source_of(f"args.{key}")
+        if key == "model" and who.startswith("-"):
+            continue  # --model / --set model=...: the user's word
+        if key != "model" and key in args:
+            continue
+        if args.get(key) == base[key]:
+            continue
+        was = f" (replaces {args[key]} from {who})" if key in args else ""
+        args[key], sources[f"args.{key}"] = base[key], base["source"]
+        notes.append(Finding(INFO, "adapters.base", f"{key} {base[key]} from {base['source']}{was}",
+                             hint="the adapter was trained on it; pass --model to use another base",
+                             key=f"args.{key}", file=base["source"]))
+    return replace(job, args=args, sources=sources, adjustments=(*job.adjustments, *notes)), base

@@ -1,0 +1,223 @@
+"""`swift rlhf` jobs: what each rlhf_type needs, read from ms-swift 4.6.0's source.
+
+- The sft rules carry over (layouts, use_reentrant, LoRA, paths, the model, batch sizes): they
+  are run on the job seen as `sft`; RLHFArguments inherits SftArguments, so they hold as they are.
+- Dataset rows per rlhf_type: DPO/ORPO/SimPO/CPO encode a chosen and a rejected answer
+  (template/base.py `_rlhf_encode`: "inputs.rejected is None" without rejected_response or
+  rejected_messages); KTO reads a boolean `label` per row (pipelines/train/kto.py sums
+  train_dataset['label']) and needs a total batch above 1 for its KL term.
+- GRPO (arguments/rlhf_args.py): reward functions or a reward model; vLLM and device_map do not
+  mix (`_check_grpo`: "GRPO with vLLM is not compatible with `device_map`"); use_vllm and
+  vllm_mode go together (`_init_rollout`); server mode needs the server's host.
+- ref_adapters only for DPO, KTO and GRPO (pipelines/train/rlhf.py prepare_model asserts it); a
+  ref_model with LoRA is refused (rlhf_args.py __post_init__).
+- vLLM with LoRA: vllm_max_lora_rank (default 16) must be at least lora_rank, or vLLM refuses
+  the adapter at load (ms-swift #4221).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+
+from lorakit import localpath
+from lorakit.checks.facts import Facts
+from lorakit.findings import ERROR, Finding, about
+from lorakit.job import Job
+from lorakit.values import as_bool, as_int
+
+PAIRED = ("dpo", "orpo", "simpo", "cpo")  # a chosen and a rejected answer per row
+REF_ADAPTER_TYPES = ("dpo", "kto", "grpo")
+VLLM_LORA_DEFAULT = 16  # deploy_args.py / rlhf args: vllm_max_lora_rank: int = 16
+
+
+def rlhf_type(job: Job) -> str:
+    return str(job.args.get("rlhf_type", "dpo"))  # RLHFArguments.rlhf_type defaults to 'dpo'
+
+
+def _items(value) -> list[str]:
+    if isinstance(value, (list, tuple)):
+        return [str(v) for v in value if v not in (None, "")]
+    return [] if value in (None, "") else [str(value)]
+
+
+def carried_over(job: Job, facts: Facts) -> list[Finding]:
+    """The sft-only rules, for an rlhf job; a finding the plain run already gives is not repeated."""
+    if job.command != "rlhf":
+        return []
+    from lorakit.checks import layout, lora, model, nodes, paths, policy, training
+
+    checks = [*lora.CHECKS, *layout.CHECKS, *training.CHECKS, *nodes.CHECKS, *model.CHECKS, *paths.CHECKS,
+              *policy.CHECKS]
+    as_sft = replace(job, command="sft")
+    plain = {(f.code, f.key, f.message) for check in checks for f in check(job, facts)}
+    out = []
+    for check in checks:
+        for f in check(as_sft, facts):
+            if (f.code, f.key, f.message) not in plain:
+                out.append(replace(f, message=f.message.replace("swift sft", "swift rlhf")))
+    return out
+
+
+def _local_files(job: Job) -> list[tuple[str, str]]:
+    """(key, absolute path) of the local .jsonl/.json/.csv datasets."""
+    out = []
+    cwd = os.getcwd()
+    for key in ("dataset", "val_dataset"):
+        for item in _items(job.args.get(key)):
+            ref = localpath.parse_dataset(item, cwd)
+            name = ref.name.strip()
+            if name and localpath.exists(name, cwd):
+                path = localpath.absolute(name, cwd)
+                if path.lower().endswith((".jsonl", ".json", ".csv")) and os.path.isfile(path):
+                    out.append((key, path))
+    return out
+
+
+def check_rows(job: Job, facts: Facts) -> list[Finding]:
+    kind = rlhf_type(job)
+    if job.command != "rlhf" or kind not in (*PAIRED, "kto") or _items(job.args.get("custom_dataset_info")):
+        return []
+    from lorakit import datafile
+
+    out = []
+    for key, path in _local_files(job):
+        rec = datafile.recognize(path, environ=facts.environ)
+        if not rec.rows_checked:
+            continue  # unreadable or empty: the data check says so
+        if kind in PAIRED and rec.first_without_rejected is not None:
+            some = f"{rec.rejected_rows} of {rec.rows_checked} rows checked" if rec.rejected_rows else "no row checked"
+            out.append(about(job, ERROR, "rlhf.data.rejected", f"args.{key}",
+                             f"{path}:{rec.first_without_rejected}: rlhf_type {kind} trains on a chosen and a "
+                             f"rejected answer per row, and {some} has a rejected_response (or rejected_messages): "
+                             "ms-swift stops with 'inputs.rejected is None'",
+                             'add "rejected_response": "..." to each row (the worse answer), next to its messages'))
+        if kind == "kto" and rec.first_bad_label is not None:
+            line, what = rec.first_bad_label
+            out.append(about(job, ERROR, "rlhf.data.label", f"args.{key}",
+                             f"{path}:{line}: rlhf_type kto reads a boolean label per row (desirable or not), "
+                             f"and this row has {what}",
+                             'add "label": true (a good answer) or "label": false (a bad one) to each row'))
+    return out
+
+
+def _total_batch(job: Job) -> int | None:
+    batch = as_int(job.args.get("per_device_train_batch_size", 1))
+    steps = as_int(job.args.get("gradient_accumulation_steps", 1))
+    if batch is None or steps is None:
+        return None
+    return batch * steps * job.world_size
+
+
+def check_kto_batch(job: Job, facts: Facts) -> list[Finding]:
+    if job.command != "rlhf" or rlhf_type(job) != "kto" or job.args.get("loss_type") == "apo_zero_unpaired":
+        return []
+    total = _total_batch(job)
+    if total is None or total > 1:
+        return []
+    return [about(job, ERROR, "rlhf.kto.batch", "args.per_device_train_batch_size",
+                  "KTO with a total batch of 1 (per-device batch x accumulation x ranks): ms-swift stops with "
+                  "'Batch size is 1 (too small)' (its KL term needs other rows of the batch)",
+                  "set gradient_accumulation_steps or per_device_train_batch_size to 2 or more")]
+
+
+def check_ref(job: Job, facts: Facts) -> list[Finding]:
+    if job.command != "rlhf":
+        return []
+    kind, out = rlhf_type(job), []
+    if _items(job.args.get("ref_adapters")) and kind not in REF_ADAPTER_TYPES:
+        out.append(about(job, ERROR, "rlhf.ref_adapters", "args.ref_adapters",
+                         f"rlhf_type {kind} has no reference model, so ref_adapters cannot be used "
+                         "(ms-swift asserts 'only DPO, KTO, and GRPO support `ref_adapters`')",
+                         "drop ref_adapters (keep --adapters to start from the SFT adapter)"))
+    if job.args.get("ref_model") not in (None, "") and str(job.args.get("tuner_type", "lora")) != "full":
+        out.append(about(job, ERROR, "rlhf.ref_model", "args.ref_model",
+                         "a ref_model with LoRA training: ms-swift refuses it ('CPO/ORPO or LoRA training does "
+                         "not require a ref_model'); with LoRA the reference is the model without the adapter",
+                         "drop ref_model; to start from an SFT adapter, pass it as --adapters and --ref_adapters"))
+    return out
+
+
+def uses_vllm(job: Job) -> bool:
+    return as_bool(job.args.get("use_vllm", False)) is True
+
+
+def check_grpo(job: Job, facts: Facts) -> list[Finding]:
+    if job.command != "rlhf" or rlhf_type(job) != "grpo":
+        return []
+    from lorakit.checks.layout import gpus_per_rank
+
+    out = []
+    rewards = _items(job.args.get("reward_funcs")) or _items(job.args.get("reward_model"))
+    if not rewards and job.args.get("teacher_model") in (None, ""):
+        out.append(about(job, ERROR, "rlhf.grpo.rewards", "args.reward_funcs",
+                         "GRPO with no reward: neither reward_funcs nor a reward_model is set",
+                         "set reward_funcs (built-in: accuracy, format, cosine, repetition, soft_overlong) "
+                         "or reward_model"))
+    mode = job.args.get("vllm_mode")
+    if uses_vllm(job) and mode in (None, ""):
+        out.append(about(job, ERROR, "rlhf.vllm.mode", "args.use_vllm",
+                         "use_vllm true without vllm_mode: ms-swift stops ('vllm_mode is required')",
+                         "set vllm_mode: colocate (vLLM inside each training rank) or server (a swift rollout)"))
+    if mode not in (None, "") and not uses_vllm(job):
+        out.append(about(job, ERROR, "rlhf.vllm.mode", "args.vllm_mode",
+                         f"vllm_mode {mode} without use_vllm true: ms-swift stops ('vllm_mode is not supported "
+                         "when use_vllm is false')", "set use_vllm: true, or drop vllm_mode"))
+    if uses_vllm(job) and (gpus_per_rank(job) > 1 or job.args.get("device_map") not in (None, "")):
+        out.append(about(job, ERROR, "rlhf.vllm.device_map", "launch.nproc_per_node",
+                         "GRPO with vLLM on a device_map layout (several GPUs per rank): ms-swift stops with "
+                         "'GRPO with vLLM is not compatible with `device_map`'",
+                         "one rank per training GPU: nproc_per_node: auto (and no device_map)"))
+    if mode == "server" and uses_vllm(job) and not (job.args.get("vllm_server_host") or
+                                                    job.args.get("vllm_server_base_url")):
+        out.append(about(job, ERROR, "rlhf.vllm.server_host", "args.vllm_mode",
+                         "vllm_mode server without vllm_server_host: the trainer has no rollout server to ask",
+                         "set vllm_server_host and vllm_server_port (lorakit's paired launch starts swift rollout "
+                         "there when rollout_gpus is set)"))
+    return out + check_rollout_gpus(job)
+
+
+def gpu_list(value) -> list[str]:
+    if isinstance(value, (list, tuple)):
+        return [str(v).strip() for v in value]
+    return [g.strip() for g in str(value).split(",") if g.strip()] if value not in (None, "") else []
+
+
+def check_rollout_gpus(job: Job) -> list[Finding]:
+    """Server mode's two GPU sets: rollout_gpus for `swift rollout`, launch.gpus for training."""
+    rollout = gpu_list(job.args.get("rollout_gpus"))
+    if not rollout:
+        return []
+    if job.args.get("vllm_mode") != "server":
+        return [about(job, ERROR, "rlhf.rollout.mode", "args.rollout_gpus",
+                      f"rollout_gpus is set, but vllm_mode is {job.args.get('vllm_mode')!r}: only server mode "
+                      "starts a swift rollout", "set vllm_mode: server, or drop rollout_gpus")]
+    train = job.launch.gpu_ids or []
+    shared = sorted(set(rollout) & set(train), key=rollout.index)
+    if shared:
+        return [about(job, ERROR, "rlhf.rollout.gpus", "args.rollout_gpus",
+                      f"rollout_gpus {','.join(rollout)} and the training GPUs {','.join(train)} share "
+                      f"{','.join(shared)}: vLLM takes most of a GPU's memory, so training there runs out",
+                      "give the rollout and the trainer disjoint GPUs, e.g. rollout_gpus: \"0\" and gpus: \"1,...\"")]
+    nproc = job.launch.nproc_per_node
+    if train and nproc is not None and nproc > len(train):
+        return [about(job, ERROR, "rlhf.rollout.nproc", "launch.nproc_per_node",
+                      f"NPROC_PER_NODE={nproc} but only {len(train)} training GPUs: NPROC_PER_NODE counts the "
+                      "training GPUs only, not the rollout's", "nproc_per_node: auto")]
+    return []
+
+
+def check_lora_rank(job: Job, facts: Facts) -> list[Finding]:
+    """vLLM loads LoRA adapters only up to vllm_max_lora_rank (ms-swift #4221)."""
+    if job.command != "rlhf" or not uses_vllm(job) or as_bool(job.args.get("vllm_enable_lora", False)) is not True:
+        return []
+    rank = as_int(job.args.get("lora_rank", 8))
+    limit = as_int(job.args.get("vllm_max_lora_rank", VLLM_LORA_DEFAULT))
+    if rank is None or limit is None or limit >= rank:
+        return []
+    return [about(job, ERROR, "rlhf.vllm.lora_rank", "args.vllm_max_lora_rank",
+                  f"vllm_max_lora_rank {limit} is below lora_rank {rank}: vLLM refuses the adapter when it loads it",
+                  f"set vllm_max_lora_rank: {rank} (or more)")]
+
+
+CHECKS = [carried_over, check_rows, check_kto_batch, check_ref, check_grpo, check_lora_rank]

@@ -1,0 +1,292 @@
+"""`lorakit rlhf`: the built-in DPO/KTO/ORPO/SimPO/GRPO presets render exactly, --adapters starts
+from an SFT checkpoint, and the per-rlhf_type checks stop what ms-swift would refuse later."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, run_cli, swift3_python
+from lorakit.checks import run_checks
+from lorakit.checks.facts import Facts
+from lorakit.cli.common import JobOptions, job_from_options
+from lorakit.cli.rlhf import sft_fixups
+from lorakit.render import render
+
+PARSE = REPO / "scripts" / "swift_parse_check.py"
+RLHF_PRESETS = ("dpo", "kto", "orpo", "simpo", "grpo_colocate", "grpo_server")
+COMMON = ["--model", "Qwen/Qwen3-8B", "--tuner_type", "lora", "--torch_dtype", "bfloat16",
+          "--num_train_epochs", "1", "--per_device_train_batch_size", "1", "--per_device_eval_batch_size", "1",
+          "--learning_rate", "0.0001", "--lora_rank", "8", "--lora_alpha", "32", "--target_modules", "all-linear"]
+
+
+def job(name: str, *sets: str, major: int = 4, env: dict | None = None):
+    return sft_fixups(job_from_options(JobOptions(name, sets=list(sets), swift_version=str(major)), env=env or {}))
+
+
+def errors(j) -> list[tuple[str, str]]:
+    return [(f.code, f.message) for f in run_checks(j, Facts(here=False)) if f.level == "error"]
+
+
+def test_dpo_renders_exactly():
+    command = render(job("dpo"))
+    assert command.env == {"CUDA_VISIBLE_DEVICES": "0"}
+    assert command.argv == ["swift", "rlhf", *COMMON, "--gradient_accumulation_steps", "16",
+                            "--split_dataset_ratio", "0.01", "--eval_steps", "50", "--save_steps", "50",
+                            "--save_total_limit", "2", "--logging_steps", "5", "--max_length", "2048",
+                            "--warmup_ratio", "0.05", "--dataloader_num_workers", "4", "--output_dir", "output",
+                            "--rlhf_type", "dpo", "--beta", "0.1", "--dataset", "hjh0119/shareAI-Llama3-DPO-zh-en-emoji"]
+
+
+def test_dpo_renders_train_type_for_3x():
+    argv = render(job("dpo", major=3)).argv
+    assert argv[:6] == ["swift", "rlhf", "--model", "Qwen/Qwen3-8B", "--train_type", "lora"]
+
+
+def test_grpo_colocate_layout_and_flags():
+    command = render(job("grpo_colocate"))
+    assert command.env == {"CUDA_VISIBLE_DEVICES": "0,1,2,3,4,5,6,7", "NPROC_PER_NODE": "8"}
+    argv = command.argv
+    tail = argv[argv.index("--rlhf_type"):]
+    assert tail == ["--rlhf_type", "grpo", "--dataset", "AI-MO/NuminaMath-TIR#5000", "--reward_funcs", "accuracy",
+                    "format", "--use_vllm", "true", "--vllm_mode", "colocate", "--vllm_gpu_memory_utilization", "0.5",
+                    "--vllm_max_model_len", "4096", "--sleep_level", "1", "--num_generations", "8",
+                    "--max_completion_length", "2048", "--temperature", "1", "--beta", "0.04",
+                    "--gradient_checkpointing_kwargs", '{"use_reentrant": false}']
+    # global_batch_size 64 over 8 ranks of 4 each
+    assert argv[argv.index("--gradient_accumulation_steps") + 1] == "2"
+
+
+def test_grpo_server_trainer_half():
+    command = render(job("grpo_server"))
+    # NPROC_PER_NODE counts the training GPUs only; rollout_gpus is lorakit's and never rendered
+    assert command.env == {"CUDA_VISIBLE_DEVICES": "1,2,3,4,5,6,7", "NPROC_PER_NODE": "7"}
+    assert "--rollout_gpus" not in command.argv
+    at = command.argv.index("--vllm_mode")
+    assert command.argv[at:at + 6] == ["--vllm_mode", "server", "--vllm_server_host", "127.0.0.1",
+                                       "--vllm_server_port", "8000"]
+
+
+@pytest.mark.parametrize("name", RLHF_PRESETS)
+def test_builtin_rlhf_presets_have_no_errors(name):
+    assert errors(job(name)) == []
+
+
+# ---- datasets: the fields each rlhf_type reads -------------------------------------------------
+
+def rows(path: Path, items: list[dict]) -> str:
+    path.write_text("".join(json.dumps(i) + "\n" for i in items), encoding="utf-8")
+    return str(path)
+
+
+def chat(q="hi", a="hello", **extra) -> dict:
+    return {"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}], **extra}
+
+
+def test_dpo_rows_need_rejected_response(tmp_path):
+    data = rows(tmp_path / "d.jsonl", [chat()] * 4)
+    assert ("rlhf.data.rejected", f"{data}:1: rlhf_type dpo trains on a chosen and a rejected answer per row, "
+            "and no row checked has a rejected_response (or rejected_messages): ms-swift stops with "
+            "'inputs.rejected is None'") in errors(job("dpo", f"dataset=[{data}]"))
+
+
+def test_dpo_rows_with_rejected_response_pass(tmp_path):
+    data = rows(tmp_path / "d.jsonl", [chat(rejected_response="no")] * 4)
+    assert errors(job("dpo", f"dataset=[{data}]")) == []
+
+
+@pytest.mark.parametrize("name", ["orpo", "simpo"])
+def test_orpo_and_simpo_read_rejected_response_too(tmp_path, name):
+    data = rows(tmp_path / "d.jsonl", [chat(), chat()])
+    assert [m for c, m in errors(job(name, f"dataset=[{data}]")) if c == "rlhf.data.rejected"] == [
+        f"{data}:1: rlhf_type {name} trains on a chosen and a rejected answer per row, and no row checked has a "
+        "rejected_response (or rejected_messages): ms-swift stops with 'inputs.rejected is None'"]
+
+
+def test_a_row_missing_rejected_among_others_is_the_data_checks(tmp_path):
+    """Once some rows have the column, ms-swift drops the others (data.row.rejected says so): not twice."""
+    data = rows(tmp_path / "d.jsonl", [chat(rejected_response="no"), chat(), chat(rejected_response="x")])
+    assert [c for c, _ in errors(job("dpo", f"dataset=[{data}]"))] == ["data.row.rejected"]
+
+
+@pytest.mark.parametrize("label, what", [(None, "no label"), ("true", "label 'true' is not true/false")])
+def test_kto_rows_need_a_boolean_label(tmp_path, label, what):
+    bad = chat() if label is None else chat(label=label)
+    data = rows(tmp_path / "k.jsonl", [chat(label=True), chat(label=False), bad])
+    assert ("rlhf.data.label", f"{data}:3: rlhf_type kto reads a boolean label per row (desirable or not), "
+            f"and this row has {what}") in errors(job("kto", f"dataset=[{data}]"))
+
+
+def test_kto_labels_true_false_and_0_1_pass(tmp_path):
+    data = rows(tmp_path / "k.jsonl", [chat(label=True), chat(label=0), chat(label=1), chat(label=False)])
+    assert errors(job("kto", f"dataset=[{data}]")) == []
+
+
+def test_kto_total_batch_of_one_is_refused():
+    assert ("rlhf.kto.batch", "KTO with a total batch of 1 (per-device batch x accumulation x ranks): ms-swift "
+            "stops with 'Batch size is 1 (too small)' (its KL term needs other rows of the batch)") in \
+        errors(job("kto", "global_batch_size=null", "gradient_accumulation_steps=1"))
+
+
+# ---- reference model, GRPO, vLLM -----------------------------------------------------------------
+
+def test_ref_adapters_only_for_dpo_kto_grpo():
+    assert ("rlhf.ref_adapters", "rlhf_type orpo has no reference model, so ref_adapters cannot be used "
+            "(ms-swift asserts 'only DPO, KTO, and GRPO support `ref_adapters`')") in \
+        errors(job("orpo", "ref_adapters=[sft/checkpoint-2]"))
+
+
+def test_ref_model_with_lora_is_refused():
+    assert [c for c, _ in errors(job("dpo", "ref_model=Qwen/Qwen3-8B"))] == ["rlhf.ref_model"]
+
+
+def test_grpo_without_rewards():
+    assert ("rlhf.grpo.rewards", "GRPO with no reward: neither reward_funcs nor a reward_model is set") in \
+        errors(job("grpo_colocate", "reward_funcs=null"))
+
+
+def test_use_vllm_needs_a_mode_and_a_mode_needs_vllm():
+    assert [c for c, _ in errors(job("grpo_colocate", "vllm_mode=null"))] == ["rlhf.vllm.mode"]
+    found = errors(job("grpo_colocate", "use_vllm=false"))
+    assert ("rlhf.vllm.mode", "vllm_mode colocate without use_vllm true: ms-swift stops ('vllm_mode is not "
+            "supported when use_vllm is false')") in found
+
+
+def test_grpo_vllm_refuses_device_map_layouts():
+    found = errors(job("grpo_colocate", "launch.nproc_per_node=gpus/2"))
+    assert ("rlhf.vllm.device_map", "GRPO with vLLM on a device_map layout (several GPUs per rank): ms-swift stops "
+            "with 'GRPO with vLLM is not compatible with `device_map`'") in found
+
+
+def test_server_mode_gpus_must_be_disjoint():
+    found = errors(job("grpo_server", "rollout_gpus=0,1", "launch.gpus=1,2,3"))
+    assert ("rlhf.rollout.gpus", "rollout_gpus 0,1 and the training GPUs 1,2,3 share 1: vLLM takes most of a "
+            "GPU's memory, so training there runs out") in found
+
+
+def test_server_mode_nproc_counts_training_gpus_only():
+    found = errors(job("grpo_server", "launch.nproc_per_node=8"))
+    assert ("rlhf.rollout.nproc", "NPROC_PER_NODE=8 but only 7 training GPUs: NPROC_PER_NODE counts the "
+            "training GPUs only, not the rollout's") in found
+
+
+def test_rollout_gpus_without_server_mode():
+    assert [c for c, _ in errors(job("grpo_colocate", "rollout_gpus=0", "launch.gpus=1,2,3,4,5,6,7"))] == \
+        ["rlhf.rollout.mode"]
+
+
+def test_server_mode_needs_a_host():
+    assert [c for c, _ in errors(job("grpo_server", "vllm_server_host=null"))] == ["rlhf.vllm.server_host"]
+
+
+def test_vllm_max_lora_rank_below_lora_rank():
+    found = errors(job("grpo_colocate", "vllm_enable_lora=true", "lora_rank=64", "lora_alpha=128"))
+    assert ("rlhf.vllm.lora_rank", "vllm_max_lora_rank 16 is below lora_rank 64: vLLM refuses the adapter when "
+            "it loads it") in found
+    assert errors(job("grpo_colocate", "vllm_enable_lora=true", "lora_rank=64", "lora_alpha=128",
+                      "vllm_max_lora_rank=64")) == []
+
+
+def test_sft_rules_carry_over_to_rlhf():
+    """layout checks gated on sft: one process on 8 GPUs is the silent device_map layout."""
+    found = [f for f in run_checks(job("dpo", "launch.gpus=0,1,2,3,4,5,6,7"), Facts(here=False))
+             if f.code == "layout.device_map.implicit"]
+    assert len(found) == 1
+
+
+def test_use_reentrant_fixup_carries_over():
+    j = job("dpo", "launch.gpus=0,1", "launch.nproc_per_node=auto")
+    assert j.args["gradient_checkpointing_kwargs"] == {"use_reentrant": False}
+
+
+# ---- --adapters: start from an SFT checkpoint ------------------------------------------------------
+
+def sft_output(root: Path, model: str = "/models/base") -> Path:
+    run = root / "output" / "v0-20260101-120000"
+    ckpt = run / "checkpoint-2"
+    ckpt.mkdir(parents=True)
+    (ckpt / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "r": 8}))
+    (ckpt / "adapter_model.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ")
+    (ckpt / "trainer_state.json").write_text(json.dumps({"global_step": 2, "log_history": []}))
+    (ckpt / "args.json").write_text(json.dumps({"model": model, "model_type": "qwen2", "template": "qwen"}))
+    return ckpt
+
+
+def dry(args: list[str], cwd: Path):
+    old = os.getcwd()
+    os.chdir(cwd)
+    try:
+        return run_cli(["rlhf", "--dry-run", *args])
+    finally:
+        os.chdir(old)
+
+
+def argv_of(stdout: str) -> list[str]:
+    tokens = shlex.split(stdout.replace("\\\n", " "))
+    return tokens[tokens.index("swift"):]
+
+
+def test_adapters_output_root_picks_the_checkpoint_and_its_base(tmp_path):
+    ckpt = sft_output(tmp_path, model=str(tmp_path))  # an existing dir: no missing-model error
+    result = dry(["-p", "dpo", "--adapters", "output", "--format", "text"], tmp_path)
+    assert result.code == 0, result.stderr
+    argv = argv_of(result.stdout)
+    assert argv[argv.index("--model") + 1] == str(tmp_path)
+    assert argv[-8:] == ["--adapters", str(ckpt), "--model_type", "qwen2", "--template", "qwen",
+                         "--ref_adapters", str(ckpt)]
+    assert f"lorakit: picked {ckpt}: run v0-20260101-120000, last checkpoint (step 2, 1 checkpoint)" in result.stderr
+
+
+def test_orpo_gets_no_ref_adapters_and_model_option_wins(tmp_path):
+    sft_output(tmp_path)
+    result = dry(["-p", "orpo", "--adapters", "output", "--model", "Qwen/Qwen3-8B"], tmp_path)
+    assert result.code == 0, result.stderr
+    argv = argv_of(result.stdout)
+    assert "--ref_adapters" not in argv and argv[argv.index("--model") + 1] == "Qwen/Qwen3-8B"
+
+
+def test_ref_adapters_null_keeps_the_bare_base(tmp_path):
+    sft_output(tmp_path, model=str(tmp_path))
+    result = dry(["-p", "dpo", "--adapters", "output", "--set", "ref_adapters=null"], tmp_path)
+    assert result.code == 0, result.stderr
+    assert "--ref_adapters" not in argv_of(result.stdout)
+
+
+def test_adapters_without_a_checkpoint_is_a_user_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = dry(["-p", "dpo", "--adapters", "empty"], tmp_path)
+    assert result.code == 2
+    assert result.stderr.startswith("lorakit: error: no adapter checkpoint found under empty: the directory is empty")
+
+
+def test_a_sft_preset_is_refused(tmp_path):
+    result = dry(["-p", "single"], tmp_path)
+    assert (result.code, result.stderr.splitlines()[0]) == (
+        2, "lorakit: error: preset 'single' runs `swift sft`, not `swift rlhf`")
+
+
+# ---- ms-swift's own parser takes every rendered rlhf command -------------------------------------
+
+def rendered_argvs(major: int) -> list[list[str]]:
+    return [render(job(name, major=major)).argv[2:] for name in RLHF_PRESETS]
+
+
+def parse(python: str, argvs: list[list[str]]) -> list[dict]:
+    out = subprocess.run([python, str(PARSE), "rlhf", "--batch"], input=json.dumps(argvs), capture_output=True,
+                         text=True, timeout=600, cwd=REPO / "scripts")
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout)
+
+
+@pytest.mark.parametrize("major", [4, 3])
+def test_ms_swift_parses_every_rlhf_preset(major):
+    python = sys.executable if major == 4 else swift3_python()
+    answers = parse(python, rendered_argvs(major))
+    assert [(a["exit"], a.get("remaining")) for a in answers] == [(0, [])] * len(RLHF_PRESETS)
+    assert [a["values"]["rlhf_type"] for a in answers] == ["dpo", "kto", "orpo", "simpo", "grpo", "grpo"]
