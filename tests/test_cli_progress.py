@@ -60,9 +60,11 @@ def test_log_gets_the_output_and_a_failure_shows_the_exit_code_and_last_lines(tm
     # the two interleave depends on thread scheduling, as it would in a terminal
     traceback = ["  Traceback (most recent call last):", '    File "sft.py", line 1', "  ValueError: bad batch"]
     assert [line for line in tail[3:] if line in traceback] == traceback
-    assert sorted(tail[3:]) == sorted(["  run sh: `python sft.py`",
-                                      "  {'loss': '1.5', 'global_step/max_steps': '1/2', 'remaining_time': '1s'}",
-                                      *traceback])
+    index = tmp_path / "output" / "lorakit-runs.jsonl"
+    assert tail[-1] == f"lorakit: run failed (exit code 3); recorded in {index}"  # no checkpoint: no resume line
+    assert sorted(tail[3:-1]) == sorted(["  run sh: `python sft.py`",
+                                        "  {'loss': '1.5', 'global_step/max_steps': '1/2', 'remaining_time': '1s'}",
+                                        *traceback])
 
 
 def test_log_with_dry_run_is_refused(tmp_path):

@@ -209,10 +209,21 @@ def test_log_file_off_a_tty(tmp_path):
 
 
 def test_off_a_tty_nothing_is_in_between(capsys):
+    with Watch(stdout=FakeTTY(), stderr=io.BytesIO()) as watch:
+        assert watch.output is None and not watch.piped
+        assert watch.child_env({"A": "1"}) == {"A": "1"}  # stdout a terminal: nothing to unbuffer
+    assert capsys.readouterr().err == ""
+
+
+def test_a_stdout_that_is_not_a_terminal_unbuffers_the_child(capsys):
+    # `lorakit train | tee log`, `> log`, nohup: the child writes there itself, block-buffered
     with Watch(stdout=io.BytesIO(), stderr=io.BytesIO()) as watch:
         assert watch.output is None and not watch.piped
-        assert watch.child_env({"A": "1"}) == {"A": "1"}
-    assert capsys.readouterr().err == ""
+        assert watch.child_env({"A": "1"}) == {"A": "1", "PYTHONUNBUFFERED": "1"}
+        assert watch.child_env({"PYTHONUNBUFFERED": "0"}) == {"PYTHONUNBUFFERED": "0"}  # the user's own
+    assert capsys.readouterr().err == (
+        "lorakit: set PYTHONUNBUFFERED=1 for ms-swift: lorakit's stdout is not a terminal, and Python would "
+        "otherwise hold its log lines back until it exits\n")
     with Watch(show=False, console=tty_console()) as watch:
         assert watch.output is None
 

@@ -12,7 +12,7 @@ import yaml
 
 from test_launch_cli import fake_env, lorakit, recorded
 
-from lorakit import presets, record
+from lorakit import presets, record, runindex
 from lorakit.fixups import apply_fixups
 from lorakit.job import build_job
 from lorakit.render import render
@@ -29,7 +29,9 @@ def test_a_launch_writes_the_record_before_swift_starts(tmp_path):
     result = launch(tmp_path, ["-p", "single", "--output-dir", str(out), "--set", "global_batch_size=32"],
                     FAKE_SWIFT_MODE="exit:3")
     assert result.returncode == 3, result.stderr
-    assert f"lorakit: run record: {out / 'lorakit-run.yaml'}" in result.stderr.splitlines()
+    [own] = sorted((out / "lorakit-runs").glob("*.yaml"))  # this launch's own record
+    assert f"lorakit: run record: {own}" in result.stderr.splitlines()
+    assert own.read_text() == (out / "lorakit-run.yaml").read_text()  # and the newest launch's
     data = yaml.safe_load((out / "lorakit-run.yaml").read_text())
     argv, env = recorded(tmp_path / "rec.json")
     assert data["command"]["argv"] == ["swift", *argv]
@@ -71,11 +73,15 @@ def test_the_record_names_the_git_commit(tmp_path):
     assert yaml.safe_load((repo / "output" / "lorakit-run.yaml").read_text())["git"]["dirty"] is True
 
 
-def test_a_new_launch_replaces_the_previous_record(tmp_path):
+def test_each_launch_keeps_its_own_record_and_lorakit_run_yaml_is_the_newest(tmp_path):
     out = str(tmp_path / "out")
     for rank in (4, 16):
         assert launch(tmp_path, ["-p", "single", "--output-dir", out, "--lora-rank", str(rank)]).returncode == 0
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["lorakit-run.yaml"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["lorakit-run.yaml", "lorakit-runs",
+                                                                    "lorakit-runs.jsonl"]
+    own = [Path(e["record"]) for e in runindex.read(tmp_path / "out")]  # oldest first
+    assert len(set(own)) == 2 and all(p.parent == tmp_path / "out" / "lorakit-runs" for p in own)
+    assert [yaml.safe_load(p.read_text())["preset"]["args"]["lora_rank"] for p in own] == [4, 16]
     assert yaml.safe_load((tmp_path / "out" / "lorakit-run.yaml").read_text())["preset"]["args"]["lora_rank"] == 16
 
 
@@ -85,7 +91,11 @@ def test_other_nodes_write_their_own_record(tmp_path):
             "--set", "launch.master_addr=10.0.0.1"]
     assert launch(tmp_path, args + ["--node-rank", "1"]).returncode == 0
     assert launch(tmp_path, args + ["--node-rank", "0"]).returncode == 0
-    assert sorted(p.name for p in out.iterdir()) == ["lorakit-run.node1.yaml", "lorakit-run.yaml"]
+    assert sorted(p.name for p in out.iterdir()) == ["lorakit-run.node1.yaml", "lorakit-run.yaml", "lorakit-runs",
+                                                     "lorakit-runs.jsonl"]
+    assert sorted(e["node_rank"] for e in runindex.read(out)) == [0, 1]
+    assert [p.name.endswith("-node1.yaml") for p in sorted((out / "lorakit-runs").iterdir(),
+                                                            key=lambda p: p.name.endswith("-node1.yaml"))] == [False, True]
     node1 = yaml.safe_load((out / "lorakit-run.node1.yaml").read_text())
     assert node1["command"]["env"]["NODE_RANK"] == "1" and node1["preset"]["launch"]["node_rank"] == 1
 
@@ -143,7 +153,7 @@ def write_record(tmp_path, major=4, **changes) -> Path:
     (["-p", "single"], "lorakit: error: --from replays the recorded job as it is; it takes no --preset\n"
                        "  hint: drop those options, or copy the record's `preset:` section into a preset\n"),
     (["--node-rank", "1", "--set", "lora_rank=4", "--", "--max_steps", "1"],
-     "lorakit: error: --from replays the recorded job as it is; it takes no --node-rank, --set, -- flags\n"
+     "lorakit: error: --from replays the recorded job as it is; it takes no --set, -- flags\n"
      "  hint: drop those options, or copy the record's `preset:` section into a preset\n"),
 ])
 def test_from_takes_no_job_options(tmp_path, cli, args, message):
