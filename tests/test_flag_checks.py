@@ -257,6 +257,9 @@ def test_builtin_presets_pass_for_every_minor(preset, minor):
     """Every flag the built-in presets (and configs/fragments/lora_sft.yaml) render exists in
     every released 3.x and 4.x minor: transformers' ones through transformers."""
     extra = ["--set", "adapters=[output/checkpoint-1]"] if preset == "merge" else []
+    if minor in ("3.0", "3.1", "3.2") and preset != "merge":
+        # their model, Qwen/Qwen3-8B, is unknown before 3.3 (model.type.too_new, tests/test_model_history.py)
+        extra += ["--model", "Qwen/Qwen2.5-7B-Instruct"]
     result = run_cli(["validate", "-p", preset, "--swift-version", minor, *extra])
     assert result.code == 0, result.stderr
     assert [line for line in result.stderr.splitlines() if line.startswith("error")] == []

@@ -137,3 +137,13 @@ def test_cli_names_the_file_and_the_fix(tmp_path):
             "refuses it after the download (\"no suitable `model_type` was found\")\n"
             "  hint: upgrade ms-swift to 4.0 or later (pip install 'ms-swift>=4.0'), or pick a model ms-swift 3.12 "
             "supports") in result.stderr
+
+
+def test_the_builtin_model_on_a_minor_before_qwen3():
+    """The built-in presets train Qwen/Qwen3-8B: its name is registered from 3.4, its model type
+    and architecture from 3.3 (where ms-swift maps it by architecture); 3.0-3.2 have neither."""
+    result = run_cli(["validate", "-p", "single", "--swift-version", "3.2"])
+    assert result.code == 2
+    assert ("error[model.type.too_new] args.model (built-in fragments/lora_sft): Qwen/Qwen3-8B is registered from "
+            "ms-swift 3.4 (model_type qwen3, architecture Qwen3ForCausalLM); ms-swift 3.2 knows neither") in result.stderr
+    assert run_cli(["validate", "-p", "single", "--swift-version", "3.3"]).code == 0

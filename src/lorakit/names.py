@@ -77,6 +77,13 @@ def normalise_arg_key(key: str) -> str:
     return V3_TO_V4.get(name, name)
 
 
+def version_spelling(key: str) -> str | None:
+    """The name as written, when it is one major's spelling of a flag the other major renamed
+    ('train_type', 'tuner_type'); None for any other name."""
+    name = key.lstrip("-").replace("-", "_")
+    return name if name in V3_TO_V4 or name in V3_TO_V4.values() else None
+
+
 def spelled_for(name: str, major: int, command: str = "sft") -> str:
     """The flag name the target ms-swift major version accepts for `command`."""
     from lorakit.swiftflags import canonical_for_version

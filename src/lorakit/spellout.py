@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from lorakit import swiftflags
-from lorakit.findings import ERROR, WARNING, Finding
+from lorakit.findings import ERROR, INFO, WARNING, Finding
 from lorakit.names import normalise_arg_key, spelled_for
 from lorakit.values import as_bool
 from lorakit.yamlload import Word
@@ -82,3 +82,23 @@ def spell_out(args: Mapping[str, Any], who: str, *, major: int | None, command: 
         out[full] = value
         origin[full] = key
     return out, notes, origin
+
+
+def respelled(written: Mapping[str, tuple[str, str]], *, major: int | None, command: Any) -> list[Finding]:
+    """Say where lorakit renders another major's name of a renamed flag: `tuner_type` (4.x) for a
+    3.x target goes out as --train_type, and `train_type` for 4.x as --tuner_type. The launch is
+    right either way; a user who copies the flag into a plain `swift` command for that version
+    gets "remaining_argv" (ms-swift #7836, #8006). `written` maps the internal name to (the name
+    as written, who wrote it)."""
+    if major is None or not isinstance(command, str):
+        return []
+    out = []
+    for internal, (name, who) in written.items():
+        rendered = spelled_for(internal, major, command)
+        if rendered != name:
+            out.append(Finding(INFO, "flags.respelled",
+                               f"{name} is another ms-swift major's name for --{rendered}: rendered as --{rendered} "
+                               f"for ms-swift {major}.x, which has no --{name}",
+                               hint=f"write {rendered} to match ms-swift {major}.x's own docs and scripts",
+                               key=f"args.{internal}", file=who))
+    return out

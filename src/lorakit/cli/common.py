@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 import os
@@ -14,7 +15,8 @@ from lorakit import presets, report, swiftenv
 from lorakit.errors import LorakitError
 from lorakit.findings import ERROR, WARNING, Finding
 from lorakit.job import Job, build_job, from_environment
-from lorakit.names import normalise_arg_key
+from lorakit.names import normalise_arg_key, version_spelling
+from lorakit.spellout import respelled
 from lorakit.values import as_finite_float
 
 PresetOpt = Annotated[str, typer.Option("--preset", "-p", help="Built-in name or a YAML file.")]
@@ -157,12 +159,27 @@ def overrides(opts: JobOptions) -> list[tuple[str, Any, str]]:
     return out
 
 
+def _written(opts: JobOptions) -> dict[str, tuple[str, str]]:
+    """The command line's names of flags one major renamed, as written (spellout.respelled)."""
+    names = [(item.partition("=")[0].strip().removeprefix("args."), "--set") for item in opts.sets
+             if not item.strip().startswith(("launch.", "env."))]
+    names += [(key, "-- extra flags") for key, _ in parse_extra(opts.extra)]
+    return {normalise_arg_key(k): (version_spelling(k), who) for k, who in names if version_spelling(k)}
+
+
 def job_from_options(opts: JobOptions, extra: list[tuple[str, Any, str]] = (), *,
                      env: dict[str, str] | None = None) -> Job:
     """Preset + options (+ `extra` overrides that win over everything) -> Job."""
     env = dict(os.environ) if env is None else env
     target = swiftenv.target(opts.swift_version)
-    resolved = presets.apply_overrides(presets.load(opts.preset, major=target.major), overrides(opts) + list(extra))
+    layer = overrides(opts) + list(extra)
+    resolved = presets.apply_overrides(presets.load(opts.preset, major=target.major), layer)
+    said = respelled(_written(opts), major=resolved.major, command=resolved.data.get("command"))
+    # a file's spelling the command line overrides is not what is rendered: not said
+    replaced = {key for key, _, _ in layer}
+    kept = [f for f in resolved.notes if not (f.code == "flags.respelled" and f.key in replaced)]
+    if said or len(kept) != len(resolved.notes):
+        resolved = dataclasses.replace(resolved, notes=[*kept, *said])
     return build_job(resolved, env, swift_major=target.major, swift_version=target.installed,
                      swift_source=target.source, gpus=opts.gpus, nproc=opts.nproc)
 
