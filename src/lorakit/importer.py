@@ -12,6 +12,7 @@ said. What bash gives swift's environment becomes `launch:` (the launch variable
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +48,8 @@ def import_call(call: SwiftCall, *, major: int, name: str, extends: tuple[str, A
             preset["command"] = command
     else:
         preset["command"] = call.command
+    # lorakit's internal names are 4.x's; a preset for 3.x is written in 3.x's own names
+    args = {spelled_for(key, major, call.command): value for key, value in args.items()}
     for section, block in (("launch", launch), ("env", env), ("args", args)):
         if block:
             preset[section] = block
@@ -148,6 +151,8 @@ def _typed(spec: swiftflags.FlagSpec, values: list[str], *, negated: bool):
 
 def _one(spec: swiftflags.FlagSpec, token: str) -> Any:
     if spec.type in ("int", "float"):
+        if spec.type == "float" and re.fullmatch(r"[-+]?\d+", token.strip()):
+            return int(token)  # `--lora_alpha 32` reads as 32 in the preset; float("32") == 32 all the same
         try:
             number = int(token) if spec.type == "int" else float(token)
         except ValueError:

@@ -1,0 +1,193 @@
+"""`lorakit import` through the real entry point: exit codes, exact error text, what is written."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import yaml
+
+from conftest import REPO, run_cli
+
+CORPUS = REPO / "tests" / "data" / "scripts"
+
+
+@pytest.fixture
+def here(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def script(folder, name: str, text: str):
+    path = folder / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+SMALL = """#!/bin/bash
+export MAX_PIXELS=1003520
+CUDA_VISIBLE_DEVICES=0,1 \\
+NPROC_PER_NODE=2 \\
+swift sft \\
+    --model Qwen/Qwen2.5-7B-Instruct \\
+    --train_type lora \\
+    --target_modules q_proj v_proj \\
+    --gradient_checkpointing_kwargs '{"use_reentrant": false}' \\
+    --learning_rate 1e-4 \\
+    --system "You are a helpful assistant." \\
+    --use_rslora \\
+    --output_dir output
+"""
+
+
+def test_a_script_becomes_a_typed_preset(here):
+    path = script(here, "train.sh", SMALL)
+    result = run_cli(["import", "train.sh", "-o", "my.yaml"])
+    assert result.code == 0, result.stderr
+    assert (here / "my.yaml").read_text() == """\
+# lorakit import train.sh: swift sft at line 5
+description: imported from train.sh (swift sft, line 5)
+command: sft
+launch:
+  gpus: 0,1
+  nproc_per_node: 2
+env:
+  MAX_PIXELS: '1003520'
+args:
+  model: Qwen/Qwen2.5-7B-Instruct
+  tuner_type: lora
+  target_modules:
+  - q_proj
+  - v_proj
+  gradient_checkpointing_kwargs:
+    use_reentrant: false
+  learning_rate: 0.0001
+  system: You are a helpful assistant.
+  use_rslora: true
+  output_dir: output
+"""
+    assert path.exists()
+    assert "info[import.flag.renamed] args.tuner_type (train.sh): line 7: --train_type is ms-swift 3.x's name: " \
+           "imported as tuner_type (--tuner_type for ms-swift 4.x)" in result.stderr
+    assert "lorakit: wrote my.yaml (swift sft, line 5 of train.sh)" in result.stderr
+    # the written preset is a preset: dry-run renders it
+    dry = run_cli(["train", "-p", "my.yaml", "--dry-run", "--swift-version", "4"])
+    assert dry.code == 0, dry.stderr
+    assert "--tuner_type lora" in dry.stdout and "MAX_PIXELS=1003520" in dry.stdout
+
+
+def test_without_o_the_preset_goes_to_stdout(here):
+    script(here, "train.sh", SMALL)
+    result = run_cli(["import", "train.sh"])
+    assert result.code == 0, result.stderr
+    assert yaml.safe_load(result.stdout)["launch"] == {"gpus": "0,1", "nproc_per_node": 2}
+    assert list(here.iterdir()) == [here / "train.sh"]
+
+
+def test_for_3x_the_preset_uses_3x_names(here):
+    script(here, "train.sh", SMALL)
+    result = run_cli(["import", "train.sh", "--swift-version", "3"])
+    assert result.code == 0, result.stderr
+    assert list(yaml.safe_load(result.stdout)["args"])[:2] == ["model", "train_type"]
+    assert "import.flag.renamed" not in result.stderr
+
+
+def test_extends_writes_only_the_differences(here):
+    shutil.copy(CORPUS / "zero2_exec.sh", here / "z.sh")
+    result = run_cli(["import", "z.sh", "--extends", "zero2"])
+    assert result.code == 0, result.stderr
+    assert result.stdout == """\
+# lorakit import z.sh: swift sft at line 9
+description: imported from z.sh (swift sft, line 9)
+extends: zero2
+args:
+  gradient_accumulation_steps: 2
+  per_device_eval_batch_size: null
+  global_batch_size: null
+  split_dataset_ratio: null
+"""
+
+
+def test_an_existing_output_is_not_overwritten(here):
+    script(here, "train.sh", SMALL)
+    (here / "my.yaml").write_text("keep me\n")
+    result = run_cli(["import", "train.sh", "-o", "my.yaml"])
+    assert result.code == 2
+    assert "lorakit: error: my.yaml already exists: not overwritten\n  hint: pass --force to overwrite, " \
+           "or choose another -o" in result.stderr
+    assert (here / "my.yaml").read_text() == "keep me\n"
+    forced = run_cli(["import", "train.sh", "-o", "my.yaml", "--force"])
+    assert forced.code == 0, forced.stderr
+    assert (here / "my.yaml").read_text().startswith("# lorakit import train.sh")
+
+
+def test_several_commands_one_preset_each(here):
+    shutil.copy(CORPUS / "train_then_merge.sh", here / "all.sh")
+    result = run_cli(["import", "all.sh", "-o", "run.yaml"])
+    assert result.code == 0, result.stderr
+    assert sorted(p.name for p in here.glob("run-*.yaml")) == ["run-1.yaml", "run-2.yaml"]
+    assert yaml.safe_load((here / "run-2.yaml").read_text())["args"] == {
+        "adapters": ["output/v0-20250101-000000/checkpoint-100"], "merge_lora": True, "output_dir": "merged"}
+    assert "info[import.skipped] all.sh: line 22: swift infer is not imported: a lorakit preset runs " \
+           "swift sft or swift export" in result.stderr
+    picked = run_cli(["import", "all.sh", "--select", "2"])
+    assert picked.code == 0, picked.stderr
+    assert yaml.safe_load(picked.stdout)["command"] == "export"
+
+
+@pytest.mark.parametrize("text, args, message", [
+    ("echo hello\n", [], "s.sh:1: no swift command in the script (swift sft|pt|rlhf|export|infer|deploy|eval)"),
+    ('swift sft \\\n  --model x \\\n  --lora_rank "8\n', [],
+     "s.sh:3: the script does not parse as bash (unexpected EOF while looking for matching '\"')"),
+    ("case $1 in a) swift sft --model x;; esac\n", [], "s.sh:1: lorakit cannot read this part of the script"),
+    ("swift rlhf --rlhf_type dpo --model x\n", [],
+     "s.sh:1: swift rlhf is not a command a lorakit preset runs (sft, export), and the script has no other"),
+    ("swift sft --model x\nswift infer --model x\n", ["--select", "2"],
+     "s.sh:2: swift infer is not a command a lorakit preset runs (sft, export)\n"
+     "  hint: 1: swift sft (line 1), 2: swift infer (line 2)"),
+    ("swift sft --model x\n", ["--select", "3"], "s.sh: --select 3: the script has 1 swift command(s)"),
+], ids=["no-swift", "unclosed-quote", "case", "rlhf-only", "select-infer", "select-past-end"])
+def test_scripts_that_cannot_be_imported_exit_2(here, text, args, message):
+    script(here, "s.sh", text)
+    result = run_cli(["import", "s.sh", *args])
+    assert result.code == 2
+    assert result.stdout == ""
+    assert f"lorakit: error: {message}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_missing_script_exits_2(here):
+    result = run_cli(["import", "nope.sh"])
+    assert result.code == 2
+    assert "lorakit: error: nope.sh: cannot read the script: No such file or directory" in result.stderr
+
+
+def test_a_broken_script_is_imported_as_bash_runs_it_and_exits_2(here):
+    shutil.copy(CORPUS / "broken_blank_line.sh", here / "b.sh")
+    result = run_cli(["import", "b.sh"])
+    assert result.code == 2
+    args = yaml.safe_load(result.stdout)["args"]
+    assert "deepspeed" not in args and "output_dir" not in args  # what bash ran: never silently joined back
+    assert ("error[script.continuation.blank_line] b.sh: line 8: a blank line inside the `\\` continuation ends "
+            "the command there (ms-swift #5328): bash runs swift sft (line 4) without the flags from line 9 on "
+            "(--deepspeed --output_dir), then tries to run `--deepspeed` as a command. lorakit imports what bash "
+            "runs, without them\n  hint: delete the blank line (or end the command before it) at line 8, then "
+            "import again") in result.stderr
+    assert "lorakit: imported; not launchable as it stands" in result.stderr
+
+
+def test_the_checks_run_on_the_imported_preset(here):
+    script(here, "t.sh", "swift sft --model Qwen/Qwen2.5-7B-Instruct --lora_rank 0 --dataset data/trian.jsonl\n")
+    (here / "data").mkdir()
+    (here / "data" / "train.jsonl").write_text('{"messages": [{"role": "user", "content": "hi"}]}\n')
+    result = run_cli(["import", "t.sh", "-o", "t.yaml"])
+    assert result.code == 2
+    written = here / "t.yaml"
+    assert f"error[lora.rank.invalid] args.lora_rank ({written}): lora_rank must be a positive integer, got 0" \
+        in result.stderr
+    assert "did you mean 'data/train.jsonl'?" in result.stderr
+    # the same checks as `lorakit validate -p t.yaml`: every line it prints, import prints
+    validate = run_cli(["validate", "-p", "t.yaml"])
+    assert validate.code == 2
+    said = [line for line in validate.stderr.splitlines() if not line.startswith("lorakit:")]
+    assert said and all(line in result.stderr.splitlines() for line in said)

@@ -1,0 +1,110 @@
+"""shellscript.faults(text): the classic ms-swift script breakages, each with its line; and the
+word expansion bash does (shellwords), value by value."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import REPO
+from lorakit.errors import LorakitError
+from lorakit.shellscript import faults, read_script
+from lorakit.shellwords import arithmetic, expand
+
+CORPUS = REPO / "tests" / "data" / "scripts"
+
+
+def codes(text: str) -> list[tuple[str, str]]:
+    return [(f.code, f.message.split(":")[0]) for f in faults(text) if f.level != "info"]
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("broken_blank_line.sh", [("script.continuation.blank_line", "line 8")]),
+    ("broken_blank_prefix.sh", [("script.continuation.blank_line", "line 4"),
+                                ("script.env.not_exported", "line 2"), ("script.env.not_exported", "line 3")]),
+    ("broken_trailing_space.sh", [("script.continuation.trailing_space", "line 5")]),
+    ("broken_missing_backslash.sh", [("script.continuation.missing", "line 4")]),
+    ("broken_comment_line.sh", [("script.continuation.comment", "line 4")]),
+    ("broken_nproc_after.sh", [("script.env_after_command", "line 8")]),
+    ("broken_flag_twice.sh", [("script.flag.twice", "line 6")]),
+    ("broken_unresolved.sh", [("script.variable.unresolved", "line 4"), ("script.variable.unresolved", "line 6"),
+                              ("script.variable.unresolved", "line 6")]),
+    ("broken_not_exported.sh", [("script.env.not_exported", "line 4")]),
+])
+def test_each_broken_script_is_reported_at_its_line(name, expected):
+    assert codes((CORPUS / name).read_text()) == expected
+
+
+@pytest.mark.parametrize("path", [p for p in sorted(CORPUS.glob("*.sh")) if not p.name.startswith("broken_")],
+                         ids=lambda p: p.name)
+def test_a_sound_script_has_no_faults(path):
+    assert codes(path.read_text()) == []
+
+
+def test_a_trailing_space_is_an_argument_of_the_command_it_cuts():
+    call = read_script((CORPUS / "broken_trailing_space.sh").read_text()).calls[0]
+    assert [a.text for a in call.args] == ["--model", "Qwen/Qwen2.5-7B-Instruct", "--dataset",
+                                          "AI-ModelScope/alpaca-gpt4-data-en#500", " "]
+
+
+def test_a_blank_line_after_the_last_flag_is_harmless():
+    assert codes("swift sft \\\n  --model x \\\n\nswift export --adapters y\n") == []
+
+
+def test_a_launch_variable_set_after_the_last_command():
+    text = "swift sft --model x\nNPROC_PER_NODE=2\n"
+    assert codes(text) == [("script.env.after_command", "line 2")]
+
+
+def test_a_prefix_does_not_reach_the_commands_own_words():
+    """bash expands `--x $A` before `A=1` applies to the command: the earlier A (or none)."""
+    [call] = read_script("A=0\nA=1 swift sft --output_dir $A\n").calls
+    assert [a.text for a in call.args] == ["--output_dir", "0"]
+    assert call.prefix == {"A": "1"}
+
+
+def test_a_dash_alias_and_the_underscore_name_are_one_flag():
+    text = "swift sft --lora_rank 8 \\\n  --lora-rank 16\n"
+    [twice] = faults(text)
+    assert twice.message == ("line 2: --lora-rank is given again (first as --lora_rank at line 1): "
+                             "argparse keeps the last one, and so does the import")
+
+
+def test_text_bash_cannot_parse_is_an_error_with_its_line():
+    with pytest.raises(LorakitError, match=r"^s.sh:2: the script does not parse as bash"):
+        faults("echo ok\nswift sft --model 'x\n", "s.sh")
+
+
+@pytest.mark.parametrize("raw, variables, fields", [
+    ("'a b'", {}, ["a b"]),
+    ('"$A"', {"A": "x y"}, ["x y"]),
+    ("$A", {"A": "x y"}, ["x", "y"]),  # unquoted: bash splits it
+    ("$E", {"E": ""}, []),  # an empty unquoted expansion is no word at all
+    ('"$E"', {"E": ""}, [""]),
+    ("${A}/z", {"A": "out"}, ["out/z"]),
+    ("${X:-def}", {}, ["def"]),
+    ("${X-def}", {"X": ""}, []),  # set but empty: no default, and no word
+    ("${X:-def}", {"X": ""}, ["def"]),
+    ("$'a\\tb\\n'", {}, ["a\tb\n"]),
+    ("$'\\x41\\101'", {}, ["AA"]),
+    ("a\\ b", {}, ["a b"]),
+    ('"a\\$b\\"c\\d"', {}, ['a$b"c\\d']),
+    ("'{\"a\": 1}'", {}, ['{"a": 1}']),
+    ("$((N * 2 + 1))", {"N": "4"}, ["9"]),
+    ("$(expr 16 / $N)", {"N": "4"}, ["4"]),
+    ("--k=$A", {"A": "v"}, ["--k=v"]),
+])
+def test_expansion(raw, variables, fields):
+    assert expand(raw, variables).fields == fields
+
+
+@pytest.mark.parametrize("raw, unresolved", [
+    ("$HOME/x", ["$HOME"]), ("$(date)", ["$(date)"]), ("`hostname`", ["`hostname`"]), ("${X/a/b}", ["${X/a/b}"]),
+    ("$1", ["$1"]),
+])
+def test_what_the_script_does_not_set_is_kept_as_written(raw, unresolved):
+    found = expand(raw, {})
+    assert found.fields == [raw] and found.unresolved == unresolved
+
+
+def test_arithmetic_truncates_as_bash():
+    assert arithmetic("-7 / 2", {}) == -3 and arithmetic("7 % -3", {}) == 1 and arithmetic("1 / 0", {}) is None
