@@ -17,8 +17,8 @@ import yaml
 
 from lorakit import envvars, yamlload
 from lorakit.errors import LorakitError
-from lorakit.names import normalise_arg_key
-from lorakit.spellout import spell_out
+from lorakit.names import normalise_arg_key, version_spelling
+from lorakit.spellout import respelled, spell_out
 from lorakit.values import did_you_mean, suggestion
 
 TOP_KEYS = ("description", "extends", "command", "launch", "args", "env")
@@ -214,14 +214,22 @@ def deep_merge(parent: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _normalised(data: dict[str, Any]) -> dict[str, Any]:
+def _normalised(data: dict[str, Any], written: dict[str, str] | None = None) -> dict[str, Any]:
     """Spell args the one internal way per file, before merging: '--lora-rank' and 'lora_rank'
-    (and 3.x's train_type vs 4.x's tuner_type) must override each other, not sit side by side."""
+    (and 3.x's train_type vs 4.x's tuner_type) must override each other, not sit side by side.
+    `written` gets the name as written of each flag one major renamed (spellout.respelled)."""
     if not data.get("args"):
         return data
+    if written is not None:
+        written.update({normalise_arg_key(k): version_spelling(k) for k in data["args"]
+                        if isinstance(k, str) and version_spelling(k)})
     out = dict(data)
     out["args"] = {normalise_arg_key(k): v for k, v in data["args"].items()}
     return out
+
+
+def path_is_users(path: Path) -> bool:
+    return not label(path).startswith("built-in ")
 
 
 def label(path: Path) -> str:
@@ -262,6 +270,7 @@ def load(ref: str, *, key: str = "--preset", major: int | None = None) -> Resolv
     path = locate(ref, key=key)
     chain: list[Path] = []
     datas: list[dict[str, Any]] = []
+    writtens: list[dict[str, str]] = []
     current: Path | None = path
     while current is not None:
         if current in chain:
@@ -271,7 +280,8 @@ def load(ref: str, *, key: str = "--preset", major: int | None = None) -> Resolv
                 hint="remove 'extends' from one of these files",
             )
         chain.append(current)
-        data = _normalised(read_yaml(current))
+        writtens.append({})
+        data = _normalised(read_yaml(current), writtens[-1])
         datas.append(data)
         parent = data.get("extends")
         current = locate(parent, base=current.parent, key=f"{current}: extends") if parent else None
@@ -279,11 +289,14 @@ def load(ref: str, *, key: str = "--preset", major: int | None = None) -> Resolv
     sources: dict[str, str] = {}
     notes: list = []
     command = next((d["command"] for d in datas if d.get("command") is not None), None)
-    for file_path, data in zip(reversed(chain), reversed(datas)):
+    for file_path, data, written in zip(reversed(chain), reversed(datas), reversed(writtens)):
         body = {k: v for k, v in data.items() if k != "extends"}
         if body.get("args") and major is not None:
             body["args"], said, _ = spell_out(body["args"], label(file_path), major=major, command=command)
             notes += said
+            if path_is_users(file_path):  # the built-ins write 4.x names for both majors on purpose
+                notes += respelled({k: (w, label(file_path)) for k, w in written.items()}, major=major,
+                                   command=command)
         for key in body.get("args") or {}:
             _drop_superseded(merged, sources, key, label(file_path))
         merged = deep_merge(merged, body)
