@@ -43,6 +43,10 @@ def _commands() -> list:
     if "plan" in names:  # `lorakit plan` exists from the capacity-planning work on
         cases += [pytest.param(["plan", "-p", "zero2"], 0, id="plan"),
                   pytest.param(["plan", "-p", "zero2", "--json"], 0, id="plan-json")]
+    if "import" in names:  # `lorakit import SCRIPT.sh`: reads the script and runs the checks
+        from conftest import REPO
+
+        cases += [pytest.param(["import", str(REPO / "tests/data/scripts/zero2_exec.sh")], 0, id="import")]
     return cases
 
 
