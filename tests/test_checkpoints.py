@@ -432,7 +432,7 @@ def test_checkpoints_table_rows(tmp_path):
         "step": 4, "loss": 1.0, "eval_loss": 0.9, "time": expected_time,
         "size": sum((run / "checkpoint-4" / f).stat().st_size
                     for f in ("adapter_config.json", "adapter_model.safetensors")),
-        "last": True, "best": True, "best_by": "lowest eval_loss", "incomplete": None,
+        "last": True, "best": True, "best_by": "lowest eval_loss", "incomplete": None, "resumed_from": None,
     }
     assert json.loads(json.dumps(rows)) == rows
 

@@ -16,6 +16,8 @@ What ms-swift 4.6.0 writes (paths under site-packages/swift/):
   why base_args.py `_check_is_adapter` also accepts default/adapter_config.json.
 - utils/io_utils.py `update_last_checkpoint_symlink`: RUN/last-checkpoint -> checkpoint-N (relative
   link); with --create_checkpoint_symlink, pipelines/train/sft.py adds RUN/last and RUN/best.
+- A resumed run (`--resume_from_checkpoint`, lorakit train --resume) is a new vN dir whose
+  args.json names the checkpoint it resumed from: the chain `lorakit checkpoints` shows.
 - trainers/patcher.py `on_log`: RUN/logging.jsonl, read with trainer_state.json by lorakit.trainlog.
 - A save cut short (a killed run, a full disk) leaves a checkpoint-N that is not whole: it is
   listed, marked with why (lorakit.halfwritten), and never picked.
@@ -80,6 +82,9 @@ class Run:
     best_rule: Optional[str] = None  # one of the RULE_* constants
     max_steps: Optional[int] = None
     best_by: Optional[str] = None  # the metric `best` was ranked by, in words
+    # the checkpoint this run resumed from: its args.json's resume_from_checkpoint, which
+    # ms-swift saves as an absolute path (sft_args.py __post_init__: to_abspath)
+    resumed_from: Optional[str] = None
 
     @property
     def name(self) -> str:
@@ -161,8 +166,9 @@ def _build_run(run_dir: Path, found: list[tuple[int, Path]]) -> Run:
     except ValueError:
         timestamp = _mtime(run_dir)
     best_ckpt = next((c for c in ckpts if c.is_best), None)
+    resumed = (_read_json(run_dir / "args.json") or {}).get("resume_from_checkpoint")
     return Run(run_dir, version, timestamp, ckpts, best_ckpt, rule if best_ckpt else None, hist.max_steps,
-               best_by if best_ckpt else None)
+               best_by if best_ckpt else None, resumed if isinstance(resumed, str) and resumed else None)
 
 
 def _checkpoint_dirs(run_dir: Path) -> list[tuple[int, Path]]:
@@ -247,6 +253,6 @@ def checkpoints_table(runs: list[Run]) -> list[dict]:
         {"run": run.name, "checkpoint": c.path.name, "path": str(c.path), "step": c.step, "loss": c.loss,
          "eval_loss": c.eval_loss, "time": datetime.fromtimestamp(c.mtime).astimezone().isoformat(timespec="seconds"),
          "size": c.size_bytes, "last": c.is_last, "best": c.is_best, "best_by": run.best_by if c.is_best else None,
-         "incomplete": c.incomplete}
+         "incomplete": c.incomplete, "resumed_from": run.resumed_from}
         for run in reversed(newest_first(runs)) for c in run.checkpoints
     ]

@@ -34,6 +34,12 @@ def _cell(row: dict, name: str) -> str:
     return _loss(row[name]) if name in ("loss", "eval_loss") else str(row[name])
 
 
+def _chain_name(path: str) -> str:
+    """RUN/checkpoint-N as 'vN-.../checkpoint-N', the way the table names it; else as saved."""
+    parts = path.rstrip("/").rsplit("/", 2)
+    return "/".join(parts[-2:]) if len(parts) >= 2 else path
+
+
 def _plain(columns: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(columns))]
     lines = []
@@ -72,7 +78,8 @@ def checkpoints(
     """List runs and adapter checkpoints: step, loss, time, size, which is last and which is best.
 
     'last' and 'best' are per run, among its complete checkpoints; 'best' says what it was ranked
-    by, and an incomplete checkpoint (a save cut short) says what is wrong with it. A loss is shown
+    by, and an incomplete checkpoint (a save cut short) says what is wrong with it. A run that
+    resumed another's checkpoint (train --resume) says which, after the table. A loss is shown
     only where one was logged at that very step. `lorakit merge --adapters DIR` takes the newest
     run's last complete checkpoint (or its best with --pick best).
 
@@ -89,6 +96,9 @@ def checkpoints(
         typer.echo(json.dumps(rows, indent=2))
         return 0
     _print_table(rows)
+    for run in reversed(ck.newest_first(runs)):
+        if run.resumed_from:  # the resume chain: each run's start, oldest first
+            report.note(f"{run.name} resumed from {_chain_name(run.resumed_from)}")
     merge = f"`lorakit merge --adapters {shlex.quote(directory)}`"
     try:
         chosen, reason, _ = mergepick.pick(directory)
