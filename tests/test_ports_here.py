@@ -63,3 +63,27 @@ def test_missing_deepspeed_is_said_once_for_a_launch_here():
     result = run_cli(["validate", "-p", "zero2"])
     assert [l for l in result.stderr.splitlines() if "deepspeed_missing" in l] == [
         "warning[env.deepspeed_missing] args.deepspeed (built-in zero2): deepspeed is not installed here"]
+
+
+def test_one_process_with_deepspeed_binds_the_port_too(busy_port, monkeypatch):
+    """ms-swift #3988: `swift sft --deepspeed zero2` on one GPU, another run holding 29500:
+    DeepSpeed's init_distributed fails with "address already in use" after the model loaded."""
+    monkeypatch.setenv("MASTER_PORT", str(busy_port))
+    result = run_cli(["validate", "-p", "single", "--set", "deepspeed=zero2"])
+    assert result.code == 2
+    assert (f"error[nodes.master_port.busy] launch.master_port (MASTER_PORT in your environment): MASTER_PORT "
+            f"{busy_port} is already in use on this machine (another training run?): DeepSpeed initialises "
+            "torch.distributed there even for one process, and would fail to bind it") in result.stderr.splitlines()
+    assert "nodes.master_port.unused" not in result.stderr
+
+
+def test_one_process_with_deepspeed_on_a_free_port_is_fine():
+    from lorakit.checks.facts import Facts
+    from lorakit.checks.nodes import check_port_here
+    from lorakit.job import Job, Launch
+
+    job = Job(command="sft", launch=Launch(), args={"deepspeed": "zero2"}, preset="p")
+    assert check_port_here(job, Facts(port_free=lambda port: True)) == []
+    [busy] = check_port_here(job, Facts(port_free=lambda port: port != 29500, free_port=lambda: 29600))
+    assert busy.message.startswith("DeepSpeed's default port 29500 is already in use on this machine")
+    assert busy.hint == "use a free port: --set launch.master_port=29600 (or MASTER_PORT=29600)"

@@ -113,11 +113,22 @@ TORCHRUN_PORT = 29500  # torchrun's --master_port default, which ms-swift leaves
 def check_port_here(job: Job, facts: Facts) -> list[Finding]:
     """Two jobs on one box both on 29500 is the common case: the second torchrun fails binding its
     store ("address already in use") after the first has loaded. Only node 0 binds it, and only a
-    launch on this machine can be judged."""
+    launch on this machine can be judged. One process with DeepSpeed binds it too: DeepSpeed
+    initialises torch.distributed itself, on MASTER_PORT or 29500 (deepspeed/comm/comm.py
+    init_distributed, TORCH_DISTRIBUTED_DEFAULT_PORT; ms-swift #3988: "address already in use")."""
     uses_torchrun = job.launch.nproc_per_node is not None or job.launch.nnodes is not None
     if not facts.here or job.command != "sft":
         return []
     port = usable_port(job.launch.master_port) if job.launch.master_port is not None else TORCHRUN_PORT
+    if not uses_torchrun and job.args.get("deepspeed") not in (None, ""):
+        if port is None or facts.port_free(port):
+            return []
+        free = facts.free_port()
+        where = "MASTER_PORT" if job.launch.master_port is not None else "DeepSpeed's default port"
+        return [about(job, ERROR, "nodes.master_port.busy", "launch.master_port",
+                      f"{where} {port} is already in use on this machine (another training run?): DeepSpeed "
+                      "initialises torch.distributed there even for one process, and would fail to bind it",
+                      f"use a free port: --set launch.master_port={free} (or MASTER_PORT={free})")]
     if not uses_torchrun:
         if job.launch.master_port is None:
             return []
