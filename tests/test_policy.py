@@ -109,3 +109,13 @@ def test_eval_without_data_is_said_per_target_minor(tmp_path):
         f"warning[eval.no_data] args.eval_steps ({preset}): eval_steps is set, but there is no "
         "val_dataset and split_dataset_ratio is 0 (ms-swift's default): ms-swift turns evaluation off, "
         "so nothing is evaluated"]
+
+
+def test_best_model_without_eval_data_still_reports_the_limit():
+    """ms-swift #9780: load_best_model_at_end, save_total_limit 1 and no eval data. Both are
+    wrong; adding eval data alone would leave the run failing at its end."""
+    result = run_cli(["validate", "-p", "single", "--set", "split_dataset_ratio=0", "--set",
+                      "load_best_model_at_end=true", "--set", "save_total_limit=1"])
+    assert result.code == 2
+    codes = [line.split("]")[0].split("[")[1] for line in result.stderr.splitlines() if line.startswith("error[")]
+    assert sorted(codes) == ["eval.best_limit", "eval.best_without_eval"]

@@ -73,13 +73,18 @@ def check_best_model(job: Job, facts: Facts) -> list[Finding]:
     if job.command != "sft" or as_bool(job.args.get("load_best_model_at_end", False)) is not True:
         return []
     key = "args.load_best_model_at_end"
-    if not has_val_data(job):
+    out = [] if as_int(job.args.get("save_total_limit")) != 1 else [
+        about(job, ERROR, "eval.best_limit", "args.save_total_limit",
+              "save_total_limit 1 with load_best_model_at_end: the newest checkpoint and the best "
+              "one cannot both be kept, and loading the best fails at the end of training",
+              "use save_total_limit: 2 or more")]
+    if not has_val_data(job):  # every problem at once: adding eval data leaves save_total_limit wrong
         return [about(job, ERROR, "eval.best_without_eval", key,
                         "load_best_model_at_end needs evaluation, but there is no val_dataset and "
                         "split_dataset_ratio is 0: ms-swift turns evaluation off and transformers then refuses "
                         "the run (save and eval strategies must match)",
-                        "add val_dataset: [FILE] or split_dataset_ratio: 0.01, or drop load_best_model_at_end")]
-    out = []
+                        "add val_dataset: [FILE] or split_dataset_ratio: 0.01, or drop load_best_model_at_end"),
+                *out]
     save, evals = _strategy(job, "save_strategy", "steps"), _strategy(job, "eval_strategy", "steps")
     if save != "best" and save != evals:
         out.append(about(job, ERROR, "eval.best_strategies", key,
@@ -93,11 +98,6 @@ def check_best_model(job: Job, facts: Facts) -> list[Finding]:
                            f"load_best_model_at_end needs save_steps to be a multiple of eval_steps: "
                            f"{save_steps} is not a multiple of {eval_steps} (transformers refuses it at start-up)",
                            f"e.g. save_steps: {eval_steps * max(save_steps // eval_steps, 1)}"))
-    if as_int(job.args.get("save_total_limit")) == 1:
-        out.append(about(job, ERROR, "eval.best_limit", "args.save_total_limit",
-                           "save_total_limit 1 with load_best_model_at_end: the newest checkpoint and the best "
-                           "one cannot both be kept, and loading the best fails at the end of training",
-                           "use save_total_limit: 2 or more"))
     return out
 
 
