@@ -1,0 +1,363 @@
+"""Every lorakit error that says ms-swift (or transformers, peft, torchrun under it) would fail,
+against the real thing: `lorakit validate` exits 2 with that finding, and the same flags given to
+the installed ms-swift fail with the text asserted here. On CPU, on lorakit.tiny's model.
+
+All 4.x cases run in ONE process that imports ms-swift once (tests/real_failures_harness.py calls
+the `sft_main` that swift/cli/sft.py calls, per case); the 3.x cases in one more, under
+$LORAKIT_SWIFT3_PYTHON. What needs several GPUs, torchrun ranks or DeepSpeed (not installed here)
+is cited instead: the ms-swift / torch / accelerate source line, asserted to still be there.
+
+A case where ms-swift does NOT fail is a false alarm of lorakit's: a strict xfail whose reason
+says what ms-swift did, until the check is fixed. If ms-swift is missing these FAIL.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import run_cli, swift3_python
+from test_real_swift import swift_env
+
+pytestmark = pytest.mark.real
+HARNESS = Path(__file__).resolve().parent / "real_failures_harness.py"
+# site-packages of the installed ms-swift 4.x (found, not imported)
+SITE4 = Path(importlib.util.find_spec("swift").origin).parents[1]
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    code: str  # lorakit's finding
+    key: str
+    flags: tuple  # after `--` for lorakit; appended to lorakit's rendered argv for ms-swift
+    swift: str  # regex on how ms-swift ended ("ExcType: message [at file:line]")
+    version: str = "4.6"
+    drop: tuple = ()  # base flags neither gets (lorakit: --set KEY=null)
+    false_claim: str = ""  # what ms-swift really did, where it does not fail
+    call: str = ""  # instead of `swift sft`: this ms-swift function on the flag's value
+
+
+TRAINED = r"^ok$"  # the run finished
+ROOT = "{root}"  # the fixture's directory, filled in per run
+
+CASES = [
+    Case("unknown", "flags.unknown", "args.lora_rnak", ("--lora_rnak", "8"),
+         r"^ValueError: remaining_argv: \['--lora_rnak', '8'\] \[at .*swift/pipelines/base.py:40\]"),
+    Case("ambiguous", "flags.ambiguous", "args.torc", ("--torc", "float32"),
+         r"^SystemExit: 2: .*error: ambiguous option: --torc could match --torch_compile, --torch-compile"),
+    Case("not-an-int", "flags.value", "args.lora_rank", ("--lora_rank", "eight"),
+         r"^SystemExit: 2: .*error: argument --lora_rank/--lora-rank: invalid int value: 'eight'$"),
+    Case("no-value", "flags.value", "args.lora_dropout", ("--lora_dropout",),
+         r"^SystemExit: 2: .*error: argument --lora_dropout/--lora-dropout: expected one argument$"),
+    Case("targets-none-match", "model.targets.unknown", "args.target_modules", ("--target_modules", "foo_proj"),
+         r"^ValueError: Target modules \{'foo_proj'\} not found in the base model\. .*peft/tuners/tuners_utils.py"),
+    Case("targets-one-matches", "model.targets.unknown", "args.target_modules",
+         ("--target_modules", "q_proj", "foo_proj"), TRAINED,
+         false_claim="ms-swift trains: peft raises 'Target modules ... not found' only when NO target matches "
+                     "(peft/tuners/tuners_utils.py, `if not self.targeted_module_names`); foo_proj is ignored "
+                     "and q_proj gets LoRA"),
+    Case("model-type", "model.type.invalid", "args.model_type", ("--model_type", "qwen2_gt"),
+         r"^ValueError: model_type: 'qwen2_gt' not in \['"),
+    Case("template", "model.template.invalid", "args.template", ("--template", "qwen25"),
+         r"^ValueError: template_type: 'qwen25' not in \['"),
+    Case("template-ambiguous", "model.template.ambiguous", "args.model_type", (),
+         r"^ValueError: Failed to automatically match `template_type`", drop=("template",)),
+    Case("type-ambiguous", "model.type.ambiguous", "args.model", (),
+         r"^ValueError: Failed to automatically match `model_type`", drop=("model_type", "template")),
+    Case("output-in-proc", "paths.output_dir.unwritable", "args.output_dir", ("--output_dir", "/proc/nope"),
+         r"^FileNotFoundError: \[Errno 2\] No such file or directory: '/proc/nope'"),
+    Case("output-is-a-file", "paths.output_dir.unwritable", "args.output_dir",
+         ("--output_dir", f"{ROOT}/one.jsonl"), r"^NotADirectoryError: \[Errno 20\] Not a directory: '.*/one.jsonl/v0-"),
+    Case("model-missing", "paths.model.missing", "args.model", ("--model", f"{ROOT}/tiny-random-chatm"),
+         r"^ValueError: path: '.*/tiny-random-chatm' not found \[at .*swift/utils/hub_utils.py"),
+    Case("resume-missing", "paths.resume_from_checkpoint.missing", "args.resume_from_checkpoint",
+         ("--resume_from_checkpoint", f"{ROOT}/out/v0/checkpoint-9"),
+         r"^FileNotFoundError: path: '.*/out/v0/checkpoint-9'"),
+    Case("train-batch-0", "batch.invalid", "args.per_device_train_batch_size",
+         ("--per_device_train_batch_size", "0"), r"^ZeroDivisionError: integer division or modulo by zero",
+         drop=("global_batch_size",)),
+    Case("grad-accum-0", "batch.invalid", "args.gradient_accumulation_steps", ("--gradient_accumulation_steps", "0"),
+         r"^ZeroDivisionError: integer division or modulo by zero \[at .*transformers/trainer.py"),
+    Case("eval-batch-0-no-eval", "batch.invalid", "args.per_device_eval_batch_size",
+         ("--per_device_eval_batch_size", "0"), TRAINED,
+         false_claim="ms-swift trains: with no evaluation (split_dataset_ratio 0, no val_dataset) the eval batch "
+                     "size is never used"),
+    Case("sample-not-int", "data.sample.invalid", "args.dataset", ("--dataset", f"{ROOT}/data.jsonl#abc"),
+         r"^ValueError: invalid literal for int\(\) with base 10: 'abc' \[at .*swift/dataset/dataset_syntax.py"),
+    Case("sample-0", "data.sample.invalid", "args.dataset", ("--dataset", f"{ROOT}/data.jsonl#0"),
+         r"^AssertionError:  \[at .*swift/dataset/dataset_meta.py:130\]"),  # assert dataset_sample > 0
+    Case("dataset-missing", "data.path.missing", "args.dataset", ("--dataset", f"{ROOT}/nope.jsonl"),
+         r"^ValueError: The local path does not exist, dataset_id: `.*/nope.jsonl`"),
+    Case("val-sample-exceeds", "data.sample.exceeds", "args.val_dataset", ("--val_dataset", f"{ROOT}/data.jsonl#20"),
+         r"^AssertionError: val_sample: 20, len\(val_dataset\): 8"),
+    Case("split-leaves-none", "data.split.empty", "args.dataset",
+         ("--dataset", f"{ROOT}/one.jsonl", "--split_dataset_ratio", "0.5"),
+         r"^AssertionError:  \[at .*swift/dataset/dataset_meta.py:165\]"),  # assert train_sample > 0
+    Case("best-without-eval", "eval.best_without_eval", "args.load_best_model_at_end",
+         ("--load_best_model_at_end", "true"),
+         r"^ValueError: --load_best_model_at_end requires the save and eval strategy to match"),
+    Case("best-strategies", "eval.best_strategies", "args.load_best_model_at_end",
+         ("--load_best_model_at_end", "true", "--split_dataset_ratio", "0.25", "--save_strategy", "epoch",
+          "--eval_strategy", "steps"),
+         r"^ValueError: --load_best_model_at_end requires the save and eval strategy to match"),
+    Case("best-steps", "eval.best_steps", "args.save_steps",
+         ("--load_best_model_at_end", "true", "--split_dataset_ratio", "0.25", "--save_steps", "3", "--eval_steps", "2"),
+         r"^ValueError: --load_best_model_at_end requires the saving steps to be a round multiple of the evaluation "
+         r"steps, but found 3, which is not a round multiple of 2\."),
+    # The best checkpoint is the first one (loss lower but greater_is_better), so save_total_limit 1
+    # would have to delete it: exactly what the finding fears.
+    Case("best-limit-1", "eval.best_limit", "args.save_total_limit",
+         ("--load_best_model_at_end", "true", "--split_dataset_ratio", "0.25", "--save_steps", "1", "--eval_steps", "1",
+          "--save_total_limit", "1", "--max_steps", "3", "--metric_for_best_model", "loss", "--greater_is_better",
+          "true", "--learning_rate", "1e-2"), TRAINED,
+         false_claim="ms-swift trains 3 steps and loads the best checkpoint at the end: its _rotate_checkpoints "
+                     "keeps 2 when save_total_limit is 1 and the best is not the newest "
+                     "(swift/trainers/mixin.py:497-500, as transformers does)"),
+    Case("lora-rank-0", "lora.rank.invalid", "args.lora_rank", ("--lora_rank", "0"),
+         r"^ValueError: `r` should be a positive integer value but the value passed is 0"),
+    # DeepSpeed is not installed here (sft_args.py:254 require_version first), so these call the
+    # function _init_deepspeed hands the value to (sft_args.py:270 json_parse_to_dict).
+    Case("deepspeed-missing-file", "layout.deepspeed.invalid", "args.deepspeed", ("--deepspeed", f"{ROOT}/nope.json"),
+         r"^JSONDecodeError: Expecting value: line 1 column 1", call="swift.utils:json_parse_to_dict"),
+    Case("deepspeed-not-a-preset", "layout.deepspeed.invalid", "args.deepspeed", ("--deepspeed", "zero9"),
+         r"^JSONDecodeError: Expecting value: line 1 column 1", call="swift.utils:json_parse_to_dict"),
+    Case("deepspeed-json-unclosed", "layout.deepspeed.json", "args.deepspeed",
+         ("--deepspeed", '{"zero_optimization": {"stage": 2}'), r"^ok: \{'zero_optimization': \{'stage': 2\}\}$",
+         call="swift.utils:json_parse_to_dict",
+         false_claim="ms-swift repairs it: json_parse_to_dict (swift/utils/utils.py:500-510) runs json_repair "
+                     "on JSON that does not parse and gets {'zero_optimization': {'stage': 2}}"),
+    # 3.x only: names 3.12.6 lacks
+    Case("v3-4x-name", "flags.unknown", "args.decision_shuffle_fields", ("--decision_shuffle_fields", "true"),
+         r"^ValueError: remaining_argv: \['--decision_shuffle_fields', 'true'\] \[at .*swift/llm/base.py:36\]",
+         version="3.12"),
+    Case("v3-removed", "flags.removed", "args.acc_steps", ("--acc_steps", "2"),
+         r"^ValueError: remaining_argv: \['--acc_steps', '2'\]", version="3.12"),
+    Case("v3-renamed", "flags.removed", "args.swanlab_lark_secret", ("--swanlab_lark_secret", "x"),
+         r"^ValueError: remaining_argv: \['--swanlab_lark_secret', 'x'\]", version="3.12"),
+    Case("v3-model-type", "model.type.invalid", "args.model_type", ("--model_type", "qwen3_5"),
+         r"^ValueError: model_type: 'qwen3_5' not in \['", version="3.12"),
+]
+
+
+def _param(case: Case):
+    marks = [pytest.mark.xfail(strict=True, reason=f"FALSE CLAIM of {case.code}: {case.false_claim}")] \
+        if case.false_claim else []
+    return pytest.param(case, id=case.id, marks=marks)
+
+
+BASE_ARGS = {"torch_dtype": "float32", "dataloader_num_workers": 0, "max_length": 128, "model_type": "qwen2",
+             "template": "qwen", "check_model": False, "max_steps": 1, "split_dataset_ratio": 0,
+             "eval_steps": None, "global_batch_size": 1, "use_cpu": True}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    from lorakit.tiny import make_tiny_dataset, make_tiny_model
+
+    root = tmp_path_factory.mktemp("fail")
+    model = make_tiny_model(root / "tiny-random-chatml")
+    data = make_tiny_dataset(root / "data.jsonl", n=8)
+    (root / "one.jsonl").write_text(data.read_text().splitlines()[0] + "\n")
+    preset = root / "base.yaml"
+    preset.write_text(yaml.safe_dump({"extends": "single", "args": {
+        "model": str(model), "dataset": [str(data)], "output_dir": str(root / "out"), **BASE_ARGS}}))
+    return root, preset
+
+
+def flags(case: Case, root: Path) -> list[str]:
+    return [f.replace(ROOT, str(root)) for f in case.flags]
+
+
+def lorakit_says(case: Case, root: Path, preset: Path, *options: str):
+    sets = [x for key in case.drop for x in ("--set", f"{key}=null")]
+    return run_cli(["validate", "-p", str(preset), "--swift-version", case.version, *options, *sets, "--",
+                    *flags(case, root)])
+
+
+def without(argv: list[str], names) -> list[str]:
+    """argv less `--NAME VALUE` for each name (lorakit renders one value for these)."""
+    out, skip = [], False
+    for item in argv:
+        if skip:
+            skip = False
+        elif item[2:] in names:
+            skip = True
+        else:
+            out.append(item)
+    return out
+
+
+def run_harness(python: str, major: int, tiny, env: dict) -> dict:
+    root, preset = tiny
+    rendered = run_cli(["train", "-p", str(preset), "--dry-run", "--format", "json", "--swift-version", str(major)])
+    assert rendered.code == 0, rendered.stderr
+    base = json.loads(rendered.stdout)["argv"][2:]  # after `swift sft`
+    cases = {}
+    for case in CASES:
+        if int(case.version.split(".")[0]) != major:
+            continue
+        if case.call:
+            cases[case.id] = {"call": case.call, "args": flags(case, root)[1:], "cwd": str(root)}
+        else:
+            argv = [*without(base, case.drop), "--output_dir", str(root / "out" / case.id), *flags(case, root)]
+            cases[case.id] = {"argv": argv, "cwd": str(root), "env": {"CUDA_VISIBLE_DEVICES": ""}}
+    src, dst = root / f"cases{major}.json", root / f"outcomes{major}.json"
+    src.write_text(json.dumps(cases))
+    done = subprocess.run([python, str(HARNESS), str(src), str(dst)], env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return json.loads(dst.read_text())
+
+
+@pytest.fixture(scope="module")
+def outcomes4(tiny):
+    return run_harness(sys.executable, 4, tiny, swift_env())
+
+
+@pytest.fixture(scope="module")
+def outcomes3(tiny):
+    python = swift3_python()
+    return run_harness(python, 3, tiny, dict(swift_env(), PATH=str(Path(python).parent)))
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.id) for c in CASES])
+def test_lorakit_refuses_before_launch(case, tiny):
+    root, preset = tiny
+    said = lorakit_says(case, root, preset)
+    assert said.code == 2, said.stderr
+    assert re.search(rf"^error\[{re.escape(case.code)}\] {re.escape(case.key)} \(", said.stderr, re.M), said.stderr
+
+
+def swift_did(case: Case, request) -> str:
+    return request.getfixturevalue("outcomes3" if case.version.startswith("3") else "outcomes4")[case.id]
+
+
+@pytest.mark.parametrize("case", [_param(c) for c in CASES])
+def test_ms_swift_fails_the_same_way(case, request):
+    did = swift_did(case, request)
+    assert not did.startswith("ok"), f"ms-swift did not fail: {did}"
+    assert re.search(case.swift, did), did
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.id) for c in CASES if c.false_claim])
+def test_false_claims_are_runs_that_work(case, request):
+    """Why the xfails above fail: ms-swift did what case.false_claim says, not something else."""
+    did = swift_did(case, request)
+    assert re.search(case.swift, did), did
+
+
+# Where a run needs several GPUs, torchrun ranks or an older minor: lorakit's finding, a command
+# that makes it, and the source line (file:line in the installed package) that fails the run.
+# The line is asserted to still be there, so a citation cannot rot silently.
+
+
+@dataclass(frozen=True)
+class Cited:
+    id: str
+    code: str
+    key: str
+    options: tuple  # lorakit options before `--`
+    flags: tuple
+    site: str  # "4": this Python's ms-swift; "3": $LORAKIT_SWIFT3_PYTHON's
+    path: str
+    line: int
+    text: str
+
+
+CITED = [
+    # 2 GPUs for one rank (NPROC_PER_NODE 1): is_mp() is true and _init_deepspeed refuses.
+    Cited("deepspeed-on-device-map", "layout.device_map.deepspeed", "args.deepspeed", ("--gpus", "0,1", "--nproc", "1"),
+          ("--deepspeed", "zero2"), "4", "swift/arguments/sft_args.py", 256,
+          "raise ValueError('DeepSpeed is not compatible with `device_map`. '"),
+    # device_map auto on 2 ranks of one GPU each: accelerate's prepare refuses a model spread so.
+    Cited("device-map-auto-ddp", "layout.device_map.explicit", "args.device_map", ("--gpus", "0,1", "--nproc", "2"),
+          ("--device_map", "auto"), "4", "accelerate/accelerator.py", 1479,
+          "\"You can't train a model that has been loaded with `device_map='auto'` in any distributed mode.\""),
+    # 4 GPUs, 3 ranks (or 2 GPUs, 4 ranks): ms-swift's is_mp() asserts an even split in every rank.
+    Cited("nproc-indivisible", "layout.nproc.indivisible", "launch.nproc_per_node", ("--gpus", "0,1,2,3", "--nproc", "3"),
+          (), "4", "swift/utils/env.py", 70,
+          "assert n_gpu % local_world_size == 0, f'n_gpu: {n_gpu}, local_world_size: {local_world_size}'"),
+    Cited("nproc-too-many", "layout.nproc.too_many", "launch.nproc_per_node", ("--gpus", "0,1", "--nproc", "4"),
+          (), "4", "swift/utils/env.py", 70,
+          "assert n_gpu % local_world_size == 0, f'n_gpu: {n_gpu}, local_world_size: {local_world_size}'"),
+    # NNODES=two: torchrun's parse_min_max_nnodes
+    Cited("nnodes-not-a-number", "nodes.nnodes.invalid", "launch.nnodes", ("--set", "launch.nnodes=two"),
+          (), "4", "torch/distributed/run.py", 740,
+          "raise RuntimeError(f'nnodes={nnodes} is not in \"MIN:MAX\" format')"),
+    # enable_thinking first appears in 3.12 (ms_swift-3.11.3's wheel has no such field: the flag
+    # history, scripts/gen_swift_history.py); 3.11 then stops at remaining_argv (v3-4x-name above).
+    Cited("too-new-within-3x", "flags.too_new", "args.enable_thinking", ("--swift-version", "3.11"),
+          ("--enable_thinking", "true"), "3", "swift/llm/argument/base_args/template_args.py", 136,
+          "enable_thinking: Optional[bool] = None"),
+    # a model_type that only a later minor registers: 3.x's get_model_info_meta refuses it
+    # (the same raise as v3-model-type above, which runs it); ms-swift #3004 is qwen2_5_vl on 3.0.3.
+    Cited("model-type-too-new", "model.type.too_new", "args.model_type", ("--swift-version", "3.0"),
+          ("--model_type", "qwen2_5_vl"), "3", "swift/llm/model/register.py", 622,
+          "raise ValueError(f\"model_type: '{model_type}' not in {list(MODEL_MAPPING.keys())}\")"),
+]
+
+
+def site(which: str) -> Path:
+    if which == "4":
+        return SITE4
+    where = subprocess.run([swift3_python(), "-c", "import importlib.util; print(importlib.util.find_spec('swift').origin)"],
+                           capture_output=True, text=True, check=True, timeout=60).stdout.strip()
+    return Path(where).parents[1]
+
+
+@pytest.mark.parametrize("cited", [pytest.param(c, id=c.id) for c in CITED])
+def test_lorakit_refuses_what_the_cited_line_fails(cited, tiny):
+    root, preset = tiny
+    options = cited.options if "--swift-version" in cited.options else ("--swift-version", "4.6", *cited.options)
+    said = run_cli(["validate", "-p", str(preset), *options, "--", *cited.flags])
+    assert said.code == 2, said.stderr
+    assert re.search(rf"^error\[{re.escape(cited.code)}\] {re.escape(cited.key)} \(", said.stderr, re.M), said.stderr
+    lines = (site(cited.site) / cited.path).read_text(encoding="utf-8").splitlines()
+    assert cited.text in lines[cited.line - 1], (cited.path, cited.line, lines[cited.line - 1])
+
+
+def test_ddp_reentrant_cites_torch_reducer(tiny):
+    """DDP + reentrant checkpointing: ms-swift keeps a use_reentrant the user gives
+    (swift/trainers/mixin.py:946) and torch's C++ reducer then raises, in every rank's first
+    backward; its message is compiled into libtorch_cpu.so (torch/csrc/distributed/c10d/reducer.cpp)."""
+    root, preset = tiny
+    said = run_cli(["validate", "-p", str(preset), "--swift-version", "4.6", "--gpus", "0,1", "--nproc", "2", "--",
+                    "--gradient_checkpointing", "true", "--gradient_checkpointing_kwargs", '{"use_reentrant": true}'])
+    assert said.code == 2, said.stderr
+    assert re.search(r"^error\[layout\.ddp\.reentrant\] args\.gradient_checkpointing_kwargs \(", said.stderr, re.M)
+    lines = (SITE4 / "swift/trainers/mixin.py").read_text().splitlines()
+    assert lines[945].strip() == "use_reentrant_ = args.gradient_checkpointing_kwargs.get('use_reentrant')"
+    import mmap
+
+    with open(SITE4 / "torch/lib/libtorch_cpu.so", "rb") as lib, \
+            mmap.mmap(lib.fileno(), 0, access=mmap.ACCESS_READ) as blob:
+        assert blob.find(b"Expected to mark a variable ready only once") >= 0
+
+
+def test_busy_master_port_fails_torchrun_as_ms_swift_starts_it(tiny):
+    """A real torchrun (what swift/cli/main.py starts for NPROC_PER_NODE) on a port in use here."""
+    root, preset = tiny
+    with socket.socket() as busy:
+        busy.bind(("", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        said = run_cli(["validate", "-p", str(preset), "--swift-version", "4.6", "--nproc", "1",
+                        "--set", f"launch.master_port={port}"])
+        assert said.code == 2, said.stderr
+        assert re.search(r"^error\[nodes\.master_port\.busy\] launch\.master_port \(", said.stderr, re.M), said.stderr
+        noop = root / "noop.py"
+        noop.write_text("")
+        ran = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "1",
+                              "--master_port", str(port), str(noop)], capture_output=True, text=True, timeout=120)
+    assert ran.returncode != 0, ran.stdout + ran.stderr
+    assert re.search(rf"port: {port}.*EADDRINUSE|address already in use", ran.stderr), ran.stderr[-3000:]
