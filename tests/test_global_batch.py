@@ -6,7 +6,11 @@ and an info finding says the global batch was replaced."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
+
+from conftest import run_cli
 
 from lorakit import presets
 from lorakit.checks import run_checks
@@ -162,4 +166,30 @@ def test_a_child_files_steps_over_the_parents_global_batch_via_presets(cli, tmp_
     assert result.code == 0, result.stderr
     assert (f"info[batch.global_batch_size.replaced] args.gradient_accumulation_steps ({child}): "
             f"global_batch_size 32 from {parent} was replaced by gradient_accumulation_steps 3 from {child}"
+            ) in result.stderr.splitlines()
+
+
+def test_sequence_parallel_ranks_share_one_sample():
+    """ms-swift #5145: 8 GPUs, batch 1, accumulation 2, sequence_parallel_size 8: one data-parallel
+    rank (swift/sequence_parallel/sequence_parallel.py: dp_world_size = world_size // sp), so
+    the global batch is 2, not 16."""
+    result = run_cli(["validate", "-p", "ddp", "--gpus", "0,1,2,3,4,5,6,7", "--",
+                      "--sequence_parallel_size", "8", "--gradient_accumulation_steps", "2"])
+    lines = result.stderr.splitlines()
+    i = next(n for n, line in enumerate(lines) if "[batch.global]" in line)
+    assert lines[i:i + 2] == [
+        "warning[batch.global] args.gradient_accumulation_steps (-- extra flags): global batch 2 = per-device 1 x "
+        "grad-accum 2 x 1 data-parallel rank: sequence_parallel_size 8 splits each sample over 8 of the 8 ranks, so "
+        "the batch is not x 8",
+        "  hint: for a global batch of 16, raise gradient_accumulation_steps to 16 (or set global_batch_size: 16, "
+        "which counts data-parallel ranks)"]
+
+
+def test_global_batch_size_counts_data_parallel_ranks_only():
+    result = run_cli(["train", "-p", "ddp", "--gpus", "0,1,2,3", "--set", "global_batch_size=16", "--dry-run",
+                      "--format", "json", "--", "--sequence_parallel_size", "2"])
+    argv = json.loads(result.stdout)["argv"]
+    assert argv[argv.index("--gradient_accumulation_steps") + 1] == "8"  # 16 / (1 x 4 ranks / SP 2)
+    assert ("info[batch.global_batch_size.derived] args.gradient_accumulation_steps (--set): gradient_accumulation_steps "
+            "8 = global_batch_size 16 / (per-device 1 x 4 rank(s) per node x 1 node(s) / sequence_parallel_size 2)"
             ) in result.stderr.splitlines()

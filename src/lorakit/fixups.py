@@ -151,8 +151,12 @@ def derive_grad_accum(job: Job) -> Job:
                           f"per_device_train_batch_size {raw!r} is not a positive integer",
                           "set per_device_train_batch_size to 1 or more", key=BATCH)
     nproc, nodes = job.launch.nproc_per_node or 1, job.launch.node_total
-    per_step = batch * nproc * nodes
-    shape = f"per-device {batch} x {nproc} rank(s) per node x {nodes} node(s)"
+    from lorakit.checks.training import sequence_parallel  # ranks sharing one sample count once
+
+    sp = sequence_parallel(job)
+    per_step = batch * nproc * nodes // sp
+    shape = f"per-device {batch} x {nproc} rank(s) per node x {nodes} node(s)" + \
+        (f" / sequence_parallel_size {sp}" if sp > 1 else "")
     # the nearest reachable global batch when it does not divide (integer arithmetic: n may be
     # past a float)
     steps = max(1, round(n / per_step) if n < 2**53 else n // per_step)

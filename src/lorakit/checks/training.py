@@ -64,16 +64,33 @@ def effective_grad_accum(job: Job) -> tuple[int, bool]:
         return 1, True
 
 
+def sequence_parallel(job: Job) -> int:
+    """sequence_parallel_size when it splits the ranks (1 otherwise): that many ranks share each
+    sample, so only world / sp of them are data-parallel (swift/sequence_parallel/
+    sequence_parallel.py _init_device_mesh: dp_world_size = world_size // sp size)."""
+    sp = as_int(job.args.get("sequence_parallel_size"))
+    return sp if sp is not None and 1 < sp <= job.world_size and job.world_size % sp == 0 else 1
+
+
 def check_global_batch(job: Job, facts: Facts) -> list[Finding]:
     if job.command != "sft" or job.args.get("global_batch_size") is not None:
         return []  # fixups.derive_grad_accum already said how the global batch comes about
     batch = as_int(job.args.get("per_device_train_batch_size", 1)) or 1
     accum, defaulted = effective_grad_accum(job)
-    world = job.world_size
+    world, sp = job.world_size, sequence_parallel(job)
     note = " (ms-swift's default ceil(16 / (batch x world)))" if defaulted else ""
-    return [about(job, INFO, "batch.global", "args.gradient_accumulation_steps",
-                    f"global batch {batch * accum * world} = per-device {batch} x grad-accum {accum}{note} x "
-                    f"{world} rank{'s' if world > 1 else ''}")]
+    if sp == 1:
+        return [about(job, INFO, "batch.global", "args.gradient_accumulation_steps",
+                      f"global batch {batch * accum * world} = per-device {batch} x grad-accum {accum}{note} x "
+                      f"{world} rank{'s' if world > 1 else ''}")]
+    # ms-swift #5145: "8 GPUs x batch 1 x accumulation 2 = 16", but SP 8 makes one data-parallel rank
+    dp = world // sp
+    return [about(job, WARNING, "batch.global", "args.gradient_accumulation_steps",
+                  f"global batch {batch * accum * dp} = per-device {batch} x grad-accum {accum}{note} x {dp} "
+                  f"data-parallel rank{'s' if dp > 1 else ''}: sequence_parallel_size {sp} splits each sample over "
+                  f"{sp} of the {world} ranks, so the batch is not x {world}",
+                  f"for a global batch of {batch * accum * world}, raise gradient_accumulation_steps to "
+                  f"{accum * sp} (or set global_batch_size: {batch * accum * world}, which counts data-parallel ranks)")]
 
 
 def check_batch_sizes(job: Job, facts: Facts) -> list[Finding]:
