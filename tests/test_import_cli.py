@@ -123,13 +123,16 @@ def test_an_existing_output_is_not_overwritten(here):
 
 def test_several_commands_one_preset_each(here):
     shutil.copy(CORPUS / "train_then_merge.sh", here / "all.sh")
+    with open(here / "all.sh", "a") as f:
+        f.write("swift pt --model Qwen/Qwen2.5-0.5B --dataset corpus.txt\n")
     result = run_cli(["import", "all.sh", "-o", "run.yaml"])
     assert result.code == 0, result.stderr
-    assert sorted(p.name for p in here.glob("run-*.yaml")) == ["run-1.yaml", "run-2.yaml"]
+    assert sorted(p.name for p in here.glob("run-*.yaml")) == ["run-1.yaml", "run-2.yaml", "run-3.yaml"]
     assert yaml.safe_load((here / "run-2.yaml").read_text())["args"] == {
         "adapters": ["output/v0-20250101-000000/checkpoint-100"], "merge_lora": True, "output_dir": "merged"}
-    assert "info[import.skipped] all.sh: line 22: swift infer is not imported: a lorakit preset runs " \
-           "swift sft or swift export" in result.stderr
+    assert yaml.safe_load((here / "run-3.yaml").read_text())["command"] == "infer"
+    assert "info[import.skipped] all.sh: line 26: swift pt is not imported: a lorakit preset runs sft, " \
+           "export, rlhf" in result.stderr
     picked = run_cli(["import", "all.sh", "--select", "2"])
     assert picked.code == 0, picked.stderr
     assert yaml.safe_load(picked.stdout)["command"] == "export"
@@ -140,13 +143,11 @@ def test_several_commands_one_preset_each(here):
     ('swift sft \\\n  --model x \\\n  --lora_rank "8\n', [],
      "s.sh:3: the script does not parse as bash (unexpected EOF while looking for matching '\"')"),
     ("case $1 in a) swift sft --model x;; esac\n", [], "s.sh:1: lorakit cannot read this part of the script"),
-    ("swift rlhf --rlhf_type dpo --model x\n", [],
-     "s.sh:1: swift rlhf is not a command a lorakit preset runs (sft, export), and the script has no other"),
-    ("swift sft --model x\nswift infer --model x\n", ["--select", "2"],
-     "s.sh:2: swift infer is not a command a lorakit preset runs (sft, export)\n"
-     "  hint: 1: swift sft (line 1), 2: swift infer (line 2)"),
+    ("swift pt --model x --dataset corpus.txt\n", [], "s.sh:1: swift pt is not a command a lorakit preset runs (sft, "),
+    ("swift sft --model x\nswift pt --model x\n", ["--select", "2"],
+     "s.sh:2: swift pt is not a command a lorakit preset runs (sft, "),
     ("swift sft --model x\n", ["--select", "3"], "s.sh: --select 3: the script has 1 swift command(s)"),
-], ids=["no-swift", "unclosed-quote", "case", "rlhf-only", "select-infer", "select-past-end"])
+], ids=["no-swift", "unclosed-quote", "case", "pt-only", "select-pt", "select-past-end"])
 def test_scripts_that_cannot_be_imported_exit_2(here, text, args, message):
     script(here, "s.sh", text)
     result = run_cli(["import", "s.sh", *args])

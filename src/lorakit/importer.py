@@ -24,7 +24,7 @@ from lorakit.scriptfaults import ENV_WORD
 from lorakit.shellscript import SwiftCall
 from lorakit.values import FALSE_WORDS, TRUE_WORDS, as_int
 
-IMPORTABLE = ("sft", "export")  # what a lorakit preset runs (presets.COMMANDS)
+from lorakit.presets import COMMANDS as IMPORTABLE  # what a lorakit preset runs (`swift pt` is not one)
 TEXT_LAUNCH = ("gpus", "master_addr")  # ids and hosts stay text: "010" is not 8
 
 

@@ -18,7 +18,7 @@ from lorakit.errors import LorakitError
 from lorakit.findings import ERROR, INFO, WARNING, Finding
 from lorakit.shellwords import NAME, expand, mask_arithmetic
 
-SWIFT_COMMANDS = ("sft", "pt", "rlhf", "export", "infer", "deploy", "eval")
+SWIFT_COMMANDS = ("sft", "pt", "rlhf", "export", "infer", "deploy", "eval", "rollout")
 # Words that run the next word as the command (exec swift sft …, nohup swift sft … &).
 WRAPPERS = ("exec", "nohup", "time", "command", "builtin")
 

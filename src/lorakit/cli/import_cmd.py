@@ -59,7 +59,8 @@ def import_script(
         else:
             path.write_text(body, encoding="utf-8")
             report.note(f"wrote {path} (swift {one.call.command}, line {one.call.line} of {script})")
-        checked = _checks(body, path, script, swift_version)
+        checked = _checks(body, path, script, swift_version, f"the imported preset (swift {one.call.command}, "
+                          f"line {one.call.line})" if len(done) > 1 else "the imported preset")
         failed |= c.blocking(checked, strict)
         findings += checked
     findings = sort_findings(findings)
@@ -103,15 +104,17 @@ def _chosen(read, script: Path, select: int | None):
         first = read.calls[0]
         raise LorakitError(f"{script}:{first.line}: swift {first.command} is not a command a lorakit preset runs "
                            f"({', '.join(IMPORTABLE)}), and the script has no other",
-                           hint="lorakit presets train (swift sft) and merge (swift export)")
+                           hint=f"a lorakit preset runs swift {', swift '.join(IMPORTABLE)}")
     return calls
 
 
 def _skipped(read, calls, select, name: str) -> list[Finding]:
     if select is not None:
         return []
+    from lorakit.importer import IMPORTABLE
+
     return [Finding(INFO, "import.skipped", f"line {call.line}: swift {call.command} is not imported: a lorakit "
-                    "preset runs swift sft or swift export", file=name)
+                    f"preset runs {', '.join(IMPORTABLE)}", file=name)
             for call in read.calls if call not in calls]
 
 
@@ -127,7 +130,7 @@ def _outputs(output: Path | None, count: int, force: bool) -> list[Path | None]:
     return paths
 
 
-def _checks(body: str, path: Path | None, script: Path, swift_version: str | None) -> list[Finding]:
+def _checks(body: str, path: Path | None, script: Path, swift_version: str | None, said: str) -> list[Finding]:
     """The checks `lorakit validate -p PRESET` runs (the same functions), on the written preset,
     or on a private copy of it when the preset went to stdout."""
     from lorakit.checks import run_checks
@@ -139,7 +142,6 @@ def _checks(body: str, path: Path | None, script: Path, swift_version: str | Non
         copy = Path(folder) / f"{script.stem}.yaml"
         copy.write_text(body, encoding="utf-8")
         found = _checked(str(copy), swift_version, run_checks, apply_fixups)
-    said = "the imported preset"
     return [Finding(f.level, f.code, f.message.replace(str(copy), said), f.hint.replace(str(copy), said), f.key,
                     said if f.file == str(copy) else f.file) for f in found]
 
