@@ -77,7 +77,7 @@ def test_sh_script_runs_what_lorakit_runs(tmp_path, case):
 LAUNCHER_LEFTOVERS = {"LOCAL_RANK": "0", "GROUP_RANK": "0", "_PATCH_WORLD_SIZE": "2", "TORCHELASTIC_RUN_ID": "x"}
 
 
-@pytest.mark.parametrize("fmt", ["sh", "sbatch"])
+@pytest.mark.parametrize("fmt", ["sh"])
 def test_scripts_unset_what_a_launcher_left_in_the_shell(tmp_path, fmt):
     """Run in a shell a torchrun worker left behind (RANK, WORLD_SIZE...), a script launches what
     lorakit train launches from a clean shell. TORCHELASTIC_* is only named in a comment."""
@@ -330,11 +330,12 @@ def test_swift3_yaml_refuses_a_value_omegaconf_cannot_hold(tmp_path, cli):
 
 
 FAKE_SRUN = r"""#!/usr/bin/env bash
-# fake srun: skip the --options, then run the task once per node, one after another. Like SLURM,
-# set CUDA_VISIBLE_DEVICES in the step to the node's allocated GPUs, numbered from 0.
+# fake srun: skip the --options, then run the task once per node, one after another, with the
+# variables SLURM gives each task (srun(1), OUTPUT ENVIRONMENT VARIABLES). Like SLURM, set
+# CUDA_VISIBLE_DEVICES in the step to the node's allocated GPUs, numbered from 0.
 nodes=1
 while [[ $1 == --* ]]; do
-  case $1 in --nodes=*) nodes=${1#--nodes=} ;; esac
+  case $1 in --nodes=*) nodes=${1#--nodes=} ;; --cpus-per-task=*) echo "$1" > "$FAKE_RECORD_DIR/srun-cpus" ;; esac
   shift
 done
 if [[ -n ${SLURM_GPUS_PER_NODE:-} ]]; then
@@ -342,18 +343,26 @@ if [[ -n ${SLURM_GPUS_PER_NODE:-} ]]; then
   export CUDA_VISIBLE_DEVICES
 fi
 for ((i = 0; i < nodes; i++)); do
-  SLURM_NODEID=$i FAKE_SWIFT_RECORD=$FAKE_RECORD_DIR/node$i.json "$@" || exit $?
+  SLURM_NNODES=$nodes SLURM_NODEID=$i SLURM_STEP_NODELIST=$SLURM_JOB_NODELIST \
+    FAKE_SWIFT_RECORD=$FAKE_RECORD_DIR/node$i.json "$@" || exit $?
 done
 """
+# node names that resolve nowhere: MASTER_ADDR must be node 0's NodeAddr, not its name
 FAKE_SCONTROL = """#!/usr/bin/env bash
-[ "$1 $2 $3" = "show hostnames gpu-[07-08]" ] || { echo "fake scontrol: $*" >&2; exit 2; }
-printf 'gpu-07\\ngpu-08\\n'
+case "$1 $2 $3" in
+  "show hostnames gpu-[07-08]") printf 'gpu-07\\ngpu-08\\n' ;;
+  "show hostnames gpu-07") printf 'gpu-07\\n' ;;
+  "show node gpu-07") printf 'NodeName=gpu-07 Arch=x86_64 CoresPerSocket=8\\n   NodeAddr=10.1.2.7 NodeHostName=gpu-07 Version=22.05.8\\n' ;;
+  *) echo "fake scontrol: $*" >&2; exit 2 ;;
+esac
 """
+JOB_ID = "4242"
+PORT = str(15000 + int(JOB_ID) % 17000)  # lorakit.injob: SLURM_PORT_BASE + SLURM_JOB_ID % SPAN
 
 
-def slurm_env(tmp_path, script: Path) -> dict:
+def slurm_env(tmp_path, script: Path, nodelist: str = "gpu-[07-08]") -> dict:
     """The batch step's environment: sbatch's SLURM_GPUS_PER_NODE from the script's header, and a
-    stale CUDA_VISIBLE_DEVICES from the login shell that SLURM replaces in the job step."""
+    stale CUDA_VISIBLE_DEVICES and launch variables from the login shell."""
     bin_dir = tmp_path / "slurm-bin"
     bin_dir.mkdir(exist_ok=True)
     for name, text in (("srun", FAKE_SRUN), ("scontrol", FAKE_SCONTROL)):
@@ -361,19 +370,36 @@ def slurm_env(tmp_path, script: Path) -> dict:
         (bin_dir / name).chmod(0o755)
     gpus = [line.partition("=")[2] for line in script.read_text().splitlines()
             if line.startswith("#SBATCH --gpus-per-node=")]
-    env = fake_env(tmp_path, "unused.json", **STALE, SLURM_JOB_NODELIST="gpu-[07-08]",
-                   FAKE_RECORD_DIR=str(tmp_path), CUDA_VISIBLE_DEVICES="9",
+    env = fake_env(tmp_path, "unused.json", **STALE, **LAUNCHER_LEFTOVERS, SLURM_JOB_NODELIST=nodelist,
+                   SLURM_JOB_ID=JOB_ID, FAKE_RECORD_DIR=str(tmp_path), CUDA_VISIBLE_DEVICES="9",
                    **({"SLURM_GPUS_PER_NODE": gpus[0]} if gpus else {}))
     env["PATH"] = f"{bin_dir}{os.pathsep}{env['PATH']}"
     return env
 
 
 def without_slurm(pair):
-    """What the fake SLURM added: its variables and its bin dir at the front of PATH."""
+    """What the fake SLURM added (its variables), and PATH, which the script puts the rendering
+    environment's `swift` directory in front of (asserted apart)."""
     argv, env = pair
-    env = {k: v for k, v in env.items() if not k.startswith("SLURM_") and k != "FAKE_RECORD_DIR"}
-    env["PATH"] = env["PATH"].split(os.pathsep, 1)[1]
+    assert env["PATH"].split(os.pathsep)[0] == str(REPO / "tests" / "fakes")
+    env = {k: v for k, v in env.items() if not k.startswith("SLURM_") and k not in ("FAKE_RECORD_DIR", "PATH")}
     return argv, env
+
+
+def node_launch(tmp_path, args, rank: int):
+    """What `lorakit train` launches as node `rank`, told the layout SLURM gives the task."""
+    argv, env = train_launch(tmp_path, args + ["--set", "launch.master_addr=10.1.2.7", "--set",
+                                               f"launch.master_port={PORT}", "--node-rank", str(rank)])
+    return argv, {k: v for k, v in env.items() if k != "PATH"}
+
+
+def run_sbatch(tmp_path, args) -> Path:
+    script = tmp_path / "train.sbatch"
+    script.write_text(export(tmp_path, args, "sbatch"))
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+    ran = subprocess.run(["bash", str(script)], env=slurm_env(tmp_path, script), cwd=tmp_path, timeout=120)
+    assert ran.returncode == 0
+    return script
 
 
 @pytest.mark.parametrize("extra, gpus, slurm_gpus", [
@@ -382,64 +408,115 @@ def without_slurm(pair):
     ([], ["--gpus", "4,5"], "0,1"),
 ])
 def test_sbatch_runs_each_nodes_launch(tmp_path, extra, gpus, slurm_gpus):
-    """Two nodes, no master_addr needed: rank from SLURM_NODEID, address from the allocation.
-    Exactly what `lorakit train` launches on each node, but for CUDA_VISIBLE_DEVICES: SLURM sets
-    it in the job step to the node's allocated GPUs (0..n-1), not to the ids lorakit resolved."""
+    """Two nodes, no master_addr needed: each task's `lorakit train --on slurm` takes the rank from
+    SLURM_NODEID, the address from node 0's NodeAddr and the port from the job id, and launches
+    exactly what `lorakit train` launches on that node, but for CUDA_VISIBLE_DEVICES: SLURM sets it
+    in the job step to the node's allocated GPUs (0..n-1), not to the ids lorakit resolved. The
+    submitting shell's leftovers (NNODES=7, RANK, TORCHELASTIC_RUN_ID...) reach nothing."""
     base = ["-p", "zero2", "--set", "launch.nnodes=2", "--set", "launch.master_port=29400",
             "--set", "system=It's $HOME"]
-    script = tmp_path / "train.sbatch"
-    script.write_text(export(tmp_path, base + gpus + extra, "sbatch"))
-    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+    script = run_sbatch(tmp_path, base + gpus + extra)
     lines = script.read_text().splitlines()
-    assert lines[3:7] == ["#SBATCH --job-name=lorakit-zero2", "#SBATCH --nodes=2",
-                          "#SBATCH --ntasks-per-node=1", f"#SBATCH --gpus-per-node={slurm_gpus.count(',') + 1}"]
-    ran = subprocess.run(["bash", str(script)], env=slurm_env(tmp_path, script), timeout=60)
-    assert ran.returncode == 0
+    assert lines[3:8] == ["#SBATCH --job-name=lorakit-zero2", "#SBATCH --nodes=2", "#SBATCH --ntasks-per-node=1",
+                          f"#SBATCH --chdir={tmp_path}", f"#SBATCH --gpus-per-node={slurm_gpus.count(',') + 1}"]
     for rank in (0, 1):
-        argv, env = train_launch(tmp_path, base + gpus + ["--set", "launch.master_addr=gpu-07", "--node-rank", str(rank)])
+        argv, env = node_launch(tmp_path, base + gpus, rank)
         assert env["CUDA_VISIBLE_DEVICES"] == (gpus[1] if gpus else EIGHT)
-        assert without_slurm(recorded(tmp_path / f"node{rank}.json")) == (
-            argv, {**env, "CUDA_VISIBLE_DEVICES": slurm_gpus})
+        node = without_slurm(recorded(tmp_path / f"node{rank}.json"))
+        assert node == (argv, {**env, "CUDA_VISIBLE_DEVICES": slurm_gpus})
+        assert "TORCHELASTIC_RUN_ID" not in node[1] and node[1]["NNODES"] == "2"
 
 
-def test_sbatch_leaves_cuda_visible_devices_to_slurm(tmp_path):
-    """The brief's case: --gpus 4,5 (or a login node's CUDA_VISIBLE_DEVICES) on two nodes. GPUs
-    4 and 5 do not exist inside the allocation, which numbers the node's GPUs from 0."""
-    for args, env in ((["--gpus", "4,5"], {}), ([], {"CUDA_VISIBLE_DEVICES": "4,5"})):
-        text = export(tmp_path, ["-p", "zero2", "--set", "launch.nnodes=2", *args], "sbatch", **env)
-        lines = text.splitlines()
-        assert "#SBATCH --gpus-per-node=2" in lines
-        assert "CUDA_VISIBLE_DEVICES=" not in text and "unset CUDA_VISIBLE_DEVICES" not in text
-        assert not any(line.startswith("unset") and "CUDA_VISIBLE_DEVICES" in line for line in lines)
-        assert "    NPROC_PER_NODE=2 \\" in lines
-        source = "--gpus" if args else "CUDA_VISIBLE_DEVICES in your environment"
-        at = lines.index("srun --nodes=2 --ntasks-per-node=1 --kill-on-bad-exit=1 \\")
-        assert lines[at - 3:at] == [
-            "# CUDA_VISIBLE_DEVICES comes from SLURM, which sets it in each job step to the node's",
-            f"# allocated GPUs (--gpus-per-node=2 above). The GPU ids lorakit resolved (4,5, from {source})",
-            "# name the rendering machine's GPUs, so they are not exported; NPROC_PER_NODE sets the ranks."]
+def test_sbatch_runs_the_environment_that_rendered_it(tmp_path):
+    """A batch step starts from the login environment, where a bare `swift` was `exec: swift: not
+    found` (exit 127) on the real cluster: the script runs this Python's lorakit and puts the
+    rendering PATH's `swift` directory first."""
+    text = export(tmp_path, ["-p", "zero2", "--set", "launch.nnodes=2"], "sbatch")
+    fakes = REPO / "tests" / "fakes"
+    lines = text.splitlines()
+    assert f"# The job runs the environment that rendered it: {sys.executable} -m lorakit," in lines
+    assert f"# with ms-swift's swift from {fakes} first on PATH." in lines
+    assert f'export PATH={fakes}:"$PATH"' in lines
+    assert lines[-1] == (f"exec srun --nodes=2 --ntasks-per-node=1 --kill-on-bad-exit=1 {sys.executable} -m lorakit "
+                         'train -p "$JOB_FILE" --on slurm --swift-version 4')
+    assert not any(line.lstrip().startswith(("swift ", "exec swift")) for line in lines)
+    # the job file the nodes read: the resolved preset, without what SLURM decides per node
+    body = text[text.index("<<'LORAKIT_JOB'\n") + 16:text.index("\nLORAKIT_JOB\n")]
+    job = yaml.safe_load(body)
+    assert job["launch"] == {"nproc_per_node": 8} and job["command"] == "sft"
+    assert job["args"]["deepspeed"] == "zero2"
 
 
-def test_sbatch_without_a_gpu_list_says_to_ask_slurm_for_gpus():
-    job = apply_fixups(build_job(presets.apply_overrides(presets.load("single"), [("launch.gpus", None, "--set")]),
-                                 {}, swift_major=4))
-    text = exports.sbatch_script(job, render(job))
-    assert "--gpus-per-node" not in text.replace("# The job names no GPU list: add #SBATCH --gpus-per-node=N", "")
-    assert "# The job names no GPU list: add #SBATCH --gpus-per-node=N for the GPUs each node needs." in text
-    assert "unset NPROC_PER_NODE NNODES NODE_RANK MASTER_ADDR MASTER_PORT" in text.splitlines()
-    assert "unset RANK LOCAL_RANK WORLD_SIZE LOCAL_WORLD_SIZE LOCAL_SIZE GROUP_RANK GROUP_WORLD_SIZE ROLE_RANK " \
-           "ROLE_NAME ROLE_WORLD_SIZE _PATCH_WORLD_SIZE RAY_SWIFT_ARGS" in text.splitlines()
+def test_sbatch_without_swift_on_path_says_so(tmp_path):
+    env = fake_env(tmp_path, "unused.json")
+    env["PATH"] = os.pathsep.join(p for p in env["PATH"].split(os.pathsep)
+                                  if not (Path(p) / "swift").exists()) or "/nonexistent"
+    result = lorakit(["train", "-p", "zero2", "--set", "launch.nnodes=2", "--dry-run", "--format", "sbatch"], env)
+    assert result.returncode == 0, result.stderr
+    assert "# `swift` was NOT on PATH when this was rendered: the nodes' PATH must have ms-swift's." in \
+        result.stdout.splitlines()
+    assert "export PATH=" not in result.stdout
+
+
+@pytest.mark.parametrize("args, why", [
+    (["--set", "use_cpu=true"], "use_cpu"),
+    (["--set", "launch.gpus=null"], "no GPU list"),
+    (["--set", "launch.gpus=~"], "no GPU list"),
+])
+def test_sbatch_asks_for_no_gpus_on_a_gpu_less_job(tmp_path, args, why):
+    """sbatch refuses --gpus-per-node on a cluster without GPUs ("Invalid generic resource"); a
+    CPU job or `--set launch.gpus=null` (a YAML null, as the README says --set values are) has none."""
+    text = export(tmp_path, ["-p", "zero2", "--set", "launch.nproc_per_node=2", *args], "sbatch",
+                  CUDA_VISIBLE_DEVICES="0,1")
+    assert not any(line.startswith("#SBATCH --gpus") for line in text.splitlines())
+    assert f"# No GPUs are requested ({why}): add #SBATCH --gpus-per-node=N for a GPU job." in text.splitlines()
+
+
+def test_gpus_null_removes_the_list():
+    assert presets.parse_set("launch.gpus=null") == ("launch.gpus", None)
+    assert presets.parse_set("launch.gpus=010") == ("launch.gpus", "010")  # still text, not 8
+
+
+def test_sbatch_cpus_time_and_requeue_come_from_preset_keys(tmp_path):
+    """--cpus-per-task on sbatch AND srun (since 22.05 srun does not inherit it from sbatch; under
+    task/affinity the node's whole launch was pinned to one CPU), --time (a rendezvous that never
+    forms ends), and requeue: SLURM signals the batch shell 120 s before the limit, it requeues,
+    and the next run resumes from the newest complete checkpoint."""
+    preset = tmp_path / "long.yaml"
+    preset.write_text("extends: zero2\nlaunch:\n  nnodes: 2\n  cpus_per_task: 16\n  time: '2-00:00:00'\n"
+                      "  requeue: true\n")
+    text = export(tmp_path, ["-p", str(preset)], "sbatch")
+    lines = text.splitlines()
+    assert lines[7:14] == ["#SBATCH --gpus-per-node=8", "#SBATCH --cpus-per-task=16", "#SBATCH --time=2-00:00:00",
+                           "#SBATCH --requeue", "#SBATCH --signal=B:USR1@120", "#SBATCH --open-mode=append",
+                           "set -euo pipefail"]
+    assert """trap 'echo "lorakit: time limit near: requeueing job $SLURM_JOB_ID" >&2; scontrol requeue \
+"$SLURM_JOB_ID"' USR1""" in lines
+    assert lines[-2:] == [f"srun --nodes=2 --ntasks-per-node=1 --kill-on-bad-exit=1 --cpus-per-task=16 {sys.executable} "
+                          '-m lorakit train -p "$JOB_FILE" --on slurm --swift-version 4 --resume if-any &',
+                          "wait $! || wait $!"]
+    text2 = export(tmp_path, ["-p", "zero2", "--set", "launch.time=1:30:00"], "sbatch")
+    assert "#SBATCH --time=1:30:00" in text2.splitlines()  # not YAML's sexagesimal 5400
+
+
+def test_sbatch_requeued_job_resumes_if_any(tmp_path):
+    """The requeue script runs under the fake SLURM: each node's lorakit gets --resume if-any, and
+    with no checkpoint yet starts fresh: the same launch as without requeue."""
+    base = ["-p", "zero2", "--set", "launch.nnodes=2", "--set", "launch.cpus_per_task=4"]
+    run_sbatch(tmp_path, base + ["--set", "launch.requeue=true"])
+    assert (tmp_path / "srun-cpus").read_text() == "--cpus-per-task=4\n"
+    for rank in (0, 1):
+        argv, env = node_launch(tmp_path, base, rank)
+        assert without_slurm(recorded(tmp_path / f"node{rank}.json")) == (argv, {**env, "CUDA_VISIBLE_DEVICES": EIGHT})
 
 
 def test_sbatch_one_node_keeps_the_jobs_env(tmp_path):
-    script = tmp_path / "single.sbatch"
-    script.write_text(export(tmp_path, CASES["single"], "sbatch"))
-    text = script.read_text()
-    assert "scontrol" not in text and "SLURM_NODEID" not in text and "#SBATCH --nodes=1" in text
-    ran = subprocess.run(["bash", str(script)], env=slurm_env(tmp_path, script), timeout=60)
-    assert ran.returncode == 0
-    # one GPU: SLURM's CUDA_VISIBLE_DEVICES=0 is the job's own
-    assert without_slurm(recorded(tmp_path / "node0.json")) == train_launch(tmp_path, CASES["single"])
+    script = run_sbatch(tmp_path, CASES["single"])
+    assert "#SBATCH --nodes=1" in script.read_text()
+    # one GPU: SLURM's CUDA_VISIBLE_DEVICES=0 is the job's own; one node: no NNODES (no torchrun
+    # for a one-process job), only the job's own port
+    argv, env = train_launch(tmp_path, CASES["single"] + ["--set", f"launch.master_port={PORT}"])
+    assert without_slurm(recorded(tmp_path / "node0.json")) == (argv, {k: v for k, v in env.items() if k != "PATH"})
 
 
 def test_sbatch_without_master_addr_is_fine_but_train_is_not(cli):
@@ -503,6 +580,6 @@ assert not heavy, heavy
 @pytest.mark.parametrize("fmt", exports.FORMATS)
 def test_dry_run_in_every_format_imports_no_ml_stack(tmp_path, fmt):
     args = ["train", "-p", "zero2", "--set", "launch.nnodes=2", "--set", "launch.master_addr=h0",
-            "--node-rank", "1", "--dry-run", "--format", fmt]
+            "--node-rank", "1", "--set", "launch.image=registry.example/lorakit:1", "--dry-run", "--format", fmt]
     done = subprocess.run([sys.executable, "-c", NO_HEAVY, *args], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr

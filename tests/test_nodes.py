@@ -139,7 +139,7 @@ def test_all_nodes_json_is_one_object_per_node(cli):
     (["--format", "sh"], "lorakit: error: --format sh only shapes what --dry-run prints; it launches nothing\n"
                          "  hint: add --dry-run\n"),
     (["--dry-run", "--format", "yaml"], "lorakit: error: --format 'yaml': unknown format\n"
-                                        "  hint: one of: text, sh, sbatch, swift-yaml, json\n"),
+                                        "  hint: one of: text, sh, sbatch, swift-yaml, json, trainjob, pytorchjob\n"),
     (["--dry-run", "--all-nodes", "--format", "sh"],
      "lorakit: error: --all-nodes prints text or json, not sh\n"
      "  hint: sbatch already covers every node; for sh or swift-yaml, render once per node with --node-rank R\n"),

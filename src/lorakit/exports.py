@@ -1,11 +1,12 @@
 """The --dry-run formats: a rendered job as text for bash, a script, a SLURM batch script,
-ms-swift's own YAML config, or JSON for other tools. Pure: Job + Command (+ findings) -> text.
+ms-swift's own YAML config, JSON for other tools, or a Kubernetes manifest (lorakit.kube). Pure:
+Job + Command (+ findings) -> text; sbatch also reads which Python and `swift` rendered it.
 
 Each format launches exactly what `lorakit train` launches: the same argv, and the inherited
 environment with the job's launch variables set, every other launch variable removed, and the
 variables a launcher sets for its workers removed (lorakit.envvars; tests/test_exports.py runs
-each one against the real launch). One difference, in sbatch: CUDA_VISIBLE_DEVICES is SLURM's
-to set in each job step, not the rendering machine's.
+each one against the real launch). sbatch (lorakit.sbatch) and the Kubernetes formats run
+`lorakit train --on PLATFORM` on every node, which reads the node layout from the scheduler.
 
 swift-yaml is two formats: ms-swift 4.x reads `swift sft FILE.yaml`, ENV: block included
 (swift/cli/main.py: parse_yaml_args); 3.x reads only `swift sft --config FILE`, takes no ENV
@@ -30,8 +31,11 @@ from lorakit.names import spelled_for
 from lorakit.render import LORAKIT_ONLY_ARGS, Command, render_value, shell_text
 from lorakit.values import as_int
 
-FORMATS = ("text", "sh", "sbatch", "swift-yaml", "json")
-ALL_NODES_FORMATS = ("text", "json")  # sh/swift-yaml are one node's file; sbatch is every node
+FORMATS = ("text", "sh", "sbatch", "swift-yaml", "json", "trainjob", "pytorchjob")
+ALL_NODES_FORMATS = ("text", "json")  # sh/swift-yaml are one node's file; sbatch/k8s are every node
+# The node layout of these comes from the scheduler, in each node (lorakit.injob): checks that
+# want node_rank/master_addr in the preset are waived for them (cli/run.py).
+SCHEDULER_FORMATS = ("sbatch", "trainjob", "pytorchjob")
 
 
 def stale_vars(command: Command) -> list[str]:
@@ -79,56 +83,6 @@ def sh_script(job: Job, command: Command) -> str:
     head = ["#!/usr/bin/env bash", f"# {title(job)}", "set -euo pipefail", ""]
     env = "".join(f"{k}={shlex.quote(v)} \\\n" for k, v in command.env.items())
     return "\n".join(head + _unset_lines(stale_vars(command))) + "\n" + env + _body(command, "exec ")
-
-
-def gpus_per_node(job: Job) -> int | None:
-    ids = job.launch.gpu_ids
-    return len(ids) if ids else None
-
-
-# SLURM sets CUDA_VISIBLE_DEVICES itself in every job step, to the GPUs it allocated on that
-# node (numbered from 0 under its device cgroup). The ids lorakit resolved -- the preset's, --gpus,
-# or a CUDA_VISIBLE_DEVICES exported on the login node -- name GPUs of the machine that rendered
-# the script: exported into the step they would point at GPUs the node may not have.
-SLURM_OWNS = ("CUDA_VISIBLE_DEVICES",)
-
-
-def _gpu_lines(job: Job, gpus: int | None) -> list[str]:
-    if gpus is None:
-        return ["# The job names no GPU list: add #SBATCH --gpus-per-node=N for the GPUs each node needs."]
-    where = f", from {job.launch.gpus_source}" if job.launch.gpus_source else ""
-    return ["# CUDA_VISIBLE_DEVICES comes from SLURM, which sets it in each job step to the node's",
-            f"# allocated GPUs (--gpus-per-node={gpus} above). The GPU ids lorakit resolved ({job.launch.gpus}{where})",
-            "# name the rendering machine's GPUs, so they are not exported; NPROC_PER_NODE sets the ranks."]
-
-
-def sbatch_script(job: Job, command: Command) -> str:
-    """SLURM: nnodes nodes x the job's GPU count, one task per node running the whole torchrun of
-    that node; NODE_RANK is the node's index in the allocation and MASTER_ADDR its first host."""
-    nodes = job.launch.node_total
-    multi, gpus = nodes > 1, gpus_per_node(job)
-    head = ["#!/usr/bin/env bash", f"# {title(job)}", "# Submit with: sbatch THIS_FILE",
-            f"#SBATCH --job-name=lorakit-{job_name(job)}", f"#SBATCH --nodes={nodes}",
-            "#SBATCH --ntasks-per-node=1"]
-    head += [f"#SBATCH --gpus-per-node={gpus}"] if gpus else []
-    head += ["set -euo pipefail", ""]
-    per_task = SLURM_OWNS + (("NODE_RANK", "MASTER_ADDR") if multi else ())  # set below, whatever the preset said
-    env = {k: v for k, v in command.env.items() if k not in per_task}
-    head += _unset_lines([name for name in stale_vars(command) if name not in per_task], gpus_too=False)
-    if multi:
-        head += ["# torchrun's rendezvous runs on node 0, which is the allocation's first host",
-                 "# (a launch.master_addr or node_rank in the preset is replaced here).",
-                 "# sed, not head: head exiting early can fail the pipe under pipefail.",
-                 'MASTER_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | sed -n 1p)', ""]
-    head += _gpu_lines(job, gpus)
-    srun = [f"srun --nodes={nodes} --ntasks-per-node=1 --kill-on-bad-exit=1", "  env"]
-    srun += [f"    {k}={shlex.quote(v)}" for k, v in env.items()]
-    if multi:
-        srun.append('    MASTER_ADDR="$MASTER_ADDR"')
-        # Each task's NODE_RANK is only known inside the task; argv follows as "$@".
-        srun.append("  bash -c " + shlex.quote('export NODE_RANK="${SLURM_NODEID:?}"; exec "$@"')
-                    + " lorakit-node")
-    return "\n".join(head) + "\n" + " \\\n".join(srun) + " \\\n" + _body(command, "  ")
 
 
 def job_name(job: Job) -> str:
@@ -281,7 +235,13 @@ def export(fmt: str, job: Job, command: Command, findings: Iterable[Finding] = (
     if fmt == "sh":
         return sh_script(job, command)
     if fmt == "sbatch":
-        return sbatch_script(job, command)
+        from lorakit import sbatch
+
+        return sbatch.script(job, command)
+    if fmt in ("trainjob", "pytorchjob"):
+        from lorakit import kube
+
+        return kube.manifest(fmt, job)
     if fmt == "swift-yaml":
         return swift_yaml(job, command)
     if fmt == "json":

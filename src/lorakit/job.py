@@ -13,7 +13,7 @@ from typing import Any, Mapping
 from lorakit import envvars
 from lorakit.errors import LorakitError
 from lorakit.findings import INFO, Finding
-from lorakit.presets import Resolved
+from lorakit.presets import EXPORT_KEYS, Resolved
 from lorakit.values import as_int, node_count
 
 # ms-swift reads `--target_modules` as nargs='+': the seed's '[q_proj,k_proj,v_proj]' would be
@@ -35,6 +35,8 @@ class Launch:
     node_rank: Any = None
     master_addr: Any = None
     master_port: Any = None
+    # launch keys only the sbatch/Kubernetes exports read (presets.EXPORT_KEYS), as written
+    export: dict[str, Any] = field(default_factory=dict, hash=False)
 
     @property
     def nodes(self) -> int | None:
@@ -184,6 +186,7 @@ def build_launch(resolved: Resolved, env: Mapping[str, str], *, gpus: str | None
         nproc_per_node=nproc_from_rule(rule, count), nproc_rule=rule, nproc_source=rule_source,
         nnodes=picked["nnodes"][0], node_rank=picked["node_rank"][0],
         master_addr=picked["master_addr"][0], master_port=picked["master_port"][0],
+        export={key: launch[key] for key in EXPORT_KEYS if launch.get(key) is not None},
     ), from_env
 
 

@@ -23,6 +23,9 @@ from lorakit.values import did_you_mean, suggestion
 
 TOP_KEYS = ("description", "extends", "command", "launch", "args", "env")
 LAUNCH_KEYS = tuple(envvars.FIELD.values())  # gpus, nproc_per_node, nnodes, node_rank, master_*
+# Read only by the sbatch and Kubernetes exports (lorakit.sbatch, lorakit.kube), never by ms-swift.
+EXPORT_KEYS = ("cpus_per_task", "time", "requeue", "image", "namespace", "volumes", "service_account")
+LAUNCH_KEYS = LAUNCH_KEYS + EXPORT_KEYS
 COMMANDS = ("sft", "export", "rlhf", "infer", "deploy", "eval", "rollout")
 
 
@@ -340,9 +343,10 @@ def parse_set(item: str) -> tuple[str, Any]:
                 hint=(f"did you mean 'launch.{close[0]}'? " if close else "")
                 + "launch keys: " + ", ".join(LAUNCH_KEYS),
             )
-        if sub in ("gpus", "master_addr"):
-            # ids and hosts are text: YAML would read 010 as 8 and 0,1 stays a string anyway
-            return key, raw.strip()
+        if sub in ("gpus", "master_addr", "time"):
+            # ids, hosts and SLURM times are text: YAML would read 010 as 8 and 2:00:00 as 7200;
+            # but a YAML null (`launch.gpus=null`) removes the list, as null does for any key
+            return key, None if value is None and raw.strip() else raw.strip()
         return key, value
     if key.startswith("env."):
         problems = env_problems(key[len("env."):], value if raw.strip() else "")
