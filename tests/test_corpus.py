@@ -17,7 +17,8 @@ the issue names (major.minor), else 3 for a command using 3.x names (`--train_ty
 Absolute paths in flag values are moved under the test's tmp dir, which is the working
 directory; the local files a command needs (`files`) are made there, small and valid, except
 the ones whose absence is the mistake; a port another job held on the user's machine
-(`busy_ports`) is listened on while lorakit runs.
+(`busy_ports`) is listened on while lorakit runs, and the GPUs the user's machine has
+(`gpus_present`, when the thread says) are what a fake `nvidia-smi -L` on PATH lists.
 
 - stopped: exit 2 with an error finding whose code is in `expected`.
 - fixed: not stopped, but lorakit launches it right anyway (`fixed_by`: a finding it reports
@@ -317,6 +318,19 @@ def _hold_ports(ports: list[int]) -> list[socket.socket]:
     return held
 
 
+def _machine_gpus(count: int | None, root: Path) -> dict[str, str]:
+    """The user's machine's GPUs (`gpus_present`): a fake `nvidia-smi -L` first on PATH."""
+    if not count:
+        return {}
+    bin_dir = root / "_machine_bin"
+    bin_dir.mkdir(exist_ok=True)
+    smi = bin_dir / "nvidia-smi"
+    lines = "".join(f"GPU {i}: NVIDIA A100-SXM4-80GB (UUID: GPU-{i:08d})\\n" for i in range(count))
+    smi.write_text(f"#!/bin/sh\n[ \"$1\" = -L ] || exit 9\nprintf '{lines}'\n")
+    smi.chmod(0o755)
+    return {"PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
 def run_item(item: dict, root: Path) -> Outcome:
     launch = to_launch(item["command"], item.get("shell", "bash"))
     make_files(item.get("files"), root)
@@ -325,13 +339,14 @@ def run_item(item: dict, root: Path) -> Outcome:
     old = Path.cwd()
     os.chdir(root)
     held = _hold_ports(item.get("busy_ports") or [])
+    env = {**launch.env, **_machine_gpus(item.get("gpus_present"), root)}
     try:
         result = run_cli(["validate", "-p", str(BARE), "--swift-version", version, "--json", "--", *flags],
-                         env=launch.env)
+                         env=env)
         argv = None
         if item.get("fixed_by", {}).get("argv_has") or item.get("fixed_by", {}).get("argv_lacks"):
             dry = run_cli(["train", "-p", str(BARE), "--swift-version", version, "--dry-run", "--format", "json",
-                           "--", *flags], env=launch.env)
+                           "--", *flags], env=env)
             argv = json.loads(dry.stdout)["argv"] if dry.code == 0 else None
     finally:
         os.chdir(old)

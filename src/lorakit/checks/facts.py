@@ -41,6 +41,31 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def gpu_count(environ: Mapping[str, str] | None = None) -> int | None:
+    """The NVIDIA GPUs of this machine, as CUDA would see them with no device list: the driver's
+    /proc entries, else `nvidia-smi -L` (never torch: it takes seconds and a CUDA context). None
+    when neither can tell (no driver: a CPU machine, or another vendor's)."""
+    root = "/proc/driver/nvidia/gpus"
+    if os.path.isdir(root):
+        try:
+            return len(os.listdir(root))
+        except OSError:
+            return None
+    import shutil
+    import subprocess
+
+    exe = shutil.which("nvidia-smi", path=(environ or os.environ).get("PATH"))
+    if exe is None:
+        return None
+    try:
+        done = subprocess.run([exe, "-L"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if done.returncode != 0:
+        return None
+    return sum(1 for line in done.stdout.splitlines() if line.startswith("GPU "))
+
+
 @dataclass
 class Facts:
     has_module: Callable[[str], bool] = _has_module
@@ -53,3 +78,4 @@ class Facts:
     here: bool = True
     port_free: Callable[[int], bool] = port_free
     free_port: Callable[[], int] = free_port
+    gpu_count: Callable[[], int | None] = gpu_count

@@ -127,6 +127,33 @@ def check_implicit_device_map(job: Job, facts: Facts) -> list[Finding]:
     return [about(job, WARNING, "layout.device_map.implicit", key, what, fix)]
 
 
+def check_unlisted_gpus(job: Job, facts: Facts) -> list[Finding]:
+    """No device list and no NPROC_PER_NODE anywhere: ms-swift runs one process that sees every
+    GPU of the machine, and splits the model across them (is_mp()). With DeepSpeed it refuses
+    ("DeepSpeed is not compatible with `device_map`. n_gpu: 8, local_world_size: 1",
+    4.6.0 swift/arguments/sft_args.py:256, 3.12.6 swift/llm/argument/train_args.py:291). The
+    common cause is a shell script whose env prefix never reached swift: a blank line inside the
+    `\\` continuation (ms-swift #5328). Only a launch on this machine can count its GPUs."""
+    launch = job.launch
+    if not facts.here or job.command != "sft" or _uses_ray(job) or launch.gpus is not None \
+            or launch.nproc_per_node is not None or launch.nproc_rule is not None or launch.nnodes is not None:
+        return []
+    count = facts.gpu_count()
+    if count is None or count < 2:
+        return []
+    fix = (f"for {count} data-parallel ranks: NPROC_PER_NODE={count} (nproc_per_node: auto); for one GPU: "
+           "CUDA_VISIBLE_DEVICES=0. If a script set them, check it reached swift: a blank or comment line inside a "
+           "`\\` continuation ends the command there (lorakit import SCRIPT reports it)")
+    start = (f"no CUDA_VISIBLE_DEVICES and no NPROC_PER_NODE on a machine with {count} GPUs: ONE process sees all "
+             f"{count} and splits the model across them (device_map)")
+    if job.sharding is not None:
+        name = "DeepSpeed" if job.sharding == "deepspeed" else "FSDP"
+        return [about(job, ERROR, f"layout.device_map.{job.sharding}", f"args.{job.sharding}",
+                      f"{start}, and {name} is not compatible with device_map: ms-swift refuses it", fix)]
+    return [about(job, WARNING, "layout.device_map.implicit", "launch.gpus",
+                  f"{start}; they take turns, so it runs about as fast as one GPU", fix)]
+
+
 def check_explicit_device_map(job: Job, facts: Facts) -> list[Finding]:
     """--device_map given with several ranks of one GPU each: every rank would place its copy by that
     map over every visible GPU, on top of the other ranks."""
@@ -182,5 +209,6 @@ def check_deepspeed_value(job: Job, facts: Facts) -> list[Finding]:
                     "use one of " + ", ".join(DS_PRESETS) + ", a path to a .json file, or a JSON object")]
 
 
-CHECKS = [check_gpus, check_nproc, check_device_map_sharding, check_implicit_device_map, check_explicit_device_map,
+CHECKS = [check_gpus, check_nproc, check_device_map_sharding, check_implicit_device_map, check_unlisted_gpus,
+          check_explicit_device_map,
           check_deepspeed_value]
