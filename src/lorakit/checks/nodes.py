@@ -8,6 +8,7 @@ rendezvous that hangs until torchrun's timeout, on every node at once.
 from __future__ import annotations
 
 import ipaddress
+import re
 
 from lorakit.checks.facts import Facts
 from lorakit.findings import ERROR, INFO, WARNING, Finding, about
@@ -146,4 +147,63 @@ def check_port_here(job: Job, facts: Facts) -> list[Finding]:
                     f"use a free port: --set launch.master_port={free} (or MASTER_PORT={free})")]
 
 
-CHECKS = [check_nnodes, check_node_rank, check_master_addr, check_master_port, check_port_here]
+# SLURM's --time forms (sbatch(1)): minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS
+SLURM_TIME = re.compile(r"^(\d+|\d+:\d{1,2}|\d+:\d{1,2}:\d{1,2}|\d+-\d+|\d+-\d+:\d{1,2}|\d+-\d+:\d{1,2}:\d{1,2}|UNLIMITED|INFINITE)$")
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")  # a Kubernetes namespace
+
+
+def _time_findings(job: Job, value) -> list[Finding]:
+    if isinstance(value, bool) or not isinstance(value, (int, str)) or not SLURM_TIME.match(str(value).strip()):
+        return [about(job, ERROR, "nodes.time.invalid", "launch.time",
+                      f"time {value!r} is not a SLURM time limit",
+                      "write it as text: '30' (minutes), '2:00:00', '1-12:00:00' (days-hours:minutes:seconds)")]
+    if isinstance(value, int):
+        # YAML 1.1 reads an unquoted 2:00:00 as the number 7200 (sexagesimal); SLURM reads a bare
+        # number as minutes: 7200 minutes is five days
+        return [about(job, WARNING, "nodes.time.number", "launch.time",
+                      f"time {value} is a number, which SLURM reads as {value} minutes; an unquoted "
+                      "H:MM:SS in YAML also arrives as a number of seconds",
+                      f"quote it: time: '{value}' for minutes, or time: '2:00:00'")]
+    return []
+
+
+def check_export_keys(job: Job, facts: Facts) -> list[Finding]:
+    """The launch keys only sbatch and the Kubernetes manifests read (presets.EXPORT_KEYS)."""
+    export, out = job.launch.export, []
+    if "cpus_per_task" in export:
+        cpus = export["cpus_per_task"]
+        if isinstance(cpus, bool) or as_int(cpus) is None or as_int(cpus) < 1:
+            out.append(about(job, ERROR, "nodes.cpus_per_task.invalid", "launch.cpus_per_task",
+                             f"cpus_per_task {cpus!r} is not a whole number of CPUs (1 or more)",
+                             "e.g. cpus_per_task: 16 (the CPUs each node's launch may use)"))
+    if "time" in export:
+        out += _time_findings(job, export["time"])
+    if "requeue" in export and not isinstance(export["requeue"], bool):
+        out.append(about(job, ERROR, "nodes.requeue.invalid", "launch.requeue",
+                         f"requeue {export['requeue']!r} is not true or false", "requeue: true"))
+    for key in ("image", "service_account"):
+        if key in export and (not isinstance(export[key], str) or not export[key].strip()):
+            out.append(about(job, ERROR, f"nodes.{key}.invalid", f"launch.{key}",
+                             f"{key} {export[key]!r} is not a name", f"write it as text, e.g. {key}: NAME"))
+    if "namespace" in export and not DNS_LABEL.match(str(export["namespace"])):
+        out.append(about(job, ERROR, "nodes.namespace.invalid", "launch.namespace",
+                         f"namespace {export['namespace']!r} is not a Kubernetes namespace name",
+                         "lower-case letters, digits and '-', at most 63, e.g. namespace: ml-team"))
+    if "volumes" in export:
+        out += _volume_findings(job, export["volumes"])
+    return out
+
+
+def _volume_findings(job: Job, volumes) -> list[Finding]:
+    hint = "a mapping of mount path to PersistentVolumeClaim name, e.g. volumes: {/data: my-data-pvc}"
+    if not isinstance(volumes, dict):
+        return [about(job, ERROR, "nodes.volumes.invalid", "launch.volumes",
+                      f"volumes {volumes!r} is not a mapping", hint)]
+    return [about(job, ERROR, "nodes.volumes.invalid", "launch.volumes",
+                  f"volumes: {path!r}: {claim!r} is not an absolute mount path and a claim name", hint)
+            for path, claim in volumes.items()
+            if not (isinstance(path, str) and path.startswith("/") and isinstance(claim, str)
+                    and DNS_LABEL.match(claim.replace(".", "-")))]
+
+
+CHECKS = [check_nnodes, check_node_rank, check_master_addr, check_master_port, check_port_here, check_export_keys]
