@@ -134,7 +134,9 @@ def pytorchjob(job: Job, name: str) -> dict[str, Any]:
         replicas["Worker"] = _replica(job, name, nodes - 1)
     # nprocPerNode is a string in the v1 API (kubeflow.org/v1 PyTorchJobSpec)
     return {"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob", "metadata": metadata(job, name),
-            "spec": {"nprocPerNode": str(nproc(job)), "pytorchReplicaSpecs": replicas}}
+            "spec": {"nprocPerNode": str(nproc(job)), "pytorchReplicaSpecs": replicas,
+                     # required by the v1 API; "None" keeps the finished pods and their logs
+                     "runPolicy": {"cleanPodPolicy": "None"}}}
 
 
 def documents(fmt: str, job: Job) -> list[dict[str, Any]]:
