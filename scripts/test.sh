@@ -18,9 +18,24 @@ install() {  # install VENV PACKAGES...
     "$venv/bin/python" -m pip check >/dev/null 2>&1 || true
 }
 
+# A real SLURM cluster for tests/test_real_slurm.py (scripts/slurm_cluster.sh starts it): Debian's
+# slurm-wlm and munge, installed only as root with apt-get (CI, a fresh Debian 12 machine). Elsewhere
+# (a laptop) that test skips and says so; with CI=true it fails instead.
+if ! command -v slurmctld >/dev/null 2>&1 || ! command -v munged >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -q >/dev/null
+        apt-get install -y -q slurm-wlm munge >/dev/null \
+            || { echo "apt-get install slurm-wlm munge failed" >&2; exit 1; }
+    else
+        echo "NOTE: not root, or no apt-get: slurm-wlm and munge not installed;" \
+             "tests/test_real_slurm.py will SKIP (it FAILS when CI=true)" >&2
+    fi
+fi
+
 # The main environment: lorakit (editable), ms-swift 4.x (the version the snapshot is from), test tools.
 install "$VENV" -e '.[test]' 'ms-swift==4.6.0'
-"$VENV/bin/python" -c "import lorakit, swift, pytest, hypothesis" \
+"$VENV/bin/python" -c "import lorakit, swift, pytest, hypothesis, kubeflow_trainer_api, kubeflow.training" \
     || { echo "install failed: see pip output above" >&2; exit 1; }
 
 # ms-swift 3.x, only to prove its own parser accepts what lorakit renders for --swift-version 3.
