@@ -35,6 +35,8 @@ Examples:
 def port_free(host: str, port: int) -> bool:
     """Can a server listen on host:port here? (uvicorn binds host:port; '0.0.0.0' is every address)."""
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # as uvicorn binds: a port a stopped server left in TIME_WAIT is free, a listener is not
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("" if host in ("0.0.0.0", "::") else host, port))
         except OSError:
