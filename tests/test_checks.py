@@ -199,12 +199,18 @@ def tiny_model(tmp_path_factory):
 
 
 def test_unknown_target_on_a_local_model_is_an_error_listing_its_layers(tiny_model):
-    job = make_job({"model": str(tiny_model), "target_modules": ["q_proj", "query_key_value"]})
+    job = make_job({"model": str(tiny_model), "target_modules": ["query_key_value"]})
     facts = Facts(find_model=lambda m: tiny_model)
     assert run([model.check_targets], job, facts) == [
         ("error", "model.targets.unknown", f"target_modules query_key_value not in {tiny_model}: ms-swift would "
          "fail after loading the weights", "its Linear layers: down_proj, gate_proj, k_proj, o_proj, q_proj, "
          "up_proj, v_proj")]
+    # peft refuses only when nothing matches; one unmatched entry beside a matched one is ignored
+    partly = make_job({"model": str(tiny_model), "target_modules": ["q_proj", "query_key_value"]})
+    assert run([model.check_targets], partly, facts) == [
+        ("warning", "model.targets.unmatched", f"target_modules query_key_value match nothing in {tiny_model}: "
+         "peft ignores them and puts LoRA on q_proj only", "a typo? its Linear layers: down_proj, gate_proj, "
+         "k_proj, o_proj, q_proj, up_proj, v_proj")]
     ok = make_job({"model": str(tiny_model), "target_modules": ["all-linear"]})
     assert run([model.check_targets], ok, facts) == []
 
@@ -245,8 +251,16 @@ def test_master_addr_must_be_text(tmp_path):
 @pytest.mark.parametrize("key, value", [("per_device_train_batch_size", 0), ("gradient_accumulation_steps", 0),
                                         ("per_device_eval_batch_size", -2)])
 def test_batch_sizes_below_one(key, value):
-    assert run([training.check_batch_sizes], make_job({key: value})) == [
+    evaluated = {"split_dataset_ratio": 0.01}
+    assert run([training.check_batch_sizes], make_job({key: value, **evaluated})) == [
         ("error", "batch.invalid", f"{key} must be a whole number of at least 1, got {value!r}", "")]
+
+
+def test_an_eval_batch_below_one_without_evaluation_is_a_warning():
+    """ms-swift never reads it when nothing is evaluated: the run trains (tests/test_real_failures.py)."""
+    assert run([training.check_batch_sizes], make_job({"per_device_eval_batch_size": 0})) == [
+        ("warning", "batch.invalid", "per_device_eval_batch_size 0 is not a batch size; unused now (nothing is "
+         "evaluated), it fails the run once evaluation is on", "set it to 1 or more")]
 
 
 @pytest.mark.parametrize("visible", ["", "-1", "all"])

@@ -66,9 +66,16 @@ def check_targets(job: Job, facts: Facts) -> list[Finding]:
             return []  # check_model_files reports it
         if info is None:
             return []
-        _, unknown = planmath.resolve_targets(info, targets)
+        targeted, unknown = planmath.resolve_targets(info, targets)
         if not unknown:
             return []
+        if targeted:
+            # peft refuses only when NO target matches (peft/tuners/tuners_utils.py inject_adapter:
+            # `if not self.targeted_module_names`); the rest are ignored without a word
+            return [about(job, WARNING, "model.targets.unmatched", KEY,
+                          f"target_modules {', '.join(unknown)} match nothing in {local}: peft ignores them "
+                          f"and puts LoRA on {', '.join(sorted(targeted))} only",
+                          f"a typo? its Linear layers: {_names(info.linears)}")]
         return [about(job, ERROR, "model.targets.unknown", KEY,
                         f"target_modules {', '.join(unknown)} not in {local}: ms-swift would fail after "
                         f"loading the weights", f"its Linear layers: {_names(info.linears)}")]

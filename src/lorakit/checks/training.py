@@ -99,9 +99,21 @@ def check_batch_sizes(job: Job, facts: Facts) -> list[Finding]:
     for key in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
         value = job.args.get(key)
         if value is not None and (as_int(value) is None or as_int(value) < 1):
+            if key == "per_device_eval_batch_size" and as_int(value) is not None and not _evaluates(job):
+                # never read without evaluation: ms-swift trains (tests/test_real_failures.py)
+                out.append(about(job, WARNING, "batch.invalid", f"args.{key}",
+                                 f"{key} {value!r} is not a batch size; unused now (nothing is evaluated), it "
+                                 "fails the run once evaluation is on", "set it to 1 or more"))
+                continue
             out.append(about(job, ERROR, "batch.invalid", f"args.{key}",
                                f"{key} must be a whole number of at least 1, got {value!r}"))
     return out
+
+
+def _evaluates(job: Job) -> bool:
+    from lorakit.checks.policy import has_val_data  # policy's rule for "is there eval data"
+
+    return has_val_data(job) and str(job.args.get("eval_strategy", "steps")) != "no"
 
 
 def check_step_intervals(job: Job, facts: Facts) -> list[Finding]:
