@@ -24,6 +24,8 @@ def codes(text: str) -> list[tuple[str, str]]:
     ("broken_trailing_space.sh", [("script.continuation.trailing_space", "line 5")]),
     ("broken_missing_backslash.sh", [("script.continuation.missing", "line 4")]),
     ("broken_comment_line.sh", [("script.continuation.comment", "line 4")]),
+    ("broken_crlf.sh", [("script.continuation.crlf", "line 2"), ("script.continuation.crlf", "line 3"),
+                        ("script.continuation.crlf", "line 4")]),
     ("broken_nproc_after.sh", [("script.env_after_command", "line 8")]),
     ("broken_flag_twice.sh", [("script.flag.twice", "line 6")]),
     ("broken_unresolved.sh", [("script.variable.unresolved", "line 4"), ("script.variable.unresolved", "line 6"),
@@ -31,17 +33,17 @@ def codes(text: str) -> list[tuple[str, str]]:
     ("broken_not_exported.sh", [("script.env.not_exported", "line 4")]),
 ])
 def test_each_broken_script_is_reported_at_its_line(name, expected):
-    assert codes((CORPUS / name).read_text()) == expected
+    assert codes((CORPUS / name).read_bytes().decode()) == expected
 
 
 @pytest.mark.parametrize("path", [p for p in sorted(CORPUS.glob("*.sh")) if not p.name.startswith("broken_")],
                          ids=lambda p: p.name)
 def test_a_sound_script_has_no_faults(path):
-    assert codes(path.read_text()) == []
+    assert codes(path.read_bytes().decode()) == []
 
 
 def test_a_trailing_space_is_an_argument_of_the_command_it_cuts():
-    call = read_script((CORPUS / "broken_trailing_space.sh").read_text()).calls[0]
+    call = read_script((CORPUS / "broken_trailing_space.sh").read_bytes().decode()).calls[0]
     assert [a.text for a in call.args] == ["--model", "Qwen/Qwen2.5-7B-Instruct", "--dataset",
                                           "AI-ModelScope/alpaca-gpt4-data-en#500", " "]
 

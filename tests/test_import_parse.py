@@ -30,6 +30,9 @@ SCRIPTS = sorted(CORPUS.glob("*.sh"))
 # the flags of the 2.x script are not ms-swift 3/4 flags at all: the original is compared with
 # these names put right, as the import says it did
 OLD = {"--model_id_or_path": "--model", "--sft_type": "--tuner_type", "--lora_target_modules": "--target_modules"}
+# the argument a CRLF continuation leaves (broken_crlf.sh): like an env word after the command, an
+# argument no preset can hold, reported as an error (test_what_no_preset_holds_is_left_over)
+LEFT_OVER = ("\r",)
 # a built-in each script is also imported over (--extends), to prove "only the differences" loses nothing
 EXTENDS = {"zero2_exec.sh": "zero2", "device_map_json.sh": "ddp_device_map", "multinode.sh": "zero2",
            "v3_train_type.sh": "zero2", "train_then_merge.sh": "merge", "exports_vars.sh": "single"}
@@ -73,7 +76,7 @@ class Case:
 def build_cases(folder: Path) -> list[Case]:
     cases = []
     for path in SCRIPTS:
-        read = read_script(path.read_text(encoding="utf-8"), path.name)
+        read = read_script(path.read_bytes().decode(), path.name)
         major = major_of(path)
         for call in read.calls:
             if call.command not in importer.IMPORTABLE:
@@ -90,8 +93,9 @@ def build_cases(folder: Path) -> list[Case]:
                 command = render(job, {})
                 assert command.unset == ()
                 # an env word after `swift sft` is an argument no preset can hold: reported as an
-                # error (test_an_env_word_after_the_command_is_left_over proves ms-swift refuses it)
-                original = [OLD.get(a.text, a.text) for a in call.args if not ENV_WORD.match(a.text)]
+                # error (test_what_no_preset_holds_is_left_over proves ms-swift refuses it)
+                original = [OLD.get(a.text, a.text) for a in call.args if a.text not in LEFT_OVER
+                            and not ENV_WORD.match(a.text)]
                 cases.append(Case(f"{path.name}#{call.number}" + (f" --extends {base}" if base else ""), major,
                                   call.command, original, command.argv[2:], call.env, command.env))
                 assert command.argv[:2] == ["swift", call.command]
@@ -154,17 +158,19 @@ def test_the_comparison_would_see_a_difference(cases):
 
 def test_the_2x_names_are_refused_by_ms_swift_4_as_written():
     """Why the 2.x script is compared with its names put right: as written, ms-swift 4 leaves them over."""
-    call = read_script((CORPUS / "v2_names.sh").read_text(), "v2_names.sh").calls[0]
+    call = read_script((CORPUS / "v2_names.sh").read_bytes().decode(), "v2_names.sh").calls[0]
     [answer] = parse(sys.executable, [("sft", [a.text for a in call.args])])
     assert [r for r in answer["remaining"] if r.startswith("--")] == list(OLD)
 
 
-def test_an_env_word_after_the_command_is_left_over():
-    """ms-swift #3681: `NPROC_PER_NODE=2` after `swift sft` reaches ms-swift as an argument, which it
-    leaves over (then raises remaining_argv): the import's error is right to call it one."""
-    call = read_script((CORPUS / "broken_nproc_after.sh").read_text(), "x").calls[0]
+@pytest.mark.parametrize("name, left", [("broken_nproc_after.sh", ["NPROC_PER_NODE=2"]), ("broken_crlf.sh", ["\r"])])
+def test_what_no_preset_holds_is_left_over(name, left):
+    """ms-swift #3681: `NPROC_PER_NODE=2` after `swift sft` reaches ms-swift as an argument, as does
+    the '\\r' a CRLF line leaves; ms-swift leaves both over (then raises remaining_argv): the
+    import's errors are right to call them arguments, not the environment."""
+    call = read_script((CORPUS / name).read_bytes().decode(), name).calls[0]
     [answer] = parse(sys.executable, [("sft", [a.text for a in call.args])])
-    assert answer["remaining"] == ["NPROC_PER_NODE=2"]
+    assert answer["remaining"] == left
     assert "NPROC_PER_NODE" not in call.env
 
 
@@ -172,7 +178,7 @@ def test_a_3x_script_imported_for_4_keeps_every_value(tmp_path):
     """v3_train_type.sh read by 3.12.6 as written, its import rendered for 4.x read by 4.6.0: each
     flag the script names holds the same value under the 4.x name (train_type -> tuner_type)."""
     path = CORPUS / "v3_train_type.sh"
-    call = read_script(path.read_text(), path.name).calls[0]
+    call = read_script(path.read_bytes().decode(), path.name).calls[0]
     done = importer.import_call(call, major=4, name=path.name)
     preset = tmp_path / "v3.yaml"
     preset.write_text(importer.to_yaml(done, path.name))
@@ -219,7 +225,7 @@ def test_bash_runs_what_lorakit_read(path, tmp_path):
             "BASE_MODEL": "$BASE_MODEL", "RUN_NAME": "$RUN_NAME"}
     subprocess.run([shutil.which("bash"), str(path)], env=base, cwd=tmp_path, capture_output=True, timeout=60)
     runs = [json.loads(line) for line in record.read_text().splitlines()] if record.exists() else []
-    read = read_script(path.read_text(encoding="utf-8"), path.name)
+    read = read_script(path.read_bytes().decode(), path.name)
     assert [r["argv"] for r in runs] == [[c.command, *(a.text for a in c.args)] for c in read.calls]
     own = {*base, "PWD", "SHLVL", "_", "OLDPWD", "LC_CTYPE"}  # bash's own, and Python's locale coercion (PEP 538)
     assert [{k: v for k, v in r["env"].items() if k not in own} for r in runs] == [c.env for c in read.calls]

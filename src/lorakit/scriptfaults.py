@@ -7,6 +7,7 @@ lines: what bash does is the reading; what the writer meant is only the hint.
   - a comment line inside one ends it too (a comment runs to the newline; its `\\` is comment text);
   - a space after the `\\` escapes the space, not the newline: `' '` becomes an argument;
   - a missing `\\` (#4513): the next line, `--flag …`, is a command of its own;
+  - Windows line endings: `\\` then a carriage return continues nothing;
   - `NPROC_PER_NODE=…` after `swift sft` (#3681) is an argument, not the environment;
   - a flag given twice (argparse keeps the last);
   - launch variables set without `export`, or after the command: swift never sees them.
@@ -44,6 +45,8 @@ def _break_after(text: str, lines: list[str], simple) -> tuple[str, int] | None:
         raw = text[simple.words[-1][1]:simple.words[-1][2]]
         if re.fullmatch(r"\\[ \t]+", raw):
             return "trailing_space", _line(text, simple.words[-1][1])
+        if raw.startswith("\\\r"):
+            return "crlf", _line(text, simple.words[-1][1])
     after = re.match(r"[ \t]*\\\n", text[simple.end:])
     if not after:
         return None
@@ -62,12 +65,15 @@ _WHY = {
     "trailing_space": "a space after the `\\` escapes the space, not the newline: the command ends on this line"
                       " and gets ' ' as an argument",
     "missing": "this line does not end in `\\`, so the command ends here (ms-swift #4513)",
+    "crlf": "the line ends in a carriage return (Windows line endings): the `\\` escapes it, not the newline,"
+            " so the command ends on this line and gets '\\r' as an argument",
 }
 _FIX = {
     "blank_line": "delete the blank line (or end the command before it)",
     "comment": "move the comment above the command",
     "trailing_space": "delete the spaces after the `\\`",
     "missing": "end the line with ` \\`",
+    "crlf": "convert the script to Unix line endings (dos2unix SCRIPT, or sed -i 's/\\r$//' SCRIPT)",
 }
 
 
@@ -81,7 +87,7 @@ def _continuations(text: str, lines: list[str], commands, calls, name: str) -> l
         cut = _break_after(text, lines, prev) if prev is not None else None
         if call is not None:
             owner = call
-            if cut and prev is not None and prev.assignments and not prev.words:
+            if cut and prev is not None and prev.assignments and all(_escaped_space(text, w) for w in prev.words):
                 out.append(_lost_prefix(text, prev, call, cut, name))
         elif first.startswith("-") and owner is not None:
             kind, at = cut if cut else ("missing", _line(text, prev.end) if prev is not None else 1)
@@ -94,14 +100,19 @@ def _continuations(text: str, lines: list[str], commands, calls, name: str) -> l
                 f"`{first}` as a command. lorakit imports what bash runs, without them",
                 hint=f"{_FIX[kind]} at line {at}, then import again", file=name))
     for call in calls:
-        blanks = [a for a in call.args if a.text == " " and re.fullmatch(r"\\[ \t]+", a.raw)]
-        for arg in blanks:
-            if not any(f.code == "script.continuation.trailing_space" and f.message.startswith(f"line {arg.line}:")
-                       for f in out):
-                out.append(Finding(ERROR, "script.continuation.trailing_space",
-                                   f"line {arg.line}: {_WHY['trailing_space']} (swift {call.command}, line {call.line})",
-                                   hint=f"{_FIX['trailing_space']} at line {arg.line}", file=name))
+        for arg in call.args:
+            kind = ("crlf" if arg.raw.startswith("\\\r")
+                    else "trailing_space" if re.fullmatch(r"\\[ \t]+", arg.raw) else None)
+            if kind and not any(f.code.endswith(kind) and f.message.startswith(f"line {arg.line}:") for f in out):
+                out.append(Finding(ERROR, f"script.continuation.{kind}",
+                                   f"line {arg.line}: {_WHY[kind]} (swift {call.command}, line {call.line})",
+                                   hint=f"{_FIX[kind]} at line {arg.line}", file=name))
     return out
+
+
+def _escaped_space(text: str, word) -> bool:
+    """`\\ ` or `\\<CR>`: what a broken continuation leaves as the command's only word."""
+    return bool(re.fullmatch(r"\\\s+", text[word[1]:word[2]]))
 
 
 def _lost_prefix(text: str, prev, call, cut, name: str) -> Finding:
@@ -109,8 +120,8 @@ def _lost_prefix(text: str, prev, call, cut, name: str) -> Finding:
     names = ", ".join(raw.partition("=")[0] for raw, _, _ in prev.assignments)
     return Finding(
         ERROR, f"script.continuation.{kind}",
-        f"line {at}: {_WHY[kind]}: {names} (line {_line(text, prev.start)}) became shell variables of their "
-        f"own and swift {call.command} (line {call.line}) runs without them in its environment",
+        f"line {at}: {_WHY[kind]}: {names} (line {_line(text, prev.start)}) went to a command of its own, "
+        f"and swift {call.command} (line {call.line}) runs without them in its environment",
         hint=f"{_FIX[kind]} at line {at}, then import again", file=name)
 
 
@@ -126,7 +137,7 @@ def _env_after(call, name: str) -> list[Finding]:
             out.append(Finding(
                 ERROR, "script.env_after_command",
                 f"line {arg.line}: {arg.text} comes after `swift {call.command}`: bash passes it to ms-swift as an "
-                f"argument (which it refuses: remaining_argv), not as the environment (ms-swift #3681)",
+                f"argument, not as the environment (ms-swift #3681)",
                 hint=f"write {found.group(1)}=… before `swift` (or in the preset's launch:/env:)", file=name))
     return out
 

@@ -225,7 +225,8 @@ def _run(shell: _Shell, simple: Simple, number: int) -> SwiftCall | None:
         return None
     # bash expands the command's words before its VAR=… prefix applies: `A=1 swift sft --x $A`
     # passes the earlier $A, so the prefix is read after the arguments
-    args = [Arg(item, line_of(text, start), raw) for raw, start, end in words[2:] for item in shell.word(start, end)]
+    args = [Arg(item, line_of(text, start), text[start:end]) for _, start, end in words[2:]
+            for item in shell.word(start, end)]
     prefix, lines = {}, {}
     for raw, start, end in prefix_raw:
         var, value = shell.assign(raw, start, end)
