@@ -110,3 +110,35 @@ def test_what_the_script_does_not_set_is_kept_as_written(raw, unresolved):
 
 def test_arithmetic_truncates_as_bash():
     assert arithmetic("-7 / 2", {}) == -3 and arithmetic("7 % -3", {}) == 1 and arithmetic("1 / 0", {}) is None
+
+
+COMPOUND = """#!/bin/bash
+cat > ds_config.json <<EOT
+{"zero_optimization": {"stage": 2}}
+EOT
+for lr in 1e-4 2e-4; do
+  swift sft --model x --learning_rate $lr --deepspeed ds_config.json
+done
+if [ "$1" = "merge" ]; then
+  swift export --adapters out --merge_lora true
+fi
+run() {
+  swift infer --model "$1"
+}
+swift sft --model y > log.txt 2>&1 &
+echo done  # trailing comment
+"""
+
+
+def test_commands_inside_loops_conditions_functions_and_after_a_heredoc():
+    read = read_script(COMPOUND)
+    assert [(c.number, c.command, c.line, [a.text for a in c.args]) for c in read.calls] == [
+        (1, "sft", 6, ["--model", "x", "--learning_rate", "$lr", "--deepspeed", "ds_config.json"]),
+        (2, "export", 9, ["--adapters", "out", "--merge_lora", "true"]),
+        (3, "infer", 12, ["--model", "$1"]),
+        (4, "sft", 14, ["--model", "y"]),
+    ]
+    assert [f.message for f in read.findings] == [
+        "line 6: $lr is not set by the script: kept as written, '$lr'",
+        "line 12: $1 is an argument the script is run with: kept as written, '$1'",
+    ]

@@ -77,6 +77,8 @@ def parse_commands(text: str, name: str = "script") -> list[Simple]:
     """Every simple command in the script, in order (inside lists, pipelines, if/for/while)."""
     import bashlex  # a real bash grammar; loaded only by `lorakit import`
 
+    # bashlex.parse's own loop, one top-level command at a time, kept here so that an error's
+    # position (relative to the command it began) becomes a line of the whole script
     masked = mask_arithmetic(text)
     nodes, index = [], 0
     while index < len(masked):
@@ -96,20 +98,13 @@ def parse_commands(text: str, name: str = "script") -> list[Simple]:
             break
         bashlex.ast.posshifter(index).visit(part)
         nodes.append(part)
-        index = _node_end(part) + 1
+        ends = bashlex.parser._endfinder()  # a heredoc's body lies past its command's end
+        ends.visit(part)
+        index = max(part.pos[1], ends.end) + 1
     found: list[Simple] = []
     for node in nodes:
         _collect(node, found)
     return sorted(found, key=lambda s: s.start)
-
-
-def _node_end(node) -> int:
-    end = node.pos[1]
-    for child in getattr(node, "parts", None) or getattr(node, "list", None) or ():
-        end = max(end, _node_end(child))
-    if node.kind == "redirect" and hasattr(node, "heredoc"):
-        end = max(end, node.heredoc.pos[1])
-    return end
 
 
 def _collect(node, found: list[Simple]) -> None:
@@ -149,7 +144,9 @@ class _Shell:
 
     def _unresolved(self, what: str, line: int) -> None:
         name = what.strip("${}")
-        why = "is not set by the script" if NAME.fullmatch(name) else "is a command lorakit does not run"
+        why = ("is not set by the script" if NAME.fullmatch(name)
+               else "is an argument the script is run with" if name[:1] in "0123456789@*#" and len(name) == 1
+               else "is a command lorakit does not run")
         self.findings.append(Finding(
             WARNING, "script.variable.unresolved",
             f"line {line}: {what} {why}: kept as written, {what!r}",
