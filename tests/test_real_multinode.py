@@ -75,3 +75,49 @@ def test_two_nodes_on_loopback(tiny, tmp_path):
     args = json.loads((checkpoint / "args.json").read_text())
     assert args["gradient_accumulation_steps"] == 2 and args["global_world_size"] == 2
     assert_one_model_over(2, "".join(logs), checkpoint.parent)
+
+
+def test_two_pods_of_a_trainjob_under_trainer_v2s_env(tiny, tmp_path):
+    """Each pod of lorakit's --format trainjob runs `lorakit train -p JOB --on kubeflow` under the
+    PET_* variables Kubeflow Trainer v2's torch runtime sets (ms-swift reads none of them: without
+    the mapping each pod would train alone). Two such "pods" on loopback train one model."""
+    out = tmp_path / "out"
+    preset = two_node_preset(tmp_path, tiny, out)
+    manifest = subprocess.run([sys.executable, "-m", "lorakit", "train", "-p", str(preset), "--set",
+                               "launch.image=registry.example/lorakit:0.1", "--dry-run", "--format", "trainjob"],
+                              cwd=tmp_path, env=swift_env(), capture_output=True, text=True, timeout=120)
+    assert manifest.returncode == 0, manifest.stderr
+    config, job = yaml.safe_load_all(manifest.stdout)
+    job_file = tmp_path / "job.yaml"  # the ConfigMap, as mounted at /etc/lorakit/job.yaml
+    job_file.write_text(config["data"]["job.yaml"])
+    command = job["spec"]["trainer"]["command"]
+    assert command[:4] == ["lorakit", "train", "-p", "/etc/lorakit/job.yaml"]
+    port = free_port()
+    started = time.monotonic()
+    procs = []
+    for rank in (0, 1):
+        pet = {"PET_NNODES": "2", "PET_NPROC_PER_NODE": str(job["spec"]["trainer"]["numProcPerNode"]),
+               "PET_NODE_RANK": str(rank), "JOB_COMPLETION_INDEX": str(rank), "PET_MASTER_ADDR": "127.0.0.1",
+               "PET_MASTER_PORT": str(port)}
+        procs.append(subprocess.Popen([sys.executable, "-m", "lorakit", "train", "-p", str(job_file), *command[4:],
+                                       "--grace", "5"], cwd=tmp_path, env={**swift_env(), **pet},
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    logs = []
+    try:
+        for proc in procs:
+            logs.append(proc.communicate(timeout=max(1.0, LIMIT - (time.monotonic() - started)))[0])
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(timeout=60)
+    print(f"two-pod PET_* run: {time.monotonic() - started:.1f} s")
+    for rank, (proc, log) in enumerate(zip(procs, logs)):
+        assert proc.returncode == 0, f"pod {rank}:\n{log[-4000:]}"
+        assert f"--nnodes 2 --node_rank {rank} --master_addr 127.0.0.1" in log
+        assert world_size_line(rank, 2, 1) in log
+        assert f"lorakit: --on kubeflow: Kubeflow Trainer v2 (TrainJob) as asked; nnodes=2 (PET_NNODES), " \
+               f"node_rank={rank} (PET_NODE_RANK)" in log
+    checkpoint = only_checkpoint(out)
+    assert json.loads((checkpoint / "args.json").read_text())["global_world_size"] == 2
+    assert_one_model_over(2, "".join(logs), checkpoint.parent)
