@@ -256,3 +256,43 @@ def test_set_global_batch_size_on_the_command_line(cli):
     assert ("info[batch.global_batch_size.derived] args.gradient_accumulation_steps (--set): "
             "gradient_accumulation_steps 16 = global_batch_size 128 / (per-device 1 x 8 rank(s) per node "
             "x 1 node(s))") in result.stderr.splitlines()
+
+
+# The launch keys only the sbatch and Kubernetes exports read (presets.EXPORT_KEYS).
+@pytest.mark.parametrize("overrides, expected", [
+    ([("launch.cpus_per_task", 0)],
+     [("error", "nodes.cpus_per_task.invalid", "cpus_per_task 0 is not a whole number of CPUs (1 or more)")]),
+    ([("launch.cpus_per_task", True)],
+     [("error", "nodes.cpus_per_task.invalid", "cpus_per_task True is not a whole number of CPUs (1 or more)")]),
+    ([("launch.time", "2 hours")], [("error", "nodes.time.invalid", "time '2 hours' is not a SLURM time limit")]),
+    # a preset's unquoted `time: 2:00:00` arrives as 7200 (YAML 1.1 sexagesimal): SLURM reads minutes
+    ([("launch.time", 7200)],
+     [("warning", "nodes.time.number", "time 7200 is a number, which SLURM reads as 7200 minutes; an unquoted "
+                                       "H:MM:SS in YAML also arrives as a number of seconds")]),
+    ([("launch.requeue", "yes please")],
+     [("error", "nodes.requeue.invalid", "requeue 'yes please' is not true or false")]),
+    ([("launch.image", "")], [("error", "nodes.image.invalid", "image '' is not a name")]),
+    ([("launch.namespace", "ML_Team")],
+     [("error", "nodes.namespace.invalid", "namespace 'ML_Team' is not a Kubernetes namespace name")]),
+    ([("launch.volumes", ["/data"])], [("error", "nodes.volumes.invalid", "volumes ['/data'] is not a mapping")]),
+    ([("launch.volumes", {"data": "pvc"})],
+     [("error", "nodes.volumes.invalid", "volumes: 'data': 'pvc' is not an absolute mount path and a claim name")]),
+])
+def test_export_keys_are_checked(overrides, expected):
+    assert node_findings(job_with("single", overrides)) == expected
+
+
+@pytest.mark.parametrize("time", ["30", "1:30", "2:00:00", "1-12", "1-12:00", "2-00:00:00", "UNLIMITED"])
+def test_every_slurm_time_form_is_accepted(time):
+    """sbatch(1) --time: minutes, minutes:seconds, hours:minutes:seconds, days-hours,
+    days-hours:minutes and days-hours:minutes:seconds."""
+    assert node_findings(job_with("single", [("launch.time", time)])) == []
+
+
+def test_export_keys_reach_the_job_and_never_the_launch():
+    job = job_with("single", [("launch.cpus_per_task", 8), ("launch.image", "r/i:1"),
+                              ("launch.volumes", {"/data": "data-pvc"}), ("launch.requeue", True)])
+    assert job.launch.export == {"cpus_per_task": 8, "image": "r/i:1", "volumes": {"/data": "data-pvc"},
+                                 "requeue": True}
+    assert render(job).env == {"CUDA_VISIBLE_DEVICES": "0"}
+    assert node_findings(job) == []
