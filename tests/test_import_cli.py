@@ -68,7 +68,7 @@ args:
 """
     assert path.exists()
     assert "info[import.flag.renamed] args.tuner_type (train.sh): line 7: --train_type is ms-swift 3.x's name: " \
-           "imported as tuner_type (--tuner_type for ms-swift 4.x)" in result.stderr
+           "imported as tuner_type, ms-swift 4.x's name\n" in result.stderr
     assert "lorakit: wrote my.yaml (swift sft, line 5 of train.sh)" in result.stderr
     # the written preset is a preset: dry-run renders it
     dry = run_cli(["train", "-p", "my.yaml", "--dry-run", "--swift-version", "4"])
@@ -90,6 +90,30 @@ def test_for_3x_the_preset_uses_3x_names(here):
     assert result.code == 0, result.stderr
     assert list(yaml.safe_load(result.stdout)["args"])[:2] == ["model", "train_type"]
     assert "import.flag.renamed" not in result.stderr
+
+
+def test_4x_names_are_mapped_for_3x_and_said(here):
+    shutil.copy(CORPUS / "exports_vars.sh", here / "e.sh")
+    result = run_cli(["import", "e.sh", "--swift-version", "3"])
+    args = yaml.safe_load(result.stdout)["args"]
+    assert args["train_type"] == "lora" and "tuner_type" not in args
+    assert args["add_version"] is False and args["lora_dropout"] == 0.05
+    assert "info[import.flag.renamed] args.train_type (e.sh): line 16: --tuner_type is ms-swift 4.x's name: " \
+           "imported as train_type, ms-swift 3.x's name\n" in result.stderr
+    assert "info[import.flag.negation] args.add_version (e.sh): line 26: --no_add_version is the negative switch " \
+           "of --add_version: imported as add_version: false\n" in result.stderr
+    assert "warning[import.flag.abbreviation] args.lora_dropout (e.sh): line 23: --lora_drop is argparse's " \
+           "abbreviation of --lora_dropout: written in full\n" in result.stderr
+
+
+def test_2x_names_are_mapped_with_a_warning(here):
+    shutil.copy(CORPUS / "v2_names.sh", here / "v2.sh")
+    result = run_cli(["import", "v2.sh"])
+    assert list(yaml.safe_load(result.stdout)["args"]) == ["model", "tuner_type", "dataset", "target_modules",
+                                                           "lora_rank", "output_dir"]
+    assert "warning[import.flag.renamed] args.model (v2.sh): line 4: --model_id_or_path is an ms-swift 2.x name: " \
+           "imported as model, ms-swift 4.x's name; check its value: 2.x values can differ (dtype bf16 is " \
+           "torch_dtype bfloat16)\n" in result.stderr
 
 
 def test_extends_writes_only_the_differences(here):

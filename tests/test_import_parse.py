@@ -174,24 +174,27 @@ def test_what_no_preset_holds_is_left_over(name, left):
     assert "NPROC_PER_NODE" not in call.env
 
 
-def test_a_3x_script_imported_for_4_keeps_every_value(tmp_path):
-    """v3_train_type.sh read by 3.12.6 as written, its import rendered for 4.x read by 4.6.0: each
-    flag the script names holds the same value under the 4.x name (train_type -> tuner_type)."""
-    path = CORPUS / "v3_train_type.sh"
+@pytest.mark.parametrize("name, source, target", [("v3_train_type.sh", 3, 4), ("zero2_exec.sh", 4, 3)])
+def test_a_script_imported_for_the_other_major_keeps_every_value(tmp_path, name, source, target):
+    """The script read by its own ms-swift as written, its import rendered for the other major read
+    by that one: each flag the script names holds the same value under that major's name
+    (train_type <-> tuner_type, metric <-> eval_metric, save_safetensors <-> safe_serialization)."""
+    path = CORPUS / name
     call = read_script(path.read_bytes().decode(), path.name).calls[0]
-    done = importer.import_call(call, major=4, name=path.name)
-    preset = tmp_path / "v3.yaml"
+    done = importer.import_call(call, major=target, name=path.name)
+    preset = tmp_path / "other.yaml"
     preset.write_text(importer.to_yaml(done, path.name))
-    rendered = render(job_from_options(JobOptions(str(preset), swift_version="4"), env={}), {}).argv[2:]
-    assert "--tuner_type" in rendered and "--train_type" not in rendered
-    [before] = parse(swift3_python(), [("sft", [a.text for a in call.args])])
-    [after] = parse(sys.executable, [("sft", rendered)])
+    rendered = render(job_from_options(JobOptions(str(preset), swift_version=str(target)), env={}), {}).argv[2:]
+    python = {3: swift3_python, 4: lambda: sys.executable}
+    [before] = parse(python[source](), [("sft", [a.text for a in call.args])])
+    [after] = parse(python[target](), [("sft", rendered)])
     assert before["remaining"] == after["remaining"] == []
+    old = comparable(before["namespace"], source, "sft")
+    new = comparable(after["namespace"], target, "sft")
     named = {a.text[2:] for a in call.args if a.text.startswith("--")}
-    old = comparable(before["namespace"], 3, "sft")
-    new = comparable(after["namespace"], 4, "sft")
-    assert {swiftflags.RENAMED.get(k, {}).get(4, k): old[k] for k in named} == \
-        {swiftflags.RENAMED.get(k, {}).get(4, k): new[swiftflags.RENAMED.get(k, {}).get(4, k)] for k in named}
+    renamed = {k: swiftflags.RENAMED.get(k, {}).get(target, k) for k in named}
+    assert any(k != v for k, v in renamed.items())  # the case is about a rename
+    assert {renamed[k]: old[k] for k in named} == {renamed[k]: new[renamed[k]] for k in named}
 
 
 # --- bash agrees ---------------------------------------------------------------------------

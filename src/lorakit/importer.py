@@ -111,6 +111,10 @@ def _flag_name(option: str, flags, major: int, command: str, line: int, name: st
             said.append(Finding(WARNING, "import.flag.abbreviation",
                                 f"line {line}: {option} is argparse's abbreviation of --{found}: written in full",
                                 key=f"args.{normalise_arg_key(found)}", file=name))
+        if how == "negation":
+            said.append(Finding(INFO, "import.flag.negation",
+                                f"line {line}: {option} is the negative switch of --{found}: imported as "
+                                f"{normalise_arg_key(found)}: false", key=f"args.{normalise_arg_key(found)}", file=name))
         return normalise_arg_key(found), flags[found], said
     renamed = swiftflags.RENAMED.get(bare, {}).get(major)
     old = OLD_NAMES.get(bare)
@@ -120,8 +124,8 @@ def _flag_name(option: str, flags, major: int, command: str, line: int, name: st
         check = "" if renamed else "; check its value: 2.x values can differ (dtype bf16 is torch_dtype bfloat16)"
         return normalise_arg_key(target), flags[target], [Finding(
             level, "import.flag.renamed",
-            f"line {line}: {option} is {era}: imported as {normalise_arg_key(target)} "
-            f"(--{target} for ms-swift {major}.x){check}", key=f"args.{normalise_arg_key(target)}", file=name)]
+            f"line {line}: {option} is {era}: imported as {target}, ms-swift {major}.x's name{check}",
+            key=f"args.{target}", file=name)]
     return normalise_arg_key(bare), None, []  # the flag checks report it, with a did-you-mean
 
 
