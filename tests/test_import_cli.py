@@ -132,6 +132,21 @@ args:
 """
 
 
+def test_extends_a_preset_file_as_the_written_preset_finds_it(here):
+    (here / "team").mkdir()
+    (here / "team" / "base.yaml").write_text("extends: zero2\nargs:\n  lora_rank: 16\n")
+    shutil.copy(CORPUS / "zero2_exec.sh", here / "z.sh")
+    (here / "out").mkdir()
+    result = run_cli(["import", "z.sh", "--extends", "team/base.yaml", "-o", "out/mine.yaml"])
+    assert result.code == 0, result.stderr
+    written = yaml.safe_load((here / "out" / "mine.yaml").read_text())
+    assert written["extends"] == "../team/base.yaml"
+    assert written["args"]["lora_rank"] == 8  # the script's 8 over the team's 16
+    dry = run_cli(["train", "-p", "out/mine.yaml", "--dry-run", "--swift-version", "4"])
+    assert dry.code == 0, dry.stderr
+    assert "--lora_rank 8 " in dry.stdout.replace("\\\n", " ")
+
+
 def test_an_existing_output_is_not_overwritten(here):
     script(here, "train.sh", SMALL)
     (here / "my.yaml").write_text("keep me\n")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 from typing import Annotated, Optional
@@ -46,7 +47,7 @@ def import_script(
     text = _read(script)
     read = shellscript.read_script(text, str(script))
     calls = _chosen(read, script, select)
-    base = (extends, presets.load(extends, major=target.major)) if extends else None
+    base = (_extends_ref(extends, output), presets.load(extends, major=target.major)) if extends else None
     done = [importer.import_call(call, major=target.major, name=str(script), extends=base) for call in calls]
     outputs = _outputs(output, len(done), force)
     findings = list(read.findings) + [f for one in done for f in one.findings]
@@ -68,6 +69,19 @@ def import_script(
     failed |= c.blocking(findings, strict)
     report.note(("imported; not launchable as it stands" if failed else "imported") + f": rendering for {target.source}")
     return EXIT_USER if failed else 0
+
+
+def _extends_ref(extends: str, output: Path | None) -> str:
+    """A built-in by name; a preset file as the written preset will find it: `extends:` is read
+    relative to the file that says it (presets.locate), absolute when the preset goes to stdout."""
+    from lorakit import presets
+
+    if not presets._looks_like_path(extends):
+        return extends
+    found = presets.locate(extends, key="--extends")
+    if output is None:
+        return str(found)
+    return os.path.relpath(found, output.resolve().parent)
 
 
 def _read(script: Path) -> str:
