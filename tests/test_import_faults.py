@@ -142,3 +142,13 @@ def test_commands_inside_loops_conditions_functions_and_after_a_heredoc():
         "line 6: $lr is not set by the script: kept as written, '$lr'",
         "line 12: $1 is an argument the script is run with: kept as written, '$1'",
     ]
+
+
+def test_a_prefix_sees_the_prefixes_before_it():
+    [call] = read_script("A=1 B=$A swift sft --model x\n").calls
+    assert call.env == {"A": "1", "B": "1"}  # as bash: `A=1 B=$A env` shows B=1
+
+
+def test_double_bracket_conditions_are_read():
+    read = read_script("if [[ -f x && $A == 1 ]]; then swift sft --model x; fi\n[[ -d y ]] || swift export --adapters y\n")
+    assert [(c.command, c.line) for c in read.calls] == [("sft", 1), ("export", 2)]

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from lorakit.errors import LorakitError
 from lorakit.findings import ERROR, INFO, WARNING, Finding
-from lorakit.shellwords import NAME, expand, mask_arithmetic
+from lorakit.shellwords import NAME, expand, mask_unsupported
 
 SWIFT_COMMANDS = ("sft", "pt", "rlhf", "export", "infer", "deploy", "eval", "rollout")
 # Words that run the next word as the command (exec swift sft …, nohup swift sft … &).
@@ -79,7 +79,7 @@ def parse_commands(text: str, name: str = "script") -> list[Simple]:
 
     # bashlex.parse's own loop, one top-level command at a time, kept here so that an error's
     # position (relative to the command it began) becomes a line of the whole script
-    masked = mask_arithmetic(text)
+    masked = mask_unsupported(text)
     nodes, index = [], 0
     while index < len(masked):
         if not masked[index:].strip():
@@ -87,13 +87,10 @@ def parse_commands(text: str, name: str = "script") -> list[Simple]:
         try:
             part = bashlex.parser._parser(masked[index:]).parse()
         except bashlex.errors.ParsingError as exc:
-            line = line_of(text, index + exc.position)
-            raise LorakitError(f"{name}:{line}: the script does not parse as bash ({exc.message})",
-                               hint="`bash -n SCRIPT` shows the same problem; fix the script first") from None
+            raise _unreadable(text, name, line_of(text, index + exc.position), exc.message) from None
         except NotImplementedError as exc:  # bashlex lacks a few constructs (case, some expansions)
             line = line_of(text, index + len(masked[index:]) - len(masked[index:].lstrip()))
-            raise LorakitError(f"{name}:{line}: lorakit cannot read this part of the script ({exc})",
-                               hint="move the swift command into a script of its own and import that") from None
+            raise _unreadable(text, name, line, str(exc)) from None
         if not isinstance(part, bashlex.ast.node):
             break
         bashlex.ast.posshifter(index).visit(part)
@@ -105,6 +102,23 @@ def parse_commands(text: str, name: str = "script") -> list[Simple]:
     for node in nodes:
         _collect(node, found)
     return sorted(found, key=lambda s: s.start)
+
+
+def _unreadable(text: str, name: str, line: int, why: str) -> LorakitError:
+    """bashlex refused the script: if bash itself parses it (`bash -n`, when bash is here), the
+    limit is lorakit's reader, not the script."""
+    import shutil
+    import subprocess
+
+    bash = shutil.which("bash")
+    ok = bash is not None and subprocess.run([bash, "-n"], input=text.encode("utf-8", "surrogateescape"),
+                                             capture_output=True, timeout=30).returncode == 0
+    if ok:
+        return LorakitError(f"{name}:{line}: bash parses this script, but lorakit's bash reader (bashlex) cannot "
+                            f"read this part of it ({why})",
+                            hint="move the swift command into a script of its own and import that")
+    return LorakitError(f"{name}:{line}: the script does not parse as bash ({why})",
+                        hint="`bash -n SCRIPT` shows the same problem; fix the script first")
 
 
 def _collect(node, found: list[Simple]) -> None:
@@ -136,8 +150,8 @@ class _Shell:
     def raw(self, start: int, end: int) -> str:
         return self.text[start:end]
 
-    def word(self, start: int, end: int, *, split: bool = True) -> list[str]:
-        found = expand(self.raw(start, end), self.values, split=split)
+    def word(self, start: int, end: int, *, split: bool = True, scoped=None) -> list[str]:
+        found = expand(self.raw(start, end), self.values if scoped is None else scoped, split=split)
         for what in found.unresolved:
             self._unresolved(what, line_of(self.text, start))
         return found.fields
@@ -154,9 +168,9 @@ class _Shell:
             else "write its value in the preset: lorakit does not run commands to find it",
             file=self.name))
 
-    def assign(self, raw: str, start: int, end: int) -> tuple[str, str]:
+    def assign(self, raw: str, start: int, end: int, scoped=None) -> tuple[str, str]:
         var, _, _ = raw.partition("=")
-        value = "".join(self.word(start + len(var) + 1, end, split=False))
+        value = "".join(self.word(start + len(var) + 1, end, split=False, scoped=scoped))
         return var, value
 
 
@@ -225,9 +239,10 @@ def _run(shell: _Shell, simple: Simple, number: int) -> SwiftCall | None:
     args = [Arg(item, line_of(text, start), text[start:end]) for _, start, end in words[2:]
             for item in shell.word(start, end)]
     prefix, lines = {}, {}
+    scoped = dict(shell.values)  # `A=1 B=$A swift …`: each prefix sees the ones before it
     for raw, start, end in prefix_raw:
-        var, value = shell.assign(raw, start, end)
-        prefix[var], lines[var] = value, line_of(text, start)
+        var, value = shell.assign(raw, start, end, scoped)
+        prefix[var], lines[var], scoped[var] = value, line_of(text, start), value
     # `export X` before X has a value puts nothing in the environment until X=… gives it one
     exported = {var: shell.values[var] for var in sorted(shell.exported, key=lambda v: shell.where.get(v, 0))
                 if var in shell.values}

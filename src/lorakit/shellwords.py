@@ -244,6 +244,19 @@ def arithmetic(expr: str, variables: Mapping[str, str]) -> int | None:
     return value(tree.body)
 
 
+# `[[ … ]]` on one line, where a command may start; bashlex reads `[[` as a command and then fails
+# on `-f` or `&&` inside it
+_TEST = re.compile(r"(?<![^\s;&|(!])\[\[(?=\s)[^\n]*?\s\]\](?=[\s;&|)]|$)")
+
+
+def mask_unsupported(text: str) -> str:
+    """What bashlex cannot parse, masked with as many characters, so that every position it reports
+    still points into the script: `[[ … ]]` (a condition: lorakit reads both branches anyway)
+    becomes `true` and spaces, `$((…))` a variable name (`expand` reads it from the script)."""
+    text = _TEST.sub(lambda m: "true" + " " * (len(m.group(0)) - 4), text)
+    return mask_arithmetic(text)
+
+
 def mask_arithmetic(text: str) -> str:
     """bashlex cannot parse `$((…))` (NotImplementedError: arithmetic expansion): the same number
     of characters, as a variable name, so every position bashlex reports still points into the

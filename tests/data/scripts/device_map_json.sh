@@ -1,4 +1,5 @@
 # 4 DDP ranks x 2 GPUs each by device_map (ms-swift examples/train/multi-gpu/ddp_device_map)
+[[ -d output ]] || mkdir -p output
 nproc_per_node=4
 
 CUDA_VISIBLE_DEVICES=0,1,2,3,4,5,6,7 \
