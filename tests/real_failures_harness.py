@@ -1,13 +1,14 @@
 """Run many `swift sft` command lines in ONE Python process and record how each ends.
 
-    python tests/real_failures_harness.py CASES.json OUT.json
+    python tests/real_failures_harness.py CASES.json OUT.json [MODEL_DIR]
 
 CASES.json maps a case name to {"argv": [...flags after `swift sft`...], "cwd": DIR, "env": {...}},
 or to {"call": "module:function", "args": [...]} for one ms-swift function that a run needs
 hardware to reach. OUT.json gets {name: "ExcType: message [at file:line]"} ("ok" for a run that
 finished, "ok: RESULT" for a call), rewritten after every case so a crash keeps what came before.
 Importing ms-swift takes ~10 s; doing it once for every case is what keeps
-tests/test_real_failures.py fast.
+tests/test_real_failures.py fast. MODEL_DIR, when given, gets lorakit.tiny's model first (this
+process imports torch anyway; the test's own process then never does).
 
 The entry point is the one `swift sft` runs: swift/cli/sft.py calls `swift.pipelines.sft_main`
 (4.x) or `swift.llm.sft_main` (3.x) after its unsloth/ray set-up, which a CPU run does not use.
@@ -53,7 +54,18 @@ def outcome(sft_main, case: dict) -> str:
     return "ok" if "call" not in case else f"ok: {result!r}"
 
 
-def main(cases_path: str, out_path: str) -> int:
+def make_model(where: str) -> None:
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "src"))
+    from lorakit.tiny import make_tiny_model  # torch and transformers only: no ms-swift
+
+    make_tiny_model(where)
+    with open(where.rstrip("/") + ".ready", "w"):  # the test's lorakit checks may start on it now
+        pass
+
+
+def main(cases_path: str, out_path: str, model: str | None = None) -> int:
+    if model is not None:
+        make_model(model)
     cases = json.loads(open(cases_path, encoding="utf-8").read())
     sft_main = entry_point()
     results: dict[str, str] = {}
@@ -75,4 +87,4 @@ def main(cases_path: str, out_path: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1], sys.argv[2]))
+    sys.exit(main(*sys.argv[1:4]))
