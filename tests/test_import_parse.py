@@ -9,7 +9,6 @@ to one subprocess for 4.6.0 (this venv) and one for 3.12.6 ($LORAKIT_SWIFT3_PYTH
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys

@@ -24,7 +24,8 @@ from lorakit.scriptfaults import ENV_WORD
 from lorakit.shellscript import SwiftCall
 from lorakit.values import FALSE_WORDS, TRUE_WORDS, as_int
 
-from lorakit.presets import COMMANDS as IMPORTABLE  # what a lorakit preset runs (`swift pt` is not one)
+from lorakit.presets import COMMANDS
+IMPORTABLE = COMMANDS  # what a lorakit preset runs (`swift pt` is not one)
 TEXT_LAUNCH = ("gpus", "master_addr")  # ids and hosts stay text: "010" is not 8
 
 

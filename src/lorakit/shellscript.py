@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 
 from lorakit.errors import LorakitError
-from lorakit.findings import ERROR, INFO, WARNING, Finding
+from lorakit.findings import INFO, WARNING, Finding
 from lorakit.shellwords import NAME, expand, mask_unsupported
 
 SWIFT_COMMANDS = ("sft", "pt", "rlhf", "export", "infer", "deploy", "eval", "rollout")
