@@ -25,9 +25,12 @@ def lorakit(args, env, cwd=None, **kw):
 
 
 def fake_env(tmp_path, record: str, **extra) -> dict:
-    # PYTHONUNBUFFERED: lorakit sets it itself off a terminal; the shell running pytest must not decide
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    env = {k: v for k, v in os.environ.items()}
     env["PATH"] = f"{FAKES}{os.pathsep}{env['PATH']}"
+    # Off a terminal lorakit sets PYTHONUNBUFFERED=1 unless the env already says (then it is the
+    # user's, kept): said here, so the shell running pytest does not decide what the child gets.
+    # test_off_a_terminal_the_child_is_unbuffered covers lorakit setting it.
+    env["PYTHONUNBUFFERED"] = "1"
     env["FAKE_SWIFT_RECORD"] = str(tmp_path / record)
     env.update(extra)
     return env
@@ -66,12 +69,8 @@ def test_dry_run_pasted_into_bash_runs_what_lorakit_runs(tmp_path, args):
     assert pasted.returncode == 0
     launched = lorakit(args, fake_env(tmp_path, "via_lorakit.json", **STALE))
     assert launched.returncode == 0, launched.stderr
+    assert recorded(tmp_path / "via_bash.json") == recorded(tmp_path / "via_lorakit.json")
     argv, child_env = recorded(tmp_path / "via_lorakit.json")
-    # the one difference, said on stderr: lorakit's stdout here is a pipe, not a terminal, so the
-    # child is unbuffered (else ms-swift's log lines arrive at exit); bash's paste is the job alone
-    assert child_env.pop("PYTHONUNBUFFERED") == "1"
-    assert "lorakit: set PYTHONUNBUFFERED=1 for ms-swift: lorakit's stdout is not a terminal" in launched.stderr
-    assert recorded(tmp_path / "via_bash.json") == (argv, child_env)
     assert argv[0] == "sft" and "--dry-run" not in argv
     assert not set(STALE) & set(child_env)
 
@@ -84,8 +83,20 @@ def test_launch_env_and_argv_are_exact(tmp_path):
     assert child_env["CUDA_VISIBLE_DEVICES"] == "0,1" and child_env["NPROC_PER_NODE"] == "2"
     assert argv[argv.index("--lora_rank") + 1] == "16"
     assert {k: v for k, v in child_env.items() if k not in ("CUDA_VISIBLE_DEVICES", "NPROC_PER_NODE")} == \
-        {**{k: v for k, v in env.items() if k not in SHELL_NOISE}, "PYTHONUNBUFFERED": "1"}  # stdout: a pipe
+        {k: v for k, v in env.items() if k not in SHELL_NOISE}
     assert f"lorakit: running {FAKES / 'swift'} (ms-swift " in result.stderr
+
+
+def test_off_a_terminal_the_child_is_unbuffered(tmp_path):
+    # `lorakit train > log`, `| tee`, nohup: the one variable lorakit adds beyond the job's, and says
+    env = {k: v for k, v in fake_env(tmp_path, "rec.json").items() if k != "PYTHONUNBUFFERED"}
+    result = lorakit(["train", "-p", "single"], env)
+    assert result.returncode == 0, result.stderr
+    _, child_env = recorded(tmp_path / "rec.json")
+    assert child_env == {**{k: v for k, v in env.items() if k not in SHELL_NOISE},
+                         "CUDA_VISIBLE_DEVICES": "0", "PYTHONUNBUFFERED": "1"}
+    assert ("lorakit: set PYTHONUNBUFFERED=1 for ms-swift: lorakit's stdout is not a terminal, and Python would "
+            "otherwise hold its log lines back until it exits") in result.stderr.splitlines()
 
 
 @pytest.mark.parametrize("mode, code", [("exit:0", 0), ("exit:3", 3), ("exit:42", 42), ("kill:9", 137),
