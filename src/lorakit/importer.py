@@ -19,12 +19,12 @@ from typing import Any
 from lorakit import envvars, swiftflags
 from lorakit.findings import ERROR, INFO, WARNING, Finding
 from lorakit.names import OLD_NAMES, normalise_arg_key, spelled_for
+from lorakit.presets import COMMANDS
 from lorakit.render import render_value
 from lorakit.scriptfaults import ENV_WORD
 from lorakit.shellscript import SwiftCall
 from lorakit.values import FALSE_WORDS, TRUE_WORDS, as_int
 
-from lorakit.presets import COMMANDS
 IMPORTABLE = COMMANDS  # what a lorakit preset runs (`swift pt` is not one)
 TEXT_LAUNCH = ("gpus", "master_addr")  # ids and hosts stay text: "010" is not 8
 
