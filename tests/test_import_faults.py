@@ -152,3 +152,8 @@ def test_a_prefix_sees_the_prefixes_before_it():
 def test_double_bracket_conditions_are_read():
     read = read_script("if [[ -f x && $A == 1 ]]; then swift sft --model x; fi\n[[ -d y ]] || swift export --adapters y\n")
     assert [(c.command, c.line) for c in read.calls] == [("sft", 1), ("export", 2)]
+
+
+def test_a_flag_line_after_another_command_is_not_blamed_on_swift():
+    text = "swift sft --model x\necho done\n--foo 1\n"
+    assert codes(text) == []

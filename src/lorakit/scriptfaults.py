@@ -99,6 +99,8 @@ def _continuations(text: str, lines: list[str], commands, calls, name: str) -> l
                 f"the flags from line {start} on ({_short(flags)}), then tries to run "
                 f"`{first}` as a command. lorakit imports what bash runs, without them",
                 hint=f"{_FIX[kind]} at line {at}, then import again", file=name))
+        elif not first.startswith("-"):
+            owner = None  # another command ran since: flags after it are not swift's
     for call in calls:
         for arg in call.args:
             kind = ("crlf" if arg.raw.startswith("\\\r")
