@@ -232,3 +232,12 @@ def test_the_checks_run_on_the_imported_preset(here):
     assert validate.code == 2
     said = [line for line in validate.stderr.splitlines() if not line.startswith("lorakit:")]
     assert said and all(line in result.stderr.splitlines() for line in said)
+
+
+def test_an_inherited_env_variable_is_said_not_removed(here):
+    (here / "base.yaml").write_text("extends: single\nenv:\n  MAX_PIXELS: 100\n  HF_HUB_OFFLINE: 1\n")
+    script(here, "t.sh", "export MAX_PIXELS=200\nswift sft --model Qwen/Qwen2.5-7B-Instruct\n")
+    result = run_cli(["import", "t.sh", "--extends", "base.yaml"])
+    assert yaml.safe_load(result.stdout)["env"] == {"MAX_PIXELS": "200"}
+    assert "warning[import.env.inherited] env.HF_HUB_OFFLINE (t.sh): env.HF_HUB_OFFLINE comes from " \
+           f"{here / 'base.yaml'}; the script does not set it, and a preset cannot remove it" in result.stderr

@@ -44,6 +44,9 @@ def import_call(call: SwiftCall, *, major: int, name: str, extends: tuple[str, A
     preset: dict[str, Any] = {"description": f"imported from {name} (swift {call.command}, line {call.line})"}
     if extends is not None:
         preset["extends"] = extends[0]
+        kept = [k for k in (extends[1].data.get("env") or {}) if k not in env]
+        notes += [Finding(WARNING, "import.env.inherited", f"env.{k} comes from {extends[0]}; the script does not "
+                          "set it, and a preset cannot remove it", key=f"env.{k}", file=name) for k in kept]
         command, launch, env, args = differences(extends[1].data, call.command, launch, env, args)
         if command is not None:
             preset["command"] = command
@@ -210,8 +213,9 @@ def differences(base: dict[str, Any], command: str, launch: dict, env: dict, arg
     for key in dict.fromkeys([*base_launch, *launch]):
         if not _same_launch(key, base_launch.get(key), launch.get(key), count):
             out_launch[key] = launch.get(key)
-    out_env = {k: env.get(k) for k in dict.fromkeys([*base_env, *env]) if str(base_env.get(k)) != str(env.get(k))
-               or (k in env) != (k in base_env)}
+    # an env: variable cannot be removed by a child (null is refused: presets.env_problems), so one
+    # the parent sets and the script does not stays, and import_call says so
+    out_env = {k: v for k, v in env.items() if k not in base_env or str(base_env[k]) != str(v)}
     out_args = {k: v for k, v in args.items() if k not in base_args or _rendered(base_args[k]) != _rendered(v)}
     out_args.update({k: None for k, v in base_args.items() if v is not None and k not in args})
     return (None if base.get("command") == command else command), out_launch, out_env, out_args
