@@ -8,7 +8,7 @@ import sys
 import typer
 
 from lorakit.cli import argcheck, checkpoints_cmd, doctor, merge, plan, presets_cmd, train, validate
-from lorakit.cli import deploy as deploy_cmd, infer as infer_cmd, rlhf as rlhf_cmd
+from lorakit.cli import deploy as deploy_cmd, eval_cmd, infer as infer_cmd, rlhf as rlhf_cmd
 from lorakit.cli import import_cmd
 from lorakit.cli import runs_cmd
 from lorakit import report
@@ -41,6 +41,7 @@ app.command()(exits(merge.merge))
 app.command(name="rlhf", context_settings=EXTRA_ARGS)(exits(rlhf_cmd.rlhf))
 app.command(name="infer", context_settings=EXTRA_ARGS)(exits(infer_cmd.infer))
 app.command(name="deploy", context_settings=EXTRA_ARGS)(exits(deploy_cmd.deploy))
+app.command(name="eval", context_settings=EXTRA_ARGS)(exits(eval_cmd.eval_))
 app.command(context_settings=EXTRA_ARGS)(exits(validate.validate))
 app.command(context_settings=EXTRA_ARGS)(exits(plan.plan))
 app.command(name="checkpoints")(exits(checkpoints_cmd.checkpoints))
