@@ -64,8 +64,10 @@ BAD_FILES = [
                    "  hint: start the file with keys such as 'command:', 'launch:' and 'args:'"),
     ("comand: sft\n", "{f}: unknown key 'comand'\n  hint: did you mean 'command'? allowed: "
                       "description, extends, command, launch, args, env"),
-    ("command: train\n", "{f}: key 'command' must be one of sft, export, got 'train'\n"
-                         "  hint: 'sft' trains with swift sft, 'export' merges with swift export"),
+    ("command: train\n", "{f}: key 'command' must be one of sft, export, rlhf, infer, deploy, eval, rollout, "
+                         "got 'train'\n  hint: 'sft' trains with swift sft, 'export' merges with swift export, "
+                         "'rlhf' runs swift rlhf (DPO, KTO, GRPO...), infer/deploy/eval/rollout the swift command "
+                         "of that name"),
     ("launch: 8\n", "{f}: key 'launch' must be a mapping, got int\n"
                     "  hint: write 'launch:' followed by indented 'key: value' lines"),
     ("launch: {gpu: '0'}\n", "{f}: unknown key launch.'gpu'\n  hint: did you mean 'gpus'? allowed: "
@@ -73,9 +75,11 @@ BAD_FILES = [
     ("extends: 3\n", "{f}: key 'extends' must be a string, got int"),
     ("extends: nothere.yaml\n", "{f}: extends: preset file 'nothere.yaml' does not exist "
                                 "(looked for {d}/nothere.yaml)\n  hint: give an existing YAML file, "
-                                "or a built-in name: ddp, ddp_device_map, merge, single, zero2, zero3"),
+                                "or a built-in name: ddp, ddp_device_map, dpo, grpo_colocate, grpo_server, kto, merge, orpo, "
+                                "simpo, single, zero2, zero3"),
     ("extends: zro2\n", "{f}: extends: unknown preset 'zro2'\n  hint: did you mean 'zero2'? "
-                        "built-in presets: ddp, ddp_device_map, merge, single, zero2, zero3"),
+                        "built-in presets: ddp, ddp_device_map, dpo, grpo_colocate, grpo_server, kto, merge, orpo, simpo, "
+                        "single, zero2, zero3"),
 ]
 
 
@@ -114,7 +118,7 @@ def test_bad_set(item, message):
 def test_every_builtin_loads_and_has_a_description():
     for name in presets.builtin_names():
         data = presets.load(name).data
-        assert data["description"] and data["command"] in ("sft", "export")
+        assert data["description"] and data["command"] in ("sft", "export", "rlhf")
 
 
 def test_every_shape_problem_is_reported_at_once(tmp_path):
@@ -125,8 +129,9 @@ def test_every_shape_problem_is_reported_at_once(tmp_path):
         f"{path}: 3 problems:\n"
         "  - unknown key 'lanuch' (did you mean 'launch'? allowed: description, extends, command, launch, args, env)\n"
         "  - unknown key 'arg' (did you mean 'args'? allowed: description, extends, command, launch, args, env)\n"
-        "  - key 'command' must be one of sft, export, got 'train' ('sft' trains with swift sft, "
-        "'export' merges with swift export)\n"
+        "  - key 'command' must be one of sft, export, rlhf, infer, deploy, eval, rollout, got 'train' ('sft' trains "
+        "with swift sft, 'export' merges with swift export, 'rlhf' runs swift rlhf (DPO, KTO, GRPO...), "
+        "infer/deploy/eval/rollout the swift command of that name)\n"
         "  hint: fix each key above; `lorakit presets show zero2` shows a valid preset")
 
 
