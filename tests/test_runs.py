@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from test_resume import checkpoint
 
 from lorakit import runindex
 
@@ -25,7 +24,6 @@ from lorakit import runindex
 STUB = r'''#!PYTHON
 import os, signal, sys, time
 sys.path.insert(0, os.environ["SWIFT_STUB_TESTS"])
-from test_resume import checkpoint
 from pathlib import Path
 argv = sys.argv
 with open(os.environ["SWIFT_STUB_ARGV"], "a") as f:

@@ -10,9 +10,10 @@ from typing import Annotated, Any
 
 import typer
 
-from lorakit import report, runindex
+from lorakit import report
 from lorakit.errors import LorakitError
 
+# lorakit.runindex is imported where used: this module is imported with the CLI, on the dry-run path
 COLUMNS = ("started", "status", "exit", "run", "checkpoint", "record")
 LOST = "lost"
 
@@ -28,6 +29,8 @@ def _alive(pid: Any) -> bool:
 def _settled(entry: dict) -> dict:
     """A 'running' launch of this host whose lorakit no longer runs was killed without a word
     (SIGKILL, a lost node): say so rather than 'running' forever."""
+    from lorakit import runindex
+
     if entry.get("status") == runindex.RUNNING and entry.get("host") == socket.gethostname() \
             and not _alive(entry.get("pid")):
         return {**entry, "status": LOST}
@@ -36,6 +39,8 @@ def _settled(entry: dict) -> dict:
 
 def indexes(root: Path) -> list[Path]:
     """root's own index, else those one level down (ms-swift's default output/<model name>)."""
+    from lorakit import runindex
+
     if (root / runindex.INDEX).is_file():
         return [root]
     try:
@@ -71,6 +76,8 @@ def runs(
       lorakit runs output/Qwen3-8B --json
       lorakit train --from output/lorakit-runs/20260101-120000-4242.yaml --resume
     """
+    from lorakit import runindex
+
     root = Path(output).expanduser()
     if not root.is_dir():
         raise LorakitError(f"runs {output}: no such directory", hint="give the output dir a `lorakit train` wrote to")

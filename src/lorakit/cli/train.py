@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from lorakit import injob, record, report, resume
+from lorakit import injob, record, report
 from lorakit.cli import common as c
 from lorakit.cli.run import train_tail
 from lorakit.errors import LorakitError
@@ -75,7 +75,7 @@ def bare_resume(words: list[str]) -> list[str]:
     out = list(words)
     for i in range(1, cut):
         if words[i] == "--resume" and (i + 1 >= cut or words[i + 1].startswith("-")):
-            out[i] = "--resume=" + resume.AUTO
+            out[i] = "--resume=auto"  # resume.AUTO (not imported here: the dry-run path)
     return out
 
 
@@ -128,6 +128,8 @@ def train(
             hint="use `lorakit merge` for export presets, or a preset with 'command: sft'",
         )
     if resume_ is not None:
+        from lorakit import resume  # only with --resume: the dry-run path stays near Python's start-up
+
         job = resume.apply(job, resume.AUTO if resume_ == "" else resume_)
     report.note(c.layout_note(job))
     if log is not None and dry_run:
