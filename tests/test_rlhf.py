@@ -128,6 +128,11 @@ def test_kto_labels_true_false_and_0_1_pass(tmp_path):
     assert errors(job("kto", f"dataset=[{data}]")) == []
 
 
+def test_kto_preset_validates_before_its_global_batch_is_derived(cli):
+    result = cli(["validate", "-p", "kto"])
+    assert result.code == 0, result.stderr
+
+
 def test_kto_total_batch_of_one_is_refused():
     assert ("rlhf.kto.batch", "KTO with a total batch of 1 (per-device batch x accumulation x ranks): ms-swift "
             "stops with 'Batch size is 1 (too small)' (its KL term needs other rows of the batch)") in \

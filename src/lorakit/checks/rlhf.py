@@ -102,6 +102,9 @@ def check_rows(job: Job, facts: Facts) -> list[Finding]:
 
 
 def _total_batch(job: Job) -> int | None:
+    # lorakit's global_batch_size derives the steps (fixups.derive_grad_accum): the total it asks for
+    if job.args.get("global_batch_size") is not None:
+        return as_int(job.args["global_batch_size"])
     batch = as_int(job.args.get("per_device_train_batch_size", 1))
     steps = as_int(job.args.get("gradient_accumulation_steps", 1))
     if batch is None or steps is None:
