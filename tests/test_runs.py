@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-
 from lorakit import runindex
 
 # Makes OUTPUT/v{N}-... with its args.json (sft.py save_args) and a whole checkpoint-2 (unless SWIFT_STUB_NO_CKPT), like ms-swift's
@@ -24,6 +23,7 @@ from lorakit import runindex
 STUB = r'''#!PYTHON
 import os, signal, sys, time
 sys.path.insert(0, os.environ["SWIFT_STUB_TESTS"])
+from test_resume import checkpoint
 from pathlib import Path
 argv = sys.argv
 with open(os.environ["SWIFT_STUB_ARGV"], "a") as f:
