@@ -235,3 +235,18 @@ def test_resume_and_resume_from_checkpoint_both_given(cli, tmp_path):
 ])
 def test_resume_alone_means_auto(words, expected):
     assert bare_resume(words) == expected
+
+
+def test_help_says_the_spelling_with_examples():
+    from typer.testing import CliRunner
+
+    from lorakit.cli.app import app
+
+    text = CliRunner().invoke(app, ["train", "--help"], env={"COLUMNS": "200", "NO_COLOR": "1"}).output
+    words = " ".join(text.split())
+    assert "--resume [auto|if-any|PATH]" in words
+    assert "--resume alone (or auto) refuses when there is none, --resume if-any then starts fresh" in words
+    for example in ("lorakit train -p my.yaml --resume (newest complete checkpoint; error if none)",
+                    "lorakit train -p my.yaml --resume if-any (resume if there is one, else start fresh)",
+                    "lorakit train --from output/v1-20260101-120000 --resume if-any --node-rank 1"):
+        assert example in words
