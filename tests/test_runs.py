@@ -165,6 +165,12 @@ def test_lorakit_runs_lists_every_launch_and_from_replays_each(tmp_path, stub, c
             replay = cli(["train", "--from", source, "--dry-run", "--format", "json"])
             assert replay.code == 0, replay.stderr
             assert json.loads(replay.stdout)["argv"] == data["command"]["argv"]
+    # the resumed launch's record, resumed again: from the newest checkpoint, not the recorded one
+    again = cli(["train", "--from", entries[1]["record"], "--resume", "--dry-run", "--format", "json"])
+    assert again.code == 0, again.stderr
+    assert json.loads(again.stdout)["argv"][-1] == str(out / "v1-20260101-120001" / "checkpoint-2")
+    assert (f"lorakit: --resume replaces the record's resume_from_checkpoint "
+            f"{out / 'v0-20260101-120000' / 'checkpoint-2'}") in again.stderr.splitlines()
     # the chain: v1 resumed from v0's checkpoint
     chain = cli(["checkpoints", str(out)])
     assert "lorakit: v1-20260101-120001 resumed from v0-20260101-120000/checkpoint-2" in chain.stderr.splitlines()
