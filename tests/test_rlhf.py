@@ -295,3 +295,21 @@ def test_ms_swift_parses_every_rlhf_preset(major):
     answers = parse(python, rendered_argvs(major))
     assert [(a["exit"], a.get("remaining")) for a in answers] == [(0, [])] * len(RLHF_PRESETS)
     assert [a["values"]["rlhf_type"] for a in answers] == ["dpo", "kto", "orpo", "simpo", "grpo", "grpo"]
+
+
+# ---- the dry-run paths import nothing heavy (tests/test_imports.py's probe) -----------------------
+
+@pytest.mark.parametrize("args", [["rlhf", "-p", "dpo", "--dry-run"], ["rlhf", "-p", "grpo_server", "--dry-run"],
+                                  ["infer", "--adapters", "output", "--dry-run", "--infer-backend", "vllm"],
+                                  ["deploy", "--adapters", "a=output", "--dry-run"],
+                                  ["eval", "--adapters", "output", "--dry-run"]], ids=lambda a: "-".join(a[:3]))
+def test_dry_runs_import_nothing_heavy(tmp_path, args):
+    from test_imports import HEAVY, PROBE
+
+    sft_output(tmp_path, model=str(tmp_path))
+    out = tmp_path / "probe.json"
+    result = subprocess.run([sys.executable, "-c", PROBE, str(out), ",".join(HEAVY), *args],
+                            capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    probe = json.loads(out.read_text())
+    assert probe["code"] == 0, result.stderr
+    assert probe["heavy"] == []
