@@ -198,6 +198,20 @@ def test_vllm_max_lora_rank_below_lora_rank():
                       "vllm_max_lora_rank=64")) == []
 
 
+def test_num_generations_must_divide_the_generation_batch():
+    # grpo_server: per-device 4 x 7 ranks x 2 accumulation steps = 56 completions per step
+    found = errors(job("grpo_server", "num_generations=5"))
+    assert ("rlhf.grpo.generations", "num_generations 5 does not divide the 56 completions generated per step "
+            "(per-device batch x ranks x steps_per_generation): ms-swift stops at start") in found
+    assert errors(job("grpo_server", "num_generations=5", "steps_per_generation=5")) == []  # 4 x 7 x 5 = 140
+
+
+def test_vllm_missing_here_is_a_warning():
+    found = [(f.level, f.code) for f in run_checks(job("grpo_colocate"), Facts(has_module=lambda name: False))
+             if f.code == "rlhf.vllm.missing"]
+    assert found == [("warning", "rlhf.vllm.missing")]
+
+
 def test_sft_rules_carry_over_to_rlhf():
     """layout checks gated on sft: one process on 8 GPUs is the silent device_map layout."""
     found = [f for f in run_checks(job("dpo", "launch.gpus=0,1,2,3,4,5,6,7"), Facts(here=False))

@@ -22,7 +22,7 @@ from dataclasses import replace
 
 from lorakit import localpath
 from lorakit.checks.facts import Facts
-from lorakit.findings import ERROR, Finding, about
+from lorakit.findings import ERROR, WARNING, Finding, about
 from lorakit.job import Job
 from lorakit.values import as_bool, as_int
 
@@ -177,7 +177,36 @@ def check_grpo(job: Job, facts: Facts) -> list[Finding]:
                          "vllm_mode server without vllm_server_host: the trainer has no rollout server to ask",
                          "set vllm_server_host and vllm_server_port (lorakit's paired launch starts swift rollout "
                          "there when rollout_gpus is set)"))
-    return out + check_rollout_gpus(job)
+    if uses_vllm(job) and facts.here and not facts.has_module("vllm"):
+        out.append(about(job, WARNING, "rlhf.vllm.missing", "args.use_vllm",
+                         "use_vllm true, but vllm is not installed in this Python: swift rlhf imports it at start "
+                         "(colocate), and a server-mode swift rollout needs it too",
+                         "pip install vllm (the version your ms-swift supports), or use_vllm: false"))
+    return out + check_rollout_gpus(job) + _generations(job)
+
+
+def _generations(job: Job) -> list[Finding]:
+    """rlhf_trainers/args_mixin.py _init_generation_batch_params: the completions generated per step
+    (per-device batch x ranks x steps_per_generation, which defaults to the accumulation steps)
+    must split into whole groups of num_generations."""
+    want = as_int(job.args.get("num_generations", 8))
+    batch = as_int(job.args.get("per_device_train_batch_size", 1))
+    if want is None or want < 2 or batch is None:
+        return []
+    if job.args.get("generation_batch_size") is not None:
+        total = as_int(job.args["generation_batch_size"])
+    elif job.args.get("steps_per_generation") is not None:
+        steps = as_int(job.args["steps_per_generation"])
+        total = None if steps is None else batch * job.world_size * steps
+    else:
+        total = _total_batch(job)
+    if total is None or total % want == 0:
+        return []
+    fits = [n for n in range(2, min(total, 64) + 1) if total % n == 0]
+    return [about(job, ERROR, "rlhf.grpo.generations", "args.num_generations",
+                  f"num_generations {want} does not divide the {total} completions generated per step "
+                  "(per-device batch x ranks x steps_per_generation): ms-swift stops at start",
+                  f"num_generations that fit: {', '.join(map(str, fits)) or 'none'}; or change the batch")]
 
 
 def gpu_list(value) -> list[str]:
