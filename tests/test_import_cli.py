@@ -69,7 +69,8 @@ args:
     assert path.exists()
     assert "info[import.flag.renamed] args.tuner_type (train.sh): line 7: --train_type is ms-swift 3.x's name: " \
            "imported as tuner_type, ms-swift 4.x's name\n" in result.stderr
-    assert "lorakit: wrote my.yaml (swift sft, line 5 of train.sh)" in result.stderr
+    assert "lorakit: wrote my.yaml (swift sft, line 5 of train.sh); see it run: lorakit train -p my.yaml --dry-run\n" \
+        in result.stderr
     # the written preset is a preset: dry-run renders it
     dry = run_cli(["train", "-p", "my.yaml", "--dry-run", "--swift-version", "4"])
     assert dry.code == 0, dry.stderr

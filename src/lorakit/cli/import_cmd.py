@@ -22,6 +22,10 @@ ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite an existing -
 VersionOpt = Annotated[Optional[str], typer.Option("--swift-version", help="Read and write flag names for ms-swift 3 or 4 (default: the installed one).")]
 
 
+# the lorakit command that runs a preset of each swift command (cli/app.py)
+RUNS = {"sft": "train", "export": "merge", "rlhf": "rlhf", "infer": "infer", "deploy": "deploy", "eval": "eval"}
+
+
 def import_script(
     script: ScriptArg,
     output: OutOpt = None,
@@ -59,7 +63,9 @@ def import_script(
             typer.echo(("---\n" if len(done) > 1 else "") + body, nl=False)
         else:
             path.write_text(body, encoding="utf-8")
-            report.note(f"wrote {path} (swift {one.call.command}, line {one.call.line} of {script})")
+            report.note(f"wrote {path} (swift {one.call.command}, line {one.call.line} of {script})"
+                        + (f"; see it run: lorakit {RUNS[one.call.command]} -p {path} --dry-run"
+                           if one.call.command in RUNS else ""))
         checked = _checks(body, path, script, swift_version, f"the imported preset (swift {one.call.command}, "
                           f"line {one.call.line})" if len(done) > 1 else "the imported preset")
         failed |= c.blocking(checked, strict)
