@@ -496,3 +496,21 @@ def test_snapshot_agrees_with_parse_cases():
     assert sf.check_value(V4["learning_rate"], -1e-5) is not None
     assert sf.check_value(V4["lora_rank"], "8.0") is not None
     assert sf.check_value(sf.load_flags(3, "sft")["lora_alpha"], "32.0") is not None
+
+
+@pytest.mark.parametrize("major", [3, 4])
+def test_snapshots_cover_the_commands_after_sft(major):
+    rlhf = sf.load_flags(major, "rlhf")
+    assert rlhf["rlhf_type"].choices == ("dpo", "orpo", "simpo", "kto", "cpo", "rm", "ppo", "grpo", "gkd")
+    assert rlhf["vllm_mode"].choices == ("server", "colocate") and rlhf["reward_funcs"].nargs == "+"
+    assert set(sf.load_flags(major, "sft")) <= set(rlhf)  # RLHFArguments inherits the sft class
+    backends = {3: ("vllm", "pt", "sglang", "lmdeploy"), 4: ("vllm", "transformers", "sglang", "lmdeploy", "pt")}
+    for command in ("infer", "deploy", "eval", "rollout"):
+        flags = sf.load_flags(major, command)
+        assert flags["infer_backend"].choices == backends[major], command
+        assert flags["vllm_max_lora_rank"].default == 16 and flags["adapters"].nargs == "+", command
+    for command in ("deploy", "eval", "rollout"):
+        assert (sf.load_flags(major, command)["port"].default, sf.load_flags(major, command)["host"].default) == \
+            (8000, "0.0.0.0")
+    assert "vllm_data_parallel_size" in sf.load_flags(major, "rollout")
+    assert sf.load_flags(major, "eval")["eval_backend"].choices == ("Native", "OpenCompass", "VLMEvalKit")
