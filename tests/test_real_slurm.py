@@ -188,3 +188,60 @@ def test_scancel_leaves_no_process_of_the_job(cluster, tiny, tmp_path):
     while time.monotonic() < deadline and job_pids(job_id):
         time.sleep(0.5)
     assert job_pids(job_id) == []
+
+
+def test_the_same_script_runs_under_salloc(cluster, tiny, tmp_path):
+    """Interactive use: inside `salloc -N2` the script's steps run as they do under sbatch."""
+    out = tmp_path / "out"
+    script = render(tmp_path, cpu_preset(tmp_path, tiny, out))
+    env = {k: v for k, v in cluster.items() if k != "VIRTUAL_ENV"}
+    env["PATH"] = CLEAN_PATH
+    done = subprocess.run(["salloc", "-N2", "--ntasks-per-node=1", "bash", str(script)], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=LIMIT)
+    log = done.stdout + done.stderr
+    assert done.returncode == 0, log[-6000:]
+    for rank in (0, 1):
+        assert world_size_line(rank, 2, 1) in log
+    assert (only_checkpoint(out) / "adapter_model.safetensors").is_file()
+
+
+def complete_checkpoints(out: Path) -> list[Path]:
+    return sorted(out.glob("v*-*/checkpoint-*/trainer_state.json"))
+
+
+def test_requeue_resumes_from_the_newest_complete_checkpoint(cluster, tiny, tmp_path):
+    """launch.requeue: SLURM's warning signal (--signal=B:USR1@120, sent here at once with
+    `scancel --batch --signal=USR1`) makes the batch shell requeue the job; the requeued run's
+    lorakit finds the newest complete checkpoint (--resume if-any) and ms-swift resumes from it."""
+    out = tmp_path / "out"
+    preset = cpu_preset(tmp_path, tiny, out, max_steps=100000, save_steps=2)
+    data = yaml.safe_load(preset.read_text())
+    data["launch"]["requeue"] = True
+    preset.write_text(yaml.safe_dump(data))
+    script = render(tmp_path, preset)
+    assert "#SBATCH --signal=B:USR1@120" in script.read_text().splitlines()
+    job_id = submit(cluster, script)
+    try:
+        deadline = time.monotonic() + LIMIT
+        while time.monotonic() < deadline and not complete_checkpoints(out):
+            time.sleep(1)
+        assert complete_checkpoints(out), "no checkpoint was saved"
+        subprocess.run(["scancel", "--batch", "--signal=USR1", job_id], env=cluster, check=True)
+        log_file = tmp_path / f"slurm-{job_id}.out"
+        deadline = time.monotonic() + LIMIT
+        while time.monotonic() < deadline and "--resume_from_checkpoint " not in log_file.read_text():
+            time.sleep(1)  # ms-swift's own torchrun line of the requeued run
+        log = log_file.read_text()
+        assert f"lorakit: time limit near: requeueing job {job_id}" in log
+        assert scontrol_job(cluster, job_id).get("Restarts") == "1"
+        assert "lorakit: --resume: from " in log, log[-6000:]
+        resumed = log[log.index("lorakit: --resume: from "):].split()[3]
+        assert Path(resumed).parent.parent == out.resolve() and Path(resumed).name.startswith("checkpoint-")
+        assert f"--resume_from_checkpoint {resumed}" in log
+    finally:
+        subprocess.run(["scancel", job_id], env=cluster)
+        wait_state(cluster, job_id, ("CANCELLED",), limit=120)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and job_pids(job_id):
+            time.sleep(0.5)
+    assert job_pids(job_id) == []
