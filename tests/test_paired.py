@@ -172,13 +172,14 @@ def test_the_rollout_dying_while_training_stops_the_trainer(fake):
     assert not alive(trainer)
 
 
-def test_ctrl_c_stops_both(fake):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_stops_both(fake, sig):
     proc = start(fake, rlhf="hang")
     wait_for(fake / "rlhf.json")
     pids = pid_of(fake, "rollout"), pid_of(fake, "rlhf")
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 128 + signal.SIGINT, err
+    assert proc.returncode == 128 + sig, err
     assert [alive(p) for p in pids] == [False, False]
 
 
