@@ -45,6 +45,14 @@ start() {
     echo $! >> "$dir/pids"
     for _ in $(seq 50); do [ -S "$dir/munge/munge.socket" ] && break; sleep 0.1; done
     [ -S "$dir/munge/munge.socket" ] || { echo "munged did not start: $dir/log/munged.log" >&2; exit 1; }
+    # One "GPU" per node for GPU jobs' headers (--gpus-per-node): SLURM refuses a gres File that is
+    # a regular file; a character device (here /dev/null's numbers) works. Skipped where mknod is not
+    # allowed: then only CPU jobs run.
+    gres="" gres_types=""
+    if [ -e "$dir/gpu0" ] || mknod "$dir/gpu0" c 1 3 2>/dev/null; then
+        echo "NodeName=n1,n2 Name=gpu File=$dir/gpu0" > "$dir/gres.conf"
+        gres=" Gres=gpu:1" gres_types="GresTypes=gpu"
+    fi
     cat > "$dir/slurm.conf" <<EOF
 ClusterName=lorakit-test
 SlurmctldHost=localhost(127.0.0.1)
@@ -73,8 +81,9 @@ SlurmdParameters=config_overrides
 KillWait=5
 InactiveLimit=0
 MinJobAge=600
-NodeName=n1 NodeHostname=localhost NodeAddr=127.0.0.1 Port=$((base + 1)) CPUs=$cpus State=UNKNOWN
-NodeName=n2 NodeHostname=localhost NodeAddr=127.0.0.1 Port=$((base + 2)) CPUs=$cpus State=UNKNOWN
+$gres_types
+NodeName=n1 NodeHostname=localhost NodeAddr=127.0.0.1 Port=$((base + 1)) CPUs=$cpus$gres State=UNKNOWN
+NodeName=n2 NodeHostname=localhost NodeAddr=127.0.0.1 Port=$((base + 2)) CPUs=$cpus$gres State=UNKNOWN
 PartitionName=debug Nodes=n1,n2 Default=YES MaxTime=INFINITE State=UP
 EOF
     export SLURM_CONF="$dir/slurm.conf"

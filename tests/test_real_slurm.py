@@ -11,6 +11,7 @@ them this test skips, loudly; with CI=true it fails instead: in CI a skipped rea
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -245,3 +246,32 @@ def test_requeue_resumes_from_the_newest_complete_checkpoint(cluster, tiny, tmp_
         while time.monotonic() < deadline and job_pids(job_id):
             time.sleep(0.5)
     assert job_pids(job_id) == []
+
+
+def test_a_gpu_jobs_header_and_slurms_gpu_numbering(cluster, tmp_path):
+    """A GPU job's --gpus-per-node is accepted by a cluster with GPUs (one gres "GPU" per node,
+    a character device: scripts/slurm_cluster.sh), and each node's launch gets SLURM's own
+    CUDA_VISIBLE_DEVICES (0), not the rendering machine's id 5. ms-swift is the fake here (no GPU
+    to train on): the script puts the rendering PATH's `swift`, tests/fakes/swift, first."""
+    if not (Path(cluster["SLURM_CONF"]).parent / "gres.conf").exists():
+        pytest.skip("mknod is not allowed here: the test cluster has no GPU gres")
+    fakes = REPO / "tests" / "fakes"
+    env = {**swift_env(), "PATH": f"{fakes}{os.pathsep}{swift_env()['PATH']}"}
+    done = subprocess.run([sys.executable, "-m", "lorakit", "train", "-p", "single", "--gpus", "5", "--set",
+                           "launch.nnodes=2", "--output-dir", str(tmp_path / "out"), "--dry-run", "--format", "sbatch"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    script = tmp_path / "gpu.sbatch"
+    script.write_text(done.stdout)
+    assert "#SBATCH --gpus-per-node=1" in done.stdout.splitlines()
+    job_id = submit({**cluster, "FAKE_SWIFT_RECORD": str(tmp_path / "fake.json")}, script)
+    job = wait_state(cluster, job_id, ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL"))
+    log = (tmp_path / f"slurm-{job_id}.out").read_text()
+    assert (job["JobState"], job["ExitCode"]) == ("COMPLETED", "0:0"), log[-4000:]
+    port = str(15000 + int(job_id) % 17000)
+    for rank, name in ((0, "lorakit-run.yaml"), (1, "lorakit-run.node1.yaml")):
+        recorded = yaml.safe_load((tmp_path / "out" / name).read_text())["command"]["env"]
+        assert recorded == {"CUDA_VISIBLE_DEVICES": "0", "NNODES": "2", "NODE_RANK": str(rank),
+                            "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port}
+    fake = json.loads((tmp_path / "fake.json").read_text())  # the last node to start
+    assert fake["env"]["CUDA_VISIBLE_DEVICES"] == "0" and fake["argv"][1] == "sft"
