@@ -117,7 +117,8 @@ def entry_to_info(e: dict) -> ModelInfo:
         max_position_embeddings=e["max_position_embeddings"], quantization=None, weights_bytes=0,
         linears={leaf: [shape] * n for leaf, shape in shapes.items()}, total_params=entry_total_params(e),
         head={"lm_head": [(h, e["vocab_size"])]}, embeddings={"embed_tokens": [(e["vocab_size"], h)]},
-        intermediate_size=inter, kv_dim=kv, notes=[f"from lorakit's built-in table ({e.get('hub_id', '?')})"],
+        intermediate_size=inter, kv_dim=kv, q_dim=q, num_heads=e["num_attention_heads"], qk_norm=e["qk_norm"],
+        notes=[f"from lorakit's built-in table ({e.get('hub_id', '?')})"],
     )
 
 

@@ -65,6 +65,9 @@ class ModelInfo:
     intermediate_size: int | None = None
     kv_dim: int | None = None  # num_key_value_heads * head_dim
     torch_dtype: str | None = None  # config.json's torch_dtype (transformers >= 5: dtype)
+    q_dim: int | None = None  # num_attention_heads * head_dim (Qwen3-0.6B: 2048, not hidden 1024)
+    num_heads: int | None = None
+    qk_norm: bool = False  # per-head q_norm/k_norm (Qwen3): fp32 copies of q and k saved
     notes: list = field(default_factory=list)  # what we could not see (e.g. packed 4-bit weights)
 
     @property
@@ -197,6 +200,8 @@ def _dims(cfg: dict) -> dict:
         "intermediate_size": _first(cfg, "intermediate_size", "ffn_hidden_size", "n_inner")
         or (4 * hidden if hidden else None),
         "kv_dim": kv_heads * head_dim if kv_heads and head_dim else None,
+        "q_dim": heads * head_dim if heads and head_dim else None,
+        "num_heads": heads,
     }
 
 
@@ -227,7 +232,9 @@ def load_model_info(model_dir: str | os.PathLike) -> ModelInfo | None:
     method, bits = _quantization(raw)
     files = modelconfig.shard_files(root)
     conv1d = raw.get("model_type") in _CONV1D_TYPES
-    modules, embeds, notes, total = _collect(read_safetensors_shapes(root), method, bits, conv1d)
+    tensors = read_safetensors_shapes(root)
+    modules, embeds, notes, total = _collect(tensors, method, bits, conv1d)
+    qk_norm = any(name.endswith((".q_norm.weight", ".k_norm.weight")) for name in tensors)
     if conv1d:
         notes.append("Conv1D layers: ms-swift's all-linear (find_all_linears matches class names "
                      "containing 'linear') skips them; name c_attn/c_proj/c_fc explicitly")
@@ -254,7 +261,8 @@ def load_model_info(model_dir: str | os.PathLike) -> ModelInfo | None:
         weights_bytes=sum(f.stat().st_size for f in files if f.is_file()),
         linears=group_by_leaf(parts["body"]), head=group_by_leaf(parts["head"]),
         multimodal=group_by_leaf(parts["multimodal"]), experts=group_by_leaf(parts["experts"]),
-        embeddings=group_by_leaf(embeds), notes=notes, torch_dtype=_config_dtype(raw, cfg), **dims,
+        embeddings=group_by_leaf(embeds), notes=notes, torch_dtype=_config_dtype(raw, cfg), qk_norm=qk_norm,
+        **dims,
     )
 
 

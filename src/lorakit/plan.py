@@ -31,11 +31,18 @@ DTYPE_BYTES = {"bfloat16": 2, "bf16": 2, "float16": 2, "fp16": 2, "half": 2, "fl
 ATTENTION = ("q_proj", "k_proj", "v_proj", "o_proj", "qkv_proj", "W_pack", "query_key_value", "wqkv", "wo")
 SIZE = re.compile(r"(\d+(?:\.\d+)?)b(?![a-z])")  # the '8b' of qwen3-8b-instruct
 ZERO_PRESET = re.compile(r"^zero([0-3])(_offload)?$")
-PARTS = ("base_weights", "lora_weights", "lora_grads", "optimizer_states", "activations", "logits")
+PARTS = ("base_weights", "lora_weights", "lora_grads", "optimizer_states", "zero_buffers", "activations", "logits")
 
 
 def gib(n: float) -> float:
     return round(n / GIB, 2)
+
+
+def size_text(n: float) -> str:
+    """GiB with two decimals; MiB where that would read 0.00 for something that is not zero."""
+    if 0 < n < 0.005 * GIB:
+        return f"{n / 1024 ** 2:.1f} MiB"
+    return f"{n / GIB:.2f} GiB"
 
 
 VARIANTS = ("-Instruct", "-Base")
@@ -168,6 +175,39 @@ def zero_of(job: Job, notes: list) -> tuple[int, bool, bool]:
     return _zero_of_config(cfg, f"deepspeed {text}")
 
 
+def _zero_config(job: Job) -> dict | None:
+    """The DeepSpeed config's JSON when --deepspeed is a file or inline JSON; None for ms-swift's
+    named presets (their sizes are planmath's SWIFT_* defaults) or an unreadable file."""
+    value = job.args.get("deepspeed")
+    if isinstance(value, dict):
+        return value
+    text = str(value or "").strip()
+    if not text or ZERO_PRESET.match(text):
+        return None
+    try:
+        cfg = json.loads(text) if text.startswith("{") else json.loads(Path(text).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return cfg if isinstance(cfg, dict) else None
+
+
+def zero_sizes(job: Job) -> tuple[int | None, int | None]:
+    """(reduce_bucket_size, stage3_max_live_parameters) of a DeepSpeed config file, DeepSpeed's
+    own defaults (deepspeed/runtime/zero/config.py) where it leaves them out; None where ms-swift's
+    preset or "auto" decides (planmath applies those)."""
+    cfg = _zero_config(job)
+    if cfg is None:
+        return None, None
+    zero = cfg.get("zero_optimization") if isinstance(cfg.get("zero_optimization"), dict) else {}
+    out = []
+    for key, default in (("reduce_bucket_size", planmath.DS_REDUCE_BUCKET),
+                         ("stage3_max_live_parameters", planmath.DS_MAX_LIVE)):
+        raw = zero.get(key, default)
+        number = as_float(raw) if raw != "auto" else None
+        out.append(int(number) if number is not None and number >= 0 else None)
+    return out[0], out[1]
+
+
 def _positive(job: Job, key: str, default: Any, parse: Callable = as_int) -> Any:
     raw = job.args.get(key)
     if raw in (None, ""):
@@ -229,11 +269,17 @@ def layout_of(job: Job, info: modelinfo.ModelInfo, config_dtype: str | None, not
     # One process over several visible GPUs counts too: ms-swift spreads it with device_map='auto'.
     per_rank = _ranked_gpus(job)
     stage, off_opt, off_param = zero_of(job, notes)
-    if stage >= 3 and info.num_layers:
-        # ZeRO-3 all-gathers each layer's full weights while it runs (and prefetches the next).
-        layer = sum(i * o for shapes in info.linears.values() for i, o in shapes) / info.num_layers
-        notes.append(f"ZeRO-3 gathers each layer's weights while it runs: about {layer * dtype_bytes / GIB:.2f} "
-                     "GiB per layer in flight, not counted")
+    reduce_bucket, max_live = zero_sizes(job)
+    if stage >= 3:
+        live = min(max_live or planmath.DS_MAX_LIVE, info.total_params)
+        notes.append(f"ZeRO-3 keeps gathered weights live up to stage3_max_live_parameters: "
+                     f"{size_text(live * dtype_bytes)} counted in zero_buffers")
+    elif stage in (1, 2):
+        notes.append("DeepSpeed's reduce bucket (reduce_bucket_size elements, contiguous_gradients) is "
+                     "allocated every backward: counted in zero_buffers")
+    if job.args.get("use_logits_to_keep") not in (False, "false", "False"):
+        notes.append("logits are planned for every token: ms-swift's use_logits_to_keep computes them for "
+                     "response tokens only, so with long prompts the plan is an upper bound")
     if off_opt:
         notes.append("offload: optimizer states" + (" and parameters" if off_param else "")
                      + " planned on CPU; DeepSpeed's GPU-side buffers are not modelled")
@@ -245,13 +291,15 @@ def layout_of(job: Job, info: modelinfo.ModelInfo, config_dtype: str | None, not
             "dtype_bytes": dtype_bytes, "micro_batch": _positive(job, "per_device_train_batch_size", 1),
             "max_length": max_length, "grad_ckpt": gc_enabled(job), "world_size": job.world_size,
             "gpus_per_rank": per_rank, "zero_stage": stage, "offload_optimizer": off_opt,
-            "offload_param": off_param, "lora_dropout": _positive(job, "lora_dropout", 0.05, as_float)}
+            "offload_param": off_param, "lora_dropout": _positive(job, "lora_dropout", 0.05, as_float),
+            "reduce_bucket": reduce_bucket, "max_live": max_live}
 
 
 def memory(info: modelinfo.ModelInfo, lay: dict) -> dict:
     """planmath.memory_plan for a layout, with offloaded parts moved to `cpu_offload`."""
     kw = {k: lay[k] for k in ("rank", "targets", "dtype_bytes", "micro_batch", "max_length", "grad_ckpt",
-                              "world_size", "gpus_per_rank", "zero_stage", "lora_dropout")}
+                              "world_size", "gpus_per_rank", "zero_stage", "lora_dropout", "reduce_bucket",
+                              "max_live")}
     plan = planmath.memory_plan(info, **kw)
     moved = (["optimizer_states"] if lay["offload_optimizer"] else []) + \
         (["base_weights", "lora_weights"] if lay["offload_param"] else [])
@@ -327,6 +375,36 @@ def query_gpus(run: Callable = subprocess.run, which: Callable = shutil.which) -
     return gpus, "nvidia-smi"
 
 
+def gpus_given(job: Job, memory_gib: float) -> tuple[list, str]:
+    """--gpu-mem: every GPU of the job has that much memory (a GPU not present here)."""
+    if not memory_gib > 0:
+        raise LorakitError(f"--gpu-mem {memory_gib!r} is not a positive number of GiB", hint="e.g. --gpu-mem 80")
+    ids = job.launch.gpu_ids or [str(i) for i in range(max(job.world_size, 1) * max(_ranked_gpus(job), 1))]
+    return [(i, int(round(memory_gib * 1024))) for i in ids], f"--gpu-mem {memory_gib:g}"
+
+
+CANNOT_SEE = ("the CUDA context (~0.3-0.6 GiB)", "the caching allocator's fragmentation and reserved blocks",
+              "NCCL buffers", "DeepSpeed's buffers and sharding (one process is simulated)")
+
+
+def simulated(job: Job, info: modelinfo.ModelInfo, config_dtype: str | None, python: str | None = None) -> dict:
+    """`plan --simulate`: the job's step run on fake tensors (lorakit.simulate), next to the
+    analytic plan of the same single process."""
+    from lorakit import simulate
+
+    lay = layout_of(job, info, config_dtype, [])
+    one = {**lay, "world_size": 1, "gpus_per_rank": 1, "zero_stage": 0, "offload_optimizer": False,
+           "offload_param": False}
+    out = simulate.simulate(str(job.args.get("model")), info, one, as_float(job.args.get("lora_alpha")), python)
+    planned = memory(info, one)["total"]
+    peak = out["peak_bytes"]
+    return {"peak_bytes": peak, "peak_gib": gib(peak), "plan_one_process_bytes": planned,
+            "plan_one_process_gib": gib(planned), "plan_vs_simulated_percent": round(100 * (planned / peak - 1), 2),
+            "at_peak": out["at_peak"], "seconds": out["seconds"], "versions": out["versions"],
+            "one_process": lay["world_size"] > 1 or lay["gpus_per_rank"] > 1 or lay["zero_stage"] > 0,
+            "cannot_see": list(CANNOT_SEE)}
+
+
 def compare(job: Job, total: int, gpus: list | None, how: str) -> dict:
     """The smallest of the job's GPUs that nvidia-smi shows, and whether the plan fits it."""
     ids = job.launch.gpu_ids
@@ -340,7 +418,9 @@ def compare(job: Job, total: int, gpus: list | None, how: str) -> dict:
     index, mib = min(mine, key=lambda g: g[1])
     return {**out, "smallest_gpu": {"index": index, "memory_gib": round(mib / 1024, 2)},
             "fits": total / GIB + RESERVE_GIB <= mib / 1024,
-            "gpu_note": f"{len(mine)} of the job's GPUs visible ({how}); smallest: GPU {index}, {mib / 1024:.2f} GiB"}
+            "gpu_note": f"planned against {len(mine)} GPU{'s' if len(mine) > 1 else ''} of {mib / 1024:.2f} GiB ({how})"
+            if how.startswith("--gpu-mem") else
+            f"{len(mine)} of the job's GPUs visible ({how}); smallest: GPU {index}, {mib / 1024:.2f} GiB"}
 
 
 def build_plan(job: Job, info: modelinfo.ModelInfo, model_source: str, config_dtype: str | None,

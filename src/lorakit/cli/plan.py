@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -18,7 +18,8 @@ from lorakit.findings import ERROR, Finding
 from lorakit.fixups import apply_fixups
 
 LABELS = {"base_weights": "base weights", "lora_weights": "LoRA weights", "lora_grads": "LoRA grads",
-          "optimizer_states": "optimizer states", "activations": "activations", "logits": "logits"}
+          "optimizer_states": "optimizer states", "zero_buffers": "DeepSpeed/DDP bufs",
+          "activations": "activations", "logits": "logits"}
 
 
 def _layout_text(p: dict) -> str:
@@ -54,6 +55,13 @@ def footer_lines(p: dict) -> list:
     out = [f"note: {n}" for n in p["notes"]]
     if p["cpu_offload_gib"]:
         out.append(f"offloaded to CPU RAM per rank: {p['cpu_offload_gib']:.2f} GiB")
+    sim = p.get("simulated")
+    if sim:
+        who = "one process of this layout, " if sim["one_process"] else ""
+        out.append(f"simulated step ({who}ms-swift's step on fake tensors, MemTracker peak): "
+                   f"{planner.size_text(sim['peak_bytes'])}; the analytic plan for it: "
+                   f"{planner.size_text(sim['plan_one_process_bytes'])} ({sim['plan_vs_simulated_percent']:+.2f}%)")
+        out.append("the simulation cannot see: " + ", ".join(sim["cannot_see"]))
     out.append(p["gpu_note"])
     if p["fits"] is True:
         out.append(f"fits: {p['per_gpu_memory_gib']:.2f} GiB + {p['reserve_gib']} GiB reserve "
@@ -70,8 +78,14 @@ def footer_lines(p: dict) -> list:
     return out
 
 
+def _cell(p: dict, key: str) -> str:
+    """GiB with two decimals, or MiB where a part that is not zero would read 0.00."""
+    text = planner.size_text(p["breakdown_bytes"][key])
+    return text[:-4] if text.endswith(" GiB") else text
+
+
 def plain_text(p: dict) -> str:
-    rows = [f"  {LABELS[k]:<18}{v:>8.2f}" for k, v in p["breakdown"].items()]
+    rows = [f"  {LABELS[k]:<18}{_cell(p, k):>8}" for k in p["breakdown"]]
     rows.append(f"  {'total':<18}{p['per_gpu_memory_gib']:>8.2f}")
     return "\n".join(header_lines(p) + ["per-GPU memory (GiB):"] + rows + footer_lines(p))
 
@@ -87,7 +101,7 @@ def print_rich(p: dict) -> None:
     table.add_column("part")
     table.add_column("GiB", justify="right")
     for key, value in p["breakdown"].items():
-        table.add_row(LABELS[key], f"{value:.2f}")
+        table.add_row(LABELS[key], _cell(p, key))
     table.add_row("total", f"{p['per_gpu_memory_gib']:.2f}", style="bold")
     console.print(table)
     for line in footer_lines(p):
@@ -111,6 +125,8 @@ def plan(
     shared: c.JobArgs,
     strict: Annotated[bool, typer.Option("--strict", help="Exit 2 when the plan does not fit the GPUs.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="The plan as JSON on stdout.")] = False,
+    simulate: Annotated[bool, typer.Option("--simulate", help="Also run the step on fake tensors in ms-swift's Python (torch's MemTracker) and print its peak.")] = False,
+    gpu_mem: Annotated[Optional[float], typer.Option("--gpu-mem", help="Plan against GPUs of this many GiB instead of the ones nvidia-smi shows.")] = None,
 ) -> int:
     """Know before you launch: trainable LoRA params and per-GPU memory, from the model's own
     shapes (a local dir's config.json + safetensors headers, or lorakit's table of published
@@ -121,6 +137,7 @@ def plan(
       lorakit plan -p zero2
       lorakit plan -p single --model ./my-model --target-modules q_proj,v_proj --lora-rank 16
       lorakit plan -p ddp_device_map --json -- --max_length 8192
+      lorakit plan -p single --simulate --gpu-mem 24
     """
     job = apply_fixups(c.job_from_options(shared.options(preset, ctx.args)))
     if job.command != "sft":
@@ -128,8 +145,10 @@ def plan(
                            hint="plan a training preset (one with 'command: sft')")
     _layout_errors(job)
     info, source, config_dtype = planner.load_model(job)
-    gpu_list, how = planner.query_gpus()
+    gpu_list, how = planner.gpus_given(job, gpu_mem) if gpu_mem is not None else planner.query_gpus()
     result = planner.build_plan(job, info, source, config_dtype, gpu_list, how)
+    if simulate:
+        result["simulated"] = planner.simulated(job, info, config_dtype)
     if as_json:
         typer.echo(json.dumps(result, indent=2))
     else:
