@@ -332,6 +332,27 @@ def test_ms_swift_runs_what_lorakit_only_warns_about(case, request):
     assert re.search(case.swift, did), did
 
 
+def test_what_the_runs_lorakit_only_warns_about_leave(started, outcomes4):
+    """What the warnings must say: with some targets matching, LoRA goes on those alone; with
+    save_total_limit 1 and an older best, training ends well but transformers then deletes every
+    checkpoint but the best (trainer.py: "Delete the last checkpoint when save_total_limit=1"),
+    so ms-swift's last-checkpoint link points at nothing and the run cannot be resumed from its end."""
+    from safetensors import safe_open
+
+    out = started[0] / "out"
+    [adapter] = out.glob("targets-one-matches/v*/checkpoint-1/adapter_model.safetensors")
+    with safe_open(str(adapter), "pt") as weights:
+        layers = {key.split(".")[-3] for key in weights.keys()}
+    assert layers == {"q_proj"}, layers
+    [run] = out.glob("best-limit-1/v*")
+    assert sorted(p.name for p in run.glob("checkpoint-*")) == ["checkpoint-1"]
+    link = run / "last-checkpoint"
+    assert link.is_symlink() and str(link.readlink()) == "checkpoint-2" and not link.exists()
+    said = json.loads((run / "logging.jsonl").read_text().splitlines()[-1])
+    assert said["best_model_checkpoint"] == str(run / "checkpoint-1"), said
+    assert said["last_model_checkpoint"] == str(run / "checkpoint-2"), said  # which no longer exists
+
+
 # Where a run needs several GPUs, torchrun ranks or an older minor: lorakit's finding, a command
 # that makes it, and the source line (file:line in the installed package) that fails the run.
 # The line is asserted to still be there, so a citation cannot rot silently.
