@@ -228,15 +228,15 @@ def test_a_record_resaved_with_sorted_keys_replays(tmp_path, cli):
     (lambda d: d["preset"].update(launch=[1]),
      "preset: key 'launch' must be a mapping, got list (write 'launch:' followed by indented 'key: value' lines)"),
     (lambda d: d["preset"]["launch"].update(bogus=1),
-     "preset: unknown key launch.'bogus' (did you mean 'gpus'? allowed: gpus, nproc_per_node, nnodes, node_rank, "
-     "master_addr, master_port)"),
+     "preset: unknown key launch.'bogus' (did you mean 'gpus'? allowed: " + ", ".join(presets.LAUNCH_KEYS) + ")"),
     (lambda d: d["preset"].update(extends="zero2"),
      "preset: unknown key 'extends' (a record's preset is resolved: command, launch, args, env)"),
     (lambda d: d["preset"].update(args=["x"]),
      "preset: key 'args' must be a mapping, got list (write 'args:' followed by indented 'key: value' lines)"),
     (lambda d: d["preset"].update(command="train"),
-     "preset: key 'command' must be one of sft, export, got 'train' ('sft' trains with swift sft, 'export' "
-     "merges with swift export)"),
+     f"preset: key 'command' must be one of {', '.join(presets.COMMANDS)}, got 'train' ('sft' trains with swift "
+     "sft, 'export' merges with swift export, 'rlhf' runs swift rlhf (DPO, KTO, GRPO...), infer/deploy/eval/rollout "
+     "the swift command of that name)"),
     (lambda d: d["preset"].pop("command"), "preset: key 'command' is missing"),
     (lambda d: d.update(preset=[1]), "key 'preset' must be a mapping, got list"),
     (lambda d: d.update(versions=["0.1.0"]), "key 'versions' must be a mapping, got list"),
@@ -266,8 +266,8 @@ def test_every_problem_of_a_record_at_once(tmp_path, cli):
     assert result.stderr == (
         f"lorakit: error: --from {path}: 3 problems:\n"
         "  - key 'swift_major' must be one of 3, 4, got 'abc'\n"
-        "  - preset: unknown key launch.'bogus' (did you mean 'gpus'? allowed: gpus, nproc_per_node, nnodes, "
-        "node_rank, master_addr, master_port)\n"
+        "  - preset: unknown key launch.'bogus' (did you mean 'gpus'? allowed: " + ", ".join(presets.LAUNCH_KEYS)
+        + ")\n"
         "  - command: key env.NNODES must be a string, got int\n" + HINT)
 
 
