@@ -157,3 +157,19 @@ def test_double_bracket_conditions_are_read():
 def test_a_flag_line_after_another_command_is_not_blamed_on_swift():
     text = "swift sft --model x\necho done\n--foo 1\n"
     assert codes(text) == []
+
+
+def test_braces_expand_as_bash_expands_them():
+    [call] = read_script("swift sft --dataset 'ds-'{en,zh}'#500' data/{1..2}.jsonl --x '{a,b}'\n").calls
+    assert [a.text for a in call.args] == ["--dataset", "ds-en#500", "ds-zh#500", "data/1.jsonl", "data/2.jsonl",
+                                          "--x", "{a,b}"]
+
+
+def test_a_file_pattern_and_a_tilde_are_said():
+    assert [(f.level, f.code, f.message) for f in faults("swift sft --target_modules [q_proj,v_proj] "
+                                                          "--output_dir ~/out --system '*'\n")] == [
+        ("warning", "script.word.pattern", "line 1: [q_proj,v_proj] is a file pattern: bash replaces it with the "
+         "files it matches where the script runs (itself when none does); kept as written"),
+        ("info", "script.word.tilde", "line 1: bash writes your home directory for the ~ of ~/out; kept as "
+         "written (lorakit expands it when it checks and renders local paths)"),
+    ]

@@ -152,8 +152,20 @@ class _Shell:
 
     def word(self, start: int, end: int, *, split: bool = True, scoped=None) -> list[str]:
         found = expand(self.raw(start, end), self.values if scoped is None else scoped, split=split)
+        line = line_of(self.text, start)
         for what in found.unresolved:
-            self._unresolved(what, line_of(self.text, start))
+            self._unresolved(what, line)
+        raw = self.raw(start, end)
+        if found.pattern:
+            self.findings.append(Finding(
+                WARNING, "script.word.pattern",
+                f"line {line}: {raw} is a file pattern: bash replaces it with the files it matches where the "
+                f"script runs (itself when none does); kept as written", file=self.name,
+                hint="quote it if it is meant as text ('[q_proj,k_proj]' unquoted is a pattern), or list the files"))
+        if found.tilde:
+            self.findings.append(Finding(
+                INFO, "script.word.tilde", f"line {line}: bash writes your home directory for the ~ of {raw}; "
+                "kept as written (lorakit expands it when it checks and renders local paths)", file=self.name))
         return found.fields
 
     def _unresolved(self, what: str, line: int) -> None:

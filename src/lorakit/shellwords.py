@@ -26,6 +26,8 @@ _ANSI = {"a": "\a", "b": "\b", "e": "\x1b", "E": "\x1b", "f": "\f", "n": "\n", "
 class Expanded:
     fields: list[str]
     unresolved: list[str] = field(default_factory=list)  # what was kept as written: '$OUT', '$(date)'
+    pattern: bool = False  # an unquoted * ? [ : bash replaces the word by the files it matches, if any
+    tilde: bool = False  # an unquoted leading ~ : bash writes $HOME there
 
 
 class _Builder:
@@ -61,8 +63,15 @@ class _Builder:
 
 def expand(raw: str, variables: Mapping[str, str], *, split: bool = True) -> Expanded:
     """`raw` is one word as written in the script; `split=False` for an assignment's value
-    (bash does no field splitting there)."""
+    (bash does neither brace expansion nor field splitting there)."""
+    alternatives = _braces(raw) if split else None
+    if alternatives is not None:  # bash expands braces first, then each word as usual
+        parts = [expand(alt, variables) for alt in alternatives]
+        return Expanded([f for p in parts for f in p.fields], [u for p in parts for u in p.unresolved],
+                        any(p.pattern for p in parts), any(p.tilde for p in parts))
     out, unresolved = _Builder(), []
+    bare: list[str] = []  # the unquoted characters, where bash looks for * ? [ … ]
+    tilde = split and raw[:1] == "~" and (len(raw) == 1 or raw[1] == "/")
     i, n = 0, len(raw)
     while i < n:
         ch = raw[i]
@@ -89,10 +98,50 @@ def expand(raw: str, variables: Mapping[str, str], *, split: bool = True) -> Exp
                 unresolved.append(text)
             out.add(text, split=split and known)
         else:
+            bare.append(ch)
             out.add(ch)
             i += 1
     fields = out.done()
-    return Expanded(fields if split else ["".join(fields)], unresolved)
+    pattern = split and bool(re.search(r"[*?]|\[.*\]", "".join(bare)))
+    return Expanded(fields if split else ["".join(fields)], unresolved, pattern, tilde)
+
+
+def _braces(raw: str) -> list[str] | None:
+    """bash's brace expansion of the first unquoted `{a,b}` or `{1..3}` group in `raw`, as the
+    words it becomes (still to be expanded), or None when there is none. `${…}` is not one."""
+    quote, depth, start, commas, i = "", 0, -1, [], 0
+    while i < len(raw):
+        ch = raw[i]
+        if quote:
+            if ch == "\\" and quote == '"':
+                i += 1
+            elif ch == quote[-1]:
+                quote = ""
+        elif ch == "\\":
+            i += 1
+        elif ch in "'\"":
+            quote = "$'" if ch == "'" and raw[i - 1:i] == "$" else ch
+        elif ch == "{" and raw[i - 1:i] != "$":
+            if depth == 0:
+                start, commas = i, []
+            depth += 1
+        elif ch == "}" and depth:
+            depth -= 1
+            if depth == 0:
+                inner = raw[start + 1:i]
+                head, tail = raw[:start], raw[i + 1:]
+                if commas:
+                    cuts = [start, *commas, i]
+                    return [head + raw[a + 1:b] + tail for a, b in zip(cuts, cuts[1:])]
+                seq = re.fullmatch(r"(-?\d+)\.\.(-?\d+)", inner)
+                if seq:
+                    a, b = int(seq.group(1)), int(seq.group(2))
+                    step = 1 if b >= a else -1
+                    return [head + str(n) + tail for n in range(a, b + step, step)]
+        elif ch == "," and depth == 1:
+            commas.append(i)
+        i += 1
+    return None
 
 
 def _ansi_c(raw: str, i: int) -> tuple[str, int]:

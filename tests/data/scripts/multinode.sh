@@ -12,7 +12,7 @@ swift sft \
     --model Qwen/Qwen2.5-7B-Instruct \
     --tuner_type lora \
     --torch_dtype bfloat16 \
-    --dataset 'AI-ModelScope/alpaca-gpt4-data-zh#20000' \
+    --dataset 'AI-ModelScope/alpaca-gpt4-data-'{zh,en}'#20000' \
     --num_train_epochs 1 \
     --per_device_train_batch_size 1 \
     --learning_rate 1e-4 \
