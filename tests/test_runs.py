@@ -226,3 +226,17 @@ def test_a_record_is_never_replaced(tmp_path):
     assert (first.name, second.name) == ("20260101-120000-1.yaml", "20260101-120000-1-1.yaml")
     assert (first.read_text(), second.read_text()) == ("a", "b")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["20260101-120000-1-1.yaml", "20260101-120000-1.yaml"]
+
+
+def test_a_failed_run_without_a_save_of_its_own_points_at_the_older_one(tmp_path, stub):
+    assert train(tmp_path, stub).returncode == 0
+    result = train(tmp_path, stub, SWIFT_STUB_EXIT="1", SWIFT_STUB_NO_CKPT="1")
+    assert result.returncode == 1
+    out = (tmp_path / "out").resolve()
+    first, second = runindex.read(out)
+    assert first["checkpoint"] == str(out / "v0-20260101-120000" / "checkpoint-2")
+    assert (second["run_dir"], second["checkpoint"]) == (str(out / "v1-20260101-120001"), None)  # none of its own
+    assert result.stderr.splitlines()[-2:] == [
+        f"lorakit: the newest complete checkpoint is {out / 'v0-20260101-120000' / 'checkpoint-2'} (step 2); "
+        "resume with:",
+        "  " + shlex.join(["lorakit", "train", "--from", second["record"], "--resume"])]

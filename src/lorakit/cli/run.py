@@ -169,16 +169,13 @@ class End:
         args = self.job.args
         add_version = as_bool(args.get("add_version")) is not False
         run_dir = runindex.new_run_dir(self.launch.output, self.launch.before) if add_version else self.launch.output
-        final = None
-        if rc == 0 and run_dir is not None:
-            runs = checkpoints.scan(run_dir)
-            final = next((r.complete[-1].path for r in runs if r.complete), None)
+        runs = checkpoints.newest_first(checkpoints.scan(run_dir)) if run_dir is not None else []
+        own = next((r.complete[-1].path for r in runs if r.complete), None)  # this run's last whole save
+        final = own if rc == 0 else None
         found = None if rc == 0 else resume.newest_complete(
             self.launch.output, model_only=bool(as_bool(args.get("resume_only_model"))))
-        entry = runindex.finish(self.launch, rc=rc, caught=self.caught,
+        entry = runindex.finish(self.launch, rc=rc, caught=self.caught, run_dir=run_dir, checkpoint=own,
                                 time=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                                run_dir=run_dir, checkpoint=final or (found and found.checkpoint and
-                                                                               found.checkpoint.path),
                                 record_name=record.record_name(self.job.launch.node_rank))
         report.note(f"run {entry['status']} (exit code {rc}); recorded in {self.launch.index}")
         if final is not None:
