@@ -8,7 +8,8 @@ import pytest
 from conftest import REPO
 from lorakit.errors import LorakitError
 from lorakit.shellscript import faults, read_script
-from lorakit.shellwords import arithmetic, expand
+from lorakit.shellmath import arithmetic
+from lorakit.shellwords import expand
 
 CORPUS = REPO / "tests" / "data" / "scripts"
 

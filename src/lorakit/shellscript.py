@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 
 from lorakit.errors import LorakitError
 from lorakit.findings import INFO, WARNING, Finding
-from lorakit.shellwords import NAME, expand, mask_unsupported
+from lorakit.shellmath import mask_unsupported
+from lorakit.shellwords import NAME, expand
 
 SWIFT_COMMANDS = ("sft", "pt", "rlhf", "export", "infer", "deploy", "eval", "rollout")
 # Words that run the next word as the command (exec swift sft …, nohup swift sft … &).
