@@ -13,7 +13,6 @@ Pure except `slurm`, which asks `scontrol` for node 0's address (the `run` argum
 
 from __future__ import annotations
 
-import subprocess
 from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
@@ -167,6 +166,8 @@ def detect(env: Mapping[str, str]) -> tuple[str, str]:
 
 
 def _scontrol(argv: Sequence[str]) -> str:
+    import subprocess  # here: `train --dry-run` (which imports this module) never runs scontrol
+
     try:
         done = subprocess.run(list(argv), capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired) as exc:

@@ -74,8 +74,11 @@ def job_preset(job: Job) -> dict[str, Any]:
 def header(job: Job, name: str) -> list[str]:
     export = job.launch.export
     nodes, gpus = job.launch.node_total, gpus_per_node(job)
-    lines = [f"#SBATCH --job-name=lorakit-{name}", f"#SBATCH --nodes={nodes}", "#SBATCH --ntasks-per-node=1",
-             f"#SBATCH --chdir={os.getcwd()}"]
+    lines = [f"#SBATCH --job-name=lorakit-{name}", f"#SBATCH --nodes={nodes}", "#SBATCH --ntasks-per-node=1"]
+    # the directory it was rendered in, where the preset's relative paths resolve; an #SBATCH
+    # line is split at whitespace, so a directory with a space is left to the submitting shell
+    cwd = os.getcwd()
+    lines += [f"#SBATCH --chdir={cwd}"] if not any(ch.isspace() for ch in cwd) else []
     lines += [f"#SBATCH --gpus-per-node={gpus}"] if gpus else []
     lines += [f"#SBATCH --cpus-per-task={export['cpus_per_task']}"] if "cpus_per_task" in export else []
     lines += [f"#SBATCH --time={export['time']}"] if "time" in export else []
