@@ -447,6 +447,18 @@ def test_sbatch_runs_the_environment_that_rendered_it(tmp_path):
     assert job["args"]["deepspeed"] == "zero2"
 
 
+def test_sbatch_chdir_is_where_it_was_rendered(tmp_path):
+    """The preset's relative paths resolve where lorakit rendered it; an #SBATCH line is split at
+    whitespace, so a directory with a space gets no --chdir (the submitting shell's directory)."""
+    spaced = tmp_path / "my runs"
+    spaced.mkdir()
+    for where, want in ((tmp_path, [f"#SBATCH --chdir={tmp_path}"]), (spaced, [])):
+        result = lorakit(["train", "-p", "zero2", "--dry-run", "--format", "sbatch"],
+                         fake_env(tmp_path, "unused.json"), cwd=where)
+        assert result.returncode == 0, result.stderr
+        assert [line for line in result.stdout.splitlines() if line.startswith("#SBATCH --chdir")] == want
+
+
 def test_sbatch_without_swift_on_path_says_so(tmp_path):
     env = fake_env(tmp_path, "unused.json")
     env["PATH"] = os.pathsep.join(p for p in env["PATH"].split(os.pathsep)

@@ -275,3 +275,17 @@ def test_a_gpu_jobs_header_and_slurms_gpu_numbering(cluster, tmp_path):
                             "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port}
     fake = json.loads((tmp_path / "fake.json").read_text())  # the last node to start
     assert fake["env"]["CUDA_VISIBLE_DEVICES"] == "0" and fake["argv"][1] == "sft"
+
+
+@pytest.mark.parametrize("ci, outcome", [("true", "1 error"), ("", "1 skipped")])
+def test_without_slurm_it_skips_loudly_and_in_ci_it_fails(tmp_path, ci, outcome):
+    """No SLURM tools on PATH: a laptop gets a skip that names what is missing; CI gets a failure."""
+    test = "tests/test_real_slurm.py::test_sbatch_export_runs_on_a_real_two_node_cluster"
+    env = {**os.environ, "PATH": str(tmp_path), "CI": ci}
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", test], cwd=REPO,
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert outcome in done.stdout, done.stdout[-3000:]
+    why = "munged not found: needs Debian's slurm-wlm and munge" if os.geteuid() == 0 else "not root"
+    assert f"REAL SLURM TEST NOT RUN: {why}" in done.stdout
+    if ci:
+        assert "(CI=true: this test must run in CI)" in done.stdout
