@@ -250,3 +250,21 @@ def test_help_says_the_spelling_with_examples():
                     "lorakit train -p my.yaml --resume if-any (resume if there is one, else start fresh)",
                     "lorakit train --from output/v1-20260101-120000 --resume if-any --node-rank 1"):
         assert example in words
+
+
+def test_a_3x_checkpoint_says_train_type(tmp_path):
+    # ms-swift 3.x's args.json has train_type (4.0 renamed it tuner_type, no alias)
+    ckpt = checkpoint(tmp_path, 4, train_type="full")
+    saved = json.loads((ckpt / "args.json").read_text())
+    del saved["tuner_type"]
+    (ckpt / "args.json").write_text(json.dumps(saved))
+    assert resume.mismatches({"tuner_type": "lora"}, ckpt) == [
+        f"tuner_type: this job has 'lora', the checkpoint was trained with 'full' ({ckpt / 'args.json'})"]
+    assert resume.mismatches({"tuner_type": "full"}, ckpt) == []
+
+
+def test_without_args_json_the_adapter_config_decides(tmp_path):
+    ckpt = checkpoint(tmp_path, 4, lora_rank=16)
+    (ckpt / "args.json").unlink()
+    assert resume.mismatches({"lora_rank": 8}, ckpt) == [
+        f"lora_rank: this job has 8, the checkpoint was trained with 16 ({ckpt / 'adapter_config.json'})"]
