@@ -17,8 +17,10 @@ PASS_THROUGH = ("train", "validate", "plan")
 
 
 def _known(command: Any) -> list[str]:
-    return [opt for param in command.params for opt in (*param.opts, *param.secondary_opts)
-            if opt.startswith("--")]
+    # --help is click's own option, not one of the command's params in every click version
+    # (8.5's lazy help option is not), and must always pass
+    return ["--help", *(opt for param in command.params for opt in (*param.opts, *param.secondary_opts)
+                        if opt.startswith("--") and opt != "--help")]
 
 
 def _swift_flag(token: str) -> bool:
