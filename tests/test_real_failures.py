@@ -34,8 +34,13 @@ from test_real_swift import swift_env
 
 pytestmark = pytest.mark.real
 HARNESS = Path(__file__).resolve().parent / "real_failures_harness.py"
-# site-packages of the installed ms-swift 4.x (found, not imported)
-SITE4 = Path(importlib.util.find_spec("swift").origin).parents[1]
+
+
+def site4() -> Path:
+    """site-packages of this Python's ms-swift 4.x (found, not imported)."""
+    spec = importlib.util.find_spec("swift")
+    assert spec is not None, "ms-swift is not installed: run scripts/test.sh"
+    return Path(spec.origin).parents[1]
 
 
 @dataclass(frozen=True)
@@ -451,7 +456,7 @@ CITED = [
 
 def site(which: str) -> Path:
     if which == "4":
-        return SITE4
+        return site4()
     find = "import importlib.util; print(importlib.util.find_spec('swift').origin)"
     where = subprocess.run([swift3_python(), "-c", find], capture_output=True, text=True, check=True,
                            timeout=60).stdout.strip()
@@ -482,11 +487,11 @@ def test_ddp_reentrant_cites_torch_reducer(tiny):
                     "--gradient_checkpointing", "true", "--gradient_checkpointing_kwargs", '{"use_reentrant": true}'])
     assert said.code == 2, said.stderr
     assert re.search(r"^error\[layout\.ddp\.reentrant\] args\.gradient_checkpointing_kwargs \(", said.stderr, re.M)
-    lines = (SITE4 / "swift/trainers/mixin.py").read_text().splitlines()
+    lines = (site4() / "swift/trainers/mixin.py").read_text().splitlines()
     assert lines[945].strip() == "use_reentrant_ = args.gradient_checkpointing_kwargs.get('use_reentrant')"
     import mmap
 
-    with open(SITE4 / "torch/lib/libtorch_cpu.so", "rb") as lib, \
+    with open(site4() / "torch/lib/libtorch_cpu.so", "rb") as lib, \
             mmap.mmap(lib.fileno(), 0, access=mmap.ACCESS_READ) as blob:
         assert blob.find(b"Expected to mark a variable ready only once") >= 0
 
