@@ -216,7 +216,8 @@ def step(spec: dict) -> dict:
     steady = kinds.pop("Total") + states
     return {"peak_bytes": max(steady, after["Total"]), "at_peak": kinds, "targets": targets,
             "trainable_params": sum(p.numel() for p in trainable),
-            "total_params": sum(p.numel() for p in {id(p): p for p in model.parameters()}.values()),
+            "total_params": sum(p.numel() for p in {id(p): p for p in model.parameters()}.values()
+                                if not p.requires_grad),  # the base model's, as lorakit counts it
             "seconds": round(time.monotonic() - started, 2),
             "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
                          "peft": peft.__version__}}
