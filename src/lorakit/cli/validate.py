@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -32,6 +32,7 @@ def validate(
     shared: c.JobArgs,
     strict: c.StrictOpt = False,
     as_json: Annotated[bool, typer.Option("--json", help="Findings as JSON on stdout.")] = False,
+    gpu_mem: Annotated[Optional[float], typer.Option("--gpu-mem", help="Check the memory plan against GPUs of this many GiB (default: the ones nvidia-smi shows).")] = None,
 ) -> int:
     """Check a preset (and options) without launching; flags after `--` are checked too.
 
@@ -39,6 +40,7 @@ def validate(
     Examples:
       lorakit validate -p zero2 --gpus 0,1,2
       lorakit validate -p my.yaml --json
+      lorakit validate -p zero2 --gpu-mem 24
     """
     global STARTED
     STARTED = True
@@ -52,6 +54,14 @@ def validate(
         typer.echo(json.dumps({"ok": False, "preset": preset, "findings": [error.as_dict()]}, indent=2))
         return exc.code
     findings = run_checks(job)
+    if gpu_mem is not None:  # the plan against GPUs not present here, instead of nvidia-smi's
+        from lorakit import plan
+        from lorakit.checks import memory
+        from lorakit.checks.facts import Facts
+        from lorakit.findings import sort_findings
+
+        findings = sort_findings([f for f in findings if f.code != "plan.does_not_fit"]
+                                 + memory.check_memory(job, Facts(), *plan.gpus_given(job, gpu_mem)))
     failed = c.blocking(findings, strict)
     if as_json:
         payload = {"ok": not failed, "preset": job.preset, "swift_major": job.swift_major,
