@@ -274,3 +274,27 @@ def test_an_unusable_cuda_visible_devices_says_where_it_came_from(visible):
     assert lines[at + 1] == "  hint: unset CUDA_VISIBLE_DEVICES in your shell, or pass --gpus 0,1,..."
     assert lines[-1] == (f"lorakit: not launchable: GPU list {visible!r} from CUDA_VISIBLE_DEVICES in your "
                          "environment is not usable")
+
+
+@pytest.mark.parametrize("value, major, hint", [
+    ("lorra", 4, "did you mean 'lora'? ms-swift's tuners: lora, full, longlora, adalora, llamapro, adapter, vera, "
+     "boft, fourierft, reft, bone, ia3, lora_llm, dummy"),
+    ("qlora", 4, "QLoRA in ms-swift is tuner_type: lora with quant_bits: 4 (bitsandbytes)"),
+    ("lora_llm", 3, "did you mean 'lora'? ms-swift's tuners: lora, full, longlora, adalora, llamapro, adapter, vera, "
+     "boft, fourierft, reft, bone, ia3, dummy"),
+])
+def test_an_unknown_tuner_type_is_an_error(value, major, hint):
+    import dataclasses
+
+    job = dataclasses.replace(make_job({"tuner_type": value}), swift_major=major)
+    assert run([lora.check_tuner_type], job) == [
+        ("error", "lora.tuner.unknown", f"tuner_type {value!r} is not an ms-swift {major}.x tuner: ms-swift stops "
+         "only after the model has loaded", hint)]
+
+
+def test_a_tuner_a_plugin_may_register_is_a_warning():
+    job = make_job({"tuner_type": "my_tuner", "external_plugins": ["plugin.py"]})
+    [(level, code, message, _)] = run([lora.check_tuner_type], job)
+    assert (level, code) == ("warning", "lora.tuner.unknown")
+    assert message == "tuner_type 'my_tuner' is not an ms-swift 4.x tuner (unless your external_plugins register it)"
+    assert run([lora.check_tuner_type], make_job({"tuner_type": "full"})) == []

@@ -436,3 +436,12 @@ def test_names_no_filesystem_takes_are_not_local_paths(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     job = Job(command="sft", launch=Launch(), args={"dataset": ["x" * 300 + "/a", "a\0b.jsonl"]}, preset="t")
     assert [f.code for f in data.check_datasets(job, Facts(environ={}))] == ["data.path.missing"]
+
+
+def test_rows_that_are_not_objects_are_counted_as_rows(tmp_path):
+    """A file of two non-object rows said '(and 1 more of the 0 rows checked)'."""
+    data = tmp_path / "rows.jsonl"
+    data.write_text('5\n6\n{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}\n')
+    result = run_cli(["validate", "-p", "single", "--dataset", str(data)])
+    [line] = [l for l in result.stderr.splitlines() if "data.row.not_object" in l]
+    assert line.endswith(f"{data}:1: a row is a number, not a JSON object (and 1 more row)"), line

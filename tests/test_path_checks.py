@@ -85,3 +85,11 @@ def test_a_tilde_path_is_expanded(here, monkeypatch):
     result = run_cli(["train", "-p", "single", "--model", "~/models/qwen3-0.6b", "--dry-run"])
     assert result.code == 0, result.stderr
     assert f"    --model {here / 'models/qwen3-0.6b'} \\" in result.stdout.splitlines()
+
+
+def test_a_missing_dataset_info_file_says_how_ms_swift_reads_it(tmp_path):
+    result = run_cli(["validate", "-p", "single", "--set", f"custom_dataset_info={tmp_path}/info.json"])
+    assert result.code == 2
+    lines = result.stderr.splitlines()
+    i = next(n for n, l in enumerate(lines) if l.startswith("error[paths.custom_dataset_info.missing]"))
+    assert lines[i + 1].endswith("; ms-swift would read a missing path as inline JSON and fail")

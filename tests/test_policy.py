@@ -108,16 +108,18 @@ def test_eval_without_data_is_said_per_target_minor(tmp_path):
         "so nothing is evaluated"]
 
 
-def test_save_total_limit_1_with_best_model_keeps_two_and_says_so():
-    """Not an error: the trainer keeps the best and the newest (tests/test_real_failures.py runs
-    it); users who set it want 'only the best' (ms-swift #9780), which it is not."""
+def test_save_total_limit_1_with_best_model_is_a_warning_about_the_last_checkpoint():
+    """Not an error: the run trains and ends with only the best checkpoint
+    (tests/test_real_failures.py runs it); the last one is deleted at the end."""
     result = run_cli(["validate", "-p", "single", "--set", "load_best_model_at_end=true", "--set", "save_total_limit=1"])
     assert result.code == 0, result.stderr
     lines = result.stderr.splitlines()
     i = lines.index("warning[eval.best_limit] args.save_total_limit (--set): save_total_limit 1 with "
-                    "load_best_model_at_end keeps two checkpoints whenever the best is not the newest (the trainer "
-                    "raises the limit to 2), not only the best")
-    assert lines[i + 1] == "  hint: to save only when the metric improves: save_strategy: best"
+                    "load_best_model_at_end: at the end transformers deletes every checkpoint but the best, so the "
+                    "last one (ms-swift's last_model_checkpoint, last-checkpoint) is gone and the run cannot be "
+                    "resumed from its end")
+    assert lines[i + 1] == ("  hint: to keep the last checkpoint too: save_total_limit: 2 (`lorakit checkpoints` "
+                            "lists what is left)")
 
 
 def test_best_model_without_eval_data_still_reports_the_limit():

@@ -153,7 +153,9 @@ def _file_findings(job: Job, key: str, name: str, rec: Recognition) -> list[Find
     ending = NONE_LEFT_SPLIT if key == "dataset" and 0 < _split_ratio(job) < 1 else NONE_LEFT
     for p in rec.problems:
         n = rec.counts[p.code]
-        more = f" (and {n - 1} more of the {rec.rows_checked} rows checked)" if n > 1 else ""
+        # rows_checked counts the rows read as objects: rows that are not one are counted apart
+        more = "" if n < 2 else f" (and {n - 1} more of the {rec.rows_checked} rows checked)" \
+            if n <= rec.rows_checked else f" (and {n - 1} more row{'s' if n > 2 else ''})"
         hint = "; ".join(h for h in (p.hint, HINTS.get(p.code, "")) if h)
         if none_left and p.level == ERROR and p.code not in READ_ERRORS:
             hint, none_left = f"{hint}; {ending}", False

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from lorakit import swiftflags
 from lorakit.checks.facts import Facts
-from lorakit.findings import ERROR, Finding, about
+from lorakit.findings import ERROR, WARNING, Finding, about
 from lorakit.job import Job
 from lorakit.names import OLD_NAMES, spelled_for
 from lorakit.render import LORAKIT_ONLY_ARGS
@@ -155,7 +155,13 @@ def check_flags(job: Job, facts: Facts) -> list[Finding]:
                                f"write --{name} VALUE"))
             continue
         problem = swiftflags.check_value(spec, value, flags)
-        if problem:
+        if problem and spec.type == "json" and ": the JSON does not parse (" in problem:
+            # ms-swift json_repairs JSON that does not parse (swift/utils/utils.py json_parse_to_dict,
+            # strict; strict=False keeps the text) and goes on: a likely mistake, not a refusal
+            out.append(about(job, WARNING, "flags.value", f"args.{key}",
+                             problem + ": ms-swift guesses a repair (json_repair) and trains with whatever that gives",
+                             "check quotes and braces"))
+        elif problem:
             out.append(about(job, ERROR, "flags.value", f"args.{key}", problem,
                                f"fix {key} in the preset, or override it with --set {key}=..."))
     return out

@@ -201,10 +201,9 @@ def check_deepspeed_value(job: Job, facts: Facts) -> list[Finding]:
         except (ValueError, RecursionError):
             pass
         # not an error: ms-swift runs json_repair on JSON that does not parse and goes on with
-        # whatever that makes of it (swift/utils/utils.py json_parse_to_dict, 3.12.6 and 4.6.0)
-        return [about(job, WARNING, "layout.deepspeed.json", "args.deepspeed",
-                        "deepspeed inline config is not valid JSON: ms-swift guesses a repair (json_repair) "
-                        "and trains with whatever that gives", "check quotes and braces")]
+        # whatever that makes of it (swift/utils/utils.py json_parse_to_dict, 3.12.6 and 4.6.0);
+        # checks/flags.py says so for every JSON flag (flags.value, a warning): once is enough
+        return []
     missing = text.endswith(".json")
     return [about(job, ERROR, "layout.deepspeed.invalid", "args.deepspeed",
                     f"deepspeed config file {text!r} does not exist" if missing

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 
 from lorakit.checks.facts import Facts
-from lorakit.values import as_bool, as_float, as_int
+from lorakit.values import as_bool, as_float, as_int, did_you_mean
 from lorakit.findings import ERROR, INFO, WARNING, Finding, about
 from lorakit.job import Job
 
@@ -16,6 +16,35 @@ RANK_RANGE = (4, 64)
 RATIO_BAND = (2, 8)  # usual: quiet inside, information outside
 RATIO_SANE = (1, 16)  # a warning only outside this
 LORA_TUNERS = ("lora", "longlora")
+
+
+# ms-swift's tuners (get_supported_tuners: the built-in set | the tuner plugins), per major:
+# 4.6.0 swift/arguments/base_args/base_args.py:56 + swift/tuner_plugin/mapping.py tuners_map;
+# 3.12.6 swift/llm/argument/base_args/base_args.py:24 + swift/plugin/tuner.py extra_tuners.
+BUILTIN_TUNERS = ("lora", "full", "longlora", "adalora", "llamapro", "adapter", "vera", "boft", "fourierft",
+                  "reft", "bone")
+TUNERS = {3: BUILTIN_TUNERS + ("ia3", "dummy"), 4: BUILTIN_TUNERS + ("ia3", "lora_llm", "dummy")}
+
+
+def check_tuner_type(job: Job, facts: Facts) -> list[Finding]:
+    """An unknown tuner_type passes argparse (a plain str) and stops ms-swift only after the model
+    has loaded (swift/pipelines/train/tuner.py prepare_adapter). A plugin can register more
+    (--external_plugins): then only a warning."""
+    raw = job.args.get("tuner_type")
+    known = TUNERS.get(job.swift_major)
+    if job.command not in ("sft", "pt", "rlhf") or raw is None or known is None or str(raw) in known:
+        return []
+    value = str(raw)
+    if value.lower() == "qlora":
+        hint = "QLoRA in ms-swift is tuner_type: lora with quant_bits: 4 (bitsandbytes)"
+    else:
+        close = did_you_mean(value, known, n=1)
+        hint = (f"did you mean {close[0]!r}? " if close else "") + "ms-swift's tuners: " + ", ".join(known)
+    plugin = job.args.get("external_plugins") not in (None, "", [])
+    return [about(job, WARNING if plugin else ERROR, "lora.tuner.unknown", "args.tuner_type",
+                  f"tuner_type {value!r} is not an ms-swift {job.swift_major}.x tuner"
+                  + (" (unless your external_plugins register it)" if plugin else
+                     ": ms-swift stops only after the model has loaded"), hint)]
 
 
 def _is_lora(job: Job) -> bool:
@@ -101,4 +130,4 @@ def check_all_linear(job: Job, facts: Facts) -> list[Finding]:
                     "if memory is tight: target_modules: [q_proj, k_proj, v_proj, o_proj]")]
 
 
-CHECKS = [check_rank, check_alpha, check_ratio, check_dropout, check_all_linear]
+CHECKS = [check_tuner_type, check_rank, check_alpha, check_ratio, check_dropout, check_all_linear]

@@ -32,6 +32,8 @@ def _missing(job: Job, key: str, text: str) -> Finding:
     where = localpath.absolute(text)
     close = localpath.near_misses(text)
     why = ("transformers opens it as a directory" if key in ALWAYS_LOCAL
+           # json_parse_to_dict (swift/utils/utils.py) reads a path that is not there as JSON text
+           else "ms-swift would read a missing path as inline JSON and fail" if key == "custom_dataset_info"
            else "ms-swift would take a missing path for a hub id and try to download it")
     hint = (f"did you mean {' or '.join(repr(c) for c in close)}? " if close else "") + (
         f"paths are relative to the directory you launch from ({os.getcwd()}); {why}")

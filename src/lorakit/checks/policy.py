@@ -73,15 +73,17 @@ def check_best_model(job: Job, facts: Facts) -> list[Finding]:
     if job.command != "sft" or as_bool(job.args.get("load_best_model_at_end", False)) is not True:
         return []
     key = "args.load_best_model_at_end"
-    # Not an error: when the best is not the newest, the trainer keeps both (save_total_limit 1
-    # counts as 2: ms-swift 4.6.0 swift/trainers/mixin.py:497-500, 3.12.6 :446-449, as transformers
-    # does; a real run shows it, tests/test_real_failures.py). Users who set it want "only the
-    # best" (ms-swift #9780), which it is not.
+    # Not an error (a real run: tests/test_real_failures.py). While training, the trainer keeps the
+    # newest and the best (the limit counts as 2: ms-swift 4.6.0 swift/trainers/mixin.py:497-500,
+    # 3.12.6 :446-449); at the end transformers deletes every checkpoint but the best
+    # (trainer.py _inner_training_loop, `save_total_limit == 1`), so what ms-swift logged as the
+    # last checkpoint is gone. Users who set it want "only the best" (ms-swift #9780): they get it.
     out = [] if as_int(job.args.get("save_total_limit")) != 1 else [
         about(job, WARNING, "eval.best_limit", "args.save_total_limit",
-              "save_total_limit 1 with load_best_model_at_end keeps two checkpoints whenever the best is "
-              "not the newest (the trainer raises the limit to 2), not only the best",
-              "to save only when the metric improves: save_strategy: best")]
+              "save_total_limit 1 with load_best_model_at_end: at the end transformers deletes every checkpoint "
+              "but the best, so the last one (ms-swift's last_model_checkpoint, last-checkpoint) is gone and the "
+              "run cannot be resumed from its end",
+              "to keep the last checkpoint too: save_total_limit: 2 (`lorakit checkpoints` lists what is left)")]
     if not has_val_data(job):  # every problem at once: adding eval data leaves save_total_limit wrong
         return [about(job, ERROR, "eval.best_without_eval", key,
                         "load_best_model_at_end needs evaluation, but there is no val_dataset and "
