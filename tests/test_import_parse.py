@@ -22,7 +22,7 @@ from lorakit import importer, presets, swiftflags
 from lorakit.cli.common import JobOptions, job_from_options
 from lorakit.render import render
 from lorakit.scriptfaults import ENV_WORD
-from lorakit.shellscript import read_script
+from lorakit.shellscript import _without_final_continuation, read_script
 
 CORPUS = REPO / "tests" / "data" / "scripts"
 SCRIPTS = sorted(CORPUS.glob("*.sh"))
@@ -231,3 +231,15 @@ def test_bash_runs_what_lorakit_read(path, tmp_path):
     assert [r["argv"] for r in runs] == [[c.command, *(a.text for a in c.args)] for c in read.calls]
     own = {*base, "PWD", "SHLVL", "_", "OLDPWD", "LC_CTYPE"}  # bash's own, and Python's locale coercion (PEP 538)
     assert [{k: v for k, v in r["env"].items() if k not in own} for r in runs] == [c.env for c in read.calls]
+
+
+def test_a_last_line_ending_in_a_backslash_is_read_as_bash_reads_it():
+    """ms-swift #5328's script ends with `--deepspeed zero2 \\` and a newline: bash joins it with
+    nothing (bash -n accepts it); bashlex said "unexpected EOF"."""
+    text = "swift sft \\\n    --model Qwen/Qwen2.5-7B-Instruct \\\n    --deepspeed zero2 \\\n"
+    assert subprocess.run(["bash", "-n"], input=text.encode(), capture_output=True).returncode == 0
+    [command] = read_script(text, "s.sh").commands
+    assert [w for w, *_ in command.words][-2:] == ["--deepspeed", "zero2"]
+    # an escaped backslash at the end is a character, not a continuation: bash keeps it
+    assert _without_final_continuation("echo a \\\\\\\\\n") == "echo a \\\\\\\\\n"
+    assert _without_final_continuation("echo a \\\n") == "echo a  \n"

@@ -80,7 +80,7 @@ def parse_commands(text: str, name: str = "script") -> list[Simple]:
 
     # bashlex.parse's own loop, one top-level command at a time, kept here so that an error's
     # position (relative to the command it began) becomes a line of the whole script
-    masked = mask_unsupported(text)
+    masked = _without_final_continuation(mask_unsupported(text))
     nodes, index = [], 0
     while index < len(masked):
         if not masked[index:].strip():
@@ -103,6 +103,17 @@ def parse_commands(text: str, name: str = "script") -> list[Simple]:
     for node in nodes:
         _collect(node, found)
     return sorted(found, key=lambda s: s.start)
+
+
+def _without_final_continuation(text: str) -> str:
+    """A last flag line that still ends in `\\` (ms-swift #5328's script does): bash joins it with
+    nothing and the command ends there; bashlex says "unexpected EOF". The backslash becomes a
+    space, so every position (and line number) stays where it was."""
+    body = text.rstrip("\r\n")
+    if len(body) == len(text) or not body.endswith("\\"):
+        return text  # no newline after it: bash keeps a final backslash as a character
+    slashes = len(body) - len(body.rstrip("\\"))
+    return body[:-1] + " " + text[len(body):] if slashes % 2 else text
 
 
 def _unreadable(text: str, name: str, line: int, why: str) -> LorakitError:
