@@ -9,7 +9,7 @@ import yaml
 
 from lorakit import presets
 
-BUILTINS = "ddp, ddp_device_map, merge, single, zero2, zero3"
+BUILTINS = "ddp, ddp_device_map, dpo, grpo_colocate, grpo_server, kto, merge, orpo, simpo, single, zero2, zero3"
 
 
 def last_line(text: str) -> str:

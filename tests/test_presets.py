@@ -71,7 +71,8 @@ BAD_FILES = [
     ("launch: 8\n", "{f}: key 'launch' must be a mapping, got int\n"
                     "  hint: write 'launch:' followed by indented 'key: value' lines"),
     ("launch: {gpu: '0'}\n", "{f}: unknown key launch.'gpu'\n  hint: did you mean 'gpus'? allowed: "
-                             "gpus, nproc_per_node, nnodes, node_rank, master_addr, master_port"),
+                             "gpus, nproc_per_node, nnodes, node_rank, master_addr, master_port, "
+                     "cpus_per_task, time, requeue, image, namespace, volumes, service_account"),
     ("extends: 3\n", "{f}: key 'extends' must be a string, got int"),
     ("extends: nothere.yaml\n", "{f}: extends: preset file 'nothere.yaml' does not exist "
                                 "(looked for {d}/nothere.yaml)\n  hint: give an existing YAML file, "
@@ -105,7 +106,8 @@ def test_extends_cycle(tmp_path):
     ("lora_rank", "--set 'lora_rank': expected KEY=VALUE\n  hint: e.g. --set lora_rank=16 or --set launch.gpus=0,1"),
     ("=3", "--set '=3': expected KEY=VALUE\n  hint: e.g. --set lora_rank=16 or --set launch.gpus=0,1"),
     ("launch.gpu=0", "--set 'launch.gpu=0': unknown launch key 'gpu'\n  hint: did you mean 'launch.gpus'? "
-                     "launch keys: gpus, nproc_per_node, nnodes, node_rank, master_addr, master_port"),
+                     "launch keys: gpus, nproc_per_node, nnodes, node_rank, master_addr, master_port, "
+                     "cpus_per_task, time, requeue, image, namespace, volumes, service_account"),
     ("system=[oops", "--set 'system=[oops': VALUE is not valid YAML\n  hint: quote it for the shell, "
                      "e.g. --set 'system=\"You are helpful: be brief\"'"),
 ])
