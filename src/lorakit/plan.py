@@ -94,10 +94,12 @@ def missing_path(model: str, source: str) -> LorakitError:
                              "or a hub id such as Qwen/Qwen3-8B")
 
 
-def load_model(job: Job) -> tuple[modelinfo.ModelInfo, str, str | None]:
+def load_model(job: Job, build_shapes: bool = False) -> tuple[modelinfo.ModelInfo, str, str | None]:
     """(info, where it came from, config dtype): a local dir or cache hit first, else the table.
     A local model's files are read through modelconfig: a malformed config.json or safetensors
-    header is a ModelFileError (exit 2) naming the file and the field."""
+    header is a ModelFileError (exit 2) naming the file and the field. With build_shapes (`lorakit
+    plan`, never validate: it starts ms-swift's Python), a local config.json without weights that
+    the table does not know is built on the meta device for its shapes (lorakit.simulate)."""
     model, source = job.args.get("model"), job.source_of("args.model")
     if not model:
         raise LorakitError("no model: the preset sets no 'model'", hint="pass --model ID_OR_DIR")
@@ -107,6 +109,11 @@ def load_model(job: Job) -> tuple[modelinfo.ModelInfo, str, str | None]:
     if info is not None and info.linears:
         return info, str(local), info.torch_dtype
     table = archtable.arch_info(model)
+    if table is None and info is not None and build_shapes:
+        from lorakit import simulate
+
+        built = simulate.shapes_info(local)
+        return built, f"{local}, config.json only", built.torch_dtype
     if table is None and local is not None:
         why = "has no config.json" if info is None else "has no safetensors weights to read shapes from"
         raise LorakitError(f"model {model!r}: {local} {why}",

@@ -223,10 +223,35 @@ def step(spec: dict) -> dict:
                          "peft": peft.__version__}}
 
 
+def shapes(spec: dict) -> dict:
+    """A config.json-only model's Linear shapes (module name -> [in, out]) and parameter count,
+    built on the meta device: any architecture transformers knows, MoE included."""
+    import torch
+    import transformers
+
+    cfg = dict(spec["config"])
+    config = transformers.AutoConfig.for_model(cfg.pop("model_type"), **cfg)
+    with torch.device("meta"):
+        model = transformers.AutoModelForCausalLM.from_config(config)
+    linears, embeds = {}, {}
+    for name, module in model.named_modules():
+        cls = type(module).__name__.lower()
+        weight = getattr(module, "weight", None)
+        if "linear" in cls and weight is not None and weight.dim() == 2:
+            linears[name] = [int(weight.shape[1]), int(weight.shape[0])]
+        elif isinstance(module, torch.nn.Embedding):
+            embeds[name] = [int(weight.shape[0]), int(weight.shape[1])]
+    unique = {id(p): p for p in model.parameters()}.values()
+    fused = {n: list(p.shape) for n, p in model.named_parameters() if p.dim() == 3}  # MoE experts, fused
+    return {"linears": linears, "embeddings": embeds, "total_params": sum(p.numel() for p in unique),
+            "fused_experts": fused, "qk_norm": any(n.endswith((".q_norm", ".k_norm")) for n, _ in model.named_modules()),
+            "versions": {"torch": torch.__version__, "transformers": transformers.__version__}}
+
+
 def main() -> int:
     spec = json.loads(sys.stdin.read())
     try:
-        out = step(spec)
+        out = shapes(spec) if spec.get("mode") == "shapes" else step(spec)
     except Exception as exc:  # one JSON answer either way; lorakit turns it into a clear error
         out = {"error": f"{type(exc).__name__}: {exc}"}
     sys.stdout.write(json.dumps(out) + "\n")

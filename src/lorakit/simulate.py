@@ -92,3 +92,34 @@ def run_spec(spec: dict, python: str, timeout: float = TIMEOUT_S) -> dict:
 
 def simulate(model: str, info, lay: dict, alpha=None, python: str | None = None) -> dict:
     return run_spec(spec_of(model, info, lay, alpha), python or swift_python())
+
+
+def shapes_info(model_dir, python: str | None = None):
+    """ModelInfo for a local dir with a config.json but no safetensors: the model is built on
+    the meta device in ms-swift's Python and its Linear modules read off (any architecture
+    transformers knows; MoE experts that load as fused 3-D parameters are no Linear, so neither
+    ms-swift's all-linear nor a target name reaches them, as with a downloaded checkpoint)."""
+    from lorakit import modelinfo
+
+    raw = modelconfig.read_config(model_dir)
+    cfg = {k: v for k, v in (raw or {}).items() if k not in ("architectures", "auto_map", "quantization_config")}
+    if not cfg.get("model_type"):
+        raise LorakitError(f"{model_dir}: config.json names no model_type", hint="download the model's config.json")
+    out = run_spec({"mode": "shapes", "config": cfg}, python or swift_python())
+    parts = {"body": {}, "head": {}, "multimodal": {}, "experts": {}}
+    for name, (i, o) in out["linears"].items():
+        parts[modelinfo.part_of(name)][name] = (i, o)
+    dims = modelinfo._dims(modelinfo._llm_config(raw))
+    notes = ["Linear shapes from config.json alone: transformers built the model on the meta device "
+             f"(transformers {out['versions']['transformers']}, in ms-swift's Python)"]
+    if out["fused_experts"]:
+        notes.append(f"{len(out['fused_experts'])} fused MoE expert parameters (3-D): no LoRA targets under "
+                     "ms-swift's all-linear (find_all_linears matches Linear classes)")
+    return modelinfo.ModelInfo(
+        path=str(model_dir), model_type=raw.get("model_type"), architectures=list(raw.get("architectures") or []),
+        tie_word_embeddings=bool(raw.get("tie_word_embeddings", False)), quantization=None,
+        total_params=out["total_params"], weights_bytes=0, linears=modelinfo.group_by_leaf(parts["body"]),
+        head=modelinfo.group_by_leaf(parts["head"]), multimodal=modelinfo.group_by_leaf(parts["multimodal"]),
+        embeddings=modelinfo.group_by_leaf({k: tuple(v) for k, v in out["embeddings"].items()}), notes=notes,
+        torch_dtype=raw.get("torch_dtype") or raw.get("dtype"),
+        qk_norm=bool(out.get("qk_norm")), **dims)

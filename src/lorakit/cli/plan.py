@@ -144,7 +144,7 @@ def plan(
         raise LorakitError(f"preset {job.preset!r} runs `swift {job.command}`, not `swift sft`",
                            hint="plan a training preset (one with 'command: sft')")
     _layout_errors(job)
-    info, source, config_dtype = planner.load_model(job)
+    info, source, config_dtype = planner.load_model(job, build_shapes=True)
     gpu_list, how = planner.gpus_given(job, gpu_mem) if gpu_mem is not None else planner.query_gpus()
     result = planner.build_plan(job, info, source, config_dtype, gpu_list, how)
     if simulate:
