@@ -6,7 +6,8 @@
     python scripts/measure_plan.py -p zero2 --model /models/Qwen3-8B --max-length 2048 --json-out z2.json
 
 What it does:
-1. `lorakit plan --json` for the job (same preset and options) -> the planned per-GPU bytes.
+1. `lorakit plan --json --simulate` for the job (same preset and options) -> the planned per-GPU
+   bytes, and the simulated step's peak (one process, fake tensors) beside it.
 2. Writes a dataset whose every sample is longer than max_length and trains with
    --truncation_strategy right, so every sequence is exactly max_length tokens: the plan's
    assumption (it plans the worst case; real data is usually shorter).
@@ -155,7 +156,8 @@ def main() -> int:
     common += ["--nproc", str(opts.nproc)] if opts.nproc else []
     for item in opts.sets:
         common += ["--set", item]
-    planned = lorakit("plan", *common, "--json", capture_output=True)
+    # --simulate: the same step on fake tensors (MemTracker), so one run compares all three numbers
+    planned = lorakit("plan", *common, "--json", "--simulate", capture_output=True)
     if planned.returncode != 0:
         sys.exit(f"measure_plan: lorakit plan failed:\n{planned.stderr}")
     plan = json.loads(planned.stdout)
@@ -181,6 +183,8 @@ def main() -> int:
     planned_gib = plan["per_gpu_memory_bytes"] / GIB
     result = {"preset": opts.preset, "model": opts.random_model or opts.model, "max_length": opts.max_length,
               "batch": opts.batch, "plan_gib": round(planned_gib, 2), "breakdown_gib": plan["breakdown"],
+              "simulated_gib": plan["simulated"]["peak_gib"],
+              "simulated_plan_gib": plan["simulated"]["plan_one_process_gib"],
               "swift_reserved_gib": reserved, "nvidia_smi_peak_gib": round(smi_gib, 2),
               "error_vs_reserved_pct": round(100 * (planned_gib - reserved) / reserved, 1) if reserved else None,
               "error_vs_nvidia_smi_pct": round(100 * (planned_gib - smi_gib) / smi_gib, 1) if smi_gib else None}
