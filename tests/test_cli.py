@@ -25,6 +25,9 @@ def last_line(text: str) -> str:
     (["train", "-p", "merge", "--dry-run"], 2,
      "lorakit: error: preset 'merge' runs `swift export`, not `swift sft`\n"
      "  hint: use `lorakit merge` for export presets, or a preset with 'command: sft'\n"),
+    (["train", "-p", "dpo", "--dry-run"], 2,
+     "lorakit: error: preset 'dpo' runs `swift rlhf`, not `swift sft`\n"
+     "  hint: use `lorakit rlhf` for rlhf presets, or a preset with 'command: sft'\n"),
     (["train", "-p", "zero2", "--dry-run", "--", "oops"], 2,
      "lorakit: error: extra ms-swift flags: expected a --flag, got 'oops'\n"
      "  hint: write flags after '--', e.g. lorakit train -p zero2 -- --max_steps 10\n"),

@@ -595,3 +595,13 @@ def test_dry_run_in_every_format_imports_no_ml_stack(tmp_path, fmt):
             "--node-rank", "1", "--set", "launch.image=registry.example/lorakit:1", "--dry-run", "--format", fmt]
     done = subprocess.run([sys.executable, "-c", NO_HEAVY, *args], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+def test_a_scripts_title_names_the_lorakit_command_that_renders_it():
+    from conftest import run_cli as _run
+
+    for words, head in ((["rlhf", "-p", "dpo"], "# lorakit rlhf -p dpo, rendered for ms-swift 4.x"),
+                        (["train", "-p", "zero2"], "# lorakit train -p zero2, rendered for ms-swift 4.x")):
+        result = _run([*words, "--dry-run", "--format", "sh"])
+        assert result.code == 0, result.stderr
+        assert result.stdout.splitlines()[1] == head

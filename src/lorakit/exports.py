@@ -52,7 +52,8 @@ def unset_vars(command: Command) -> list[str]:
 
 
 def title(job: Job) -> str:
-    verb = "train" if job.command == "sft" else "merge"
+    # the lorakit command that renders each swift command (an export is `lorakit merge`)
+    verb = {"sft": "train", "export": "merge"}.get(job.command, job.command)
     return f"lorakit {verb} -p {job.preset}, rendered for ms-swift {job.swift_major}.x"
 
 

@@ -125,12 +125,16 @@ def train(
     if job.command != "sft":
         raise LorakitError(
             f"preset {job.preset!r} runs `swift {job.command}`, not `swift sft`",
-            hint="use `lorakit merge` for export presets, or a preset with 'command: sft'",
+            hint={"export": "use `lorakit merge` for export presets",
+                  "rollout": "`lorakit rlhf` starts swift rollout for a GRPO server-mode preset"}.get(
+                job.command, f"use `lorakit {job.command}` for {job.command} presets")
+            + ", or a preset with 'command: sft'",
         )
     if resume_ is not None:
         from lorakit import resume  # only with --resume: the dry-run path stays near Python's start-up
 
-        job = resume.apply(job, resume.AUTO if resume_ == "" else resume_)
+        ran_in = str(data["cwd"]) if from_ is not None and data.get("cwd") else None
+        job = resume.apply(job, resume.AUTO if resume_ == "" else resume_, ran_in=ran_in)
     report.note(c.layout_note(job))
     if log is not None and dry_run:
         raise LorakitError("--log names where a launch writes ms-swift's output; --dry-run launches nothing",
