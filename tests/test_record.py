@@ -289,7 +289,7 @@ def test_a_record_for_another_ms_swift_major_is_refused(tmp_path, cli, monkeypat
         assert "    --train_type lora \\" in result.stdout.splitlines()
 
 
-@pytest.mark.parametrize("text", ["just text\n", "lorakit_record: 99\n", "[1, 2]\n", "a: [1\n"])
+@pytest.mark.parametrize("text", ["just text\n", "lorakit_record: 0\n", "[1, 2]\n", "a: [1\n"])  # 99: newer, test_runs_hostile
 def test_from_a_file_that_is_not_a_record(tmp_path, cli, text):
     path = tmp_path / "x.yaml"
     path.write_text(text)

@@ -308,6 +308,13 @@ def read(path: Path) -> dict[str, Any]:
         raise LorakitError(f"--from {path}: cannot read the run record: {exc.strerror}") from None
     except (yaml.YAMLError, UnicodeDecodeError):
         raise LorakitError(f"--from {path}: not valid YAML") from None
+    newer = isinstance(data, dict) and as_int(data.get("lorakit_record")) is not None \
+        and as_int(data["lorakit_record"]) > FORMAT
+    if newer:
+        raise LorakitError(f"--from {path}: a newer lorakit wrote this record (format {data['lorakit_record']}); "
+                           f"this lorakit reads format {FORMAT}",
+                           hint="pip install -U lorakit, or copy the record's `preset:` section into a preset "
+                                "and use -p")
     if not isinstance(data, dict) or data.get("lorakit_record") != FORMAT:
         raise LorakitError(f"--from {path}: not a lorakit run record (format {FORMAT})",
                            hint=f"give the {RECORD_NAME} that `lorakit train` wrote into its output dir")

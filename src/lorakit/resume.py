@@ -24,6 +24,7 @@ What "complete" means (transformers 5.x trainer.py, read for 4.6.0's pins):
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -31,7 +32,7 @@ from typing import Any, Optional
 from lorakit import checkpoints as ck
 from lorakit.errors import LorakitError
 from lorakit.halfwritten import adapter_dir, checkpoint_problem
-from lorakit.trainlog import read_json
+from lorakit.trainlog import number, read_json
 from lorakit.values import as_bool, as_int
 
 AUTO, IF_ANY = "auto", "if-any"
@@ -47,7 +48,7 @@ COMPARED = {"tuner_type": (("tuner_type", "train_type"), None), "lora_rank": (("
 
 def state_problem(ckpt: Path, *, model_only: bool) -> Optional[str]:
     """Why the Trainer cannot resume from `ckpt` as it was saved, or None."""
-    problem = checkpoint_problem(ckpt, training=True)
+    problem = checkpoint_problem(ckpt, training=True) or _step_problem(ckpt)
     if problem or model_only:
         return problem
     names = {p.name for p in _entries(ckpt)}
@@ -65,6 +66,16 @@ def state_problem(ckpt: Path, *, model_only: bool) -> Optional[str]:
         return ("weights only, no optimizer, scheduler or RNG state (saved with save_only_model?): "
                 "resume it with --set resume_only_model=true")
     return f"no {' or '.join(missing)} (the Trainer would restart them silently)"
+
+
+def _step_problem(ckpt: Path) -> Optional[str]:
+    """trainer_state.json's global_step must be a count: transformers' _inner_training_loop
+    divides it (`global_step // num_update_steps_per_epoch`), so "5" fails after the weights
+    loaded, and a negative or missing one skips no data and resumes at a step that never was."""
+    step = step_of(ckpt).get("global_step")
+    if isinstance(step, int) and not isinstance(step, bool) and step >= 0:
+        return None
+    return f"trainer_state.json's global_step is {step!r}, not a count of steps (edited by hand?)"
 
 
 def _entries(d: Path) -> list[Path]:
@@ -169,7 +180,8 @@ def refusals(args: dict, ckpt: Path) -> list[str]:
         out.append(f"the checkpoint is at step {step} and this job's max_steps is {max_steps}: it would end "
                    f"at once (to train on, raise max_steps, e.g. --set max_steps={step + max_steps})")
     elif (max_steps is None or max_steps <= 0) and _epochs(args, _saved(ckpt)[0]) is not None:
-        epoch, wanted = float(state.get("epoch") or 0), _epochs(args, _saved(ckpt)[0])
+        # a hand-edited "epoch": "x" says nothing (trainlog.number), not a traceback
+        epoch, wanted = number(state.get("epoch")) or 0.0, _epochs(args, _saved(ckpt)[0])
         if epoch >= wanted - 1e-6:
             out.append(f"the checkpoint has trained {epoch:g} epoch(s) and this job's num_train_epochs is "
                        f"{wanted:g}: it would end at once (to train on, raise num_train_epochs)")
@@ -200,6 +212,9 @@ def _where(spec: str, job: Any) -> Path:
     if spec in (AUTO, IF_ANY):
         return Path(output_dir(job)).resolve()
     path = Path(spec).expanduser()
+    if path.is_file():
+        raise LorakitError(f"--resume {spec}: a file; --resume takes a checkpoint dir, a run dir or an output dir",
+                           hint=f"--resume {shlex.quote(str(path.parent))} (the dir that holds it)")
     if not path.exists():
         raise LorakitError(f"--resume {spec}: no such file or directory",
                            hint="give a checkpoint, a run dir (vN-...) or an output dir; or --resume alone "
@@ -212,12 +227,33 @@ def _nothing(spec: str, found: Search) -> str:
     return f"--resume {spec}: no complete checkpoint {where}"
 
 
-def apply(job: Any, spec: str) -> Any:
+def _same_place(job: Any, ran_in: Optional[str]) -> None:
+    """`train --from RECORD --resume` elsewhere than the record ran: a relative output_dir (kept
+    as typed, so the replay renders the same argv) would search, and ms-swift then write, another
+    dir than the one whose checkpoints the record's run left. A cwd that is not on this machine
+    (a record from another one) is not compared: the output dir was copied over, if at all."""
+    from lorakit.record import output_dir
+
+    out = Path(output_dir(job))
+    if ran_in is None or out.is_absolute() or not Path(ran_in).is_dir():
+        return
+    there, here = (Path(ran_in) / out).resolve(), out.resolve()
+    if there != here:
+        raise LorakitError(f"--resume: the record ran in {ran_in}, where its output_dir {out} is {there}; "
+                           f"from here it is {here}, so the resume would search and write there",
+                           hint=f"cd {shlex.quote(ran_in)} and run it again")
+
+
+def apply(job: Any, spec: str, *, ran_in: Optional[str] = None) -> Any:
     """The job with resume_from_checkpoint set to the checkpoint `spec` names (auto, if-any, or a
-    path), after the refusals; with if-any and nothing to resume, the job as it was."""
+    path), after the refusals; with if-any and nothing to resume, the job as it was. ran_in: the
+    cwd of the record a `--from` replays (_same_place)."""
     from dataclasses import replace
 
     from lorakit import report
+
+    if spec in (AUTO, IF_ANY):
+        _same_place(job, ran_in)
 
     if job.args.get(KEY) not in (None, "") and job.source_of(f"args.{KEY}").startswith("record"):
         report.note(f"--resume replaces the record's resume_from_checkpoint {job.args[KEY]}")

@@ -67,7 +67,9 @@ def _append(index: Path, entry: dict[str, Any]) -> None:
     line = (json.dumps(entry, ensure_ascii=False) + "\n").encode("utf-8")
     fd = os.open(index, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        os.write(fd, line)
+        done = 0
+        while done < len(line):  # write(2) may take less than it is given (a signal, a full disk)
+            done += os.write(fd, line[done:])
     finally:
         os.close(fd)
 
@@ -113,9 +115,13 @@ def start(output: Path, text: str, *, argv: list[str], env: dict[str, str], node
     record = _exclusive(output / RECORDS, stamp, text)
     launch = Launch(output, record.stem, record, run_dirs(output))
     command = shlex.join([*(f"{k}={v}" for k, v in env.items()), *argv])
-    _append(launch.index, {"id": launch.id, "time": time, "status": RUNNING, "record": str(record),
-                           "command": command, "host": host, "pid": os.getpid(),
-                           "node_rank": node_rank or 0, "output_dir": str(output)})
+    try:
+        _append(launch.index, {"id": launch.id, "time": time, "status": RUNNING, "record": str(record),
+                               "command": command, "host": host, "pid": os.getpid(),
+                               "node_rank": node_rank or 0, "output_dir": str(output)})
+    except OSError:
+        record.unlink()  # nothing launches: a record no index line names would only mislead
+        raise
     return launch
 
 
@@ -139,25 +145,59 @@ def finish(launch: Launch, *, rc: int, caught: Iterable[int], time: str, run_dir
     return entry
 
 
-def read(output: Path) -> list[dict[str, Any]]:
-    """The launches of an output dir, oldest first: each id's lines merged, the last one winning."""
+def _no_constant(name: str) -> Any:
+    # NaN / Infinity parse in Python but are not JSON: `lorakit runs --json` would print them
+    raise ValueError(name)
+
+
+def _entry(raw: bytes) -> tuple[Optional[dict[str, Any]], Optional[str]]:
+    """One index line: (entry, None); (None, why it was skipped); (entry, what was lost)."""
     try:
-        lines = (Path(output) / INDEX).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError):
-        return []
-    runs: dict[str, dict[str, Any]] = {}
-    for line in lines:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None, "not UTF-8: skipped"
+    try:
+        entry = json.loads(line, parse_constant=_no_constant)
+    except ValueError:
+        # a line cut short (full disk, a kill) and the next launch's line appended to it: the
+        # whole entry after the cut still counts (every entry's JSON starts with its id)
+        cut = line.rfind('{"id": ', 1)
         try:
-            entry = json.loads(line)
+            entry = json.loads(line[cut:], parse_constant=_no_constant) if cut > 0 else None
         except ValueError:
-            continue  # a line cut short by a full disk or a kill: the others still count
+            entry = None
         if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
+            return None, "not JSON (cut short?): skipped"
+        return entry, "cut short, and the next entry written onto it: that entry read, the rest skipped"
+    if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
+        return None, "not a launch entry (no id): skipped"
+    return entry, None
+
+
+def read_all(output: Path) -> tuple[list[dict[str, Any]], list[tuple[int, str]]]:
+    """The launches of an output dir, oldest first (each id's lines merged, the last one
+    winning), and the (line number, why) of each line skipped: one bad line hides no other."""
+    try:
+        lines = (Path(output) / INDEX).read_bytes().splitlines()
+    except OSError:
+        return [], []
+    runs: dict[str, dict[str, Any]] = {}
+    skipped = []
+    for number, raw in enumerate(lines, 1):
+        entry, why = _entry(raw)
+        if why is not None and raw.strip():
+            skipped.append((number, why))
+        if entry is None:
             continue
         if entry["id"] not in runs:
             runs[entry["id"]] = dict(entry)
         else:  # the end line: its time is when the launch ended
             runs[entry["id"]].update({k: v for k, v in entry.items() if k != "time"}, ended=entry.get("time"))
-    return list(runs.values())
+    return list(runs.values()), skipped
+
+
+def read(output: Path) -> list[dict[str, Any]]:
+    return read_all(output)[0]
 
 
 def record_of_run_dir(run_dir: Path) -> Optional[Path]:

@@ -19,11 +19,18 @@ LOST = "lost"
 
 
 def _alive(pid: Any) -> bool:
+    """Whether that pid is still a lorakit: a pid another user's process holds is alive (EPERM);
+    one the kernel has since given to another program is not (/proc/PID/cmdline, where there is one)."""
     try:
         os.kill(int(pid), 0)
+    except PermissionError:
+        pass
     except (OSError, ValueError, TypeError, OverflowError):
         return False
-    return True
+    try:
+        return b"lorakit" in Path(f"/proc/{int(pid)}/cmdline").read_bytes()
+    except OSError:
+        return True  # no /proc (macOS): the pid answering is all there is to go by
 
 
 def _settled(entry: dict) -> dict:
@@ -54,10 +61,10 @@ def _cell(entry: dict, name: str) -> str:
         return str(entry.get("time") or "-")[:19].replace("T", " ")
     if name == "exit":
         return "-" if entry.get("exit_code") is None else str(entry["exit_code"])
-    if name == "run":
-        return Path(entry["run_dir"]).name if entry.get("run_dir") else "-"
-    if name == "checkpoint":
-        return Path(entry["checkpoint"]).name if entry.get("checkpoint") else "-"
+    # an index edited or written by another tool may hold anything: a cell shows it, never fails
+    if name in ("run", "checkpoint"):
+        value = entry.get("run_dir" if name == "run" else "checkpoint")
+        return Path(value).name if isinstance(value, str) and value else "-" if not value else str(value)
     return str(entry.get(name) or "-")
 
 
@@ -86,7 +93,12 @@ def runs(
         raise LorakitError(f"runs {output}: no lorakit launches recorded here (no {runindex.INDEX})",
                            hint="lorakit train writes it when it launches; `lorakit checkpoints DIR` lists "
                                 "checkpoints whoever made them")
-    entries = [_settled(e) for d in found for e in runindex.read(d)]
+    entries = []
+    for d in found:
+        launches, skipped = runindex.read_all(d)
+        entries += [_settled(e) for e in launches]
+        for number, why in skipped:
+            report.note(f"{d.resolve() / runindex.INDEX} line {number}: {why}")
     if as_json:
         typer.echo(json.dumps(entries, indent=2))
         return 0

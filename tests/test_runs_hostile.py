@@ -1,0 +1,194 @@
+"""What a hostile (or unlucky) user gives --resume, the index and `lorakit runs`: hand-edited
+trainer_state.json, a file for a checkpoint, an index with torn, undecodable or non-JSON lines,
+launches appending at once, a record replayed from another dir or written by a newer lorakit."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lorakit import resume, runindex
+from lorakit.cli import runs_cmd
+from test_resume import checkpoint, dry
+from test_runs import lorakit, stub  # noqa: F401 (the fixture)
+
+
+# --- trainer_state.json that parses but is not what the Trainer wrote -----------------------------
+
+@pytest.mark.parametrize("step", ["5", -5, True, None, 5.5])
+def test_a_global_step_that_is_not_a_count_is_not_resumable(tmp_path, step):
+    # transformers' _inner_training_loop: `self.state.global_step // num_update_steps_per_epoch`
+    ckpt = checkpoint(tmp_path, 5, max_steps=100)
+    state = {"max_steps": 100, "epoch": 0.5, **({} if step is None else {"global_step": step})}
+    (ckpt / "trainer_state.json").write_text(json.dumps(state))
+    assert resume.state_problem(ckpt, model_only=False) == \
+        f"trainer_state.json's global_step is {step!r}, not a count of steps (edited by hand?)"
+    assert resume.newest_complete(tmp_path).checkpoint is None
+
+
+def test_an_epoch_that_is_not_a_number_is_no_traceback(tmp_path, cli):
+    out = tmp_path / "out"
+    ckpt = checkpoint(out / "v0-20260101-100000", 5, max_steps=100)
+    (ckpt / "trainer_state.json").write_text(json.dumps({"global_step": 5, "max_steps": 100, "epoch": "x"}))
+    result = dry(cli, out, "--resume", "--set", "max_steps=-1")
+    assert result.code == 0, result.stderr
+    assert json.loads(result.stdout)["argv"][-2:] == ["--resume_from_checkpoint", str(ckpt.resolve())]
+
+
+def test_resume_of_a_file_names_its_dir(tmp_path, cli):
+    ckpt = checkpoint(tmp_path / "out" / "v0-20260101-100000", 2)
+    result = dry(cli, tmp_path / "out", "--resume", str(ckpt / "trainer_state.json"))
+    assert result.code == 2 and result.stdout == ""
+    assert result.stderr.splitlines()[-2:] == [
+        f"lorakit: error: --resume {ckpt / 'trainer_state.json'}: a file; --resume takes a checkpoint dir, a run dir "
+        "or an output dir",
+        f"  hint: --resume {ckpt} (the dir that holds it)"]
+
+
+# --- the index: one bad line hides no other -------------------------------------------------------
+
+def _index(tmp_path: Path, raw: bytes) -> None:
+    (tmp_path / runindex.INDEX).write_bytes(raw)
+
+
+def line(**entry) -> bytes:
+    return (json.dumps(entry) + "\n").encode()
+
+
+def test_bad_lines_are_skipped_and_named(tmp_path):
+    _index(tmp_path, line(id="a", status="finished", exit_code=0)
+           + b'{"id": "b", "status": "runn' + line(id="c", status="failed", exit_code=1)  # torn, then appended
+           + b"\xff\xfe not utf-8\n" + line(id="d", status="finished") + b'{"id": "e", "exit_code": NaN}\n'
+           + b"[1, 2]\n\n" + b'{"id": "f", "sta\n' + line(id="g", status="interrupted", exit_code=130))
+    entries, skipped = runindex.read_all(tmp_path)
+    assert [(e["id"], e["status"]) for e in entries] == [
+        ("a", "finished"), ("c", "failed"), ("d", "finished"), ("g", "interrupted")]
+    assert skipped == [(2, "cut short, and the next entry written onto it: that entry read, the rest skipped"),
+                       (3, "not UTF-8: skipped"), (5, "not JSON (cut short?): skipped"),
+                       (6, "not a launch entry (no id): skipped"), (8, "not JSON (cut short?): skipped")]
+
+
+def test_runs_lists_the_rest_says_which_lines_and_json_stays_json(tmp_path, cli):
+    _index(tmp_path, line(id="a", time="2026-01-01T12:00:00+00:00", status="finished", exit_code=0)
+           + b"\xff\n" + b'{"id": "n", "exit_code": Infinity}\n'
+           + line(id="z", time=12345, status=None, exit_code="zero", run_dir=5, checkpoint=["x"]))
+    result = cli(["runs", str(tmp_path)])
+    assert result.code == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "started              status    exit  run  checkpoint  record",
+        "2026-01-01 12:00:00  finished  0     -    -           -",
+        "12345                -         zero  5    ['x']       -"]
+    assert result.stderr.splitlines()[:2] == [
+        f"lorakit: {tmp_path.resolve() / runindex.INDEX} line 2: not UTF-8: skipped",
+        f"lorakit: {tmp_path.resolve() / runindex.INDEX} line 3: not JSON (cut short?): skipped"]
+    as_json = cli(["runs", str(tmp_path), "--json"])
+    assert [e["id"] for e in json.loads(as_json.stdout)] == ["a", "z"]
+
+
+def _appender(args: tuple[str, int, int]) -> None:
+    index, who, count = args
+    for n in range(count):
+        runindex._append(Path(index), {"id": f"{who}-{n}", "status": "running", "pad": "x" * 65536})
+
+
+def test_launches_appending_at_once_never_tear_a_line(tmp_path):
+    index = tmp_path / runindex.INDEX
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
+        pool.map(_appender, [(str(index), w, 50) for w in range(4)])
+    entries, skipped = runindex.read_all(tmp_path)
+    assert skipped == [] and len(entries) == 200
+    assert sorted(e["id"] for e in entries) == sorted(f"{w}-{n}" for w in range(4) for n in range(50))
+
+
+def test_a_short_write_is_finished(tmp_path, monkeypatch):
+    real, calls = os.write, []
+
+    def short(fd, data):  # a signal or a nearly full disk: write(2) may take less than it was given
+        calls.append(len(data))
+        return real(fd, data[:10] if len(calls) == 1 else data)
+
+    monkeypatch.setattr(runindex.os, "write", short)
+    runindex._append(tmp_path / runindex.INDEX, {"id": "a", "status": "running"})
+    assert (tmp_path / runindex.INDEX).read_text() == '{"id": "a", "status": "running"}\n'
+    assert len(calls) == 2
+
+
+def test_a_record_no_index_line_names_is_removed(tmp_path):
+    (tmp_path / runindex.INDEX).mkdir()  # the index cannot be appended to
+    with pytest.raises(IsADirectoryError):
+        runindex.start(tmp_path, "record", argv=["swift", "sft"], env={}, node_rank=None,
+                       time="2026-01-01T12:00:00+00:00", host="h")
+    assert list((tmp_path / runindex.RECORDS).iterdir()) == []
+
+
+# --- running, or lost ------------------------------------------------------------------------------
+
+def test_a_pid_given_to_another_program_is_not_our_launch(tmp_path):
+    other = subprocess.Popen(["sleep", "30"])
+    try:
+        assert runs_cmd._alive(other.pid) is False
+        assert runs_cmd._alive(os.getpid()) is ("lorakit" in Path(f"/proc/{os.getpid()}/cmdline").read_text())
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_another_users_launch_is_alive(monkeypatch):
+    def denied(pid, sig):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(runs_cmd.os, "kill", denied)
+    monkeypatch.setattr(runs_cmd.Path, "read_bytes", lambda self: b"/usr/bin/python\0-m\0lorakit\0train")
+    assert runs_cmd._alive(4242) is True
+
+
+# --- replaying a record ----------------------------------------------------------------------------
+
+def test_from_elsewhere_with_a_relative_output_dir_is_refused(tmp_path, stub, cli, monkeypatch):  # noqa: F811
+    ran = tmp_path / "proj"
+    ran.mkdir()
+    assert lorakit(["train", "-p", "single", "--output-dir", "out"], stub, ran, SWIFT_STUB_EXIT="1").returncode == 1
+    [entry] = runindex.read(ran / "out")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    result = cli(["train", "--from", entry["record"], "--resume", "--dry-run"])
+    assert result.code == 2 and result.stdout == ""
+    assert result.stderr.splitlines()[-2:] == [
+        f"lorakit: error: --resume: the record ran in {ran}, where its output_dir out is {ran / 'out'}; from here it "
+        f"is {elsewhere / 'out'}, so the resume would search and write there",
+        f"  hint: cd {ran} and run it again"]
+    monkeypatch.chdir(ran)  # where it ran: resumes
+    result = cli(["train", "--from", entry["record"], "--resume", "--dry-run", "--format", "json"])
+    assert result.code == 0, result.stderr
+    assert json.loads(result.stdout)["argv"][-1] == str(ran / "out" / "v0-20260101-120000" / "checkpoint-2")
+
+
+def test_a_record_from_another_machine_resumes_here(tmp_path, stub, cli, monkeypatch):  # noqa: F811
+    assert lorakit(["train", "-p", "single", "--output-dir", "out"], stub, tmp_path, SWIFT_STUB_EXIT="1").returncode == 1
+    record = Path(runindex.read(tmp_path / "out")[0]["record"])
+    data = yaml.safe_load(record.read_text())
+    data["cwd"], data["host"] = "/home/someone/on/gpu7", "gpu7"  # not a dir here
+    other = tmp_path / "other.yaml"
+    other.write_text(yaml.safe_dump(data, sort_keys=False))
+    monkeypatch.chdir(tmp_path)
+    result = cli(["train", "--from", str(other), "--resume", "--dry-run", "--format", "json"])
+    assert result.code == 0, result.stderr
+    assert json.loads(result.stdout)["argv"][-1] == str(tmp_path / "out" / "v0-20260101-120000" / "checkpoint-2")
+
+
+def test_a_record_of_a_newer_format_says_so(tmp_path, cli):
+    record = tmp_path / "lorakit-run.yaml"
+    record.write_text("lorakit_record: 2\npreset: {}\n")
+    result = cli(["train", "--from", str(record), "--dry-run"])
+    assert result.code == 2
+    assert result.stderr.splitlines() == [
+        f"lorakit: error: --from {record}: a newer lorakit wrote this record (format 2); this lorakit reads format 1",
+        "  hint: pip install -U lorakit, or copy the record's `preset:` section into a preset and use -p"]
