@@ -51,3 +51,11 @@ def test_config_only_is_not_built_by_validate(cli, moe_dir):
     path, _ = moe_dir
     result = cli(["validate", "-p", "single", "--model", str(path), "--gpu-mem", "1"])
     assert "plan.does_not_fit" not in result.stderr
+
+
+def test_moe_without_checkpointing_says_what_is_approximate(cli, moe_dir):
+    path, _ = moe_dir
+    result = cli(["plan", "-p", "single", "--model", str(path), "--set", "max_length=128",
+                  "--set", "gradient_checkpointing=false", "--json"])
+    assert ("MoE without gradient checkpointing: the experts' activations are planned as a dense MLP of "
+            "intermediate_size, a little low; --simulate runs the real routing") in json.loads(result.stdout)["notes"]
