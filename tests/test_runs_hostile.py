@@ -192,3 +192,25 @@ def test_a_record_of_a_newer_format_says_so(tmp_path, cli):
     assert result.stderr.splitlines() == [
         f"lorakit: error: --from {record}: a newer lorakit wrote this record (format 2); this lorakit reads format 1",
         "  hint: pip install -U lorakit, or copy the record's `preset:` section into a preset and use -p"]
+
+
+# --- the end of a run, and the keyword that shadows a dir -----------------------------------------
+
+def test_a_run_that_exits_0_without_a_checkpoint_says_so(tmp_path, stub):  # noqa: F811
+    result = lorakit(["train", "-p", "single", "--output-dir", str(tmp_path / "out")], stub, tmp_path,
+                     SWIFT_STUB_NO_CKPT="1")
+    assert result.returncode == 0, result.stderr
+    run = (tmp_path / "out").resolve() / "v0-20260101-120000"
+    assert result.stderr.splitlines()[-1] == \
+        f"lorakit: this run saved no complete checkpoint (none under {run}): nothing to merge or resume"
+    assert runindex.read(tmp_path / "out")[0]["checkpoint"] is None
+
+
+def test_resume_auto_with_a_dir_named_auto_points_at_it(tmp_path, cli, monkeypatch):
+    checkpoint(tmp_path / "auto" / "v0-20260101-100000", 2)
+    monkeypatch.chdir(tmp_path)
+    result = dry(cli, Path("out"), "--resume", "auto")
+    assert result.code == 2
+    assert result.stderr.splitlines()[-1] == (
+        "  hint: drop --resume to start fresh, or --resume if-any to start fresh whenever there is nothing to "
+        "resume; a dir named auto is here: --resume ./auto searches it")

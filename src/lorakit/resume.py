@@ -273,8 +273,10 @@ def apply(job: Any, spec: str, *, ran_in: Optional[str] = None) -> Any:
         if spec == IF_ANY:
             report.note(_nothing(spec, found) + ": starting fresh")
             return job
-        raise LorakitError(_nothing(spec, found), hint="drop --resume to start fresh, or --resume if-any to "
-                                                       "start fresh whenever there is nothing to resume")
+        hint = "drop --resume to start fresh, or --resume if-any to start fresh whenever there is nothing to resume"
+        if Path(spec).is_dir():  # the keyword won; the user may have meant the dir
+            hint += f"; a dir named {spec} is here: --resume ./{spec} searches it"
+        raise LorakitError(_nothing(spec, found), hint=hint)
     ckpt = found.checkpoint.path
     check(job.args, ckpt)
     report.note(f"--resume: from {ckpt} (step {found.checkpoint.step})")

@@ -181,6 +181,9 @@ class End:
         if final is not None:
             report.note(f"final checkpoint: {final}")
             report.note(f"next: lorakit merge --adapters {shlex.quote(str(final))}")
+        elif rc == 0:  # ms-swift exits 0 under save_strategy no, or when there was nothing to train
+            where = run_dir if run_dir is not None else self.launch.output
+            report.note(f"this run saved no complete checkpoint (none under {where}): nothing to merge or resume")
         elif found is not None and found.checkpoint is not None:
             c = found.checkpoint
             for path, why in found.skipped:
