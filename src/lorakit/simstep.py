@@ -248,14 +248,19 @@ def shapes(spec: dict) -> dict:
             "versions": {"torch": torch.__version__, "transformers": transformers.__version__}}
 
 
-def main() -> int:
-    spec = json.loads(sys.stdin.read())
+def answer(spec: dict) -> dict:
     try:
-        out = shapes(spec) if spec.get("mode") == "shapes" else step(spec)
+        return shapes(spec) if spec.get("mode") == "shapes" else step(spec)
     except Exception as exc:  # one JSON answer either way; lorakit turns it into a clear error
-        out = {"error": f"{type(exc).__name__}: {exc}"}
+        return {"error": f"{type(exc).__name__}: {exc}"}
+
+
+def main() -> int:
+    """One spec -> one answer; a list of specs -> a list of answers (one torch import for all)."""
+    spec = json.loads(sys.stdin.read())
+    out = [answer(s) for s in spec] if isinstance(spec, list) else answer(spec)
     sys.stdout.write(json.dumps(out) + "\n")
-    return 0 if "error" not in out else 3
+    return 0 if "error" not in (out if isinstance(out, dict) else {}) else 3
 
 
 if __name__ == "__main__":

@@ -69,8 +69,9 @@ def swift_python(env: dict | None = None) -> str:
     return python
 
 
-def run_spec(spec: dict, python: str, timeout: float = TIMEOUT_S) -> dict:
-    """simstep's answer for one spec; an EnvironmentProblem when it cannot give one."""
+def run_spec(spec, python: str, timeout: float = TIMEOUT_S):
+    """simstep's answer for one spec (a list of answers for a list of specs, in one process);
+    an EnvironmentProblem when it cannot give one."""
     try:
         done = subprocess.run([python, str(SCRIPT)], input=json.dumps(spec), capture_output=True,
                               text=True, timeout=timeout)
@@ -83,11 +84,16 @@ def run_spec(spec: dict, python: str, timeout: float = TIMEOUT_S) -> dict:
         tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
         raise EnvironmentProblem(f"the simulated step failed (exit {done.returncode}): {tail[0]}",
                                  hint=f"run it by hand: {python} {SCRIPT} < spec.json") from None
+    for one in out if isinstance(out, list) else [out]:
+        _raise_error(one)
+    return out
+
+
+def _raise_error(out: dict) -> None:
     if "error" in out:
         raise EnvironmentProblem(f"the simulated step failed: {out['error']}",
                                  hint="the simulation builds the model with transformers' AutoModelForCausalLM; "
                                       "an architecture it does not know cannot be simulated")
-    return out
 
 
 def simulate(model: str, info, lay: dict, alpha=None, python: str | None = None) -> dict:
