@@ -214,3 +214,12 @@ def test_resume_auto_with_a_dir_named_auto_points_at_it(tmp_path, cli, monkeypat
     assert result.stderr.splitlines()[-1] == (
         "  hint: drop --resume to start fresh, or --resume if-any to start fresh whenever there is nothing to "
         "resume; a dir named auto is here: --resume ./auto searches it")
+
+
+def test_runs_of_the_index_file_itself(tmp_path, cli):
+    _index(tmp_path, line(id="a", status="finished"))
+    result = cli(["runs", str(tmp_path / runindex.INDEX)])
+    assert result.code == 2
+    assert result.stderr.splitlines() == [
+        f"lorakit: error: runs {tmp_path / runindex.INDEX}: a file, not a directory",
+        f"  hint: give the dir that holds it: lorakit runs {tmp_path}"]

@@ -87,7 +87,11 @@ def runs(
 
     root = Path(output).expanduser()
     if not root.is_dir():
-        raise LorakitError(f"runs {output}: no such directory", hint="give the output dir a `lorakit train` wrote to")
+        what = "a file, not a directory" if root.exists() else "no such directory"
+        hint = "give the output dir a `lorakit train` wrote to"
+        if root.name == runindex.INDEX:
+            hint = f"give the dir that holds it: lorakit runs {root.parent}"
+        raise LorakitError(f"runs {output}: {what}", hint=hint)
     found = indexes(root)
     if not found:
         raise LorakitError(f"runs {output}: no lorakit launches recorded here (no {runindex.INDEX})",
