@@ -223,3 +223,18 @@ def test_runs_of_the_index_file_itself(tmp_path, cli):
     assert result.stderr.splitlines() == [
         f"lorakit: error: runs {tmp_path / runindex.INDEX}: a file, not a directory",
         f"  hint: give the dir that holds it: lorakit runs {tmp_path}"]
+
+
+def test_from_a_finished_run_says_how_to_raise_max_steps_without_set(tmp_path, stub, cli):  # noqa: F811
+    out = tmp_path / "out"
+    done = lorakit(["train", "-p", "single", "--output-dir", str(out), "--set", "max_steps=2"], stub, tmp_path)
+    assert done.returncode == 0, done.stderr
+    [entry] = runindex.read(out)
+    result = cli(["train", "--from", entry["record"], "--resume", "--dry-run"])
+    assert result.code == 2
+    ckpt = out.resolve() / "v0-20260101-120000" / "checkpoint-2"
+    assert result.stderr.splitlines()[-2:] == [
+        f"lorakit: error: --resume {ckpt}: cannot resume this job from it: the checkpoint is at step 2 and this job's "
+        "max_steps is 2: it would end at once (to train on, raise max_steps, e.g. --set max_steps=4)",
+        "  hint: --from replays the record unchanged (it takes no --set): copy the record's `preset:` section into "
+        "a preset, raise max_steps or num_train_epochs there, and run lorakit train -p THAT --resume"]

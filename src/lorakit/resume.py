@@ -196,14 +196,20 @@ def refusals(args: dict, ckpt: Path) -> list[str]:
     return out
 
 
-def check(args: dict, ckpt: Path) -> None:
+def check(args: dict, ckpt: Path, *, replayed: bool = False) -> None:
+    """replayed: the job is a `train --from` record, which takes no --set, so the fixes that
+    raise max_steps or num_train_epochs need the record turned into a preset first."""
     found = refusals(args, ckpt)
     if not found:
         return
     head = f"--resume {ckpt}: cannot resume this job from it"
+    hint = None
+    if replayed and any(f.startswith(("the checkpoint is at step", "the checkpoint has trained")) for f in found):
+        hint = ("--from replays the record unchanged (it takes no --set): copy the record's `preset:` section "
+                "into a preset, raise max_steps or num_train_epochs there, and run lorakit train -p THAT --resume")
     if len(found) == 1:
-        raise LorakitError(f"{head}: {found[0]}")
-    raise LorakitError(f"{head}:\n" + "\n".join(f"  - {f}" for f in found))
+        raise LorakitError(f"{head}: {found[0]}", hint=hint)
+    raise LorakitError(f"{head}:\n" + "\n".join(f"  - {f}" for f in found), hint=hint)
 
 
 def _where(spec: str, job: Any) -> Path:
@@ -225,6 +231,10 @@ def _where(spec: str, job: Any) -> Path:
 def _nothing(spec: str, found: Search) -> str:
     where = f"under {found.where}" if found.runs else f"in {found.where} (no ms-swift run there)"
     return f"--resume {spec}: no complete checkpoint {where}"
+
+
+def _replayed(job: Any) -> bool:
+    return any(str(v).startswith("record ") for v in job.sources.values())
 
 
 def _same_place(job: Any, ran_in: Optional[str]) -> None:
@@ -278,7 +288,7 @@ def apply(job: Any, spec: str, *, ran_in: Optional[str] = None) -> Any:
             hint += f"; a dir named {spec} is here: --resume ./{spec} searches it"
         raise LorakitError(_nothing(spec, found), hint=hint)
     ckpt = found.checkpoint.path
-    check(job.args, ckpt)
+    check(job.args, ckpt, replayed=ran_in is not None or _replayed(job))
     report.note(f"--resume: from {ckpt} (step {found.checkpoint.step})")
     return replace(job, args={**job.args, KEY: str(ckpt)},
                    sources={**job.sources, f"args.{KEY}": f"--resume {spec}"})
