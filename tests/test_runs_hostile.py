@@ -238,3 +238,12 @@ def test_from_a_finished_run_says_how_to_raise_max_steps_without_set(tmp_path, s
         "max_steps is 2: it would end at once (to train on, raise max_steps, e.g. --set max_steps=4)",
         "  hint: --from replays the record unchanged (it takes no --set): copy the record's `preset:` section into "
         "a preset, raise max_steps or num_train_epochs there, and run lorakit train -p THAT --resume"]
+
+
+def test_a_record_that_cannot_be_written_says_why(tmp_path, monkeypatch):
+    def refuse(self, *a, **k):  # what a read-only output dir does (root ignores the mode bits here)
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(runindex.Path, "write_text", refuse)
+    with pytest.raises(PermissionError):
+        runindex._exclusive(tmp_path, "20260101-120000-1", "a")

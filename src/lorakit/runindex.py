@@ -89,7 +89,7 @@ def _exclusive(folder: Path, stem: str, text: str) -> Path:
                 continue
         raise FileExistsError(f"{folder}: no free record name for {stem}")
     finally:
-        tmp.unlink()
+        tmp.unlink(missing_ok=True)  # a write that failed may have made nothing: its error, not this one
 
 
 @dataclass
