@@ -247,3 +247,17 @@ def test_a_record_that_cannot_be_written_says_why(tmp_path, monkeypatch):
     monkeypatch.setattr(runindex.Path, "write_text", refuse)
     with pytest.raises(PermissionError):
         runindex._exclusive(tmp_path, "20260101-120000-1", "a")
+
+
+def test_if_any_does_not_throw_away_a_save_only_model_run(tmp_path, cli):
+    out = tmp_path / "out"
+    ckpt = checkpoint(out / "v0-20260101-100000", 4, optimizer=False, scheduler=False, rng=False).resolve()
+    result = dry(cli, out, "--resume", "if-any")
+    assert result.code == 2 and result.stdout == ""
+    assert result.stderr.splitlines()[-2:] == [
+        f"lorakit: error: --resume if-any: {ckpt} holds weights only (save_only_model): starting fresh would throw "
+        "its training away",
+        "  hint: add --set resume_only_model=true to resume from the weights, or drop --resume to start fresh"]
+    result = dry(cli, out, "--resume", "if-any", "--set", "resume_only_model=true")
+    assert result.code == 0, result.stderr
+    assert json.loads(result.stdout)["argv"][-1] == str(ckpt)

@@ -280,6 +280,14 @@ def apply(job: Any, spec: str, *, ran_in: Optional[str] = None) -> Any:
         if explicit:
             raise LorakitError(f"--resume {spec}: this checkpoint cannot be resumed: {found.skipped[0][1]}",
                                hint=f"--resume {found.where.parent} takes the newest complete one of its run")
+        weights = [path for path, why in found.skipped if why.startswith("weights only")]
+        if spec == IF_ANY and weights:
+            # save_only_model runs: a requeued job (launch.requeue runs --resume if-any) would
+            # start from step 0 at every requeue, never saying why in its batch log
+            raise LorakitError(f"--resume if-any: {weights[0]} holds weights only (save_only_model): starting "
+                               "fresh would throw its training away",
+                               hint="add --set resume_only_model=true to resume from the weights, or drop "
+                                    "--resume to start fresh")
         if spec == IF_ANY:
             report.note(_nothing(spec, found) + ": starting fresh")
             return job
