@@ -34,7 +34,10 @@ run = out / ("v%d-20260101-1200%02d" % (n, n))
 run.mkdir(parents=True)
 resumed = argv[argv.index("--resume_from_checkpoint") + 1] if "--resume_from_checkpoint" in argv else None
 (run / "args.json").write_text('{"resume_from_checkpoint": %s}' % ('"%s"' % resumed if resumed else "null"))
-if not os.environ.get("SWIFT_STUB_NO_CKPT"):
+if os.environ.get("SWIFT_STUB_FULL"):  # tuner_type full: the model's weights, no adapter
+    from test_runs_hostile import full_checkpoint
+    full_checkpoint(run, 2)
+elif not os.environ.get("SWIFT_STUB_NO_CKPT"):
     checkpoint(run, 2)
 if os.environ.get("SWIFT_STUB_WAIT"):
     Path(os.environ["SWIFT_STUB_WAIT"]).write_text("ready")

@@ -261,3 +261,86 @@ def test_if_any_does_not_throw_away_a_save_only_model_run(tmp_path, cli):
     result = dry(cli, out, "--resume", "if-any", "--set", "resume_only_model=true")
     assert result.code == 0, result.stderr
     assert json.loads(result.stdout)["argv"][-1] == str(ckpt)
+
+
+# --- tuner_type full: the model's own weights, no adapter ------------------------------------------
+
+def full_checkpoint(run: Path, step: int, *, shards: int = 0, cut: int = 0) -> Path:
+    """checkpoint-N of a full-parameter run: transformers' save_pretrained weights (one file, or
+    shards and their index), the Trainer's state as for an adapter."""
+    from test_resume import safetensors
+
+    ckpt = run / f"checkpoint-{step}"
+    ckpt.mkdir(parents=True)
+    (ckpt / "config.json").write_text("{}")
+    if shards:
+        names = [f"model-{i:05d}-of-{shards:05d}.safetensors" for i in range(1, shards + 1)]
+        for name in names:
+            safetensors(ckpt / name)
+        (ckpt / "model.safetensors.index.json").write_text(json.dumps(
+            {"metadata": {}, "weight_map": {f"layer{i}.w": n for i, n in enumerate(names)}}))
+    else:
+        safetensors(ckpt / "model.safetensors", cut=cut)
+    for name in ("optimizer.pt", "scheduler.pt", "rng_state.pth"):
+        (ckpt / name).write_bytes(b"x")
+    (ckpt / "trainer_state.json").write_text(json.dumps({"global_step": step, "max_steps": 10, "epoch": step / 10}))
+    (ckpt / "args.json").write_text(json.dumps({"model": "Qwen/Qwen3-8B", "tuner_type": "full", "lora_rank": 8}))
+    return ckpt
+
+
+def test_full_weights_whole_or_not(tmp_path):
+    from lorakit import fullckpt
+
+    assert fullckpt.weights_problem(full_checkpoint(tmp_path / "a", 2)) is None
+    assert fullckpt.weights_problem(full_checkpoint(tmp_path / "b", 2, shards=3)) is None
+    assert fullckpt.weights_problem(full_checkpoint(tmp_path / "c", 2, cut=5)) == \
+        "model.safetensors is cut short: 72 of 77 bytes"
+    sharded = full_checkpoint(tmp_path / "d", 2, shards=2)
+    (sharded / "model-00002-of-00002.safetensors").unlink()
+    assert fullckpt.weights_problem(sharded) == \
+        "no model-00002-of-00002.safetensors (named in model.safetensors.index.json)"
+    (sharded / "model.safetensors.index.json").write_text('{"weight_map": ')
+    assert fullckpt.weights_problem(sharded) == "model.safetensors.index.json has no weight_map (cut short?)"
+    (sharded / "model.safetensors.index.json").unlink()
+    (sharded / "model-00001-of-00002.safetensors").unlink()
+    assert fullckpt.weights_problem(sharded) == \
+        "no model weights (model.safetensors, or its shards and model.safetensors.index.json)"
+
+
+def test_resume_of_a_full_run(tmp_path, cli):
+    out = tmp_path / "out"
+    good = full_checkpoint(out / "v0-20260101-100000", 4).resolve()
+    cut = full_checkpoint(out / "v1-20260102-100000", 6, cut=5).resolve()
+    result = dry(cli, out, "--resume", "--set", "tuner_type=full", "--set", "lora_rank=64")  # rank: not compared
+    assert result.code == 0, result.stderr
+    assert json.loads(result.stdout)["argv"][-2:] == ["--resume_from_checkpoint", str(good)]
+    assert f"lorakit: --resume: skipped {cut}: model.safetensors is cut short: 72 of 77 bytes" \
+        in result.stderr.splitlines()
+    explicit = dry(cli, out, "--resume", str(good), "--set", "tuner_type=full")
+    assert json.loads(explicit.stdout)["argv"][-1] == str(good)
+
+
+def test_a_full_run_ends_with_its_checkpoint_and_no_merge(tmp_path, stub):  # noqa: F811
+    out = tmp_path / "out"
+    result = lorakit(["train", "-p", "single", "--output-dir", str(out), "--set", "tuner_type=full"], stub, tmp_path,
+                     SWIFT_STUB_FULL="1")
+    assert result.returncode == 0, result.stderr
+    ckpt = out.resolve() / "v0-20260101-120000" / "checkpoint-2"
+    assert result.stderr.splitlines()[-2:] == [
+        f"lorakit: run finished (exit code 0); recorded in {out.resolve() / runindex.INDEX}",
+        f"lorakit: final checkpoint: {ckpt}"]
+    assert runindex.read(out)[0]["checkpoint"] == str(ckpt)
+    failed = lorakit(["train", "-p", "single", "--output-dir", str(out), "--set", "tuner_type=full"], stub, tmp_path,
+                     SWIFT_STUB_NO_CKPT="1", SWIFT_STUB_EXIT="1")
+    assert failed.returncode == 1
+    assert f"lorakit: the newest complete checkpoint is {ckpt} (step 2); resume with:" in failed.stderr.splitlines()
+
+
+def test_a_lora_job_over_a_full_runs_checkpoint_says_tuner_type(tmp_path, cli):
+    ckpt = full_checkpoint(tmp_path / "out" / "v0-20260101-100000", 4).resolve()
+    result = dry(cli, tmp_path / "out", "--resume")
+    assert result.code == 2
+    assert result.stderr.splitlines()[-1] == (
+        f"lorakit: error: --resume {ckpt}: cannot resume this job from it: tuner_type: this job has 'lora', the "
+        f"checkpoint was trained with 'full' ({ckpt / 'args.json'}) (a resume must train the same adapter: use the "
+        "checkpoint's value, or start fresh without --resume)")

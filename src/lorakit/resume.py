@@ -30,7 +30,9 @@ from pathlib import Path
 from typing import Any, Optional
 
 from lorakit import checkpoints as ck
+from lorakit import fullckpt
 from lorakit.errors import LorakitError
+from lorakit.halfwritten import _trainer_state_problem as trainer_state_problem
 from lorakit.halfwritten import adapter_dir, checkpoint_problem
 from lorakit.trainlog import number, read_json
 from lorakit.values import as_bool, as_int
@@ -46,9 +48,12 @@ COMPARED = {"tuner_type": (("tuner_type", "train_type"), None), "lora_rank": (("
             "model": (("model",), None)}
 
 
-def state_problem(ckpt: Path, *, model_only: bool) -> Optional[str]:
-    """Why the Trainer cannot resume from `ckpt` as it was saved, or None."""
-    problem = checkpoint_problem(ckpt, training=True) or _step_problem(ckpt)
+def state_problem(ckpt: Path, *, model_only: bool, full: bool = False) -> Optional[str]:
+    """Why the Trainer cannot resume from `ckpt` as it was saved, or None. full: a tuner_type
+    full checkpoint, the model's own weights (lorakit.fullckpt) instead of an adapter."""
+    whole = (fullckpt.weights_problem(ckpt) or trainer_state_problem(ckpt)) if full \
+        else checkpoint_problem(ckpt, training=True)
+    problem = whole or _step_problem(ckpt)
     if problem or model_only:
         return problem
     names = {p.name for p in _entries(ckpt)}
@@ -95,20 +100,24 @@ class Search:
     runs: int = 0
 
 
-def newest_complete(where: Path, *, model_only: bool = False) -> Search:
+def newest_complete(where: Path, *, model_only: bool = False, full: bool = False) -> Search:
     """Runs newest first (checkpoints.newest_first), each run's checkpoints by step, newest first;
     the first one that holds everything a resume loads. `where`: a checkpoint, run or output root."""
     found = Search(Path(where))
-    runs = ck.newest_first(ck.scan(where))
+    runs = ck.newest_first(fullckpt.runs(where) if full else ck.scan(where))
     found.runs = len(runs)
     for run in runs:
         for c in reversed(run.checkpoints):
-            problem = c.incomplete or state_problem(c.path, model_only=model_only)
+            problem = (None if full else c.incomplete) or state_problem(c.path, model_only=model_only, full=full)
             if problem is None:
                 found.checkpoint = c
                 return found
             found.skipped.append((c.path, problem))
     return found
+
+
+def is_full(args: dict) -> bool:
+    return str(args.get("tuner_type", args.get("train_type", "lora"))) == "full"
 
 
 def step_of(ckpt: Path) -> dict[str, Any]:
@@ -150,6 +159,8 @@ def mismatches(args: dict, ckpt: Path) -> list[str]:
     saved, config, args_path, config_path = _saved(ckpt)
     out = []
     for key, (saved_keys, config_key) in COMPARED.items():
+        if is_full(args) and is_full(saved) and key not in ("tuner_type", "model"):
+            continue  # ms-swift saves the LoRA defaults in a full run's args.json too
         want = args.get(key, DEFAULTS.get(key))
         have, where = next(((saved[k], args_path) for k in saved_keys if saved.get(k) is not None), (None, ""))
         if have is None and config_key and config.get(config_key) is not None:
@@ -271,12 +282,17 @@ def apply(job: Any, spec: str, *, ran_in: Optional[str] = None) -> Any:
         raise LorakitError(f"--resume and resume_from_checkpoint {job.args[KEY]!r} ({job.source_of('args.' + KEY)}) "
                            "both say where to resume from", hint="give one of them")
     where = _where(spec, job)
-    model_only = bool(as_bool(job.args.get("resume_only_model")))
-    explicit = spec not in (AUTO, IF_ANY) and ck.is_checkpoint(where)
-    found = newest_complete(where, model_only=model_only)
+    model_only, full = bool(as_bool(job.args.get("resume_only_model"))), is_full(job.args)
+    explicit = spec not in (AUTO, IF_ANY) and (ck._CKPT_RE.match(where.name) if full else ck.is_checkpoint(where))
+    found = newest_complete(where, model_only=model_only, full=full)
     for path, why in ([] if explicit else found.skipped):
         report.note(f"--resume: skipped {path}: {why}")
     if found.checkpoint is None:
+        # the other kind's checkpoint (a LoRA job over a full run's, or the reverse): its refusal
+        # says tuner_type, which "nothing to resume" would not
+        other = newest_complete(where, model_only=model_only, full=not full).checkpoint
+        if other is not None:
+            check(job.args, other.path, replayed=ran_in is not None or _replayed(job))
         if explicit:
             raise LorakitError(f"--resume {spec}: this checkpoint cannot be resumed: {found.skipped[0][1]}",
                                hint=f"--resume {found.where.parent} takes the newest complete one of its run")
@@ -292,7 +308,7 @@ def apply(job: Any, spec: str, *, ran_in: Optional[str] = None) -> Any:
             report.note(_nothing(spec, found) + ": starting fresh")
             return job
         hint = "drop --resume to start fresh, or --resume if-any to start fresh whenever there is nothing to resume"
-        if Path(spec).is_dir():  # the keyword won; the user may have meant the dir
+        if spec in (AUTO, IF_ANY) and Path(spec).is_dir():  # the keyword won; the user may have meant the dir
             hint += f"; a dir named {spec} is here: --resume ./{spec} searches it"
         raise LorakitError(_nothing(spec, found), hint=hint)
     ckpt = found.checkpoint.path

@@ -169,18 +169,24 @@ class End:
         args = self.job.args
         add_version = as_bool(args.get("add_version")) is not False
         run_dir = runindex.new_run_dir(self.launch.output, self.launch.before) if add_version else self.launch.output
-        runs = checkpoints.newest_first(checkpoints.scan(run_dir)) if run_dir is not None else []
-        own = next((r.complete[-1].path for r in runs if r.complete), None)  # this run's last whole save
+        full = resume.is_full(args)  # tuner_type full saves the model, not an adapter (lorakit.fullckpt)
+        if full:
+            mine = resume.newest_complete(run_dir, model_only=True, full=True).checkpoint if run_dir else None
+            own = mine.path if mine is not None else None
+        else:
+            runs = checkpoints.newest_first(checkpoints.scan(run_dir)) if run_dir is not None else []
+            own = next((r.complete[-1].path for r in runs if r.complete), None)  # this run's last whole save
         final = own if rc == 0 else None
         found = None if rc == 0 else resume.newest_complete(
-            self.launch.output, model_only=bool(as_bool(args.get("resume_only_model"))))
+            self.launch.output, model_only=bool(as_bool(args.get("resume_only_model"))), full=full)
         entry = runindex.finish(self.launch, rc=rc, caught=self.caught, run_dir=run_dir, checkpoint=own,
                                 time=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                                 record_name=record.record_name(self.job.launch.node_rank))
         report.note(f"run {entry['status']} (exit code {rc}); recorded in {self.launch.index}")
         if final is not None:
             report.note(f"final checkpoint: {final}")
-            report.note(f"next: lorakit merge --adapters {shlex.quote(str(final))}")
+            if not full:  # a full model has no adapter to merge
+                report.note(f"next: lorakit merge --adapters {shlex.quote(str(final))}")
         elif rc == 0:  # ms-swift exits 0 under save_strategy no, or when there was nothing to train
             where = run_dir if run_dir is not None else self.launch.output
             report.note(f"this run saved no complete checkpoint (none under {where}): nothing to merge or resume")
