@@ -344,3 +344,13 @@ def test_a_lora_job_over_a_full_runs_checkpoint_says_tuner_type(tmp_path, cli):
         f"lorakit: error: --resume {ckpt}: cannot resume this job from it: tuner_type: this job has 'lora', the "
         f"checkpoint was trained with 'full' ({ckpt / 'args.json'}) (a resume must train the same adapter: use the "
         "checkpoint's value, or start fresh without --resume)")
+
+
+def test_resume_of_a_dir_without_runs_gets_no_auto_hint(tmp_path, cli):
+    (tmp_path / "empty").mkdir()
+    result = dry(cli, tmp_path / "out", "--resume", str(tmp_path / "empty"))
+    assert result.code == 2
+    assert result.stderr.splitlines()[-2:] == [
+        f"lorakit: error: --resume {tmp_path / 'empty'}: no complete checkpoint in {tmp_path / 'empty'} (no ms-swift "
+        "run there)",
+        "  hint: drop --resume to start fresh, or --resume if-any to start fresh whenever there is nothing to resume"]
