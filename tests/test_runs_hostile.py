@@ -354,3 +354,24 @@ def test_resume_of_a_dir_without_runs_gets_no_auto_hint(tmp_path, cli):
         f"lorakit: error: --resume {tmp_path / 'empty'}: no complete checkpoint in {tmp_path / 'empty'} (no ms-swift "
         "run there)",
         "  hint: drop --resume to start fresh, or --resume if-any to start fresh whenever there is nothing to resume"]
+
+
+@pytest.mark.parametrize("pid", [0, -1, "12", True, None])
+def test_a_pid_that_names_no_one_process_is_lost(pid):
+    assert runs_cmd._alive(pid) is False
+
+
+def test_a_pid_reused_by_a_later_lorakit_is_lost(tmp_path):
+    # a lorakit started now holds the pid an entry written an hour ago names
+    ready = tmp_path / "ready"
+    later = subprocess.Popen([sys.executable, "-c", "import sys, time; open(sys.argv[1], 'w').close(); time.sleep(30)",
+                              str(ready), "lorakit"])
+    try:
+        while not ready.exists() and later.poll() is None:  # its cmdline is ours until it execs
+            os.sched_yield()
+        assert runs_cmd._alive(later.pid, "2026-01-01T11:00:00+00:00") is False
+        assert runs_cmd._alive(later.pid, "2999-01-01T11:00:00+00:00") is True
+        assert runs_cmd._alive(later.pid, "not a time") is True
+    finally:
+        later.kill()
+        later.wait()

@@ -18,19 +18,41 @@ COLUMNS = ("started", "status", "exit", "run", "checkpoint", "record")
 LOST = "lost"
 
 
-def _alive(pid: Any) -> bool:
-    """Whether that pid is still a lorakit: a pid another user's process holds is alive (EPERM);
-    one the kernel has since given to another program is not (/proc/PID/cmdline, where there is one)."""
+def _started(pid: int) -> float | None:
+    """When process pid started (epoch seconds), from Linux's /proc; None elsewhere."""
     try:
-        os.kill(int(pid), 0)
+        ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])  # field 22
+        boot = next(float(x.split()[1]) for x in Path("/proc/stat").read_text().splitlines() if x.startswith("btime"))
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+
+
+def _alive(pid: Any, since: Any = None) -> bool:
+    """Whether that pid is still the lorakit that wrote the entry at `since` (its ISO time): a pid
+    another user's process holds is alive (EPERM); one the kernel has since given to another
+    program (/proc/PID/cmdline), or to a lorakit started after the entry, is not."""
+    from datetime import datetime
+
+    if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
+        return False  # os.kill(0 or -1, 0) asks about a whole process group: always "alive"
+    try:
+        os.kill(pid, 0)
     except PermissionError:
         pass
-    except (OSError, ValueError, TypeError, OverflowError):
+    except (OSError, OverflowError):
         return False
     try:
-        return b"lorakit" in Path(f"/proc/{int(pid)}/cmdline").read_bytes()
+        if b"lorakit" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+            return False
     except OSError:
         return True  # no /proc (macOS): the pid answering is all there is to go by
+    try:
+        written = datetime.fromisoformat(str(since)).timestamp()
+    except ValueError:
+        return True
+    started = _started(pid)
+    return started is None or started <= written + 2  # lorakit starts, then writes the entry
 
 
 def _settled(entry: dict) -> dict:
@@ -39,7 +61,7 @@ def _settled(entry: dict) -> dict:
     from lorakit import runindex
 
     if entry.get("status") == runindex.RUNNING and entry.get("host") == socket.gethostname() \
-            and not _alive(entry.get("pid")):
+            and not _alive(entry.get("pid"), entry.get("time")):
         return {**entry, "status": LOST}
     return entry
 
