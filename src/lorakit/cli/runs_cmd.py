@@ -52,7 +52,9 @@ def _alive(pid: Any, since: Any = None) -> bool:
     except ValueError:
         return True
     started = _started(pid)
-    return started is None or started <= written + 2  # lorakit starts, then writes the entry
+    # lorakit starts, then writes the entry; the margin covers a clock stepped since (NTP moves
+    # /proc/stat's btime with it), a reuse of the pid comes much later
+    return started is None or started <= written + 120
 
 
 def _settled(entry: dict) -> dict:
