@@ -32,6 +32,9 @@ out = Path(argv[argv.index("--output_dir") + 1])
 n = len([p for p in out.glob("v*-*")]) if out.is_dir() else 0
 run = out / ("v%d-20260101-1200%02d" % (n, n))
 run.mkdir(parents=True)
+if os.environ.get("SWIFT_STUB_ALSO"):  # another launch's vN dir, made at the same time
+    os.makedirs(os.environ["SWIFT_STUB_ALSO"])
+    Path(os.environ["SWIFT_STUB_ALSO"], "args.json").write_text('{"resume_from_checkpoint": null}')
 resumed = argv[argv.index("--resume_from_checkpoint") + 1] if "--resume_from_checkpoint" in argv else None
 (run / "args.json").write_text('{"resume_from_checkpoint": %s}' % ('"%s"' % resumed if resumed else "null"))
 if os.environ.get("SWIFT_STUB_FULL"):  # tuner_type full: the model's weights, no adapter

@@ -375,3 +375,34 @@ def test_a_pid_reused_by_a_later_lorakit_is_lost(tmp_path):
     finally:
         later.kill()
         later.wait()
+
+
+def test_overlapping_launches_each_find_their_own_run_dir(tmp_path):
+    # two launches into one output dir at once: both see v0 and v1 appear
+    for name, lr in (("v0-20260101-120000", 0.0001), ("v1-20260101-120001", 0.0002)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "args.json").write_text(json.dumps(
+            {"learning_rate": lr, "max_steps": 10, "output_dir": str(tmp_path / name), "use_hf": True}))
+    argv = ["swift", "sft", "--learning_rate", "1e-4", "--max_steps", "10", "--use_hf", "true",
+            "--output_dir", str(tmp_path)]
+    assert runindex.new_run_dir(tmp_path, set(), argv) == tmp_path / "v0-20260101-120000"
+    argv[3] = "0.0002"
+    assert runindex.new_run_dir(tmp_path, set(), argv) == tmp_path / "v1-20260101-120001"
+    argv[3] = "0.0003"  # neither: no guess, no record copied into another launch's dir
+    assert runindex.new_run_dir(tmp_path, set(), argv) is None
+    assert runindex.new_run_dir(tmp_path, {"v0-20260101-120000"}, argv) == tmp_path / "v1-20260101-120001"
+
+
+def test_a_run_whose_dir_cannot_be_told_says_so(tmp_path, stub):  # noqa: F811
+    out = tmp_path / "out"
+    (out / "v5-20260101-120005").mkdir(parents=True)  # an older run: not fresh
+    # during the launch the stub makes its v1 and (SWIFT_STUB_ALSO) another launch's v6, both with
+    # an args.json that names no flag of this launch
+    env = dict(stub)
+    result = lorakit(["train", "-p", "single", "--output-dir", str(out)], env, tmp_path,
+                     SWIFT_STUB_NO_CKPT="1", SWIFT_STUB_ALSO=str(out / "v6-20260101-120006"))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines()[-1] == (
+        f"lorakit: several vN dirs appeared in {out.resolve()} while this run ran (another launch at the same "
+        "time) and none holds this run's flags alone: its run dir is not told, no record copied")
+    assert not (out / "v6-20260101-120006" / "lorakit-run.yaml").exists()

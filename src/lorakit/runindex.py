@@ -54,13 +54,39 @@ def run_dirs(output: Path) -> set[str]:
         return set()
 
 
-def new_run_dir(output: Path, before: set[str]) -> Optional[Path]:
-    """The vN dir that appeared during the launch; the highest N if several did (another launch
-    into the same output dir at the same time)."""
-    fresh = run_dirs(output) - before
-    if not fresh:
+def _differences(run_dir: Path, argv: list[str]) -> int:
+    """How many of argv's one-value flags the run's args.json (ms-swift's save_args) holds
+    otherwise; output_dir aside (ms-swift adds the vN to it)."""
+    try:
+        saved = json.loads((run_dir / "args.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        saved = None
+    if not isinstance(saved, dict):
+        return len(argv)  # nothing to tell by: last
+    out = 0
+    for i, word in enumerate(argv[:-1]):
+        value, key = argv[i + 1], word[2:].split("=", 1)[0]
+        if not word.startswith("--") or "=" in word or value.startswith("--") or key == "output_dir":
+            continue
+        if key in saved and not isinstance(saved[key], (list, dict)) and str(saved[key]) != value:
+            try:
+                out += float(saved[key]) != float(value)
+            except (TypeError, ValueError):
+                out += 1
+    return out
+
+
+def new_run_dir(output: Path, before: set[str], argv: Optional[list[str]] = None) -> Optional[Path]:
+    """The vN dir that appeared during the launch. Several did when launches into one output
+    dir overlap: the one whose args.json holds this launch's flags (argv), when exactly one fits
+    best; otherwise None rather than another launch's dir (its record would go there)."""
+    fresh = sorted(run_dirs(output) - before, key=lambda n: int(_RUN_RE.match(n).group(1)))
+    if len(fresh) <= 1 or argv is None:
+        return Path(output) / fresh[-1] if fresh else None
+    scored = sorted((_differences(Path(output) / n, argv), n) for n in fresh)
+    if scored[0][0] == scored[1][0]:
         return None
-    return Path(output) / max(fresh, key=lambda n: int(_RUN_RE.match(n).group(1)))
+    return Path(output) / scored[0][1]
 
 
 def _append(index: Path, entry: dict[str, Any]) -> None:

@@ -168,7 +168,9 @@ class End:
             return
         args = self.job.args
         add_version = as_bool(args.get("add_version")) is not False
-        run_dir = runindex.new_run_dir(self.launch.output, self.launch.before) if add_version else self.launch.output
+        output, argv = self.launch.output, list(self.command.argv)
+        run_dir = runindex.new_run_dir(output, self.launch.before, argv) if add_version else output
+        untold = run_dir is None and len(runindex.run_dirs(output) - self.launch.before) > 1
         full = resume.is_full(args)  # tuner_type full saves the model, not an adapter (lorakit.fullckpt)
         if full:
             mine = resume.newest_complete(run_dir, model_only=True, full=True).checkpoint if run_dir else None
@@ -187,6 +189,9 @@ class End:
             report.note(f"final checkpoint: {final}")
             if not full:  # a full model has no adapter to merge
                 report.note(f"next: lorakit merge --adapters {shlex.quote(str(final))}")
+        elif untold:  # launches into one output dir overlapped (runindex.new_run_dir)
+            report.note(f"several vN dirs appeared in {output} while this run ran (another launch at the same "
+                        "time) and none holds this run's flags alone: its run dir is not told, no record copied")
         elif rc == 0:  # ms-swift exits 0 under save_strategy no, or when there was nothing to train
             where = run_dir if run_dir is not None else self.launch.output
             report.note(f"this run saved no complete checkpoint (none under {where}): nothing to merge or resume")
