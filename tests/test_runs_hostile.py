@@ -406,3 +406,10 @@ def test_a_run_whose_dir_cannot_be_told_says_so(tmp_path, stub):  # noqa: F811
         f"lorakit: several vN dirs appeared in {out.resolve()} while this run ran (another launch at the same "
         "time) and none holds this run's flags alone: its run dir is not told, no record copied")
     assert not (out / "v6-20260101-120006" / "lorakit-run.yaml").exists()
+
+
+def test_a_line_nested_too_deep_is_skipped(tmp_path):
+    _index(tmp_path, line(id="a", status="finished") + b'{"id": "b", "x": ' + b"[" * 100000 + b"]" * 100000 + b"}\n")
+    entries, skipped = runindex.read_all(tmp_path)
+    assert [e["id"] for e in entries] == ["a"]
+    assert skipped == [(2, "not a launch entry (nested too deep): skipped")]

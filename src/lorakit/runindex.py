@@ -184,13 +184,15 @@ def _entry(raw: bytes) -> tuple[Optional[dict[str, Any]], Optional[str]]:
         return None, "not UTF-8: skipped"
     try:
         entry = json.loads(line, parse_constant=_no_constant)
+    except RecursionError:  # nested past Python's stack: no entry lorakit wrote
+        return None, "not a launch entry (nested too deep): skipped"
     except ValueError:
         # a line cut short (full disk, a kill) and the next launch's line appended to it: the
         # whole entry after the cut still counts (every entry's JSON starts with its id)
         cut = line.rfind('{"id": ', 1)
         try:
             entry = json.loads(line[cut:], parse_constant=_no_constant) if cut > 0 else None
-        except ValueError:
+        except (ValueError, RecursionError):
             entry = None
         if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
             return None, "not JSON (cut short?): skipped"
