@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -26,7 +27,8 @@ def readme_commands() -> list[str]:
     blocks = re.findall(r"```bash\n(.*?)```", text, flags=re.S)
     lines = [line.split("  #")[0].strip() for block in blocks for line in block.splitlines()]
     return [line for line in lines
-            if re.match(r"^(\w+=\S+ )*lorakit (train|merge|validate)\b", line) and "|" not in line]
+            if re.match(r"^(\w+=\S+ )*lorakit (train|merge|validate|rlhf)\b", line) and "|" not in line
+            and "grpo_server" not in line]  # a paired launch, two commands: tests/test_rlhf.py
 
 
 def workspace(tmp_path: Path) -> Path:
@@ -38,9 +40,16 @@ def workspace(tmp_path: Path) -> Path:
     (ckpt / "adapter_model.safetensors").write_bytes(safetensors_bytes(16))
     (ckpt / "trainer_state.json").write_text(json.dumps({"global_step": 100, "log_history": []}))
     (ckpt / "args.json").write_text(json.dumps({"model": "Qwen/Qwen3-8B", "model_type": "qwen3"}))
+    # and the Trainer's own state, which `--resume` needs for a complete checkpoint
+    for name in ("optimizer.pt", "scheduler.pt", "rng_state.pth"):
+        (ckpt / name).write_bytes(b"\0" * 8)
+    shutil.copytree(tmp_path / "output", tmp_path / "out_sft")  # the README's SFT -> DPO walk-through
     (tmp_path / "my.yaml").write_text("extends: zero2\nargs: {lora_rank: 16, lora_alpha: 64}\n")
     (tmp_path / "data.jsonl").write_text('{"messages": [{"role": "user", "content": "hi"}, '
                                          '{"role": "assistant", "content": "hello"}]}\n' * 20)
+    (tmp_path / "sft.jsonl").write_text((tmp_path / "data.jsonl").read_text())
+    (tmp_path / "prefs.jsonl").write_text('{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", '
+                                          '"content": "hello"}], "rejected_response": "go away"}\n' * 20)
     # `lorakit train --from output/lorakit-run.yaml`: the record a real zero2 launch writes
     from lorakit import record
     from lorakit.cli.common import JobOptions, job_from_options as build
@@ -73,7 +82,7 @@ def rendered(words: list[str], cwd: Path, major: int) -> tuple[str, list[str]]:
     finally:
         os.chdir(old)
     assert result.code == 0, (args, result.stderr)
-    tokens = shlex.split(result.stdout.replace("\\\n", " "))
+    tokens = shlex.split(result.stdout.replace("\\\n", " "), comments=True)
     while "=" in tokens[0] or tokens[0] in ("env", "-u") or tokens[0].isupper():
         tokens.pop(0)
     assert tokens[0] == "swift"
