@@ -9,10 +9,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from lorakit import checkpoints as ck
 from lorakit import mergepick, report
 from lorakit.errors import LorakitError
-from lorakit.preflight import human
 
 COLUMNS = ("run", "checkpoint", "step", "loss", "eval_loss", "time", "size", "marks")
 RIGHT = {"step", "loss", "eval_loss", "size"}
@@ -23,6 +21,7 @@ def _loss(value: Optional[float]) -> str:
 
 
 def _cell(row: dict, name: str) -> str:
+    from lorakit.preflight import human
     if name == "marks":
         best = f"best ({row['best_by']})" if row["best"] else ""
         incomplete = f"incomplete: {row['incomplete']}" if row["incomplete"] else ""
@@ -88,6 +87,8 @@ def checkpoints(
       lorakit checkpoints output
       lorakit checkpoints output/v1-20260101-120000 --json
     """
+    # heavy: imported only by this command, so other commands' dry-runs do not pay for it
+    from lorakit import checkpoints as ck
     runs = ck.scan(mergepick.require_path(directory, "DIR"))
     rows = ck.checkpoints_table(runs)
     if not rows:

@@ -9,7 +9,6 @@ from typing import Annotated
 
 import typer
 
-from lorakit import doctor as diagnosis
 from lorakit.errors import EXIT_ENV
 
 MARK = {True: "✓", False: "✗", None: "-"}
@@ -44,6 +43,8 @@ def doctor(
       lorakit doctor
       lorakit doctor --smoke
     """
+    # heavy: imported only by this command, so other commands' dry-runs do not pay for it
+    from lorakit import doctor as diagnosis
     rows = diagnosis.diagnose(os.environ, output_dir)
     print_rows(rows)
     if not diagnosis.launchable(rows):

@@ -8,7 +8,6 @@ from typing import Annotated, Optional
 
 import typer
 
-from lorakit import plan as planner
 from lorakit import report
 from lorakit.checks import layout
 from lorakit.checks.facts import Facts
@@ -52,6 +51,8 @@ def header_lines(p: dict) -> list:
 
 
 def footer_lines(p: dict) -> list:
+    # heavy: imported only by this command, so other commands' dry-runs do not pay for it
+    from lorakit import plan as planner
     out = [f"note: {n}" for n in p["notes"]]
     if p["cpu_offload_gib"]:
         out.append(f"offloaded to CPU RAM per rank: {p['cpu_offload_gib']:.2f} GiB")
@@ -80,6 +81,7 @@ def footer_lines(p: dict) -> list:
 
 def _cell(p: dict, key: str) -> str:
     """GiB with two decimals, or MiB where a part that is not zero would read 0.00."""
+    from lorakit import plan as planner
     text = planner.size_text(p["breakdown_bytes"][key])
     return text[:-4] if text.endswith(" GiB") else text
 
@@ -139,6 +141,7 @@ def plan(
       lorakit plan -p ddp_device_map --json -- --max_length 8192
       lorakit plan -p single --simulate --gpu-mem 24
     """
+    from lorakit import plan as planner
     job = apply_fixups(c.job_from_options(shared.options(preset, ctx.args)))
     if job.command != "sft":
         raise LorakitError(f"preset {job.preset!r} runs `swift {job.command}`, not `swift sft`",
