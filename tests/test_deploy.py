@@ -60,10 +60,13 @@ def test_launch_passes_the_exit_code_through(tmp_path):
     record = tmp_path / "record.json"
     env = {"PATH": f"{FAKES}:{sys.executable.rsplit('/', 1)[0]}:/usr/bin:/bin", "FAKE_SWIFT_RECORD": str(record),
            "FAKE_SWIFT_MODE": "exit:3"}
-    done = subprocess.run([sys.executable, "-m", "lorakit", "deploy", "--adapters", "output", "--port", "0"],
+    with socket.socket() as probe:  # a port free now (port 0 is refused: ms-swift would pick a random one)
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+    done = subprocess.run([sys.executable, "-m", "lorakit", "deploy", "--adapters", "output", "--port", port],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 3, done.stderr
-    assert json.loads(record.read_text())["argv"][1:] == ["deploy", "--host", "127.0.0.1", "--port", "0",
+    assert json.loads(record.read_text())["argv"][1:] == ["deploy", "--host", "127.0.0.1", "--port", port,
                                                           "--adapters", str(ckpt)]
 
 
@@ -80,3 +83,43 @@ def test_ms_swift_parses_rendered_deploy_commands(tmp_path, major):
     [answer] = json.loads(out.stdout)
     assert (answer["exit"], answer["remaining"]) == (0, [])
     assert answer["values"]["adapters"] == [f"sft={a}"] and answer["values"]["vllm_max_lora_rank"] == 32
+
+
+# ---- hostile inputs (each was accepted before) ---------------------------------------------------
+
+@pytest.mark.parametrize("argv, shown", [(["--port", "0"], "0"), (["--port", "70000"], "70000"),
+                                         (["--port", "-1"], "-1"), (["--set", "port=abc"], "'abc'")])
+def test_a_port_out_of_range_is_refused_on_dry_run_too(tmp_path, argv, shown):
+    """find_free_port(0) picks a random port, 70000 and -1 are no port: the dry-run printed them."""
+    checkpoint(tmp_path)
+    result = run_in(tmp_path, ["deploy", "--adapters", "output", *argv, "--dry-run"])
+    assert result.code == 2
+    assert result.stderr.splitlines()[-2:] == [
+        f"lorakit: error: port {shown} is not a TCP port a server can listen on: 1 to 65535",
+        "  hint: pass --port 8000 (or another free port)"]
+
+
+def test_one_name_twice_is_refused(tmp_path):
+    """deploy_args.py keeps NAME=PATH in a dict: the second path replaced the first without a word."""
+    checkpoint(tmp_path)
+    checkpoint(tmp_path, run="v1-20260102-120000")
+    result = run_in(tmp_path, ["deploy", "--adapters", "a=output/v0-20260101-120000", "--adapters",
+                               "a=output/v1-20260102-120000", "--dry-run"])
+    assert result.code == 2
+    assert result.stderr.splitlines()[-2:] == [
+        "lorakit: error: --adapters names 'a' twice (output/v0-20260101-120000 and output/v1-20260102-120000): "
+        "ms-swift keeps one path per name (deploy_args.py adapter_mapping), so the first would not be served",
+        "  hint: give each adapter its own name, e.g. --adapters sft=PATH --adapters dpo=PATH2"]
+
+
+def test_adapters_of_two_bases_are_refused(tmp_path):
+    checkpoint(tmp_path)
+    checkpoint(tmp_path, run="v1-20260102-120000", model="Qwen/Qwen2.5-0.5B-Instruct")
+    result = run_in(tmp_path, ["deploy", "--adapters", "a=output/v0-20260101-120000", "--adapters",
+                               "b=output/v1-20260102-120000", "--dry-run"])
+    assert result.code == 2
+    assert result.stderr.splitlines()[-2:] == [
+        f"lorakit: error: --adapters come from two base models: output/v0-20260101-120000 was trained on "
+        f"{tmp_path}, output/v1-20260102-120000 on Qwen/Qwen2.5-0.5B-Instruct (their args.json); ms-swift loads "
+        "them all onto the first's base",
+        "  hint: pass adapters of one base together; serve the other base in its own lorakit deploy on another --port"]

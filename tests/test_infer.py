@@ -160,3 +160,18 @@ def test_ms_swift_parses_rendered_infer_commands(tmp_path, major):
     answers = json.loads(out.stdout)
     assert [(a["exit"], a["remaining"]) for a in answers] == [(0, []), (0, [])]
     assert answers[1]["values"]["vllm_max_lora_rank"] == 64 and answers[0]["values"]["adapters"] == [str(ckpt)]
+
+
+def test_infer_refuses_adapters_of_two_bases_unless_model_is_given(tmp_path):
+    """ms-swift reads the base from the first adapter's args.json (get_ckpt_dir): the second was
+    loaded onto the wrong base, and the dry-run said nothing."""
+    a = checkpoint(tmp_path)
+    b = checkpoint(tmp_path, run="v1-20260102-120000", model="Qwen/Qwen2.5-0.5B-Instruct")
+    result = run_in(tmp_path, ["infer", "--adapters", str(a), "--adapters", str(b), "--dry-run"])
+    assert result.code == 2
+    assert result.stderr.splitlines()[-2] == (
+        f"lorakit: error: --adapters come from two base models: {a} was trained on {tmp_path}, {b} on "
+        "Qwen/Qwen2.5-0.5B-Instruct (their args.json); ms-swift loads them all onto the first's base")
+    chosen = run_in(tmp_path, ["infer", "--adapters", str(a), "--adapters", str(b), "--model", str(tmp_path),
+                               "--dry-run"])
+    assert chosen.code == 0, chosen.stderr

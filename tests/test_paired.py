@@ -222,3 +222,22 @@ def test_ms_swift_parses_the_rollout_command(major):
     [answer] = json.loads(out.stdout)
     assert (answer["exit"], answer["remaining"]) == (0, [])
     assert answer["values"]["port"] == 8000 and answer["values"]["vllm_data_parallel_size"] == 2
+
+
+def test_a_taken_rollout_port_is_refused_before_anything_starts(fake):
+    """swift rollout moves a taken port elsewhere without a word (DeployArguments find_free_port): the
+    trainer and the health wait would have talked to whatever held it."""
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        env = {**os.environ, "PATH": f"{fake / 'bin'}{os.pathsep}{os.environ['PATH']}", "FAKE_DIR": str(fake)}
+        result = subprocess.run([sys.executable, "-m", "lorakit", "rlhf", "-p", "grpo_server", "--gpus", "1,2",
+                                 "--set", f"vllm_server_port={port}", "--output-dir", str(fake / "out")],
+                                cwd=fake, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.splitlines()[-2:] == [
+        f"lorakit: error: vllm_server_port {port} on 127.0.0.1 is taken: swift rollout would move to another port "
+        f"without saying so (DeployArguments find_free_port), and the trainer would talk to whatever holds {port}",
+        "  hint: stop what listens there (an earlier swift rollout?), or --set vllm_server_port=ANOTHER"]
+    assert not (fake / "rollout.pid").exists()  # nothing was started

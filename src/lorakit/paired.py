@@ -113,7 +113,31 @@ def tail(job: Job, *, dry: bool, fmt: Optional[str], strict: bool, grace: float,
         return emit(json.dumps(both, indent=2, ensure_ascii=False) + "\n")
     if dry:
         return emit(dry_text(rcmd, tcmd, url))
+    port_is_free(rollout)
     return launch_pair(rcmd, tcmd, url=url, wait=wait, grace=grace)
+
+
+def port_is_free(rollout: Job) -> None:
+    """RolloutArguments inherits DeployArguments, whose __post_init__ moves a taken port to a free one
+    without a word (deploy_args.py find_free_port): the trainer would then ask whatever holds the port,
+    and the health wait would poll it (or answer for it)."""
+    from lorakit.cli.deploy import port_free
+    from lorakit.values import as_port
+
+    host, port = str(rollout.args["host"]), as_port(rollout.args["port"])
+    if port is None:
+        raise LorakitError(f"vllm_server_port {rollout.args['port']!r} is not a TCP port: 1 to 65535",
+                           hint="set vllm_server_port: 8000 (or another free port)")
+    try:
+        free = port_free(host, port)
+    except OSError as exc:
+        raise EnvironmentProblem(f"swift rollout cannot listen on {host}:{port}: {exc.strerror or exc}",
+                                 hint="set vllm_server_host: 127.0.0.1 (the rollout on this machine)") from None
+    if not free:
+        raise EnvironmentProblem(
+            f"vllm_server_port {port} on {host} is taken: swift rollout would move to another port without "
+            f"saying so (DeployArguments find_free_port), and the trainer would talk to whatever holds {port}",
+            hint="stop what listens there (an earlier swift rollout?), or --set vllm_server_port=ANOTHER")
 
 
 # ---- the launch ---------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import typer
 from lorakit.cli import common as c
 from lorakit.cli.infer import (AdaptersOpt, BackendOpt, DryOpt, FormatOpt, ModelOpt, PickOpt, finish, fragment,
                                prepare)
-from lorakit.errors import EnvironmentProblem
+from lorakit.errors import EnvironmentProblem, LorakitError
 from lorakit.job import Job
 from lorakit.values import as_port
 
@@ -44,10 +44,19 @@ def port_free(host: str, port: int) -> bool:
     return True
 
 
+def port_value(job: Job) -> int:
+    """The port the server is asked for: 1-65535. 0 is refused too: find_free_port(0) picks a random
+    port (swift/utils/env.py), which clients could not know."""
+    given = job.args.get("port", 8000)
+    port = as_port(given)
+    if port is None:
+        raise LorakitError(f"port {given!r} is not a TCP port a server can listen on: 1 to 65535",
+                           hint="pass --port 8000 (or another free port)")
+    return port
+
+
 def check_port(job: Job) -> None:
-    port, host = as_port(job.args.get("port", 8000)), str(job.args.get("host", "0.0.0.0"))
-    if port is None or port == 0:
-        return  # not a usable port: the flag check says so
+    port, host = port_value(job), str(job.args.get("host", "0.0.0.0"))
     try:
         free = port_free(host, port)
     except OSError as exc:  # e.g. a host name that is no address here
@@ -81,7 +90,9 @@ def deploy(
     opts = c.JobOptions(preset or fragment("deploy"), model=model, sets=sets, extra=list(ctx.args),
                         swift_version=swift_version)
     job = prepare(opts, list(adapters or []), pick, command="deploy", backend=infer_backend, named=True)
-    if not dry_run:
+    if dry_run:
+        port_value(job)
+    else:
         check_port(job)
     return finish(job, dry=dry_run, fmt=fmt, strict=strict, grace=grace)
 

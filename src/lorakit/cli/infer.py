@@ -124,9 +124,37 @@ def _preflight(job: Job, picked: list) -> None:
         report.print_findings(preflight.check_quantization(base))  # GPTQ/AWQ cannot be merged into
 
 
+def _one_name_each(picked: list) -> None:
+    """deploy_args.py `_init_adapters` keeps NAME=PATH in a dict: a name given twice serves only its last path."""
+    seen: dict = {}
+    for a in picked:
+        if a.name is not None and a.name in seen:
+            raise LorakitError(f"--adapters names {a.name!r} twice ({seen[a.name]} and {a.given}): ms-swift keeps "
+                               "one path per name (deploy_args.py adapter_mapping), so the first would not be served",
+                               hint="give each adapter its own name, e.g. --adapters sft=PATH --adapters dpo=PATH2")
+        seen.setdefault(a.name, a.given)
+
+
+def _one_base(picked: list, model) -> None:
+    """ms-swift reads the base from the first adapter's args.json (get_ckpt_dir) and loads every
+    adapter onto it: one trained on another base fails at load (shapes) or answers nonsense."""
+    if model:
+        return
+    bases = [(a, adapterpick.base_of(a).get("model")) for a in picked if a.checkpoint is not None]
+    bases = [(a, b) for a, b in bases if b]
+    other = next(((a, b) for a, b in bases if b != bases[0][1]), None)
+    if other is not None:
+        raise LorakitError(f"--adapters come from two base models: {bases[0][0].given} was trained on "
+                           f"{bases[0][1]}, {other[0].given} on {other[1]} (their args.json); ms-swift loads them "
+                           "all onto the first's base",
+                           hint="pass adapters of one base together; serve the other base in its own lorakit "
+                                "deploy on another --port")
+
+
 def prepare(opts: c.JobOptions, adapters: list[str], pick: Optional[str], *, command: str,
             backend: Optional[str] = None, named: bool = False) -> Job:
     picked = [adapterpick.pick(a, how=pick or "last", named=named) for a in adapters]
+    _one_name_each(picked)
     extra = [("args.adapters", [a.argv_item for a in picked], "--adapters")] if picked else []
     if backend is not None:
         extra.append(("args.infer_backend", backend, "--infer-backend"))
@@ -134,6 +162,7 @@ def prepare(opts: c.JobOptions, adapters: list[str], pick: Optional[str], *, com
     if job.command != command:
         raise LorakitError(f"preset {job.preset!r} runs `swift {job.command}`, not `swift {command}`",
                            hint=f"use a preset with 'command: {command}' (or none: lorakit {command} has a default)")
+    _one_base(picked, job.args.get("model"))
     if not picked and not job.args.get("model"):
         raise LorakitError(f"lorakit {command} needs --adapters (a checkpoint, run or output dir) or --model",
                            hint=f"e.g. lorakit {command} --adapters output")
