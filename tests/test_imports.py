@@ -68,3 +68,27 @@ def test_the_probe_would_see_a_heavy_import(tmp_path):
     subprocess.run([sys.executable, "-c", probe, str(out), ",".join(HEAVY), "validate", "-p", "zero2"],
                    capture_output=True, timeout=120, cwd=tmp_path)
     assert "numpy" in json.loads(out.read_text())["heavy"]
+
+
+OTHERS = r"""
+import json, sys
+from lorakit.cli.app import main
+try:
+    main(sys.argv[2:])
+except SystemExit:
+    pass
+json.dump(sorted(m for m in sys.modules if m.startswith("lorakit.cli.")), open(sys.argv[1], "w"))
+"""
+
+
+def test_a_command_imports_no_other_commands_module(tmp_path):
+    """`lorakit train --dry-run` loads train's CLI module, not plan's, deploy's or import's: each
+    command's module (and what it imports) is loaded only when that command runs."""
+    out = tmp_path / "cli.json"
+    subprocess.run([sys.executable, "-c", OTHERS, str(out), "train", "-p", "zero2", "--dry-run"],
+                   capture_output=True, text=True, timeout=120, cwd=tmp_path, check=True)
+    loaded = set(json.loads(out.read_text()))
+    assert {"lorakit.cli.app", "lorakit.cli.train"} <= loaded
+    assert not loaded & {"lorakit.cli.plan", "lorakit.cli.deploy", "lorakit.cli.infer", "lorakit.cli.import_cmd",
+                         "lorakit.cli.rlhf", "lorakit.cli.checkpoints_cmd", "lorakit.cli.doctor", "lorakit.cli.runs_cmd",
+                         "lorakit.cli.presets_cmd", "lorakit.cli.eval_cmd"}, sorted(loaded)

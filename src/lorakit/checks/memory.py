@@ -19,14 +19,17 @@ from lorakit.job import Job
 def check_memory(job: Job, facts: Facts, gpus: list | None = None, how: str = "") -> list[Finding]:
     """plan.does_not_fit when the plan does not fit; nothing when it fits, when no GPU list is
     known, or when there is no plan (a model or target problem is the model checks' finding)."""
-    from lorakit import plan
-
     if job.command != "sft":
         return []
     if gpus is None:
         if not facts.here:
             return []
         path = facts.environ.get("PATH")
+        if shutil.which("nvidia-smi", path=path) is None:
+            return []  # no GPUs to compare with: the plan (and its import) is not needed
+    from lorakit import plan
+
+    if gpus is None:
         gpus, how = plan.query_gpus(which=lambda name: shutil.which(name, path=path))
         if not gpus:
             return []

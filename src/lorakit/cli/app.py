@@ -3,27 +3,36 @@
 from __future__ import annotations
 
 import functools
+import importlib
 import sys
 
 import typer
 
-from lorakit.cli import argcheck, checkpoints_cmd, doctor, merge, plan, presets_cmd, train, validate
-from lorakit.cli import deploy as deploy_cmd, eval_cmd, infer as infer_cmd, rlhf as rlhf_cmd
-from lorakit.cli import import_cmd
-from lorakit.cli import runs_cmd
+from lorakit.cli import argcheck
 from lorakit import report
 from lorakit.errors import LorakitError
 
 MAX_DIGITS = 20_000
 EXTRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": True}
 
-app = typer.Typer(
-    help="Turn a LoRA fine-tuning preset into a correct ms-swift run.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
+# (command, module in lorakit.cli, function, passes unknown options on to ms-swift), in --help's
+# order. A command's module is imported only when that command runs (or for the command list):
+# `lorakit train --dry-run` must not pay for plan's, deploy's or import's imports at start-up.
+COMMANDS = (
+    ("train", "train", "train", True),
+    ("merge", "merge", "merge", False),
+    ("rlhf", "rlhf", "rlhf", True),
+    ("infer", "infer", "infer", True),
+    ("deploy", "deploy", "deploy", True),
+    ("eval", "eval_cmd", "eval_", True),
+    ("validate", "validate", "validate", True),
+    ("plan", "plan", "plan", True),
+    ("checkpoints", "checkpoints_cmd", "checkpoints", False),
+    ("runs", "runs_cmd", "runs", False),
+    ("doctor", "doctor", "doctor", False),
+    ("import", "import_cmd", "import_script", False),
 )
+GROUPS = (("presets", "presets_cmd", "app"),)
 
 
 def exits(command):
@@ -36,19 +45,45 @@ def exits(command):
     return wrapper
 
 
-app.command(context_settings=EXTRA_ARGS)(exits(train.train))
-app.command()(exits(merge.merge))
-app.command(name="rlhf", context_settings=EXTRA_ARGS)(exits(rlhf_cmd.rlhf))
-app.command(name="infer", context_settings=EXTRA_ARGS)(exits(infer_cmd.infer))
-app.command(name="deploy", context_settings=EXTRA_ARGS)(exits(deploy_cmd.deploy))
-app.command(name="eval", context_settings=EXTRA_ARGS)(exits(eval_cmd.eval_))
-app.command(context_settings=EXTRA_ARGS)(exits(validate.validate))
-app.command(context_settings=EXTRA_ARGS)(exits(plan.plan))
-app.command(name="checkpoints")(exits(checkpoints_cmd.checkpoints))
-app.command(name="runs")(exits(runs_cmd.runs))
-app.command()(exits(doctor.doctor))
-app.command(name="import")(exits(import_cmd.import_script))
-app.add_typer(presets_cmd.app, name="presets")
+def _group() -> None:
+    pass
+
+
+def _module(name: str):
+    return importlib.import_module(f"lorakit.cli.{name}")
+
+
+def build(only: str | None = None) -> typer.Typer:
+    """The Typer app with every command, or with `only` that one (the command being run)."""
+    built = typer.Typer(
+        help="Turn a LoRA fine-tuning preset into a correct ms-swift run.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        rich_markup_mode=None,
+    )
+    # a group even with one command: Typer runs a lone command as the app itself otherwise
+    built.callback()(_group)
+    for name, module, attr, extra in COMMANDS:
+        if only is None or only == name:
+            settings = {"context_settings": EXTRA_ARGS} if extra else {}
+            built.command(name=name, **settings)(exits(getattr(_module(module), attr)))
+    for name, module, attr in GROUPS:
+        if only is None or only == name:
+            built.add_typer(getattr(_module(module), attr), name=name)
+    return built
+
+
+def __getattr__(name: str):
+    """`lorakit.cli.app.app`: the whole app, for tests and tools that look at every command."""
+    if name == "app":
+        return build()
+    raise AttributeError(name)
+
+
+def _for(words: list[str]) -> typer.Typer:
+    known = {c[0] for c in COMMANDS} | {g[0] for g in GROUPS}
+    return build(words[0] if words and words[0] in known else None)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -62,19 +97,24 @@ def main(argv: list[str] | None = None) -> None:
         # conversion is quadratic, and a megabyte of digits would take a minute (yamlload then says
         # the value cannot be read)
         sys.set_int_max_str_digits(MAX_DIGITS)
-    words = train.bare_resume(list(sys.argv[1:] if argv is None else argv))  # --resume alone: auto
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words and words[0] == "train":
+        words = _module("train").bare_resume(words)  # --resume alone: auto
     as_json = bool(words) and words[0] == "validate" and "--json" in words[:words.index("--") if "--" in words else None]
-    validate.STARTED = False
+    validate = _module("validate") if as_json else None
+    if validate is not None:
+        validate.STARTED = False
+    app = _for(words)
     try:
         argcheck.check(typer.main.get_group(app), words)
         app(args=words, prog_name="lorakit")
     except LorakitError as exc:
         print(f"lorakit: error: {exc}", file=sys.stderr)
-        if as_json:
+        if validate is not None:
             validate.answer_refused(words, exc.message, exc.hint or "")
         sys.exit(exc.code)
     except SystemExit as exc:
         # a usage error Click reported before validate ran: `validate --json` still answers JSON
-        if as_json and exc.code == 2 and not validate.STARTED:
+        if validate is not None and exc.code == 2 and not validate.STARTED:
             validate.answer_refused(words, "the command line was refused (see stderr)", "")
         raise

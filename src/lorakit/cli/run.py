@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Optional
 
-from lorakit import exports, launch, record, report
+from lorakit import exports, record, report
 from lorakit.checks import run_checks
 from lorakit.checks.facts import Facts
 from lorakit.checks.nodes import MASTER_ADDR_MISSING, NODE_RANK_MISSING
@@ -76,6 +76,8 @@ def execute(command: Command, *, grace: float,
     failure report (a training run's end: End.finish).
     """
     env = command.child_env(os.environ)
+    from lorakit import launch  # only a real launch starts processes
+
     swift = launch.resolve_swift(env)
     if swift is None:
         raise EnvironmentProblem("ms-swift's `swift` command was not found on PATH", hint=INSTALL_HINT)
