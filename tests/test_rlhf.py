@@ -327,3 +327,51 @@ def test_dry_runs_import_nothing_heavy(tmp_path, args):
     probe = json.loads(out.read_text())
     assert probe["code"] == 0, result.stderr
     assert probe["heavy"] == []
+
+
+# ---- hostile --adapters (each was accepted, or refused with merge's advice) -----------------------
+
+def full_output(root: Path) -> Path:
+    ckpt = root / "full" / "v0-20260101-120000" / "checkpoint-3"
+    ckpt.mkdir(parents=True)
+    (ckpt / "config.json").write_text('{"model_type": "qwen2"}')
+    (ckpt / "model.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ")
+    (ckpt / "trainer_state.json").write_text(json.dumps({"global_step": 3, "log_history": []}))
+    (ckpt / "args.json").write_text(json.dumps({"model": str(root), "tuner_type": "full"}))
+    return ckpt
+
+
+@pytest.mark.parametrize("given", ["full", "full/v0-20260101-120000", "full/v0-20260101-120000/checkpoint-3"])
+def test_a_full_checkpoint_as_adapters_says_to_pass_it_as_model(tmp_path, given):
+    """Was 'saved no checkpoint-N directory yet' (a run dir) or merge's 'to merge again pass the
+    checkpoint-N it came from': a full checkpoint is the model itself."""
+    ckpt = full_output(tmp_path)
+    result = dry(["-p", "dpo", "--adapters", given], tmp_path)
+    assert result.code == 2
+    assert result.stderr.splitlines()[-2:] == [
+        f"lorakit: error: --adapters {given}: {ckpt} holds a whole model (config.json and its weights, no "
+        "adapter_config.json): a tuner_type full checkpoint or a merged model, not a LoRA adapter",
+        f"  hint: start from it as the base model: --model {ckpt} (and no --adapters)"]
+
+
+def test_a_merged_model_as_adapters_says_to_pass_it_as_model(tmp_path):
+    merged = tmp_path / "output" / "v0-20260101-120000" / "checkpoint-2-merged"
+    merged.mkdir(parents=True)
+    (merged / "config.json").write_text('{"model_type": "qwen2"}')
+    (merged / "model.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ")
+    result = run_cli(["infer", "--adapters", str(merged), "--dry-run"])
+    assert result.code == 2
+    assert result.stderr.splitlines()[-1] == f"  hint: start from it as the base model: --model {merged} (and no --adapters)"
+
+
+def test_a_model_other_than_the_adapters_base_is_a_warning(tmp_path):
+    """--model wins (the user's word), but an adapter on another base fails at load: it was silent."""
+    ckpt = sft_output(tmp_path, model="Qwen/Qwen2.5-0.5B-Instruct")
+    result = dry(["-p", "dpo", "--adapters", "output", "--model", str(tmp_path)], tmp_path)
+    assert result.code == 0, result.stderr
+    assert (f"warning[adapters.base.other] args.model (--model): model {tmp_path} (--model) is not the base the "
+            f"adapter was trained on: Qwen/Qwen2.5-0.5B-Instruct ({ckpt}/args.json)\n"
+            "  hint: fine for a copy of the same weights; else drop --model (lorakit takes the adapter's base)"
+            ) in result.stderr
+    strict = dry(["-p", "dpo", "--adapters", "output", "--model", str(tmp_path), "--strict"], tmp_path)
+    assert strict.code == 2

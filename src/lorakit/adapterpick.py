@@ -11,6 +11,7 @@ Stdlib only: it runs on --dry-run too.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -51,9 +52,31 @@ def pick(value: str, option: str = "--adapters", how: str = "last", *, named: bo
     hub = mergepick.hub_adapter(path)
     if hub is not None:
         return Adapter(path, hub, name, reason=f"{path} is not a local path: a hub adapter ms-swift downloads")
-    chosen, reason, skipped = mergepick.pick(path, how)
+    try:
+        chosen, reason, skipped = mergepick.pick(path, how)
+    except LorakitError:
+        whole = whole_model(Path(path).expanduser())
+        if whole is None:
+            raise
+        raise LorakitError(f"{option} {path}: {whole} holds a whole model (config.json and its weights, no "
+                           "adapter_config.json): a tuner_type full checkpoint or a merged model, not a LoRA "
+                           "adapter", hint=f"start from it as the base model: --model {whole} (and no {option})") from None
     # absolute: ms-swift records it in args.json, and a relative path that is missing becomes a hub id
     return Adapter(path, str(chosen.path), name, chosen.path, reason, list(skipped))
+
+
+def whole_model(p: Path) -> Optional[Path]:
+    """The model dir at p (a merged model, a full checkpoint-N), or the newest full checkpoint of
+    the runs under p; None when there is none. Merge's messages speak of merging again; here the
+    fix is --model, as ms-swift takes a full checkpoint (its docs: `--model output/.../checkpoint-N`)."""
+    from lorakit import fullckpt
+
+    if (p / "config.json").is_file() and fullckpt.weights_problem(p) is None:
+        return Path(os.path.abspath(p))
+    runs = [r for r in fullckpt.runs(p) if r.checkpoints]
+    whole = [c.path for r in sorted(runs, key=lambda r: r.timestamp) for c in r.checkpoints
+             if (c.path / "config.json").is_file() and fullckpt.weights_problem(c.path) is None]
+    return whole[-1] if whole else None
 
 
 def lora_rank(checkpoint: Optional[Path]) -> Optional[int]:
@@ -83,7 +106,7 @@ def with_base(job, adapter: Adapter, *, keys=("model", "model_type", "template")
     Each change is said as an info finding. Returns (job, base dict)."""
     from dataclasses import replace
 
-    from lorakit.findings import INFO, Finding
+    from lorakit.findings import INFO, WARNING, Finding
 
     base = base_of(adapter)
     if not base.get("model"):
@@ -94,7 +117,15 @@ def with_base(job, adapter: Adapter, *, keys=("model", "model_type", "template")
             continue
         who = job.source_of(f"args.{key}")
         if key == "model" and who.startswith("-"):
-            continue  # --model / --set model=...: the user's word
+            # --model / --set model=...: the user's word; said when it is not the adapter's base, since
+            # peft loads an adapter onto another architecture only to fail on shapes (or answer nonsense)
+            if str(args.get("model")) != str(base["model"]):
+                notes.append(Finding(WARNING, "adapters.base.other",
+                                     f"model {args.get('model')} ({who}) is not the base the adapter was trained "
+                                     f"on: {base['model']} ({base['source']})",
+                                     hint=f"fine for a copy of the same weights; else drop {who} (lorakit takes "
+                                          "the adapter's base)", key="args.model", file=who))
+            continue
         if key != "model" and key in args:
             continue
         if args.get(key) == base[key]:
