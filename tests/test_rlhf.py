@@ -375,3 +375,50 @@ def test_a_model_other_than_the_adapters_base_is_a_warning(tmp_path):
             ) in result.stderr
     strict = dry(["-p", "dpo", "--adapters", "output", "--model", str(tmp_path), "--strict"], tmp_path)
     assert strict.code == 2
+
+
+# ---- rlhf --from: an rlhf run record replays (train --from refuses it: it runs swift sft) ---------
+
+def launch_fake(args: list[str], cwd: Path, record: Path) -> subprocess.CompletedProcess:
+    from conftest import FAKES
+
+    env = {**os.environ, "PATH": f"{FAKES}{os.pathsep}{os.environ['PATH']}", "FAKE_SWIFT_RECORD": str(record)}
+    return subprocess.run([sys.executable, "-m", "lorakit", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_rlhf_from_replays_the_recorded_rlhf_launch(tmp_path):
+    """`train --from` of an rlhf record stops ('runs swift rlhf, not swift sft'): rlhf had no --from at all."""
+    sft_output(tmp_path, model=str(tmp_path))
+    data = rows(tmp_path / "d.jsonl", [chat(rejected_response="no")] * 4)
+    first = launch_fake(["rlhf", "-p", "dpo", "--adapters", "output", "--dataset", data, "--output-dir", "dpo_out"],
+                        tmp_path, tmp_path / "first.json")
+    assert first.returncode == 0, first.stderr
+    again = launch_fake(["rlhf", "--from", "dpo_out/lorakit-run.yaml"], tmp_path, tmp_path / "again.json")
+    assert again.returncode == 0, again.stderr
+    assert "lorakit: relaunching the job recorded in dpo_out/lorakit-run.yaml" in again.stderr
+    was, now = (json.loads((tmp_path / n).read_text()) for n in ("first.json", "again.json"))
+    assert now["argv"] == was["argv"] and "--ref_adapters" in now["argv"]
+    assert now["env"].get("CUDA_VISIBLE_DEVICES") == "0"
+    printed = dry(["--from", "dpo_out"], tmp_path)  # the output dir names its newest launch's record
+    assert printed.code == 0, printed.stderr
+    assert argv_of(printed.stdout)[1:] == was["argv"][1:]  # the fake records its own path as argv[0]
+
+
+@pytest.mark.parametrize("extra, named", [(["-p", "dpo"], "--preset"), (["--adapters", "output"], "--adapters"),
+                                          (["--set", "beta=0.2"], "--set"), (["--", "--beta", "0.2"], "-- flags")])
+def test_rlhf_from_takes_no_other_job_options(tmp_path, extra, named):
+    (tmp_path / "r.yaml").write_text("{}")
+    result = dry(["--from", "r.yaml", *extra], tmp_path)
+    assert result.code == 2
+    assert result.stderr.splitlines()[-2:] == [
+        f"lorakit: error: --from replays the recorded job as it is; it takes no {named}",
+        "  hint: drop those options, or copy the record's `preset:` section into a preset"]
+
+
+def test_rlhf_needs_a_preset_or_a_record(tmp_path):
+    result = dry([], tmp_path)
+    assert result.code == 2
+    assert result.stderr.splitlines()[-2:] == [
+        "lorakit: error: give a preset (--preset/-p NAME or FILE) or an rlhf run record (--from FILE)",
+        "  hint: built-in: dpo, kto, orpo, simpo, grpo_colocate, grpo_server"]

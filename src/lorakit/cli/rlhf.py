@@ -9,6 +9,8 @@ with vllm_mode server and rollout_gpus is one paired launch (lorakit.paired).
 from __future__ import annotations
 
 from dataclasses import replace
+import os
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -35,6 +37,8 @@ Examples:
   lorakit rlhf -p grpo_server --dry-run     (prints swift rollout, then swift rlhf)
 
   lorakit rlhf -p my_dpo.yaml -- --max_steps 100 --beta 0.2
+
+  lorakit rlhf --from dpo_out/lorakit-run.yaml     (the recorded run, exactly)
 """
 
 AdaptersOpt = Annotated[Optional[str], typer.Option(
@@ -43,6 +47,8 @@ PickOpt = Annotated[Optional[str], typer.Option("--pick", help="From a run or ou
 FormatOpt = Annotated[Optional[str], typer.Option("--format", help="With --dry-run: " + " | ".join(FORMATS) + " (default text).")]
 LogOpt = Annotated[Optional[str], typer.Option("--log", metavar="FILE", help="Write ms-swift's output to FILE instead of the terminal.")]
 ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="On a terminal: a progress bar fed by ms-swift's logs.")]
+FromOpt = Annotated[Optional[Path], typer.Option("--from", help="Relaunch exactly the job of an rlhf run record: a file (OUTPUT/lorakit-runs/*.yaml, OUTPUT/lorakit-run.yaml) or a run dir; takes nothing else but --dry-run.")]
+PresetOpt = Annotated[Optional[str], typer.Option("--preset", "-p", help="Built-in name (dpo, kto, orpo, simpo, grpo_colocate, grpo_server) or a YAML file.")]
 WaitOpt = Annotated[float, typer.Option("--rollout-wait", help="GRPO server mode: seconds to wait for swift rollout's /health.")]
 
 
@@ -87,10 +93,28 @@ def build(preset: str, shared: c.JobArgs, extra_flags: list[str], adapters: Opti
     return sft_fixups(job)
 
 
+def replayed(path: Path) -> Job:
+    """The job of an rlhf run record, as `train --from` replays an sft one (record.replay_job):
+    refused when its preset no longer renders the recorded command."""
+    from lorakit import record
+    from lorakit.render import render
+
+    path = record.record_path(path)
+    job, data = record.replay_job(path)
+    if job.command != "rlhf":
+        raise LorakitError(f"--from {path}: the record is of a `swift {job.command}` run, not `swift rlhf`",
+                           hint=f"replay it with lorakit {'train' if job.command == 'sft' else job.command} --from {path}")
+    report.note(f"relaunching the job recorded in {path} ({data.get('time')}, {data.get('host')})")
+    if data.get("cwd") and Path(str(data["cwd"])) != Path.cwd():
+        report.note(f"it ran in {data['cwd']}; relative paths now resolve from {Path.cwd()}")
+    record.check_replay(data, render(job, os.environ), path)
+    return job
+
+
 @c.with_job_args
 def rlhf(
     ctx: typer.Context,
-    preset: c.PresetOpt,
+    preset: PresetOpt = None,
     shared: c.JobArgs = c.JobArgs(),
     adapters: AdaptersOpt = None,
     pick: PickOpt = None,
@@ -101,12 +125,24 @@ def rlhf(
     log: LogOpt = None,
     progress: ProgressOpt = True,
     rollout_wait: WaitOpt = 600.0,
+    from_: FromOpt = None,
 ) -> int:
     """Preference tuning with `swift rlhf` from a preset; flags after `--` go to ms-swift."""
     if pick is not None and adapters is None:
         raise LorakitError("--pick chooses among the checkpoints of --adapters, which is not given",
                            hint="add --adapters RUN_OR_OUTPUT_DIR, or drop --pick")
-    job = build(preset, shared, list(ctx.args), adapters, pick)
+    if from_ is not None:
+        given = [name for name, value in (("--preset", preset), ("--adapters", adapters), ("--pick", pick))
+                 if value is not None] + shared.given() + (["-- flags"] if ctx.args else [])
+        if given:
+            raise LorakitError(f"--from replays the recorded job as it is; it takes no {', '.join(given)}",
+                               hint="drop those options, or copy the record's `preset:` section into a preset")
+        job = replayed(from_)
+    elif preset is None:
+        raise LorakitError("give a preset (--preset/-p NAME or FILE) or an rlhf run record (--from FILE)",
+                           hint="built-in: dpo, kto, orpo, simpo, grpo_colocate, grpo_server")
+    else:
+        job = build(preset, shared, list(ctx.args), adapters, pick)
     report.note(c.layout_note(job))
     if log is not None and dry_run:
         raise LorakitError("--log names where a launch writes ms-swift's output; --dry-run launches nothing",
