@@ -241,3 +241,25 @@ def test_a_taken_rollout_port_is_refused_before_anything_starts(fake):
         f"without saying so (DeployArguments find_free_port), and the trainer would talk to whatever holds {port}",
         "  hint: stop what listens there (an earlier swift rollout?), or --set vllm_server_port=ANOTHER"]
     assert not (fake / "rollout.pid").exists()  # nothing was started
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_during_the_health_wait_stops_the_rollout_and_starts_no_trainer(fake, sig):
+    proc = start(fake, rollout="silent")
+    wait_for(fake / "rollout.pid")
+    rollout = pid_of(fake, "rollout")
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + sig, err
+    assert not alive(rollout) and not (fake / "rlhf.pid").exists()
+
+
+def test_sigterm_twice_while_training_still_stops_both(fake):
+    proc = start(fake, rlhf="hang")
+    wait_for(fake / "rlhf.json")
+    pids = pid_of(fake, "rollout"), pid_of(fake, "rlhf")
+    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert [alive(p) for p in pids] == [False, False]

@@ -422,3 +422,16 @@ def test_rlhf_needs_a_preset_or_a_record(tmp_path):
     assert result.stderr.splitlines()[-2:] == [
         "lorakit: error: give a preset (--preset/-p NAME or FILE) or an rlhf run record (--from FILE)",
         "  hint: built-in: dpo, kto, orpo, simpo, grpo_colocate, grpo_server"]
+
+
+@pytest.mark.parametrize("value, shown", [("0", "0"), ("70000", "70000"), ("[8000, -1]", "-1")])
+def test_server_mode_port_must_be_a_port(value, shown):
+    """Was rendered as given: the trainer then had no server to reach, and a paired rollout given 0
+    takes a random port (DeployArguments find_free_port)."""
+    assert [e for e in errors(job("grpo_server", f"vllm_server_port={value}")) if e[0] == "rlhf.vllm.server_port"] == [
+        ("rlhf.vllm.server_port", f"vllm_server_port {shown} is not a TCP port (1 to 65535): the trainer has no "
+         "server to reach")]
+
+
+def test_server_mode_port_not_a_number_is_the_flag_checks_alone():
+    assert [c for c, _ in errors(job("grpo_server", "vllm_server_port=abc"))] == ["flags.value"]

@@ -177,12 +177,32 @@ def check_grpo(job: Job, facts: Facts) -> list[Finding]:
                          "vllm_mode server without vllm_server_host: the trainer has no rollout server to ask",
                          "set vllm_server_host and vllm_server_port (lorakit's paired launch starts swift rollout "
                          "there when rollout_gpus is set)"))
+    if mode == "server" and uses_vllm(job):
+        out += _server_ports(job)
     if uses_vllm(job) and facts.here and not facts.has_module("vllm"):
         out.append(about(job, WARNING, "rlhf.vllm.missing", "args.use_vllm",
                          "use_vllm true, but vllm is not installed in this Python: swift rlhf imports it at start "
                          "(colocate), and a server-mode swift rollout needs it too",
                          "pip install vllm (the version your ms-swift supports), or use_vllm: false"))
     return out + check_rollout_gpus(job) + _generations(job)
+
+
+def _server_ports(job: Job) -> list[Finding]:
+    """vllm_server_port (a list in ms-swift: one per server) must be a port: the trainer connects
+    there, and a paired swift rollout given 0 would take a random one (find_free_port)."""
+    from lorakit.values import as_port
+
+    if job.args.get("vllm_server_base_url"):
+        return []  # the base URL wins: vllm_server_host/port are ignored (args_mixin.py)
+    given = job.args.get("vllm_server_port", 8000)
+    # not a number at all: the flag check (flags.value) says so
+    bad = [p for p in (given if isinstance(given, (list, tuple)) else [given])
+           if as_int(p) is not None and as_port(p) is None]
+    if not bad:
+        return []
+    return [about(job, ERROR, "rlhf.vllm.server_port", "args.vllm_server_port",
+                  f"vllm_server_port {bad[0]!r} is not a TCP port (1 to 65535): the trainer has no server to reach",
+                  "set vllm_server_port: 8000 (or another free port)")]
 
 
 def _generations(job: Job) -> list[Finding]:
