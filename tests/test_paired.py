@@ -263,3 +263,17 @@ def test_sigterm_twice_while_training_still_stops_both(fake):
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 128 + signal.SIGTERM, err
     assert [alive(p) for p in pids] == [False, False]
+
+
+def test_log_is_refused_for_the_paired_launch(fake):
+    """--log went nowhere: the paired launch never read it."""
+    env = {**os.environ, "PATH": f"{fake / 'bin'}{os.pathsep}{os.environ['PATH']}", "FAKE_DIR": str(fake)}
+    result = subprocess.run([sys.executable, "-m", "lorakit", "rlhf", "-p", "grpo_server", "--gpus", "1,2",
+                             "--log", str(fake / "run.log")], cwd=fake, env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines()[-2:] == [
+        "lorakit: error: --log is not taken by GRPO server mode's paired launch (swift rollout and swift rlhf both "
+        "write to the terminal)",
+        "  hint: drop --log and redirect instead: lorakit rlhf ... > run.log 2>&1"]
+    assert not (fake / "rollout.pid").exists()

@@ -150,6 +150,12 @@ def rlhf(
     from lorakit import paired
 
     if paired.is_paired(job):
+        if log is not None:
+            # the paired launch streams both halves to the terminal (the rollout's lines feed its
+            # failure report): --log was dropped without a word
+            raise LorakitError("--log is not taken by GRPO server mode's paired launch (swift rollout and swift "
+                               "rlhf both write to the terminal)",
+                               hint="drop --log and redirect instead: lorakit rlhf ... > run.log 2>&1")
         return paired.tail(job, dry=dry_run, fmt=fmt, strict=strict, grace=grace, wait=rollout_wait)
     return train_tail(job, dry=dry_run, fmt=fmt, all_nodes=False, strict=strict, grace=grace,
                       log=log, show_progress=progress)
