@@ -242,3 +242,104 @@ def test_an_inherited_env_variable_is_said_not_removed(here):
     assert yaml.safe_load(result.stdout)["env"] == {"MAX_PIXELS": "200"}
     assert "warning[import.env.inherited] env.HF_HUB_OFFLINE (t.sh): env.HF_HUB_OFFLINE comes from " \
            f"{here / 'base.yaml'}; the script does not set it, and a preset cannot remove it" in result.stderr
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda d: d.joinpath("out").mkdir(), "-o out: is a directory\n  hint: give a file name: -o out/preset.yaml"),
+    (lambda d: None, "-o out/my.yaml: the folder out does not exist\n  hint: create it first (mkdir -p out), "
+                     "or choose another -o"),
+], ids=["a-directory", "a-missing-folder"])
+def test_an_output_that_cannot_be_a_file_exits_2_before_writing(here, make, message):
+    script(here, "train.sh", SMALL)
+    make(here)
+    target = "out" if (here / "out").is_dir() else "out/my.yaml"
+    for extra in ([], ["--force"]):
+        result = run_cli(["import", "train.sh", "-o", target, *extra])
+        assert result.code == 2
+        assert f"lorakit: error: {message}" in result.stderr
+        assert "Traceback" not in result.stderr
+    assert sorted(p.name for p in here.rglob("*")) == (["out", "train.sh"] if target == "out" else ["train.sh"])
+
+
+def test_several_outputs_into_a_missing_folder_write_none(here):
+    script(here, "all.sh", "swift sft --model m --dataset d\nswift export --adapters out --merge_lora true\n")
+    result = run_cli(["import", "all.sh", "-o", "nope/run.yaml"])
+    assert result.code == 2
+    assert "lorakit: error: -o nope/run-1.yaml: the folder nope does not exist" in result.stderr
+
+
+@pytest.mark.parametrize("data, message", [
+    (b"swift sft \\\n  --model a\0b\n", "s.sh:2: a NUL byte: this is a binary file, not a shell script\n"
+                                         "  hint: give the shell script itself (bash refuses to run a file with NUL bytes)"),
+    (b"swift sft --model m\n# " + b"x" * (1 << 20) + b"\n",
+     "s.sh:1: over 1 MiB: not a shell script of swift commands\n"
+     "  hint: give the script that runs `swift sft …` (lorakit import reads scripts up to 1 MiB)"),
+    (b"swift sft --model \xff\n", "s.sh:1: not UTF-8 text\n  hint: save the script as UTF-8"),
+], ids=["nul", "too-big", "not-utf8"])
+def test_a_file_that_is_not_a_script_exits_2(here, data, message):
+    (here / "s.sh").write_bytes(data)
+    result = run_cli(["import", "s.sh", "-o", "my.yaml"])
+    assert result.code == 2
+    assert f"lorakit: error: {message}\n" in result.stderr
+    assert not (here / "my.yaml").exists()
+
+
+def test_an_unknown_extends_is_named_as_extends(here):
+    script(here, "train.sh", SMALL)
+    result = run_cli(["import", "train.sh", "--extends", "zero9"])
+    assert result.code == 2
+    assert "lorakit: error: --extends: unknown preset 'zero9'\n" in result.stderr
+
+
+@pytest.mark.parametrize("text, args, message", [
+    ("swift sft train.yaml --lora_rank 8\n", [],
+     "error[script.config_file] s.sh: line 1: swift sft reads more flags from train.yaml (ms-swift 4.x: a first "
+     "argument that is a .yaml/.json file): lorakit import does not read that file, so none of its flags are in "
+     "the preset\n  hint: write the keys of train.yaml under args: in the preset (they are ms-swift's flag names), "
+     "or give them as flags in the script and import again\n"),
+    ("swift sft --config sft.yaml --lora_rank 8\n", ["--swift-version", "3"],
+     "error[script.config_file] s.sh: line 1: swift sft reads more flags from sft.yaml (ms-swift 3.x: --config): "
+     "lorakit import does not read that file, so none of its flags are in the preset\n"),
+], ids=["4x-first-argument", "3x-config"])
+def test_a_config_file_is_named_not_called_a_stray_argument(here, text, args, message):
+    script(here, "s.sh", text)
+    result = run_cli(["import", "s.sh", *args])
+    assert result.code == 2
+    assert message in result.stderr
+    assert yaml.safe_load(result.stdout)["args"] == {"lora_rank": 8}
+    assert "script.positional" not in result.stderr and "fsdp_config" not in result.stderr
+
+
+@pytest.mark.parametrize("text, message", [
+    ("python -m swift.cli.sft --model m\n",
+     "s.sh:1: python … swift.cli.sft runs ms-swift's sft without the `swift` launcher: lorakit import reads only "
+     "`swift sft` commands, so this one is not imported\n  hint: write it as `swift sft …` (the same flags) and "
+     "import again\n"),
+    ('bash -c "swift sft --model m"\n',
+     "s.sh:1: swift sft inside bash -c '…' is not imported: it is a string that bash reads only when it runs it\n"
+     "  hint: write the swift command on a line of its own (without bash -c) and import again\n"),
+], ids=["python-m", "bash-c"])
+def test_a_script_whose_only_swift_command_is_not_read_says_why(here, text, message):
+    script(here, "s.sh", text)
+    result = run_cli(["import", "s.sh"])
+    assert result.code == 2
+    assert result.stderr == f"lorakit: error: {message}"
+
+
+def test_the_script_itself_is_never_overwritten(here):
+    script(here, "train.sh", SMALL)
+    (here / "link.yaml").symlink_to("train.sh")
+    for target in ("train.sh", "link.yaml", "./train.sh"):
+        result = run_cli(["import", "train.sh", "-o", target, "--force"])
+        assert result.code == 2
+        assert (f"lorakit: error: -o {target.removeprefix('./')}: is the script being imported: not overwritten, "
+                "even with --force\n  hint: write the preset to another file: -o train.yaml\n") == result.stderr
+    assert (here / "train.sh").read_text() == SMALL
+
+
+def test_select_0_says_it_counts_from_1(here):
+    script(here, "s.sh", "swift sft --model x\n")
+    result = run_cli(["import", "s.sh", "--select", "0"])
+    assert result.code == 2
+    assert result.stderr == ("lorakit: error: s.sh: --select 0: the script has 1 swift command(s) and --select "
+                             "counts from 1\n  hint: 1: swift sft (line 1)\n")

@@ -174,3 +174,44 @@ def test_a_file_pattern_and_a_tilde_are_said():
         ("info", "script.word.tilde", "line 1: bash writes your home directory for the ~ of ~/out; kept as "
          "written (lorakit expands it when it checks and renders local paths)"),
     ]
+
+
+def test_a_script_argument_with_a_default_is_read_as_bash_runs_it_without_arguments():
+    read = read_script('MODEL=${1:-Qwen/Qwen2.5-7B-Instruct}\nswift sft --model "$MODEL" --dataset ${2-d.jsonl}\n')
+    assert [a.text for a in read.calls[0].args] == ["--model", "Qwen/Qwen2.5-7B-Instruct", "--dataset", "d.jsonl"]
+    assert [(f.code, f.message) for f in read.findings] == [
+        ("script.variable.argument_default", "line 1: ${1:-Qwen/Qwen2.5-7B-Instruct} is the script's argument 1: "
+         "imported as 'Qwen/Qwen2.5-7B-Instruct', its value when the script is run without one"),
+        ("script.variable.argument_default", "line 2: ${2-d.jsonl} is the script's argument 2: imported as "
+         "'d.jsonl', its value when the script is run without one"),
+    ]
+
+
+def test_an_expansion_lorakit_does_not_evaluate_is_not_called_a_command():
+    [found] = read_script("swift sft --model ${M/a/b}\n").findings
+    assert (found.message, found.hint) == (
+        "line 1: ${M/a/b} is a bash expansion lorakit does not evaluate: kept as written, '${M/a/b}'",
+        "write its value in the preset")
+
+
+@pytest.mark.parametrize("text, code, message", [
+    ("python -m swift.cli.sft --model m\n", "script.swift_module",
+     "line 1: python … swift.cli.sft runs ms-swift's sft without the `swift` launcher: lorakit import reads only "
+     "`swift sft` commands, so this one is not imported"),
+    ("NPROC_PER_NODE=2 torchrun --nproc_per_node 2 /opt/ms-swift/swift/cli/sft.py \\\n  --model m\n",
+     "script.swift_module", "line 1: torchrun … swift/cli/sft.py runs ms-swift's sft without the `swift` launcher: "
+     "lorakit import reads only `swift sft` commands, so this one is not imported"),
+    ('bash -c "cd /work && /venv/bin/swift rlhf --rlhf_type dpo"\n', "script.swift_in_string",
+     "line 1: swift rlhf inside bash -c '…' is not imported: it is a string that bash reads only when it runs it"),
+], ids=["python-m", "torchrun-file", "bash-c"])
+def test_a_swift_command_lorakit_does_not_read_is_said(text, code, message):
+    read = read_script(text)
+    assert read.calls == []
+    assert [(f.code, f.message) for f in read.findings] == [(code, message)]
+
+
+def test_export_n_takes_a_variable_out_of_the_environment():
+    [call] = read_script("export CUDA_VISIBLE_DEVICES=0,1 MAX_PIXELS=1003520\nexport -n CUDA_VISIBLE_DEVICES\n"
+                         "swift sft --model m\n").calls
+    assert call.env == {"MAX_PIXELS": "1003520"}  # bash: `export -n X; env` has no X
+    assert call.unexported == {"CUDA_VISIBLE_DEVICES": 2}

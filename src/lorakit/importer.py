@@ -64,6 +64,16 @@ def read_flags(call: SwiftCall, flags, major: int, name: str) -> tuple[dict[str,
     out: dict[str, Any] = {}
     notes: list[Finding] = []
     groups, stray = _groups(call, flags)
+    config = _config_file(call, groups, stray)
+    if config is not None:
+        arg, how = config
+        notes.append(Finding(ERROR, "script.config_file",
+                             f"line {arg.line}: swift {call.command} reads more flags from {arg.text} ({how}): "
+                             "lorakit import does not read that file, so none of its flags are in the preset",
+                             file=name, hint=f"write the keys of {arg.text} under args: in the preset (they are "
+                             "ms-swift's flag names), or give them as flags in the script and import again"))
+        stray = [a for a in stray if a is not arg]
+        groups = [g for g in groups if not (g[0] == "--config" and g[1] == [arg.text])]
     for arg in stray:
         notes.append(Finding(ERROR, "script.positional",
                              f"line {arg.line}: {arg.text!r} is not a flag or a flag's value: ms-swift refuses "
@@ -103,6 +113,19 @@ def _groups(call: SwiftCall, flags):
         else:
             stray.append(arg)
     return [(o, v, ln) for o, v, ln, _ in groups], stray
+
+
+def _config_file(call: SwiftCall, groups, stray):
+    """(the Arg naming a config file, how ms-swift reads it) or None: ms-swift 4.x reads a first
+    argument ending in .yaml/.yml/.json as flags (swift/cli/main.py parse_yaml_args), 3.x reads
+    `--config FILE` (swift/cli/main.py prepare_config_args)."""
+    if call.args and call.args[0] in stray and call.args[0].text.endswith((".yaml", ".yml", ".json")):
+        return call.args[0], "ms-swift 4.x: a first argument that is a .yaml/.json file"
+    for option, values, _ in groups:
+        if option == "--config" and len(values) == 1:
+            arg = next(a for a in call.args if a.text == values[0])
+            return arg, "ms-swift 3.x: --config"
+    return None
 
 
 def _flag_name(option: str, flags, major: int, command: str, line: int, name: str):

@@ -19,6 +19,7 @@ import re
 
 from lorakit import envvars
 from lorakit.findings import ERROR, WARNING, Finding
+from lorakit.shellscript import SWIFT_COMMANDS
 
 LAUNCH_VARS = (*envvars.LAUNCH, *envvars.DEVICE_LISTS[1:])
 ENV_WORD = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=")
@@ -190,3 +191,31 @@ def _set_after(calls, assigned: dict[str, list[int]], name: str) -> list[Finding
         f"line {line}: {var} is set after the last swift command (line {last}): it reaches no command",
         hint=f"set {var} before `swift`", file=name)
         for var, at in assigned.items() if var in LAUNCH_VARS for line in at if line > last]
+
+
+_MODULE = re.compile(r"swift[./]cli[./](%s)(?:\.py)?$" % "|".join(SWIFT_COMMANDS))
+_INNER = re.compile(r"(?:^|[\s;&|('\"])(?:[^\s'\"]*/)?swift\s+(%s)\b" % "|".join(SWIFT_COMMANDS))
+
+
+def not_read(words: list[str], line: int, name: str) -> list[Finding]:
+    """A swift command lorakit does not read, said so that "no swift command" is never the whole
+    story: `python -m swift.cli.sft` / `torchrun swift/cli/sft.py` (ms-swift's entry module run
+    without the `swift` launcher, swift/cli/main.py, which is what reads NPROC_PER_NODE) and
+    `bash -c "swift sft …"` (a string bash parses only when it runs it)."""
+    module = next((_MODULE.search(w) for w in words[1:] if _MODULE.search(w)), None)
+    if module and words[0].rsplit("/", 1)[-1].startswith(("python", "torchrun")):
+        return [Finding(
+            WARNING, "script.swift_module",
+            f"line {line}: {words[0].rsplit('/', 1)[-1]} … {module.group(0)} runs ms-swift's {module.group(1)} "
+            f"without the `swift` launcher: lorakit import reads only `swift {module.group(1)}` commands, "
+            "so this one is not imported", file=name,
+            hint=f"write it as `swift {module.group(1)} …` (the same flags) and import again")]
+    if words[0].rsplit("/", 1)[-1] in ("bash", "sh", "zsh") and "-c" in words[1:-1]:
+        inner = _INNER.search(words[words.index("-c") + 1])
+        if inner:
+            return [Finding(
+                WARNING, "script.swift_in_string",
+                f"line {line}: swift {inner.group(1)} inside {words[0].rsplit('/', 1)[-1]} -c '…' is not "
+                "imported: it is a string that bash reads only when it runs it", file=name,
+                hint="write the swift command on a line of its own (without bash -c) and import again")]
+    return []

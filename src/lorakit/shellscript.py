@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from lorakit.errors import LorakitError
 from lorakit.findings import INFO, WARNING, Finding
 from lorakit.shellmath import mask_unsupported
-from lorakit.shellwords import NAME, expand
+from lorakit.shellwords import ARGUMENT_DEFAULT, NAME, expand
 
 SWIFT_COMMANDS = ("sft", "pt", "rlhf", "export", "infer", "deploy", "eval", "rollout")
 # Words that run the next word as the command (exec swift sft …, nohup swift sft … &).
@@ -168,6 +168,12 @@ class _Shell:
         for what in found.unresolved:
             self._unresolved(what, line)
         raw = self.raw(start, end)
+        for default in ARGUMENT_DEFAULT.finditer(raw):
+            self.findings.append(Finding(
+                WARNING, "script.variable.argument_default",
+                f"line {line}: {default.group(0)} is the script's argument {default.group(1)}: imported as "
+                f"{default.group(2)!r}, its value when the script is run without one", file=self.name,
+                hint="if you run the script with arguments, write their values in the preset"))
         if found.pattern:
             self.findings.append(Finding(
                 WARNING, "script.word.pattern",
@@ -184,11 +190,13 @@ class _Shell:
         name = what.strip("${}")
         why = ("is not set by the script" if NAME.fullmatch(name)
                else "is an argument the script is run with" if name[:1] in "0123456789@*#" and len(name) == 1
+               else "is a bash expansion lorakit does not evaluate" if what.startswith("${")
                else "is a command lorakit does not run")
         self.findings.append(Finding(
             WARNING, "script.variable.unresolved",
             f"line {line}: {what} {why}: kept as written, {what!r}",
             hint=f"give its value in the preset, or set {name} earlier in the script" if NAME.fullmatch(name)
+            else "write its value in the preset" if what.startswith("${")
             else "write its value in the preset: lorakit does not run commands to find it",
             file=self.name))
 
@@ -254,6 +262,9 @@ def _run(shell: _Shell, simple: Simple, number: int) -> SwiftCall | None:
         while words and re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", words[0][0]):
             prefix_raw.append(words.pop(0))
     if len(words) < 2 or shell.raw(*words[0][1:]).rsplit("/", 1)[-1] != "swift":
+        from lorakit.scriptfaults import not_read
+
+        shell.findings += not_read([shell.raw(*w[1:]) for w in words], line_of(text, simple.start), shell.name)
         return None
     command = "".join(shell.word(*words[1][1:]))
     if command not in SWIFT_COMMANDS:
@@ -281,13 +292,19 @@ def _has_x(shell: _Shell, words) -> bool:
 
 
 def _export(shell: _Shell, words) -> None:
+    # `export -n X` (bash(1), export) takes X out of the environment; declare +x does the same
+    remove = any(re.fullmatch(r"-[a-z]*n[a-z]*|\+[a-z]*x[a-z]*", shell.raw(*w[1:])) for w in words)
     for raw, start, end in words:
-        if shell.raw(start, end).startswith("-"):
+        if shell.raw(start, end)[:1] in "-+":
             continue  # export -n / declare -x: options
         if re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", raw):
             var, value = shell.assign(raw, start, end)
             shell.values[var] = value
         else:
             var = shell.raw(start, end)
-        shell.exported.add(var)
+        if remove:
+            shell.exported.discard(var)
+        else:
+            shell.exported.add(var)
         shell.where[var] = line_of(shell.text, start)
+

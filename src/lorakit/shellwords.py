@@ -16,6 +16,8 @@ from typing import Mapping
 from lorakit.shellmath import arithmetic, closing as _closing
 
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# ${1:-word} / ${2-word}: what _braced gives a script argument that has a default
+ARGUMENT_DEFAULT = re.compile(r"\$\{([1-9][0-9]*):?-([^}$`]*)\}")
 IFS = " \t\n"
 
 # bash's $'…' escapes (bash(1), QUOTING: ANSI-C Quoting)
@@ -237,7 +239,9 @@ def _braced(text: str, variables: Mapping[str, str]) -> str:
     inner = text[2:-1]
     if inner in variables:
         return variables[inner]
-    found = re.fullmatch(r"([A-Za-z_][A-Za-z0-9_]*)(:?)-(.*)", inner, flags=re.S)
+    # `MODEL=${1:-Qwen/Qwen2.5-7B-Instruct}`: a script argument with a default, as users' scripts
+    # take one; run without arguments (as the import reads it) bash gives the default
+    found = re.fullmatch(r"([A-Za-z_][A-Za-z0-9_]*|[1-9][0-9]*)(:?)-(.*)", inner, flags=re.S)
     if found:
         var, colon, word = found.groups()
         value = variables.get(var)

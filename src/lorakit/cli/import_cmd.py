@@ -51,9 +51,9 @@ def import_script(
     text = _read(script)
     read = shellscript.read_script(text, str(script))
     calls = _chosen(read, script, select)
-    base = (_extends_ref(extends, output), presets.load(extends, major=target.major)) if extends else None
+    base = (_extends_ref(extends, output), presets.load(extends, key="--extends", major=target.major)) if extends else None
     done = [importer.import_call(call, major=target.major, name=str(script), extends=base) for call in calls]
-    outputs = _outputs(output, len(done), force)
+    outputs = _outputs(output, len(done), force, script)
     findings = list(read.findings) + [f for one in done for f in one.findings]
     findings += _skipped(read, calls, select, str(script))
     failed = False
@@ -62,7 +62,11 @@ def import_script(
         if path is None:
             typer.echo(("---\n" if len(done) > 1 else "") + body, nl=False)
         else:
-            path.write_text(body, encoding="utf-8")
+            try:
+                path.write_text(body, encoding="utf-8")
+            except OSError as exc:
+                raise LorakitError(f"-o {path}: cannot write the preset: {exc.strerror}",
+                                   hint="choose another -o, or leave -o out to print the preset") from None
             report.note(f"wrote {path} (swift {one.call.command}, line {one.call.line} of {script})"
                         + (f"; see it run: lorakit {RUNS[one.call.command]} -p {path} --dry-run"
                            if one.call.command in RUNS else ""))
@@ -90,12 +94,25 @@ def _extends_ref(extends: str, output: Path | None) -> str:
     return os.path.relpath(found, output.resolve().parent)
 
 
+# ms-swift's example scripts are a few KB; a file this big is a log, a dataset or a binary, and
+# bashlex over 50 MB runs for minutes
+MAX_SCRIPT_BYTES = 1 << 20
+
+
 def _read(script: Path) -> str:
     try:
-        data = script.read_bytes()
+        with script.open("rb") as f:
+            data = f.read(MAX_SCRIPT_BYTES + 1)
     except OSError as exc:
         raise LorakitError(f"{script}: cannot read the script: {exc.strerror}",
                            hint="give the path of an ms-swift shell script") from None
+    if len(data) > MAX_SCRIPT_BYTES:
+        raise LorakitError(f"{script}:1: over {MAX_SCRIPT_BYTES >> 20} MiB: not a shell script of swift commands",
+                           hint="give the script that runs `swift sft …` (lorakit import reads scripts up to 1 MiB)")
+    if b"\0" in data:  # bash refuses such a file: "cannot execute binary file"
+        line = data[:data.index(b"\0")].count(b"\n") + 1
+        raise LorakitError(f"{script}:{line}: a NUL byte: this is a binary file, not a shell script",
+                           hint="give the shell script itself (bash refuses to run a file with NUL bytes)")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -106,6 +123,9 @@ def _read(script: Path) -> str:
 def _chosen(read, script: Path, select: int | None):
     from lorakit.importer import IMPORTABLE
 
+    unread = [f for f in read.findings if f.code in ("script.swift_module", "script.swift_in_string")]
+    if not read.calls and unread:
+        raise LorakitError(f"{script}:{unread[0].message.removeprefix('line ')}", hint=unread[0].hint)
     if not read.calls:
         raise LorakitError(f"{script}:1: no swift command in the script (swift sft|pt|rlhf|export|infer|deploy|eval)",
                            hint="lorakit import reads the `swift sft …` command of a training script")
@@ -113,8 +133,8 @@ def _chosen(read, script: Path, select: int | None):
         call = next((c for c in read.calls if c.number == select), None)
         listing = ", ".join(f"{c.number}: swift {c.command} (line {c.line})" for c in read.calls)
         if call is None:
-            raise LorakitError(f"{script}: --select {select}: the script has {len(read.calls)} swift command(s)",
-                               hint=listing)
+            raise LorakitError(f"{script}: --select {select}: the script has {len(read.calls)} swift command(s)"
+                               + (" and --select counts from 1" if select < 1 else ""), hint=listing)
         if call.command not in IMPORTABLE:
             raise LorakitError(f"{script}:{call.line}: swift {call.command} is not a command a lorakit preset runs "
                                f"({', '.join(IMPORTABLE)})", hint=listing)
@@ -138,11 +158,21 @@ def _skipped(read, calls, select, name: str) -> list[Finding]:
             for call in read.calls if call not in calls]
 
 
-def _outputs(output: Path | None, count: int, force: bool) -> list[Path | None]:
+def _outputs(output: Path | None, count: int, force: bool, script: Path) -> list[Path | None]:
     if output is None:
         return [None] * count
     paths = [output] if count == 1 else [output.with_name(f"{output.stem}-{i}{output.suffix or '.yaml'}")
                                           for i in range(1, count + 1)]
+    for path in paths:  # `-o train.sh --force` would replace the script by its preset: never asked for
+        if path.exists() and path.resolve() == script.resolve():
+            raise LorakitError(f"-o {path}: is the script being imported: not overwritten, even with --force",
+                               hint=f"write the preset to another file: -o {script.with_suffix('.yaml')}")
+    for path in paths:  # before anything is written: a second file failing must not leave the first
+        if path.is_dir():
+            raise LorakitError(f"-o {path}: is a directory", hint=f"give a file name: -o {path / 'preset.yaml'}")
+        if not path.parent.is_dir():
+            raise LorakitError(f"-o {path}: the folder {path.parent} does not exist",
+                               hint=f"create it first (mkdir -p {path.parent}), or choose another -o")
     existing = [str(p) for p in paths if p.exists() or p.is_symlink()]
     if existing and not force:
         raise LorakitError(f"{', '.join(existing)} already exist{'s' if len(existing) == 1 else ''}: not overwritten",
