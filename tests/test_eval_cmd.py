@@ -64,3 +64,23 @@ def test_ms_swift_parses_the_eval_command(tmp_path, major):
     [answer] = json.loads(out.stdout)
     assert (answer["exit"], answer["remaining"]) == (0, [])
     assert answer["values"]["eval_dataset"] == ["arc", "gsm8k"] and answer["values"]["adapters"] == [f"sft={ckpt}"]
+
+
+@pytest.mark.parametrize("given", ["gsm8k]", "arc, mmlu", "{x: 1}"])
+def test_each_eval_dataset_is_one_name_as_typed(tmp_path, given):
+    """They were joined into a --set YAML list: 'arc, mmlu' became two benchmarks, 'gsm8k]' an error
+    about "--set 'eval_dataset=[gsm8k]]'", which the user never wrote."""
+    checkpoint(tmp_path)
+    result = run_in(tmp_path, ["eval", "--adapters", "output", "--eval-dataset", given, "--dry-run"])
+    assert result.code == 0, result.stderr
+    argv = argv_of(result.stdout)
+    assert argv[argv.index("--eval_dataset"):argv.index("--eval_dataset") + 3] == ["--eval_dataset", given,
+                                                                                  "--eval_limit"]
+
+
+def test_an_empty_eval_dataset_is_refused(tmp_path):
+    checkpoint(tmp_path)
+    result = run_in(tmp_path, ["eval", "--adapters", "output", "--eval-dataset", "", "--dry-run"])
+    assert result.code == 2
+    assert result.stderr.splitlines()[-2:] == ["lorakit: error: --eval-dataset '' names no benchmark",
+                                               "  hint: e.g. --eval-dataset gsm8k --eval-dataset arc"]

@@ -16,7 +16,7 @@ from lorakit import report
 from lorakit.checks.facts import Facts
 from lorakit.cli import common as c
 from lorakit.cli.infer import AdaptersOpt, BackendOpt, DryOpt, FormatOpt, ModelOpt, PickOpt, finish, fragment, prepare
-from lorakit.errors import EnvironmentProblem
+from lorakit.errors import EnvironmentProblem, LorakitError
 
 EXAMPLES = """
 Examples:
@@ -48,12 +48,14 @@ def eval_(
     grace: c.GraceOpt = 30.0,
 ) -> int:
     """Benchmark a trained adapter with `swift eval`; flags after `--` go to ms-swift."""
-    sets = list(set_ or [])
-    if eval_dataset:
-        sets.append("eval_dataset=[" + ", ".join(eval_dataset) + "]")
-    opts = c.JobOptions(preset or fragment("eval"), model=model, sets=sets, extra=list(ctx.args),
+    # each --eval-dataset is one name as typed: joined into a --set YAML list, 'a, b' became two
+    # benchmarks and 'gsm8k]' an error about a --set the user never wrote
+    if any(not d.strip() for d in eval_dataset or []):
+        raise LorakitError("--eval-dataset '' names no benchmark", hint="e.g. --eval-dataset gsm8k --eval-dataset arc")
+    more = [("args.eval_dataset", list(eval_dataset), "--eval-dataset")] if eval_dataset else []
+    opts = c.JobOptions(preset or fragment("eval"), model=model, sets=list(set_ or []), extra=list(ctx.args),
                         swift_version=swift_version)
-    job = prepare(opts, list(adapters or []), pick, command="eval", backend=infer_backend, named=True)
+    job = prepare(opts, list(adapters or []), pick, command="eval", backend=infer_backend, named=True, more=more)
     if not dry_run and not Facts().has_module("evalscope"):
         raise EnvironmentProblem("swift eval needs evalscope, which is not installed in this environment",
                                  hint="pip install 'evalscope[opencompass]' (or 'ms-swift[eval]')")

@@ -152,12 +152,13 @@ def _one_base(picked: list, model) -> None:
 
 
 def prepare(opts: c.JobOptions, adapters: list[str], pick: Optional[str], *, command: str,
-            backend: Optional[str] = None, named: bool = False) -> Job:
+            backend: Optional[str] = None, named: bool = False, more: tuple = ()) -> Job:
     picked = [adapterpick.pick(a, how=pick or "last", named=named) for a in adapters]
     _one_name_each(picked)
     extra = [("args.adapters", [a.argv_item for a in picked], "--adapters")] if picked else []
     if backend is not None:
         extra.append(("args.infer_backend", backend, "--infer-backend"))
+    extra += list(more)  # (key, value, option): values as given, never re-read as YAML
     job = c.job_from_options(opts, extra)
     if job.command != command:
         raise LorakitError(f"preset {job.preset!r} runs `swift {job.command}`, not `swift {command}`",
