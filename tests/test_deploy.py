@@ -123,3 +123,22 @@ def test_adapters_of_two_bases_are_refused(tmp_path):
         f"{tmp_path}, output/v1-20260102-120000 on Qwen/Qwen2.5-0.5B-Instruct (their args.json); ms-swift loads "
         "them all onto the first's base",
         "  hint: pass adapters of one base together; serve the other base in its own lorakit deploy on another --port"]
+
+
+@pytest.mark.parametrize("host", ["null", "a: b", "[::1]"])
+def test_host_is_rendered_as_typed(tmp_path, host):
+    """--host went through a --set YAML value: 'null' dropped the flag (ms-swift then listens on
+    0.0.0.0, every interface), 'a: b' became the mapping '{"a": "b"}'."""
+    ckpt = checkpoint(tmp_path)
+    result = run_in(tmp_path, ["deploy", "--adapters", "output", "--host", host, "--dry-run"])
+    assert result.code == 0, result.stderr
+    assert argv_of(result.stdout) == ["swift", "deploy", "--host", host, "--port", "8000", "--adapters", str(ckpt)]
+
+
+def test_an_empty_host_is_refused(tmp_path):
+    checkpoint(tmp_path)
+    result = run_in(tmp_path, ["deploy", "--adapters", "output", "--host", "", "--dry-run"])
+    assert result.code == 2
+    assert result.stderr.splitlines()[-2:] == [
+        "lorakit: error: --host '' is no address",
+        "  hint: pass --host 127.0.0.1 (this machine) or 0.0.0.0 (every interface)"]

@@ -86,10 +86,14 @@ def deploy(
     grace: c.GraceOpt = 30.0,
 ) -> int:
     """Serve a trained adapter with `swift deploy` (OpenAI API); flags after `--` go to ms-swift."""
-    sets = list(set_ or []) + [f"{k}={v}" for k, v in (("port", port), ("host", host)) if v is not None]
-    opts = c.JobOptions(preset or fragment("deploy"), model=model, sets=sets, extra=list(ctx.args),
+    # as typed, not re-read as a --set YAML value: --host null dropped the flag (ms-swift's default
+    # 0.0.0.0, every interface) and --host 'a: b' became a mapping
+    more = [(f"args.{k}", v, f"--{k}") for k, v in (("port", port), ("host", host)) if v is not None]
+    if host is not None and not host.strip():
+        raise LorakitError("--host '' is no address", hint="pass --host 127.0.0.1 (this machine) or 0.0.0.0 (every interface)")
+    opts = c.JobOptions(preset or fragment("deploy"), model=model, sets=list(set_ or []), extra=list(ctx.args),
                         swift_version=swift_version)
-    job = prepare(opts, list(adapters or []), pick, command="deploy", backend=infer_backend, named=True)
+    job = prepare(opts, list(adapters or []), pick, command="deploy", backend=infer_backend, named=True, more=more)
     if dry_run:
         port_value(job)
     else:
