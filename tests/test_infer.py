@@ -175,3 +175,15 @@ def test_infer_refuses_adapters_of_two_bases_unless_model_is_given(tmp_path):
     chosen = run_in(tmp_path, ["infer", "--adapters", str(a), "--adapters", str(b), "--model", str(tmp_path),
                                "--dry-run"])
     assert chosen.code == 0, chosen.stderr
+
+
+def test_infer_model_other_than_the_adapters_base_is_a_warning(tmp_path):
+    """ms-swift takes --model over the checkpoint's args.json: an adapter of another base then fails
+    at load. It was silent."""
+    ckpt = checkpoint(tmp_path, model="Qwen/Qwen2.5-0.5B-Instruct")
+    result = run_in(tmp_path, ["infer", "--adapters", str(ckpt), "--model", str(tmp_path), "--dry-run"])
+    assert result.code == 0, result.stderr
+    assert (f"warning[adapters.base.other] args.model (--model): model {tmp_path} (--model) is not the base the "
+            f"adapter was trained on: Qwen/Qwen2.5-0.5B-Instruct ({ckpt}/args.json)\n"
+            "  hint: fine for a copy of the same weights; else drop --model: the adapter's own base is used"
+            ) in result.stderr

@@ -371,7 +371,7 @@ def test_a_model_other_than_the_adapters_base_is_a_warning(tmp_path):
     assert result.code == 0, result.stderr
     assert (f"warning[adapters.base.other] args.model (--model): model {tmp_path} (--model) is not the base the "
             f"adapter was trained on: Qwen/Qwen2.5-0.5B-Instruct ({ckpt}/args.json)\n"
-            "  hint: fine for a copy of the same weights; else drop --model (lorakit takes the adapter's base)"
+            "  hint: fine for a copy of the same weights; else drop --model: the adapter's own base is used"
             ) in result.stderr
     strict = dry(["-p", "dpo", "--adapters", "output", "--model", str(tmp_path), "--strict"], tmp_path)
     assert strict.code == 2

@@ -99,6 +99,18 @@ def base_of(adapter: Adapter) -> dict:
     return checkpoints.base_model_of(adapter.checkpoint) if adapter.checkpoint is not None else {}
 
 
+def other_base(model, who: str, base: dict) -> list:
+    """A warning when the model given (by `who`) is not the base the adapter's args.json names."""
+    from lorakit.findings import WARNING, Finding
+
+    if not base.get("model") or str(model) == str(base["model"]):
+        return []
+    return [Finding(WARNING, "adapters.base.other",
+                    f"model {model} ({who}) is not the base the adapter was trained on: {base['model']} "
+                    f"({base['source']})", hint=f"fine for a copy of the same weights; else drop {who}: the "
+                    "adapter's own base is used", key="args.model", file=who)]
+
+
 def with_base(job, adapter: Adapter, *, keys=("model", "model_type", "template")):
     """The job with the base model (and its model_type/template) the checkpoint was trained on,
     unless the command line named a model: `swift rlhf` does not read the adapter's args.json
@@ -106,7 +118,7 @@ def with_base(job, adapter: Adapter, *, keys=("model", "model_type", "template")
     Each change is said as an info finding. Returns (job, base dict)."""
     from dataclasses import replace
 
-    from lorakit.findings import INFO, WARNING, Finding
+    from lorakit.findings import INFO, Finding
 
     base = base_of(adapter)
     if not base.get("model"):
@@ -119,12 +131,7 @@ def with_base(job, adapter: Adapter, *, keys=("model", "model_type", "template")
         if key == "model" and who.startswith("-"):
             # --model / --set model=...: the user's word; said when it is not the adapter's base, since
             # peft loads an adapter onto another architecture only to fail on shapes (or answer nonsense)
-            if str(args.get("model")) != str(base["model"]):
-                notes.append(Finding(WARNING, "adapters.base.other",
-                                     f"model {args.get('model')} ({who}) is not the base the adapter was trained "
-                                     f"on: {base['model']} ({base['source']})",
-                                     hint=f"fine for a copy of the same weights; else drop {who} (lorakit takes "
-                                          "the adapter's base)", key="args.model", file=who))
+            notes += other_base(args.get("model"), who, base)
             continue
         if key != "model" and key in args:
             continue

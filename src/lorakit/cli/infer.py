@@ -151,6 +151,16 @@ def _one_base(picked: list, model) -> None:
                                 "deploy on another --port")
 
 
+def _given_base(job: Job, picked: list) -> Job:
+    """--model wins over the adapter's args.json in ms-swift too; said when it is another base."""
+    local = next((a for a in picked if a.checkpoint is not None), None)
+    if local is None or not job.args.get("model"):
+        return job
+    notes = adapterpick.other_base(job.args["model"], job.source_of("args.model") or "--model",
+                                   adapterpick.base_of(local))
+    return replace(job, adjustments=(*job.adjustments, *notes)) if notes else job
+
+
 def prepare(opts: c.JobOptions, adapters: list[str], pick: Optional[str], *, command: str,
             backend: Optional[str] = None, named: bool = False, more: tuple = ()) -> Job:
     picked = [adapterpick.pick(a, how=pick or "last", named=named) for a in adapters]
@@ -172,6 +182,7 @@ def prepare(opts: c.JobOptions, adapters: list[str], pick: Optional[str], *, com
             report.note(line)
         report.note(f"picked {a.argv_item}: {a.reason}")
     _preflight(job, picked)
+    job = _given_base(job, picked)
     job = _backend_spelling(job)
     _lora_backend(job, picked)
     return _vllm_rank(job, picked, command)
