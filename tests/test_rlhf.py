@@ -435,3 +435,20 @@ def test_server_mode_port_must_be_a_port(value, shown):
 
 def test_server_mode_port_not_a_number_is_the_flag_checks_alone():
     assert [c for c, _ in errors(job("grpo_server", "vllm_server_port=abc"))] == ["flags.value"]
+
+
+def test_rlhf_resume_renders_the_newest_complete_checkpoint(tmp_path):
+    """A failed rlhf run's end says how to resume: rlhf had no --resume (train's refuses the preset)."""
+    from test_resume import checkpoint as resumable
+
+    sft_output(tmp_path, model=str(tmp_path))
+    data = rows(tmp_path / "d.jsonl", [chat(rejected_response="no")] * 4)
+    ckpt = resumable(tmp_path / "dpo_out" / "v0-20260101-100000", 4, model=str(tmp_path), rlhf_type="dpo")
+    args = ["-p", "dpo", "--adapters", "output", "--dataset", data, "--output-dir", "dpo_out", "--set", "max_steps=10"]
+    result = dry([*args, "--resume", "auto"], tmp_path)
+    assert result.code == 0, result.stderr
+    assert argv_of(result.stdout)[-2:] == ["--resume_from_checkpoint", str(ckpt.resolve())]
+    nothing = dry([*args, "--output-dir", "elsewhere", "--resume", "auto"], tmp_path)
+    assert nothing.code == 2
+    assert nothing.stderr.splitlines()[-2] == (f"lorakit: error: --resume auto: no complete checkpoint in "
+                                               f"{tmp_path / 'elsewhere'} (no ms-swift run there)")

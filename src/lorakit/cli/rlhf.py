@@ -49,6 +49,10 @@ LogOpt = Annotated[Optional[str], typer.Option("--log", metavar="FILE", help="Wr
 ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="On a terminal: a progress bar fed by ms-swift's logs.")]
 FromOpt = Annotated[Optional[Path], typer.Option("--from", help="Relaunch exactly the job of an rlhf run record: a file (OUTPUT/lorakit-runs/*.yaml, OUTPUT/lorakit-run.yaml) or a run dir; takes nothing else but --dry-run.")]
 PresetOpt = Annotated[Optional[str], typer.Option("--preset", "-p", help="Built-in name (dpo, kto, orpo, simpo, grpo_colocate, grpo_server) or a YAML file.")]
+ResumeOpt = Annotated[Optional[str], typer.Option(
+    "--resume", metavar="auto|if-any|PATH",
+    help="Resume from the newest complete checkpoint of the output dir's runs (auto refuses when there is none, "
+         "if-any then starts fresh), or one under PATH; as lorakit train --resume, but the value is required.")]
 WaitOpt = Annotated[float, typer.Option("--rollout-wait", help="GRPO server mode: seconds to wait for swift rollout's /health.")]
 
 
@@ -93,7 +97,7 @@ def build(preset: str, shared: c.JobArgs, extra_flags: list[str], adapters: Opti
     return sft_fixups(job)
 
 
-def replayed(path: Path) -> Job:
+def replayed(path: Path) -> tuple[Job, dict]:
     """The job of an rlhf run record, as `train --from` replays an sft one (record.replay_job):
     refused when its preset no longer renders the recorded command."""
     from lorakit import record
@@ -108,7 +112,7 @@ def replayed(path: Path) -> Job:
     if data.get("cwd") and Path(str(data["cwd"])) != Path.cwd():
         report.note(f"it ran in {data['cwd']}; relative paths now resolve from {Path.cwd()}")
     record.check_replay(data, render(job, os.environ), path)
-    return job
+    return job, data
 
 
 @c.with_job_args
@@ -126,6 +130,7 @@ def rlhf(
     progress: ProgressOpt = True,
     rollout_wait: WaitOpt = 600.0,
     from_: FromOpt = None,
+    resume_: ResumeOpt = None,
 ) -> int:
     """Preference tuning with `swift rlhf` from a preset; flags after `--` go to ms-swift."""
     if pick is not None and adapters is None:
@@ -137,12 +142,17 @@ def rlhf(
         if given:
             raise LorakitError(f"--from replays the recorded job as it is; it takes no {', '.join(given)}",
                                hint="drop those options, or copy the record's `preset:` section into a preset")
-        job = replayed(from_)
+        job, data = replayed(from_)
     elif preset is None:
         raise LorakitError("give a preset (--preset/-p NAME or FILE) or an rlhf run record (--from FILE)",
                            hint="built-in: dpo, kto, orpo, simpo, grpo_colocate, grpo_server")
     else:
-        job = build(preset, shared, list(ctx.args), adapters, pick)
+        job, data = build(preset, shared, list(ctx.args), adapters, pick), {}
+    if resume_ is not None:
+        # a failed rlhf run's end says how to resume it (lorakit.resume: the same refusals as train's)
+        from lorakit import resume
+
+        job = resume.apply(job, resume_, ran_in=str(data["cwd"]) if data.get("cwd") else None)
     report.note(c.layout_note(job))
     if log is not None and dry_run:
         raise LorakitError("--log names where a launch writes ms-swift's output; --dry-run launches nothing",
