@@ -215,3 +215,49 @@ def test_export_n_takes_a_variable_out_of_the_environment():
                          "swift sft --model m\n").calls
     assert call.env == {"MAX_PIXELS": "1003520"}  # bash: `export -n X; env` has no X
     assert call.unexported == {"CUDA_VISIBLE_DEVICES": 2}
+
+
+def test_a_backslash_inside_an_end_of_line_comment_is_not_called_missing():
+    found = [f for f in faults("swift sft \\\n  --model m  # the model \\\n  --dataset d\n") if f.level == "error"]
+    assert [(f.code, f.message, f.hint) for f in found] == [(
+        "script.continuation.commented_backslash",
+        "line 2: the `\\` at the end of this line is inside the comment (`#` runs to the end of the line), so the "
+        "command ends here: bash runs swift sft (line 1) without the flags from line 3 on (--dataset), then tries "
+        "to run `--dataset` as a command. lorakit imports what bash runs, without them",
+        "move the comment above the command (a comment cannot sit inside a continuation) at line 2, then import again")]
+
+
+@pytest.mark.parametrize("forward", ['"$@"', "$@", "$*", '"${@}"'])
+def test_the_scripts_arguments_forwarded_are_none_when_it_runs_without_any(forward):
+    read = read_script(f"swift sft --model m --dataset d.jsonl {forward}\n")
+    assert [a.text for a in read.calls[0].args] == ["--model", "m", "--dataset", "d.jsonl"]  # as `bash s.sh`
+    assert [(f.code, f.message) for f in read.findings] == [(
+        "script.variable.arguments", f"line 1: {forward} passes on the arguments the script is run with: none when "
+        "it is run without any, as the import reads it")]
+
+
+def test_arithmetic_past_pythons_parser_is_kept_as_written_not_a_traceback():
+    deep = "$((" + "1+" * 50_000 + "1))"
+    [found] = read_script(f"swift sft --model m --lora_rank {deep}\n").findings
+    assert (found.code, found.message, found.hint) == (
+        "script.variable.unresolved",
+        f"line 1: {deep[:77]}... is arithmetic lorakit does not evaluate (it reads + - * / % over integers and "
+        f"the script's variables): kept as written, '{deep[:77]}...'", "write its value in the preset")
+    assert arithmetic("(" * 3000 + "1" + ")" * 3000, {}) is None
+
+
+def test_command_substitution_nested_past_bashlex_is_an_error_with_its_line():
+    with pytest.raises(LorakitError) as caught:
+        read_script("swift sft --model m\nX=" + "$(" * 3000 + "x" + ")" * 3000 + "\n", "s.sh")
+    assert caught.value.message.startswith("s.sh:2: ") and "(nested too deeply)" in caught.value.message
+
+
+def test_a_pasted_em_dash_is_not_a_flag_and_is_said():
+    read = read_script("swift sft --model m --dataset d.jsonl \\\n  —lora_rank 8 \\\n  –max_length=2048\n")
+    assert [a.text for a in read.calls[0].args][-3:] == ["—lora_rank", "8", "–max_length=2048"]  # as bash passes it
+    assert [(f.code, f.message, f.hint) for f in read.findings] == [
+        ("script.flag.dash", "line 2: —lora_rank starts with '—' (U+2014, pasted typography), not '--': argparse "
+         "reads it as a value, not a flag", "write --lora_rank"),
+        ("script.flag.dash", "line 3: –max_length=2048 starts with '–' (U+2013, pasted typography), not '--': "
+         "argparse reads it as a value, not a flag", "write --max_length=2048"),
+    ]

@@ -243,3 +243,18 @@ def test_a_last_line_ending_in_a_backslash_is_read_as_bash_reads_it():
     # an escaped backslash at the end is a character, not a continuation: bash keeps it
     assert _without_final_continuation("echo a \\\\\\\\\n") == "echo a \\\\\\\\\n"
     assert _without_final_continuation("echo a \\\n") == "echo a  \n"
+
+
+def test_bash_runs_script_arguments_and_export_n_as_lorakit_read(tmp_path):
+    """Run without arguments (as the import reads it): ${1:-X} is X, "$@" is no word at all, and
+    `export -n` takes a variable out of swift's environment."""
+    path = tmp_path / "args.sh"
+    path.write_text('#!/bin/bash\nMODEL=${1:-Qwen/Qwen2.5-0.5B-Instruct}\nexport CUDA_VISIBLE_DEVICES=0,1 '
+                    'MAX_PIXELS=1003520\nexport -n CUDA_VISIBLE_DEVICES\nswift sft --model "$MODEL" \\\n'
+                    '    --dataset "${2-data/train.jsonl}" "$@"\n', encoding="utf-8")
+    [call] = read_script(path.read_text(), path.name).calls
+    assert [a.text for a in call.args] == ["--model", "Qwen/Qwen2.5-0.5B-Instruct", "--dataset", "data/train.jsonl"]
+    assert call.env == {"MAX_PIXELS": "1003520"}
+    folder = tmp_path / "run"
+    folder.mkdir()
+    test_bash_runs_what_lorakit_read(path, folder)

@@ -31,7 +31,7 @@ def breakages(text: str, commands, calls, name: str, assigned: dict[str, list[in
     out: list[Finding] = []
     out += _continuations(text, lines, commands, calls, name)
     for call in calls:
-        out += _env_after(call, name) + _twice(call, name) + _unexported(call, name)
+        out += _env_after(call, name) + _twice(call, name) + _unexported(call, name) + _dashes(call, name)
     out += _set_after(calls, assigned, name)
     return out
 
@@ -66,6 +66,8 @@ _WHY = {
     "trailing_space": "a space after the `\\` escapes the space, not the newline: the command ends on this line"
                       " and gets ' ' as an argument",
     "missing": "this line does not end in `\\`, so the command ends here (ms-swift #4513)",
+    "commented_backslash": "the `\\` at the end of this line is inside the comment (`#` runs to the end of the"
+                           " line), so the command ends here",
     "crlf": "the line ends in a carriage return (Windows line endings): the `\\` escapes it, not the newline,"
             " so the command ends on this line and gets '\\r' as an argument",
 }
@@ -74,6 +76,7 @@ _FIX = {
     "comment": "move the comment above the command",
     "trailing_space": "delete the spaces after the `\\`",
     "missing": "end the line with ` \\`",
+    "commented_backslash": "move the comment above the command (a comment cannot sit inside a continuation)",
     "crlf": "convert the script to Unix line endings (dos2unix SCRIPT, or sed -i 's/\\r$//' SCRIPT)",
 }
 
@@ -92,6 +95,8 @@ def _continuations(text: str, lines: list[str], commands, calls, name: str) -> l
                 out.append(_lost_prefix(text, prev, call, cut, name))
         elif first.startswith("-") and owner is not None:
             kind, at = cut if cut else ("missing", _line(text, prev.end) if prev is not None else 1)
+            if kind == "missing" and prev is not None and re.match(r"[ \t]+#[^\n]*\\[ \t]*(\n|$)", text[prev.end:]):
+                kind = "commented_backslash"  # `--model m  # the model \`: the comment holds the `\`
             start = _line(text, simple.start)
             flags = " ".join(text[w[1]:w[2]] for w in simple.words if text[w[1]:w[2]].startswith("--"))
             out.append(Finding(
@@ -130,6 +135,25 @@ def _lost_prefix(text: str, prev, call, cut, name: str) -> Finding:
 
 def _short(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+# what a web page or a word processor makes of `--` (em dash, en dash, minus sign, …)
+_DASH = re.compile(r"^([\u2010-\u2015\u2212\ufe58\ufe63\uff0d]+)([A-Za-z_][\w-]*)(=.*)?$", re.S)
+
+
+def _dashes(call, name: str) -> list[Finding]:
+    """`—lora_rank 8` pasted from a web page: not an option to argparse, so it and its value become
+    values of the flag before it (`--dataset d —lora_rank 8`: three datasets), with no error."""
+    out = []
+    for arg in call.args:
+        found = _DASH.match(arg.text)
+        if found:
+            out.append(Finding(
+                ERROR, "script.flag.dash",
+                f"line {arg.line}: {arg.text} starts with {found.group(1)!r} (U+{ord(found.group(1)[0]):04X}, "
+                "pasted typography), not '--': argparse reads it as a value, not a flag",
+                hint=f"write --{found.group(2)}{found.group(3) or ''}", file=name))
+    return out
 
 
 def _env_after(call, name: str) -> list[Finding]:

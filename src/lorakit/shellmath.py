@@ -32,7 +32,7 @@ def arithmetic(expr: str, variables: Mapping[str, str]) -> int | None:
     text = re.sub(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?", r"\1", expr).replace("/", "//")
     try:
         tree = ast.parse(text.strip(), mode="eval")
-    except SyntaxError:
+    except (SyntaxError, RecursionError, MemoryError):  # `$((1+1+…))` 50,000 deep: Python's parser gives up
         return None
 
     def value(node: ast.AST) -> int | None:
@@ -51,7 +51,10 @@ def arithmetic(expr: str, variables: Mapping[str, str]) -> int | None:
             return _OPS[type(node.op)](left, right)
         return None
 
-    return value(tree.body)
+    try:
+        return value(tree.body)
+    except RecursionError:
+        return None
 
 
 # `[[ … ]]` on one line, where a command may start; bashlex reads `[[` as a command and then fails

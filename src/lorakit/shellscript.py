@@ -89,9 +89,11 @@ def parse_commands(text: str, name: str = "script") -> list[Simple]:
             part = bashlex.parser._parser(masked[index:]).parse()
         except bashlex.errors.ParsingError as exc:
             raise _unreadable(text, name, line_of(text, index + exc.position), exc.message) from None
-        except NotImplementedError as exc:  # bashlex lacks a few constructs (case, some expansions)
+        except (NotImplementedError, RecursionError) as exc:  # bashlex lacks a few constructs (case, some
+            # expansions), and reads `$( $( … ) )` by recursion: 3,000 deep is past Python's stack
             line = line_of(text, index + len(masked[index:]) - len(masked[index:].lstrip()))
-            raise _unreadable(text, name, line, str(exc)) from None
+            why = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+            raise _unreadable(text, name, line, why) from None
         if not isinstance(part, bashlex.ast.node):
             break
         bashlex.ast.posshifter(index).visit(part)
@@ -163,6 +165,15 @@ class _Shell:
         return self.text[start:end]
 
     def word(self, start: int, end: int, *, split: bool = True, scoped=None) -> list[str]:
+        if split and re.fullmatch(r'"?\$(@|\{@\}|\*|\{\*\})"?', self.raw(start, end)):
+            # `swift sft … "$@"` forwards the script's arguments: none when it is run without any,
+            # as the import reads it (and as ${1:-default} gives its default)
+            self.findings.append(Finding(
+                WARNING, "script.variable.arguments",
+                f"line {line_of(self.text, start)}: {self.raw(start, end)} passes on the arguments the script is "
+                "run with: none when it is run without any, as the import reads it", file=self.name,
+                hint="write the flags you pass to the script in the preset's args:"))
+            return []
         found = expand(self.raw(start, end), self.values if scoped is None else scoped, split=split)
         line = line_of(self.text, start)
         for what in found.unresolved:
@@ -188,15 +199,18 @@ class _Shell:
 
     def _unresolved(self, what: str, line: int) -> None:
         name = what.strip("${}")
+        what = what if len(what) <= 80 else what[:77] + "..."  # a message, not the whole word
         why = ("is not set by the script" if NAME.fullmatch(name)
                else "is an argument the script is run with" if name[:1] in "0123456789@*#" and len(name) == 1
                else "is a bash expansion lorakit does not evaluate" if what.startswith("${")
+               else "is arithmetic lorakit does not evaluate (it reads + - * / % over integers and the "
+                    "script's variables)" if what.startswith("$((")
                else "is a command lorakit does not run")
         self.findings.append(Finding(
             WARNING, "script.variable.unresolved",
             f"line {line}: {what} {why}: kept as written, {what!r}",
             hint=f"give its value in the preset, or set {name} earlier in the script" if NAME.fullmatch(name)
-            else "write its value in the preset" if what.startswith("${")
+            else "write its value in the preset" if what.startswith(("${", "$(("))
             else "write its value in the preset: lorakit does not run commands to find it",
             file=self.name))
 
