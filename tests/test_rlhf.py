@@ -452,3 +452,13 @@ def test_rlhf_resume_renders_the_newest_complete_checkpoint(tmp_path):
     assert nothing.code == 2
     assert nothing.stderr.splitlines()[-2] == (f"lorakit: error: --resume auto: no complete checkpoint in "
                                                f"{tmp_path / 'elsewhere'} (no ms-swift run there)")
+
+
+@pytest.mark.parametrize("value, what", [("0,0", "names GPU 0 more than once"), ("[1, 1]", "names GPU 1 more than once"),
+                                         ("abc", "has entries that are not GPU ids: 'abc'"),
+                                         ("-1", "has entries that are not GPU ids: '-1'")])
+def test_rollout_gpus_are_checked_under_their_own_key(value, what):
+    """The rollout job's layout check said 'launch.gpus', a key the user never wrote for it."""
+    shown = value.strip("[]").replace(" ", "")
+    assert errors(job("grpo_server", f"rollout_gpus={value}", "launch.gpus=2,3")) == [
+        ("rlhf.rollout.gpus.invalid", f"rollout_gpus {shown!r} {what}")]

@@ -244,6 +244,15 @@ def check_rollout_gpus(job: Job) -> list[Finding]:
         return [about(job, ERROR, "rlhf.rollout.mode", "args.rollout_gpus",
                       f"rollout_gpus is set, but vllm_mode is {job.args.get('vllm_mode')!r}: only server mode "
                       "starts a swift rollout", "set vllm_mode: server, or drop rollout_gpus")]
+    # said here under the key the user wrote (the rollout job's own layout check names launch.gpus)
+    bad = [g for g in rollout if not g.isdigit()]
+    twice = sorted({g for g in rollout if rollout.count(g) > 1}, key=rollout.index)
+    if bad or twice:
+        what = (f"has entries that are not GPU ids: {', '.join(map(repr, bad))}" if bad
+                else f"names GPU {', '.join(twice)} more than once")
+        return [about(job, ERROR, "rlhf.rollout.gpus.invalid", "args.rollout_gpus",
+                      f"rollout_gpus {','.join(rollout)!r} {what}",
+                      'write the rollout\'s GPU indices once each, separated by commas, e.g. rollout_gpus: "0"')]
     train = job.launch.gpu_ids or []
     shared = sorted(set(rollout) & set(train), key=rollout.index)
     if shared:
