@@ -187,3 +187,14 @@ def test_infer_model_other_than_the_adapters_base_is_a_warning(tmp_path):
             f"adapter was trained on: Qwen/Qwen2.5-0.5B-Instruct ({ckpt}/args.json)\n"
             "  hint: fine for a copy of the same weights; else drop --model: the adapter's own base is used"
             ) in result.stderr
+
+
+@pytest.mark.parametrize("command", ["infer", "deploy", "eval"])
+def test_a_misspelled_backend_gets_a_did_you_mean(tmp_path, command):
+    """'vlm' was told it 'takes no LoRA adapter' and to merge first."""
+    checkpoint(tmp_path)
+    result = run_in(tmp_path, [command, "--adapters", "output", "--infer-backend", "vlm", "--dry-run"])
+    assert result.code == 2
+    assert result.stderr.splitlines()[-2:] == [
+        "lorakit: error: infer_backend 'vlm' (--infer-backend) is not an ms-swift 4.x backend",
+        "  hint: did you mean 'vllm'? one of: transformers, vllm, sglang, lmdeploy"]

@@ -29,7 +29,7 @@ from lorakit.findings import INFO, Finding
 from lorakit.job import Job
 from lorakit.presets import builtin_dir
 from lorakit.render import render
-from lorakit.values import as_bool, as_int
+from lorakit.values import as_bool, as_int, suggestion
 
 EXAMPLES = """
 Examples:
@@ -69,6 +69,17 @@ def _backend_spelling(job: Job) -> Job:
                    f"{job.swift_major}.x: rendered as {spelled[value]}", key="args.infer_backend",
                    file=job.source_of("args.infer_backend"))
     return replace(job, args={**job.args, "infer_backend": spelled[value]}, adjustments=(*job.adjustments, note))
+
+
+def _known_backend(job: Job) -> None:
+    """infer_args.py: Literal['vllm', 'transformers', 'sglang', 'lmdeploy', 'pt'] (3.x: no transformers).
+    Said before the LoRA rule, which took a typo ('vlm') for a backend that takes no adapter."""
+    backend = job.args.get("infer_backend")
+    known = ("transformers", "vllm", "sglang", "lmdeploy") if job.swift_major >= 4 else ("pt", "vllm", "sglang", "lmdeploy")
+    if backend is None or backend in (*known, "pt", "transformers"):
+        return
+    raise LorakitError(f"infer_backend {backend!r} ({job.source_of('args.infer_backend')}) is not an ms-swift "
+                       f"{job.swift_major}.x backend", hint=suggestion(backend, known) + "one of: " + ", ".join(known))
 
 
 def _lora_backend(job: Job, picked: list) -> None:
@@ -183,6 +194,7 @@ def prepare(opts: c.JobOptions, adapters: list[str], pick: Optional[str], *, com
         report.note(f"picked {a.argv_item}: {a.reason}")
     _preflight(job, picked)
     job = _given_base(job, picked)
+    _known_backend(job)
     job = _backend_spelling(job)
     _lora_backend(job, picked)
     return _vllm_rank(job, picked, command)
