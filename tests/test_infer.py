@@ -198,3 +198,17 @@ def test_a_misspelled_backend_gets_a_did_you_mean(tmp_path, command):
     assert result.stderr.splitlines()[-2:] == [
         "lorakit: error: infer_backend 'vlm' (--infer-backend) is not an ms-swift 4.x backend",
         "  hint: did you mean 'vllm'? one of: transformers, vllm, sglang, lmdeploy"]
+
+
+def test_adapters_after_the_double_dash_get_the_same_discovery(tmp_path):
+    """ms-swift's docs write `swift infer --adapters output/vx-xxx/checkpoint-xxx`: after `--` it was
+    refused as 'needs --adapters', and dropped without a word when --adapters was given too."""
+    ckpt = checkpoint(tmp_path)
+    result = run_in(tmp_path, ["infer", "--dry-run", "--", "--adapters", "output", "--max_new_tokens", "5"])
+    assert result.code == 0, result.stderr
+    assert argv_of(result.stdout) == ["swift", "infer", "--max_new_tokens", "5", "--adapters", str(ckpt)]
+    both = run_in(tmp_path, ["infer", "--adapters", "output", "--dry-run", "--", "--adapters=output"])
+    assert both.code == 2
+    assert both.stderr.splitlines()[-2:] == [
+        "lorakit: error: --adapters is given twice: output and, after --, output",
+        "  hint: give it once, before -- (lorakit finds the checkpoint and its base)"]

@@ -462,3 +462,17 @@ def test_rollout_gpus_are_checked_under_their_own_key(value, what):
     shown = value.strip("[]").replace(" ", "")
     assert errors(job("grpo_server", f"rollout_gpus={value}", "launch.gpus=2,3")) == [
         ("rlhf.rollout.gpus.invalid", f"rollout_gpus {shown!r} {what}")]
+
+
+def test_rlhf_adapters_after_the_double_dash_get_the_base_and_ref_adapters(tmp_path):
+    """`-- --adapters CKPT` (ms-swift's spelling) kept the preset's Qwen3-8B as the base, no ref_adapters."""
+    ckpt = sft_output(tmp_path, model=str(tmp_path))
+    result = dry(["-p", "dpo", "--", "--adapters", str(ckpt), "--beta", "0.2"], tmp_path)
+    assert result.code == 0, result.stderr
+    argv = argv_of(result.stdout)
+    assert argv[argv.index("--model") + 1] == str(tmp_path)
+    assert argv[-8:] == ["--adapters", str(ckpt), "--model_type", "qwen2", "--template", "qwen",
+                         "--ref_adapters", str(ckpt)]
+    two = dry(["-p", "dpo", "--", "--adapters", str(ckpt), str(ckpt)], tmp_path)
+    assert two.code == 2
+    assert two.stderr.splitlines()[-2] == f"lorakit: error: --adapters {ckpt} {ckpt}: rlhf starts from one SFT adapter"

@@ -46,6 +46,30 @@ def split_name(value: str, option: str, named: bool) -> tuple[Optional[str], str
     return parts[0], parts[1]
 
 
+def take_adapters(extra: list[str], given: list[str]) -> tuple[list[str], list[str]]:
+    """(adapters, the other flags): `-- --adapters A B` as ms-swift's docs write it (nargs '+': the
+    words up to the next option) joins lorakit's --adapters, so it gets the same discovery, base and
+    ref_adapters; without this it was dropped when --adapters was given too, and otherwise skipped
+    them (an rlhf job then kept the preset's model as the base)."""
+    out, rest, i = [], [], 0
+    while i < len(extra):
+        word = extra[i]
+        if word == "--adapters" or word.startswith("--adapters="):
+            values = [word.split("=", 1)[1]] if "=" in word else []
+            i += 1
+            while "=" not in word and i < len(extra) and not extra[i].startswith("-"):
+                values.append(extra[i])
+                i += 1
+            out += values
+            continue
+        rest.append(word)
+        i += 1
+    if out and given:
+        raise LorakitError(f"--adapters is given twice: {' '.join(given)} and, after --, {' '.join(out)}",
+                           hint="give it once, before -- (lorakit finds the checkpoint and its base)")
+    return (out or given), rest
+
+
 def pick(value: str, option: str = "--adapters", how: str = "last", *, named: bool = False) -> Adapter:
     name, path = split_name(value, option, named)
     mergepick.require_path(path, option)

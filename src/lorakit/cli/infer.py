@@ -174,6 +174,8 @@ def _given_base(job: Job, picked: list) -> Job:
 
 def prepare(opts: c.JobOptions, adapters: list[str], pick: Optional[str], *, command: str,
             backend: Optional[str] = None, named: bool = False, more: tuple = ()) -> Job:
+    adapters, rest = adapterpick.take_adapters(list(opts.extra), list(adapters))
+    opts = replace(opts, extra=rest)
     picked = [adapterpick.pick(a, how=pick or "last", named=named) for a in adapters]
     _one_name_each(picked)
     extra = [("args.adapters", [a.argv_item for a in picked], "--adapters")] if picked else []

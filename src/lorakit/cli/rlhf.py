@@ -80,6 +80,11 @@ def _ref_adapters(job: Job, adapter: adapterpick.Adapter) -> Job:
 
 def build(preset: str, shared: c.JobArgs, extra_flags: list[str], adapters: Optional[str],
           pick: Optional[str]) -> Job:
+    found, extra_flags = adapterpick.take_adapters(extra_flags, [adapters] if adapters is not None else [])
+    if len(found) > 1:
+        raise LorakitError(f"--adapters {' '.join(found)}: rlhf starts from one SFT adapter",
+                           hint="pass one checkpoint (or run/output dir) as --adapters")
+    adapters = found[0] if found else None
     opts = shared.options(preset, extra_flags)
     adapter = adapterpick.pick(adapters, how=pick or "last") if adapters is not None else None
     extra = [("args.adapters", [adapter.rendered], "--adapters")] if adapter is not None else []
