@@ -343,3 +343,12 @@ def test_select_0_says_it_counts_from_1(here):
     assert result.code == 2
     assert result.stderr == ("lorakit: error: s.sh: --select 0: the script has 1 swift command(s) and --select "
                              "counts from 1\n  hint: 1: swift sft (line 1)\n")
+
+
+def test_a_script_name_with_a_newline_cannot_write_yaml_of_its_own(here):
+    script(here, "a\nmodel: evil.sh", "swift sft --model m\n")
+    result = run_cli(["import", "a\nmodel: evil.sh", "-o", "my.yaml"])
+    assert result.code == 0, result.stderr
+    text = (here / "my.yaml").read_text()
+    assert text.splitlines()[0] == "# lorakit import 'a\\nmodel: evil.sh': swift sft at line 1"
+    assert yaml.safe_load(text)["args"] == {"model": "m"}

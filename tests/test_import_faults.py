@@ -261,3 +261,19 @@ def test_a_pasted_em_dash_is_not_a_flag_and_is_said():
         ("script.flag.dash", "line 3: –max_length=2048 starts with '–' (U+2013, pasted typography), not '--': "
          "argparse reads it as a value, not a flag", "write --max_length=2048"),
     ]
+
+
+def test_windows_line_endings_without_a_continuation_are_said():
+    read = read_script("export CUDA_VISIBLE_DEVICES=0\r\nswift sft --model m --output_dir out\r\n", "s.sh")
+    assert read.calls[0].env == {"CUDA_VISIBLE_DEVICES": "0\r"}  # what bash exports
+    assert [a.text for a in read.calls[0].args][-1] == "out\r"
+    assert [(f.code, f.message) for f in read.findings] == [(
+        "script.crlf", "line 1: the script has Windows line endings: bash keeps the carriage return as the last "
+        "character of each line, so the last value on each line ends in '\\r' (and so does the import)")]
+
+
+@pytest.mark.parametrize("runner", ["timeout 12h", "nice -n 10", "stdbuf -oL -eL", "numactl --interleave=all"])
+def test_a_runner_in_front_of_swift_runs_swift_in_the_same_environment(runner):
+    [call] = read_script(f"CUDA_VISIBLE_DEVICES=0 {runner} swift sft --model m\n").calls
+    assert (call.command, [a.text for a in call.args], call.env) == ("sft", ["--model", "m"],
+                                                                    {"CUDA_VISIBLE_DEVICES": "0"})

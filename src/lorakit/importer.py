@@ -263,7 +263,9 @@ def _same_launch(key: str, base: Any, mine: Any, count: int | None) -> bool:
 def to_yaml(imported: Imported, script: str) -> str:
     import yaml
 
-    head = (f"# lorakit import {script}: swift {imported.call.command} at line {imported.call.line}\n"
+    # a comment runs to the newline: a script named 'a\nx: 1.sh' would write YAML of its own there
+    shown = script if script.isprintable() else ascii(script)
+    head = (f"# lorakit import {shown}: swift {imported.call.command} at line {imported.call.line}\n"
             if imported.call is not None else "")
     return head + yaml.safe_dump(imported.preset, sort_keys=False, allow_unicode=True,
                                  default_flow_style=False, width=10_000)

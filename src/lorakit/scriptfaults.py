@@ -33,6 +33,13 @@ def breakages(text: str, commands, calls, name: str, assigned: dict[str, list[in
     for call in calls:
         out += _env_after(call, name) + _twice(call, name) + _unexported(call, name) + _dashes(call, name)
     out += _set_after(calls, assigned, name)
+    if "\r\n" in text and not any(f.code == "script.continuation.crlf" for f in out):
+        # no `\` to cut: the command runs, but its last word on each line ends in '\r' (an output_dir
+        # 'out\r', CUDA_VISIBLE_DEVICES '0\r'), and the import reads the same
+        out.append(Finding(ERROR, "script.crlf", f"line {_line(text, text.index(chr(13) + chr(10)))}: the script has "
+                           "Windows line endings: bash keeps the carriage return as the last character of each "
+                           "line, so the last value on each line ends in '\\r' (and so does the import)",
+                           hint=_FIX["crlf"], file=name))
     return out
 
 

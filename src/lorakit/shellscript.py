@@ -22,6 +22,9 @@ from lorakit.shellwords import ARGUMENT_DEFAULT, NAME, expand
 SWIFT_COMMANDS = ("sft", "pt", "rlhf", "export", "infer", "deploy", "eval", "rollout")
 # Words that run the next word as the command (exec swift sft …, nohup swift sft … &).
 WRAPPERS = ("exec", "nohup", "time", "command", "builtin")
+# Commands that run their last words as a command in the same environment, after options of their
+# own (`timeout 12h swift sft …`, `nice -n 10 swift sft …`): the swift command starts at `swift`
+RUNNERS = ("timeout", "nice", "stdbuf", "taskset", "numactl", "ionice", "chrt", "setsid")
 
 
 @dataclass(frozen=True)
@@ -271,6 +274,9 @@ def _run(shell: _Shell, simple: Simple, number: int) -> SwiftCall | None:
     prefix_raw = list(simple.assignments)
     while words and shell.raw(*words[0][1:]) in WRAPPERS:
         words.pop(0)
+    if words and shell.raw(*words[0][1:]).rsplit("/", 1)[-1] in RUNNERS:
+        at = next((i for i, w in enumerate(words) if shell.raw(*w[1:]).rsplit("/", 1)[-1] == "swift"), None)
+        words = words[at:] if at is not None else words
     if words and shell.raw(*words[0][1:]) == "env":  # env A=1 B=2 swift sft …
         words.pop(0)
         while words and re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", words[0][0]):
