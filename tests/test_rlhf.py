@@ -476,3 +476,18 @@ def test_rlhf_adapters_after_the_double_dash_get_the_base_and_ref_adapters(tmp_p
     two = dry(["-p", "dpo", "--", "--adapters", str(ckpt), str(ckpt)], tmp_path)
     assert two.code == 2
     assert two.stderr.splitlines()[-2] == f"lorakit: error: --adapters {ckpt} {ckpt}: rlhf starts from one SFT adapter"
+
+
+def test_a_kto_preset_switched_to_dpo_is_warned():
+    """`--set rlhf_type=dpo` on the kto preset kept its KTO weights (ignored) and its KTO hub
+    dataset, which has no rejected answer: it rendered without a word."""
+    found = [(f.level, f.message, f.hint) for f in run_checks(job("kto", "rlhf_type=dpo"), Facts(here=False))
+             if f.code == "rlhf.kto_only"]
+    assert found == [("warning", "desirable_weight, undesirable_weight (built-in kto) weigh KTO's loss only, and "
+                      "rlhf_type is dpo: ignored; a KTO dataset (a label per row) has no rejected answer for dpo",
+                      "drop desirable_weight, undesirable_weight, or start from the built-in dpo preset "
+                      "(lorakit rlhf -p dpo)")]
+    grpo = [f.message for f in run_checks(job("kto", "rlhf_type=grpo"), Facts(here=False)) if f.code == "rlhf.kto_only"]
+    assert grpo == ["desirable_weight, undesirable_weight (built-in kto) weigh KTO's loss only, and rlhf_type is "
+                    "grpo: ignored"]
+    assert [f for f in run_checks(job("kto"), Facts(here=False)) if f.code == "rlhf.kto_only"] == []

@@ -101,6 +101,27 @@ def check_rows(job: Job, facts: Facts) -> list[Finding]:
     return out
 
 
+KTO_ONLY = ("desirable_weight", "undesirable_weight")  # read by rlhf_trainers/kto_trainer.py alone
+
+
+def check_kto_only(job: Job, facts: Facts) -> list[Finding]:
+    """A kto preset switched to another rlhf_type keeps its KTO weights, which then do nothing; and
+    its dataset is a KTO one (a label per row, no rejected answer) that a hub id hides from check_rows."""
+    kind = rlhf_type(job)
+    if job.command != "rlhf" or kind == "kto":
+        return []
+    keys = [k for k in KTO_ONLY if k in job.args and job.args[k] is not None]
+    if not keys:
+        return []
+    data = f"; a KTO dataset (a label per row) has no rejected answer for {kind}" if kind in PAIRED else ""
+    preset = {"dpo": "dpo", "orpo": "orpo", "simpo": "simpo", "grpo": "grpo_colocate"}.get(kind)
+    return [about(job, WARNING, "rlhf.kto_only", f"args.{keys[0]}",
+                  f"{', '.join(keys)} ({job.source_of('args.' + keys[0])}) weigh KTO's loss only, and rlhf_type is "
+                  f"{kind}: ignored{data}",
+                  f"drop {', '.join(keys)}" + (f", or start from the built-in {preset} preset (lorakit rlhf -p "
+                                               f"{preset})" if preset else ""))]
+
+
 def _total_batch(job: Job) -> int | None:
     # lorakit's global_batch_size derives the steps (fixups.derive_grad_accum): the total it asks for
     if job.args.get("global_batch_size") is not None:
@@ -281,4 +302,4 @@ def check_lora_rank(job: Job, facts: Facts) -> list[Finding]:
                   f"set vllm_max_lora_rank: {rank} (or more)")]
 
 
-CHECKS = [carried_over, check_rows, check_kto_batch, check_ref, check_grpo, check_lora_rank]
+CHECKS = [carried_over, check_rows, check_kto_only, check_kto_batch, check_ref, check_grpo, check_lora_rank]
