@@ -277,3 +277,10 @@ def test_a_runner_in_front_of_swift_runs_swift_in_the_same_environment(runner):
     [call] = read_script(f"CUDA_VISIBLE_DEVICES=0 {runner} swift sft --model m\n").calls
     assert (call.command, [a.text for a in call.args], call.env) == ("sft", ["--model", "m"],
                                                                     {"CUDA_VISIBLE_DEVICES": "0"})
+
+
+def test_set_a_exports_the_assignments_after_it():
+    [call] = read_script("set -ea\nCUDA_VISIBLE_DEVICES=0,1\nNPROC_PER_NODE=2\nset +a\nMODEL=m\n"
+                         "swift sft --model $MODEL\n").calls
+    assert call.env == {"CUDA_VISIBLE_DEVICES": "0,1", "NPROC_PER_NODE": "2"}  # as bash: MODEL is not exported
+    assert codes("set -o allexport\nCUDA_VISIBLE_DEVICES=0\nswift sft --model m\n") == []

@@ -163,6 +163,7 @@ class _Shell:
         self.where: dict[str, int] = {}  # the line that set (or exported) each variable
         self.assigned: dict[str, list[int]] = {}  # plain X=… lines, for scriptfaults
         self.findings: list[Finding] = []
+        self.allexport = False  # `set -a` (set -o allexport): every X=… after it is exported
 
     def raw(self, start: int, end: int) -> str:
         return self.text[start:end]
@@ -253,12 +254,23 @@ def _run(shell: _Shell, simple: Simple, number: int) -> SwiftCall | None:
             shell.values[var] = value
             shell.where[var] = line_of(text, start)
             shell.assigned.setdefault(var, []).append(line_of(text, start))
+            if shell.allexport:
+                shell.exported.add(var)
         return None
     words = list(simple.words)
     head = shell.word(*words[0][1:])
     first = head[0] if head else ""
     if first in ("export", "declare", "typeset") and (first == "export" or _has_x(shell, words)):
         _export(shell, words[1:])
+        return None
+    if first == "set":  # bash(1), set: -a / -o allexport on, +a / +o allexport off
+        items = [shell.raw(*w[1:]) for w in words[1:]]
+        for i, item in enumerate(items):
+            named = items[i + 1:i + 2] == ["allexport"]
+            if re.fullmatch(r"-[a-zA-Z]*a[a-zA-Z]*", item) or (item == "-o" and named):
+                shell.allexport = True
+            elif re.fullmatch(r"\+[a-zA-Z]*a[a-zA-Z]*", item) or (item == "+o" and named):
+                shell.allexport = False
         return None
     if first == "unset":
         for raw, start, end in words[1:]:
