@@ -352,3 +352,14 @@ def test_a_script_name_with_a_newline_cannot_write_yaml_of_its_own(here):
     text = (here / "my.yaml").read_text()
     assert text.splitlines()[0] == "# lorakit import 'a\\nmodel: evil.sh': swift sft at line 1"
     assert yaml.safe_load(text)["args"] == {"model": "m"}
+
+
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_help_in_the_script_is_said_not_an_unknown_flag(here, flag):
+    script(here, "s.sh", f"swift sft --model m {flag}\n")
+    result = run_cli(["import", "s.sh"])
+    assert result.code == 2
+    assert (f"error[script.help] s.sh: line 1: swift sft {flag} prints ms-swift's help and exits: this command runs "
+            f"nothing\n  hint: delete {flag}\n") in result.stderr
+    assert yaml.safe_load(result.stdout)["args"] == {"model": "m"}
+    assert "flags.unknown" not in result.stderr and "script.positional" not in result.stderr

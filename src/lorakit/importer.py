@@ -74,6 +74,13 @@ def read_flags(call: SwiftCall, flags, major: int, name: str) -> tuple[dict[str,
                              "ms-swift's flag names), or give them as flags in the script and import again"))
         stray = [a for a in stray if a is not arg]
         groups = [g for g in groups if not (g[0] == "--config" and g[1] == [arg.text])]
+    asked = [a for a in stray if a.text == "-h"] + [a for a in call.args if a.text == "--help"]
+    if asked:  # argparse's own -h/--help: ms-swift prints its flags and exits 0
+        notes.append(Finding(ERROR, "script.help", f"line {asked[0].line}: swift {call.command} {asked[0].text} "
+                             "prints ms-swift's help and exits: this command runs nothing", file=name,
+                             hint=f"delete {asked[0].text}"))
+        stray = [a for a in stray if a.text != "-h"]
+        groups = [g for g in groups if g[0] != "--help"]
     for arg in stray:
         notes.append(Finding(ERROR, "script.positional",
                              f"line {arg.line}: {arg.text!r} is not a flag or a flag's value: ms-swift refuses "
@@ -106,6 +113,8 @@ def _groups(call: SwiftCall, flags):
         if swiftflags.reads_as_option(arg.text, flags) and arg.text.startswith("--") and len(arg.text) > 2:
             option, eq, value = arg.text.partition("=")
             groups.append((option, [value] if eq else [], arg.line, bool(eq)))
+        elif arg.text == "-h":  # argparse's help option, never a value (read_flags says so)
+            stray.append(arg)
         elif groups and not groups[-1][3]:
             groups[-1][1].append(arg.text)
         elif groups:  # after --flag=value argparse takes no more values for it
