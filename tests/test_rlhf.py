@@ -491,3 +491,41 @@ def test_a_kto_preset_switched_to_dpo_is_warned():
     assert grpo == ["desirable_weight, undesirable_weight (built-in kto) weigh KTO's loss only, and rlhf_type is "
                     "grpo: ignored"]
     assert [f for f in run_checks(job("kto"), Facts(here=False)) if f.code == "rlhf.kto_only"] == []
+
+
+def test_train_from_an_rlhf_record_points_to_rlhf_from(tmp_path):
+    sft_output(tmp_path, model=str(tmp_path))
+    data = rows(tmp_path / "d.jsonl", [chat(rejected_response="no")] * 4)
+    first = launch_fake(["rlhf", "-p", "dpo", "--adapters", "output", "--dataset", data, "--output-dir", "dpo_out"],
+                        tmp_path, tmp_path / "first.json")
+    assert first.returncode == 0, first.stderr
+    again = launch_fake(["train", "--from", "dpo_out/lorakit-run.yaml", "--dry-run"], tmp_path, tmp_path / "x.json")
+    assert again.returncode == 2
+    assert again.stderr.splitlines()[-2:] == [
+        "lorakit: error: preset 'dpo' runs `swift rlhf`, not `swift sft`",
+        "  hint: replay it with lorakit rlhf --from dpo_out/lorakit-run.yaml"]
+
+
+def test_a_failed_rlhf_run_is_told_rlhfs_resume_spelling(tmp_path):
+    """The end of a failed run prints its resume command: rlhf's --resume takes a value."""
+    sft_output(tmp_path, model=str(tmp_path))
+    data = rows(tmp_path / "d.jsonl", [chat(rejected_response="no")] * 4)
+    from conftest import FAKES
+
+    env = {**os.environ, "PATH": f"{FAKES}{os.pathsep}{os.environ['PATH']}", "FAKE_SWIFT_RECORD": str(tmp_path / "r.json"),
+           "FAKE_SWIFT_MODE": "exit:3"}
+    out = tmp_path / "dpo_out"
+    ck = out / "v0-20261201-000000" / "checkpoint-2"
+    ck.mkdir(parents=True)
+    import shutil as _shutil
+    src = next((tmp_path / "output").rglob("checkpoint-*"))
+    for item in src.iterdir():
+        (_shutil.copytree if item.is_dir() else _shutil.copy)(item, ck / item.name)
+    for name in ("optimizer.pt", "scheduler.pt", "rng_state.pth"):
+        (ck / name).write_bytes(b"\0" * 8)
+    done = subprocess.run([sys.executable, "-m", "lorakit", "rlhf", "-p", "dpo", "--adapters", "output", "--dataset",
+                           data, "--output-dir", "dpo_out"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 3, done.stderr
+    assert any(line.startswith("  lorakit rlhf --from ") and line.endswith(" --resume auto")
+               for line in done.stderr.splitlines()), done.stderr

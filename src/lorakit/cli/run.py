@@ -202,5 +202,7 @@ class End:
             for path, why in found.skipped:
                 report.note(f"not resumable: {path}: {why}")
             report.note(f"the newest complete checkpoint is {c.path} (step {c.step}); resume with:")
-            print("  " + shlex.join(["lorakit", "train", "--from", str(self.launch.record), "--resume"]),
-                  file=sys.stderr)
+            # rlhf's --resume takes a value (a bare --resume is train's spelling only)
+            again = ["lorakit", "rlhf", "--from", str(self.launch.record), "--resume", "auto"] \
+                if self.job.command == "rlhf" else ["lorakit", "train", "--from", str(self.launch.record), "--resume"]
+            print("  " + shlex.join(again), file=sys.stderr)

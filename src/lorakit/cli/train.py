@@ -125,10 +125,11 @@ def train(
     if job.command != "sft":
         raise LorakitError(
             f"preset {job.preset!r} runs `swift {job.command}`, not `swift sft`",
-            hint={"export": "use `lorakit merge` for export presets",
-                  "rollout": "`lorakit rlhf` starts swift rollout for a GRPO server-mode preset"}.get(
-                job.command, f"use `lorakit {job.command}` for {job.command} presets")
-            + ", or a preset with 'command: sft'",
+            hint=(f"replay it with lorakit {job.command} --from {from_}" if from_ is not None and job.command == "rlhf"
+                  else {"export": "use `lorakit merge` for export presets",
+                        "rollout": "`lorakit rlhf` starts swift rollout for a GRPO server-mode preset"}.get(
+                      job.command, f"use `lorakit {job.command}` for {job.command} presets")
+                  + ", or a preset with 'command: sft'"),
         )
     if resume_ is not None:
         from lorakit import resume  # only with --resume: the dry-run path stays near Python's start-up
