@@ -353,13 +353,15 @@ def swift_did(case: Case, request) -> str:
     return request.getfixturevalue("outcomes3" if case.version.startswith("3") else "outcomes4")[case.id]
 
 
-@pytest.mark.parametrize("case", [pytest.param(c, id=c.id, marks=[pytest.mark.xfail(
-    strict=True, reason=f"MISS: {c.missed}; ms-swift fails")]) for c in CASES if c.missed])
-def test_lorakit_refuses_what_ms_swift_fails_later(case, tiny):
-    root, preset = tiny
-    said = lorakit_says(case, root, preset)
-    assert said.code == 2, said.stderr
-    assert re.search(rf"^error\[[a-z_.]+\] {re.escape(case.key)} \(", said.stderr, re.M), said.stderr
+MISSED = [c for c in CASES if c.missed]
+if MISSED:  # none today (an empty parameter set would only be a skip)
+    @pytest.mark.parametrize("case", [pytest.param(c, id=c.id, marks=[pytest.mark.xfail(
+        strict=True, reason=f"MISS: {c.missed}; ms-swift fails")]) for c in MISSED])
+    def test_lorakit_refuses_what_ms_swift_fails_later(case, tiny):
+        root, preset = tiny
+        said = lorakit_says(case, root, preset)
+        assert said.code == 2, said.stderr
+        assert re.search(rf"^error\[[a-z_.]+\] {re.escape(case.key)} \(", said.stderr, re.M), said.stderr
 
 
 @pytest.mark.parametrize("case", [pytest.param(c, id=c.id) for c in CASES if not c.runs])
