@@ -86,3 +86,11 @@ def test_one_gpu_or_no_driver_says_nothing():
     assert check_unlisted_gpus(job, Facts(gpu_count=lambda: 2, here=False)) == []
     [f] = check_unlisted_gpus(job, Facts(gpu_count=lambda: 2))
     assert (f.level, f.code) == ("error", "layout.device_map.deepspeed")
+
+
+def test_the_machines_gpu_count_does_not_stop_a_plan(eight_gpus, tmp_path):
+    """A plan is of the job's layout, for whichever machine: the one-process-over-every-GPU
+    finding is the launch checks', so `lorakit plan` still plans (it said 'no plan' here)."""
+    result = run_cli(["plan", "-p", _preset(tmp_path, "  deepspeed: zero2\n")])
+    assert result.code == 0, result.stderr
+    assert "no CUDA_VISIBLE_DEVICES and no NPROC_PER_NODE" not in result.stderr

@@ -214,3 +214,13 @@ def check_deepspeed_value(job: Job, facts: Facts) -> list[Finding]:
 CHECKS = [check_gpus, check_nproc, check_device_map_sharding, check_implicit_device_map, check_unlisted_gpus,
           check_explicit_device_map,
           check_deepspeed_value]
+
+
+def refusals(job: Job) -> list[Finding]:
+    """The errors that leave a job without a layout to plan: its own adjustments' (a
+    global_batch_size lorakit could not turn into steps) and the layout rules'. Judged as for any
+    machine (here=False): what this one has (its GPU count) is the launch checks' business."""
+    facts = Facts(here=False)
+    return [f for f in job.adjustments if f.level == ERROR] + \
+        [f for check in CHECKS for f in check(job, facts) if f.level == ERROR]
+

@@ -12,7 +12,7 @@ import shutil
 
 from lorakit.checks.facts import Facts
 from lorakit.errors import LorakitError
-from lorakit.findings import ERROR, Finding
+from lorakit.findings import Finding
 from lorakit.job import Job
 
 
@@ -36,8 +36,7 @@ def check_memory(job: Job, facts: Facts, gpus: list | None = None, how: str = ""
     from lorakit.checks import layout
 
     # a layout ms-swift would refuse has no plan (`lorakit plan` stops there too): its own findings say why
-    if any(f.level == ERROR for f in job.adjustments) or \
-            any(f.level == ERROR for check in layout.CHECKS for f in check(job, facts)):
+    if layout.refusals(job):
         return []
     try:
         info, source, dtype = plan.load_model(job)

@@ -10,10 +10,9 @@ import typer
 
 from lorakit import report
 from lorakit.checks import layout
-from lorakit.checks.facts import Facts
 from lorakit.cli import common as c
 from lorakit.errors import EXIT_USER, LorakitError
-from lorakit.findings import ERROR, Finding
+from lorakit.findings import Finding
 from lorakit.fixups import apply_fixups
 
 LABELS = {"base_weights": "base weights", "lora_weights": "LoRA weights", "lora_grads": "LoRA grads",
@@ -113,8 +112,7 @@ def print_rich(p: dict) -> None:
 def _layout_errors(job) -> None:
     """The plan reads the launch layout and the batch; a layout ms-swift would refuse, or a
     global_batch_size lorakit could not turn into gradient_accumulation_steps, has no plan."""
-    errors = [f for f in job.adjustments if f.level == ERROR]
-    errors += [f for check in layout.CHECKS for f in check(job, Facts()) if f.level == ERROR]
+    errors = layout.refusals(job)
     if errors:
         report.print_findings(errors)
         raise LorakitError(f"no plan: {len(errors)} error(s) above")
