@@ -8,6 +8,8 @@ import pytest
 
 from lorakit import presets
 from lorakit.checks import run_checks
+from lorakit.checks.facts import Facts, master_listening
+from lorakit.cli import run
 from lorakit.fixups import apply_fixups
 from lorakit.job import build_job
 from lorakit.render import render
@@ -56,15 +58,10 @@ def test_launch_keys_become_the_four_torchrun_variables():
      [("error", "nodes.master_port.range", "master_port 65536 is not a port in 1024-65535")]),
     ([("launch.master_port", "http")],
      [("error", "nodes.master_port.range", "master_port 'http' is not a port in 1024-65535")]),
-    ([("launch.nnodes", 2), ("launch.node_rank", 1), ("launch.master_addr", "127.0.0.1")],
-     [("warning", "nodes.master_addr.loopback", "master_addr 127.0.0.1 is a loopback address with "
-       "nnodes 2: nodes on other hosts cannot reach it")]),
-    ([("launch.nnodes", 2), ("launch.node_rank", 1), ("launch.master_addr", "localhost")],
-     [("warning", "nodes.master_addr.loopback", "master_addr localhost is a loopback address with "
-       "nnodes 2: nodes on other hosts cannot reach it")]),
     ([("launch.nnodes", 2), ("launch.node_rank", 0), ("launch.master_addr", "::1")],
-     [("warning", "nodes.master_addr.loopback", "master_addr ::1 is a loopback address with "
-       "nnodes 2: nodes on other hosts cannot reach it")]),
+     [("info", "nodes.master_addr.loopback", "master_addr ::1 is a loopback address with nnodes 2: right on "
+       "node 0 (its rendezvous listens on every address); the other nodes must give node 0's address as they "
+       "reach it")]),
     # one node: a loopback address and any port in range are fine
     ([("launch.nnodes", 1), ("launch.master_addr", "127.0.0.1"), ("launch.master_port", 1024)], []),
     ([("launch.nnodes", "2"), ("launch.node_rank", "1"), ("launch.master_addr", "gpu-01"),
@@ -72,6 +69,69 @@ def test_launch_keys_become_the_four_torchrun_variables():
 ])
 def test_node_checks(overrides, expected):
     assert node_findings(job_with("zero2", overrides)) == expected
+
+
+LOOPBACK_HINT = ("set master_addr to node 0's address as node 1 reaches it (e.g. MASTER_ADDR=10.0.0.1); {addr} is "
+                 "right only on node 0, or when every node runs on this host (start node 0 first)")
+
+
+def loopback_findings(addr: str, port, *, here=True, answers=False, wait=0.0):
+    asked = []
+
+    def listening(host, at, seconds):
+        asked.append((host, at, seconds))
+        return answers
+
+    overrides = [("launch.nnodes", 2), ("launch.node_rank", 1), ("launch.master_addr", addr)]
+    if port is not None:
+        overrides.append(("launch.master_port", port))
+    facts = Facts(here=here, master_listening=listening, master_wait=wait)
+    found = [(f.level, f.message, f.hint) for f in run_checks(job_with("zero2", overrides), facts)
+             if f.code == "nodes.master_addr.loopback"]
+    return found, asked
+
+
+def test_node_1_at_a_loopback_address_with_nothing_there_is_an_error():
+    found, asked = loopback_findings("127.0.0.1", None, wait=120.0)
+    assert found == [("error", "node_rank 1 with master_addr 127.0.0.1: nothing answers at 127.0.0.1:29500 on "
+                      "this host (waited 120 s), so node 0 is elsewhere and this node would retry until "
+                      "torchrun's rendezvous timeout", LOOPBACK_HINT.format(addr="127.0.0.1"))]
+    assert asked == [("127.0.0.1", 29500, 120.0)]  # torchrun's default port when none is set
+
+
+def test_node_1_at_a_loopback_address_with_node_0_on_this_host_is_a_warning():
+    found, asked = loopback_findings("localhost", 29611, answers=True)
+    assert found == [("warning", "master_addr localhost is a loopback address with nnodes 2: node 0 is on this "
+                      "host (port 29611 answers); nodes on other hosts cannot reach it", "")]
+    assert asked == [("localhost", 29611, 0.0)]
+
+
+def test_node_1_at_a_loopback_address_rendered_for_another_machine_is_an_error():
+    found, asked = loopback_findings("127.0.0.1", 29500, here=False, answers=True)
+    assert found == [("error", "node_rank 1 with master_addr 127.0.0.1: a loopback address reaches node 0 only "
+                      "if node 0 runs on the same host", LOOPBACK_HINT.format(addr="127.0.0.1"))]
+    assert asked == []  # this machine's ports say nothing about the one it will run on
+
+
+def test_master_listening_sees_a_listener_and_gives_up_on_none():
+    import socket
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        assert master_listening("127.0.0.1", port) is True
+    assert master_listening("127.0.0.1", port) is False  # closed: refused at once, no wait
+
+
+def test_a_launch_of_node_1_waits_for_node_0(monkeypatch):
+    """The launch path (not validate, not a dry-run) gives node 0 time to start: MASTER_WAIT seconds."""
+    seen = []
+    monkeypatch.setattr(run, "Facts", lambda **kw: seen.append(kw) or Facts(**kw))
+    job = job_with("zero2", [*NODES, ("launch.node_rank", 0)])
+    run.check_or_exit(job, strict=False, here=True)
+    run.check_or_exit(job, strict=False, here=False)
+    assert [(kw["here"], kw["master_wait"]) for kw in seen] == [(True, 120.0), (False, 0.0)]
 
 
 def test_findings_name_the_file_and_hint(tmp_path):
@@ -100,13 +160,16 @@ def test_node_rank_option_beats_the_preset_and_is_named_in_findings(cli):
             "for nnodes 2") in result.stderr.splitlines()
 
 
-def test_loopback_is_a_warning_that_strict_turns_into_a_stop(cli):
+def test_loopback_on_node_0_is_information_and_on_node_1_a_stop(cli):
+    """ms-swift's own multi-node example (train_node1.sh) gives node 0 MASTER_ADDR=127.0.0.1: valid,
+    even under --strict; the same address copied into node 1's command is refused."""
     args = ["train", "-p", "zero2", "--set", "launch.nnodes=2", "--set", "launch.master_addr=127.0.0.1",
-            "--node-rank", "0", "--dry-run"]
-    assert cli(args).code == 0
-    strict = cli(args + ["--strict"])
-    assert (strict.code, strict.stdout) == (2, "")
-    assert strict.stderr.splitlines()[-1] == "lorakit: not launching: warnings (--strict) above"
+            "--dry-run", "--strict"]
+    assert cli(args + ["--node-rank", "0"]).code == 0
+    node1 = cli(args + ["--node-rank", "1"])
+    assert (node1.code, node1.stdout) == (2, "")
+    assert ("error[nodes.master_addr.loopback] launch.master_addr (--set): node_rank 1 with master_addr "
+            "127.0.0.1: a loopback address reaches node 0 only if node 0 runs on the same host") in node1.stderr.splitlines()
 
 
 def test_all_nodes_prints_every_nodes_command(cli):

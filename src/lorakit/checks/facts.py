@@ -41,6 +41,30 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def master_listening(host: str, port: int, wait: float = 0.0) -> bool:
+    """Does something accept TCP connections at host:port, now or within `wait` seconds? (node 0's
+    torchrun store, for a node that would reach it at a loopback address: only a node on the same
+    host can). Waiting, it says so: a launch of node 1 may start before node 0's store is up."""
+    import socket
+    import sys
+    import time
+
+    deadline, told = time.monotonic() + wait, False
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=1.0):
+                return True
+        except OSError:
+            pass
+        if time.monotonic() >= deadline:
+            return False
+        if not told:
+            print(f"lorakit: waiting up to {wait:.0f} s for node 0's rendezvous at {host}:{port} (a loopback "
+                  "master_addr: node 0 must run on this host)", file=sys.stderr, flush=True)
+            told = True
+        time.sleep(1.0)
+
+
 def gpu_count(environ: Mapping[str, str] | None = None) -> int | None:
     """The NVIDIA GPUs of this machine, as CUDA would see them with no device list: the driver's
     /proc entries, else `nvidia-smi -L` (never torch: it takes seconds and a CUDA context). None
@@ -77,5 +101,8 @@ class Facts:
     # rendered for another one: only then do this machine's packages and ports matter
     here: bool = True
     port_free: Callable[[int], bool] = port_free
+    master_listening: Callable[[str, int, float], bool] = master_listening
+    # how long a launch of node 1+ waits for node 0 at a loopback master_addr (validate: no wait)
+    master_wait: float = 0.0
     free_port: Callable[[], int] = free_port
     gpu_count: Callable[[], int | None] = gpu_count

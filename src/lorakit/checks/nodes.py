@@ -88,13 +88,41 @@ def check_master_addr(job: Job, facts: Facts) -> list[Finding]:
                         "set launch.master_addr to node 0's address as the other nodes reach it "
                         "(or use --dry-run --format sbatch, which takes it from the allocation)")]
     if is_loopback(str(addr)):
-        # ms-swift's own multi-node README example uses 127.0.0.1 and fails across hosts.
-        return [about(job, WARNING, "nodes.master_addr.loopback", "launch.master_addr",
-                        f"master_addr {addr} is a loopback address with nnodes {n}: "
-                        "nodes on other hosts cannot reach it",
-                        "valid only when every node runs on this one host; otherwise give node 0's "
-                        "address as the other nodes reach it")]
+        return _loopback(job, facts, n, str(addr))
     return []
+
+
+def _loopback(job: Job, facts: Facts, n: int, addr: str) -> list[Finding]:
+    """ms-swift's own multi-node example gives node 0 MASTER_ADDR=127.0.0.1 and node 1 the real
+    address (examples/train/multi-node/swift/train_node1.sh, train_node2.sh): node 0's store listens
+    on every address, so loopback is fine there. Node 1+ at a loopback address connects to itself;
+    unless node 0 runs on the same host, torchrun retries until its rendezvous timeout, then fails."""
+    if str(job.source_of("launch.master_addr") or "").startswith("--on "):
+        return []  # the scheduler's own address for node 0 (a one-host test cluster)
+    rank = as_int(job.launch.node_rank) if job.launch.node_rank is not None else None
+    if rank is None or rank <= 0:
+        return [about(job, INFO, "nodes.master_addr.loopback", "launch.master_addr",
+                      f"master_addr {addr} is a loopback address with nnodes {n}: right on node 0 (its "
+                      "rendezvous listens on every address); the other nodes must give node 0's address "
+                      "as they reach it")]
+    port = usable_port(job.launch.master_port) if job.launch.master_port is not None else TORCHRUN_PORT
+    if port is None:
+        return []  # check_master_port says why
+    hint = (f"set master_addr to node 0's address as node {rank} reaches it (e.g. MASTER_ADDR=10.0.0.1); "
+            f"{addr} is right only on node 0, or when every node runs on this host (start node 0 first)")
+    if not facts.here:
+        return [about(job, ERROR, "nodes.master_addr.loopback", "launch.master_addr",
+                      f"node_rank {rank} with master_addr {addr}: a loopback address reaches node 0 only "
+                      "if node 0 runs on the same host", hint)]
+    if facts.master_listening(addr, port, facts.master_wait):
+        return [about(job, WARNING, "nodes.master_addr.loopback", "launch.master_addr",
+                      f"master_addr {addr} is a loopback address with nnodes {n}: node 0 is on this host "
+                      f"(port {port} answers); nodes on other hosts cannot reach it")]
+    waited = f" (waited {facts.master_wait:.0f} s)" if facts.master_wait else ""
+    return [about(job, ERROR, "nodes.master_addr.loopback", "launch.master_addr",
+                  f"node_rank {rank} with master_addr {addr}: nothing answers at {addr}:{port} on this "
+                  f"host{waited}, so node 0 is elsewhere and this node would retry until torchrun's "
+                  "rendezvous timeout", hint)]
 
 
 def check_master_port(job: Job, facts: Facts) -> list[Finding]:
