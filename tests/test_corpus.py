@@ -12,11 +12,14 @@ comments dropped, standalone `VAR=value` lines become shell variables (not expor
 bash), `export VAR=value` and `VAR=value` in front of `swift sft` become the environment,
 `$VAR`, `${VAR}` and `$(expr ...)` are expanded, `bash -c "..."` is looked into, and the tokens
 after `swift sft` (up to a redirection, pipe or `&`) become flags after `--` of
-`lorakit validate -p tests/data/corpus/bare.yaml --swift-version V`. V is the ms-swift version
+`lorakit validate -p tests/data/corpus/bare.yaml --swift-version V` (`swift pt` is validated as
+sft, whose TrainArguments checks it shares; `swift rlhf` with a preset that extends bare.yaml with
+`command: rlhf`). V is the ms-swift version
 the issue names (major.minor), else 3 for a command using 3.x names (`--train_type`), else 4.
 Absolute paths in flag values are moved under the test's tmp dir, which is the working
 directory; the local files a command needs (`files`) are made there, small and valid, except
-the ones whose absence is the mistake; a port another job held on the user's machine
+the ones whose absence is the mistake, or with the rows the thread shows (`{jsonl: [...]}`,
+`{json: [...]}`, `{text: ...}`); a port another job held on the user's machine
 (`busy_ports`) is listened on while lorakit runs, and the GPUs the user's machine has
 (`gpus_present`, when the thread says) are what a fake `nvidia-smi -L` on PATH lists.
 
@@ -61,6 +64,9 @@ _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
 _EXPR = re.compile(r"\$\(\s*expr\s+([^)]*)\)")
 _STOP = {"|", "||", "&", "&&", ";", ">", ">>", "<", "2>", "2>&1", "&>", "1>"}
 _WRAPPERS = {"nohup", "time", "exec"}
+# `swift pt` is sft's pipeline with pretraining defaults (ms-swift's cli/pt.py runs the same
+# TrainArguments checks): lorakit validates it as sft. `swift rlhf` gets a preset with command: rlhf.
+_SUBCOMMANDS = ("sft", "pt", "rlhf")
 # Flags ms-swift 3.x has and 4.x renamed or removed: a command using one targets 3.x.
 _THREE_X = {"--train_type", "--model_id_or_path", "--sft_type"}
 
@@ -70,6 +76,7 @@ class Launch:
     env: dict[str, str]
     flags: list[str]
     shell_vars: dict[str, str] = field(default_factory=dict)
+    command: str = "sft"  # the swift subcommand: sft, pt (validated as sft) or rlhf
 
 
 def _expand(text: str, variables: dict[str, str]) -> str:
@@ -156,18 +163,18 @@ def to_launch(command: str, shell: str = "bash") -> Launch:
             words.pop(0)
         if words[:2] == ["bash", "-c"] and len(words) > 2:
             inner = to_launch(words[2], shell)
-            found = Launch({**exported, **prefix, **inner.env}, inner.flags, shell_vars)
+            found = Launch({**exported, **prefix, **inner.env}, inner.flags, shell_vars, inner.command)
             continue
         for i in range(len(words) - 1):
-            if (words[i] == "swift" or words[i].endswith("/swift")) and words[i + 1] == "sft":
+            if (words[i] == "swift" or words[i].endswith("/swift")) and words[i + 1] in _SUBCOMMANDS:
                 flags = []
                 for word in words[i + 2:]:
                     if word in _STOP:
                         break
                     flags.append(word)
-                found = Launch({**exported, **prefix}, flags, dict(shell_vars))
+                found = Launch({**exported, **prefix}, flags, dict(shell_vars), words[i + 1])
                 break
-    assert found is not None, f"no `swift sft` in:\n{command}"
+    assert found is not None, f"no `swift sft|pt|rlhf` in:\n{command}"
     return found
 
 
@@ -269,6 +276,13 @@ def make_model(path: Path, family: str) -> None:
 def make_files(files: dict, root: Path) -> None:
     for where, kind in (files or {}).items():
         path = _under(root, where)
+        if isinstance(kind, dict):  # the rows the thread shows: {jsonl: [rows]}, {json: [rows]}, {text: "..."}
+            path.parent.mkdir(parents=True, exist_ok=True)
+            (form, body), = kind.items()
+            text = {"jsonl": lambda: "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in body),
+                    "json": lambda: json.dumps(body, ensure_ascii=False), "text": lambda: body}[form]()
+            path.write_text(text, encoding="utf-8")
+            continue
         if kind.startswith("model:"):
             make_model(path, kind.split(":", 1)[1])
             continue
@@ -340,12 +354,16 @@ def run_item(item: dict, root: Path) -> Outcome:
     os.chdir(root)
     held = _hold_ports(item.get("busy_ports") or [])
     env = {**launch.env, **_machine_gpus(item.get("gpus_present"), root)}
+    preset, run = BARE, "train"
+    if launch.command == "rlhf":  # the same bare preset, run as `swift rlhf`
+        preset, run = root / "_bare_rlhf.yaml", "rlhf"
+        preset.write_text(f"extends: {BARE}\ncommand: rlhf\n", encoding="utf-8")
     try:
-        result = run_cli(["validate", "-p", str(BARE), "--swift-version", version, "--json", "--", *flags],
+        result = run_cli(["validate", "-p", str(preset), "--swift-version", version, "--json", "--", *flags],
                          env=env)
         argv = None
         if item.get("fixed_by", {}).get("argv_has") or item.get("fixed_by", {}).get("argv_lacks"):
-            dry = run_cli(["train", "-p", str(BARE), "--swift-version", version, "--dry-run", "--format", "json",
+            dry = run_cli([run, "-p", str(preset), "--swift-version", version, "--dry-run", "--format", "json",
                            "--", *flags], env=env)
             argv = json.loads(dry.stdout)["argv"] if dry.code == 0 else None
     finally:
@@ -428,6 +446,9 @@ def test_the_translation_is_the_shell_s():
     assert inner.env == {"NPROC_PER_NODE": "4"} and inner.flags == ["--m", "a", "--n", "1"]
     # export is the environment
     assert to_launch("export CUDA_VISIBLE_DEVICES=0\nswift sft --m a | tee log").env == {"CUDA_VISIBLE_DEVICES": "0"}
+    # swift rlhf and swift pt are read the same way, and say which they were
+    assert to_launch("swift rlhf --rlhf_type dpo --m a").command == "rlhf"
+    assert to_launch("swift pt --m a").flags == ["--m", "a"] and to_launch("swift pt --m a").command == "pt"
 
 
 @pytest.mark.parametrize("item", VALID, ids=[i["id"] for i in VALID])
