@@ -11,7 +11,8 @@ Each command becomes a lorakit invocation mechanically (`to_launch`): `\\`-newli
 comments dropped, standalone `VAR=value` lines become shell variables (not exported, as in
 bash), `export VAR=value` and `VAR=value` in front of `swift sft` become the environment,
 `$VAR`, `${VAR}` and `$(expr ...)` are expanded, `bash -c "..."` is looked into, and the tokens
-after `swift sft` (up to a redirection, pipe or `&`) become flags after `--` of
+after `swift sft` (or after ms-swift's entry script, `torchrun ... swift/cli/sft.py`, `python -m
+swift.cli.rlhf`; up to a redirection, pipe or `&`) become flags after `--` of
 `lorakit validate -p tests/data/corpus/bare.yaml --swift-version V` (`swift pt` is validated as
 sft, whose TrainArguments checks it shares; `swift rlhf` with a preset that extends bare.yaml with
 `command: rlhf`). V is the ms-swift version
@@ -67,6 +68,7 @@ _WRAPPERS = {"nohup", "time", "exec"}
 # `swift pt` is sft's pipeline with pretraining defaults (ms-swift's cli/pt.py runs the same
 # TrainArguments checks): lorakit validates it as sft. `swift rlhf` gets a preset with command: rlhf.
 _SUBCOMMANDS = ("sft", "pt", "rlhf")
+_CLI_SCRIPT = re.compile(r"(?:^|/)swift[/.]cli[/.](sft|pt|rlhf)(?:\.py)?$")
 # Flags ms-swift 3.x has and 4.x renamed or removed: a command using one targets 3.x.
 _THREE_X = {"--train_type", "--model_id_or_path", "--sft_type"}
 
@@ -165,15 +167,24 @@ def to_launch(command: str, shell: str = "bash") -> Launch:
             inner = to_launch(words[2], shell)
             found = Launch({**exported, **prefix, **inner.env}, inner.flags, shell_vars, inner.command)
             continue
-        for i in range(len(words) - 1):
-            if (words[i] == "swift" or words[i].endswith("/swift")) and words[i + 1] in _SUBCOMMANDS:
-                flags = []
-                for word in words[i + 2:]:
-                    if word in _STOP:
-                        break
-                    flags.append(word)
-                found = Launch({**exported, **prefix}, flags, dict(shell_vars), words[i + 1])
-                break
+        for i in range(len(words)):
+            # `swift sft ...`, or ms-swift's entry script run directly (`torchrun ... swift/cli/sft.py ...`,
+            # `python -m swift.cli.sft ...`), which is what `swift sft` itself runs
+            script = _CLI_SCRIPT.search(words[i])
+            if script:
+                command, start = script.group(1), i + 1
+            elif (words[i] == "swift" or words[i].endswith("/swift")) and words[i + 1:i + 2] and \
+                    words[i + 1] in _SUBCOMMANDS:
+                command, start = words[i + 1], i + 2
+            else:
+                continue
+            flags = []
+            for word in words[start:]:
+                if word in _STOP:
+                    break
+                flags.append(word)
+            found = Launch({**exported, **prefix}, flags, dict(shell_vars), command)
+            break
     assert found is not None, f"no `swift sft|pt|rlhf` in:\n{command}"
     return found
 
@@ -449,6 +460,9 @@ def test_the_translation_is_the_shell_s():
     # swift rlhf and swift pt are read the same way, and say which they were
     assert to_launch("swift rlhf --rlhf_type dpo --m a").command == "rlhf"
     assert to_launch("swift pt --m a").flags == ["--m", "a"] and to_launch("swift pt --m a").command == "pt"
+    # ms-swift's entry script under torchrun or python -m is the same command
+    assert to_launch("torchrun $ARGS swift/cli/sft.py --m a \\\n --n 1").flags == ["--m", "a", "--n", "1"]
+    assert to_launch("python3 -m swift.cli.rlhf --rlhf_type grpo").command == "rlhf"
 
 
 @pytest.mark.parametrize("item", VALID, ids=[i["id"] for i in VALID])
