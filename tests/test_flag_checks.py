@@ -26,11 +26,12 @@ def errors(stderr: str) -> list[str]:
      "error[flags.unknown] args.lora_rnak (--set): unknown flag --lora_rnak for ms-swift 4.6.0 `swift sft`\n"
      "  hint: did you mean lora_rank or local_rank or galore_rank?"),
     (["--set", "torch_dtype=fp32"],
-     "error[flags.value] args.torch_dtype (--set): torch_dtype: 'fp32' is not one of bfloat16, float16, float32\n"
+     "error[flags.value] args.torch_dtype (--set): torch_dtype: 'fp32' is not one of bfloat16, float16, float32; "
+     "did you mean 'float32'?\n"
      "  hint: fix torch_dtype in the preset, or override it with --set torch_dtype=..."),
     (["--", "--num_train_epochs", "many"],
      "error[flags.value] args.num_train_epochs (-- extra flags): num_train_epochs expects a number, got 'many'\n"
-     "  hint: fix num_train_epochs in the preset, or override it with --set num_train_epochs=..."),
+     "  hint: fix --num_train_epochs after --"),
     (["--set", "lazy=true"],
      "error[flags.ambiguous] args.lazy (--set): --lazy is ambiguous for ms-swift 4.6.0 `swift sft`: it matches "
      "both spellings of --lazy_tokenize, which argparse rejects as ambiguous\n  hint: write the full flag name"),

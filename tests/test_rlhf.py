@@ -73,6 +73,15 @@ def test_grpo_server_trainer_half():
                                        "--vllm_server_port", "8000"]
 
 
+def test_an_rlhf_type_typo_after_dashes_is_named_with_a_did_you_mean():
+    result = run_cli(["rlhf", "-p", "dpo", "--dry-run", "--", "--rlhf_type", "grop"])
+    assert (result.code, result.stdout) == (2, "")
+    lines = result.stderr.splitlines()
+    at = lines.index("error[flags.value] args.rlhf_type (-- extra flags): rlhf_type: 'grop' is not one of dpo, "
+                     "orpo, simpo, kto, cpo, rm, ppo, grpo, gkd; did you mean 'grpo'?")
+    assert lines[at + 1] == "  hint: fix --rlhf_type after --"
+
+
 @pytest.mark.parametrize("name", RLHF_PRESETS)
 def test_builtin_rlhf_presets_have_no_errors(name):
     assert errors(job(name)) == []

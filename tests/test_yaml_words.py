@@ -30,7 +30,7 @@ def test_no_for_a_choice_flag_renders_the_word(tmp_path):
     refused = run_cli(["validate", "-p", path, "--set", "save_strategy=No"])
     assert refused.code == 2
     assert ("error[flags.value] args.save_strategy (--set): save_strategy: 'No' is not one of no, steps, epoch, "
-            "best") in refused.stderr.splitlines()
+            "best; did you mean 'no'?") in refused.stderr.splitlines()
 
 
 @pytest.mark.parametrize("word, rendered", [("on", "true"), ("yes", "true"), ("Off", "false"), ("no", "false")])

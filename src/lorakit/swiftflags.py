@@ -308,6 +308,11 @@ def check_value(spec: FlagSpec, value: Any, flags: Mapping[str, FlagSpec] | None
     return _check_item(spec, value, in_list=False, flags=flags)
 
 
+# The short names other tools take (torch, DeepSpeed configs, LLaMA-Factory's `bf16: true`) for
+# a choice ms-swift spells out; difflib alone misses 'fp32' -> 'float32'.
+_CHOICE_ALIASES = {"bf16": "bfloat16", "fp16": "float16", "half": "float16", "fp32": "float32", "float": "float32"}
+
+
 def _check_item(spec: FlagSpec, value: Any, in_list: bool, flags=None) -> str | None:
     if in_list and isinstance(value, (list, tuple, dict)):
         return f"{spec.name}: list items must be single values, got {value!r}"
@@ -322,7 +327,11 @@ def _check_item(spec: FlagSpec, value: Any, in_list: bool, flags=None) -> str | 
     if problem:
         return problem
     if spec.choices is not None and token not in spec.choices:
-        return f"{spec.name}: {token!r} is not one of {', '.join(spec.choices)}"
+        close = _CHOICE_ALIASES.get(token.lower())
+        if close not in spec.choices:  # a number is no misspelling: '16' is not "nearly 1"
+            close = None if _is_number(token) else next(iter(did_you_mean(token.lower(), spec.choices)), None)
+        mean = f"; did you mean {close!r}?" if close else ""
+        return f"{spec.name}: {token!r} is not one of {', '.join(spec.choices)}{mean}"
     if reads_as_option(token, flags):
         return (
             f"{spec.name}: argparse reads the value {token!r} as an option because it starts with '-'"

@@ -144,8 +144,7 @@ def check_flags(job: Job, facts: Facts) -> list[Finding]:
                 continue
         odd = value_problem(value)
         if odd:
-            out.append(about(job, ERROR, "flags.value", f"args.{key}", f"{key} {odd}",
-                               f"fix {key} in the preset, or override it with --set {key}=..."))
+            out.append(about(job, ERROR, "flags.value", f"args.{key}", f"{key} {odd}", _fix_hint(job, key, name)))
             continue
         spec = flags[canonical]
         if value is True and spec.type != "bool" and job.source_of(f"args.{key}") == "-- extra flags":
@@ -162,9 +161,15 @@ def check_flags(job: Job, facts: Facts) -> list[Finding]:
                              problem + ": ms-swift guesses a repair (json_repair) and trains with whatever that gives",
                              "check quotes and braces"))
         elif problem:
-            out.append(about(job, ERROR, "flags.value", f"args.{key}", problem,
-                               f"fix {key} in the preset, or override it with --set {key}=..."))
+            out.append(about(job, ERROR, "flags.value", f"args.{key}", problem, _fix_hint(job, key, name)))
     return out
+
+
+def _fix_hint(job: Job, key: str, name: str) -> str:
+    """Where the user fixes it: the flag they wrote after `--`, else the preset or a --set."""
+    if job.source_of(f"args.{key}") == "-- extra flags":
+        return f"fix --{name} after --"
+    return f"fix {key} in the preset, or override it with --set {key}=..."
 
 
 CHECKS = [check_flags]
