@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from conftest import REPO, swift3_python
 from lorakit.paired import dry_text, rollout_job
@@ -129,6 +130,42 @@ def test_rollout_first_then_the_trainer_then_both_gone(fake):
     assert not alive(pid_of(fake, "rollout"))  # stopped once the trainer was done
     port = (fake / "port").read_text()
     assert f"lorakit: http://127.0.0.1:{port}/health/ answers: starting swift rlhf" in err
+
+
+def index(root: Path) -> list[dict]:
+    return [json.loads(line) for line in (root / "out" / "lorakit-runs.jsonl").read_text().splitlines()]
+
+
+def test_the_paired_launch_is_recorded_like_any_rlhf_run(fake):
+    """One record per launch (lorakit runs, --from): the trainer's command, its end in the index."""
+    proc = start(fake)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    running, finished = index(fake)
+    assert (running["status"], finished["status"], finished["exit_code"]) == ("running", "finished", 0)
+    record = yaml.safe_load(Path(running["record"]).read_text())
+    seen = json.loads((fake / "rlhf.json").read_text())
+    assert ["swift", *seen["argv"]] == record["command"]["argv"]
+    assert record["command"]["env"] == {"CUDA_VISIBLE_DEVICES": "1,2", "NPROC_PER_NODE": "2"}
+    assert f"lorakit: run record: {running['record']}" in err.splitlines()
+    # the replay is the paired launch again: rollout_gpus is in the record, the header says rlhf
+    text = Path(running["record"]).read_text()
+    assert text.splitlines()[0] == "# What lorakit launched. Relaunch it with: lorakit rlhf --from THIS_FILE"
+    assert record["preset"]["args"]["rollout_gpus"] == "0"
+    env = {**os.environ, "PATH": f"{fake / 'bin'}{os.pathsep}{os.environ['PATH']}"}
+    again = subprocess.run([sys.executable, "-m", "lorakit", "rlhf", "--from", running["record"], "--dry-run"],
+                           cwd=fake, env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.splitlines()[1:3] == ["CUDA_VISIBLE_DEVICES=0 \\", "swift rollout \\"]
+
+
+def test_an_interrupted_paired_launch_is_recorded_as_interrupted(fake):
+    proc = start(fake, rlhf="hang")
+    wait_for(fake / "rlhf.json")
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGINT, err
+    assert [(e["status"], e.get("exit_code")) for e in index(fake)] == [("running", None), ("interrupted", 130)]
 
 
 def test_the_trainers_code_passes_through(fake):

@@ -114,7 +114,15 @@ def tail(job: Job, *, dry: bool, fmt: Optional[str], strict: bool, grace: float,
     if dry:
         return emit(dry_text(rcmd, tcmd, url))
     port_is_free(rollout)
-    return launch_pair(rcmd, tcmd, url=url, wait=wait, grace=grace)
+    from lorakit.cli.run import End
+
+    # the trainer's record, as any rlhf launch's: `lorakit runs` lists it, --from replays it (the
+    # job is the paired one, so the replay starts the rollout too), its end names the checkpoint
+    end = End(job, tcmd)
+    end.start()
+    rc = launch_pair(rcmd, tcmd, url=url, wait=wait, grace=grace, caught=end.caught)
+    end.finish(rc)
+    return rc
 
 
 def port_is_free(rollout: Job) -> None:
@@ -202,11 +210,12 @@ def _healthy(url: str) -> bool:
         return False
 
 
-def _wait_healthy(rollout: _Side, url: str, wait: float, pending: list) -> Optional[int]:
+def _wait_healthy(rollout: _Side, url: str, wait: float, pending: list, caught: list) -> Optional[int]:
     """None once healthy; else the code to exit with (a signal came, or the rollout died)."""
     deadline = time.monotonic() + wait
     while True:
         if pending:  # Ctrl-C while the rollout starts: stop it, exit as the signal says
+            caught.append(pending[0])
             rollout.stop(pending[0])
             return 128 + pending[0]
         rc = rollout.poll()
@@ -225,9 +234,12 @@ def _wait_healthy(rollout: _Side, url: str, wait: float, pending: list) -> Optio
         time.sleep(POLL)
 
 
-def launch_pair(rollout_cmd: Command, train_cmd: Command, *, url: str, wait: float, grace: float) -> int:
-    """Run both halves; the trainer's exit code (the rollout's when it dies first, 128+N on signal N)."""
+def launch_pair(rollout_cmd: Command, train_cmd: Command, *, url: str, wait: float, grace: float,
+                caught: Optional[list] = None) -> int:
+    """Run both halves; the trainer's exit code (the rollout's when it dies first, 128+N on signal N).
+    caught: the signals lorakit passed on are appended to it (the run record's 'interrupted')."""
     pending: list = []
+    caught = caught if caught is not None else []
     handlers = {}
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
@@ -238,13 +250,13 @@ def launch_pair(rollout_cmd: Command, train_cmd: Command, *, url: str, wait: flo
                     f"the trainer starts once {url} answers")
         rollout = _Side("rollout", rollout_cmd, grace, keep_tail=True)
         sides.append(rollout)
-        code = _wait_healthy(rollout, url, wait, pending)
+        code = _wait_healthy(rollout, url, wait, pending, caught)
         if code is not None:
             return code
         report.note(f"{url} answers: starting swift rlhf")
         trainer = _Side("rlhf", train_cmd, grace, keep_tail=False)
         sides.append(trainer)
-        return _supervise(rollout, trainer, pending)
+        return _supervise(rollout, trainer, pending, caught)
     finally:
         for side in sides:
             if side.poll() is None:
@@ -253,11 +265,12 @@ def launch_pair(rollout_cmd: Command, train_cmd: Command, *, url: str, wait: flo
             signal.signal(sig, old)
 
 
-def _supervise(rollout: _Side, trainer: _Side, pending: list) -> int:
+def _supervise(rollout: _Side, trainer: _Side, pending: list, caught: list) -> int:
     interrupted = None
     while True:
         while pending:
             interrupted = pending.pop(0)
+            caught.append(interrupted)
             for side in (trainer, rollout):
                 if side.poll() is None:
                     side.proc.send_signal(interrupted)

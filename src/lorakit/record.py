@@ -65,7 +65,10 @@ def resolved_preset(job: Job) -> dict[str, Any]:
     """The job as one self-contained preset: extends, options and fixups already applied, the
     GPU list and rank count as they were resolved (not the rules that gave them)."""
     launch = {field: getattr(job.launch, field) for field in (envvars.FIELD[name] for name in envvars.LAUNCH)}
-    args = {k: v for k, v in job.args.items() if v is not None and k not in LORAKIT_ONLY_ARGS}
+    # global_batch_size is already in gradient_accumulation_steps; rollout_gpus is kept: it makes
+    # the job GRPO server mode's paired launch, which a replay must start again (lorakit.paired)
+    args = {k: v for k, v in job.args.items()
+            if v is not None and (k not in LORAKIT_ONLY_ARGS or k == "rollout_gpus")}
     out = {"command": job.command, "launch": {k: v for k, v in launch.items() if v is not None},
            "args": _plain(args)}
     if job.env:
@@ -190,7 +193,8 @@ def dumps(record: Mapping[str, Any]) -> str:
     if (record.get("preset") or {}).get("command") == "export":
         head = "# What lorakit merged (swift export), written after the merge succeeded.\n"
     else:
-        head = "# What lorakit launched. Relaunch it with: lorakit train --from THIS_FILE\n"
+        verb = "rlhf" if (record.get("preset") or {}).get("command") == "rlhf" else "train"
+        head = f"# What lorakit launched. Relaunch it with: lorakit {verb} --from THIS_FILE\n"
     return head + yaml.safe_dump(dict(record), sort_keys=False, allow_unicode=True, width=1000)
 
 
@@ -301,13 +305,44 @@ def record_path(path: Path) -> Path:
     return found
 
 
+# A record is a few hundred values; aliases (which lorakit never writes) could make 1 KB of YAML
+# stand for 10**9 of them ("billion laughs"), which rendering the argv would then spell out.
+MAX_VALUES = 100_000
+
+
+def _values_past(data: Any, limit: int) -> bool:
+    """Whether `data`, expanded, holds more than `limit` values (iterative: an alias cycle ends too)."""
+    stack, seen = [data], 0
+    while stack:
+        value = stack.pop()
+        seen += 1
+        if seen > limit:
+            return True
+        if isinstance(value, dict):
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return False
+
+
 def read(path: Path) -> dict[str, Any]:
+    what = presets._not_a_file(Path(path))
+    if what is not None and what.endswith("not a YAML file"):  # a FIFO would block the read forever
+        raise LorakitError(f"--from {path}: {what}",
+                           hint=f"give the {RECORD_NAME} that `lorakit train` wrote into its output dir")
     try:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
         raise LorakitError(f"--from {path}: cannot read the run record: {exc.strerror}") from None
     except (yaml.YAMLError, UnicodeDecodeError):
         raise LorakitError(f"--from {path}: not valid YAML") from None
+    except RecursionError:  # PyYAML's composer recurses once per level: [[[[… past Python's stack
+        raise LorakitError(f"--from {path}: nested too deeply to be a run record",
+                           hint=f"give the {RECORD_NAME} that `lorakit train` wrote into its output dir") from None
+    if _values_past(data, MAX_VALUES):
+        raise LorakitError(f"--from {path}: expands to more than {MAX_VALUES} values (YAML aliases?): "
+                           "not a record lorakit wrote",
+                           hint=f"give the {RECORD_NAME} that `lorakit train` wrote into its output dir")
     newer = isinstance(data, dict) and as_int(data.get("lorakit_record")) is not None \
         and as_int(data["lorakit_record"]) > FORMAT
     if newer:
