@@ -110,7 +110,7 @@ def lora_rank(checkpoint: Optional[Path]) -> Optional[int]:
     for config in (checkpoint / "adapter_config.json", checkpoint / "default" / "adapter_config.json"):
         try:
             data = json.loads(config.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             continue
         rank = data.get("r") if isinstance(data, dict) else None
         if isinstance(rank, int) and not isinstance(rank, bool):

@@ -39,10 +39,10 @@ def safetensors_problem(path: Path) -> Optional[str]:
     except OSError as exc:
         return f"{name} cannot be read: {exc.strerror}"
     try:
-        header = json.loads(raw)
+        header = json.loads(raw)  # RecursionError: a header nested past Python's stack
         ends = [t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"]
         expected = 8 + n + max((int(e) for e in ends), default=0)
-    except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError):
         return f"{name} has no readable safetensors header"
     if size < expected:
         return f"{name} is cut short: {size} of {expected} bytes"
@@ -74,7 +74,7 @@ def _trainer_state_problem(ckpt: Path) -> Optional[str]:
         return "no trainer_state.json (the Trainer writes it last: the save did not finish)"
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # RecursionError: nested past Python's stack
         return "trainer_state.json does not parse (cut short?)"
     return None if isinstance(data, dict) else "trainer_state.json holds no JSON object"
 

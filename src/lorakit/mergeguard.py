@@ -201,7 +201,7 @@ def _merge_record(path: Path) -> bool:
 
     try:
         data = yaml.safe_load((path / RECORD_NAME).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError):
         return False
     preset = data.get("preset") if isinstance(data, dict) else None
     return isinstance(preset, dict) and "lorakit_record" in data and preset.get("command") == "export"
@@ -215,7 +215,7 @@ def looks_merged(path: Path) -> bool:
     if index.is_file():
         try:
             shards = {path / s for s in json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()}
-        except (OSError, ValueError, KeyError, AttributeError, TypeError):
+        except (OSError, ValueError, KeyError, AttributeError, TypeError, RecursionError):
             return False
     else:
         shards = set(path.glob("*.safetensors"))

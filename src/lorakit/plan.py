@@ -8,6 +8,7 @@ every assumption it made. Stdlib only: no torch, transformers, numpy or ms-swift
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -172,11 +173,11 @@ def zero_of(job: Job, notes: list) -> tuple[int, bool, bool]:
     if text.startswith("{"):
         try:
             return _zero_of_config(json.loads(text), where)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise LorakitError(f"{where}: inline config is not valid JSON ({exc})") from None
     try:
         cfg = json.loads(Path(text).read_text(encoding="utf-8"))
-    except (OSError, ValueError):  # a file that exists only on the cluster, say
+    except (OSError, ValueError, RecursionError):  # a file that exists only on the cluster, say
         notes.append(f"deepspeed {text!r} could not be read: planned without ZeRO")
         return 0, False, False
     return _zero_of_config(cfg, f"deepspeed {text}")
@@ -193,7 +194,7 @@ def _zero_config(job: Job) -> dict | None:
         return None
     try:
         cfg = json.loads(text) if text.startswith("{") else json.loads(Path(text).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
     return cfg if isinstance(cfg, dict) else None
 
@@ -215,6 +216,9 @@ def zero_sizes(job: Job) -> tuple[int | None, int | None]:
     return out[0], out[1]
 
 
+PLANNABLE = 2 ** 53  # the largest count a float holds exactly; far past any rank, batch or length
+
+
 def _positive(job: Job, key: str, default: Any, parse: Callable = as_int) -> Any:
     raw = job.args.get(key)
     if raw in (None, ""):
@@ -223,6 +227,9 @@ def _positive(job: Job, key: str, default: Any, parse: Callable = as_int) -> Any
     if value is None or value < 0 or (parse is as_int and value == 0):
         raise LorakitError(f"{key} {raw!r} ({job.source_of('args.' + key) or 'preset'}) is not a "
                            f"{'positive integer' if parse is as_int else 'number >= 0'}")
+    if value > PLANNABLE:  # planmath divides in floats: 10**400 raised OverflowError (a traceback)
+        raise LorakitError(f"{key} {raw!r} ({job.source_of('args.' + key) or 'preset'}) is too large to plan "
+                           f"(more than 2**53)", hint=f"give {key} a realistic value, e.g. --set {key}={default or 2048}")
     return value
 
 
@@ -388,7 +395,7 @@ def query_gpus(run: Callable = subprocess.run, which: Callable = shutil.which) -
 
 def gpus_given(job: Job, memory_gib: float) -> tuple[list, str]:
     """--gpu-mem: every GPU of the job has that much memory (a GPU not present here)."""
-    if not memory_gib > 0:
+    if not memory_gib > 0 or math.isinf(memory_gib):  # inf (1e309): int(round(inf)) raised OverflowError
         raise LorakitError(f"--gpu-mem {memory_gib!r} is not a positive number of GiB", hint="e.g. --gpu-mem 80")
     ids = job.launch.gpu_ids or [str(i) for i in range(max(job.world_size, 1) * max(_ranked_gpus(job), 1))]
     return [(i, int(round(memory_gib * 1024))) for i in ids], f"--gpu-mem {memory_gib:g}"

@@ -77,7 +77,7 @@ def resolve_base(model: Optional[str], source: str) -> Base:
 def _quant_method(base: Base) -> Optional[str]:
     try:
         config = json.loads((base.local / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
     quant = config.get("quantization_config") if isinstance(config, dict) else None
     method = quant.get("quant_method") if isinstance(quant, dict) else None
@@ -116,7 +116,7 @@ def _indexed(model_dir: Path, index: str) -> list[Path] | None:
     try:
         names = json.loads((model_dir / index).read_text(encoding="utf-8"))["weight_map"].values()
         return [model_dir / n for n in sorted(set(names))]
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
         return None
 
 

@@ -59,7 +59,7 @@ def _differences(run_dir: Path, argv: list[str]) -> int:
     otherwise; output_dir aside (ms-swift adds the vN to it)."""
     try:
         saved = json.loads((run_dir / "args.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # RecursionError: nested past Python's stack
         saved = None
     if not isinstance(saved, dict):
         return len(argv)  # nothing to tell by: last

@@ -21,7 +21,8 @@ from typing import Optional
 def read_json(path: Path) -> Optional[dict]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):  # missing, unreadable, or half-written by a killed run
+    # RecursionError: nested past Python's stack ([[[[…), which json raises instead of ValueError
+    except (OSError, ValueError, RecursionError):  # missing, unreadable, or half-written by a killed run
         return None
     return data if isinstance(data, dict) else None
 
@@ -73,7 +74,7 @@ def read_history(run_dir: Path, ckpt_dirs: list[Path]) -> History:
     for line in lines:
         try:
             entry = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
         if isinstance(entry, dict) and "log_history" in entry:
             hist.add_summary(entry)

@@ -239,7 +239,7 @@ def _recorded_base(source: _Source, target: Path) -> dict:
         return {"model": source.base.model, "source": source.base.source}
     try:
         data = json.loads((target / "args.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         data = None
     model = data.get("model") if isinstance(data, dict) else None
     return {"model": model if isinstance(model, str) else None,

@@ -1,0 +1,218 @@
+"""lorakit used as a hostile user would: each input here once gave a Python traceback, hung, or
+exited with a code that means something else. Every test asserts the exit code and the exact
+text, through lorakit's real entry point (in-process) or a real process where the pipe or the
+signal is the point."""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+
+DEEP = "[" * 100_000 + "]" * 100_000  # past Python's recursion limit: json and PyYAML raise RecursionError
+RUN = "v0-20261127-101500"
+
+
+def safetensors(path: Path, header: bytes | None = None) -> None:
+    header = header or json.dumps({"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}).encode()
+    path.write_bytes(struct.pack("<Q", len(header)) + header + b"\0" * 4)
+
+
+def make_run(root: Path) -> Path:
+    """An output dir with one run and one whole checkpoint-10 of base model 'm'."""
+    ckpt = root / RUN / "checkpoint-10"
+    ckpt.mkdir(parents=True)
+    (root / RUN / "args.json").write_text('{"model": "m"}')
+    (root / RUN / "logging.jsonl").write_text('{"loss": 1.0, "global_step/max_steps": "10/10"}\n')
+    (ckpt / "trainer_state.json").write_text('{"global_step": 10, "max_steps": 10, "log_history": []}')
+    (ckpt / "adapter_config.json").write_text('{"r": 8, "base_model_name_or_path": "m"}')
+    safetensors(ckpt / "adapter_model.safetensors")
+    return ckpt
+
+
+# --- JSON nested past Python's stack, in the files a run leaves (RecursionError, not ValueError) ----
+
+@pytest.mark.parametrize("name", ["args.json", "logging.jsonl"])
+def test_deeply_nested_run_file_is_skipped_like_a_half_written_one(cli, tmp_path, monkeypatch, name):
+    make_run(tmp_path / "out")
+    (tmp_path / "out" / RUN / name).write_text('{"a": ' + DEEP + "}")
+    monkeypatch.chdir(tmp_path)
+    r = cli(["checkpoints", "out"])
+    assert r.code == 0, r.stderr
+    assert "Traceback" not in r.stderr
+    assert r.stderr.splitlines()[-1] == (
+        f"lorakit: `lorakit merge --adapters out` would pick {tmp_path}/out/{RUN}/checkpoint-10: "
+        f"run {RUN}, last checkpoint (step 10 of 10, 1 checkpoint)")
+
+
+def test_deeply_nested_trainer_state_is_an_incomplete_checkpoint(cli, tmp_path, monkeypatch):
+    ckpt = make_run(tmp_path / "out")
+    (ckpt / "trainer_state.json").write_text(DEEP)
+    monkeypatch.chdir(tmp_path)
+    r = cli(["merge", "--adapters", "out", "--dry-run"])
+    assert r.code == 2
+    assert r.stderr.splitlines()[:2] == [
+        "lorakit: error: no complete adapter checkpoint under out; each one is incomplete:",
+        f"  {RUN}/checkpoint-10: trainer_state.json does not parse (cut short?)",
+    ]
+
+
+def test_deeply_nested_safetensors_header_is_no_readable_header(cli, tmp_path, monkeypatch):
+    ckpt = make_run(tmp_path / "out")
+    safetensors(ckpt / "adapter_model.safetensors", b'{"w": ' + DEEP.encode() + b"}")
+    monkeypatch.chdir(tmp_path)
+    r = cli(["train", "-p", "single", "--output-dir", "out", "--resume", "--dry-run"])
+    assert r.code == 2
+    assert r.stderr.splitlines()[0] == (
+        f"lorakit: --resume: skipped {tmp_path}/out/{RUN}/checkpoint-10: "
+        "adapter_model.safetensors has no readable safetensors header")
+
+
+def test_deeply_nested_deepspeed_file_is_planned_without_zero(cli, tmp_path):
+    config = tmp_path / "ds.json"
+    config.write_text(DEEP)
+    r = cli(["plan", "-p", "single", "--set", f"deepspeed={config}"])
+    assert "Traceback" not in r.stderr
+    assert f"deepspeed {str(config)!r} could not be read: planned without ZeRO" in r.stdout + r.stderr
+
+
+# --- train --from: records that are not what lorakit wrote ----------------------------------------
+
+RECORD_HINT = "  hint: give the lorakit-run.yaml that `lorakit train` wrote into its output dir"
+
+
+def test_from_deeply_nested_yaml(cli, tmp_path):
+    record = tmp_path / "rec.yaml"
+    record.write_text("a: " + "[" * 5000 + "]" * 5000 + "\n")
+    r = cli(["train", "--from", str(record), "--dry-run"])
+    assert r.code == 2
+    assert r.stderr.splitlines() == [f"lorakit: error: --from {record}: nested too deeply to be a run record",
+                                     RECORD_HINT]
+
+
+def test_from_alias_bomb_is_refused_before_it_expands(cli, tmp_path):
+    # 10 ** 9 strings from 600 bytes: the render would have spelled them all out (it ran for minutes)
+    lines = ["lorakit_record: 1", "swift_major: 4", "x0: &a0 [q,q,q,q,q,q,q,q,q,q]"]
+    lines += [f"x{i}: &a{i} [" + ",".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 10)]
+    lines += ["preset: {command: sft, args: {model: m, system: *a9}}"]
+    record = tmp_path / "rec.yaml"
+    record.write_text("\n".join(lines) + "\n")
+    r = cli(["train", "--from", str(record), "--dry-run"])
+    assert r.code == 2
+    assert r.stderr.splitlines() == [
+        f"lorakit: error: --from {record}: expands to more than 100000 values (YAML aliases?): "
+        "not a record lorakit wrote", RECORD_HINT]
+
+
+@pytest.mark.parametrize("kind", ["fifo", "/dev/zero"])
+def test_from_a_fifo_or_device_is_refused_not_read_forever(cli, tmp_path, kind):
+    path = tmp_path / "rec.yaml" if kind == "fifo" else Path(kind)
+    if kind == "fifo":
+        os.mkfifo(path)  # no writer: reading it blocked lorakit forever
+    what = "a FIFO (named pipe)" if kind == "fifo" else "a character device"
+    r = cli(["train", "--from", str(path), "--dry-run"])
+    assert r.code == 2
+    assert r.stderr.splitlines() == [f"lorakit: error: --from {path}: is {what}, not a YAML file", RECORD_HINT]
+
+
+# --- numbers past what a float holds ----------------------------------------------------------------
+
+@pytest.mark.parametrize("key,default", [("lora_rank", 8), ("max_length", 2048), ("per_device_train_batch_size", 1)])
+def test_plan_refuses_a_count_too_large_to_plan(cli, key, default):
+    big = 10 ** 400  # planmath divides in floats: OverflowError
+    r = cli(["plan", "-p", "single", "--set", f"{key}={big}"])
+    assert r.code == 2
+    assert r.stderr.splitlines()[-2:] == [
+        f"lorakit: error: {key} {big} (--set) is too large to plan (more than 2**53)",
+        f"  hint: give {key} a realistic value, e.g. --set {key}={default}"]
+
+
+@pytest.mark.parametrize("value", ["1e309", "inf"])
+def test_plan_gpu_mem_infinite(cli, value):
+    r = cli(["plan", "-p", "single", "--gpu-mem", value])
+    assert r.code == 2
+    assert r.stderr.splitlines()[-2:] == ["lorakit: error: --gpu-mem inf is not a positive number of GiB",
+                                          "  hint: e.g. --gpu-mem 80"]
+
+
+# --- paths ------------------------------------------------------------------------------------------
+
+LOOP_HINT = "  hint: point the path at a real directory or file (`ls -l` shows where each link goes)"
+
+
+def test_merge_output_dir_through_a_symlink_loop(cli, tmp_path, monkeypatch):
+    make_run(tmp_path / "out")
+    (tmp_path / "loop1").symlink_to("loop2")
+    (tmp_path / "loop2").symlink_to("loop1")
+    monkeypatch.chdir(tmp_path)
+    r = cli(["merge", "--adapters", "out", "--output-dir", "loop1/merged", "--dry-run"])
+    assert r.code == 2
+    assert r.stderr.splitlines()[-2:] == [
+        f"lorakit: error: {tmp_path}/loop1/merged: a symlink loop (a link that leads back to itself)", LOOP_HINT]
+
+
+def test_resume_with_output_dir_a_symlink_loop(cli, tmp_path, monkeypatch):
+    (tmp_path / "loop1").symlink_to("loop2")
+    (tmp_path / "loop2").symlink_to("loop1")
+    monkeypatch.chdir(tmp_path)
+    r = cli(["train", "-p", "single", "--output-dir", "loop1", "--resume", "--dry-run"])
+    assert r.code == 2
+    assert r.stderr.splitlines() == [
+        f"lorakit: error: {tmp_path}/loop1: a symlink loop (a link that leads back to itself)", LOOP_HINT]
+
+
+def test_runs_with_an_empty_path_is_not_the_current_directory(cli):
+    # `lorakit runs "$OUT"` with OUT unset listed whatever the current directory held
+    r = cli(["runs", ""])
+    assert r.code == 2
+    assert r.stderr.splitlines() == [
+        "lorakit: error: runs '': an empty path would be taken as the current directory",
+        "  hint: give the output dir a `lorakit train` wrote to; for the current directory pass ."]
+
+
+# --- the ends of a process: a closed pipe, Ctrl-C ---------------------------------------------------
+
+def run_into_closed_pipe(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
+    """lorakit with stdout a pipe nobody reads (`| head -1` after head is gone): every write fails."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+        return subprocess.run([sys.executable, "-m", "lorakit", *args], stdout=write_end, stderr=subprocess.PIPE,
+                              stdin=subprocess.DEVNULL, cwd=tmp_path, env=env, text=True, timeout=120)
+    finally:
+        os.close(write_end)
+
+
+@pytest.mark.parametrize("args", [["presets", "list"], ["import", "tests/data/scripts/train_then_merge.sh"],
+                                  ["--help"]])
+def test_closed_stdout_exits_141_quietly_like_git_and_coreutils(tmp_path, args):
+    # Typer exits 1 (lorakit's "environment problem"); `git log | head -1` and `seq 1 99999 | head -1`
+    # die of SIGPIPE, which the shell reports as 141 = 128 + 13
+    if args[0] == "import":
+        args = ["import", str(REPO / args[1])]
+    done = run_into_closed_pipe(args, tmp_path)
+    assert done.returncode == 141
+    assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr
+    if args[0] != "import":  # import's findings go to stderr, which is still open
+        assert done.stderr == ""
+
+
+def test_ctrl_c_while_the_command_loads_is_a_quiet_130(cli, monkeypatch):
+    """Ctrl-C in the ~0.2 s lorakit spends importing the command, before Typer (which answers a
+    Ctrl-C inside a command with a quiet 130) runs it: was a KeyboardInterrupt traceback."""
+    from lorakit.cli import app
+
+    def interrupted(name):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(app, "_module", interrupted)
+    r = cli(["presets", "list"])
+    assert (r.code, r.stdout, r.stderr) == (130, "", "")
