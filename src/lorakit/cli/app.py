@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import functools
 import importlib
+import os
+import signal
 import sys
 
 import typer
 
 from lorakit.cli import argcheck
 from lorakit import report
-from lorakit.errors import LorakitError
+from lorakit.errors import EXIT_USER, LorakitError
 
 MAX_DIGITS = 20_000
 EXTRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": True}
@@ -87,6 +89,48 @@ def _for(words: list[str]) -> typer.Typer:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """`_run`, plus the ends no command handles, each quiet, with the code a shell expects."""
+    try:
+        _run(argv)
+    except KeyboardInterrupt:
+        # Ctrl-C while lorakit imports the command, before Typer runs it (Typer's own answer
+        # to a Ctrl-C inside a command is the same quiet 130)
+        sys.exit(128 + signal.SIGINT)
+    except BrokenPipeError:  # stderr (or stdout) closed under `2>&1 | head -1`
+        _quiet_exit_on_closed_pipe()
+    except SystemExit as exc:
+        # Typer answers a closed stdout (`lorakit import X | head -1`) with a quiet exit 1, which
+        # reads as "environment problem"; git and coreutils die of SIGPIPE there, which a shell
+        # reports as 141 (128 + SIGPIPE): the same code here. Typer marks that case by wrapping
+        # the streams in click's PacifyFlushWrapper (typer/core.py _main, errno.EPIPE; Typer
+        # vendors click as typer._click, so the class is known by its name).
+        if exc.code == 1 and type(sys.stdout).__name__ == "PacifyFlushWrapper":
+            _quiet_exit_on_closed_pipe()
+        raise
+    except RuntimeError as exc:
+        # pathlib's resolve() on Python < 3.13 raises RuntimeError("Symlink loop from '/a/b'") for
+        # any path through a link loop (a --output-dir, a run dir): one answer for all of them
+        if not str(exc).startswith("Symlink loop from "):
+            raise
+        path = str(exc)[len("Symlink loop from "):].strip("'\"")
+        print(f"lorakit: error: {path}: a symlink loop (a link that leads back to itself)\n"
+              "  hint: point the path at a real directory or file (`ls -l` shows where each link goes)",
+              file=sys.stderr)
+        sys.exit(EXIT_USER)
+
+
+def _quiet_exit_on_closed_pipe() -> None:
+    """Exit 141 without a word: nobody reads any more, and Python's last flush must not print a
+    BrokenPipeError either (what the Python docs advise: point stdout at /dev/null)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # an in-process test's StringIO has no fileno
+        pass
+    sys.exit(128 + signal.SIGPIPE)
+
+
+def _run(argv: list[str] | None = None) -> None:
     """One place turns a LorakitError into a message and an exit code (pipx's main.py);
     usage errors are Typer's own (exit 2), the child's code passes through typer.Exit."""
     report.QUIET = False  # set again by each command that takes --quiet

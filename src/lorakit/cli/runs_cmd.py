@@ -109,6 +109,9 @@ def runs(
     """
     from lorakit import runindex
 
+    if output == "":  # Path('') is '.': `lorakit runs "$OUT"` with OUT unset listed the cwd
+        raise LorakitError(f"runs {output!r}: an empty path would be taken as the current directory",
+                           hint="give the output dir a `lorakit train` wrote to; for the current directory pass .")
     root = Path(output).expanduser()
     if not root.is_dir():
         what = "a file, not a directory" if root.exists() else "no such directory"
