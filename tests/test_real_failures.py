@@ -179,6 +179,29 @@ CASES = [
     # ms-swift refuses it only after loading the model (swift/pipelines/train/tuner.py:350)
     Case("tuner-type-typo", "lora.tuner.unknown", "args.tuner_type", ("--tuner_type", "lorra"),
          r"^ValueError: Unknown tuner_type: lorra \[at .*swift/pipelines/train/tuner.py:350\]"),
+    # features that need a partner setting (lorakit.checks.features, datasetinfo)
+    Case("packing-eager", "args.packing.attn_impl", "args.packing", ("--packing", "true", "--attn_impl", "eager"),
+         r'^ValueError: The "packing" feature requires a flash attention implementation\. .*swift/arguments/'
+         r'sft_args.py:196'),
+    Case("padding-free-unset", "args.packing.attn_impl", "args.padding_free", ("--padding_free", "true"),
+         r'^ValueError: The "padding_free" feature requires a flash attention implementation'),
+    Case("streaming-no-max-steps", "train.streaming.max_steps", "args.streaming", ("--streaming", "true"),
+         r"^ValueError: The train_dataset does not implement __len__, .*max_steps has to be specified\. .*"
+         r"transformers/trainer.py",
+         drop=("max_steps",)),
+    Case("quant-method-no-bits", "args.quant_bits.missing", "args.quant_method", ("--quant_method", "bnb"),
+         r"^ValueError: Please set the quant_bits\. args\.quant_bits: None"),
+    Case("quant-bnb-2-bits", "args.quant_bits.unsupported", "args.quant_bits",
+         ("--quant_method", "bnb", "--quant_bits", "2"), r"^ValueError: bnb not support quant_bits: 2"),
+    Case("quant-bits-no-method", "args.quant_bits.no_method", "args.quant_bits", ("--quant_bits", "4"), TRAINED,
+         runs="ms-swift trains the model unquantized: get_quantization_config returns None when quant_method "
+              "is None (swift/arguments/base_args/quant_args.py:46)"),
+    Case("dataset-info-mapping", "data.dataset_info.invalid", "args.custom_dataset_info",
+         ("--custom_dataset_info", f"{ROOT}/info-mapping.json"),
+         r"^TypeError: 'str' object does not support item assignment \[at .*swift/dataset/register.py"),
+    Case("dataset-info-unknown-key", "data.dataset_info.invalid", "args.custom_dataset_info",
+         ("--custom_dataset_info", f"{ROOT}/info-badkey.json"),
+         r"^TypeError: .*unexpected keyword argument 'path'"),
     # 3.x only: names 3.12.6 lacks
     Case("v3-4x-name", "flags.unknown", "args.decision_shuffle_fields", ("--decision_shuffle_fields", "true"),
          r"^ValueError: remaining_argv: \['--decision_shuffle_fields', 'true'\] \[at .*swift/llm/base.py:36\]",
@@ -290,6 +313,8 @@ def started(tmp_path_factory):
     (root / "notobj.jsonl").write_text('42\n"text"\n')
     (root / "bad.csv").write_text("query,response\nhi,there\nq,a,extra\n")
     (root / "unknownfmt.jsonl").write_text('{"foo": "bar"}\n{"foo": "baz"}\n')
+    (root / "info-mapping.json").write_text('{"mine": {"dataset_path": "data.jsonl"}}')  # ms-swift #3754
+    (root / "info-badkey.json").write_text('[{"path": "data.jsonl", "dataset_name": "mine"}]')
     (root / "media.jsonl").write_text(json.dumps({"messages": [{"role": "user", "content": "<image>q"},
                                                                {"role": "assistant", "content": "a"}],
                                                   "images": [str(root / "nope.png")]}) + "\n")
@@ -433,6 +458,11 @@ CITED = [
     Cited("nproc-too-many", "layout.nproc.too_many", "launch.nproc_per_node", ("--gpus", "0,1", "--nproc", "4"),
           (), "4", "swift/utils/env.py", 70,
           "assert n_gpu % local_world_size == 0, f'n_gpu: {n_gpu}, local_world_size: {local_world_size}'"),
+    # bnb 4-bit under ZeRO-3 (DeepSpeed is not installed here): ms-swift passes bnb_4bit_quant_storage
+    # through as given (None unless set), and ZeRO-3's flat buffer then holds uint8 and bf16 weights
+    Cited("bnb4-zero3", "layout.zero3.bnb_storage", "args.deepspeed", (),
+          ("--quant_method", "bnb", "--quant_bits", "4", "--deepspeed", "zero3"), "4",
+          "swift/arguments/base_args/quant_args.py", 67, "bnb_4bit_quant_storage=self.bnb_4bit_quant_storage,"),
     # NPROC_PER_NODE=many: torchrun's determine_local_world_size
     Cited("nproc-not-a-number", "layout.nproc.invalid", "launch.nproc_per_node",
           ("--set", "launch.nproc_per_node=many"), (), "4", "torch/distributed/run.py", 777,

@@ -14,10 +14,12 @@ Check = Callable[[Job, Facts], "list[Finding]"]
 
 
 def all_checks() -> list[Check]:
-    from lorakit.checks import argv, data, flags, memory, model, modelage, nodes, paths, rlhf  # flags loads the snapshot lazily
+    from lorakit.checks import (argv, data, datasetinfo, features, flags, memory, model, modelage,  # flags: lazily
+                                nodes, paths, rlhf)
 
-    return [*lora.CHECKS, *layout.CHECKS, *training.CHECKS, *policy.CHECKS, *nodes.CHECKS, *flags.CHECKS, *model.CHECKS, *modelage.CHECKS,
-            *paths.CHECKS, *data.CHECKS, *argv.CHECKS, *rlhf.CHECKS, *memory.CHECKS]
+    return [*lora.CHECKS, *layout.CHECKS, *training.CHECKS, *features.CHECKS, *policy.CHECKS, *nodes.CHECKS,
+            *flags.CHECKS, *model.CHECKS, *modelage.CHECKS, *paths.CHECKS, *data.CHECKS, *datasetinfo.CHECKS, *argv.CHECKS, *rlhf.CHECKS,
+            *memory.CHECKS]
 
 
 def run_checks(job: Job, facts: Facts | None = None) -> list[Finding]:

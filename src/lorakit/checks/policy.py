@@ -139,4 +139,25 @@ def check_length_and_steps(job: Job, facts: Facts) -> list[Finding]:
     return out
 
 
-CHECKS = [check_eval_data, check_best_model, check_learning_rate, check_length_and_steps]
+def check_save_grid(job: Job, facts: Facts) -> list[Finding]:
+    """The trainer marks a checkpoint "best" only when it saves, by the newest evaluation before
+    that save (transformers trainer.py _save_checkpoint / _determine_best_metric): an evaluation
+    at a step with no save has no checkpoint, so the best one may be on no disk (ms-swift #3314:
+    eval every 50, save every 200, best eval at 1050). load_best_model_at_end: eval.best_steps."""
+    if job.command not in ("sft", "rlhf") or as_bool(job.args.get("load_best_model_at_end", False)) is True:
+        return []
+    if not has_val_data(job) or _strategy(job, "eval_strategy", "steps") != "steps" \
+            or _strategy(job, "save_strategy", "steps") != "steps":
+        return []
+    save_steps, eval_steps = as_int(job.args.get("save_steps", 500)), as_int(job.args.get("eval_steps"))
+    eval_steps = eval_steps if eval_steps is not None else as_int(job.args.get("logging_steps"))
+    if not (save_steps and eval_steps and save_steps >= 1 and eval_steps >= 1) or eval_steps % save_steps == 0:
+        return []
+    return [about(job, WARNING, "eval.save_steps_unaligned", "args.save_steps",
+                  f"save_steps {save_steps} with eval_steps {eval_steps}: evaluations fall on steps with no "
+                  "checkpoint, and a checkpoint counts as best only by the evaluation before it was saved, so the "
+                  "best evaluation may have no checkpoint",
+                  f"save_steps: {eval_steps} keeps a checkpoint at every evaluation")]
+
+
+CHECKS = [check_eval_data, check_best_model, check_save_grid, check_learning_rate, check_length_and_steps]

@@ -1,0 +1,146 @@
+"""Settings that need a partner (lorakit.checks.features), custom_dataset_info's shape
+(lorakit.checks.datasetinfo) and the save/eval grid (policy.check_save_grid). Each failure the
+errors claim is shown on the real ms-swift in tests/test_real_failures.py (packing-eager,
+padding-free-unset, streaming-no-max-steps, quant-*, dataset-info-*; bnb4-zero3 cited)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import run_cli
+from lorakit import presets
+from lorakit.checks import run_checks
+from lorakit.checks.facts import Facts
+from lorakit.fixups import apply_fixups
+from lorakit.job import build_job
+
+CODES = ("args.packing.", "train.streaming.", "args.quant_bits.", "layout.zero3.bnb", "data.dataset_info.",
+         "eval.save_steps_unaligned")
+
+
+def found(overrides: dict, *, major: int = 4, version: str | None = None, preset: str = "single"):
+    resolved = presets.apply_overrides(presets.load(preset), [(f"args.{k}", v, "--set") for k, v in overrides.items()])
+    job = apply_fixups(build_job(resolved, {}, swift_major=major, swift_version=version))
+    return [(f.level, f.code, f.message) for f in run_checks(job, Facts(here=False))
+            if f.code.startswith(CODES)]
+
+
+FLASH4 = "flash_attn, flash_attention_2, flash_attention_3, flash_attention_4"
+
+
+@pytest.mark.parametrize("overrides, major, version, expected", [
+    ({"packing": True}, 4, None, [("error", "args.packing.attn_impl",
+      "packing needs a flash attention implementation, and attn_impl is unset: ms-swift refuses the run while "
+      'parsing its arguments (The "packing" feature requires a flash attention implementation)')]),
+    ({"padding_free": True, "attn_impl": "sdpa"}, 4, None, [("error", "args.packing.attn_impl",
+      "padding_free needs a flash attention implementation, and attn_impl is 'sdpa': ms-swift refuses the run "
+      'while parsing its arguments (The "padding_free" feature requires a flash attention implementation)')]),
+    ({"packing": True, "attn_impl": "flash_attention_4"}, 4, None, []),
+    ({"packing": True, "attn_impl": "flash_attention_4"}, 4, "4.1.3", [("error", "args.packing.attn_impl",
+      "packing needs a flash attention implementation, and attn_impl is 'flash_attention_4': ms-swift refuses the "
+      'run while parsing its arguments (The "packing" feature requires a flash attention implementation)')]),
+    ({"packing": True, "attn_impl": "flash_attention_2"}, 3, "3.6.4", [("error", "args.packing.attn_impl",
+      "packing needs a flash attention implementation, and attn_impl is 'flash_attention_2': ms-swift refuses the "
+      'run while parsing its arguments (The "packing" feature requires a flash attention implementation)')]),
+    ({"packing": True}, 3, "3.4.1", []),  # no such check in ms-swift before 3.5
+    ({"packing": "false"}, 4, None, []),
+])
+def test_packing_needs_flash_attention_per_minor(overrides, major, version, expected):
+    assert found(overrides, major=major, version=version) == expected
+
+
+def test_packing_hint_names_the_minor_s_choices():
+    result = run_cli(["validate", "-p", "single", "--swift-version", "3.6", "--", "--packing", "true"])
+    assert result.code == 2
+    lines = result.stderr.splitlines()
+    at = lines.index("error[args.packing.attn_impl] args.packing (-- extra flags): packing needs a flash attention "
+                     "implementation, and attn_impl is unset: ms-swift refuses the run while parsing its arguments "
+                     '(The "packing" feature requires a flash attention implementation)')
+    assert lines[at + 1] == ("  hint: set attn_impl: flash_attn (ms-swift takes flash_attn; pip install flash-attn on "
+                             "the training machine), or drop packing")
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    ({"streaming": True}, [("error", "train.streaming.max_steps",
+      "streaming true with max_steps unset: a streamed dataset has no length, so transformers refuses the run once "
+      'the model has loaded ("max_steps has to be specified")')]),
+    ({"streaming": True, "max_steps": -1}, [("error", "train.streaming.max_steps",
+      "streaming true with max_steps -1: a streamed dataset has no length, so transformers refuses the run once "
+      'the model has loaded ("max_steps has to be specified")')]),
+    ({"streaming": True, "max_steps": 1000}, []),
+    ({"streaming": False}, []),
+])
+def test_streaming_needs_max_steps(overrides, expected):
+    assert found(overrides) == expected
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    ({"quant_bits": 4}, [("warning", "args.quant_bits.no_method",
+      "quant_bits 4 without quant_method: ms-swift quantizes nothing (it reads quant_bits only with a method) and "
+      "loads the model at full precision")]),
+    ({"quant_method": "bnb"}, [("error", "args.quant_bits.missing",
+      'quant_method bnb without quant_bits: ms-swift refuses it while loading the model ("Please set the quant_bits")')]),
+    ({"quant_method": "bnb", "quant_bits": 2}, [("error", "args.quant_bits.unsupported",
+      "quant_method bnb takes quant_bits 4, 8, not 2: ms-swift refuses it while loading the model")]),
+    ({"quant_method": "quanto", "quant_bits": "float8"}, []),
+    ({"quant_method": "fp8"}, []),  # fp8 takes no bits
+    ({"quant_method": "bnb", "quant_bits": 8, "deepspeed": "zero3"}, []),  # 8-bit: the storage rule is 4-bit's
+    ({"quant_method": "bnb", "quant_bits": 4, "deepspeed": "zero3"}, [("error", "layout.zero3.bnb_storage",
+      "bnb 4-bit with deepspeed zero3 and no bnb_4bit_quant_storage: ZeRO-3 needs every parameter in one dtype, and "
+      'bnb stores 4-bit weights as uint8 (DeepSpeed: "all params must have the same dtype")')]),
+    ({"quant_method": "bnb", "quant_bits": 4, "deepspeed": "zero3", "bnb_4bit_quant_storage": "bfloat16"}, []),
+    ({"quant_method": "bnb", "quant_bits": 4, "deepspeed": "zero2"}, []),
+])
+def test_quantization_needs_a_method_and_its_bits(overrides, expected):
+    assert found(overrides) == expected
+
+
+def test_a_dataset_info_mapping_is_refused_with_the_shape_ms_swift_reads(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "info.json").write_text(json.dumps({"flickr30kk": {"path": "x.json", "type": "json"}}))
+    (tmp_path / "keys.json").write_text(json.dumps([{"dataset_path": "nope.jsonl", "dataset_nam": "a"}, 5]))
+    (tmp_path / "ok.jsonl").write_text("")
+    (tmp_path / "good.json").write_text(json.dumps([{"dataset_path": "ok.jsonl", "dataset_name": "mine"}]))
+    assert found({"custom_dataset_info": "info.json"}) == [("error", "data.dataset_info.invalid",
+        f"custom_dataset_info: {tmp_path}/info.json is a JSON mapping (keys 'flickr30kk'), and ms-swift iterates a "
+        "list of entries: it would take each key for an entry and fail")]
+    assert found({"custom_dataset_info": "keys.json"}) == [("error", "data.dataset_info.invalid",
+        f"custom_dataset_info: {tmp_path}/keys.json: entry 0: 'dataset_nam' is not a dataset field (did you mean "
+        "'dataset_name'? ms-swift's DatasetMeta refuses it: unexpected keyword argument); entry 0: dataset_path "
+        f"'nope.jsonl': no such file or directory ({tmp_path}/nope.jsonl; a relative path is relative to the info "
+        "file's directory); entry 1 is int 5, not a mapping of dataset fields")]
+    assert found({"custom_dataset_info": "good.json"}) == []
+    assert found({"custom_dataset_info": '[{"ms_dataset_id": "swift/x"}]'}) == []  # inline JSON, as ms-swift takes
+    assert found({"custom_dataset_info": "{bad"}) == [("error", "data.dataset_info.invalid",
+        "custom_dataset_info: the inline value does not parse as JSON: Expecting property name enclosed in double "
+        "quotes (line 1, column 2)")]
+    assert found({"custom_dataset_info": "missing.json"}) == []  # paths.custom_dataset_info.missing says it
+
+
+def test_a_dataset_info_file_that_is_not_text_is_an_error_not_a_traceback(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bin.json").write_bytes(b"\xff\xfe\x00[")
+    (tmp_path / "deep.json").write_text("[" * 100000)
+    [(level, code, message)] = found({"custom_dataset_info": "bin.json"})
+    assert (level, code) == ("error", "data.dataset_info.invalid")
+    assert message.startswith("custom_dataset_info: 'utf-8' codec can't decode byte 0xff")
+    assert found({"custom_dataset_info": "deep.json"}) == [("error", "data.dataset_info.invalid",
+        f"custom_dataset_info: {tmp_path}/deep.json does not parse as JSON: nested too deeply")]
+
+
+SPLIT = {"split_dataset_ratio": 0.01}
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    ({**SPLIT, "save_steps": 200, "eval_steps": 50}, [("warning", "eval.save_steps_unaligned",
+      "save_steps 200 with eval_steps 50: evaluations fall on steps with no checkpoint, and a checkpoint counts as "
+      "best only by the evaluation before it was saved, so the best evaluation may have no checkpoint")]),
+    ({**SPLIT, "save_steps": 100, "eval_steps": 100}, []),
+    ({**SPLIT, "save_steps": 50, "eval_steps": 200}, []),  # every evaluation has its checkpoint
+    ({"split_dataset_ratio": 0, "save_steps": 200, "eval_steps": 50}, []),  # nothing is evaluated
+    ({**SPLIT, "save_steps": 200, "eval_steps": 50, "eval_strategy": "epoch"}, []),
+])
+def test_evaluations_with_no_checkpoint_are_a_warning(overrides, expected):
+    assert found(overrides) == expected
