@@ -101,10 +101,13 @@ def _loopback(job: Job, facts: Facts, n: int, addr: str) -> list[Finding]:
         return []  # the scheduler's own address for node 0 (a one-host test cluster)
     rank = as_int(job.launch.node_rank) if job.launch.node_rank is not None else None
     if rank is None or rank <= 0:
-        return [about(job, INFO, "nodes.master_addr.loopback", "launch.master_addr",
-                      f"master_addr {addr} is a loopback address with nnodes {n}: right on node 0 (its "
-                      "rendezvous listens on every address); the other nodes must give node 0's address "
-                      "as they reach it")]
+        # a warning, not an error: ms-swift's own example does it, yet users report node 0 on
+        # 127.0.0.1 hanging until the NCCL timeout, fixed by its real address (#2485, #6982)
+        return [about(job, WARNING, "nodes.master_addr.loopback", "launch.master_addr",
+                      f"master_addr {addr} is a loopback address with nnodes {n}: node 0's rendezvous listens on "
+                      "every address, but runs set up so have hung until the NCCL timeout (ms-swift #2485, #6982)",
+                      "give every node, node 0 included, node 0's address as the others reach it "
+                      "(e.g. MASTER_ADDR=10.0.0.1)")]
     port = usable_port(job.launch.master_port) if job.launch.master_port is not None else TORCHRUN_PORT
     if port is None:
         return []  # check_master_port says why
