@@ -40,9 +40,10 @@ def check_packing(job: Job, facts: Facts) -> list[Finding]:
     if job.command not in TRAINS:
         return []
     feature = next((k for k in ("packing", "padding_free") if as_bool(job.args.get(k)) is True), None)
-    impls = flash_impls(job)
-    impl = job.args.get("attn_impl")
-    if feature is None or not impls or impl in impls:
+    if feature is None:
+        return []
+    impls, impl = flash_impls(job), job.args.get("attn_impl")
+    if not impls or impl in impls:
         return []
     said = "unset" if impl is None else repr(impl)
     return [about(job, ERROR, "args.packing.attn_impl", f"args.{feature}",
