@@ -65,6 +65,34 @@ def master_listening(host: str, port: int, wait: float = 0.0) -> bool:
         time.sleep(1.0)
 
 
+def server_listening(host: str, port: int, wait: float = 0.0) -> bool:
+    """Does a server (a `swift rollout` the trainer will poll) accept TCP connections at host:port,
+    now or within `wait` seconds? Waiting, it says so: the rollout may still be loading its model."""
+    import socket
+    import sys
+    import time
+
+    deadline, told = time.monotonic() + wait, False
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=1.0):
+                return True
+        except OSError:
+            if time.monotonic() >= deadline:
+                return False
+        if not told:
+            print(f"lorakit: waiting up to {wait:.0f} s for the rollout server at {host}:{port}", file=sys.stderr,
+                  flush=True)
+            told = True
+        time.sleep(1.0)
+
+
+def hostname() -> str:
+    import socket
+
+    return socket.gethostname()
+
+
 def gpu_count(environ: Mapping[str, str] | None = None) -> int | None:
     """The NVIDIA GPUs of this machine, as CUDA would see them with no device list: the driver's
     /proc entries, else `nvidia-smi -L` (never torch: it takes seconds and a CUDA context). None
@@ -106,3 +134,5 @@ class Facts:
     master_wait: float = 0.0
     free_port: Callable[[], int] = free_port
     gpu_count: Callable[[], int | None] = gpu_count
+    server_listening: Callable[[str, int, float], bool] = server_listening
+    hostname: Callable[[], str] = hostname

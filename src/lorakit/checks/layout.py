@@ -67,7 +67,9 @@ def check_nproc(job: Job, facts: Facts) -> list[Finding]:
         return [about(job, ERROR, "layout.nproc.too_many", key,
                         f"NPROC_PER_NODE={nproc} but only {count} GPUs are visible ({where}: {launch.gpus})",
                         f"use --nproc {count} or fewer, or make more GPUs visible")]
-    if count % nproc:
+    from lorakit.checks.vllm_mode import spare_gpus_are_vllms  # 3.1-3.4 GRPO: vLLM on the GPUs beyond nproc
+
+    if count % nproc and not spare_gpus_are_vllms(job):
         return [about(job, ERROR, "layout.nproc.indivisible", key,
                         f"{count} visible GPUs ({where}) do not divide evenly among NPROC_PER_NODE={nproc} ranks",
                         "choose nproc_per_node dividing the GPU count: "

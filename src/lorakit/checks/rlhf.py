@@ -7,8 +7,10 @@
   rejected_messages); KTO reads a boolean `label` per row (pipelines/train/kto.py sums
   train_dataset['label']) and needs a total batch above 1 for its KL term.
 - GRPO (arguments/rlhf_args.py): reward functions or a reward model; vLLM and device_map do not
-  mix (`_check_grpo`: "GRPO with vLLM is not compatible with `device_map`"); use_vllm and
-  vllm_mode go together (`_init_rollout`); server mode needs the server's host.
+  mix (`_check_grpo`: "GRPO with vLLM is not compatible with `device_map`"; GKD's `_check_gkd`
+  alike). use_vllm, vllm_mode and the rollout server: checks/vllm_mode.py.
+- DPO/KTO/GRPO resumed from an SFT LoRA checkpoint train its adapter against the bare base model
+  (check_resume_sft): ms-swift's recipe is --adapters and --ref_adapters.
 - ref_adapters only for DPO, KTO and GRPO (pipelines/train/rlhf.py prepare_model asserts it); a
   ref_model with LoRA is refused (rlhf_args.py __post_init__).
 - vLLM with LoRA: vllm_max_lora_rank (default 16) must be at least lora_rank, or vLLM refuses
@@ -21,10 +23,12 @@ import os
 from dataclasses import replace
 
 from lorakit import localpath
+from lorakit.checks import vllm_mode
 from lorakit.checks.facts import Facts
+from lorakit.checks.vllm_mode import generates_with_vllm, uses_vllm
 from lorakit.findings import ERROR, WARNING, Finding, about
 from lorakit.job import Job
-from lorakit.values import as_bool, as_int
+from lorakit.values import as_bool, as_float, as_int
 
 PAIRED = ("dpo", "orpo", "simpo", "cpo")  # a chosen and a rejected answer per row
 REF_ADAPTER_TYPES = ("dpo", "kto", "grpo")
@@ -162,68 +166,71 @@ def check_ref(job: Job, facts: Facts) -> list[Finding]:
     return out
 
 
-def uses_vllm(job: Job) -> bool:
-    return as_bool(job.args.get("use_vllm", False)) is True
+def _sft_args(ckpt: str) -> str | None:
+    """The args.json of a local checkpoint when it says an SFT run wrote it (no rlhf_type), else None.
+    ms-swift writes args.json in the run dir and copies it into each checkpoint (4.6.0
+    trainers/mixin.py `_save`; resume.py reads it the same way); RLHFArguments has rlhf_type, sft's
+    arguments have none."""
+    from pathlib import Path
+
+    from lorakit.trainlog import read_json
+
+    path = Path(ckpt).expanduser()
+    if not path.is_dir():
+        return None  # a missing checkpoint: the path checks say so
+    args_path = path / "args.json" if (path / "args.json").is_file() else path.parent / "args.json"
+    saved = read_json(args_path)
+    if not isinstance(saved, dict) or saved.get("rlhf_type") not in (None, ""):
+        return None
+    return str(args_path)
+
+
+def check_resume_sft(job: Job, facts: Facts) -> list[Finding]:
+    """DPO/KTO/GRPO "resumed" from an SFT LoRA checkpoint (ms-swift #8047): pipelines/train/tuner.py
+    loads resume_from_checkpoint as the trainable adapter (`tuner.from_pretrained(model,
+    args.resume_from_checkpoint or args.adapters[0], is_trainable=True)`, 4.6.0 and 3.12.6
+    llm/train/tuner.py), and without ref_adapters the reference is that model with the adapter
+    disabled: the base model, not the SFT one. ms-swift's documented two-stage recipe is
+    `--adapters CKPT --ref_adapters CKPT` (rlhf_args.py, ref_adapters help; ref_adapters from 3.8)."""
+    kind, ckpt = rlhf_type(job), job.args.get("resume_from_checkpoint")
+    if job.command != "rlhf" or kind not in REF_ADAPTER_TYPES or ckpt in (None, "") or \
+            str(job.args.get("tuner_type", "lora")) == "full" or _items(job.args.get("ref_adapters")) or \
+            vllm_mode.before(job, "3.8"):
+        return []
+    if kind == "grpo" and job.args.get("beta") is not None and as_float(job.args["beta"]) == 0.0:
+        return []  # GRPO with beta 0 has no reference model (rlhf_args.py __post_init__)
+    args_path = _sft_args(str(ckpt))
+    if args_path is None:
+        return []
+    return [about(job, ERROR, "rlhf.resume_sft_checkpoint", "args.resume_from_checkpoint",
+                  f"resume_from_checkpoint {ckpt} is an SFT checkpoint ({args_path} has no rlhf_type): resuming "
+                  f"it continues the SFT run's adapter as a {kind} run, and with no ref_adapters the reference "
+                  "model is the base model, not the SFT model",
+                  f"start {kind} from it instead: --adapters {ckpt} --ref_adapters {ckpt} (ms-swift's two-stage "
+                  f"recipe), or lorakit rlhf --adapters {ckpt} (adds ref_adapters); drop resume_from_checkpoint")]
 
 
 def check_grpo(job: Job, facts: Facts) -> list[Finding]:
-    if job.command != "rlhf" or rlhf_type(job) != "grpo":
+    """GRPO's rewards and generations; the device_map rule and rollout_gpus for GKD too (its own
+    `_check_gkd` raises 'GKD with vLLM is not compatible with `device_map`'). vllm_mode, the rollout
+    server and vllm itself: checks/vllm_mode.py."""
+    if not generates_with_vllm(job):
         return []
     from lorakit.checks.layout import gpus_per_rank
 
-    out = []
+    kind, out = rlhf_type(job), []
     rewards = _items(job.args.get("reward_funcs")) or _items(job.args.get("reward_model"))
-    if not rewards and job.args.get("teacher_model") in (None, ""):
+    if kind == "grpo" and not rewards and job.args.get("teacher_model") in (None, ""):
         out.append(about(job, ERROR, "rlhf.grpo.rewards", "args.reward_funcs",
                          "GRPO with no reward: neither reward_funcs nor a reward_model is set",
                          "set reward_funcs (built-in: accuracy, format, cosine, repetition, soft_overlong) "
                          "or reward_model"))
-    mode = job.args.get("vllm_mode")
-    if uses_vllm(job) and mode in (None, ""):
-        out.append(about(job, ERROR, "rlhf.vllm.mode", "args.use_vllm",
-                         "use_vllm true without vllm_mode: ms-swift stops ('vllm_mode is required')",
-                         "set vllm_mode: colocate (vLLM inside each training rank) or server (a swift rollout)"))
-    if mode not in (None, "") and not uses_vllm(job):
-        out.append(about(job, ERROR, "rlhf.vllm.mode", "args.vllm_mode",
-                         f"vllm_mode {mode} without use_vllm true: ms-swift stops ('vllm_mode is not supported "
-                         "when use_vllm is false')", "set use_vllm: true, or drop vllm_mode"))
     if uses_vllm(job) and (gpus_per_rank(job) > 1 or job.args.get("device_map") not in (None, "")):
         out.append(about(job, ERROR, "rlhf.vllm.device_map", "launch.nproc_per_node",
-                         "GRPO with vLLM on a device_map layout (several GPUs per rank): ms-swift stops with "
-                         "'GRPO with vLLM is not compatible with `device_map`'",
+                         f"{kind.upper()} with vLLM on a device_map layout (several GPUs per rank): ms-swift stops "
+                         f"with '{kind.upper()} with vLLM is not compatible with `device_map`'",
                          "one rank per training GPU: nproc_per_node: auto (and no device_map)"))
-    if mode == "server" and uses_vllm(job) and not (job.args.get("vllm_server_host") or
-                                                    job.args.get("vllm_server_base_url")):
-        out.append(about(job, ERROR, "rlhf.vllm.server_host", "args.vllm_mode",
-                         "vllm_mode server without vllm_server_host: the trainer has no rollout server to ask",
-                         "set vllm_server_host and vllm_server_port (lorakit's paired launch starts swift rollout "
-                         "there when rollout_gpus is set)"))
-    if mode == "server" and uses_vllm(job):
-        out += _server_ports(job)
-    if uses_vllm(job) and facts.here and not facts.has_module("vllm"):
-        out.append(about(job, WARNING, "rlhf.vllm.missing", "args.use_vllm",
-                         "use_vllm true, but vllm is not installed in this Python: swift rlhf imports it at start "
-                         "(colocate), and a server-mode swift rollout needs it too",
-                         "pip install vllm (the version your ms-swift supports), or use_vllm: false"))
-    return out + check_rollout_gpus(job) + _generations(job)
-
-
-def _server_ports(job: Job) -> list[Finding]:
-    """vllm_server_port (a list in ms-swift: one per server) must be a port: the trainer connects
-    there, and a paired swift rollout given 0 would take a random one (find_free_port)."""
-    from lorakit.values import as_port
-
-    if job.args.get("vllm_server_base_url"):
-        return []  # the base URL wins: vllm_server_host/port are ignored (args_mixin.py)
-    given = job.args.get("vllm_server_port", 8000)
-    # not a number at all: the flag check (flags.value) says so
-    bad = [p for p in (given if isinstance(given, (list, tuple)) else [given])
-           if as_int(p) is not None and as_port(p) is None]
-    if not bad:
-        return []
-    return [about(job, ERROR, "rlhf.vllm.server_port", "args.vllm_server_port",
-                  f"vllm_server_port {bad[0]!r} is not a TCP port (1 to 65535): the trainer has no server to reach",
-                  "set vllm_server_port: 8000 (or another free port)")]
+    return out + check_rollout_gpus(job) + (_generations(job) if kind == "grpo" else [])
 
 
 def _generations(job: Job) -> list[Finding]:
@@ -302,4 +309,5 @@ def check_lora_rank(job: Job, facts: Facts) -> list[Finding]:
                   f"set vllm_max_lora_rank: {rank} (or more)")]
 
 
-CHECKS = [carried_over, check_rows, check_kto_only, check_kto_batch, check_ref, check_grpo, check_lora_rank]
+CHECKS = [carried_over, check_rows, check_kto_only, check_kto_batch, check_ref, check_grpo, check_lora_rank, check_resume_sft,
+          *vllm_mode.CHECKS]

@@ -1,0 +1,329 @@
+"""GRPO/GKD's vLLM per ms-swift minor (checks/vllm_mode.py) and DPO resumed from an SFT checkpoint
+(checks/rlhf.py check_resume_sft): each rule's value tests, then the CLI's exit code and exact text.
+
+ms-swift facts these rest on (read in 4.6.0, 3.12.6 and the 3.x wheels):
+- colocate + vllm_server_host: RLHFArguments._init_external_vllm connects whenever a host is set;
+- a rollout server named on this machine that nothing listens on: VLLMClient.check_server gives up
+  after vllm_server_timeout;
+- vllm_mode is required only from 3.11 (3.5-3.10 default to colocate, 3.1-3.4 have vllm_device);
+- 3.1-3.4 GRPO put vLLM on the GPUs beyond NPROC_PER_NODE (grpo_trainer.py, vllm_device 'auto').
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+
+from conftest import run_cli
+from lorakit.checks import run_checks
+from lorakit.checks.facts import Facts
+from lorakit.cli.common import JobOptions, job_from_options
+from lorakit.cli.rlhf import sft_fixups
+
+CONFLICT = ("vllm_mode colocate with vllm_server_host set: ms-swift connects to a rollout server whenever "
+            "vllm_server_host or vllm_server_base_url is set (RLHFArguments._init_external_vllm{switch}), here "
+            "{where}, and waits for it ('Server is not up yet'), while colocate means a vLLM inside each "
+            "training rank")
+CONFLICT_HINT = ("for a `swift rollout` server: vllm_mode: server, with vllm_server_port the rollout's --port; "
+                 "for colocate: drop vllm_server_host")
+
+
+def job(preset: str, *sets: str, version: str = "4", extra: tuple[str, ...] = ()):
+    return sft_fixups(job_from_options(JobOptions(preset, sets=list(sets), extra=list(extra), swift_version=version),
+                                       env={}))
+
+
+def found(j, facts: Facts | None = None, code: str | None = None) -> list[tuple[str, str, str]]:
+    facts = facts or Facts(here=False)
+    return [(f.level, f.code, f.message) for f in run_checks(j, facts)
+            if f.level in ("error", "warning") and (code is None or f.code == code)]
+
+
+class Probe:
+    """This machine's answers: whether host:port listens, and its name; records what was asked."""
+
+    def __init__(self, listening: bool = False, name: str = "trainbox"):
+        self.listening, self.name, self.asked = listening, name, []
+
+    def facts(self, wait: float = 0.0) -> Facts:
+        def listen(host, port, w):
+            self.asked.append((host, port, w))
+            return self.listening
+        return Facts(here=True, has_module=lambda name: True, server_listening=listen,
+                     hostname=lambda: self.name, master_wait=wait)
+
+
+# --- 1. colocate with a rollout server's host ---------------------------------------------------
+
+
+def test_colocate_with_a_server_host_is_a_mode_conflict():
+    j = job("grpo_colocate", "vllm_server_host=10.0.0.5")
+    where = "10.0.0.5 port 8000 (vllm_server_port)"
+    assert found(j, code="rlhf.vllm.mode_conflict") == [
+        ("error", "rlhf.vllm.mode_conflict", CONFLICT.format(switch="", where=where))]
+    hints = [f.hint for f in run_checks(j, Facts(here=False)) if f.code == "rlhf.vllm.mode_conflict"]
+    assert hints == [CONFLICT_HINT]
+
+
+def test_colocate_with_a_base_url_names_the_url():
+    j = job("grpo_colocate", "vllm_server_base_url=http://10.0.0.5:20901")
+    [(level, code, message)] = found(j, code="rlhf.vllm.mode_conflict")
+    assert message.startswith("vllm_mode colocate with vllm_server_base_url set: ") and \
+        ", here http://10.0.0.5:20901, and waits" in message
+
+
+def test_on_3_5_the_conflict_says_ms_swift_switches_to_server():
+    j = job("grpo_colocate", "vllm_server_host=10.0.0.5", "vllm_server_port=20901", version="3.5")
+    assert found(j, code="rlhf.vllm.mode_conflict") == [
+        ("error", "rlhf.vllm.mode_conflict",
+         CONFLICT.format(switch="; ms-swift 3.5-3.6 switch vllm_mode to server",
+                         where="10.0.0.5 port 20901 (vllm_server_port)"))]
+
+
+@pytest.mark.parametrize("sets", [("vllm_mode=server", "vllm_server_host=10.0.0.5"),  # the right spelling
+                                  ("vllm_server_host=null",),  # plain colocate
+                                  ("use_vllm=false", "vllm_mode=null", "vllm_server_host=10.0.0.5")])
+def test_no_conflict_without_both(sets):
+    assert found(job("grpo_colocate", *sets), code="rlhf.vllm.mode_conflict") == []
+
+
+def test_gkd_colocate_with_a_host_conflicts_too_and_dpo_never():
+    gkd = job("grpo_colocate", "rlhf_type=gkd", "teacher_model=Qwen/Qwen3-8B", "vllm_server_host=10.0.0.5")
+    assert [c for _, c, _ in found(gkd, code="rlhf.vllm.mode_conflict")] == ["rlhf.vllm.mode_conflict"]
+    # ms-swift's _init_rollout returns at once for an rlhf_type other than grpo/gkd
+    dpo = job("dpo", "use_vllm=true", "vllm_mode=colocate", "vllm_server_host=10.0.0.5")
+    assert found(dpo, code="rlhf.vllm.mode_conflict") == []
+
+
+# --- 2. a rollout server on this machine that nothing listens on --------------------------------
+
+UNREACHABLE = ("nothing listens at {at} on this machine{waited}: the trainer polls the rollout server there for "
+               "vllm_server_timeout and then stops ('Servers not reachable')")
+UNREACHABLE_HINT = ("start `swift rollout --port {port}` first, or set vllm_server_port to the port the rollout "
+                    "listens on (its --port)")
+
+
+def server(*sets: str, kind: str = "grpo", version: str = "4"):
+    extra = ("rlhf_type=gkd", "teacher_model=Qwen/Qwen3-8B") if kind == "gkd" else ()
+    return job("grpo_server", "rollout_gpus=null", *extra, *sets, version=version)
+
+
+@pytest.mark.parametrize("kind", ["grpo", "gkd"])
+def test_a_loopback_server_nothing_listens_on_is_refused(kind):
+    probe = Probe(listening=False)
+    j = server(kind=kind)
+    assert found(j, probe.facts(), code="rlhf.vllm.server_unreachable") == [
+        ("error", "rlhf.vllm.server_unreachable", UNREACHABLE.format(at="127.0.0.1:8000", waited=""))]
+    assert [f.hint for f in run_checks(j, probe.facts()) if f.code == "rlhf.vllm.server_unreachable"] == [
+        UNREACHABLE_HINT.format(port=8000)]
+    assert probe.asked == [("127.0.0.1", 8000, 0.0)] * 2
+
+
+def test_a_listening_server_passes():
+    probe = Probe(listening=True)
+    assert found(server("vllm_server_port=20901"), probe.facts(), code="rlhf.vllm.server_unreachable") == []
+    assert probe.asked == [("127.0.0.1", 20901, 0.0)]
+
+
+@pytest.mark.parametrize("host,probed", [("localhost", True), ("0.0.0.0", True), ("127.0.1.1", True),
+                                         ("TrainBox", True), ("10.0.0.5", False), ("rollout-node", False)])
+def test_only_this_machines_names_are_probed(host, probed):
+    probe = Probe(listening=False)
+    codes = [c for _, c, _ in found(server(f"vllm_server_host={host}"), probe.facts(),
+                                    code="rlhf.vllm.server_unreachable")]
+    assert codes == (["rlhf.vllm.server_unreachable"] if probed else [])
+    assert probe.asked == ([(host, 8000, 0.0)] if probed else [])
+
+
+def test_not_probed_for_the_paired_launch_nor_a_dry_run():
+    probe = Probe(listening=False)
+    # rollout_gpus set: lorakit starts the rollout itself, then waits for its /health/
+    paired = job("grpo_server")
+    assert found(paired, probe.facts(), code="rlhf.vllm.server_unreachable") == []
+    # rendered for another machine: this one's ports say nothing
+    assert found(server(), Facts(here=False), code="rlhf.vllm.server_unreachable") == []
+    assert probe.asked == []
+
+
+def test_a_launch_waits_as_long_as_the_trainer_would():
+    probe = Probe(listening=False)
+    got = found(server("vllm_server_timeout=60"), probe.facts(wait=120.0), code="rlhf.vllm.server_unreachable")
+    assert got == [("error", "rlhf.vllm.server_unreachable",
+                    UNREACHABLE.format(at="127.0.0.1:8000", waited=" (waited 60 s)"))]
+    assert probe.asked == [("127.0.0.1", 8000, 60.0)]
+    probe.asked.clear()
+    found(server(), probe.facts(wait=120.0), code="rlhf.vllm.server_unreachable")
+    assert probe.asked == [("127.0.0.1", 8000, 240.0)]  # ms-swift's vllm_server_timeout default
+
+
+def test_a_base_url_on_this_machine_is_probed_at_its_port():
+    probe = Probe(listening=False)
+    j = server("vllm_server_base_url=http://localhost:20901")
+    assert found(j, probe.facts(), code="rlhf.vllm.server_unreachable") == [
+        ("error", "rlhf.vllm.server_unreachable",
+         UNREACHABLE.format(at="http://localhost:20901", waited=""))]
+    assert probe.asked == [("localhost", 20901, 0.0)]
+
+
+def test_the_real_probe_tells_a_listening_port_from_a_closed_one():
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        facts = Facts(here=True, has_module=lambda name: True)
+        assert found(server(f"vllm_server_port={port}"), facts, code="rlhf.vllm.server_unreachable") == []
+    assert found(server(f"vllm_server_port={port}"), facts, code="rlhf.vllm.server_unreachable") == [
+        ("error", "rlhf.vllm.server_unreachable", UNREACHABLE.format(at=f"127.0.0.1:{port}", waited=""))]
+
+
+def test_gkd_gets_grpos_server_rules():
+    # _init_rollout runs for rlhf_support_vllm_types = ['grpo', 'gkd'] (3.10+, 4.x)
+    assert [c for _, c, _ in found(server("vllm_server_host=null", kind="gkd"))] == ["rlhf.vllm.server_host"]
+    assert [c for _, c, _ in found(server("vllm_server_port=0", kind="gkd"))] == ["rlhf.vllm.server_port"]
+    assert [c for _, c, _ in found(server("vllm_mode=null", kind="gkd"))] == ["rlhf.vllm.mode"]
+    # ms-swift 3.9 had no vLLM for GKD: its vllm flags are read by nobody
+    assert found(server("vllm_mode=null", kind="gkd", version="3.9"), code="rlhf.vllm.mode") == []
+
+
+# --- 4a. vllm_mode required only from ms-swift 3.11 ---------------------------------------------
+
+MODE_REQUIRED = ("error", "rlhf.vllm.mode", "use_vllm true without vllm_mode: ms-swift stops ('vllm_mode is required')")
+
+
+@pytest.mark.parametrize("version,required", [("3.1", False), ("3.4", False), ("3.5", False), ("3.10", False),
+                                              ("3.11", True), ("3", True), ("3.12.6", True), ("4", True)])
+def test_use_vllm_without_a_mode_by_minor(version, required):
+    got = found(job("grpo_colocate", "vllm_mode=null", version=version), code="rlhf.vllm.mode")
+    assert got == ([MODE_REQUIRED] if required else [])
+
+
+# --- 4b. 3.1-3.4 GRPO: the GPUs beyond NPROC_PER_NODE are vLLM's --------------------------------
+
+
+def _indivisible(j) -> list[str]:
+    return [c for _, c, _ in found(j) if c == "layout.nproc.indivisible"]
+
+
+@pytest.mark.parametrize("version,sets,refused", [
+    ("3.1", ("use_vllm=true",), False),
+    ("3.4", ("use_vllm=true", "vllm_device=[auto]"), False),
+    ("3.1", ("use_vllm=false",), True),                   # no vLLM: the 4th GPU is nobody's
+    ("3.5", ("use_vllm=true",), True),                    # 3.5+: colocate/server, no spare-GPU vLLM
+    ("3.4", ("use_vllm=true", "vllm_server_host=10.0.0.5"), True),  # an external server
+])
+def test_old_grpo_nproc_3_on_4_gpus(version, sets, refused):
+    j = job("grpo_colocate", "launch.gpus=0,1,2,3", "launch.nproc_per_node=3", "vllm_mode=null",
+            "vllm_gpu_memory_utilization=null", "sleep_level=null", "global_batch_size=null",
+            "num_generations=4", *sets, version=version)
+    assert _indivisible(j) == (["layout.nproc.indivisible"] if refused else [])
+
+
+def test_sft_on_3_1_is_still_indivisible():
+    j = job("single", "launch.gpus=0,1,2,3", "launch.nproc_per_node=3", "global_batch_size=null", version="3.1")
+    assert _indivisible(j) == ["layout.nproc.indivisible"]
+
+
+# --- 3. DPO resumed from an SFT checkpoint ------------------------------------------------------
+
+SFT_ARGS = {"model": "Qwen/Qwen3-8B", "tuner_type": "lora", "lora_rank": 8, "lora_alpha": 32}
+
+
+def checkpoint(root: Path, saved: dict | None, *, in_run_dir: bool = False) -> Path:
+    ckpt = root / "v0-20260212-195919" / "checkpoint-4578"
+    ckpt.mkdir(parents=True)
+    (ckpt / "adapter_config.json").write_text(json.dumps({"r": 8, "lora_alpha": 32, "peft_type": "LORA"}))
+    if saved is not None:
+        (ckpt.parent if in_run_dir else ckpt).joinpath("args.json").write_text(json.dumps(saved))
+    return ckpt
+
+
+def resume_error(ckpt: Path, args_path: Path, kind: str = "dpo") -> tuple[str, str, str]:
+    return ("error", "rlhf.resume_sft_checkpoint",
+            f"resume_from_checkpoint {ckpt} is an SFT checkpoint ({args_path} has no rlhf_type): resuming it "
+            f"continues the SFT run's adapter as a {kind} run, and with no ref_adapters the reference model is the "
+            "base model, not the SFT model")
+
+
+@pytest.mark.parametrize("kind", ["dpo", "kto", "grpo"])
+def test_resuming_an_sft_checkpoint_is_refused(tmp_path, kind):
+    ckpt = checkpoint(tmp_path, SFT_ARGS)
+    preset = {"dpo": "dpo", "kto": "kto", "grpo": "grpo_colocate"}[kind]
+    j = job(preset, f"resume_from_checkpoint={ckpt}")
+    assert found(j, code="rlhf.resume_sft_checkpoint") == [resume_error(ckpt, ckpt / "args.json", kind)]
+    [hint] = [f.hint for f in run_checks(j, Facts(here=False)) if f.code == "rlhf.resume_sft_checkpoint"]
+    assert hint == (f"start {kind} from it instead: --adapters {ckpt} --ref_adapters {ckpt} (ms-swift's two-stage "
+                    f"recipe), or lorakit rlhf --adapters {ckpt} (adds ref_adapters); drop resume_from_checkpoint")
+
+
+def test_the_run_dirs_args_json_counts_too(tmp_path):
+    ckpt = checkpoint(tmp_path, SFT_ARGS, in_run_dir=True)
+    assert found(job("dpo", f"resume_from_checkpoint={ckpt}"), code="rlhf.resume_sft_checkpoint") == [
+        resume_error(ckpt, ckpt.parent / "args.json")]
+
+
+@pytest.mark.parametrize("saved,sets", [
+    ({**SFT_ARGS, "rlhf_type": "dpo"}, ()),     # a DPO checkpoint: resuming it is the point
+    (None, ()),                                  # no args.json: nothing says it is SFT's
+    (SFT_ARGS, ("ref_adapters=SFT",)),           # the reference is given
+    (SFT_ARGS, ("tuner_type=full",)),            # full: ref_model is the model itself
+    (SFT_ARGS, ("rlhf_type=orpo",)),             # ORPO has no reference model
+])
+def test_resume_that_is_fine(tmp_path, saved, sets):
+    ckpt = checkpoint(tmp_path, saved)
+    sets = tuple(s.replace("SFT", str(ckpt)) for s in sets)
+    assert found(job("dpo", f"resume_from_checkpoint={ckpt}", *sets), code="rlhf.resume_sft_checkpoint") == []
+
+
+# --- the CLI: exit 2 and the exact text ---------------------------------------------------------
+
+
+def _cli(tmp_path: Path, flags: list[str], version: str = "4") -> tuple[int, list[str]]:
+    preset = tmp_path / "rlhf.yaml"
+    preset.write_text("extends: single\ncommand: rlhf\nlaunch:\n  gpus: null\nargs:\n  global_batch_size: null\n"
+                      "  dataset: null\n")
+    result = run_cli(["validate", "-p", str(preset), "--swift-version", version, "--", *flags],
+                     env={"NO_COLOR": "1", "COLUMNS": "300"})
+    return result.code, result.stderr.splitlines()
+
+
+def test_cli_colocate_with_a_rollout_host(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, lines = _cli(tmp_path, ["--rlhf_type", "grpo", "--reward_funcs", "accuracy", "--use_vllm", "true",
+                                  "--vllm_mode", "colocate", "--vllm_server_host", "172.18.132.22"], "3.5")
+    assert code == 2
+    at = lines.index("error[rlhf.vllm.mode_conflict] args.vllm_server_host (-- extra flags): " + CONFLICT.format(
+        switch="; ms-swift 3.5-3.6 switch vllm_mode to server", where="172.18.132.22 port 8000 (vllm_server_port)"))
+    assert lines[at + 1] == "  hint: " + CONFLICT_HINT
+
+
+def test_cli_gkd_rollout_port_nothing_listens_on(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # bound, never listening: a connect is refused
+        code, lines = _cli(tmp_path, ["--rlhf_type", "gkd", "--teacher_model", "Qwen/Qwen3-8B", "--use_vllm", "true",
+                                      "--vllm_mode", "server", "--vllm_server_host", "127.0.0.1",
+                                      "--vllm_server_port", str(port)], "3")
+    assert code == 2
+    at = lines.index("error[rlhf.vllm.server_unreachable] args.vllm_server_port (-- extra flags): "
+                     + UNREACHABLE.format(at=f"127.0.0.1:{port}", waited=""))
+    assert lines[at + 1] == "  hint: " + UNREACHABLE_HINT.format(port=port)
+
+
+def test_cli_dpo_resuming_an_sft_checkpoint(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    ckpt = checkpoint(tmp_path, SFT_ARGS)
+    rel = "v0-20260212-195919/checkpoint-4578"
+    code, lines = _cli(tmp_path, ["--rlhf_type", "dpo", "--train_type", "lora", "--resume_from_checkpoint", rel,
+                                  "--resume_only_model"])
+    assert code == 2
+    # lorakit renders the local path absolute (paths.absolute), and names it so
+    assert ckpt == tmp_path / rel
+    message = resume_error(ckpt, ckpt / "args.json")[2]
+    at = lines.index(f"error[rlhf.resume_sft_checkpoint] args.resume_from_checkpoint (-- extra flags): {message}")
+    assert lines[at + 1] == (f"  hint: start dpo from it instead: --adapters {ckpt} --ref_adapters {ckpt} (ms-swift's "
+                             f"two-stage recipe), or lorakit rlhf --adapters {ckpt} (adds ref_adapters); drop "
+                             "resume_from_checkpoint")
