@@ -83,6 +83,34 @@ def test_deeply_nested_deepspeed_file_is_planned_without_zero(cli, tmp_path):
     assert f"deepspeed {str(config)!r} could not be read: planned without ZeRO" in r.stdout + r.stderr
 
 
+@pytest.mark.parametrize("name", ["args.json", "logging.jsonl"])
+def test_fifo_in_a_run_dir_is_not_read(cli, tmp_path, monkeypatch, name):
+    """A FIFO with no writer where a run file should be: reading it blocked `lorakit checkpoints`
+    (and merge, infer, resume) forever."""
+    make_run(tmp_path / "out")
+    (tmp_path / "out" / RUN / name).unlink()
+    os.mkfifo(tmp_path / "out" / RUN / name)
+    monkeypatch.chdir(tmp_path)
+    r = cli(["checkpoints", "out"])
+    assert r.code == 0, r.stderr
+    assert r.stderr.splitlines()[-1] == (
+        f"lorakit: `lorakit merge --adapters out` would pick {tmp_path}/out/{RUN}/checkpoint-10: "
+        f"run {RUN}, last checkpoint (step 10 of 10, 1 checkpoint)")
+
+
+def test_fifo_as_adapter_weights_is_an_incomplete_checkpoint(cli, tmp_path, monkeypatch):
+    ckpt = make_run(tmp_path / "out")
+    (ckpt / "adapter_model.safetensors").unlink()
+    os.mkfifo(ckpt / "adapter_model.safetensors")
+    monkeypatch.chdir(tmp_path)
+    r = cli(["merge", "--adapters", "out", "--dry-run"])
+    assert r.code == 2
+    assert r.stderr.splitlines()[:2] == [
+        "lorakit: error: no complete adapter checkpoint under out; each one is incomplete:",
+        f"  {RUN}/checkpoint-10: adapter_model.safetensors is not a regular file",
+    ]
+
+
 # --- train --from: records that are not what lorakit wrote ----------------------------------------
 
 RECORD_HINT = "  hint: give the lorakit-run.yaml that `lorakit train` wrote into its output dir"

@@ -27,6 +27,8 @@ def safetensors_problem(path: Path) -> Optional[str]:
     """Why the safetensors file at `path` is not whole, or None when it is."""
     name = path.name
     try:
+        if not path.is_file():  # a FIFO would block the read forever
+            return f"{name} is not a regular file"
         size = path.stat().st_size
         with open(path, "rb") as f:
             head = f.read(8)

@@ -19,6 +19,8 @@ from typing import Optional
 
 
 def read_json(path: Path) -> Optional[dict]:
+    if not path.is_file():  # a FIFO in a run dir would block the read forever; a dir cannot be read
+        return None
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     # RecursionError: nested past Python's stack ([[[[…), which json raises instead of ValueError
@@ -67,8 +69,9 @@ class History:
 
 def read_history(run_dir: Path, ckpt_dirs: list[Path]) -> History:
     hist = History()
+    log = run_dir / "logging.jsonl"
     try:
-        lines = (run_dir / "logging.jsonl").read_text(encoding="utf-8").splitlines()
+        lines = log.read_text(encoding="utf-8").splitlines() if log.is_file() else []  # is_file: not a FIFO
     except (OSError, ValueError):
         lines = []
     for line in lines:
