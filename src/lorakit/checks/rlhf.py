@@ -25,7 +25,8 @@ from dataclasses import replace
 from lorakit import localpath
 from lorakit.checks import vllm_mode
 from lorakit.checks.facts import Facts
-from lorakit.checks.vllm_mode import generates_with_vllm, uses_vllm
+from lorakit.checks.vllm_mode import check_rollout_gpus, generates_with_vllm, uses_vllm
+from lorakit.checks.vllm_mode import gpu_list  # noqa: F401  (paired.py imports it from here)
 from lorakit.findings import ERROR, WARNING, Finding, about
 from lorakit.job import Job
 from lorakit.values import as_bool, as_float, as_int
@@ -255,45 +256,6 @@ def _generations(job: Job) -> list[Finding]:
                   f"num_generations {want} does not divide the {total} completions generated per step "
                   "(per-device batch x ranks x steps_per_generation): ms-swift stops at start",
                   f"num_generations that fit: {', '.join(map(str, fits)) or 'none'}; or change the batch")]
-
-
-def gpu_list(value) -> list[str]:
-    if isinstance(value, (list, tuple)):
-        return [str(v).strip() for v in value]
-    return [g.strip() for g in str(value).split(",") if g.strip()] if value not in (None, "") else []
-
-
-def check_rollout_gpus(job: Job) -> list[Finding]:
-    """Server mode's two GPU sets: rollout_gpus for `swift rollout`, launch.gpus for training."""
-    rollout = gpu_list(job.args.get("rollout_gpus"))
-    if not rollout:
-        return []
-    if job.args.get("vllm_mode") != "server":
-        return [about(job, ERROR, "rlhf.rollout.mode", "args.rollout_gpus",
-                      f"rollout_gpus is set, but vllm_mode is {job.args.get('vllm_mode')!r}: only server mode "
-                      "starts a swift rollout", "set vllm_mode: server, or drop rollout_gpus")]
-    # said here under the key the user wrote (the rollout job's own layout check names launch.gpus)
-    bad = [g for g in rollout if not g.isdigit()]
-    twice = sorted({g for g in rollout if rollout.count(g) > 1}, key=rollout.index)
-    if bad or twice:
-        what = (f"has entries that are not GPU ids: {', '.join(map(repr, bad))}" if bad
-                else f"names GPU {', '.join(twice)} more than once")
-        return [about(job, ERROR, "rlhf.rollout.gpus.invalid", "args.rollout_gpus",
-                      f"rollout_gpus {','.join(rollout)!r} {what}",
-                      'write the rollout\'s GPU indices once each, separated by commas, e.g. rollout_gpus: "0"')]
-    train = job.launch.gpu_ids or []
-    shared = sorted(set(rollout) & set(train), key=rollout.index)
-    if shared:
-        return [about(job, ERROR, "rlhf.rollout.gpus", "args.rollout_gpus",
-                      f"rollout_gpus {','.join(rollout)} and the training GPUs {','.join(train)} share "
-                      f"{','.join(shared)}: vLLM takes most of a GPU's memory, so training there runs out",
-                      "give the rollout and the trainer disjoint GPUs, e.g. rollout_gpus: \"0\" and gpus: \"1,...\"")]
-    nproc = job.launch.nproc_per_node
-    if train and nproc is not None and nproc > len(train):
-        return [about(job, ERROR, "rlhf.rollout.nproc", "launch.nproc_per_node",
-                      f"NPROC_PER_NODE={nproc} but only {len(train)} training GPUs: NPROC_PER_NODE counts the "
-                      "training GPUs only, not the rollout's", "nproc_per_node: auto")]
-    return []
 
 
 def check_lora_rank(job: Job, facts: Facts) -> list[Finding]:
