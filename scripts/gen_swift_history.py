@@ -1,5 +1,6 @@
 """Build src/lorakit/data/swift_flag_history.json: the first and last ms-swift minor of each flag
-of `swift sft` and `swift export`, over every released 3.x and 4.x minor, and the renames.
+of `swift sft`, `export`, `rlhf`, `infer`, `deploy`, `eval` and `rollout`, over every released 3.x
+and 4.x minor, the renames, and the choices of Literal/Enum flags where a minor's differ.
 
     python scripts/gen_swift_history.py                  # newest releases; writes the file
     python scripts/gen_swift_history.py --check          # exit 1 if a newer release changes it
@@ -14,8 +15,9 @@ It never installs or imports ms-swift, transformers or torch. For the last patch
 (from `pip index versions ms-swift`) it runs `pip download --no-deps ms-swift==X.Y.Z` into a
 cache folder (--cache, default ~/.cache/lorakit/swift-wheels or $LORAKIT_SWIFT_WHEELS), opens
 the wheel as a zip and parses its source with `ast`: the `args_class` of the pipeline each
-command runs (SwiftSft, SwiftExport: swift/llm/{train/sft,export/export}.py in 3.x,
-swift/pipelines/... in 4.x; 3.x parses into TrainArguments, 4.x into SftArguments), then the
+command runs (PIPELINES: SwiftSft, SwiftExport, SwiftRLHF, ... in swift/llm/{train/sft,
+export/export,train/rlhf,...}.py in 3.x, swift/pipelines/... in 4.x; 3.x sft parses into
+TrainArguments, 4.x into SftArguments, rlhf into RLHFArguments in both), then the
 dataclass fields of that class and of every ms-swift class it inherits from (swift/llm/argument/
 in 3.x, swift/arguments/ in 4.x, swift/trainers/arguments.py in both), following imports, lazy
 `_import_structure` modules included. HfArgumentParser makes one flag per init field, so the
@@ -33,6 +35,18 @@ history at the snapshot's minor against the snapshot, and against the own datacl
 the installed ms-swift 3.12.6 / 4.6.0 as Python's dataclasses see them.
 
 History is per minor, from each minor's last patch: a flag added in 3.6.2 counts as 3.6's.
+
+Choices: HfArgumentParser gives a Literal[...] field (Optional[...] and Union[..., str] unwrapped)
+its args as argparse choices, and an Enum field its members' values (transformers hf_argparser
+_parse_dataclass_field). The script reads them from the annotation in the class nearest in the
+MRO (C3, as Python resolves a re-declared field). To keep the file small only the difference is
+stored: per command, `choices` maps a flag to the runs of consecutive minors whose choices are not
+the snapshot's, as {"first", "last", "choices"} (null: no choices there, e.g. 3.3-3.9's
+scale_rewards is a bool; types are not recorded); every other minor the flag lives in has the
+snapshot's choices. E.g. `swift rlhf --rlhf_type`: 3.0 lacks 'grpo' (3.1) and 'gkd' (3.6).
+Only ms-swift's own flags the snapshot has; a minor whose annotation the script cannot read stops
+the build ("extend this script"), and the snapshot's own version must read exactly the
+snapshot's choices.
 
 Renames are not in the source: RENAMES below is curated, each with its evidence, and the
 script checks each against the history (the old name ends where the new one begins).
@@ -344,6 +358,89 @@ class Source:
         return own, sorted(classes), sorted(set(external))
 
 
+    def mro(self, cls: ast.ClassDef) -> list[tuple[str, ast.ClassDef]]:
+        """The ms-swift classes of `cls.__mro__` in Python's (C3) order, as (module, class); bases
+        outside the package are left out (transformers' fields are not tracked)."""
+        module = self.module_of(cls)
+        bases = []
+        for base in cls.bases:
+            kind, found = self.find(module, base.id) if isinstance(base, ast.Name) else ("external", None)
+            if kind == "class":
+                bases.append((self.module_of(found), found))
+        merged = [self.mro(found) for _, found in bases] + [bases]
+        out = [(module, cls)]
+        while any(merged):
+            merged = [seq for seq in merged if seq]
+            head = next(seq[0] for seq in merged
+                        if not any(seq[0][1] is other[1] for rest in merged for other in rest[1:]))
+            out.append(head)
+            merged = [[c for c in seq if c[1] is not head[1]] for seq in merged]
+        return out
+
+    def choices(self, cls: ast.ClassDef) -> dict[str, list[str] | None]:
+        """Each init field's choices as HfArgumentParser makes them (Literal args, Enum values;
+        None: a field without choices), from the class that declares it nearest in the MRO.
+        A field whose annotation this cannot read is left out: nothing is claimed for it."""
+        out: dict[str, list[str] | None] = {}
+        for module, node in reversed(self.mro(cls)):
+            if not _is_dataclass(node):
+                continue
+            for item in node.body:
+                if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name) \
+                        and item.target.id in _init_fields(node):
+                    out.pop(item.target.id, None)
+                    read = self.annotation_choices(module, item.annotation)
+                    if read is not UNREADABLE:
+                        out[item.target.id] = read
+        return out
+
+    def annotation_choices(self, module: str, hint: ast.expr):
+        """transformers.hf_argparser._parse_dataclass_field: Optional[X] and Union[X, str] are X;
+        then Literal[...] gives its args, an Enum subclass its members' values."""
+        if isinstance(hint, ast.Constant) and isinstance(hint.value, str):
+            hint = ast.parse(hint.value, mode="eval").body
+        if isinstance(hint, ast.Subscript) and _name(hint.value) in ("Optional", "Union"):
+            args = hint.slice.elts if isinstance(hint.slice, ast.Tuple) else [hint.slice]
+            rest = [a for a in args if not (isinstance(a, ast.Constant) and a.value is None) and _name(a) != "NoneType"]
+            if _name(hint.value) == "Union" and len(rest) == 2 and _name(rest[1]) == "str":
+                rest = rest[:1]  # Union[X, str] -> X (HfArgumentParser filters the str out)
+            elif _name(hint.value) == "Union" and len(rest) == 2 and _name(rest[0]) == "str":
+                rest = rest[1:]
+            if len(rest) != 1:
+                return None if any(_name(a) == "str" for a in rest) else UNREADABLE
+            hint = rest[0]
+        if isinstance(hint, ast.Subscript) and _name(hint.value) == "Literal":
+            args = hint.slice.elts if isinstance(hint.slice, ast.Tuple) else [hint.slice]
+            if not all(isinstance(a, ast.Constant) for a in args):
+                return UNREADABLE
+            # lorakit's snapshot writes choices as text, without None (gen_swift_flags._choices)
+            return [str(a.value) for a in args if a.value is not None]
+        if isinstance(hint, ast.Subscript):
+            return None  # List[...], Dict[...]: no choices
+        name = _name(hint)
+        if name in PLAIN_TYPES:
+            return None
+        if isinstance(hint, ast.Name):
+            kind, found = self.find(module, hint.id)
+            if kind == "class" and any(_name(b) == "Enum" or _name(b).endswith("Enum") for b in found.bases):
+                return [str(item.value.value) for item in found.body if isinstance(item, ast.Assign)
+                        and isinstance(item.value, ast.Constant)]
+        return UNREADABLE
+
+
+UNREADABLE = object()  # an annotation the choices reader does not understand
+PLAIN_TYPES = {"str", "int", "float", "bool", "dict", "list", "Any", "Path"}
+
+
+def _name(node: ast.expr) -> str:
+    """`Literal` for Literal and typing.Literal; '' for anything else."""
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    return ""
+
+
 def _is_dataclass(node: ast.ClassDef) -> bool:
     for deco in node.decorator_list:
         target = deco.func if isinstance(deco, ast.Call) else deco
@@ -378,7 +475,8 @@ def read_version(source: Source, major: int) -> dict:
             continue  # no such command in this minor
         name, cls = source.args_class(module, pipeline)
         own, classes, external = source.fields(cls)
-        out[command] = {"arguments_class": name, "flags": own, "classes": classes, "external": external}
+        out[command] = {"arguments_class": name, "flags": own, "classes": classes, "external": external,
+                        "choices": source.choices(cls)}
     return out
 
 
@@ -397,9 +495,45 @@ def transformers_fields(path: Path) -> set[str]:
 # The history
 
 
-def snapshot_transformers(major: int) -> str | None:
+def snapshot(major: int) -> dict:
     path = DATA / f"swift_flags_v{major}.json"
-    return json.loads(path.read_text(encoding="utf-8")).get("transformers_version") if path.is_file() else None
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def snapshot_transformers(major: int) -> str | None:
+    return snapshot(major).get("transformers_version")
+
+
+def choice_runs(major: int, command: str, flags: dict, having: list[tuple[str, str]], per_version: dict,
+                minors: list[str]) -> dict[str, list[dict]]:
+    """Per flag, the runs of minors whose choices differ from the snapshot's: [{first, last,
+    choices}], choices null for a minor without choices. Only ms-swift's own flags (`flags`)
+    that the snapshot has: a removed flag has no snapshot entry to check a value against."""
+    snap = snapshot(major)
+    table = snap.get("commands", {}).get(command, {}).get("flags", {})
+    out: dict[str, list[dict]] = {}
+    for name in sorted(set(flags) & set(table)):
+        baseline = table[name]["choices"]
+        runs: list[dict] = []
+        for version, minor in having:
+            if name not in per_version[version][command]["flags"]:
+                continue
+            read = per_version[version][command]["choices"].get(name, UNREADABLE)
+            if read is UNREADABLE:
+                raise SystemExit(f"ms-swift {version} {command}: cannot read the choices of {name}: extend this script")
+            if version == snap.get("swift_version") and read != baseline:
+                raise SystemExit(f"ms-swift {version} {command} {name}: choices {read} read from the wheel, "
+                                 f"{baseline} in the snapshot: extend this script")
+            if read == baseline:
+                continue
+            last = runs[-1] if runs else None
+            if last and last["choices"] == read and minors.index(last["last"]) + 1 == minors.index(minor):
+                last["last"] = minor
+            else:
+                runs.append({"first": minor, "last": minor, "choices": read})
+        if runs:
+            out[name] = runs
+    return out
 
 
 def build(versions: list[str], cache: Path, offline: bool, log=print,
@@ -468,6 +602,7 @@ def build(versions: list[str], cache: Path, offline: bool, log=print,
                 "flags": flags,
                 **({"first_minor": having[0][1]} if having[0][1] != minors[0] else {}),
                 "renamed": {old: new for old, (new, _) in sorted(RENAMES.get(major, {}).get(command, {}).items())},
+                "choices": choice_runs(major, command, flags, having, per_version, minors),
             }
             check_renames(major, command, commands[command], minors)
         majors[str(major)] = {"minors": dict(zip(minors, mine)), "transformers": wanted, "commands": commands}
@@ -476,7 +611,9 @@ def build(versions: list[str], cache: Path, offline: bool, log=print,
         "about": ("per major: the last patch of each minor read; per command: ms-swift's own fields "
                   "(first/last minor, gaps: minors without it in between), leaving out transformers' "
                   "Seq2SeqTrainingArguments fields (of the transformers versions listed), which the "
-                  "snapshot covers for every minor; renamed: old -> its replacement"),
+                  "snapshot covers for every minor; renamed: old -> its replacement; choices: per flag, "
+                  "the runs of minors whose Literal/Enum choices differ from the snapshot's (null: none), "
+                  "every other minor the flag lives in has the snapshot's"),
         "majors": majors,
     }
 
@@ -495,10 +632,14 @@ def check_renames(major: int, command: str, data: dict, minors: list[str]) -> No
 def render(data: dict) -> str:
     """Indented JSON, but one line per flag: the file stays small and diffs stay readable."""
     text = json.dumps(data, indent=1, ensure_ascii=False)
-    return re.sub(r'\{\n\s+"first": ("[^"]+"),\n\s+"last": ("[^"]+")(,\n\s+"gaps": \[[^\]]*\])?\n\s+\}',
+    text = re.sub(r'\{\n\s+"first": ("[^"]+"),\n\s+"last": ("[^"]+")(,\n\s+"gaps": \[[^\]]*\])?\n\s+\}',
                   lambda m: '{"first": %s, "last": %s%s}' % (
                       m.group(1), m.group(2), re.sub(r"\s+", " ", m.group(3) or "").replace("[ ", "[").replace(" ]", "]")),
-                  text) + "\n"
+                  text)
+    # one line per run of choices: {"first": ..., "last": ..., "choices": [...]}
+    text = re.sub(r'\{\n\s+"first": "[^"]+",\n\s+"last": "[^"]+",\n\s+"choices": (null|\[[^\]]*\])\n\s+\}',
+                  lambda m: json.dumps(json.loads(m.group(0)), ensure_ascii=False), text)
+    return text + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:

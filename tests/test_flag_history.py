@@ -171,3 +171,105 @@ def test_regenerating_from_the_wheels_gives_the_committed_file():
     if done.returncode == 3:
         pytest.skip(f"no package index: {done.stderr.strip().splitlines()[-1]}")
     assert done.returncode == 0, done.stderr[-3000:]
+
+
+# ---- choices per minor -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("major", [3, 4])
+def test_choice_runs_differ_from_the_snapshot_inside_the_flags_life(major):
+    order = sf.minors(major)
+    for command, data in DATA["majors"][str(major)]["commands"].items():
+        table = _snapshot(major)["commands"][command]["flags"]
+        for name, runs in data["choices"].items():
+            life = data["flags"][name]  # only ms-swift's own flags
+            at = [order.index(run["first"]) for run in runs]
+            assert at == sorted(at), (command, name)
+            for run in runs:
+                span = order[order.index(run["first"]):order.index(run["last"]) + 1]
+                assert span and all(sf.present_in(major, command, name, m) for m in span), (command, name, run)
+                assert run["choices"] != table[name]["choices"], (command, name, run)
+                # the snapshot's own minor reads the snapshot's choices (the generator checks it too)
+                assert LATEST[major] not in span
+            assert order.index(runs[-1]["last"]) <= order.index(life["last"])
+
+
+def test_rlhf_type_choices_per_minor():
+    runs = DATA["majors"]["3"]["commands"]["rlhf"]["choices"]["rlhf_type"]
+    assert runs == [
+        {"first": "3.0", "last": "3.0", "choices": ["dpo", "orpo", "simpo", "kto", "cpo", "rm", "ppo"]},
+        {"first": "3.1", "last": "3.5", "choices": ["dpo", "orpo", "simpo", "kto", "cpo", "rm", "ppo", "grpo"]},
+    ]
+    assert "rlhf_type" not in DATA["majors"]["4"]["commands"]["rlhf"]["choices"]  # 4.0 on: the snapshot's
+    text = HISTORY.read_text(encoding="utf-8")
+    assert '{"first": "3.0", "last": "3.0", "choices": ["dpo", "orpo", "simpo", "kto", "cpo", "rm", "ppo"]}' in text
+
+
+def _generator():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gen_swift_history", GENERATOR)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+FAKE_ARGS = '''
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import List, Literal, Optional, Union
+
+from transformers import Seq2SeqTrainingArguments
+
+
+class Backend(str, Enum):
+    pt = 'pt'
+    vllm = 'vllm'
+
+
+@dataclass
+class Base:
+    kind: Literal['a', 'b'] = 'a'
+    mode: Optional[Literal['x', 'y', None]] = None
+    either: Union[Literal['p', 'q'], str] = 'p'
+    backend: Backend = 'pt'
+    names: List[str] = field(default_factory=list)
+    free: Optional[str] = None
+    hidden: Literal['h'] = field(default='h', init=False)
+    odd: SomeAlias = None
+
+
+@dataclass
+class Middle(Base):
+    kind: Literal['a', 'b', 'c'] = 'a'
+
+
+@dataclass
+class Other(Base):
+    pass
+
+
+@dataclass
+class Args(Other, Middle, Seq2SeqTrainingArguments):
+    pass
+'''
+
+
+def test_the_generator_reads_choices_as_hfargumentparser_makes_them(tmp_path):
+    """Literal args (Optional/Union[..., str] unwrapped, None left out), Enum values, no choices
+    for a plain type, nothing claimed for an annotation it cannot read, and the declaration
+    nearest in the MRO (Args -> Other -> Middle -> Base: Middle's kind wins over Base's)."""
+    import ast
+    import zipfile
+
+    gen = _generator()
+    wheel = tmp_path / "fake.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        zf.writestr("swift/__init__.py", "")
+        zf.writestr("swift/args.py", FAKE_ARGS)
+    source = gen.Source(wheel)
+    kind, cls = source.find("swift.args", "Args")
+    assert kind == "class" and isinstance(cls, ast.ClassDef)
+    assert [c.name for _, c in source.mro(cls)] == ["Args", "Other", "Middle", "Base"]
+    assert source.choices(cls) == {"kind": ["a", "b", "c"], "mode": ["x", "y"], "either": ["p", "q"],
+                                   "backend": ["pt", "vllm"], "names": None, "free": None}

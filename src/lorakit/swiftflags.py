@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType
@@ -94,9 +94,10 @@ def snapshot_version(major: int) -> str:
 
 # --- The flag history (scripts/gen_swift_history.py) -------------------------------------------
 # When each of ms-swift's own flags first and last appeared, per released minor, read from the
-# wheels' source. The snapshots stay the answer for types, choices and every flag transformers
-# provides; the history only says whether an older minor has a flag. A job for the snapshot's
-# own minor never reads it (the dry-run of a built-in preset stays as fast as before).
+# wheels' source. The snapshots stay the answer for types and every flag transformers provides;
+# the history says whether an older minor has a flag, and where its choices differ (choices_in).
+# A job for the snapshot's own minor never reads it (the dry-run of a built-in preset stays as
+# fast as before).
 HISTORY = DATA / "swift_flag_history.json"
 
 
@@ -184,6 +185,62 @@ def absence(major: int, command: str, name: str, minor: str | None = None) -> Ab
         return Absence(name, minor, "removed", first, last, since=order[order.index(last) + 1],
                        replacement=renamed.get(name))
     return Absence(name, minor, "gap", first, last)
+
+
+# Choices per minor: the history's `choices` holds, per flag, the runs of minors whose Literal
+# choices are not the snapshot's ({"first", "last", "choices"}, null: any text); every other minor
+# the flag lives in has the snapshot's. 3.0's RLHFArguments.rlhf_type has no 'grpo' (3.1). null is
+# "no choices", whatever the type: the history does not record types (3.3-3.9's scale_rewards: bool).
+def choices_in(major: int, command: str, spec: FlagSpec, minor: str) -> tuple[str, ...] | None:
+    """The choices of `spec`'s flag in ms-swift `minor` (None: any text)."""
+    order = minors(major)
+    for run in _command_history(major, command).get("choices", {}).get(spec.name, ()):
+        if order.index(run["first"]) <= order.index(minor) <= order.index(run["last"]):
+            return None if run["choices"] is None else tuple(run["choices"])
+    return spec.choices
+
+
+@dataclass(frozen=True)
+class ChoiceAbsence:
+    """A value other minors of the target's major take as a choice, but not the target minor."""
+
+    name: str
+    value: str
+    target: str
+    takes: tuple[str, ...]  # the target minor's choices
+    newer: str | None  # the first minor after the target that takes it
+    older: str | None  # else the last minor before the target that takes it
+
+
+def choice_absence(major: int, command: str, spec: FlagSpec, value: Any, minor: str) -> ChoiceAbsence | None:
+    """The first item of `value` (as rendered) that ms-swift `minor` refuses as a choice while
+    another minor of its major takes it; None when the history has no choices runs for the flag."""
+    if not _command_history(major, command).get("choices", {}).get(spec.name):
+        return None
+    takes = choices_in(major, command, spec, minor)
+    items = value if isinstance(value, (list, tuple)) else [value]
+    if takes is None or any(isinstance(item, (dict, list, tuple)) for item in items):
+        return None
+    life = _command_history(major, command).get("flags", {}).get(spec.name)
+    order = minors(major)
+    living = [m for m in order if life is None or _lives(life, m, order)]
+    for token in (_token(item) for item in items if item is not None):
+        if token in takes:
+            continue
+        # only a minor that lists it counts: one without choices (3.3-3.9's scale_rewards is a bool)
+        # would make every typo "a choice of 3.9"
+        accept = [m for m in living if token in (choices_in(major, command, spec, m) or ())]
+        newer = next((m for m in accept if order.index(m) > order.index(minor)), None)
+        older = next((m for m in reversed(accept) if order.index(m) < order.index(minor)), None)
+        if newer or older:
+            return ChoiceAbsence(spec.name, token, minor, takes, newer, None if newer else older)
+    return None
+
+
+def spec_at(major: int, command: str, spec: FlagSpec, minor: str) -> FlagSpec:
+    """`spec` with ms-swift `minor`'s choices, for check_value."""
+    takes = choices_in(major, command, spec, minor)
+    return spec if takes == spec.choices else replace(spec, choices=takes)
 
 
 @lru_cache(maxsize=None)

@@ -6,7 +6,8 @@ remaining_argv: ['--lora_rnak', '8']`); the snapshot (scripts/gen_swift_flags.py
 lorakit say it at once, with a did-you-mean. The snapshot is the newest minor of each major;
 for an older one (ms-swift 3.6 installed, or --swift-version 3.6) the history
 (scripts/gen_swift_history.py) says which of ms-swift's own flags it has not got yet, or has
-no longer. Types and choices are still the snapshot's.
+no longer, and which choices of a Literal flag it lacks (3.0's rlhf_type has no 'grpo', from
+3.1). Types are still the snapshot's.
 """
 
 from __future__ import annotations
@@ -76,6 +77,18 @@ def _absent(job: Job, key: str, name: str, gone: swiftflags.Absence) -> Finding:
                f"otherwise); you target {gone.target}")
     return about(job, ERROR, "flags.removed", f"args.{key}", message,
                    f"drop {key}, or target another ms-swift {major}.x minor")
+
+
+def _choice_absent(job: Job, key: str, moved: swiftflags.ChoiceAbsence) -> Finding:
+    """A choice other minors of the target's major take, but not the target minor."""
+    takes = f"{moved.target} takes {', '.join(moved.takes)}"
+    if moved.newer:
+        message = f"{moved.name}: {moved.value!r} is not a choice in ms-swift {moved.target} (it is from {moved.newer}); {takes}"
+        hint = (f"upgrade to ms-swift {moved.newer} or later (pip install 'ms-swift>={moved.newer},<{job.swift_major + 1}'), "
+                f"or pick one of {moved.target}'s choices")
+        return about(job, ERROR, "flags.too_new", f"args.{key}", message, hint)
+    message = f"{moved.name}: {moved.value!r} is no longer a choice in ms-swift {moved.target} (last in {moved.older}); {takes}"
+    return about(job, ERROR, "flags.removed", f"args.{key}", message, f"pick one of {moved.target}'s choices")
 
 
 def _span(first: str, last: str) -> str:
@@ -153,6 +166,12 @@ def check_flags(job: Job, facts: Facts) -> list[Finding]:
             out.append(about(job, ERROR, "flags.value", f"args.{key}", f"--{name} after -- has no value",
                                f"write --{name} VALUE"))
             continue
+        if minor is not None:  # an older minor: its own choices (3.0's rlhf_type has no grpo)
+            moved = swiftflags.choice_absence(job.swift_major, job.command, spec, value, minor)
+            if moved:
+                out.append(_choice_absent(job, key, moved))
+                continue
+            spec = swiftflags.spec_at(job.swift_major, job.command, spec, minor)
         problem = swiftflags.check_value(spec, value, flags)
         if problem and spec.type == "json" and ": the JSON does not parse (" in problem:
             # ms-swift json_repairs JSON that does not parse (swift/utils/utils.py json_parse_to_dict,
