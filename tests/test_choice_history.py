@@ -111,3 +111,21 @@ def test_a_choice_older_minors_had_passes_there(tmp_path):
     assert result.code == 2
     assert ("error[flags.too_new] args.rope_scaling (--set): rope_scaling: 'yarn' is not a choice in ms-swift 3.2 "
             "(it is from 3.4); 3.2 takes linear, dynamic") in result.stderr.splitlines()
+
+
+def test_a_choice_a_later_minor_dropped(monkeypatch, tmp_path):
+    """No released minor has dropped a choice yet; a history in which 3.1-3.5 took 'ipo' shows
+    the message a later minor would give (the lookup and the finding, not the data)."""
+    import copy
+
+    history = copy.deepcopy(sf._history())
+    history["3"]["commands"]["rlhf"]["choices"]["rlhf_type"][1]["choices"].append("ipo")
+    monkeypatch.setattr(sf, "_history", lambda: history)
+    spec = _spec(3, "rlhf", "rlhf_type")
+    assert sf.choice_absence(3, "rlhf", spec, "ipo", "3.8") == sf.ChoiceAbsence(
+        "rlhf_type", "ipo", "3.8", spec.choices, None, "3.5")
+    result = run_cli(["validate", "-p", _rlhf_preset(tmp_path), "--swift-version", "3.8", "--", "--rlhf_type", "ipo"])
+    assert result.code == 2
+    assert ("error[flags.removed] args.rlhf_type (-- extra flags): rlhf_type: 'ipo' is no longer a choice in "
+            "ms-swift 3.8 (last in 3.5); 3.8 takes dpo, orpo, simpo, kto, cpo, rm, ppo, grpo, gkd\n"
+            "  hint: pick one of 3.8's choices") in result.stderr
