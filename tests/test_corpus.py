@@ -15,7 +15,10 @@ after `swift sft` (or after ms-swift's entry script, `torchrun ... swift/cli/sft
 swift.cli.rlhf`; up to a redirection, pipe or `&`) become flags after `--` of
 `lorakit validate -p tests/data/corpus/bare.yaml --swift-version V` (`swift pt` is validated as
 sft, whose TrainArguments checks it shares; `swift rlhf` with a preset that extends bare.yaml with
-`command: rlhf`). V is the ms-swift version
+`command: rlhf`; `swift export --merge_lora`, `swift infer` and `swift deploy` become `lorakit
+merge|infer|deploy --dry-run`, their --adapters/--ckpt_dir, --model, --infer_backend, --port and
+--host as its options, the rest after `--`: a refusal there without a finding code is `cli.error`,
+which counts only when its message has the item's `expected_text`). V is the ms-swift version
 the issue names (major.minor), else 3 for a command using 3.x names (`--train_type`), else 4.
 Absolute paths in flag values are moved under the test's tmp dir, which is the working
 directory; the local files a command needs (`files`) are made there, small and valid, except
@@ -67,8 +70,10 @@ _STOP = {"|", "||", "&", "&&", ";", ">", ">>", "<", "2>", "2>&1", "&>", "1>"}
 _WRAPPERS = {"nohup", "time", "exec"}
 # `swift pt` is sft's pipeline with pretraining defaults (ms-swift's cli/pt.py runs the same
 # TrainArguments checks): lorakit validates it as sft. `swift rlhf` gets a preset with command: rlhf.
-_SUBCOMMANDS = ("sft", "pt", "rlhf")
-_CLI_SCRIPT = re.compile(r"(?:^|/)swift[/.]cli[/.](sft|pt|rlhf)(?:\.py)?$")
+# `swift export --merge_lora`, `swift infer` and `swift deploy` go to `lorakit merge|infer|deploy --dry-run`.
+_SUBCOMMANDS = ("sft", "pt", "rlhf", "export", "infer", "deploy")
+_SERVING = {"export": "merge", "infer": "infer", "deploy": "deploy"}
+_CLI_SCRIPT = re.compile(r"(?:^|/)swift[/.]cli[/.](sft|pt|rlhf|export|infer|deploy)(?:\.py)?$")
 # Flags ms-swift 3.x has and 4.x renamed or removed: a command using one targets 3.x.
 _THREE_X = {"--train_type", "--model_id_or_path", "--sft_type"}
 
@@ -185,7 +190,7 @@ def to_launch(command: str, shell: str = "bash") -> Launch:
                 flags.append(word)
             found = Launch({**exported, **prefix}, flags, dict(shell_vars), command)
             break
-    assert found is not None, f"no `swift sft|pt|rlhf` in:\n{command}"
+    assert found is not None, f"no `swift sft|pt|rlhf|export|infer|deploy` in:\n{command}"
     return found
 
 
@@ -284,6 +289,29 @@ def make_model(path: Path, family: str) -> None:
     _write_safetensors(path / "model.safetensors", shapes)
 
 
+def make_checkpoint(path: Path, kind: str, root: Path) -> None:
+    """A complete checkpoint-N dir as ms-swift's Trainer saves it (trainer_state.json last):
+    `lora-checkpoint:<base model>` holds an adapter, `full-checkpoint:<family>:<model_type>` the whole
+    model; ms-swift copies the run's args (model, model_type) into each checkpoint (trainers/mixin.py)."""
+    form, base = kind.split(":", 1)
+    if form == "lora-checkpoint":
+        base = str(_under(root, base)) if base.startswith("/") else base
+        path.mkdir(parents=True, exist_ok=True)
+        (path / "adapter_config.json").write_text(json.dumps(
+            {"peft_type": "LORA", "r": 8, "lora_alpha": 32, "base_model_name_or_path": base,
+             "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]}))
+        _write_safetensors(path / "adapter_model.safetensors", {"base_model.model.lora_A.weight": (8, 8)})
+        args = {"model": base, "tuner_type": "lora", "train_type": "lora"}
+    else:
+        family, _, model_type = base.partition(":")
+        make_model(path, family)
+        args = {"model": "base", "model_type": model_type or family, "tuner_type": "full", "train_type": "full"}
+    (path / "args.json").write_text(json.dumps(args))
+    step = int(path.name.rsplit("-", 1)[-1]) if path.name.rsplit("-", 1)[-1].isdigit() else 1
+    (path / "trainer_state.json").write_text(json.dumps(
+        {"global_step": step, "max_steps": step, "log_history": [{"loss": 1.0, "step": step}]}))
+
+
 def make_files(files: dict, root: Path) -> None:
     for where, kind in (files or {}).items():
         path = _under(root, where)
@@ -296,6 +324,9 @@ def make_files(files: dict, root: Path) -> None:
             continue
         if kind.startswith("model:"):
             make_model(path, kind.split(":", 1)[1])
+            continue
+        if kind.startswith(("lora-checkpoint:", "full-checkpoint:")):
+            make_checkpoint(path, kind, root)
             continue
         path.parent.mkdir(parents=True, exist_ok=True)
         rows = _QUERY_ROWS if kind.endswith("-query") else _ROWS
@@ -356,6 +387,43 @@ def _machine_gpus(count: int | None, root: Path) -> dict[str, str]:
     return {"PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
 
 
+# ms-swift's flags that are lorakit merge/infer/deploy options (the rest go after `--`)
+_SERVING_OPTIONS = {"--adapters": "--adapters", "--ckpt_dir": "--adapters", "--model": "--model",
+                    "--infer_backend": "--infer-backend", "--port": "--port", "--host": "--host"}
+_FINDING_LINE = re.compile(r"^(error|warning|info)\[([\w.]+)\] (\S+?):? ", re.M)
+
+
+def serving_argv(command: str, flags: list[str]) -> list[str]:
+    """`swift export --merge_lora|infer|deploy` flags as `lorakit merge|infer|deploy` options + `--` flags."""
+    options, rest, i = [], [], 0
+    while i < len(flags):
+        flag = flags[i]
+        values = []
+        while i + 1 + len(values) < len(flags) and not flags[i + 1 + len(values)].startswith("--"):
+            values.append(flags[i + 1 + len(values)])
+        if command == "export" and flag == "--output_dir":  # lorakit merge's own option
+            options += ["--output-dir", *values]
+        elif flag in _SERVING_OPTIONS:
+            for value in values:  # --adapters a b: repeated, as lorakit takes it
+                options += [_SERVING_OPTIONS[flag], value]
+        elif not (command == "export" and flag == "--merge_lora"):  # merge is export --merge_lora true
+            rest += [flag, *values]
+        i += 1 + len(values)
+    return [_SERVING[command], *options, *(["--"] + rest if rest else [])]
+
+
+def _serving_findings(code: int, stdout: str, stderr: str) -> list[dict]:
+    """merge/infer/deploy --dry-run: findings from the JSON, or from stderr when it refuses; a refusal
+    without a finding (lorakit: error: ...) is one `cli.error` finding with the message."""
+    if code == 0:
+        return json.loads(stdout)["findings"]
+    found = [{"code": m.group(2), "level": m.group(1), "key": m.group(3), "message": stderr}
+             for m in _FINDING_LINE.finditer(stderr)]
+    if not any(f["level"] == "error" for f in found):
+        found.append({"code": "cli.error", "level": "error", "key": "", "message": stderr.strip()})
+    return found
+
+
 def run_item(item: dict, root: Path) -> Outcome:
     launch = to_launch(item["command"], item.get("shell", "bash"))
     make_files(item.get("files"), root)
@@ -365,6 +433,19 @@ def run_item(item: dict, root: Path) -> Outcome:
     os.chdir(root)
     held = _hold_ports(item.get("busy_ports") or [])
     env = {**launch.env, **_machine_gpus(item.get("gpus_present"), root)}
+    if launch.command in _SERVING:
+        head, *tail = serving_argv(launch.command, flags)
+        cut = tail.index("--") if "--" in tail else len(tail)
+        try:
+            result = run_cli([head, *tail[:cut], "--swift-version", version, "--dry-run", "--format", "json",
+                              *tail[cut:]], env=env)
+        finally:
+            os.chdir(old)
+            for sock in held:
+                sock.close()
+        assert result.code in (0, 2), result.stderr
+        return Outcome(result.code, _serving_findings(result.code, result.stdout, result.stderr), version, flags,
+                       launch.env, result.stderr)
     preset, run = BARE, "train"
     if launch.command == "rlhf":  # the same bare preset, run as `swift rlhf`
         preset, run = root / "_bare_rlhf.yaml", "rlhf"
@@ -388,7 +469,10 @@ def run_item(item: dict, root: Path) -> Outcome:
 
 def classify(item: dict, out: Outcome) -> str:
     expected = set(item["expected"])
-    if out.code == 2 and expected & {f["code"] for f in out.errors()}:
+    # `expected_text`: a merge/infer/deploy refusal without a finding code (cli.error) counts only
+    # when it names the mistake
+    errors = [f for f in out.errors() if f["code"] != "cli.error" or item.get("expected_text", "\0") in f["message"]]
+    if out.code == 2 and expected & {f["code"] for f in errors}:
         return "stopped"
     fixed_by = item.get("fixed_by") or {}
     if out.code == 0 and fixed_by:
@@ -463,6 +547,13 @@ def test_the_translation_is_the_shell_s():
     # ms-swift's entry script under torchrun or python -m is the same command
     assert to_launch("torchrun $ARGS swift/cli/sft.py --m a \\\n --n 1").flags == ["--m", "a", "--n", "1"]
     assert to_launch("python3 -m swift.cli.rlhf --rlhf_type grpo").command == "rlhf"
+    # swift export --merge_lora / infer / deploy: lorakit merge / infer / deploy options, the rest after --
+    export = to_launch("swift export --adapters a/checkpoint-1 b --merge_lora true --output_dir m")
+    assert serving_argv(export.command, export.flags) == [
+        "merge", "--adapters", "a/checkpoint-1", "--adapters", "b", "--output-dir", "m"]
+    infer = to_launch("swift infer --ckpt_dir c --infer_backend pt --max_new_tokens 8")
+    assert serving_argv(infer.command, infer.flags) == [
+        "infer", "--adapters", "c", "--infer-backend", "pt", "--", "--max_new_tokens", "8"]
 
 
 @pytest.mark.parametrize("item", VALID, ids=[i["id"] for i in VALID])
