@@ -23,7 +23,8 @@ the issue names (major.minor), else 3 for a command using 3.x names (`--train_ty
 Absolute paths in flag values are moved under the test's tmp dir, which is the working
 directory; the local files a command needs (`files`) are made there, small and valid, except
 the ones whose absence is the mistake, or with the rows the thread shows (`{jsonl: [...]}`,
-`{json: [...]}`, `{text: ...}`); a port another job held on the user's machine
+`{json: [...]}`, `{text: ...}`), a checkpoint-N dir as ms-swift saves one (`lora-checkpoint:BASE`,
+`{lora-checkpoint: BASE, r: 32, target_modules: [...]}`, `full-checkpoint:FAMILY:MODEL_TYPE`); a port another job held on the user's machine
 (`busy_ports`) is listened on while lorakit runs, and the GPUs the user's machine has
 (`gpus_present`, when the thread says) are what a fake `nvidia-smi -L` on PATH lists.
 
@@ -289,7 +290,7 @@ def make_model(path: Path, family: str) -> None:
     _write_safetensors(path / "model.safetensors", shapes)
 
 
-def make_checkpoint(path: Path, kind: str, root: Path) -> None:
+def make_checkpoint(path: Path, kind: str, root: Path, adapter: dict | None = None) -> None:
     """A complete checkpoint-N dir as ms-swift's Trainer saves it (trainer_state.json last):
     `lora-checkpoint:<base model>` holds an adapter, `full-checkpoint:<family>:<model_type>` the whole
     model; ms-swift copies the run's args (model, model_type) into each checkpoint (trainers/mixin.py)."""
@@ -299,7 +300,7 @@ def make_checkpoint(path: Path, kind: str, root: Path) -> None:
         path.mkdir(parents=True, exist_ok=True)
         (path / "adapter_config.json").write_text(json.dumps(
             {"peft_type": "LORA", "r": 8, "lora_alpha": 32, "base_model_name_or_path": base,
-             "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]}))
+             "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"], **(adapter or {})}))
         _write_safetensors(path / "adapter_model.safetensors", {"base_model.model.lora_A.weight": (8, 8)})
         args = {"model": base, "tuner_type": "lora", "train_type": "lora"}
     else:
@@ -315,6 +316,10 @@ def make_checkpoint(path: Path, kind: str, root: Path) -> None:
 def make_files(files: dict, root: Path) -> None:
     for where, kind in (files or {}).items():
         path = _under(root, where)
+        if isinstance(kind, dict) and "lora-checkpoint" in kind:  # {lora-checkpoint: base, r: 32, ...}
+            adapter = {k: v for k, v in kind.items() if k != "lora-checkpoint"}
+            make_checkpoint(path, f"lora-checkpoint:{kind['lora-checkpoint']}", root, adapter)
+            continue
         if isinstance(kind, dict):  # the rows the thread shows: {jsonl: [rows]}, {json: [rows]}, {text: "..."}
             path.parent.mkdir(parents=True, exist_ok=True)
             (form, body), = kind.items()
@@ -445,7 +450,7 @@ def run_item(item: dict, root: Path) -> Outcome:
                 sock.close()
         assert result.code in (0, 2), result.stderr
         return Outcome(result.code, _serving_findings(result.code, result.stdout, result.stderr), version, flags,
-                       launch.env, result.stderr)
+                       launch.env, result.stderr, json.loads(result.stdout)["argv"] if result.code == 0 else None)
     preset, run = BARE, "train"
     if launch.command == "rlhf":  # the same bare preset, run as `swift rlhf`
         preset, run = root / "_bare_rlhf.yaml", "rlhf"
