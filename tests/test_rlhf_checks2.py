@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from conftest import run_cli, swift3_python
 from lorakit.checks import run_checks
 from lorakit.checks.facts import Facts
 from lorakit.cli.common import JobOptions, job_from_options
@@ -327,3 +330,59 @@ def test_cli_dpo_resuming_an_sft_checkpoint(tmp_path, monkeypatch):
     assert lines[at + 1] == (f"  hint: start dpo from it instead: --adapters {ckpt} --ref_adapters {ckpt} (ms-swift's "
                              f"two-stage recipe), or lorakit rlhf --adapters {ckpt} (adds ref_adapters); drop "
                              "resume_from_checkpoint")
+
+
+# --- ms-swift's own RLHFArguments._init_rollout agrees (3.12.6 and 4.6.0) -------------------------
+
+# Runs ms-swift's _init_rollout on the fields it reads (the dataclass's __post_init__ would load a
+# model). Two stand-ins, neither the code under test: vLLM itself (not installed here; the check is
+# the connection, VLLMClient.check_server) and msgspec, which the trainer utils import for vLLM.
+PROBE = textwrap.dedent("""
+    import json, sys, types
+    sys.modules.setdefault("msgspec", types.SimpleNamespace(field=lambda *a, **k: None, Struct=object))
+    import swift
+    if swift.__version__.startswith("4"):
+        from swift.arguments import RLHFArguments
+        import swift.rlhf_trainers.vllm_client as vc
+    else:
+        from swift.llm.argument import RLHFArguments
+        import swift.trainers.rlhf_trainer.vllm_client as vc
+    vc.is_vllm_available = lambda: True
+    out = {}
+    for mode in ("colocate", "server", None):
+        a = object.__new__(RLHFArguments)
+        vars(a).update(rlhf_type="gkd", use_vllm=True, vllm_mode=mode, vllm_server_host=["127.0.0.1"],
+                       vllm_server_port=[int(sys.argv[1])], vllm_server_base_url=None, vllm_server_timeout=1.0,
+                       vllm_server_group_port=None, async_generate=False, vllm_tensor_parallel_size=1,
+                       vllm_max_model_len=None)
+        try:
+            a._init_rollout()
+            out[str(mode)] = "ok"
+        except Exception as e:
+            out[str(mode)] = type(e).__name__ + ": " + str(e)
+    print(json.dumps(out))
+""")
+
+
+@pytest.mark.real
+@pytest.mark.parametrize("major", [4, 3])
+def test_ms_swifts_init_rollout_fails_where_lorakit_refuses(tmp_path, major):
+    python = sys.executable if major == 4 else swift3_python()
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))  # bound, never listening: nothing answers there
+        port = closed.getsockname()[1]
+        (tmp_path / "probe.py").write_text(PROBE)
+        done = subprocess.run([python, str(tmp_path / "probe.py"), str(port)], capture_output=True, text=True,
+                              cwd=tmp_path, timeout=300)
+        facts = Facts(here=True, has_module=lambda name: True)
+        ours = {mode: [c for _, c, _ in found(server(f"vllm_mode={mode}", f"vllm_server_port={port}", kind="gkd"),
+                                               facts) if c.startswith("rlhf.vllm.")]
+                for mode in ("colocate", "server", "null")}
+    assert done.returncode == 0, done.stderr[-2000:]
+    unreachable = f"ConnectionError: Servers not reachable after 1.0s: ['http://127.0.0.1:{port}']"
+    # colocate with a host: ms-swift connects to the server all the same
+    assert json.loads(done.stdout.splitlines()[-1]) == {
+        "colocate": unreachable, "server": unreachable,
+        "None": "ValueError: vllm_mode is required when use_vllm is true"}
+    assert ours == {"colocate": ["rlhf.vllm.mode_conflict"], "server": ["rlhf.vllm.server_unreachable"],
+                    "null": ["rlhf.vllm.mode"]}
