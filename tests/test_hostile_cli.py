@@ -244,3 +244,22 @@ def test_ctrl_c_while_the_command_loads_is_a_quiet_130(cli, monkeypatch):
     monkeypatch.setattr(app, "_module", interrupted)
     r = cli(["presets", "list"])
     assert (r.code, r.stdout, r.stderr) == (130, "", "")
+
+
+# --- a --log file that stops taking writes mid-run --------------------------------------------------
+
+@pytest.mark.parametrize("code", [0, 3])
+def test_log_on_a_full_disk_keeps_the_run_and_its_output(tmp_path, code):
+    """/dev/full answers every write with ENOSPC, as a full disk does: the write in the reader
+    thread and the close at the end were OSError tracebacks, and lorakit exited 1 for a run
+    that succeeded. Now: one line says so, the output comes to the terminal, the child's code."""
+    from test_cli_progress import chatty_env, lorakit
+
+    done = lorakit(["train", "-p", "single", "--log", "/dev/full"], chatty_env(tmp_path, code), tmp_path)
+    err = done.stderr.decode()
+    assert done.returncode == code
+    assert "OSError" not in err and "lorakit/progress.py" not in err
+    assert ("lorakit: --log /dev/full: cannot write it any more: No space left on device; "
+            "the rest of ms-swift's output follows here") in err.splitlines()
+    assert done.stdout.endswith(b"{'loss': '1.5', 'global_step/max_steps': '1/2', 'remaining_time': '1s'}\n")
+    assert "all of ms-swift's output is in" not in err

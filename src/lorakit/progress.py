@@ -328,17 +328,35 @@ class Watch:
         if self.bar is not None:
             self.bar.progress.stop()
         if self.log_file is not None:
-            self.log_file.close()
+            try:
+                self.log_file.close()
+            except OSError as exc:
+                self._log_lost(exc)
 
     def feed(self, fd: int, data: bytes) -> None:
         """One chunk of the child's stdout (fd 1) or stderr (fd 2); called from reader threads."""
         with self._lock:
             if self.log_file is not None:
-                self.log_file.write(data)
-                self.log_file.flush()  # `tail -f` on the log is how one watches a run without a TTY
-            elif not self._via_bar[fd]:
+                try:
+                    self.log_file.write(data)
+                    self.log_file.flush()  # `tail -f` on the log is how one watches a run without a TTY
+                except OSError as exc:  # the disk filled up (ENOSPC), EIO: the run goes on regardless
+                    self._log_lost(exc)
+            if self.log_file is None and not self._via_bar[fd]:
                 _write_raw(self.streams[fd], data)
             self._split(fd, data)
+
+    def _log_lost(self, exc: OSError) -> None:
+        """The --log file stopped taking writes: say so once, and send the rest to the terminal
+        (it was an OSError traceback in the reader thread, and again when closing the file)."""
+        try:
+            self.log_file.close()
+        except OSError:
+            pass
+        self.log_file = None
+        _write_raw(self.streams[2], f"lorakit: --log {self.log_path}: cannot write it any more: {exc.strerror}; "
+                                    "the rest of ms-swift's output follows here\n".encode())
+        self.log_path = None  # the failure report must not send anyone to the file for all of it
 
     def _split(self, fd: int, data: bytes) -> None:
         buf, start = self._pending[fd] + data, 0
