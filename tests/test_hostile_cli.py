@@ -263,3 +263,12 @@ def test_log_on_a_full_disk_keeps_the_run_and_its_output(tmp_path, code):
             "the rest of ms-swift's output follows here") in err.splitlines()
     assert done.stdout.endswith(b"{'loss': '1.5', 'global_step/max_steps': '1/2', 'remaining_time': '1s'}\n")
     assert "all of ms-swift's output is in" not in err
+
+
+@pytest.mark.parametrize("value,shown", [("nan", "nan"), ("-1", "-1.0"), ("0", "0.0"), ("1e309", "inf")])
+def test_rollout_wait_must_be_a_finite_time(cli, value, shown):
+    # nan: `time.monotonic() > deadline` is never true, so a rollout that never answered was polled forever
+    r = cli(["rlhf", "-p", "grpo_server", "--rollout-wait", value, "--dry-run"])
+    assert r.code == 2
+    assert r.stderr.splitlines()[-1] == (f"Error: Invalid value for '--rollout-wait': {shown} is not a finite "
+                                         "number of seconds above 0; e.g. --rollout-wait 600 (the default)")

@@ -53,7 +53,18 @@ ResumeOpt = Annotated[Optional[str], typer.Option(
     "--resume", metavar="auto|if-any|PATH",
     help="Resume from the newest complete checkpoint of the output dir's runs (auto refuses when there is none, "
          "if-any then starts fresh), or one under PATH; as lorakit train --resume, but the value is required.")]
-WaitOpt = Annotated[float, typer.Option("--rollout-wait", help="GRPO server mode: seconds to wait for swift rollout's /health.")]
+
+
+def _wait(value: float) -> float:
+    """paired._wait_healthy's deadline: nan never passes it (lorakit polled a dead-silent rollout
+    forever), and 0 or less gives up before a model could load."""
+    if c.as_finite_float(value) is None or not value > 0:
+        raise typer.BadParameter(f"{value!r} is not a finite number of seconds above 0; e.g. --rollout-wait 600 (the default)")
+    return value
+
+
+WaitOpt = Annotated[float, typer.Option("--rollout-wait", callback=_wait,
+                                        help="GRPO server mode: seconds to wait for swift rollout's /health.")]
 
 
 def sft_fixups(job: Job) -> Job:
