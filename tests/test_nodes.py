@@ -8,7 +8,8 @@ import pytest
 
 from lorakit import presets
 from lorakit.checks import run_checks
-from lorakit.checks.facts import Facts, master_listening
+from lorakit.checks.facts import Facts, listening
+from lorakit.checks import nodes
 from lorakit.cli import run
 from lorakit.fixups import apply_fixups
 from lorakit.job import build_job
@@ -75,24 +76,24 @@ LOOPBACK_HINT = ("set master_addr to node 0's address as node 1 reaches it (e.g.
                  "right only on node 0, or when every node runs on this host (start node 0 first)")
 
 
-def loopback_findings(addr: str, port, *, here=True, answers=False, wait=0.0):
+def loopback_findings(addr: str, port, *, here=True, answers=False, launching=False):
     asked = []
 
-    def listening(host, at, seconds):
+    def listening(host, at, seconds, what):
         asked.append((host, at, seconds))
         return answers
 
     overrides = [("launch.nnodes", 2), ("launch.node_rank", 1), ("launch.master_addr", addr)]
     if port is not None:
         overrides.append(("launch.master_port", port))
-    facts = Facts(here=here, master_listening=listening, master_wait=wait)
+    facts = Facts(here=here, listening=listening, launching=launching)
     found = [(f.level, f.message, f.hint) for f in run_checks(job_with("zero2", overrides), facts)
              if f.code == "nodes.master_addr.loopback"]
     return found, asked
 
 
 def test_node_1_at_a_loopback_address_with_nothing_there_is_an_error():
-    found, asked = loopback_findings("127.0.0.1", None, wait=120.0)
+    found, asked = loopback_findings("127.0.0.1", None, launching=True)
     assert found == [("error", "node_rank 1 with master_addr 127.0.0.1: nothing answers at 127.0.0.1:29500 on "
                       "this host (waited 120 s), so node 0 is elsewhere and this node would retry until "
                       "torchrun's rendezvous timeout", LOOPBACK_HINT.format(addr="127.0.0.1"))]
@@ -113,25 +114,27 @@ def test_node_1_at_a_loopback_address_rendered_for_another_machine_is_an_error()
     assert asked == []  # this machine's ports say nothing about the one it will run on
 
 
-def test_master_listening_sees_a_listener_and_gives_up_on_none():
+def test_listening_sees_a_listener_and_gives_up_on_none():
     import socket
 
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
         server.listen()
         port = server.getsockname()[1]
-        assert master_listening("127.0.0.1", port) is True
-    assert master_listening("127.0.0.1", port) is False  # closed: refused at once, no wait
+        assert listening("127.0.0.1", port) is True
+    assert listening("127.0.0.1", port) is False  # closed: refused at once, no wait
 
 
 def test_a_launch_of_node_1_waits_for_node_0(monkeypatch):
-    """The launch path (not validate, not a dry-run) gives node 0 time to start: MASTER_WAIT seconds."""
+    """The launch path (not validate, not a dry-run) is `launching`: node 1 then waits MASTER_WAIT
+    seconds for node 0 at a loopback address."""
     seen = []
     monkeypatch.setattr(run, "Facts", lambda **kw: seen.append(kw) or Facts(**kw))
     job = job_with("zero2", [*NODES, ("launch.node_rank", 0)])
     run.check_or_exit(job, strict=False, here=True)
     run.check_or_exit(job, strict=False, here=False)
-    assert [(kw["here"], kw["master_wait"]) for kw in seen] == [(True, 120.0), (False, 0.0)]
+    assert [(kw["here"], kw["launching"]) for kw in seen] == [(True, True), (False, False)]
+    assert nodes.MASTER_WAIT == 120.0
 
 
 def test_findings_name_the_file_and_hint(tmp_path):

@@ -51,12 +51,12 @@ class Probe:
     def __init__(self, listening: bool = False, name: str = "trainbox"):
         self.listening, self.name, self.asked = listening, name, []
 
-    def facts(self, wait: float = 0.0) -> Facts:
-        def listen(host, port, w):
+    def facts(self, launching: bool = False) -> Facts:
+        def listen(host, port, w, what):
             self.asked.append((host, port, w))
             return self.listening
-        return Facts(here=True, has_module=lambda name: True, server_listening=listen,
-                     hostname=lambda: self.name, master_wait=wait)
+        return Facts(here=True, has_module=lambda name: True, listening=listen, hostname=lambda: self.name,
+                     launching=launching)
 
 
 # --- 1. colocate with a rollout server's host ---------------------------------------------------
@@ -153,12 +153,12 @@ def test_not_probed_for_the_paired_launch_nor_a_dry_run():
 
 def test_a_launch_waits_as_long_as_the_trainer_would():
     probe = Probe(listening=False)
-    got = found(server("vllm_server_timeout=60"), probe.facts(wait=120.0), code="rlhf.vllm.server_unreachable")
+    got = found(server("vllm_server_timeout=60"), probe.facts(launching=True), code="rlhf.vllm.server_unreachable")
     assert got == [("error", "rlhf.vllm.server_unreachable",
                     UNREACHABLE.format(at="127.0.0.1:8000", waited=" (waited 60 s)"))]
     assert probe.asked == [("127.0.0.1", 8000, 60.0)]
     probe.asked.clear()
-    found(server(), probe.facts(wait=120.0), code="rlhf.vllm.server_unreachable")
+    found(server(), probe.facts(launching=True), code="rlhf.vllm.server_unreachable")
     assert probe.asked == [("127.0.0.1", 8000, 240.0)]  # ms-swift's vllm_server_timeout default
 
 

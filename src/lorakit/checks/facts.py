@@ -41,10 +41,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def master_listening(host: str, port: int, wait: float = 0.0) -> bool:
-    """Does something accept TCP connections at host:port, now or within `wait` seconds? (node 0's
-    torchrun store, for a node that would reach it at a loopback address: only a node on the same
-    host can). Waiting, it says so: a launch of node 1 may start before node 0's store is up."""
+def listening(host: str, port: int, wait: float = 0.0, what: str = "a server") -> bool:
+    """Does something accept TCP connections at host:port, now or within `wait` seconds? For
+    node 0's torchrun store seen from node 1 at a loopback master_addr (only a node on the same
+    host reaches it), and for a `swift rollout` a trainer will poll. Waiting, it says so: node 1
+    may start before node 0's store is up, a rollout may still be loading its model."""
     import socket
     import sys
     import time
@@ -59,30 +60,7 @@ def master_listening(host: str, port: int, wait: float = 0.0) -> bool:
         if time.monotonic() >= deadline:
             return False
         if not told:
-            print(f"lorakit: waiting up to {wait:.0f} s for node 0's rendezvous at {host}:{port} (a loopback "
-                  "master_addr: node 0 must run on this host)", file=sys.stderr, flush=True)
-            told = True
-        time.sleep(1.0)
-
-
-def server_listening(host: str, port: int, wait: float = 0.0) -> bool:
-    """Does a server (a `swift rollout` the trainer will poll) accept TCP connections at host:port,
-    now or within `wait` seconds? Waiting, it says so: the rollout may still be loading its model."""
-    import socket
-    import sys
-    import time
-
-    deadline, told = time.monotonic() + wait, False
-    while True:
-        try:
-            with socket.create_connection((host, port), timeout=1.0):
-                return True
-        except OSError:
-            if time.monotonic() >= deadline:
-                return False
-        if not told:
-            print(f"lorakit: waiting up to {wait:.0f} s for the rollout server at {host}:{port}", file=sys.stderr,
-                  flush=True)
+            print(f"lorakit: waiting up to {wait:.0f} s for {what} at {host}:{port}", file=sys.stderr, flush=True)
             told = True
         time.sleep(1.0)
 
@@ -129,10 +107,10 @@ class Facts:
     # rendered for another one: only then do this machine's packages and ports matter
     here: bool = True
     port_free: Callable[[int], bool] = port_free
-    master_listening: Callable[[str, int, float], bool] = master_listening
-    # how long a launch of node 1+ waits for node 0 at a loopback master_addr (validate: no wait)
-    master_wait: float = 0.0
+    listening: Callable[..., bool] = listening
+    # a launch about to start here (not validate, not a dry-run): such checks may wait for what the
+    # launch itself would wait for (node 0's rendezvous, a rollout server)
+    launching: bool = False
     free_port: Callable[[], int] = free_port
     gpu_count: Callable[[], int | None] = gpu_count
-    server_listening: Callable[[str, int, float], bool] = server_listening
     hostname: Callable[[], str] = hostname

@@ -117,11 +117,12 @@ def _loopback(job: Job, facts: Facts, n: int, addr: str) -> list[Finding]:
         return [about(job, ERROR, "nodes.master_addr.loopback", "launch.master_addr",
                       f"node_rank {rank} with master_addr {addr}: a loopback address reaches node 0 only "
                       "if node 0 runs on the same host", hint)]
-    if facts.master_listening(addr, port, facts.master_wait):
+    wait = MASTER_WAIT if facts.launching else 0.0
+    if facts.listening(addr, port, wait, "node 0's rendezvous (a loopback master_addr: node 0 must run on this host)"):
         return [about(job, WARNING, "nodes.master_addr.loopback", "launch.master_addr",
                       f"master_addr {addr} is a loopback address with nnodes {n}: node 0 is on this host "
                       f"(port {port} answers); nodes on other hosts cannot reach it")]
-    waited = f" (waited {facts.master_wait:.0f} s)" if facts.master_wait else ""
+    waited = f" (waited {wait:.0f} s)" if wait else ""
     return [about(job, ERROR, "nodes.master_addr.loopback", "launch.master_addr",
                   f"node_rank {rank} with master_addr {addr}: nothing answers at {addr}:{port} on this "
                   f"host{waited}, so node 0 is elsewhere and this node would retry until torchrun's "
@@ -139,6 +140,9 @@ def check_master_port(job: Job, facts: Facts) -> list[Finding]:
                     "pick a free port every node can reach, e.g. 29500 (torchrun's default)")]
 
 
+# A launch of node 1+ at a loopback master_addr waits this long for node 0 on this host (two
+# lorakit processes started together: node 0's torchrun listens seconds after its checks).
+MASTER_WAIT = 120.0
 TORCHRUN_PORT = 29500  # torchrun's --master_port default, which ms-swift leaves to it
 
 

@@ -150,19 +150,19 @@ def _unreachable(job: Job, facts: Facts) -> list[Finding]:
     """A rollout server named on this machine that nothing listens on: the trainer would poll it
     for vllm_server_timeout and then stop (ms-swift #6446: the rollout ran on another port). Not for
     lorakit's paired launch, which starts the rollout itself; a launch waits as long as the trainer
-    would (facts.master_wait > 0 only for a launch; validate answers for now)."""
+    would (facts.launching; validate answers for now)."""
     from lorakit.paired import is_paired
 
     if not facts.here or is_paired(job):
         return []
     wait = 0.0
-    if facts.master_wait:
+    if facts.launching:
         try:
             wait = float(job.args.get("vllm_server_timeout", SERVER_TIMEOUT))
         except (TypeError, ValueError):
             wait = SERVER_TIMEOUT  # not a number: the flag check says so
     for host, port, shown in _servers(job):
-        if _this_machine(host, facts) and not facts.server_listening(host, port, wait):
+        if _this_machine(host, facts) and not facts.listening(host, port, wait, "the rollout server"):
             waited = f" (waited {wait:.0f} s)" if wait else ""
             key = "args.vllm_server_base_url" if job.args.get("vllm_server_base_url") else "args.vllm_server_port"
             return [about(job, ERROR, "rlhf.vllm.server_unreachable", key,

@@ -20,9 +20,6 @@ from lorakit.render import Command, render, shell_text
 from lorakit.values import as_int
 
 INSTALL_HINT = "pip install 'lorakit[swift]' (or: pip install ms-swift) in this environment"
-# A launch of node 1+ at a loopback master_addr waits this long for node 0 on this host (two
-# lorakit processes started together: node 0's torchrun listens seconds after its checks).
-MASTER_WAIT = 120.0
 # The sbatch export takes each node's rank and node 0's address from the SLURM allocation.
 SBATCH_SUPPLIES = (NODE_RANK_MISSING, MASTER_ADDR_MISSING)
 
@@ -31,7 +28,7 @@ def check_or_exit(job: Job, strict: bool, waive: Iterable[str] = (), *, here: bo
     """Run every check, print the findings (minus the `waive`d codes), stop on errors. `here`: the
     job is about to run on this machine (not a dry-run), so its packages and ports count."""
     waived = set(waive)
-    facts = Facts(here=here, master_wait=MASTER_WAIT if here else 0.0)
+    facts = Facts(here=here, launching=here)
     findings = [f for f in run_checks(job, facts) if f.code not in waived]
     report.print_findings(findings)
     if blocking(findings, strict):
