@@ -81,14 +81,15 @@ def _absent(job: Job, key: str, name: str, gone: swiftflags.Absence) -> Finding:
 
 def _choice_absent(job: Job, key: str, moved: swiftflags.ChoiceAbsence) -> Finding:
     """A choice other minors of the target's major take, but not the target minor."""
-    takes = f"{moved.target} takes {', '.join(moved.takes)}"
+    name, value, target = moved.name, moved.value, moved.target
+    takes = f"{target} takes {', '.join(moved.takes)}"
     if moved.newer:
-        message = f"{moved.name}: {moved.value!r} is not a choice in ms-swift {moved.target} (it is from {moved.newer}); {takes}"
-        hint = (f"upgrade to ms-swift {moved.newer} or later (pip install 'ms-swift>={moved.newer},<{job.swift_major + 1}'), "
-                f"or pick one of {moved.target}'s choices")
+        message = f"{name}: {value!r} is not a choice in ms-swift {target} (it is from {moved.newer}); {takes}"
+        hint = (f"upgrade to ms-swift {moved.newer} or later "
+                f"(pip install 'ms-swift>={moved.newer},<{job.swift_major + 1}'), or pick one of {target}'s choices")
         return about(job, ERROR, "flags.too_new", f"args.{key}", message, hint)
-    message = f"{moved.name}: {moved.value!r} is no longer a choice in ms-swift {moved.target} (last in {moved.older}); {takes}"
-    return about(job, ERROR, "flags.removed", f"args.{key}", message, f"pick one of {moved.target}'s choices")
+    message = f"{name}: {value!r} is no longer a choice in ms-swift {target} (last in {moved.older}); {takes}"
+    return about(job, ERROR, "flags.removed", f"args.{key}", message, f"pick one of {target}'s choices")
 
 
 def _span(first: str, last: str) -> str:
