@@ -272,3 +272,21 @@ def test_rollout_wait_must_be_a_finite_time(cli, value, shown):
     assert r.code == 2
     assert r.stderr.splitlines()[-1] == (f"Error: Invalid value for '--rollout-wait': {shown} is not a finite "
                                          "number of seconds above 0; e.g. --rollout-wait 600 (the default)")
+
+
+# --- lorakit import of scripts bashlex reads but cannot walk ------------------------------------
+
+@pytest.mark.parametrize("body,line", [
+    ("(" * 3000 + "swift sft --model m" + ")" * 3000 + "\n", 1),
+    ("echo hi\n" + "{ " * 3000 + "swift sft --model m; " + "}; " * 3000 + "\n", 2),
+])
+def test_import_of_a_script_nested_past_pythons_stack(cli, tmp_path, body, line):
+    # bashlex parsed it; its own visitors (posshifter, the heredoc end finder) then recursed once per
+    # level: a RecursionError traceback
+    script = tmp_path / "deep.sh"
+    script.write_text(body)
+    r = cli(["import", str(script)])
+    assert r.code == 2
+    assert r.stderr.splitlines()[0] == (
+        f"lorakit: error: {script}:{line}: bash parses this script, but lorakit's bash reader (bashlex) "
+        "cannot read this part of it (nested too deeply)")

@@ -90,6 +90,10 @@ def parse_commands(text: str, name: str = "script") -> list[Simple]:
             break
         try:
             part = bashlex.parser._parser(masked[index:]).parse()
+            if isinstance(part, bashlex.ast.node):  # the visitors recurse too: `((((…))))` 3,000 deep
+                bashlex.ast.posshifter(index).visit(part)
+                ends = bashlex.parser._endfinder()  # a heredoc's body lies past its command's end
+                ends.visit(part)
         except bashlex.errors.ParsingError as exc:
             raise _unreadable(text, name, line_of(text, index + exc.position), exc.message) from None
         except (NotImplementedError, RecursionError) as exc:  # bashlex lacks a few constructs (case, some
@@ -99,14 +103,14 @@ def parse_commands(text: str, name: str = "script") -> list[Simple]:
             raise _unreadable(text, name, line, why) from None
         if not isinstance(part, bashlex.ast.node):
             break
-        bashlex.ast.posshifter(index).visit(part)
         nodes.append(part)
-        ends = bashlex.parser._endfinder()  # a heredoc's body lies past its command's end
-        ends.visit(part)
         index = max(part.pos[1], ends.end) + 1
     found: list[Simple] = []
     for node in nodes:
-        _collect(node, found)
+        try:
+            _collect(node, found)
+        except RecursionError:
+            raise _unreadable(text, name, line_of(text, node.pos[0]), "nested too deeply") from None
     return sorted(found, key=lambda s: s.start)
 
 
