@@ -12,6 +12,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import run_cli
+from lorakit import flaghistory as fh
 from lorakit import swiftflags as sf
 
 RLHF_30 = ("dpo", "orpo", "simpo", "kto", "cpo", "rm", "ppo")
@@ -24,47 +25,47 @@ def _spec(major: int, command: str, name: str) -> sf.FlagSpec:
 def test_choices_of_an_older_minor():
     spec = _spec(3, "rlhf", "rlhf_type")
     assert spec.choices == (*RLHF_30, "grpo", "gkd")  # the 3.12.6 snapshot
-    assert sf.choices_in(3, "rlhf", spec, "3.0") == RLHF_30
-    assert sf.choices_in(3, "rlhf", spec, "3.5") == (*RLHF_30, "grpo")
-    assert sf.choices_in(3, "rlhf", spec, "3.6") == spec.choices
+    assert fh.choices_in(3, "rlhf", spec, "3.0") == RLHF_30
+    assert fh.choices_in(3, "rlhf", spec, "3.5") == (*RLHF_30, "grpo")
+    assert fh.choices_in(3, "rlhf", spec, "3.6") == spec.choices
     # a plain str from 3.7: no choices there, though the 3.12 snapshot has none either
     rope = _spec(3, "sft", "rope_scaling")
     assert rope.choices is None
-    assert sf.choices_in(3, "sft", rope, "3.4") == ("linear", "dynamic", "yarn")
-    assert sf.choices_in(3, "sft", rope, "3.8") is None
+    assert fh.choices_in(3, "sft", rope, "3.4") == ("linear", "dynamic", "yarn")
+    assert fh.choices_in(3, "sft", rope, "3.8") is None
 
 
 @pytest.mark.parametrize("command, name, value, minor, expected", [
-    ("rlhf", "rlhf_type", "grpo", "3.0", sf.ChoiceAbsence("rlhf_type", "grpo", "3.0", RLHF_30, "3.1", None)),
-    ("rlhf", "rlhf_type", "gkd", "3.3", sf.ChoiceAbsence("rlhf_type", "gkd", "3.3", (*RLHF_30, "grpo"), "3.6", None)),
+    ("rlhf", "rlhf_type", "grpo", "3.0", fh.ChoiceAbsence("rlhf_type", "grpo", "3.0", RLHF_30, "3.1", None)),
+    ("rlhf", "rlhf_type", "gkd", "3.3", fh.ChoiceAbsence("rlhf_type", "gkd", "3.3", (*RLHF_30, "grpo"), "3.6", None)),
     # every released 3.0 patch (3.0.0 of 2024-12-20 to 3.0.3) has 'rm'
     ("rlhf", "rlhf_type", "rm", "3.0", None),
     ("rlhf", "rlhf_type", "gkd", "3.6", None),
     # in no minor: check_value's own "is not one of" says it
     ("rlhf", "rlhf_type", "xyz", "3.0", None),
     ("sft", "rope_scaling", "yarn", "3.2",
-     sf.ChoiceAbsence("rope_scaling", "yarn", "3.2", ("linear", "dynamic"), "3.4", None)),
+     fh.ChoiceAbsence("rope_scaling", "yarn", "3.2", ("linear", "dynamic"), "3.4", None)),
     # 3.7 on takes any text: no minor lists 'longrope', so it is no choice "from 3.7"
     ("sft", "rope_scaling", "longrope", "3.5", None),
     # 3.9's scale_rewards is a bool (no choices), 3.10's a Literal: 'true' is not "last in 3.9"
     ("rlhf", "scale_rewards", "true", "3.10", None),
     # a list value: its first item the minor lacks
     ("sft", "task_type", ["embedding"], "3.0",
-     sf.ChoiceAbsence("task_type", "embedding", "3.0", ("causal_lm", "seq_cls"), "3.1", None)),
+     fh.ChoiceAbsence("task_type", "embedding", "3.0", ("causal_lm", "seq_cls"), "3.1", None)),
 ])
 def test_choice_absence(command, name, value, minor, expected):
-    assert sf.choice_absence(3, command, _spec(3, command, name), value, minor) == expected
+    assert fh.choice_absence(3, command, _spec(3, command, name), value, minor) == expected
 
 
 def test_the_minor_choices_replace_the_snapshots_for_check_value():
     spec = _spec(3, "rlhf", "rlhf_type")
-    assert sf.check_value(sf.spec_at(3, "rlhf", spec, "3.0"), "xyz") == (
+    assert sf.check_value(fh.spec_at(3, "rlhf", spec, "3.0"), "xyz") == (
         "rlhf_type: 'xyz' is not one of dpo, orpo, simpo, kto, cpo, rm, ppo")
-    assert sf.spec_at(3, "rlhf", spec, "3.6") is spec
+    assert fh.spec_at(3, "rlhf", spec, "3.6") is spec
     rope = _spec(3, "sft", "rope_scaling")
-    assert sf.check_value(sf.spec_at(3, "sft", rope, "3.5"), "longrope") == (
+    assert sf.check_value(fh.spec_at(3, "sft", rope, "3.5"), "longrope") == (
         "rope_scaling: 'longrope' is not one of linear, dynamic, yarn")
-    assert sf.check_value(sf.spec_at(3, "sft", rope, "3.8"), "longrope") is None
+    assert sf.check_value(fh.spec_at(3, "sft", rope, "3.8"), "longrope") is None
 
 
 def _rlhf_preset(tmp_path) -> str:
@@ -118,11 +119,11 @@ def test_a_choice_a_later_minor_dropped(monkeypatch, tmp_path):
     the message a later minor would give (the lookup and the finding, not the data)."""
     import copy
 
-    history = copy.deepcopy(sf._history())
+    history = copy.deepcopy(fh._history())
     history["3"]["commands"]["rlhf"]["choices"]["rlhf_type"][1]["choices"].append("ipo")
-    monkeypatch.setattr(sf, "_history", lambda: history)
+    monkeypatch.setattr(fh, "_history", lambda: history)
     spec = _spec(3, "rlhf", "rlhf_type")
-    assert sf.choice_absence(3, "rlhf", spec, "ipo", "3.8") == sf.ChoiceAbsence(
+    assert fh.choice_absence(3, "rlhf", spec, "ipo", "3.8") == fh.ChoiceAbsence(
         "rlhf_type", "ipo", "3.8", spec.choices, None, "3.5")
     result = run_cli(["validate", "-p", _rlhf_preset(tmp_path), "--swift-version", "3.8", "--", "--rlhf_type", "ipo"])
     assert result.code == 2

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from conftest import run_cli
 from lorakit import presets, swiftenv
-from lorakit import swiftflags as sf
+from lorakit import flaghistory as fh
 
 
 def errors(stderr: str) -> list[str]:
@@ -249,7 +249,7 @@ def test_unknown_versions_are_refused(version, message):
 def _builtin_cases():
     for name in presets.builtin_names():
         for major in (3, 4):
-            for minor in sf.minors(major):
+            for minor in fh.minors(major):
                 yield pytest.param(name, minor, id=f"{name}-{minor}")
 
 
@@ -274,8 +274,8 @@ def test_builtin_presets_pass_for_every_minor(preset, minor):
 
 def test_the_newest_minor_never_reads_the_history():
     """The dry-run of a built-in preset for the snapshot's own minor costs what it did before."""
-    sf._history.cache_clear()
+    fh._history.cache_clear()
     for argv in (["train", "-p", "zero2", "--dry-run"], ["train", "-p", "zero2", "--dry-run", "--swift-version", "4.6"],
                  ["validate", "-p", "single", "--swift-version", "3"]):
         assert run_cli(argv).code == 0
-        assert sf._history.cache_info().currsize == 0, argv
+        assert fh._history.cache_info().currsize == 0, argv

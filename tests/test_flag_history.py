@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from conftest import swift3_python
+from lorakit import flaghistory as fh
 from lorakit import swiftflags as sf
 
 REPO = Path(__file__).resolve().parent.parent
@@ -27,7 +28,7 @@ GENERATOR = REPO / "scripts" / "gen_swift_history.py"
 # Read now, before the hermetic fixture points HOME at a temporary folder: a cache that survives.
 CACHE = os.environ.get("LORAKIT_SWIFT_WHEELS") or str(Path.home() / ".cache" / "lorakit" / "swift-wheels")
 DATA = json.loads(HISTORY.read_text(encoding="utf-8"))
-LATEST = {major: sf.minor_of(sf.snapshot_version(major)) for major in (3, 4)}
+LATEST = {major: fh.minor_of(sf.snapshot_version(major)) for major in (3, 4)}
 
 
 def _snapshot(major: int) -> dict:
@@ -35,15 +36,15 @@ def _snapshot(major: int) -> dict:
 
 
 def _present(major: int, command: str, minor: str) -> set[str]:
-    return {n for n in DATA["majors"][str(major)]["commands"][command]["flags"] if sf.present_in(major, command, n, minor)}
+    return {n for n in DATA["majors"][str(major)]["commands"][command]["flags"] if fh.present_in(major, command, n, minor)}
 
 
 def test_every_released_minor_is_covered():
-    assert sf.minors(3) == [f"3.{n}" for n in range(13)]
-    assert sf.minors(4) == [f"4.{n}" for n in range(7)]
+    assert fh.minors(3) == [f"3.{n}" for n in range(13)]
+    assert fh.minors(4) == [f"4.{n}" for n in range(7)]
     for major in (3, 4):
         read = DATA["majors"][str(major)]["minors"]
-        assert all(sf.minor_of(version) == minor for minor, version in read.items())
+        assert all(fh.minor_of(version) == minor for minor, version in read.items())
         # the newest minor is read from the very version the snapshot was made from
         assert read[LATEST[major]] == sf.snapshot_version(major)
 
@@ -66,9 +67,9 @@ def test_argument_classes_per_major():
 
 
 def test_new_commands_history():
-    assert sf.absence(3, "rollout", "vllm_enable_prefix_caching", "3.3") is not None
-    assert sf.present_in(3, "rlhf", "rlhf_type", "3.0") and sf.present_in(4, "deploy", "port", "4.0")
-    assert sf.absence(4, "rlhf", "train_type") == sf.Absence("train_type", "4.6", "removed", "4.0", "4.0",
+    assert fh.absence(3, "rollout", "vllm_enable_prefix_caching", "3.3") is not None
+    assert fh.present_in(3, "rlhf", "rlhf_type", "3.0") and fh.present_in(4, "deploy", "port", "4.0")
+    assert fh.absence(4, "rlhf", "train_type") == fh.Absence("train_type", "4.6", "removed", "4.0", "4.0",
                                                              since="4.1", replacement="tuner_type")
 
 
@@ -91,13 +92,13 @@ def test_history_at_the_snapshot_minor_agrees_with_the_snapshot(major, command):
 
 @pytest.mark.parametrize("major", [3, 4])
 def test_renames_run_from_a_removed_flag_to_a_live_one(major):
-    order = sf.minors(major)
+    order = fh.minors(major)
     for command, data in DATA["majors"][str(major)]["commands"].items():
         for old, new in data["renamed"].items():
-            gone = sf.absence(major, command, old)
+            gone = fh.absence(major, command, old)
             assert gone is not None and gone.kind == "removed" and gone.replacement == new, (command, old)
             # the new name exists from the first minor without the old one
-            assert new in data["overrides_transformers"] or sf.present_in(major, command, new, gone.since), (old, new)
+            assert new in data["overrides_transformers"] or fh.present_in(major, command, new, gone.since), (old, new)
             assert order.index(gone.since) <= order.index(LATEST[major])
 
 
@@ -178,7 +179,7 @@ def test_regenerating_from_the_wheels_gives_the_committed_file():
 
 @pytest.mark.parametrize("major", [3, 4])
 def test_choice_runs_differ_from_the_snapshot_inside_the_flags_life(major):
-    order = sf.minors(major)
+    order = fh.minors(major)
     for command, data in DATA["majors"][str(major)]["commands"].items():
         table = _snapshot(major)["commands"][command]["flags"]
         for name, runs in data["choices"].items():
@@ -187,7 +188,7 @@ def test_choice_runs_differ_from_the_snapshot_inside_the_flags_life(major):
             assert at == sorted(at), (command, name)
             for run in runs:
                 span = order[order.index(run["first"]):order.index(run["last"]) + 1]
-                assert span and all(sf.present_in(major, command, name, m) for m in span), (command, name, run)
+                assert span and all(fh.present_in(major, command, name, m) for m in span), (command, name, run)
                 assert run["choices"] != table[name]["choices"], (command, name, run)
                 # the snapshot's own minor reads the snapshot's choices (the generator checks it too)
                 assert LATEST[major] not in span

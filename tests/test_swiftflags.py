@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from lorakit import flaghistory as fh
 from lorakit import swiftflags as sf
 
 REPO = Path(__file__).resolve().parent.parent
@@ -316,40 +317,40 @@ def test_snapshot_shape(major):
     (3, "3.x", None),
 ])
 def test_target_minor(major, version, expected):
-    assert sf.target_minor(major, version) == expected
+    assert fh.target_minor(major, version) == expected
 
 
 @pytest.mark.parametrize("args, expected", [
-    ((3, "sft", "enable_thinking", "3.6"), sf.Absence("enable_thinking", "3.6", "new", "3.12", "3.12")),
+    ((3, "sft", "enable_thinking", "3.6"), fh.Absence("enable_thinking", "3.6", "new", "3.12", "3.12")),
     ((3, "sft", "agent_template", "3.2"),
-     sf.Absence("agent_template", "3.2", "new", "3.3", "3.12", older_name="tools_prompt")),
+     fh.Absence("agent_template", "3.2", "new", "3.3", "3.12", older_name="tools_prompt")),
     ((3, "sft", "tools_prompt", "3.3"),
-     sf.Absence("tools_prompt", "3.3", "removed", "3.0", "3.2", since="3.3", replacement="agent_template")),
-    ((3, "export", "gguf_file", None), sf.Absence("gguf_file", "3.12", "removed", "3.0", "3.1", since="3.2")),
+     fh.Absence("tools_prompt", "3.3", "removed", "3.0", "3.2", since="3.3", replacement="agent_template")),
+    ((3, "export", "gguf_file", None), fh.Absence("gguf_file", "3.12", "removed", "3.0", "3.1", since="3.2")),
     ((4, "sft", "train_type", None),
-     sf.Absence("train_type", "4.6", "removed", "4.0", "4.0", since="4.1", replacement="tuner_type")),
+     fh.Absence("train_type", "4.6", "removed", "4.0", "4.0", since="4.1", replacement="tuner_type")),
     ((3, "sft", "enable_thinking", "3.12"), None),
     ((3, "sft", "lora_rank", "3.0"), None),
     ((3, "sft", "gradient_accumulation_steps", "3.0"), None),  # transformers' flag: not tracked
     ((3, "sft", "no_such_flag", "3.0"), None),
 ])
 def test_absence(args, expected):
-    assert sf.absence(*args) == expected
+    assert fh.absence(*args) == expected
 
 
 def test_present_in():
-    assert sf.present_in(3, "sft", "packing_cache", "3.6")
-    assert not sf.present_in(3, "sft", "packing_cache", "3.7")
-    assert not sf.present_in(3, "sft", "per_device_train_batch_size", "3.6")  # transformers': the snapshot answers
-    assert sf.minors(2) == [] and sf.absence(2, "sft", "model") is None
+    assert fh.present_in(3, "sft", "packing_cache", "3.6")
+    assert not fh.present_in(3, "sft", "packing_cache", "3.7")
+    assert not fh.present_in(3, "sft", "per_device_train_batch_size", "3.6")  # transformers': the snapshot answers
+    assert fh.minors(2) == [] and fh.absence(2, "sft", "model") is None
 
 
 def test_a_minor_without_a_flag_between_two_with_it(monkeypatch):
     fake = {"3": {"minors": {"3.0": "3.0.3", "3.1": "3.1.1", "3.2": "3.2.2"},
                   "commands": {"sft": {"flags": {"x": {"first": "3.0", "last": "3.2", "gaps": ["3.1"]}}}}}}
-    monkeypatch.setattr(sf, "_history", lambda: fake)
-    assert [sf.present_in(3, "sft", "x", m) for m in ("3.0", "3.1", "3.2")] == [True, False, True]
-    assert sf.absence(3, "sft", "x", "3.1") == sf.Absence("x", "3.1", "gap", "3.0", "3.2")
+    monkeypatch.setattr(fh, "_history", lambda: fake)
+    assert [fh.present_in(3, "sft", "x", m) for m in ("3.0", "3.1", "3.2")] == [True, False, True]
+    assert fh.absence(3, "sft", "x", "3.1") == fh.Absence("x", "3.1", "gap", "3.0", "3.2")
 
 
 def test_old_names_point_at_live_flags():

@@ -80,11 +80,11 @@ def _requested(requested: str, installed: str | None) -> SwiftTarget:
     major, minor = int(dotted.group(1)), int(dotted.group(2))
     if major not in SUPPORTED_MAJORS:
         raise _unsupported(requested)
-    from lorakit import swiftflags  # the history, read only when a minor is asked for
+    from lorakit import flaghistory, swiftflags  # the history, read only when a minor is asked for
 
-    newest = swiftflags.minor_of(swiftflags.snapshot_version(major))
-    if f"{major}.{minor}" != newest and f"{major}.{minor}" not in swiftflags.minors(major):
-        known = swiftflags.minors(major) or [newest]
+    newest = flaghistory.minor_of(swiftflags.snapshot_version(major))
+    if f"{major}.{minor}" != newest and f"{major}.{minor}" not in flaghistory.minors(major):
+        known = flaghistory.minors(major) or [newest]
         raise LorakitError(
             f"--swift-version {requested!r}: ms-swift {major}.{minor} is not a released {major}.x minor "
             f"that lorakit knows ({known[0]} to {known[-1]})",

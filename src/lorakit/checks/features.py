@@ -15,7 +15,8 @@ TRAINS = ("sft", "pt", "rlhf")  # the commands whose arguments inherit TrainArgu
 
 def _minor(job: Job) -> tuple[int, int]:
     """The ms-swift minor the job targets: the exact one when lorakit knows it, else the snapshot's."""
-    from lorakit.swiftflags import minor_of, snapshot_version, target_minor
+    from lorakit.flaghistory import minor_of, target_minor
+    from lorakit.swiftflags import snapshot_version
 
     text = target_minor(job.swift_major, job.swift_version) or minor_of(snapshot_version(job.swift_major))
     major, minor = text.split(".")

@@ -12,7 +12,7 @@ no longer, and which choices of a Literal flag it lacks (3.0's rlhf_type has no 
 
 from __future__ import annotations
 
-from lorakit import swiftflags
+from lorakit import flaghistory, swiftflags
 from lorakit.checks.facts import Facts
 from lorakit.findings import ERROR, WARNING, Finding, about
 from lorakit.job import Job
@@ -54,11 +54,11 @@ def _old_name_hint(job: Job, flags, name: str, minor: str | None) -> str | None:
     if spelled not in flags:
         return None  # e.g. export's merge_lora_and_save under `swift sft`
     hint = f"did you mean {spelled}? {name} is the ms-swift 2.x name"
-    later = swiftflags.absence(job.swift_major, job.command, spelled, minor) if minor else None
+    later = flaghistory.absence(job.swift_major, job.command, spelled, minor) if minor else None
     return f"{hint} ({spelled} is new in ms-swift {later.first})" if later and later.kind == "new" else hint
 
 
-def _absent(job: Job, key: str, name: str, gone: swiftflags.Absence) -> Finding:
+def _absent(job: Job, key: str, name: str, gone: flaghistory.Absence) -> Finding:
     """A flag other minors of the target's major have, but not the target minor."""
     major = job.swift_major
     if gone.kind == "new":
@@ -79,7 +79,7 @@ def _absent(job: Job, key: str, name: str, gone: swiftflags.Absence) -> Finding:
                    f"drop {key}, or target another ms-swift {major}.x minor")
 
 
-def _choice_absent(job: Job, key: str, moved: swiftflags.ChoiceAbsence) -> Finding:
+def _choice_absent(job: Job, key: str, moved: flaghistory.ChoiceAbsence) -> Finding:
     """A choice other minors of the target's major take, but not the target minor."""
     name, value, target = moved.name, moved.value, moved.target
     takes = f"{target} takes {', '.join(moved.takes)}"
@@ -138,7 +138,7 @@ def check_flags(job: Job, facts: Facts) -> list[Finding]:
     except ValueError:
         return []
     # None: the snapshot's own minor (or a major alone), and the history is never read
-    minor = swiftflags.target_minor(job.swift_major, job.swift_version)
+    minor = flaghistory.target_minor(job.swift_major, job.swift_version)
     out: list[Finding] = []
     for key, value in job.args.items():
         if key in LORAKIT_ONLY_ARGS or value is None:
@@ -146,13 +146,13 @@ def check_flags(job: Job, facts: Facts) -> list[Finding]:
         name = spelled_for(key, job.swift_major, job.command)
         canonical, how = swiftflags.resolve(flags, name)
         if canonical is None:
-            if how == "unknown" and minor is not None and swiftflags.present_in(job.swift_major, job.command, name, minor):
+            if how == "unknown" and minor is not None and flaghistory.present_in(job.swift_major, job.command, name, minor):
                 continue  # an older minor's flag the snapshot no longer has: no type or choices to check
-            gone = swiftflags.absence(job.swift_major, job.command, name, minor) if how == "unknown" else None
+            gone = flaghistory.absence(job.swift_major, job.command, name, minor) if how == "unknown" else None
             out.append(_absent(job, key, name, gone) if gone else _unknown(job, flags, key, name, how, minor))
             continue
         if minor is not None:
-            gone = swiftflags.absence(job.swift_major, job.command, canonical, minor)
+            gone = flaghistory.absence(job.swift_major, job.command, canonical, minor)
             if gone:
                 out.append(_absent(job, key, canonical, gone))
                 continue
@@ -168,11 +168,11 @@ def check_flags(job: Job, facts: Facts) -> list[Finding]:
                                f"write --{name} VALUE"))
             continue
         if minor is not None:  # an older minor: its own choices (3.0's rlhf_type has no grpo)
-            moved = swiftflags.choice_absence(job.swift_major, job.command, spec, value, minor)
+            moved = flaghistory.choice_absence(job.swift_major, job.command, spec, value, minor)
             if moved:
                 out.append(_choice_absent(job, key, moved))
                 continue
-            spec = swiftflags.spec_at(job.swift_major, job.command, spec, minor)
+            spec = flaghistory.spec_at(job.swift_major, job.command, spec, minor)
         problem = swiftflags.check_value(spec, value, flags)
         if problem and spec.type == "json" and ": the JSON does not parse (" in problem:
             # ms-swift json_repairs JSON that does not parse (swift/utils/utils.py json_parse_to_dict,

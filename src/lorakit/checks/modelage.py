@@ -21,7 +21,7 @@ import json
 from functools import lru_cache
 from pathlib import Path
 
-from lorakit import localpath, swiftflags
+from lorakit import flaghistory, localpath
 from lorakit.checks.facts import Facts
 from lorakit.checks.model import swift_model_name
 from lorakit.findings import ERROR, Finding, about
@@ -50,7 +50,7 @@ def _target(job: Job) -> tuple[int, str] | None:
     order = _order(major)
     if not order:
         return None
-    minor = swiftflags.target_minor(major, job.swift_version) or order[-1]
+    minor = flaghistory.target_minor(major, job.swift_version) or order[-1]
     return (major, minor) if minor in order else None
 
 

@@ -26,7 +26,7 @@ SPLIT_BY_DEFAULT_UNTIL = (3, 5)
 
 
 def default_split_ratio(job: Job) -> float:
-    from lorakit.swiftflags import target_minor  # the history is read only for an older minor
+    from lorakit.flaghistory import target_minor  # the history is read only for an older minor
 
     minor = target_minor(job.swift_major, job.swift_version)
     if minor is None:

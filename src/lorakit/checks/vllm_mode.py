@@ -27,10 +27,10 @@ SERVER_TIMEOUT = 240.0  # args_mixin.py vllm_server_timeout: float = 240.0 (3.12
 def before(job: Job, minor: str) -> bool:
     """Does the job target a minor of its major older than `minor`? A major alone (or the
     snapshot's own minor) is the newest, so never."""
-    from lorakit import swiftflags
+    from lorakit import flaghistory
 
-    target = swiftflags.target_minor(job.swift_major, job.swift_version)
-    order = swiftflags.minors(job.swift_major)
+    target = flaghistory.target_minor(job.swift_major, job.swift_version)
+    order = flaghistory.minors(job.swift_major)
     if target is None or job.swift_major != 3 or minor not in order:
         return False
     return order.index(target) < order.index(minor)
