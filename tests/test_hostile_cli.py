@@ -290,3 +290,25 @@ def test_import_of_a_script_nested_past_pythons_stack(cli, tmp_path, body, line)
     assert r.stderr.splitlines()[0] == (
         f"lorakit: error: {script}:{line}: bash parses this script, but lorakit's bash reader (bashlex) "
         "cannot read this part of it (nested too deeply)")
+
+
+def test_import_a_flag_with_no_name_is_a_stray_item(cli, tmp_path):
+    # `--=x` names no flag (argparse leaves it in remaining_argv); it was imported as a key ''
+    script = tmp_path / "train.sh"
+    script.write_text("swift sft --model m --=x\n")
+    r = cli(["import", str(script)])
+    assert r.code == 2
+    assert "? ''" not in r.stdout
+    assert (f"error[script.positional] {script}: line 1: '--=x' is not a flag or a flag's value: ms-swift "
+            "refuses it (remaining_argv), and a preset cannot hold it") in r.stderr.splitlines()
+
+
+@pytest.mark.parametrize("out", [None, "my.yaml"])
+def test_import_preset_invalid_names_the_file_once(cli, tmp_path, monkeypatch, out):
+    script = tmp_path / "train.sh"
+    script.write_text("swift sft --model m --a.b x\n")
+    monkeypatch.chdir(tmp_path)
+    r = cli(["import", str(script), *(["-o", out] if out else [])])
+    assert r.code == 2
+    where = out or "the imported preset"
+    assert (f"error[preset.invalid] {where}: key args.'a.b' is not an ms-swift flag name") in r.stderr.splitlines()

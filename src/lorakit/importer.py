@@ -112,6 +112,9 @@ def _groups(call: SwiftCall, flags):
     for arg in call.args:
         if swiftflags.reads_as_option(arg.text, flags) and arg.text.startswith("--") and len(arg.text) > 2:
             option, eq, value = arg.text.partition("=")
+            if option == "--":  # `--=x` names no flag: argparse leaves it in remaining_argv
+                stray.append(arg)
+                continue
             groups.append((option, [value] if eq else [], arg.line, bool(eq)))
         elif arg.text == "-h":  # argparse's help option, never a value (read_flags says so)
             stray.append(arg)

@@ -200,5 +200,7 @@ def _checked(preset: str, swift_version: str | None, run_checks, apply_fixups) -
     try:
         job = apply_fixups(c.job_from_options(c.JobOptions(preset, swift_version=swift_version)))
     except LorakitError as exc:  # the preset lorakit wrote does not load: say so as a finding
-        return [Finding(ERROR, "preset.invalid", exc.message, hint=exc.hint or "", file=preset)]
+        # the finding names the file already: without this, "the imported preset: the imported preset: …"
+        message = exc.message.removeprefix(f"{preset}: ").removeprefix(f"{Path(preset).resolve()}: ")
+        return [Finding(ERROR, "preset.invalid", message, hint=exc.hint or "", file=preset)]
     return run_checks(job)
