@@ -299,3 +299,31 @@ def test_the_local_dir_path_imports_nothing_heavy(tmp_path):
     assert probe["code"] == 2, result.stderr  # the template error: the rule really ran
     assert "model.template.ambiguous" in result.stderr
     assert probe["heavy"] == [], probe["heavy"]
+
+
+def test_a_text_model_type_for_a_vision_language_dir_is_an_error(tmp_path):
+    """ms-swift #4339: --model_type qwen2_5 on a Qwen2.5-VL dir; ms-swift takes the model_type as
+    given and loads the weights with the text family's loader and template."""
+    path = config_dir(tmp_path, "Qwen2.5-VL-32B-Instruct", "Qwen2_5_VLForConditionalGeneration",
+                      vision_config={"depth": 32})
+    assert run({"model": path, "model_type": "qwen2_5"}, major=3) == [
+        ("error", "model.type.mismatch",
+         f"model_type qwen2_5 is not a model type of {path}: its config.json names "
+         "Qwen2_5_VLForConditionalGeneration, whose model types are qwen2_5_vl, mimo_vl; ms-swift would load it "
+         "with qwen2_5's loader and template, and the rows fail to encode",
+         "model_type: qwen2_5_vl (one of qwen2_5_vl, mimo_vl), or drop model_type and let ms-swift match the "
+         "architecture", "args.model_type")]
+
+
+@pytest.mark.parametrize("arch, model_type", [
+    (QWEN2, "qwen2"),  # its own family
+    (QWEN2, "qwen2_gte"),  # another type registered for the same architecture
+    (QWEN2, "llama"),  # two text families: ms-swift loads it (the template rule speaks)
+    ("MyOwnForConditionalGeneration", "qwen2"),  # an architecture the registry does not list
+    ("Qwen2_5_VLForConditionalGeneration", "qwen2_vl"),  # a vision-language type for it: not text-only
+])
+def test_an_explicit_model_type_ms_swift_loads_is_not_a_mismatch(tmp_path, arch, model_type):
+    vision = {} if arch.endswith("ForCausalLM") else {"vision_config": {"depth": 2}}
+    path = config_dir(tmp_path, "m", arch, **vision)
+    assert [f for f in run({"model": path, "model_type": model_type, "template": "qwen2_5"})
+            if f[1] == "model.type.mismatch"] == []

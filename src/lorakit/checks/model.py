@@ -303,6 +303,31 @@ def _invalid(job: Job, registry: _Registry, arch: str | None) -> list[Finding]:
     return out
 
 
+def _mismatch(job: Job, registry: _Registry, config: dict | None, arch: str | None, model: str) -> list[Finding]:
+    """A text-only model_type for a multimodal dir: ms-swift takes any registered model_type as
+    given and matches the architecture only when none is given (4.6.0 swift/model/model_meta.py
+    _get_model_info; 3.12.6 swift/llm/model/register.py:611-622), so it loads a vision-language
+    checkpoint with a text family's loader and template, and the rows fail to encode (ms-swift
+    #4339: --model_type qwen2_5 on a Qwen2.5-VL dir). Between two text families (llama on a Qwen2
+    dir) ms-swift loads it anyway, and the template rule speaks (tests/test_real_model_type.py).
+    Judged only where the registry lists the architecture and the model_type."""
+    user_type = _user(job, "model_type")
+    archs = registry.table["architectures"]
+    types = archs.get(arch, []) if arch else []
+    if user_type is None or not types or user_type in types or config is None:
+        return []
+    own = [a for a, listed in archs.items() if user_type in listed]
+    multimodal = any(isinstance(config.get(k), dict) for k in _MULTIMODAL_KEYS)
+    if not own or not multimodal or not all(a.endswith("ForCausalLM") for a in own):
+        return []
+    return [about(job, ERROR, "model.type.mismatch", "args.model_type",
+                  f"model_type {user_type} is not a model type of {model}: its config.json names {arch}, whose "
+                  f"model types are {', '.join(types)}; ms-swift would load it with {user_type}'s loader and "
+                  "template, and the rows fail to encode",
+                  f"model_type: {types[0]}" + (f" (one of {', '.join(types)})" if len(types) > 1 else "")
+                  + ", or drop model_type and let ms-swift match the architecture")]
+
+
 def check_model_type(job: Job, facts: Facts) -> list[Finding]:
     """Whether ms-swift can resolve a model_type and a template for `model` on its own, the way
     4.6.0's get_model_info_meta (swift/model/model_meta.py:254-293, with _get_model_info at
@@ -323,7 +348,7 @@ def check_model_type(job: Job, facts: Facts) -> list[Finding]:
     local = facts.find_model(model)  # a hub id not in a local cache: ms-swift downloads it first
     config, arch = _architecture(local)
     if exact:
-        invalid = _invalid(job, registry, arch)
+        invalid = _invalid(job, registry, arch) or _mismatch(job, registry, config, arch, model)
         if invalid:
             return invalid
     if config is None:
