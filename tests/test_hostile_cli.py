@@ -312,3 +312,33 @@ def test_import_preset_invalid_names_the_file_once(cli, tmp_path, monkeypatch, o
     assert r.code == 2
     where = out or "the imported preset"
     assert (f"error[preset.invalid] {where}: key args.'a.b' is not an ms-swift flag name") in r.stderr.splitlines()
+
+
+# --- merge: an output dir given where lorakit merge does not read it -------------------------------
+
+@pytest.mark.parametrize("item,flag,option", [
+    ("output_dir=elsewhere", "output_dir", "--output-dir"),
+    ("args.output-dir=elsewhere", "output_dir", "--output-dir"),
+    ("adapters=other", "adapters", "--adapters"),
+])
+def test_merge_set_of_a_path_lorakit_renders_itself_is_refused(cli, tmp_path, monkeypatch, item, flag, option):
+    # was dropped without a word: the merge went to <checkpoint>-merged, not where --set said
+    make_run(tmp_path / "out")
+    monkeypatch.chdir(tmp_path)
+    r = cli(["merge", "--adapters", "out", "--set", item, "--dry-run"])
+    assert r.code == 2
+    assert r.stderr.splitlines() == [
+        f"lorakit: error: merge: --set {item}: lorakit merge passes ms-swift's --{flag} itself",
+        f"  hint: give it as lorakit's {option} option"]
+
+
+def test_merge_preset_with_an_output_dir_is_refused(cli, tmp_path, monkeypatch):
+    make_run(tmp_path / "out")
+    (tmp_path / "my_merge.yaml").write_text("extends: merge\nargs:\n  output_dir: merged\n")
+    monkeypatch.chdir(tmp_path)
+    r = cli(["merge", "--adapters", "out", "-p", "my_merge.yaml", "--dry-run"])
+    assert r.code == 2
+    assert r.stderr.splitlines() == [
+        "lorakit: error: merge: preset 'my_merge.yaml' sets output_dir: lorakit merge passes ms-swift's "
+        "--output_dir itself",
+        "  hint: delete output_dir from the preset; give it as lorakit's --output-dir option"]

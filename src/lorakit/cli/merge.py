@@ -94,6 +94,7 @@ def merge(
     fmt = _format(fmt, dry_run)
     extra = _extra_flags(ctx, list(swift_flags or []))
     opts = c.JobOptions(preset, model=model, sets=set_ or [], extra=extra, swift_version=swift_version)
+    _refuse_own_flags(opts)
     value = mergepick.require_path(adapters, "--adapters")
     hub = mergepick.hub_adapter(value)
     source = _local(opts, value, pick, output_dir) if hub is None else _hub(opts, hub, pick, output_dir)
@@ -122,6 +123,26 @@ def merge(
         _write_record(target, job, _recorded_base(source, target))
         _print_success(target)
     return code
+
+
+def _refuse_own_flags(opts: c.JobOptions) -> None:
+    """`--set output_dir=X` and a preset's output_dir were replaced without a word by the
+    default <checkpoint>-merged (as `-- --output_dir` is refused): lorakit merge renders
+    --adapters and --output_dir itself, the paths mergeguard protects."""
+    from lorakit import presets, swiftenv
+
+    for item in opts.sets:
+        key = item.partition("=")[0].strip().removeprefix("args.")
+        spec = _swift_flag(f"--{key}") if key else None
+        if spec is not None and spec.name in OWN_FLAGS:
+            raise LorakitError(f"merge: --set {item}: lorakit merge passes ms-swift's --{spec.name} itself",
+                               hint=f"give it as lorakit's {OWN_FLAGS[spec.name]} option")
+    data = presets.load(opts.preset, major=swiftenv.target(opts.swift_version).major).data
+    args = (data.get("args") or {}) if data.get("command") == "export" else {}  # else: _export_job refuses it
+    for name, option in OWN_FLAGS.items():
+        if args.get(name) is not None:
+            raise LorakitError(f"merge: preset {opts.preset!r} sets {name}: lorakit merge passes ms-swift's "
+                               f"--{name} itself", hint=f"delete {name} from the preset; give it as lorakit's {option} option")
 
 
 def _format(fmt: Optional[str], dry_run: bool) -> str:
