@@ -132,6 +132,29 @@ def test_no_checkpoint_is_a_user_error(cli, tmp_path):
     ]
 
 
+def test_a_second_adapters_is_refused_not_dropped(cli, tree):
+    """ms-swift #2904: two adapters for one merge (the first with a trailing comma); the second
+    used to replace the first without a word. ms-swift's export merges one (tuner.py:390)."""
+    _, out, ckpt = tree
+    result = cli(["merge", "--adapters", f"{ckpt},", "--adapters", str(ckpt), "--dry-run"])
+    assert (result.code, result.stdout) == (2, "")
+    assert result.stderr.splitlines() == [
+        f"lorakit: error: --adapters was given 2 times ({ckpt}, {ckpt}): a merge takes one adapter",
+        "  hint: merge one adapter per run (lorakit merge --adapters CKPT), then merge the next into the result "
+        "with --model MERGED",
+    ]
+
+
+def test_a_trailing_comma_is_named(cli, tree):
+    _, out, ckpt = tree
+    result = cli(["merge", "--adapters", f"{ckpt},", "--dry-run"])
+    assert (result.code, result.stdout) == (2, "")
+    assert result.stderr.splitlines() == [
+        f"lorakit: error: {ckpt}, does not exist: the trailing ',' is part of the path",
+        f"  hint: drop the comma: --adapters {ckpt}",
+    ]
+
+
 # --- pre-flight -------------------------------------------------------------------------------
 
 def test_missing_local_base_names_it(cli, tmp_path):

@@ -8,6 +8,7 @@ Stdlib only, like checkpoints.py.
 from __future__ import annotations
 
 import os
+import shlex
 import re
 from pathlib import Path
 from typing import Optional, Union
@@ -123,6 +124,11 @@ def pick(path: Union[str, Path], how: str = "last") -> tuple[Checkpoint, str, li
     if p.is_symlink() and not p.exists():
         raise LorakitError(f"{p} is a broken link (to {os.readlink(p)})", hint=_WHERE)
     if not p.exists():
+        text = str(path)
+        if text.rstrip().endswith(",") and Path(text.rstrip().rstrip(",")).expanduser().exists():
+            # ms-swift separates list values with spaces: "CKPT_A," "CKPT_B" (#2904)
+            raise LorakitError(f"{p} does not exist: the trailing ',' is part of the path",
+                               hint=f"drop the comma: --adapters {shlex.quote(text.rstrip().rstrip(','))}")
         raise LorakitError(f"{p} does not exist", hint=_WHERE)
     if is_checkpoint(p):
         c = run_of_checkpoint(p).checkpoints[0]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, List, Optional
@@ -69,9 +70,21 @@ class _Source:
     hub: Optional[mergeguard.HubDownload] = None
 
 
+def _one_adapter(given: List[str]) -> str:
+    """One adapter per merge, as ms-swift's export takes (swift/pipelines/train/tuner.py:390
+    `assert ... len(args.adapters) == 1`): a second --adapters replaced the first without a word
+    (ms-swift #2904 passed two, the first with a trailing comma)."""
+    if len(given) > 1:
+        shown = " ".join(shlex.quote(g) for g in given)
+        raise LorakitError(f"--adapters was given {len(given)} times ({shown}): a merge takes one adapter",
+                           hint="merge one adapter per run (lorakit merge --adapters CKPT), then merge the next into "
+                                "the result with --model MERGED")
+    return given[0]
+
+
 def merge(
     ctx: typer.Context,
-    adapters: Annotated[str, typer.Option(
+    adapters: Annotated[List[str], typer.Option(
         help="A checkpoint dir (holding adapter_config.json), a run dir (vN-...), a training output dir, "
              "or a hub adapter id (Org/name) that ms-swift downloads.")],
     pick: PickOpt = None,
@@ -95,7 +108,7 @@ def merge(
     extra = _extra_flags(ctx, list(swift_flags or []))
     opts = c.JobOptions(preset, model=model, sets=set_ or [], extra=extra, swift_version=swift_version)
     _refuse_own_flags(opts)
-    value = mergepick.require_path(adapters, "--adapters")
+    value = mergepick.require_path(_one_adapter(adapters), "--adapters")
     hub = mergepick.hub_adapter(value)
     source = _local(opts, value, pick, output_dir) if hub is None else _hub(opts, hub, pick, output_dir)
     base, target = source.base, source.target
