@@ -16,8 +16,8 @@ from lorakit.checks.facts import Facts
 from lorakit.fixups import apply_fixups
 from lorakit.job import build_job
 
-CODES = ("args.packing.", "train.streaming.", "args.quant_bits.", "layout.zero3.bnb", "data.dataset_info.",
-         "eval.save_steps_unaligned")
+CODES = ("args.packing.", "train.streaming.", "train.resume.", "rlhf.cached", "rlhf.gkd.", "args.quant_bits.",
+         "layout.zero3.bnb", "data.dataset_info.", "eval.save_steps_unaligned")
 
 
 def found(overrides: dict, *, major: int = 4, version: str | None = None, preset: str = "single"):
@@ -144,3 +144,34 @@ SPLIT = {"split_dataset_ratio": 0.01}
 ])
 def test_evaluations_with_no_checkpoint_are_a_warning(overrides, expected):
     assert found(overrides) == expected
+
+
+def rlhf_found(overrides: dict, version: str | None = None):
+    return found(overrides, major=4 if not version or version.startswith("4") else 3, version=version, preset="dpo")
+
+
+@pytest.mark.parametrize("overrides, version, expected", [
+    ({"rlhf_type": "gkd", "cached_dataset": ["cache/train"]}, None, [("error", "rlhf.gkd.cached_dataset",
+      "cached_dataset with rlhf_type gkd and lmbda 0.5: on-policy steps rebuild the prompt from each row's messages, "
+      "which a cached (pre-tokenized) dataset does not keep; the first one fails (KeyError: 'messages')")]),
+    ({"rlhf_type": "gkd", "cached_dataset": ["cache/train"], "lmbda": 0}, None, []),
+    ({"rlhf_type": "grpo", "cached_val_dataset": ["cache/val"]}, None, [("error", "rlhf.cached_dataset",
+      "cached_val_dataset with rlhf_type grpo: GRPO generates from each row's messages, which a cached "
+      "(pre-tokenized) dataset does not keep; ms-swift refuses it while parsing its arguments")]),
+    ({"rlhf_type": "dpo", "cached_dataset": ["cache/train"]}, None, []),  # DPO trains on the encoded rows
+])
+def test_a_cached_dataset_where_rows_are_generated_from(overrides, version, expected):
+    assert [f for f in rlhf_found(overrides, version) if f[1].endswith("cached_dataset")] == expected
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    ({"streaming": True, "max_steps": 100, "resume_from_checkpoint": "out/v0/checkpoint-50"},
+     [("warning", "train.resume.streaming_skip", "resuming a streamed dataset: to skip what was trained, "
+       "transformers reads and encodes every row of it again before the first step (it cannot seek in a stream), "
+       "which can take hours")]),
+    ({"streaming": True, "max_steps": 100, "resume_from_checkpoint": "out/v0/checkpoint-50",
+      "ignore_data_skip": True}, []),
+    ({"streaming": False, "resume_from_checkpoint": "out/v0/checkpoint-50"}, []),
+])
+def test_resuming_a_stream_says_what_the_skip_costs(overrides, expected):
+    assert [f for f in found(overrides) if f[1] == "train.resume.streaming_skip"] == expected

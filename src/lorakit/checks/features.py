@@ -119,4 +119,57 @@ def check_quantization(job: Job, facts: Facts) -> list[Finding]:
     return []
 
 
-CHECKS = [check_packing, check_streaming, check_quantization]
+def _items(value) -> list:
+    return [v for v in value if v] if isinstance(value, (list, tuple)) else ([value] if value else [])
+
+
+def check_cached_dataset(job: Job, facts: Facts) -> list[Finding]:
+    """A cached dataset holds rows already tokenized (input_ids, labels: `swift export
+    --to_cached_dataset`). GRPO generates from each row's messages: ms-swift refuses it while parsing
+    (RLHFArguments._init_grpo, 3.7+: "cached_dataset is not supported for GRPO"). GKD with lmbda > 0
+    generates on-policy from them too (gkd_trainer.py rebuilds the prompt from each sample's
+    messages) and fails at the first such step with KeyError 'messages' (ms-swift #6595)."""
+    if job.command != "rlhf":
+        return []
+    key = next((k for k in ("cached_dataset", "cached_val_dataset") if _items(job.args.get(k))), None)
+    kind = str(job.args.get("rlhf_type", "dpo"))
+    if key is None or kind not in ("grpo", "gkd"):
+        return []
+    if kind == "grpo":
+        if _minor(job) < (3, 7):
+            return []  # the flag's own history says whether the minor has it
+        return [about(job, ERROR, "rlhf.cached_dataset", f"args.{key}",
+                      f"{key} with rlhf_type grpo: GRPO generates from each row's messages, which a cached "
+                      "(pre-tokenized) dataset does not keep; ms-swift refuses it while parsing its arguments",
+                      "give the source rows with --dataset instead")]
+    try:
+        lmbda = float(job.args.get("lmbda", 0.5))  # RLHFArguments.lmbda's default
+    except (TypeError, ValueError):
+        return []  # not a number: the flag check says so
+    if lmbda <= 0:
+        return []  # no on-policy step: only the dataset's own responses are distilled
+    return [about(job, ERROR, "rlhf.gkd.cached_dataset", f"args.{key}",
+                  f"{key} with rlhf_type gkd and lmbda {lmbda:g}: on-policy steps rebuild the prompt from each "
+                  "row's messages, which a cached (pre-tokenized) dataset does not keep; the first one fails "
+                  "(KeyError: 'messages')",
+                  "give the source rows with --dataset, or lmbda: 0 (no on-policy generation)")]
+
+
+def check_resume_streaming(job: Job, facts: Facts) -> list[Finding]:
+    """Resuming skips the batches already trained by reading them (transformers trainer.py
+    _inner_training_loop: skip_first_batches unless ignore_data_skip); a streamed dataset cannot be
+    indexed, so every row already trained is read and encoded again before the first step, which on
+    a large dataset looks like a hang at 0% (ms-swift #3951)."""
+    if job.command not in TRAINS or not job.args.get("resume_from_checkpoint") \
+            or as_bool(job.args.get("streaming")) is not True:
+        return []
+    if as_bool(job.args.get("ignore_data_skip")) is True or as_bool(job.args.get("resume_only_model")) is True:
+        return []
+    return [about(job, WARNING, "train.resume.streaming_skip", "args.resume_from_checkpoint",
+                  "resuming a streamed dataset: to skip what was trained, transformers reads and encodes every "
+                  "row of it again before the first step (it cannot seek in a stream), which can take hours",
+                  "ignore_data_skip: true starts at once on the stream's start (the data order then differs from "
+                  "an uninterrupted run)")]
+
+
+CHECKS = [check_packing, check_streaming, check_quantization, check_cached_dataset, check_resume_streaming]
