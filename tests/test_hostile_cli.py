@@ -342,3 +342,16 @@ def test_merge_preset_with_an_output_dir_is_refused(cli, tmp_path, monkeypatch):
         "lorakit: error: merge: preset 'my_merge.yaml' sets output_dir: lorakit merge passes ms-swift's "
         "--output_dir itself",
         "  hint: delete output_dir from the preset; give it as lorakit's --output-dir option"]
+
+
+@pytest.mark.parametrize("command", ["infer", "deploy", "eval", "rlhf"])
+def test_set_adapters_beside_adapters_is_refused(cli, tmp_path, monkeypatch, command):
+    # the picked checkpoint replaced it without a word
+    make_run(tmp_path / "out")
+    monkeypatch.chdir(tmp_path)
+    preset = ["-p", "dpo"] if command == "rlhf" else []
+    r = cli([command, *preset, "--adapters", "out", "--set", "adapters=other", "--dry-run"])
+    assert r.code == 2
+    assert r.stderr.splitlines() == [
+        f"lorakit: error: --set adapters=other: lorakit {command} renders --adapters from its --adapters option",
+        "  hint: give the adapter as --adapters PATH, not --set"]

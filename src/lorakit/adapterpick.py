@@ -46,6 +46,14 @@ def split_name(value: str, option: str, named: bool) -> tuple[Optional[str], str
     return parts[0], parts[1]
 
 
+def no_set_adapters(sets: list[str], command: str) -> None:
+    """Beside --adapters, `--set adapters=X` was replaced by the picked checkpoint without a word."""
+    for item in sets:
+        if item.partition("=")[0].strip().removeprefix("args.").replace("-", "_") == "adapters":
+            raise LorakitError(f"--set {item}: lorakit {command} renders --adapters from its --adapters option",
+                               hint="give the adapter as --adapters PATH, not --set")
+
+
 def take_adapters(extra: list[str], given: list[str]) -> tuple[list[str], list[str]]:
     """(adapters, the other flags): `-- --adapters A B` as ms-swift's docs write it (nargs '+': the
     words up to the next option) joins lorakit's --adapters, so it gets the same discovery, base and

@@ -176,6 +176,7 @@ def prepare(opts: c.JobOptions, adapters: list[str], pick: Optional[str], *, com
             backend: Optional[str] = None, named: bool = False, more: tuple = ()) -> Job:
     adapters, rest = adapterpick.take_adapters(list(opts.extra), list(adapters))
     opts = replace(opts, extra=rest)
+    adapterpick.no_set_adapters(opts.sets if adapters else [], command)
     picked = [adapterpick.pick(a, how=pick or "last", named=named) for a in adapters]
     _one_name_each(picked)
     extra = [("args.adapters", [a.argv_item for a in picked], "--adapters")] if picked else []

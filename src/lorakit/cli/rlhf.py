@@ -97,6 +97,7 @@ def build(preset: str, shared: c.JobArgs, extra_flags: list[str], adapters: Opti
                            hint="pass one checkpoint (or run/output dir) as --adapters")
     adapters = found[0] if found else None
     opts = shared.options(preset, extra_flags)
+    adapterpick.no_set_adapters(opts.sets if adapters is not None else [], "rlhf")
     adapter = adapterpick.pick(adapters, how=pick or "last") if adapters is not None else None
     extra = [("args.adapters", [adapter.rendered], "--adapters")] if adapter is not None else []
     job = c.job_from_options(opts, extra)
