@@ -81,6 +81,24 @@ def test_a_vllm_max_lora_rank_below_the_adapters_is_refused(tmp_path):
         "  hint: drop vllm_max_lora_rank (lorakit sets 64), or set it to 64"]
 
 
+@pytest.mark.parametrize("command", ["infer", "deploy"])
+def test_vllm_refuses_an_adapter_on_the_vision_side(tmp_path, command):
+    """ms-swift #4974: InternVL3 trained with freeze_aligner false; vLLM applies LoRA to the LLM only."""
+    ckpt = checkpoint(tmp_path)
+    config = {"peft_type": "LORA", "r": 8, "target_modules": ["q_proj", "v_proj", "mlp1.1", "mlp1.3", "visual.qkv"]}
+    (ckpt / "adapter_config.json").write_text(json.dumps(config))
+    result = run_in(tmp_path, [command, "--adapters", str(ckpt), "--infer-backend", "vllm", "--dry-run"])
+    assert (result.code, result.stdout) == (2, "")
+    assert result.stderr.splitlines()[-2:] == [
+        f"lorakit: error: --infer-backend vllm with the adapter {ckpt}, which has LoRA on mlp1.1, mlp1.3, visual.qkv "
+        "(adapter_config.json target_modules): vLLM applies LoRA to the language model only and refuses the adapter "
+        "when it loads it",
+        f"  hint: --infer-backend transformers; or merge first (lorakit merge --adapters {ckpt}, then --model "
+        "MERGED_DIR and no --adapters) and serve the merged model with vLLM"]
+    plain = run_in(tmp_path, [command, "--adapters", str(ckpt), "--dry-run"])  # transformers loads it
+    assert plain.code == 0, plain.stderr
+
+
 def test_vllm_infer_takes_one_adapter(tmp_path):
     a, b = checkpoint(tmp_path), checkpoint(tmp_path, run="v1-20260102-120000")
     result = run_in(tmp_path, ["infer", "--adapters", str(a), "--adapters", str(b), "--infer-backend", "vllm",

@@ -111,19 +111,30 @@ def whole_model(p: Path) -> Optional[Path]:
     return whole[-1] if whole else None
 
 
-def lora_rank(checkpoint: Optional[Path]) -> Optional[int]:
-    """adapter_config.json's `r` (peft), or None when there is none to read."""
+def _adapter_config(checkpoint: Optional[Path]) -> dict:
+    """The checkpoint's adapter_config.json (peft), or {} when there is none to read."""
     if checkpoint is None:
-        return None
+        return {}
     for config in (checkpoint / "adapter_config.json", checkpoint / "default" / "adapter_config.json"):
         try:
             data = json.loads(config.read_text(encoding="utf-8"))
         except (OSError, ValueError, RecursionError):
             continue
-        rank = data.get("r") if isinstance(data, dict) else None
-        if isinstance(rank, int) and not isinstance(rank, bool):
-            return rank
-    return None
+        if isinstance(data, dict):
+            return data
+    return {}
+
+
+def lora_rank(checkpoint: Optional[Path]) -> Optional[int]:
+    """adapter_config.json's `r` (peft), or None when there is none to read."""
+    rank = _adapter_config(checkpoint).get("r")
+    return rank if isinstance(rank, int) and not isinstance(rank, bool) else None
+
+
+def lora_targets(checkpoint: Optional[Path]) -> list[str]:
+    """adapter_config.json's target_modules as a list of names ([] for a regex string or none)."""
+    targets = _adapter_config(checkpoint).get("target_modules")
+    return [t for t in targets if isinstance(t, str)] if isinstance(targets, list) else []
 
 
 def base_of(adapter: Adapter) -> dict:

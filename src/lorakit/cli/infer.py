@@ -93,6 +93,23 @@ def _lora_backend(job: Job, picked: list) -> None:
              "--adapters), or let ms-swift merge before it starts: -- --merge_lora true; or --infer-backend vllm")
 
 
+def _vllm_targets(picked: list) -> None:
+    """vLLM applies LoRA to the language model only: an adapter on a vision tower or an aligner
+    (freeze_vit/freeze_aligner false) is refused when vLLM loads it, and the engine dies at the first
+    request (ms-swift #4974: InternVL3's mlp1.*, 'expected target modules in [...] but received')."""
+    from lorakit.modelinfo import part_of
+
+    for adapter in picked:
+        outside = [t for t in adapterpick.lora_targets(adapter.checkpoint) if part_of(t) == "multimodal"]
+        if outside:
+            raise LorakitError(
+                f"--infer-backend vllm with the adapter {adapter.given}, which has LoRA on "
+                f"{', '.join(sorted(set(outside)))} (adapter_config.json target_modules): vLLM applies LoRA to the "
+                "language model only and refuses the adapter when it loads it",
+                hint=f"--infer-backend transformers; or merge first (lorakit merge --adapters {adapter.given}, then "
+                     "--model MERGED_DIR and no --adapters) and serve the merged model with vLLM")
+
+
 def _vllm_rank(job: Job, picked: list, command: str) -> Job:
     if str(job.args.get("infer_backend")) != "vllm" or not picked:
         return job
@@ -100,6 +117,7 @@ def _vllm_rank(job: Job, picked: list, command: str) -> Job:
         raise LorakitError("swift infer with vLLM serves one adapter (infer_engine/vllm_engine.py: 'Only one "
                            f"adapter is supported for now'), got {len(picked)}",
                            hint="pass one --adapters, or serve several with lorakit deploy --adapters NAME=PATH ...")
+    _vllm_targets(picked)
     ranks = [r for r in (adapterpick.lora_rank(a.checkpoint) for a in picked) if r is not None]
     if not ranks:
         return job
