@@ -355,3 +355,21 @@ def test_set_adapters_beside_adapters_is_refused(cli, tmp_path, monkeypatch, com
     assert r.stderr.splitlines() == [
         f"lorakit: error: --set adapters=other: lorakit {command} renders --adapters from its --adapters option",
         "  hint: give the adapter as --adapters PATH, not --set"]
+
+
+def test_train_into_an_output_dir_whose_index_is_a_fifo(cli, tmp_path, monkeypatch):
+    # os.open(O_WRONLY) of a FIFO waits for a reader: lorakit hung before launching anything
+    from conftest import FAKES
+
+    out = tmp_path / "out"
+    out.mkdir()
+    os.mkfifo(out / "lorakit-runs.jsonl")
+    record = tmp_path / "fake.json"
+    r = cli(["train", "-p", "single", "--output-dir", str(out)],
+            env={"PATH": f"{FAKES}{os.pathsep}{os.environ['PATH']}", "FAKE_SWIFT_RECORD": str(record)})
+    assert r.code == 1
+    assert r.stderr.splitlines()[-2:] == [
+        f"lorakit: error: cannot write the run record under {out}: lorakit-runs.jsonl is a FIFO (named pipe), "
+        "not a file to append to", "  hint: make the output dir writable, or choose another --output-dir"]
+    assert not record.exists()  # ms-swift never started
+    assert list((out / "lorakit-runs").iterdir()) == []  # and no record names a launch that did not happen

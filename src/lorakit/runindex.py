@@ -21,6 +21,7 @@ sharing an output dir do not interleave inside a line. Paths are absolute.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -91,6 +92,8 @@ def new_run_dir(output: Path, before: set[str], argv: Optional[list[str]] = None
 
 def _append(index: Path, entry: dict[str, Any]) -> None:
     line = (json.dumps(entry, ensure_ascii=False) + "\n").encode("utf-8")
+    if index.is_fifo():  # opening it for writing would block until someone reads it
+        raise OSError(errno.ENXIO, f"{index.name} is a FIFO (named pipe), not a file to append to")
     fd = os.open(index, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         done = 0
