@@ -373,3 +373,13 @@ def test_train_into_an_output_dir_whose_index_is_a_fifo(cli, tmp_path, monkeypat
         "not a file to append to", "  hint: make the output dir writable, or choose another --output-dir"]
     assert not record.exists()  # ms-swift never started
     assert list((out / "lorakit-runs").iterdir()) == []  # and no record names a launch that did not happen
+
+
+def test_many_runs_without_checkpoints_are_named_a_few_at_a_time(cli, tmp_path):
+    for i in range(8):
+        (tmp_path / f"v{i}-20261127-10150{i}").mkdir()
+    r = cli(["checkpoints", str(tmp_path)])
+    assert r.code == 2
+    assert r.stderr.splitlines()[0] == (
+        f"lorakit: error: no adapter checkpoint found under {tmp_path}: run v7-20261127-101507, v6-20261127-101506, "
+        "v5-20261127-101505, v4-20261127-101504, v3-20261127-101503, ... (3 more) saved no checkpoint-N directory yet")

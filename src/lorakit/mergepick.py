@@ -39,6 +39,11 @@ def _label(run: Run, root: Path, runs: list[Run]) -> str:
         return str(run.path)
 
 
+def _few(names: list[str], most: int = 5) -> str:
+    """At most `most` names: an output dir of 20,000 empty runs made a 470 KB error line."""
+    return ", ".join(names[:most]) + (f", ... ({len(names) - most} more)" if len(names) > most else "")
+
+
 def _what_is_there(p: Path, runs: list[Run]) -> tuple[str, str]:
     """(what was found instead, hint) for the no-checkpoint error."""
     readable = p.is_dir() and os.access(p, os.R_OK | os.X_OK)
@@ -48,9 +53,9 @@ def _what_is_there(p: Path, runs: list[Run]) -> tuple[str, str]:
         return ("this looks like a merged model (config.json, no adapter_config.json), not an adapter checkpoint",
                 "a merged model is already deployable; to merge again pass the checkpoint-N it came from")
     if adapters:  # only checkpoint-N dirs make a run, as in transformers' sort_checkpoints
-        return f"it holds adapters not named checkpoint-N: {', '.join(adapters)}", "pass one of them directly"
+        return f"it holds adapters not named checkpoint-N: {_few(adapters)}", "pass one of them directly"
     if runs or "logging.jsonl" in names or "args.json" in names:
-        return (f"run {', '.join(r.name for r in runs) or p.name} saved no checkpoint-N directory yet",
+        return (f"run {_few([r.name for r in runs]) or p.name} saved no checkpoint-N directory yet",
                 "checkpoints appear every --save_steps; a run that stopped early may say why in logging.jsonl")
     if names:
         shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
