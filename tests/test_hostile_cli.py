@@ -383,3 +383,14 @@ def test_many_runs_without_checkpoints_are_named_a_few_at_a_time(cli, tmp_path):
     assert r.stderr.splitlines()[0] == (
         f"lorakit: error: no adapter checkpoint found under {tmp_path}: run v7-20261127-101507, v6-20261127-101506, "
         "v5-20261127-101505, v4-20261127-101504, v3-20261127-101503, ... (3 more) saved no checkpoint-N directory yet")
+
+
+def test_runs_of_a_binary_index_says_five_skipped_lines_and_counts_the_rest(cli, tmp_path):
+    (tmp_path / "lorakit-runs.jsonl").write_bytes(b"\xff\xfe garbage\n" * 40)
+    r = cli(["runs", str(tmp_path)])
+    assert r.code == 0
+    index = tmp_path / "lorakit-runs.jsonl"
+    assert r.stderr.splitlines() == [
+        *(f"lorakit: {index} line {n}: not UTF-8: skipped" for n in range(1, 6)),
+        f"lorakit: {index}: 35 more lines skipped",
+        f"lorakit: index: {index}"]

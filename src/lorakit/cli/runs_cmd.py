@@ -16,6 +16,7 @@ from lorakit.errors import LorakitError
 # lorakit.runindex is imported where used: this module is imported with the CLI, on the dry-run path
 COLUMNS = ("started", "status", "exit", "run", "checkpoint", "record")
 LOST = "lost"
+SKIPS_SHOWN = 5  # unreadable index lines said one by one; the rest counted
 
 
 def _started(pid: int) -> float | None:
@@ -128,8 +129,10 @@ def runs(
     for d in found:
         launches, skipped = runindex.read_all(d)
         entries += [_settled(e) for e in launches]
-        for number, why in skipped:
+        for number, why in skipped[:SKIPS_SHOWN]:
             report.note(f"{d.resolve() / runindex.INDEX} line {number}: {why}")
+        if len(skipped) > SKIPS_SHOWN:  # a binary file as the index: one note per 'line' was thousands
+            report.note(f"{d.resolve() / runindex.INDEX}: {len(skipped) - SKIPS_SHOWN} more lines skipped")
     if as_json:
         typer.echo(json.dumps(entries, indent=2))
         return 0
