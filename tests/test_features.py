@@ -110,7 +110,7 @@ def test_a_dataset_info_mapping_is_refused_with_the_shape_ms_swift_reads(tmp_pat
         f"custom_dataset_info: {tmp_path}/keys.json: entry 0: 'dataset_nam' is not a dataset field (did you mean "
         "'dataset_name'? ms-swift's DatasetMeta refuses it: unexpected keyword argument); entry 0: dataset_path "
         f"'nope.jsonl': no such file or directory ({tmp_path}/nope.jsonl; a relative path is relative to the info "
-        "file's directory); entry 1 is int 5, not a mapping of dataset fields")]
+        "file's directory); entry 1 is the number 5, not a mapping of dataset fields")]
     assert found({"custom_dataset_info": "good.json"}) == []
     assert found({"custom_dataset_info": '[{"ms_dataset_id": "swift/x"}]'}) == []  # inline JSON, as ms-swift takes
     assert found({"custom_dataset_info": "{bad"}) == [("error", "data.dataset_info.invalid",
@@ -125,7 +125,7 @@ def test_a_dataset_info_file_that_is_not_text_is_an_error_not_a_traceback(tmp_pa
     (tmp_path / "deep.json").write_text("[" * 100000)
     [(level, code, message)] = found({"custom_dataset_info": "bin.json"})
     assert (level, code) == ("error", "data.dataset_info.invalid")
-    assert message.startswith("custom_dataset_info: 'utf-8' codec can't decode byte 0xff")
+    assert message == f"custom_dataset_info: {tmp_path}/bin.json is not UTF-8 text (byte 0xff at offset 0)"
     assert found({"custom_dataset_info": "deep.json"}) == [("error", "data.dataset_info.invalid",
         f"custom_dataset_info: {tmp_path}/deep.json does not parse as JSON: nested too deeply")]
 

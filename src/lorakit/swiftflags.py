@@ -225,6 +225,8 @@ def _check_item(spec: FlagSpec, value: Any, in_list: bool, flags=None) -> str | 
     if spec.type == "json":
         return _check_json(spec, value)
     if isinstance(value, dict):
+        if spec.type == "str" and spec.choices is not None:
+            return f"{spec.name} takes one of {', '.join(spec.choices)}, not a mapping"
         if spec.type == "str":
             return None  # rendered as one JSON item, as ms-swift's own YAML config loader does
         return f"{spec.name} expects {_a(spec.type)}, not a mapping"

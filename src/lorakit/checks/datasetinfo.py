@@ -36,9 +36,20 @@ def _load(text: str) -> tuple[object, str | None, str]:
     if os.path.isfile(path):
         if os.path.getsize(path) > MAX_BYTES:
             raise ValueError(f"{path} is over {MAX_BYTES >> 20} MB: not a dataset info file")
-        with open(path, encoding="utf-8", errors="strict") as handle:
-            raw = handle.read()
+        with open(path, "rb") as handle:
+            data = handle.read()
+        try:
+            raw = data.decode("utf-8")  # ms-swift opens it with encoding='utf-8'
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"{path} is not UTF-8 text (byte {data[exc.start]:#04x} at offset {exc.start})") \
+                from None
         where, base = path, os.path.dirname(path)
+    elif os.path.exists(path):
+        # register_dataset_info opens only a regular file (os.path.isfile); any other path's text
+        # it hands to json.loads, which fails on it (JSONDecodeError), and a FIFO is never read
+        kind = "a directory" if os.path.isdir(path) else "not a regular file"
+        raise ValueError(f"{path} is {kind}: ms-swift reads a JSON file or inline JSON, and parses this "
+                         "path as JSON text (JSONDecodeError)")
     elif text.lstrip()[:1] in ("[", "{"):
         raw, where, base = text, "the inline value", None
     else:
@@ -51,15 +62,33 @@ def _load(text: str) -> tuple[object, str | None, str]:
         raise ValueError(f"{where} does not parse as JSON: {said}") from None
 
 
+def _json_kind(value: object) -> str:
+    """A JSON value in JSON's own words (null, not NoneType None)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"the boolean {json.dumps(value)}"
+    kind = {dict: "a mapping", list: "a list", str: "the text", int: "the number", float: "the number"}
+    return f"{kind.get(type(value), type(value).__name__)} {json.dumps(value, ensure_ascii=False)[:60]}"
+
+
 def _entry_problems(entry: object, i: int, base: str | None) -> list[str]:
     if not isinstance(entry, dict):
-        return [f"entry {i} is {type(entry).__name__} {entry!r:.60}, not a mapping of dataset fields"]
+        return [f"entry {i} is {_json_kind(entry)}, not a mapping of dataset fields"]
     out = []
     for key in entry:
         if key not in FIELDS:
             out.append(f"entry {i}: {key!r} is not a dataset field ({suggestion(key, FIELDS)}ms-swift's DatasetMeta "
                        "refuses it: unexpected keyword argument)")
     path = entry.get("dataset_path")
+    if "dataset_path" in entry and not isinstance(path, str):
+        # _preprocess_d_info: os.path.isabs(dataset_path) raises TypeError on anything but text
+        out.append(f"entry {i}: dataset_path is {_json_kind(path)}, not one path as text (ms-swift fails on it: "
+                   "TypeError); give each file its own entry")
+    if "messages" in entry and not isinstance(entry["messages"], dict):
+        # _preprocess_d_info: MessagesPreprocessor(**d_info.pop('messages')) takes a mapping only
+        out.append(f"entry {i}: messages is {_json_kind(entry['messages'])}, not a mapping of the "
+                   "MessagesPreprocessor's keys, e.g. {\"role_key\": \"from\", \"content_key\": \"value\"}")
     if isinstance(path, str) and path:
         # relative to the info file's directory, as _preprocess_d_info joins it
         full = os.path.abspath(os.path.expanduser(path if base is None or os.path.isabs(path)
@@ -81,6 +110,8 @@ def check_dataset_info(job: Job, facts: Facts) -> list[Finding]:
             out.append(about(job, ERROR, "data.dataset_info.invalid", KEY, f"custom_dataset_info: {exc}",
                              f"ms-swift reads a JSON list of entries, e.g. {EXAMPLE}"))
             continue
+        if isinstance(info, dict) and not info:
+            continue  # register_dataset_info returns at once when len(dataset_info) == 0
         if isinstance(info, dict):
             problems = [f"{where} is a JSON mapping (keys {', '.join(map(repr, list(info)[:3]))}), and ms-swift "
                         "iterates a list of entries: it would take each key for an entry and fail"]

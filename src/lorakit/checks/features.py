@@ -8,7 +8,8 @@ from __future__ import annotations
 from lorakit.checks.facts import Facts
 from lorakit.findings import ERROR, WARNING, Finding, about
 from lorakit.job import Job
-from lorakit.values import as_bool, as_int
+from lorakit.render import render_value
+from lorakit.values import as_bool, as_float, as_int
 
 TRAINS = ("sft", "pt", "rlhf")  # the commands whose arguments inherit TrainArguments
 
@@ -44,8 +45,8 @@ def check_packing(job: Job, facts: Facts) -> list[Finding]:
     if feature is None:
         return []
     impls, impl = flash_impls(job), job.args.get("attn_impl")
-    if not impls or impl in impls:
-        return []
+    if not impls or impl in impls or (impl is not None and not isinstance(impl, str)):
+        return []  # a list or a mapping: the flag check says attn_impl takes one value
     said = "unset" if impl is None else repr(impl)
     return [about(job, ERROR, "args.packing.attn_impl", f"args.{feature}",
                   f"{feature} needs a flash attention implementation, and attn_impl is {said}: ms-swift refuses "
@@ -64,6 +65,8 @@ def check_streaming(job: Job, facts: Facts) -> list[Finding]:
     steps = as_int(job.args.get("max_steps"))
     if steps is not None and steps > 0:
         return []
+    if steps is None and job.args.get("max_steps") is not None:
+        return []  # '1e3', 2.5, true: the flag check says max_steps takes an integer
     said = "unset" if job.args.get("max_steps") is None else f"{job.args.get('max_steps')!r}"
     return [about(job, ERROR, "train.streaming.max_steps", "args.streaming",
                   f"streaming true with max_steps {said}: a streamed dataset has no length, so transformers "
@@ -75,6 +78,7 @@ def check_streaming(job: Job, facts: Facts) -> list[Finding]:
 # ms-swift QuantizeArguments.get_quantization_config (4.6.0 swift/arguments/base_args/quant_args.py,
 # 3.12.6 swift/llm/argument/base_args/quant_args.py): the bits each method takes
 BITS = {"bnb": {"4", "8"}, "quanto": {"2", "4", "8", "float8"}, "eetq": {"8"}}
+ALL_BITS = ("1", "2", "3", "4", "8", "float8")  # QuantizeArguments.quant_bits' Literal
 # a model that is already quantized names its method in its config: quant_method stays unset
 PREQUANTIZED = ("awq", "gptq", "gptq_v2")
 
@@ -83,7 +87,12 @@ def check_quantization(job: Job, facts: Facts) -> list[Finding]:
     if job.command not in TRAINS + ("infer", "deploy", "export"):
         return []
     method, bits = job.args.get("quant_method"), job.args.get("quant_bits")
-    bits_text = None if bits is None else str(bits)
+    if isinstance(method, (list, dict)) or isinstance(bits, (bool, list, dict)):
+        return []  # no value argparse takes: the flag check says so
+    # as ms-swift reads the argv text lorakit renders: 4.0 is '4' (render.render_value)
+    bits_text = None if bits is None else render_value(bits)[0]
+    if bits_text is not None and bits_text not in ALL_BITS:
+        return []  # not one of quant_bits' choices: the flag check names them
     if method is None and bits is not None:
         # get_quantization_config returns None for quant_method None: the "QLoRA" run trains
         # the unquantized model at full memory, without a word (ms-swift #3129)
@@ -142,12 +151,14 @@ def check_cached_dataset(job: Job, facts: Facts) -> list[Finding]:
                       f"{key} with rlhf_type grpo: GRPO generates from each row's messages, which a cached "
                       "(pre-tokenized) dataset does not keep; ms-swift refuses it while parsing its arguments",
                       "give the source rows with --dataset instead")]
-    try:
-        lmbda = float(job.args.get("lmbda", 0.5))  # RLHFArguments.lmbda's default
-    except (TypeError, ValueError):
-        return []  # not a number: the flag check says so
-    if lmbda <= 0:
-        return []  # no on-policy step: only the dataset's own responses are distilled
+    raw = job.args.get("lmbda")
+    lmbda = 0.5 if raw is None else as_float(raw)  # RLHFArguments.lmbda's default
+    if lmbda is None:
+        return []  # not a number (true, 'abc'): the flag check says so
+    if not lmbda > 0:
+        # no on-policy step (gkd_trainer.py: `random <= self.lmbda`, never true for nan):
+        # only the dataset's own responses are distilled
+        return []
     return [about(job, ERROR, "rlhf.gkd.cached_dataset", f"args.{key}",
                   f"{key} with rlhf_type gkd and lmbda {lmbda:g}: on-policy steps rebuild the prompt from each "
                   "row's messages, which a cached (pre-tokenized) dataset does not keep; the first one fails "

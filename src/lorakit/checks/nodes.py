@@ -60,12 +60,19 @@ def check_node_rank(job: Job, facts: Facts) -> list[Finding]:
 
 def is_loopback(addr: str) -> bool:
     text = addr.strip().strip("[]").lower()
-    if text in LOOPBACK_NAMES:
+    if text.rstrip(".") in LOOPBACK_NAMES:  # 'localhost.' is the same name, fully qualified
         return True
     try:
         ip = ipaddress.ip_address(text)
     except ValueError:
-        return False
+        import socket
+
+        try:  # '127.1', '0x7f.1': getaddrinfo reads the short forms inet_aton does
+            ip = ipaddress.ip_address(socket.inet_aton(text))
+        except (OSError, ValueError):
+            return False
+    if getattr(ip, "ipv4_mapped", None) is not None:
+        ip = ip.ipv4_mapped  # ::ffff:127.0.0.1 is 127.0.0.1 (Python 3.11's is_loopback says no)
     # 0.0.0.0 / :: is "this host" as a connect address: no other host can reach it either.
     return ip.is_loopback or ip.is_unspecified
 
@@ -124,7 +131,8 @@ def _loopback(job: Job, facts: Facts, n: int, addr: str) -> list[Finding]:
                       f"(port {port} answers); nodes on other hosts cannot reach it")]
     waited = f" (waited {wait:.0f} s)" if wait else ""
     return [about(job, ERROR, "nodes.master_addr.loopback", "launch.master_addr",
-                  f"node_rank {rank} with master_addr {addr}: nothing answers at {addr}:{port} on this "
+                  f"node_rank {rank} with master_addr {addr}: nothing answers at "
+                  f"{f'[{addr}]' if ':' in addr.strip('[]') and not addr.startswith('[') else addr}:{port} on this "
                   f"host{waited}, so node 0 is elsewhere and this node would retry until torchrun's "
                   "rendezvous timeout", hint)]
 

@@ -1,0 +1,169 @@
+"""Today's partner-setting, dataset-info, loopback and flag-choice checks fed what a hostile
+(or careless) user writes, through the real CLI: each is one clear finding or a pass, never a
+traceback and never a claim ms-swift would not bear out (a second error for a value the flag
+check already refuses is such a claim: 'bnb takes 4, 8, not 4.0' when lorakit renders 4.0 as 4)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from conftest import run_cli
+
+
+def findings(args: list[str], *prefixes: str) -> list[tuple[str, str]]:
+    """(code, message) of each finding whose code starts with one of `prefixes`, from
+    `lorakit validate --json`, which must exit 0 or 2 (a finding), never 1 (a traceback)."""
+    result = run_cli(["validate", "--json", *args])
+    assert result.code in (0, 2), result.stderr
+    return [(f["code"], f["message"]) for f in json.loads(result.stdout)["findings"]
+            if f["code"].startswith(prefixes)]
+
+
+def sets(**values: str) -> list[str]:
+    return [item for key, value in values.items() for item in ("--set", f"{key}={value}")]
+
+
+# -- quant_method / quant_bits ---------------------------------------------------------------
+
+def test_quant_bits_4_0_is_4_as_lorakit_renders_it():
+    # render.render_value writes 4.0 as '4', which ms-swift's bnb branch takes (quant_bits == 4)
+    assert findings(["-p", "single", *sets(quant_method="bnb", quant_bits="4.0")], "args.quant", "flags.") == []
+    result = run_cli(["train", "--dry-run", "-p", "single", *sets(quant_method="bnb", quant_bits="4.0")])
+    assert "--quant_bits 4\n" in result.stdout or result.stdout.rstrip().endswith("--quant_bits 4")
+
+
+@pytest.mark.parametrize("bits, message", [
+    ("true", "quant_bits: 'true' is not one of 1, 2, 3, 4, 8, float8"),
+    ("99999999999999999999999", "quant_bits: '99999999999999999999999' is not one of 1, 2, 3, 4, 8, float8"),
+    ("[4]", "quant_bits takes one value, not a list"),
+])
+def test_a_quant_bits_argparse_refuses_is_one_finding_not_two(bits, message):
+    assert findings(["-p", "single", *sets(quant_method="bnb", quant_bits=bits)], "args.quant", "flags.") == [
+        ("flags.value", message)]
+
+
+def test_a_mapping_for_a_flag_with_choices_is_refused():
+    # '{"a": 1}' is one argv item, and argparse's choices for quant_method do not hold it
+    assert findings(["-p", "single", *sets(quant_method="{a: 1}", quant_bits="4")], "args.quant", "flags.") == [
+        ("flags.value", "quant_method takes one of bnb, hqq, eetq, quanto, fp8, not a mapping")]
+
+
+# -- packing / streaming -------------------------------------------------------------------------
+
+def test_packing_with_a_list_attn_impl_is_the_flag_check_s_alone():
+    assert findings(["-p", "single", *sets(packing="1", attn_impl="[flash_attn]")], "args.packing", "flags.") == [
+        ("flags.value", "attn_impl takes one value, not a list")]
+
+
+@pytest.mark.parametrize("steps", ['"1e3"', "1e400", "2.5"])
+def test_streaming_with_a_max_steps_that_is_no_integer_is_the_flag_check_s_alone(steps):
+    got = findings(["-p", "single", *sets(streaming="true", max_steps=steps)], "train.streaming", "flags.")
+    assert [code for code, _ in got] == ["flags.value"]
+    assert got[0][1].startswith("max_steps expects an integer, got ")
+
+
+def test_streaming_with_max_steps_minus_one_still_needs_max_steps():
+    assert findings(["-p", "single", *sets(streaming="true", max_steps="-1")], "train.streaming") == [
+        ("train.streaming.max_steps", "streaming true with max_steps -1: a streamed dataset has no length, so "
+         "transformers refuses the run once the model has loaded (\"max_steps has to be specified\")")]
+
+
+# -- cached_dataset with GKD ----------------------------------------------------------------------
+
+def gkd(lmbda: str, tmp_path) -> list[tuple[str, str]]:
+    cached = tmp_path / "cached"
+    cached.mkdir()
+    return findings(["-p", "dpo", *sets(rlhf_type="gkd", cached_dataset=str(cached), lmbda=lmbda)],
+                    "rlhf.gkd", "flags.")
+
+
+def test_gkd_lmbda_nan_never_generates_so_a_cached_dataset_is_fine(tmp_path):
+    # gkd_trainer.py: on-policy when random() <= self.lmbda, never true for nan (argparse's float takes it)
+    assert gkd(".nan", tmp_path) == []
+
+
+def test_gkd_lmbda_true_is_the_flag_check_s_alone(tmp_path):
+    assert gkd("true", tmp_path) == [("flags.value", "lmbda expects a number, got 'true'")]
+
+
+def test_gkd_lmbda_inf_always_generates(tmp_path):
+    [(code, message)] = gkd(".inf", tmp_path)
+    assert code == "rlhf.gkd.cached_dataset"
+    assert message.startswith("cached_dataset with rlhf_type gkd and lmbda inf: on-policy steps")
+
+
+# -- custom_dataset_info ---------------------------------------------------------------------------
+
+HINT_ENTRIES = "custom_dataset_info: "
+
+
+def info(tmp_path, value: str) -> list[tuple[str, str]]:
+    return findings(["-p", "single", "--set", f"custom_dataset_info={value}"], "data.dataset_info", "paths.")
+
+
+def test_a_directory_fifo_or_device_as_dataset_info_is_an_error(tmp_path):
+    # register_dataset_info: not os.path.isfile -> json.loads(the path text) -> JSONDecodeError
+    (tmp_path / "dir").mkdir()
+    os.mkfifo(tmp_path / "fifo")
+    assert info(tmp_path, str(tmp_path / "dir")) == [("data.dataset_info.invalid",
+        f"custom_dataset_info: {tmp_path}/dir is a directory: ms-swift reads a JSON file or inline JSON, and "
+        "parses this path as JSON text (JSONDecodeError)")]
+    for path in (tmp_path / "fifo", "/dev/zero"):  # never opened: a FIFO would block the read
+        assert info(tmp_path, str(path)) == [("data.dataset_info.invalid",
+            f"custom_dataset_info: {path} is not a regular file: ms-swift reads a JSON file or inline JSON, and "
+            "parses this path as JSON text (JSONDecodeError)")]
+
+
+def test_a_binary_dataset_info_names_the_file_and_the_byte(tmp_path):
+    (tmp_path / "bin.json").write_bytes(b"[\x00\xfa\x01")
+    assert info(tmp_path, str(tmp_path / "bin.json")) == [("data.dataset_info.invalid",
+        f"custom_dataset_info: {tmp_path}/bin.json is not UTF-8 text (byte 0xfa at offset 2)")]
+
+
+@pytest.mark.parametrize("entries, problem", [
+    ([None], "entry 0 is null, not a mapping of dataset fields"),
+    ([[]], "entry 0 is a list [], not a mapping of dataset fields"),
+    ([{"dataset_path": ["a.jsonl", "b.jsonl"]}], 'entry 0: dataset_path is a list ["a.jsonl", "b.jsonl"], not one '
+     "path as text (ms-swift fails on it: TypeError); give each file its own entry"),
+    ([{"dataset_path": 5}], "entry 0: dataset_path is the number 5, not one path as text (ms-swift fails on it: "
+     "TypeError); give each file its own entry"),
+    ([{"dataset_path": None}], "entry 0: dataset_path is null, not one path as text (ms-swift fails on it: "
+     "TypeError); give each file its own entry"),
+    ([{"ms_dataset_id": "swift/x", "messages": "from"}], 'entry 0: messages is the text "from", not a mapping of '
+     'the MessagesPreprocessor\'s keys, e.g. {"role_key": "from", "content_key": "value"}'),
+])
+def test_dataset_info_entries_ms_swift_fails_on(tmp_path, entries, problem):
+    path = tmp_path / "info.json"
+    path.write_text(json.dumps(entries))
+    assert info(tmp_path, str(path)) == [("data.dataset_info.invalid", f"custom_dataset_info: {path}: {problem}")]
+
+
+def test_an_empty_dataset_info_mapping_registers_nothing_and_passes(tmp_path):
+    # register_dataset_info: `if len(dataset_info) == 0: return []`
+    (tmp_path / "empty.json").write_text("{}")
+    assert info(tmp_path, str(tmp_path / "empty.json")) == []
+
+
+# -- loopback master_addr ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("addr, shown", [
+    ("localhost.", "localhost.:29500"),  # the same name, fully qualified
+    ("127.1", "127.1:29500"),  # getaddrinfo reads it as 127.0.0.1
+    ("::ffff:127.0.0.1", "[::ffff:127.0.0.1]:29500"),
+    ("::1", "[::1]:29500"),  # an IPv6 host with its port, written as torchrun's logs write it
+])
+def test_node_1_at_any_spelling_of_loopback_is_an_error(addr, shown):
+    got = findings(["-p", "ddp", "--set", "launch.nnodes=2", "--set", "launch.node_rank=1",
+                    "--set", f"launch.master_addr={addr}"], "nodes.master_addr")
+    assert got == [("nodes.master_addr.loopback", f"node_rank 1 with master_addr {addr}: nothing answers at {shown} "
+                    "on this host, so node 0 is elsewhere and this node would retry until torchrun's rendezvous "
+                    "timeout")]
+
+
+@pytest.mark.parametrize("addr", ["10.0.0.1", "1e5", "node-0.cluster"])
+def test_node_1_at_a_real_address_passes(addr):
+    assert findings(["-p", "ddp", "--set", "launch.nnodes=2", "--set", "launch.node_rank=1",
+                     "--set", f"launch.master_addr={addr}"], "nodes.") == []
