@@ -394,3 +394,17 @@ def test_runs_of_a_binary_index_says_five_skipped_lines_and_counts_the_rest(cli,
         *(f"lorakit: {index} line {n}: not UTF-8: skipped" for n in range(1, 6)),
         f"lorakit: {index}: 35 more lines skipped",
         f"lorakit: index: {index}"]
+
+
+def test_import_never_overwrites_the_script_through_a_hard_link(cli, tmp_path, monkeypatch):
+    script = tmp_path / "train.sh"
+    body = "swift sft --model m --dataset d.jsonl\n"
+    script.write_text(body)
+    os.link(script, tmp_path / "train.yaml")  # the same file under a second name
+    monkeypatch.chdir(tmp_path)
+    r = cli(["import", "train.sh", "-o", "train.yaml", "--force"])
+    assert r.code == 2
+    assert r.stderr.splitlines() == [
+        "lorakit: error: -o train.yaml: is the script being imported: not overwritten, even with --force",
+        "  hint: write the preset to another file: -o train-preset.yaml"]
+    assert script.read_text() == body

@@ -158,15 +158,25 @@ def _skipped(read, calls, select, name: str) -> list[Finding]:
             for call in read.calls if call not in calls]
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    """A hard link to the script is the script: resolve() tells only symlinks apart."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
 def _outputs(output: Path | None, count: int, force: bool, script: Path) -> list[Path | None]:
     if output is None:
         return [None] * count
     paths = [output] if count == 1 else [output.with_name(f"{output.stem}-{i}{output.suffix or '.yaml'}")
                                           for i in range(1, count + 1)]
     for path in paths:  # `-o train.sh --force` would replace the script by its preset: never asked for
-        if path.exists() and path.resolve() == script.resolve():
+        if path.exists() and (path.resolve() == script.resolve() or _same_file(path, script)):
+            other = script.with_suffix(".yaml")
+            other = other if not _same_file(other, script) else script.with_name(f"{script.stem}-preset.yaml")
             raise LorakitError(f"-o {path}: is the script being imported: not overwritten, even with --force",
-                               hint=f"write the preset to another file: -o {script.with_suffix('.yaml')}")
+                               hint=f"write the preset to another file: -o {other}")
     for path in paths:  # before anything is written: a second file failing must not leave the first
         if path.is_dir():
             raise LorakitError(f"-o {path}: is a directory", hint=f"give a file name: -o {path / 'preset.yaml'}")
