@@ -408,3 +408,19 @@ def test_import_never_overwrites_the_script_through_a_hard_link(cli, tmp_path, m
         "lorakit: error: -o train.yaml: is the script being imported: not overwritten, even with --force",
         "  hint: write the preset to another file: -o train-preset.yaml"]
     assert script.read_text() == body
+
+
+# --- a preset file name with a newline, rendered into a script's header comment -------------------
+
+@pytest.mark.parametrize("fmt", ["sbatch", "sh", "swift-yaml", "trainjob"])
+def test_a_preset_name_with_a_newline_stays_inside_the_header_comment(cli, tmp_path, fmt):
+    # '# lorakit train -p a\necho pwned.yaml' ended the comment: the next line ran as a command in
+    # the batch script (and stopped sbatch reading the #SBATCH lines after it)
+    preset = tmp_path / "a\n#SBATCH --wrap=id\necho pwned.yaml"
+    preset.write_text("extends: single\n")
+    r = cli(["train", "-p", str(preset), "--dry-run", "--format", fmt, "--set", "launch.image=img"])
+    assert r.code == 0, r.stderr
+    lines = r.stdout.splitlines()
+    title = f"# lorakit train -p {ascii(str(preset))}, rendered for ms-swift 4.x"
+    assert title in lines
+    assert not [line for line in lines if line.startswith(("echo pwned", "#SBATCH --wrap"))]

@@ -54,7 +54,10 @@ def unset_vars(command: Command) -> list[str]:
 def title(job: Job) -> str:
     # the lorakit command that renders each swift command (an export is `lorakit merge`)
     verb = {"sft": "train", "export": "merge"}.get(job.command, job.command)
-    return f"lorakit {verb} -p {job.preset}, rendered for ms-swift {job.swift_major}.x"
+    # it goes into a `# ` comment, which ends at a newline: a preset file named 'a\necho x.yaml'
+    # put a command of its own into the sbatch/sh script (and a line of YAML into a TrainJob)
+    shown = job.preset if job.preset.isprintable() else ascii(job.preset)
+    return f"lorakit {verb} -p {shown}, rendered for ms-swift {job.swift_major}.x"
 
 
 def _body(command: Command, prefix: str = "") -> str:
