@@ -167,3 +167,79 @@ def test_node_1_at_any_spelling_of_loopback_is_an_error(addr, shown):
 def test_node_1_at_a_real_address_passes(addr):
     assert findings(["-p", "ddp", "--set", "launch.nnodes=2", "--set", "launch.node_rank=1",
                      "--set", f"launch.master_addr={addr}"], "nodes.") == []
+
+
+# -- vLLM and an adapter on the vision side, written as ms-swift writes it ------------------------------
+
+def vl_checkpoint(root, target_modules) -> "os.PathLike":
+    ckpt = root / "output" / "v0-20260101-120000" / "checkpoint-2"
+    ckpt.mkdir(parents=True)
+    (ckpt / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "r": 8,
+                                                          "target_modules": target_modules}))
+    (ckpt / "adapter_model.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ")
+    (ckpt / "trainer_state.json").write_text(json.dumps({"global_step": 2, "log_history": []}))
+    (ckpt / "args.json").write_text(json.dumps({"model": str(root), "model_type": "qwen2_vl"}))
+    return ckpt
+
+
+# get_multimodal_target_regex's output for Qwen2-VL: freeze_vit false (the vision tower, minus its
+# merger) and the default (the language model only)
+VIT_REGEX = (r"^(model\.language_model(?=\.).*\.(q_proj|k_proj|v_proj|o_proj)|(?!(model.visual.merger))"
+             r"model\.visual(?=\.).*\.(qkv|proj|fc1|fc2))$")
+LLM_REGEX = r"^(model\.language_model(?=\.).*\.(q_proj|k_proj|v_proj|o_proj))$"
+
+
+def infer_vllm(tmp_path, target_modules):
+    ckpt = vl_checkpoint(tmp_path, target_modules)
+    old = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        return ckpt, run_cli(["infer", "--adapters", str(ckpt), "--infer-backend", "vllm", "--dry-run"])
+    finally:
+        os.chdir(old)
+
+
+def test_vllm_refuses_an_adapter_whose_regex_names_the_vision_tower(tmp_path):
+    ckpt, result = infer_vllm(tmp_path, VIT_REGEX)
+    assert result.code == 2
+    assert result.stderr.splitlines()[-2] == (
+        f"lorakit: error: --infer-backend vllm with the adapter {ckpt}, which has LoRA on model.visual "
+        "(adapter_config.json target_modules): vLLM applies LoRA to the language model only and refuses the adapter "
+        "when it loads it")
+
+
+@pytest.mark.parametrize("target_modules", [LLM_REGEX, {"visual": 1}, [1, None, ["visual.qkv"]], "all-linear", "(("])
+def test_vllm_takes_a_language_model_regex_and_odd_target_modules(tmp_path, target_modules):
+    _, result = infer_vllm(tmp_path, target_modules)
+    assert result.code == 0, result.stderr
+
+
+# -- --adapters with commas ------------------------------------------------------------------------------
+
+def merge_in(tmp_path, adapters: str):
+    vl_checkpoint(tmp_path, ["q_proj"])
+    old = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        return run_cli(["merge", "--adapters", adapters, "--dry-run"])
+    finally:
+        os.chdir(old)
+
+
+CKPT = "output/v0-20260101-120000/checkpoint-2"
+
+
+def test_a_lone_comma_is_no_path_and_gets_no_drop_the_comma_hint(tmp_path):
+    # ','.rstrip(',') is '', which Path takes for the current directory: the hint said `--adapters ''`
+    result = merge_in(tmp_path, ",")
+    assert (result.code, result.stderr.splitlines()[-2:]) == (2, [
+        "lorakit: error: , does not exist",
+        "  hint: pass a checkpoint-N directory, a run directory (vN-YYYYMMDD-HHMMSS) or a training output_dir"])
+
+
+def test_two_paths_joined_by_a_comma_are_named_as_such(tmp_path):
+    result = merge_in(tmp_path, f"{CKPT},{CKPT}")
+    assert (result.code, result.stderr.splitlines()[-2:]) == (2, [
+        f"lorakit: error: {CKPT},{CKPT} does not exist: it is 2 paths joined by ','; ms-swift separates list values "
+        "with spaces, and lorakit takes each path as its own --adapters",
+        f"  hint: --adapters {CKPT} (merge takes one adapter; infer and deploy take the next as a second --adapters)"])

@@ -130,10 +130,17 @@ def pick(path: Union[str, Path], how: str = "last") -> tuple[Checkpoint, str, li
         raise LorakitError(f"{p} is a broken link (to {os.readlink(p)})", hint=_WHERE)
     if not p.exists():
         text = str(path)
-        if text.rstrip().endswith(",") and Path(text.rstrip().rstrip(",")).expanduser().exists():
+        bare = text.rstrip().rstrip(",")
+        if text.rstrip().endswith(",") and bare.strip() and Path(bare).expanduser().exists():
             # ms-swift separates list values with spaces: "CKPT_A," "CKPT_B" (#2904)
             raise LorakitError(f"{p} does not exist: the trailing ',' is part of the path",
-                               hint=f"drop the comma: --adapters {shlex.quote(text.rstrip().rstrip(','))}")
+                               hint=f"drop the comma: --adapters {shlex.quote(bare)}")
+        parts = [part.strip() for part in text.split(",")]
+        if len(parts) > 1 and all(part and Path(part).expanduser().exists() for part in parts):
+            raise LorakitError(f"{p} does not exist: it is {len(parts)} paths joined by ','; ms-swift separates list "
+                               "values with spaces, and lorakit takes each path as its own --adapters",
+                               hint=f"--adapters {shlex.quote(parts[0])} (merge takes one adapter; infer and deploy "
+                                    "take the next as a second --adapters)")
         raise LorakitError(f"{p} does not exist", hint=_WHERE)
     if is_checkpoint(p):
         c = run_of_checkpoint(p).checkpoints[0]

@@ -93,6 +93,21 @@ def _lora_backend(job: Job, picked: list) -> None:
              "--adapters), or let ms-swift merge before it starts: -- --merge_lora true; or --infer-backend vllm")
 
 
+def _regex_modules(checkpoint) -> list[str]:
+    """The modules a target_modules regex string names, as ms-swift writes one for a multimodal
+    model (swift/utils/transformers_utils.py get_multimodal_target_regex: `^(MODULE(?=\\.).*\\.(LEAF|..)|..)$`,
+    MODULE re.escape'd, after a `(?!(ALIGNER|..))` lookahead for the aligners it leaves out)."""
+    import re
+
+    from lorakit.adapterpick import _adapter_config
+
+    text = _adapter_config(checkpoint).get("target_modules")
+    if not isinstance(text, str):
+        return []
+    kept = re.sub(r"\(\?!\([^()]*\)\)", "", text)  # the rejected aligners are no target
+    return [m.replace("\\.", ".") for m in re.findall(r"((?:\\\.|\w)+)\(\?=\\\.\)", kept)]
+
+
 def _vllm_targets(picked: list) -> None:
     """vLLM applies LoRA to the language model only: an adapter on a vision tower or an aligner
     (freeze_vit/freeze_aligner false) is refused when vLLM loads it, and the engine dies at the first
@@ -100,7 +115,8 @@ def _vllm_targets(picked: list) -> None:
     from lorakit.modelinfo import part_of
 
     for adapter in picked:
-        outside = [t for t in adapterpick.lora_targets(adapter.checkpoint) if part_of(t) == "multimodal"]
+        named = adapterpick.lora_targets(adapter.checkpoint) + _regex_modules(adapter.checkpoint)
+        outside = [t for t in named if part_of(t) == "multimodal"]
         if outside:
             raise LorakitError(
                 f"--infer-backend vllm with the adapter {adapter.given}, which has LoRA on "
