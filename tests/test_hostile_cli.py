@@ -424,3 +424,14 @@ def test_a_preset_name_with_a_newline_stays_inside_the_header_comment(cli, tmp_p
     title = f"# lorakit train -p {ascii(str(preset))}, rendered for ms-swift 4.x"
     assert title in lines
     assert not [line for line in lines if line.startswith(("echo pwned", "#SBATCH --wrap"))]
+
+
+def test_a_loss_too_large_for_a_float_is_no_loss(cli, tmp_path, monkeypatch):
+    # json reads a 400-digit int; math.isfinite(10**400) raised OverflowError in checkpoints and --resume
+    ckpt = make_run(tmp_path / "out")
+    (ckpt / "trainer_state.json").write_text(
+        '{"global_step": 10, "max_steps": 10, "log_history": [{"step": 10, "loss": %d}]}' % 10 ** 400)
+    monkeypatch.chdir(tmp_path)
+    r = cli(["checkpoints", "out", "--json"])
+    assert r.code == 0, r.stderr
+    assert [row["loss"] for row in json.loads(r.stdout)] == [1.0]  # logging.jsonl's, the only readable one

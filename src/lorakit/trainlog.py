@@ -30,8 +30,11 @@ def read_json(path: Path) -> Optional[dict]:
 
 
 def number(v: object) -> Optional[float]:
-    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-    return float(v) if ok else None
+    try:  # a 400-digit int (json reads any length) is no float: OverflowError
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+        return float(v) if ok else None
+    except OverflowError:
+        return None
 
 
 @dataclass
