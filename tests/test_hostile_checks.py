@@ -243,3 +243,43 @@ def test_two_paths_joined_by_a_comma_are_named_as_such(tmp_path):
         f"lorakit: error: {CKPT},{CKPT} does not exist: it is 2 paths joined by ','; ms-swift separates list values "
         "with spaces, and lorakit takes each path as its own --adapters",
         f"  hint: --adapters {CKPT} (merge takes one adapter; infer and deploy take the next as a second --adapters)"])
+
+
+# -- model_type on a dir whose config.json names no architecture ------------------------------------------
+
+@pytest.mark.parametrize("architectures", [[], None])
+def test_a_model_type_for_a_dir_with_no_architecture_is_no_mismatch(tmp_path, architectures):
+    # 'null' is the registry's bucket for every model type registered without an architecture (bert,
+    # deepseek_vl2, ...): the model_type given is what ms-swift asks for then, not a mismatch with them
+    model = tmp_path / "md"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({"architectures": architectures, "model_type": "qwen2_vl",
+                                                   "vision_config": {}}))
+    (model / "tokenizer_config.json").write_text("{}")
+    assert findings(["-p", "single", "--model", str(model), "--set", "model_type=qwen2"], "model.type.mismatch") == []
+
+
+# -- save/eval grid ---------------------------------------------------------------------------------------
+
+def test_an_eval_steps_ratio_is_not_judged_as_logging_steps():
+    # eval_steps 0.1 is a tenth of the run (TrainingArguments: a float below 1 is a ratio); the
+    # warning named 'eval_steps 5', the preset's logging_steps
+    grid = ["-p", "single", *sets(split_dataset_ratio="0.1", save_steps="200", logging_steps="5")]
+    assert findings([*grid, "--set", "eval_steps=0.1"], "eval.save_steps") == []
+    assert findings([*grid, "--set", "eval_steps=null"], "eval.save_steps") == [(
+        "eval.save_steps_unaligned", "save_steps 200 with eval_steps 5: evaluations fall on steps with no checkpoint, "
+        "and a checkpoint counts as best only by the evaluation before it was saved, so the best evaluation may have "
+        "no checkpoint")]
+
+
+# -- DPO resuming an SFT checkpoint at a path with a space ------------------------------------------------
+
+def test_the_resume_sft_hint_pastes_into_a_shell(tmp_path):
+    ckpt = tmp_path / "sft run" / "checkpoint-2"
+    ckpt.mkdir(parents=True)
+    (ckpt / "args.json").write_text(json.dumps({"model": "Qwen/Qwen2.5-0.5B-Instruct"}))
+    result = run_cli(["validate", "--json", "-p", "dpo", "--set", f'resume_from_checkpoint="{ckpt}"'])
+    [hint] = [f["hint"] for f in json.loads(result.stdout)["findings"] if f["code"] == "rlhf.resume_sft_checkpoint"]
+    shown = f"'{ckpt}'"
+    assert hint == (f"start dpo from it instead: --adapters {shown} --ref_adapters {shown} (ms-swift's two-stage "
+                    f"recipe), or lorakit rlhf --adapters {shown} (adds ref_adapters); drop resume_from_checkpoint")

@@ -313,7 +313,9 @@ def _mismatch(job: Job, registry: _Registry, config: dict | None, arch: str | No
     Judged only where the registry lists the architecture and the model_type."""
     user_type = _user(job, "model_type")
     archs = registry.table["architectures"]
-    types = archs.get(arch, []) if arch else []
+    # 'null' (config.json names no architecture) lists every model type registered without one:
+    # no evidence against the model_type given, which is what ms-swift asks for then
+    types = archs.get(arch, []) if arch and arch != "null" else []
     if user_type is None or not types or user_type in types or config is None:
         return []
     own = [a for a, listed in archs.items() if user_type in listed]

@@ -150,6 +150,8 @@ def check_save_grid(job: Job, facts: Facts) -> list[Finding]:
             or _strategy(job, "save_strategy", "steps") != "steps":
         return []
     save_steps, eval_steps = as_int(job.args.get("save_steps", 500)), as_int(job.args.get("eval_steps"))
+    if eval_steps is None and job.args.get("eval_steps") is not None:
+        return []  # 0.1: a ratio of the total steps (TrainingArguments), not logging_steps
     eval_steps = eval_steps if eval_steps is not None else as_int(job.args.get("logging_steps"))
     if not (save_steps and eval_steps and save_steps >= 1 and eval_steps >= 1) or eval_steps % save_steps == 0:
         return []

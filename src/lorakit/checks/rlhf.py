@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 from dataclasses import replace
 
 from lorakit import localpath
@@ -203,12 +204,13 @@ def check_resume_sft(job: Job, facts: Facts) -> list[Finding]:
     args_path = _sft_args(str(ckpt))
     if args_path is None:
         return []
+    shown = shlex.quote(str(ckpt))  # the hint is pasted into a shell
     return [about(job, ERROR, "rlhf.resume_sft_checkpoint", "args.resume_from_checkpoint",
                   f"resume_from_checkpoint {ckpt} is an SFT checkpoint ({args_path} has no rlhf_type): resuming "
                   f"it continues the SFT run's adapter as a {kind} run, and with no ref_adapters the reference "
                   "model is the base model, not the SFT model",
-                  f"start {kind} from it instead: --adapters {ckpt} --ref_adapters {ckpt} (ms-swift's two-stage "
-                  f"recipe), or lorakit rlhf --adapters {ckpt} (adds ref_adapters); drop resume_from_checkpoint")]
+                  f"start {kind} from it instead: --adapters {shown} --ref_adapters {shown} (ms-swift's two-stage "
+                  f"recipe), or lorakit rlhf --adapters {shown} (adds ref_adapters); drop resume_from_checkpoint")]
 
 
 def check_grpo(job: Job, facts: Facts) -> list[Finding]:
