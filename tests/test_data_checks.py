@@ -445,3 +445,25 @@ def test_rows_that_are_not_objects_are_counted_as_rows(tmp_path):
     result = run_cli(["validate", "-p", "single", "--dataset", str(data)])
     [line] = [l for l in result.stderr.splitlines() if "data.row.not_object" in l]
     assert line.endswith(f"{data}:1: a row is a number, not a JSON object (and 1 more row)"), line
+
+
+def test_odd_dataset_items_are_findings_not_tracebacks(tmp_path, monkeypatch):
+    """An empty name, a #N past any dataset (10**400 overflowed a float in the split rule), a path
+    with a newline (one finding, one line), and 50,000 missing paths (a did-you-mean for the
+    first 20 only: difflib on every one took 30 s)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "train.jsonl").write_text(jsonl(*[{"messages": [U("q"), A("a")]}] * 4))
+    findings = data.check_datasets(make_job({"dataset": ["", f"train.jsonl#{10 ** 400}", "a\nb.jsonl"],
+                                             "split_dataset_ratio": 0.01}), Facts())
+    where = repr(str(tmp_path / "a\nb.jsonl"))
+    assert [(f.code, f.message) for f in findings if f.level == "error"] == [
+        ("data.name.empty", "dataset '' names no dataset (an empty name)"),
+        ("data.sample.invalid", "dataset: #1000000000...0000000000 (401 digits) is more rows than any dataset "
+                                "holds: ms-swift would repeat rows to make that many"),
+        ("data.path.missing", f"dataset 'a\\nb.jsonl': no such file or directory ({where})"),
+    ]
+    many = [f"missing-{i}.jsonl" for i in range(50000)]
+    found = data.check_datasets(make_job({"dataset": many}), Facts())
+    assert len(found) == 50000 and all(f.code == "data.path.missing" for f in found)
+    assert "did you mean 'train.jsonl'" in found[0].hint
+    assert not any("did you mean" in f.hint for f in found[20:])

@@ -42,6 +42,13 @@ def test_hub_ids_pass_untouched(here, model):
     assert f"    --model {model} \\" in result.stdout.splitlines()
 
 
+@pytest.mark.parametrize("model", ["", "  "])
+def test_an_empty_model_names_no_model(here, model):
+    result = run_cli(["validate", "-p", "single", "--model", model, "--dataset", "data/train.jsonl"])
+    assert result.code == 2
+    assert _errors(result.stderr) == [f"error[paths.model.empty] args.model (--model): model {model!r} names no model"]
+
+
 def test_resume_from_checkpoint_must_exist(here):
     result = run_cli(["validate", "-p", "single", "--set", "resume_from_checkpoint=output/v0/checkpoint-5"])
     assert result.code == 2

@@ -100,12 +100,27 @@ def _sample(job: Job, key: str, item: str, ref: localpath.DatasetRef) -> tuple[l
         return [about(job, ERROR, "data.sample.invalid", f"args.{key}",
                         f"{key} {item!r}: #{count} asks for no rows (ms-swift: assert dataset_sample > 0)",
                         "write NAME#N with N a whole number above 0, or leave #N off to use every row")], None
+    if count > MAX_SAMPLE:
+        # ms-swift repeats rows to make N (sample_dataset): N past any dataset is a memory error later
+        return [about(job, ERROR, "data.sample.invalid", f"args.{key}",
+                      f"{key}: #{_short(ref.sample)} is more rows than any dataset holds: ms-swift would repeat rows "
+                      "to make that many", "write NAME#N with N the rows to train on, or leave #N off")], None
     return [], count
 
 
-def _missing(job: Job, facts: Facts, key: str, item: str, ref: localpath.DatasetRef, cwd: str) -> Finding:
+MAX_SAMPLE = 10 ** 12
+SUGGEST_FOR = 20  # missing paths that get a did-you-mean (difflib is slow on 50,000 of them)
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 24 else f"{text[:10]}...{text[-10:]} ({len(text)} digits)"
+
+
+def _missing(job: Job, facts: Facts, key: str, item: str, ref: localpath.DatasetRef, cwd: str,
+             suggest: bool = True) -> Finding:
     where = localpath.absolute(ref.name, cwd)
-    close = localpath.near_misses(ref.name, cwd)
+    where = repr(where) if "\n" in where else where  # one finding, one line
+    close = localpath.near_misses(ref.name, cwd) if suggest else []
     if ref.name.strip().startswith("/"):  # loader.py _load_repo_dataset: no hub for an absolute path
         why = "ms-swift would stop only when it loads the data ('The local path does not exist')"
     else:
@@ -214,16 +229,21 @@ def check_datasets(job: Job, facts: Facts) -> list[Finding]:
     out: list[Finding] = []
     # A --custom_dataset_info file can give a local path its own columns and preprocessor.
     look_inside = not _items(job.args.get("custom_dataset_info"))
+    missing = 0
     for key in KEYS:
         for item in _items(job.args.get(key)):
             ref = localpath.parse_dataset(item, cwd)
             found, count = _sample(job, key, item, ref)
             out += found
             if not ref.name.strip():
+                out.append(about(job, ERROR, "data.name.empty", f"args.{key}",
+                                 f"{key} {item!r} names no dataset (an empty name)",
+                                 "give a local file or a hub dataset id, or drop the empty item"))
                 continue
             if not localpath.exists(ref.name, cwd):
                 if _looks_local(ref.name, cwd):
-                    out.append(_missing(job, facts, key, item, ref, cwd))
+                    missing += 1
+                    out.append(_missing(job, facts, key, item, ref, cwd, suggest=missing <= SUGGEST_FOR))
                 else:  # a hub id
                     out += _split_leaves_none(job, key, item, count, None)
                 continue

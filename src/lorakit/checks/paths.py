@@ -43,6 +43,10 @@ def _missing(job: Job, key: str, text: str) -> Finding:
 
 def check_input_paths(job: Job, facts: Facts) -> list[Finding]:
     out: list[Finding] = []
+    if isinstance(job.args.get("model"), str) and not job.args["model"].strip():
+        # ms-swift checks `model is None` only (model_args.py:220): '' goes on to the hub lookup
+        out.append(about(job, ERROR, "paths.model.empty", "args.model", f"model {job.args['model']!r} names no model",
+                         "give a hub id (Qwen/Qwen2.5-7B-Instruct) or a local model dir"))
     for key in INPUT_PATHS:
         for text in _items(job.args.get(key)):
             local = key in ALWAYS_LOCAL or localpath.looks_local(text)
