@@ -283,3 +283,38 @@ def test_the_resume_sft_hint_pastes_into_a_shell(tmp_path):
     shown = f"'{ckpt}'"
     assert hint == (f"start dpo from it instead: --adapters {shown} --ref_adapters {shown} (ms-swift's two-stage "
                     f"recipe), or lorakit rlhf --adapters {shown} (adds ref_adapters); drop resume_from_checkpoint")
+
+
+# -- a rollout server's host -------------------------------------------------------------------------------
+
+def rollout(host: str, *more: str) -> list[tuple[str, str]]:
+    return findings(["-p", "grpo_server", "--set", "rollout_gpus=null", "--set", f"vllm_server_host={host}", *more],
+                    "rlhf.vllm.server")
+
+
+@pytest.mark.parametrize("host, url", [("127.0.0.1:8000", "http://127.0.0.1:8000:PORT"),
+                                       ("http://10.0.0.2:8000", "http://http://10.0.0.2:8000:PORT")])
+def test_a_rollout_host_with_a_port_or_scheme_is_named_not_probed(host, url):
+    # vllm_client.py: f'http://{format_host_for_url(h)}:{p}'; the probe said 'nothing listens at
+    # 127.0.0.1:8000:8000'
+    assert rollout(host) == [("rlhf.vllm.server_host_port", f"vllm_server_host {host!r} is more than a host: the "
+                              f"trainer connects to {url} (vllm_client.py), which reaches nothing")]
+
+
+@pytest.mark.parametrize("host, shown", [("localhost.", "localhost.:8000"), ("127.1", "127.1:8000"),
+                                         ("::1", "[::1]:8000"), ('"[::1]"', "[::1]:8000")])
+def test_every_spelling_of_this_machine_is_probed(host, shown):
+    [(code, message)] = rollout(host, "--set", "vllm_server_port=1")  # port 1: nothing listens there
+    assert (code, message.split(" on this machine")[0]) == ("rlhf.vllm.server_unreachable",
+                                                            f"nothing listens at {shown.replace('8000', '1')}")
+
+
+def test_a_bracketed_ipv6_rollout_host_that_answers_passes():
+    import socket
+
+    with socket.socket(socket.AF_INET6) as server:
+        server.bind(("::1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        assert rollout('"[::1]"', "--set", f"vllm_server_port={port}") == []
+    assert rollout('"[::1]"', "--set", f"vllm_server_port={port}")[0][0] == "rlhf.vllm.server_unreachable"

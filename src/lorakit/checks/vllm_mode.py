@@ -110,6 +110,13 @@ def _server_ports(job: Job) -> list[Finding]:
     there, and a paired swift rollout given 0 would take a random one (find_free_port)."""
     if job.args.get("vllm_server_base_url"):
         return []  # the base URL wins: vllm_server_host/port are ignored (args_mixin.py)
+    hosts = [h for h in _items(job.args.get("vllm_server_host")) if _with_port(h)]
+    if hosts:
+        return [about(job, ERROR, "rlhf.vllm.server_host_port", "args.vllm_server_host",
+                      f"vllm_server_host {hosts[0]!r} is more than a host: the trainer connects to "
+                      f"http://{hosts[0]}:PORT (vllm_client.py), which reaches nothing",
+                      "vllm_server_host: the host alone (e.g. 127.0.0.1) and vllm_server_port: its port; or "
+                      "vllm_server_base_url for a full URL")]
     # not a number at all: the flag check (flags.value) says so
     bad = [p for p in _ports(job) if as_int(p) is not None and as_port(p) is None]
     if not bad:
@@ -120,8 +127,24 @@ def _server_ports(job: Job) -> list[Finding]:
 
 
 def _this_machine(host: str, facts: Facts) -> bool:
+    from lorakit.checks.nodes import is_loopback  # localhost., 127.1, ::ffff:127.0.0.1, 0.0.0.0 too
+
     host = host.strip().strip("[]").lower()
-    return host in LOOPBACK or host.startswith("127.") or host == facts.hostname().lower()
+    return host in LOOPBACK or is_loopback(host) or host == facts.hostname().lower()
+
+
+def _with_port(host: str) -> bool:
+    """'127.0.0.1:8000' or 'http://h:8000' as vllm_server_host: VLLMClient writes
+    f'http://{host}:{port}' (format_host_for_url brackets only a bare IPv6 address), a URL that
+    reaches nothing."""
+    import ipaddress
+
+    text = host.strip().strip("[]")
+    try:
+        ipaddress.ip_address(text)
+        return False  # '::1': an IPv6 address, no port
+    except ValueError:
+        return "://" in host or ":" in host
 
 
 def _servers(job: Job) -> list[tuple[str, int, str]]:
@@ -143,7 +166,8 @@ def _servers(job: Job) -> list[tuple[str, int, str]]:
     hosts, ports = _items(job.args.get("vllm_server_host")), [as_port(p) for p in _ports(job)]
     if len(hosts) != len(ports) or None in ports:
         return []  # VLLMClient refuses unequal lists; a bad port is _server_ports'
-    return [(h, p, f"{h}:{p}") for h, p in zip(hosts, ports)]
+    return [(h.strip("[]"), p, f"[{h.strip('[]')}]:{p}" if ":" in h else f"{h}:{p}")  # '[::1]' works in ms-swift
+            for h, p in zip(hosts, ports) if not _with_port(h)]
 
 
 def _unreachable(job: Job, facts: Facts) -> list[Finding]:
