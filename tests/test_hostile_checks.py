@@ -318,3 +318,16 @@ def test_a_bracketed_ipv6_rollout_host_that_answers_passes():
         port = server.getsockname()[1]
         assert rollout('"[::1]"', "--set", f"vllm_server_port={port}") == []
     assert rollout('"[::1]"', "--set", f"vllm_server_port={port}")[0][0] == "rlhf.vllm.server_unreachable"
+
+
+@pytest.mark.parametrize("value, message", [
+    ("123", "'123' is no file here, and ms-swift reads it as inline JSON: the number 123, not a list of dataset entries"),
+    ("true", "'true' is no file here, and ms-swift reads it as inline JSON: the boolean true, not a list of dataset "
+     "entries"),
+    ('\'"x"\'', "'\"x\"' is no file here, and ms-swift reads it as inline JSON: the text \"x\", not a list of dataset "
+     "entries"),
+    ('""', "'' is empty: ms-swift parses it as JSON text and fails (JSONDecodeError)"),
+])
+def test_a_dataset_info_value_that_loads_as_a_json_scalar_is_an_error(tmp_path, value, message):
+    # register_dataset_info: no such file -> json.loads(value) -> len(123) / iterating 'x' fails
+    assert info(tmp_path, value) == [("data.dataset_info.invalid", f"custom_dataset_info: {message}")]

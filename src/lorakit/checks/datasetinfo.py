@@ -25,13 +25,18 @@ EXAMPLE = '[{"dataset_path": "data/train.jsonl", "dataset_name": "mine"}]'
 
 
 def _items(value) -> list[str]:
-    if isinstance(value, (list, tuple)):
-        return [v for v in value if isinstance(v, str)]
-    return [value] if isinstance(value, str) else []
+    """Each argv item as lorakit renders it: a YAML number or bool ('123', 'true') is text that
+    ms-swift reads as inline JSON too."""
+    from lorakit.render import render_value
+
+    items = value if isinstance(value, (list, tuple)) else [value]
+    return [render_value(v)[0] for v in items if isinstance(v, (str, int, float))]
 
 
 def _load(text: str) -> tuple[object, str | None, str]:
     """(parsed, base_dir, where) or raises ValueError with what is wrong."""
+    if not text.strip():  # abspath('') is the current directory, which ms-swift does not open either
+        raise ValueError(f"{text!r} is empty: ms-swift parses it as JSON text and fails (JSONDecodeError)")
     path = os.path.abspath(os.path.expanduser(text))
     if os.path.isfile(path):
         if os.path.getsize(path) > MAX_BYTES:
@@ -53,7 +58,12 @@ def _load(text: str) -> tuple[object, str | None, str]:
     elif text.lstrip()[:1] in ("[", "{"):
         raw, where, base = text, "the inline value", None
     else:
-        raise LookupError  # no such file: paths.custom_dataset_info.missing says so
+        try:  # register_dataset_info json.loads what is no file: '123' loads, then len(123) fails
+            scalar = json.loads(text)
+        except (ValueError, RecursionError):
+            raise LookupError from None  # no such file: paths.custom_dataset_info.missing says so
+        raise ValueError(f"{text!r} is no file here, and ms-swift reads it as inline JSON: {_json_kind(scalar)}, "
+                         "not a list of dataset entries")
     try:
         return json.loads(raw), base, where
     except (json.JSONDecodeError, RecursionError) as exc:
