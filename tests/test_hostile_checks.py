@@ -331,3 +331,14 @@ def test_a_bracketed_ipv6_rollout_host_that_answers_passes():
 def test_a_dataset_info_value_that_loads_as_a_json_scalar_is_an_error(tmp_path, value, message):
     # register_dataset_info: no such file -> json.loads(value) -> len(123) / iterating 'x' fails
     assert info(tmp_path, value) == [("data.dataset_info.invalid", f"custom_dataset_info: {message}")]
+
+
+@pytest.mark.parametrize("version", ["3.0", "3.5", "3.6"])
+def test_gkd_with_a_cached_dataset_before_3_7_is_the_flag_history_s_alone(tmp_path, version):
+    # cached_dataset is new in 3.7: before it there is no such run to describe, only flags.too_new
+    cached = tmp_path / "cached"
+    cached.mkdir()
+    got = findings(["-p", "dpo", "--swift-version", version, *sets(rlhf_type="gkd", cached_dataset=str(cached))],
+                   "rlhf.gkd", "flags.too_new")
+    assert ("flags.too_new", f"--cached_dataset is new in ms-swift 3.7; you target {version}") in got
+    assert [code for code, _ in got if code.startswith("rlhf.")] == []

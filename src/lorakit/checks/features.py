@@ -142,11 +142,9 @@ def check_cached_dataset(job: Job, facts: Facts) -> list[Finding]:
         return []
     key = next((k for k in ("cached_dataset", "cached_val_dataset") if _items(job.args.get(k))), None)
     kind = str(job.args.get("rlhf_type", "dpo"))
-    if key is None or kind not in ("grpo", "gkd"):
-        return []
+    if key is None or kind not in ("grpo", "gkd") or _minor(job) < (3, 7):
+        return []  # cached_dataset is from 3.7: the flag's own history says so (flags.too_new)
     if kind == "grpo":
-        if _minor(job) < (3, 7):
-            return []  # the flag's own history says whether the minor has it
         return [about(job, ERROR, "rlhf.cached_dataset", f"args.{key}",
                       f"{key} with rlhf_type grpo: GRPO generates from each row's messages, which a cached "
                       "(pre-tokenized) dataset does not keep; ms-swift refuses it while parsing its arguments",
