@@ -342,3 +342,15 @@ def test_gkd_with_a_cached_dataset_before_3_7_is_the_flag_history_s_alone(tmp_pa
                    "rlhf.gkd", "flags.too_new")
     assert ("flags.too_new", f"--cached_dataset is new in ms-swift 3.7; you target {version}") in got
     assert [code for code, _ in got if code.startswith("rlhf.")] == []
+
+
+# -- a quoted --set for a launch text key --------------------------------------------------------------------
+
+@pytest.mark.parametrize("given, rendered", [('"10.0.0.1"', "MASTER_ADDR=10.0.0.1 \\"), ("'010'", "MASTER_ADDR=010 \\"),
+                                             ("010", "MASTER_ADDR=010 \\"), ('"[::1]"', "MASTER_ADDR='[::1]' \\")])
+def test_a_quoted_master_addr_is_the_text_inside_the_quotes(given, rendered):
+    # the rendered env held the quotes (MASTER_ADDR='"10.0.0.1"'), which no resolver takes
+    result = run_cli(["train", "--dry-run", "-p", "ddp", "--set", "launch.nnodes=2", "--set", "launch.node_rank=0",
+                      "--set", f"launch.master_addr={given}"])
+    assert result.code == 0, result.stderr
+    assert rendered in result.stdout.splitlines()

@@ -346,6 +346,8 @@ def parse_set(item: str) -> tuple[str, Any]:
         if sub in ("gpus", "master_addr", "time"):
             # ids, hosts and SLURM times are text: YAML would read 010 as 8 and 2:00:00 as 7200;
             # but a YAML null (`launch.gpus=null`) removes the list, as null does for any key
+            if isinstance(value, str) and raw.strip()[:1] in ("'", '"'):
+                return key, value  # quoted for YAML, as the hints show: the text inside the quotes
             return key, None if value is None and raw.strip() else raw.strip()
         return key, value
     if key.startswith("env."):
