@@ -354,3 +354,12 @@ def test_a_quoted_master_addr_is_the_text_inside_the_quotes(given, rendered):
                       "--set", f"launch.master_addr={given}"])
     assert result.code == 0, result.stderr
     assert rendered in result.stdout.splitlines()
+
+
+def test_a_yaml_mapping_as_dataset_info_is_the_mapping_ms_swift_iterates(tmp_path):
+    # rendered as one JSON item '{"dataset_path": ...}': register_dataset_info iterates its keys
+    preset = tmp_path / "p.yaml"
+    preset.write_text("extends: single\nargs:\n  custom_dataset_info: {dataset_path: data/train.jsonl}\n")
+    assert findings(["-p", str(preset)], "data.dataset_info") == [("data.dataset_info.invalid",
+        "custom_dataset_info: the inline value is a JSON mapping (keys 'dataset_path'), and ms-swift iterates a list "
+        "of entries: it would take each key for an entry and fail")]

@@ -30,7 +30,9 @@ def _items(value) -> list[str]:
     from lorakit.render import render_value
 
     items = value if isinstance(value, (list, tuple)) else [value]
-    return [render_value(v)[0] for v in items if isinstance(v, (str, int, float))]
+    # a YAML mapping renders as one JSON item, which ms-swift iterates key by key
+    return [render_value(v)[0] for v in items if isinstance(v, (str, int, float)) or
+            (isinstance(v, dict) and v is value)]
 
 
 def _load(text: str) -> tuple[object, str | None, str]:
