@@ -363,3 +363,26 @@ def test_a_yaml_mapping_as_dataset_info_is_the_mapping_ms_swift_iterates(tmp_pat
     assert findings(["-p", str(preset)], "data.dataset_info") == [("data.dataset_info.invalid",
         "custom_dataset_info: the inline value is a JSON mapping (keys 'dataset_path'), and ms-swift iterates a list "
         "of entries: it would take each key for an entry and fail")]
+
+
+# -- a paired GRPO launch with no swift to start ------------------------------------------------------------
+
+def test_a_paired_launch_without_swift_writes_no_run_record(tmp_path):
+    # the record was written first, then `swift rollout` could not start: `lorakit runs` listed a
+    # launch that never ran ('lost'); a plain launch checks for swift before its record
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    old = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        result = run_cli(["rlhf", "-p", "grpo_server", "--output-dir", "out", "--set", f"vllm_server_port={port}"],
+                         env={"PATH": "/nonexistent"})
+    finally:
+        os.chdir(old)
+    assert (result.code, result.stderr.splitlines()[-2:]) == (1, [
+        "lorakit: error: ms-swift's `swift` command was not found on PATH",
+        "  hint: pip install ms-swift in this environment"])
+    assert not (tmp_path / "out").exists()

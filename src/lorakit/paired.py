@@ -114,7 +114,12 @@ def tail(job: Job, *, dry: bool, fmt: Optional[str], strict: bool, grace: float,
     if dry:
         return emit(dry_text(rcmd, tcmd, url))
     port_is_free(rollout)
+    from lorakit import launch
     from lorakit.cli.run import End
+
+    if launch.resolve_swift(rcmd.child_env(os.environ)) is None:  # before the record: nothing started
+        raise EnvironmentProblem("ms-swift's `swift` command was not found on PATH",
+                                 hint="pip install ms-swift in this environment")
 
     # the trainer's record, as any rlhf launch's: `lorakit runs` lists it, --from replays it (the
     # job is the paired one, so the replay starts the rollout too), its end names the checkpoint
