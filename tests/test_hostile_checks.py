@@ -386,3 +386,16 @@ def test_a_paired_launch_without_swift_writes_no_run_record(tmp_path):
         "lorakit: error: ms-swift's `swift` command was not found on PATH",
         "  hint: pip install ms-swift in this environment"])
     assert not (tmp_path / "out").exists()
+
+
+def test_a_list_for_a_one_value_flag_is_refused_as_a_list_in_an_older_minor():
+    # it was 'grpo is not a choice in ms-swift 3.0', which hid that no list is taken at all
+    got = findings(["-p", "dpo", "--swift-version", "3.0", "--set", "rlhf_type=[grpo]"], "flags.")
+    assert got == [("flags.value", "rlhf_type takes one value, not a list")]
+
+
+def test_packing_with_a_mapping_attn_impl_where_attn_impl_has_no_choices_is_refused():
+    # 3.8's attn_impl is free text: '{"a": 1}' reaches _check_padding_free, which refuses it
+    got = findings(["-p", "single", "--swift-version", "3.8", *sets(packing="true", attn_impl="{a: 1}")],
+                   "args.packing", "flags.")
+    assert [code for code, _ in got] == ["args.packing.attn_impl"]

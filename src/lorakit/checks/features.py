@@ -45,8 +45,8 @@ def check_packing(job: Job, facts: Facts) -> list[Finding]:
     if feature is None:
         return []
     impls, impl = flash_impls(job), job.args.get("attn_impl")
-    if not impls or impl in impls or (impl is not None and not isinstance(impl, str)):
-        return []  # a list or a mapping: the flag check says attn_impl takes one value
+    if not impls or impl in impls or isinstance(impl, (list, tuple)):
+        return []  # a list: the flag check says attn_impl takes one value
     said = "unset" if impl is None else repr(impl)
     return [about(job, ERROR, "args.packing.attn_impl", f"args.{feature}",
                   f"{feature} needs a flash attention implementation, and attn_impl is {said}: ms-swift refuses "

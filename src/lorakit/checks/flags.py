@@ -168,11 +168,14 @@ def check_flags(job: Job, facts: Facts) -> list[Finding]:
                                f"write --{name} VALUE"))
             continue
         if minor is not None:  # an older minor: its own choices (3.0's rlhf_type has no grpo)
-            moved = flaghistory.choice_absence(job.swift_major, job.command, spec, value, minor)
+            spec_then = flaghistory.spec_at(job.swift_major, job.command, spec, minor)
+            # a list for a one-value flag is refused as a list first, whatever its items
+            several = isinstance(value, (list, tuple)) and spec_then.nargs not in ("+", "*")
+            moved = None if several else flaghistory.choice_absence(job.swift_major, job.command, spec, value, minor)
             if moved:
                 out.append(_choice_absent(job, key, moved))
                 continue
-            spec = flaghistory.spec_at(job.swift_major, job.command, spec, minor)
+            spec = spec_then
         problem = swiftflags.check_value(spec, value, flags)
         if problem and spec.type == "json" and ": the JSON does not parse (" in problem:
             # ms-swift json_repairs JSON that does not parse (swift/utils/utils.py json_parse_to_dict,
