@@ -68,6 +68,13 @@ def test_load_best_model_at_end_with_a_sane_policy_passes():
      "single token"),
     (["num_train_epochs=0"], 2, "error[train.no_steps] args.num_train_epochs (--set): num_train_epochs 0 with no "
      "max_steps trains nothing"),
+    (["learning_rate=.nan"], 2, "error[train.learning_rate] args.learning_rate (--set): learning_rate nan is not a "
+     "learning rate (it must be above 0 and below 1)"),
+    (["num_train_epochs=1e309"], 2, "error[train.no_steps] args.num_train_epochs (--set): num_train_epochs 1e309 with "
+     "no max_steps: transformers cannot count the steps to train"),
+    (["num_train_epochs=.inf", "max_steps=10"], 0, "info[batch.global_batch_size.derived] "
+     "args.gradient_accumulation_steps (built-in fragments/lora_sft): gradient_accumulation_steps 16 = "
+     "global_batch_size 16 / (per-device 1 x 1 rank(s) per node x 1 node(s))"),  # max_steps decides
 ])
 def test_values_no_one_means(sets, code, line):
     args = ["validate", "-p", "single"]

@@ -10,6 +10,8 @@ eval_steps (training_args.py __post_init__), only once the model is loading. ms-
 
 from __future__ import annotations
 
+import math
+
 from lorakit.checks.facts import Facts
 from lorakit.checks.lora import _is_lora
 from lorakit.findings import ERROR, WARNING, Finding, about
@@ -112,7 +114,7 @@ def check_learning_rate(job: Job, facts: Facts) -> list[Finding]:
     rate = as_float(raw)
     if job.command != "sft" or raw is None or rate is None:
         return []  # not a number: checks/flags.py says so
-    if rate <= 0 or rate >= 1:
+    if not 0 < rate < 1:  # written so that nan is refused too: every comparison with it is False
         return [about(job, ERROR, "train.learning_rate", "args.learning_rate",
                         f"learning_rate {raw} is not a learning rate (it must be above 0 and below 1)",
                         "LoRA recipes use 1e-4 to 5e-4")]
@@ -132,7 +134,12 @@ def check_length_and_steps(job: Job, facts: Facts) -> list[Finding]:
         out.append(about(job, ERROR, "train.max_length", "args.max_length",
                            f"max_length {length} leaves no room for a single token", "e.g. max_length: 2048"))
     epochs, steps = as_float(job.args.get("num_train_epochs", 3.0)), as_int(job.args.get("max_steps", -1))
-    if epochs is not None and epochs <= 0 and (steps is None or steps <= 0):
+    if epochs is not None and not math.isfinite(epochs) and (steps is None or steps <= 0):
+        # transformers counts max_steps = ceil(epochs x steps per epoch): inf or nan fails after load
+        out.append(about(job, ERROR, "train.no_steps", "args.num_train_epochs",
+                         f"num_train_epochs {job.args.get('num_train_epochs')} with no max_steps: transformers cannot "
+                         "count the steps to train", "set num_train_epochs: 1 or more, or max_steps: N"))
+    elif epochs is not None and epochs <= 0 and (steps is None or steps <= 0):
         out.append(about(job, ERROR, "train.no_steps", "args.num_train_epochs",
                            f"num_train_epochs {job.args.get('num_train_epochs')} with no max_steps trains nothing",
                            "set num_train_epochs: 1 or more, or max_steps: N"))
