@@ -49,6 +49,16 @@ def test_an_empty_model_names_no_model(here, model):
     assert _errors(result.stderr) == [f"error[paths.model.empty] args.model (--model): model {model!r} names no model"]
 
 
+@pytest.mark.parametrize("value, shown", [("true", "true"), ("0", "0"), ("1.5", "1.5")])
+def test_a_resume_from_checkpoint_yaml_reads_as_no_text_is_refused(here, value, shown):
+    result = run_cli(["validate", "-p", "single", "--dataset", "data/train.jsonl", "--set",
+                      f"resume_from_checkpoint={value}"])
+    assert result.code == 2
+    assert _errors(result.stderr) == [
+        f"error[paths.resume_from_checkpoint.missing] args.resume_from_checkpoint (--set): resume_from_checkpoint "
+        f"{shown} is not a path (ms-swift would look for a directory named '{shown}')"]
+
+
 def test_resume_from_checkpoint_must_exist(here):
     result = run_cli(["validate", "-p", "single", "--set", "resume_from_checkpoint=output/v0/checkpoint-5"])
     assert result.code == 2

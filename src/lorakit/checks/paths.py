@@ -47,6 +47,15 @@ def check_input_paths(job: Job, facts: Facts) -> list[Finding]:
         # ms-swift checks `model is None` only (model_args.py:220): '' goes on to the hub lookup
         out.append(about(job, ERROR, "paths.model.empty", "args.model", f"model {job.args['model']!r} names no model",
                          "give a hub id (Qwen/Qwen2.5-7B-Instruct) or a local model dir"))
+    for key in ALWAYS_LOCAL:
+        value = job.args.get(key)
+        if value is not None and not isinstance(value, (str, list, tuple)):
+            # YAML reads `true` / `0` as a bool / number: rendered as text, ms-swift opens a dir named so
+            shown = str(value).lower() if isinstance(value, bool) else str(value)
+            out.append(about(job, ERROR, f"paths.{key}.missing", f"args.{key}",
+                             f"{key} {shown} is not a path (ms-swift would look for a directory named {shown!r})",
+                             f"give the checkpoint directory, e.g. {key}: output/v0-20260101-120000/checkpoint-100"
+                             + (" (or lorakit train --resume)" if key == "resume_from_checkpoint" else "")))
     for key in INPUT_PATHS:
         for text in _items(job.args.get(key)):
             local = key in ALWAYS_LOCAL or localpath.looks_local(text)
