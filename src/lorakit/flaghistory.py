@@ -54,6 +54,14 @@ def target_minor(major: int, version: str | None) -> str | None:
     return minor
 
 
+def targeted(major: int, version: str | None) -> tuple[int, int]:
+    """The minor a job targets, to compare with `<`: target_minor's, else the snapshot's own (a
+    major alone, or a minor newer than the history, is judged as the newest)."""
+    text = target_minor(major, version) or minor_of(snapshot_version(major))
+    head, tail = text.split(".")
+    return int(head), int(tail)
+
+
 @dataclass(frozen=True)
 class Absence:
     """Why ms-swift `target` lacks a flag that other minors of its major have."""

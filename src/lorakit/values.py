@@ -82,6 +82,13 @@ def as_port(value: Any) -> int | None:
     return number if number is not None and PORT_RANGE[0] <= number <= PORT_RANGE[1] else None
 
 
+def listed(value: Any) -> list[str]:
+    """A flag's value as its items, each as text: one value is a list of one; None and '' drop."""
+    if isinstance(value, (list, tuple)):
+        return [str(v) for v in value if v not in (None, "")]
+    return [] if value in (None, "") else [str(value)]
+
+
 def did_you_mean(word: Any, choices: Iterable[str], n: int = 1) -> list[str]:
     """Close spellings of `word` among `choices` (difflib, imported only on this error path)."""
     import difflib

@@ -9,19 +9,15 @@ from lorakit.checks.facts import Facts
 from lorakit.findings import ERROR, WARNING, Finding, about
 from lorakit.job import Job
 from lorakit.render import render_value
-from lorakit.values import as_bool, as_float, as_int
+from lorakit.values import as_bool, as_float, as_int, listed
 
 TRAINS = ("sft", "pt", "rlhf")  # the commands whose arguments inherit TrainArguments
 
 
 def _minor(job: Job) -> tuple[int, int]:
-    """The ms-swift minor the job targets: the exact one when lorakit knows it, else the snapshot's."""
-    from lorakit.flaghistory import minor_of, target_minor
-    from lorakit.swiftflags import snapshot_version
+    from lorakit.flaghistory import targeted  # the history is read only for an older minor
 
-    text = target_minor(job.swift_major, job.swift_version) or minor_of(snapshot_version(job.swift_major))
-    major, minor = text.split(".")
-    return int(major), int(minor)
+    return targeted(job.swift_major, job.swift_version)
 
 
 def flash_impls(job: Job) -> tuple[str, ...]:
@@ -128,10 +124,6 @@ def check_quantization(job: Job, facts: Facts) -> list[Finding]:
     return []
 
 
-def _items(value) -> list:
-    return [v for v in value if v] if isinstance(value, (list, tuple)) else ([value] if value else [])
-
-
 def check_cached_dataset(job: Job, facts: Facts) -> list[Finding]:
     """A cached dataset holds rows already tokenized (input_ids, labels: `swift export
     --to_cached_dataset`). GRPO generates from each row's messages: ms-swift refuses it while parsing
@@ -140,7 +132,7 @@ def check_cached_dataset(job: Job, facts: Facts) -> list[Finding]:
     messages) and fails at the first such step with KeyError 'messages' (ms-swift #6595)."""
     if job.command != "rlhf":
         return []
-    key = next((k for k in ("cached_dataset", "cached_val_dataset") if _items(job.args.get(k))), None)
+    key = next((k for k in ("cached_dataset", "cached_val_dataset") if listed(job.args.get(k))), None)
     kind = str(job.args.get("rlhf_type", "dpo"))
     if key is None or kind not in ("grpo", "gkd") or _minor(job) < (3, 7):
         return []  # cached_dataset is from 3.7: the flag's own history says so (flags.too_new)

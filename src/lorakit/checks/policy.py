@@ -28,12 +28,9 @@ SPLIT_BY_DEFAULT_UNTIL = (3, 5)
 
 
 def default_split_ratio(job: Job) -> float:
-    from lorakit.flaghistory import target_minor  # the history is read only for an older minor
+    from lorakit.flaghistory import targeted  # the history is read only for an older minor
 
-    minor = target_minor(job.swift_major, job.swift_version)
-    if minor is None:
-        return 0.0
-    return 0.01 if tuple(int(p) for p in minor.split(".")) <= SPLIT_BY_DEFAULT_UNTIL else 0.0
+    return 0.01 if targeted(job.swift_major, job.swift_version) <= SPLIT_BY_DEFAULT_UNTIL else 0.0
 
 
 def split_ratio(job: Job) -> float | None:

@@ -30,7 +30,7 @@ from lorakit.checks.vllm_mode import check_rollout_gpus, generates_with_vllm, us
 from lorakit.checks.vllm_mode import gpu_list  # noqa: F401  (paired.py imports it from here)
 from lorakit.findings import ERROR, WARNING, Finding, about
 from lorakit.job import Job
-from lorakit.values import as_bool, as_float, as_int
+from lorakit.values import as_bool, as_float, as_int, listed
 
 PAIRED = ("dpo", "orpo", "simpo", "cpo")  # a chosen and a rejected answer per row
 REF_ADAPTER_TYPES = ("dpo", "kto", "grpo")
@@ -39,12 +39,6 @@ VLLM_LORA_DEFAULT = 16  # deploy_args.py / rlhf args: vllm_max_lora_rank: int = 
 
 def rlhf_type(job: Job) -> str:
     return str(job.args.get("rlhf_type", "dpo"))  # RLHFArguments.rlhf_type defaults to 'dpo'
-
-
-def _items(value) -> list[str]:
-    if isinstance(value, (list, tuple)):
-        return [str(v) for v in value if v not in (None, "")]
-    return [] if value in (None, "") else [str(value)]
 
 
 def carried_over(job: Job, facts: Facts) -> list[Finding]:
@@ -70,7 +64,7 @@ def _local_files(job: Job) -> list[tuple[str, str]]:
     out = []
     cwd = os.getcwd()
     for key in ("dataset", "val_dataset"):
-        for item in _items(job.args.get(key)):
+        for item in listed(job.args.get(key)):
             ref = localpath.parse_dataset(item, cwd)
             name = ref.name.strip()
             if name and localpath.exists(name, cwd):
@@ -82,7 +76,7 @@ def _local_files(job: Job) -> list[tuple[str, str]]:
 
 def check_rows(job: Job, facts: Facts) -> list[Finding]:
     kind = rlhf_type(job)
-    if job.command != "rlhf" or kind not in (*PAIRED, "kto") or _items(job.args.get("custom_dataset_info")):
+    if job.command != "rlhf" or kind not in (*PAIRED, "kto") or listed(job.args.get("custom_dataset_info")):
         return []
     from lorakit import datafile
 
@@ -155,7 +149,7 @@ def check_ref(job: Job, facts: Facts) -> list[Finding]:
     if job.command != "rlhf":
         return []
     kind, out = rlhf_type(job), []
-    if _items(job.args.get("ref_adapters")) and kind not in REF_ADAPTER_TYPES:
+    if listed(job.args.get("ref_adapters")) and kind not in REF_ADAPTER_TYPES:
         out.append(about(job, ERROR, "rlhf.ref_adapters", "args.ref_adapters",
                          f"rlhf_type {kind} has no reference model, so ref_adapters cannot be used "
                          "(ms-swift asserts 'only DPO, KTO, and GRPO support `ref_adapters`')",
@@ -196,7 +190,7 @@ def check_resume_sft(job: Job, facts: Facts) -> list[Finding]:
     `--adapters CKPT --ref_adapters CKPT` (rlhf_args.py, ref_adapters help; ref_adapters from 3.8)."""
     kind, ckpt = rlhf_type(job), job.args.get("resume_from_checkpoint")
     if job.command != "rlhf" or kind not in REF_ADAPTER_TYPES or ckpt in (None, "") or \
-            str(job.args.get("tuner_type", "lora")) == "full" or _items(job.args.get("ref_adapters")) or \
+            str(job.args.get("tuner_type", "lora")) == "full" or listed(job.args.get("ref_adapters")) or \
             vllm_mode.before(job, "3.8"):
         return []
     if kind == "grpo" and job.args.get("beta") is not None and as_float(job.args["beta"]) == 0.0:
@@ -222,7 +216,7 @@ def check_grpo(job: Job, facts: Facts) -> list[Finding]:
     from lorakit.checks.layout import gpus_per_rank
 
     kind, out = rlhf_type(job), []
-    rewards = _items(job.args.get("reward_funcs")) or _items(job.args.get("reward_model"))
+    rewards = listed(job.args.get("reward_funcs")) or listed(job.args.get("reward_model"))
     if kind == "grpo" and not rewards and job.args.get("teacher_model") in (None, ""):
         out.append(about(job, ERROR, "rlhf.grpo.rewards", "args.reward_funcs",
                          "GRPO with no reward: neither reward_funcs nor a reward_model is set",

@@ -18,7 +18,7 @@ from __future__ import annotations
 from lorakit.checks.facts import Facts
 from lorakit.findings import ERROR, WARNING, Finding, about
 from lorakit.job import Job
-from lorakit.values import as_bool, as_int, as_port
+from lorakit.values import as_bool, as_int, as_port, listed
 
 LOOPBACK = ("localhost", "0.0.0.0", "::1")  # VLLMClient's default host is '0.0.0.0': this machine
 SERVER_TIMEOUT = 240.0  # args_mixin.py vllm_server_timeout: float = 240.0 (3.12.6 and 4.6.0)
@@ -27,13 +27,10 @@ SERVER_TIMEOUT = 240.0  # args_mixin.py vllm_server_timeout: float = 240.0 (3.12
 def before(job: Job, minor: str) -> bool:
     """Does the job target a minor of its major older than `minor`? A major alone (or the
     snapshot's own minor) is the newest, so never."""
-    from lorakit import flaghistory
+    from lorakit.flaghistory import targeted
 
-    target = flaghistory.target_minor(job.swift_major, job.swift_version)
-    order = flaghistory.minors(job.swift_major)
-    if target is None or job.swift_major != 3 or minor not in order:
-        return False
-    return order.index(target) < order.index(minor)
+    major, tail = minor.split(".")
+    return job.swift_major == int(major) and targeted(job.swift_major, job.swift_version) < (int(major), int(tail))
 
 
 def generates_with_vllm(job: Job) -> bool:
@@ -44,12 +41,6 @@ def generates_with_vllm(job: Job) -> bool:
 
 def uses_vllm(job: Job) -> bool:
     return as_bool(job.args.get("use_vllm", False)) is True
-
-
-def _items(value) -> list[str]:
-    if isinstance(value, (list, tuple)):
-        return [str(v) for v in value if v not in (None, "")]
-    return [] if value in (None, "") else [str(value)]
 
 
 def check_mode(job: Job, facts: Facts) -> list[Finding]:
@@ -68,7 +59,7 @@ def check_mode(job: Job, facts: Facts) -> list[Finding]:
                          "when use_vllm is false')", "set use_vllm: true, or drop vllm_mode"))
     if not uses_vllm(job):
         return out
-    server = _items(job.args.get("vllm_server_base_url")) or _items(job.args.get("vllm_server_host"))
+    server = listed(job.args.get("vllm_server_base_url")) or listed(job.args.get("vllm_server_host"))
     if mode == "colocate" and server:
         out.append(_mode_conflict(job, server))
     if mode == "server" and not server:
@@ -87,7 +78,7 @@ def check_mode(job: Job, facts: Facts) -> list[Finding]:
 
 
 def _mode_conflict(job: Job, server: list[str]) -> Finding:
-    base = bool(_items(job.args.get("vllm_server_base_url")))
+    base = bool(listed(job.args.get("vllm_server_base_url")))
     key = "vllm_server_base_url" if base else "vllm_server_host"
     where = server[0] if base else f"{server[0]} port {_ports(job)[0] if _ports(job) else 8000} (vllm_server_port)"
     switch = "; ms-swift 3.5-3.6 switch vllm_mode to server" if before(job, "3.7") else ""
@@ -110,7 +101,7 @@ def _server_ports(job: Job) -> list[Finding]:
     there, and a paired swift rollout given 0 would take a random one (find_free_port)."""
     if job.args.get("vllm_server_base_url"):
         return []  # the base URL wins: vllm_server_host/port are ignored (args_mixin.py)
-    hosts = [h for h in _items(job.args.get("vllm_server_host")) if _with_port(h)]
+    hosts = [h for h in listed(job.args.get("vllm_server_host")) if _with_port(h)]
     if hosts:
         return [about(job, ERROR, "rlhf.vllm.server_host_port", "args.vllm_server_host",
                       f"vllm_server_host {hosts[0]!r} is more than a host: the trainer connects to "
@@ -151,7 +142,7 @@ def _servers(job: Job) -> list[tuple[str, int, str]]:
     """(host, port, what the user wrote) of each server the trainer's VLLMClient polls."""
     from urllib.parse import urlsplit
 
-    urls = _items(job.args.get("vllm_server_base_url"))
+    urls = listed(job.args.get("vllm_server_base_url"))
     if urls:  # VLLMClient: the base URLs win over host/port
         out = []
         for url in urls:
@@ -163,7 +154,7 @@ def _servers(job: Job) -> list[tuple[str, int, str]]:
             if parts.hostname:
                 out.append((parts.hostname, port, url))
         return out
-    hosts, ports = _items(job.args.get("vllm_server_host")), [as_port(p) for p in _ports(job)]
+    hosts, ports = listed(job.args.get("vllm_server_host")), [as_port(p) for p in _ports(job)]
     if len(hosts) != len(ports) or None in ports:
         return []  # VLLMClient refuses unequal lists; a bad port is _server_ports'
     return [(h.strip("[]"), p, f"[{h.strip('[]')}]:{p}" if ":" in h else f"{h}:{p}")  # '[::1]' works in ms-swift
@@ -205,7 +196,7 @@ def spare_gpus_are_vllms(job: Job) -> bool:
     if str(job.args.get("rlhf_type")) != "grpo" or not before(job, "3.5"):
         return False
     fast = uses_vllm(job) or as_bool(job.args.get("use_lmdeploy", False)) is True
-    return fast and not _items(job.args.get("vllm_server_host"))
+    return fast and not listed(job.args.get("vllm_server_host"))
 
 
 def gpu_list(value) -> list[str]:
