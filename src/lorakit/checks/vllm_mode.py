@@ -20,7 +20,6 @@ from lorakit.findings import ERROR, WARNING, Finding, about
 from lorakit.job import Job
 from lorakit.values import as_bool, as_int, as_port, listed
 
-LOOPBACK = ("localhost", "0.0.0.0", "::1")  # VLLMClient's default host is '0.0.0.0': this machine
 SERVER_TIMEOUT = 240.0  # args_mixin.py vllm_server_timeout: float = 240.0 (3.12.6 and 4.6.0)
 
 
@@ -121,7 +120,8 @@ def _this_machine(host: str, facts: Facts) -> bool:
     from lorakit.checks.nodes import is_loopback  # localhost., 127.1, ::ffff:127.0.0.1, 0.0.0.0 too
 
     host = host.strip().strip("[]").lower()
-    return host in LOOPBACK or is_loopback(host) or host == facts.hostname().lower()
+    # is_loopback counts 0.0.0.0 too: VLLMClient's default host, this machine
+    return is_loopback(host) or host == facts.hostname().lower()
 
 
 def _with_port(host: str) -> bool:
