@@ -6,7 +6,6 @@ the accepted formats and one rejected shape for real)."""
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
@@ -238,11 +237,8 @@ def test_only_a_bounded_prefix_is_read(tmp_path):
     row = json.dumps({"messages": [U("What is the capital of France?"), A("Paris.")]})
     path = tmp_path / "big.jsonl"
     path.write_text((row + "\n") * 100_000 + "not json\n")  # the bad line is far past the budget
-    start = time.perf_counter()
-    rec = datafile.recognize(str(path), cwd=str(tmp_path))
-    elapsed = time.perf_counter() - start
+    rec = datafile.recognize(str(path), cwd=str(tmp_path))  # its cost is scripts/bench.py's (no timed test)
     assert (rec.rows_checked, rec.total_rows, problems(rec), rec.format) == (datafile.MAX_ROWS, None, [], "messages")
-    assert elapsed < 0.5, elapsed  # about 5 ms; generous for a loaded machine
 
 
 def test_a_prefix_that_ends_inside_a_row_is_not_an_error(tmp_path):

@@ -72,7 +72,7 @@ FOUND = {
                               "in checks/lora.check_ratio",
     "dataset_json_int_over_4300_digits": "a local .jsonl/.json dataset holding an integer of 4301+ digits: "
                                          "ValueError from the json decoder (only JSONDecodeError and "
-                                         "RecursionError are caught) in datafile._json_rows",
+                                         "RecursionError are caught) in dataread.json_rows",
     "ddp_gc_kwargs_not_json": "plain DDP (several ranks, no DeepSpeed/FSDP) with gradient checkpointing on and a "
                               "gradient_checkpointing_kwargs mapping holding a YAML date/binary/set, as a key "
                               "or a value: TypeError from json.dumps in fixups.add_no_reentrant (the fixup "
