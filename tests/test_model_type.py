@@ -16,7 +16,7 @@ from lorakit.job import build_job
 
 FACTS = Facts(has_module=lambda name: False, is_file=lambda p: False)  # find_model: the real lookup
 QWEN2 = "Qwen2ForCausalLM"
-ORIGINAL = model._swift_models
+ORIGINAL = model.swift_models
 QWEN2_TEMPLATES = "qwen, qwen2_5, qwen2_5_math, marco_o1, qwq_preview, qwq, deepseek_r1"
 
 
@@ -229,7 +229,7 @@ def test_a_cached_hub_id_is_named_by_its_id(tmp_path, monkeypatch):
 
 
 def test_3x_target_without_its_registry_snapshot_warns_with_the_model_type(tmp_path, monkeypatch):
-    monkeypatch.setattr(model, "_swift_models", lambda major: ORIGINAL(4) if major == 4 else None)
+    monkeypatch.setattr(model, "swift_models", lambda major: ORIGINAL(4) if major == 4 else None)
     path = config_dir(tmp_path, "qwen2.5-0.5b-sft")
     assert run({"model": path}, major=3) == [
         ("warning", "model.type.ambiguous", "ms-swift 4.6.0 (lorakit has no snapshot of 3.x's registry) cannot "
@@ -253,7 +253,7 @@ V3 = {"swift_version": "3.12.6", "names": {"qwen2.5-0.5b-instruct": "qwen2_5", "
 def test_3x_with_its_snapshot_errors_too_and_needs_no_template(tmp_path, monkeypatch):
     # 3.12.6 refuses as well (swift/llm/model/register.py:614-618) but takes the template from the
     # model_type (register.py:86-87, template_args.py:140-141)
-    monkeypatch.setattr(model, "_swift_models", lambda major: V3 if major == 3 else ORIGINAL(major))
+    monkeypatch.setattr(model, "swift_models", lambda major: V3 if major == 3 else ORIGINAL(major))
     path = config_dir(tmp_path, "qwen2.5-0.5b-sft")
     assert run({"model": path}, major=3) == [
         ("error", "model.type.ambiguous", "ms-swift 3.x cannot tell qwen2.5-0.5b-sft's model_type and refuses to "

@@ -30,7 +30,7 @@ from lorakit.job import build_job
 
 pytestmark = pytest.mark.real
 
-TABLE = model_checks._swift_models(4)
+TABLE = model_checks.swift_models(4)
 
 # What ms-swift does first in `swift sft`: ModelArguments._init_model_info (get_model_info_meta),
 # then TemplateArguments.__post_init__ (get_template_meta). One process for every case.
@@ -88,7 +88,7 @@ def build_cases(root: Path) -> list[dict]:
         cases.append({"model": config_dir(root / str(n), name, arch, args_json, **(extra or {})), **args})
 
     for arch, types in arches.items():
-        own = model_checks._Registry(TABLE, 4).own_template(types[0], None)
+        own = model_checks.Registry(TABLE, 4).own_template(types[0], None)
         if len(types) > 1 or own is None:
             add("my-finetune", None if arch == "null" else arch)
     for arch in ("Gemma2ForCausalLM", "Phi3SmallForCausalLM", "InternLM3ForCausalLM"):

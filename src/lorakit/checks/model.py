@@ -9,12 +9,10 @@ through modelconfig, which checks every field it reads.
 
 from __future__ import annotations
 
-import json
-import re
-from functools import lru_cache
 from pathlib import Path
 
 from lorakit import archtable, modelconfig, modelinfo, planmath
+from lorakit.swiftregistry import Registry, args_json, swift_model_name, swift_models  # noqa: F401 (the API)
 from lorakit.checks.facts import Facts
 from lorakit.checks.lora import _is_lora
 from lorakit.errors import LorakitError
@@ -97,144 +95,11 @@ def check_targets(job: Job, facts: Facts) -> list[Finding]:
                     "so lorakit cannot read its layers)", f"usual Linear layers: {_names(names)}")]
 
 
-@lru_cache(maxsize=None)
-def _swift_models(major: int) -> dict | None:
-    path = Path(__file__).resolve().parents[1] / "data" / f"swift_models_v{major}.json"
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
-
-
-# How ms-swift names a model (swift/model/model_meta.py:146 get_model_name, 4.6.0; 3.12.6:
-# swift/llm/model/register.py:521): a Hugging Face (4.x also ModelScope) cache snapshot is named
-# after its repo, anything else after its last path part with ModelScope's '___' as '.'.
-_CACHE_NAME = {4: (re.compile(r"/models--(?:.+?--)?(.+?)/snapshots/"),
-                   re.compile(r"/models/(?:.+?--)?(.+?)/snapshots/")),
-               3: (re.compile(r"/models--.+?--(.+?)/snapshots/"),)}
-
-
-def swift_model_name(model: str, major: int = 4) -> str:
-    """The name ms-swift matches against its registered hub ids, lowercased as it compares it."""
-    model = model.rstrip("/")
-    for pattern in _CACHE_NAME.get(major, _CACHE_NAME[4]):
-        match = pattern.search(model)
-        if match is not None:
-            return match.group(1).lower()
-    return model.rsplit("/", 1)[-1].replace("___", ".").lower()
-
-
-_SEP = re.compile(r"[-_\s/]+")
-# Name parts that say nothing about the family: sizes and versions alone, and the usual suffixes.
-_GENERIC = re.compile(r"^(v?\d+(\.\d+)*[bmkt]?|a\d+(\.\d+)?b|\d+k|it|hf|ms|base|chat|instruct|sft|dpo|lora|"
-                      r"merged|finetuned?|ft|awq|gptq|int[348]|fp8|bnb|nf4|\d+bit|gguf|preview|tiny|random|test)$")
-
-
-def _tokens(name: str) -> list[str]:
-    return [t for t in _SEP.split(name.lower()) if t]
-
-
-def _cue(ours: list[str], theirs: list[str]) -> tuple[int, int]:
-    """How much of the longest run of name parts two names share says about the family:
-    (characters of its non-generic parts, characters in all), (0, 0) when nothing specific."""
-    best = (0, 0)
-    for i in range(len(ours)):
-        for j in range(len(theirs)):
-            k = 0
-            while i + k < len(ours) and j + k < len(theirs) and ours[i + k] == theirs[j + k]:
-                k += 1
-            run = ours[i:i + k]
-            score = (sum(len(t) for t in run if not _GENERIC.match(t)), sum(len(t) for t in run))
-            if score[0] and score > best:
-                best = score
-    return best
-
-
-class _Registry:
-    """One ms-swift version's model registry (scripts/gen_swift_models.py) and its rules."""
-
-    def __init__(self, table: dict, major: int):
-        self.table, self.major = table, major
-        self.types = table.get("model_types") or {}
-        self.templates = table.get("templates") or []
-
-    def own_template(self, model_type: str, matched: str | None) -> str | None:
-        """The template ms-swift takes without --template (4.x swift/template/register.py:36-47:
-        the matched group's or the model type's own, else its only candidate); None if it cannot."""
-        meta = self.types.get(model_type) or {}
-        if matched is not None and self.table["names"].get(matched) == model_type:
-            # 4.x get_matched_model_meta (model_meta.py:165-174) lays the matched group over the
-            # meta, and keeps it when model_type is the matched one (model_meta.py:285-286)
-            template = self.table.get("name_templates", {}).get(matched) or meta.get("template")
-        else:
-            template = meta.get("template")
-        if template:
-            return template
-        candidates = meta.get("candidates") or []
-        return candidates[0] if len(candidates) == 1 else None
-
-    def candidates(self, model_type: str) -> list[str]:
-        meta = self.types.get(model_type) or {}
-        return meta.get("candidates") or ([meta["template"]] if meta.get("template") else [])
-
-    def pick(self, name: str, types: list[str]) -> tuple[str, str, str | None]:
-        """(model_type, template, the registered name that decided it) for a model called `name`
-        among `types`: the registered names that share the most telling run of name parts with
-        it vote; with no cue, ms-swift's first type and its first template."""
-        ours = _tokens(name)
-        best, votes = (0, 0), {}
-        for theirs, model_type in self.table["names"].items():
-            if model_type not in types:
-                continue
-            score = _cue(ours, _tokens(theirs))
-            if score[0] == 0 or score < best:
-                continue
-            if score > best:
-                best, votes = score, {}
-            template = self.own_template(model_type, theirs)
-            if template is None:
-                continue
-            votes.setdefault((model_type, template), []).append(theirs)
-        if votes:
-            order = {t: i for i, t in enumerate(types)}
-
-            def rank(item):
-                (model_type, template), names = item
-                cands = self.candidates(model_type)
-                return (-len(names), order[model_type], cands.index(template) if template in cands else 99)
-
-            (model_type, template), names = min(votes.items(), key=rank)
-            return model_type, template, min(names, key=lambda n: (len(n), n))
-        model_type = types[0]
-        template = self.own_template(model_type, None) or next(iter(self.candidates(model_type)), None)
-        return model_type, template or "default", None
-
-
-def _args_json(path: Path, major: int) -> tuple[str | None, str | None] | None:
-    """(model_type, template) that ms-swift takes from the dir's args.json; None if unreadable.
-    4.x (swift/arguments/base_args/base_args.py:285-339, model_meta.py:225-226, template/register.py:
-    34-35) keeps its model_type only if ms-swift >= 4 wrote it (base_args.py:330-331), and reads its
-    template; 3.x (swift/llm/model/register.py:610-611) reads its model_type only."""
-    file = path / "args.json"
-    if not file.is_file():
-        return (None, None)
-    try:
-        data = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
-        return None
-    if not isinstance(data, dict):
-        return None
-    model_type, template = data.get("model_type"), data.get("template")
-    written = str(data.get("swift_version") or "0")
-    if major >= 4 and not (written.split(".")[0].isdigit() and int(written.split(".")[0]) >= 4):
-        model_type = None
-    if major < 4:
-        template = None
-    return (model_type if isinstance(model_type, str) else None, template if isinstance(template, str) else None)
-
-
 def _set(pairs) -> str:
     return " ".join(f"--set {k}={v}" for k, v in pairs)
 
 
-def _why(picked: str | None, name: str, model_type: str, registry: _Registry) -> str:
+def _why(picked: str | None, name: str, model_type: str, registry: Registry) -> str:
     if picked:
         return f"its name is closest to the registered {picked}"
     others = registry.candidates(model_type)
@@ -274,7 +139,7 @@ def _older_minor_has(job: Job, model_type: str) -> bool:
     return present_type(job, model_type)
 
 
-def _invalid(job: Job, registry: _Registry, arch: str | None) -> list[Finding]:
+def _invalid(job: Job, registry: Registry, arch: str | None) -> list[Finding]:
     """A model_type or template ms-swift does not have: it refuses to start (model_meta.py:237-238,
     swift/template/register.py:49-50; 3.x: swift/llm/model/register.py:621-622 and a KeyError)."""
     out, major = [], registry.major
@@ -303,7 +168,7 @@ def _invalid(job: Job, registry: _Registry, arch: str | None) -> list[Finding]:
     return out
 
 
-def _mismatch(job: Job, registry: _Registry, config: dict | None, arch: str | None, model: str) -> list[Finding]:
+def _mismatch(job: Job, registry: Registry, config: dict | None, arch: str | None, model: str) -> list[Finding]:
     """A text-only model_type for a multimodal dir: ms-swift takes any registered model_type as
     given and matches the architecture only when none is given (4.6.0 swift/model/model_meta.py
     _get_model_info; 3.12.6 swift/llm/model/register.py:611-622), so it loads a vision-language
@@ -341,12 +206,12 @@ def check_model_type(job: Job, facts: Facts) -> list[Finding]:
     if job.command != "sft" or not isinstance(model, str) or not model:
         return []
     major = job.swift_major
-    table = _swift_models(major)
+    table = swift_models(major)
     exact = table is not None  # a snapshot of the target's own registry
-    table = table or _swift_models(4)
+    table = table or swift_models(4)
     if table is None:
         return []
-    registry = _Registry(table, major)
+    registry = Registry(table, major)
     local = facts.find_model(model)  # a hub id not in a local cache: ms-swift downloads it first
     config, arch = _architecture(local)
     if exact:
@@ -358,7 +223,7 @@ def check_model_type(job: Job, facts: Facts) -> list[Finding]:
     user_type, user_template = _user(job, "model_type"), _user(job, "template")
     name = swift_model_name(model, major)
     matched = name if name in table["names"] else None
-    from_args = _args_json(Path(local), major)
+    from_args = args_json(Path(local), major)
     if from_args is None:
         return []
     model_type = user_type or (table["names"][matched] if matched else None) or from_args[0]

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from lorakit import flaghistory, localpath
 from lorakit.checks.facts import Facts
-from lorakit.checks.model import swift_model_name
+from lorakit.swiftregistry import swift_model_name
 from lorakit.findings import ERROR, Finding, about
 from lorakit.job import Job
 
