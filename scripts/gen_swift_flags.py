@@ -150,8 +150,10 @@ def _choices(action: argparse.Action) -> list[str] | None:
         choices = [member.value for member in action.type]
     if choices is None:
         return None
-    # None is dropped: lorakit omits a null value instead of rendering the string 'None'.
-    return [str(c.value if isinstance(c, enum.Enum) else c) for c in choices if c is not None]
+    # As text, the way argparse compares them: HfArgumentParser's type for a Literal maps each
+    # choice's str() back to it (transformers hf_argparser.make_choice_type_function), so for
+    # Literal['float16', ..., None] the text 'None' parses to None (the default) and is kept.
+    return [str(c.value if isinstance(c, enum.Enum) else c) for c in choices]
 
 
 def _jsonable(value: object) -> object:

@@ -413,8 +413,8 @@ class Source:
             args = hint.slice.elts if isinstance(hint.slice, ast.Tuple) else [hint.slice]
             if not all(isinstance(a, ast.Constant) for a in args):
                 return UNREADABLE
-            # lorakit's snapshot writes choices as text, without None (gen_swift_flags._choices)
-            return [str(a.value) for a in args if a.value is not None]
+            # as text, None as 'None', as lorakit's snapshot writes them (gen_swift_flags._choices)
+            return [str(a.value) for a in args]
         if isinstance(hint, ast.Subscript):
             return None  # List[...], Dict[...]: no choices
         name = _name(hint)

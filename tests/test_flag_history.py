@@ -257,7 +257,8 @@ class Args(Other, Middle, Seq2SeqTrainingArguments):
 
 
 def test_the_generator_reads_choices_as_hfargumentparser_makes_them(tmp_path):
-    """Literal args (Optional/Union[..., str] unwrapped, None left out), Enum values, no choices
+    """Literal args (Optional/Union[..., str] unwrapped, a None arg as 'None', which argparse
+    parses to None), Enum values, no choices
     for a plain type, nothing claimed for an annotation it cannot read, and the declaration
     nearest in the MRO (Args -> Other -> Middle -> Base: Middle's kind wins over Base's)."""
     import ast
@@ -272,5 +273,5 @@ def test_the_generator_reads_choices_as_hfargumentparser_makes_them(tmp_path):
     kind, cls = source.find("swift.args", "Args")
     assert kind == "class" and isinstance(cls, ast.ClassDef)
     assert [c.name for _, c in source.mro(cls)] == ["Args", "Other", "Middle", "Base"]
-    assert source.choices(cls) == {"kind": ["a", "b", "c"], "mode": ["x", "y"], "either": ["p", "q"],
+    assert source.choices(cls) == {"kind": ["a", "b", "c"], "mode": ["x", "y", "None"], "either": ["p", "q"],
                                    "backend": ["pt", "vllm"], "names": None, "free": None}

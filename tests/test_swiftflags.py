@@ -192,10 +192,10 @@ def test_prefix_matches(key, expected):
         ),
         ("gradient_checkpointing", 2, "gradient_checkpointing expects true or false (yes/no, t/f, y/n, 1/0), got '2'"),
         ("torch_dtype", "bfloat16", None),
-        ("torch_dtype", "bf16", "torch_dtype: 'bf16' is not one of bfloat16, float16, float32; did you mean 'bfloat16'?"),
+        ("torch_dtype", "bf16", "torch_dtype: 'bf16' is not one of bfloat16, float16, float32, None; did you mean 'bfloat16'?"),
         ("quant_bits", 4, None),  # Literal[1, 2, 3, 4, 8, 'float8']: argparse maps '4' to 4
         ("quant_bits", "float8", None),
-        ("torch_dtype", "FP32", "torch_dtype: 'FP32' is not one of bfloat16, float16, float32; did you mean 'float32'?"),
+        ("torch_dtype", "FP32", "torch_dtype: 'FP32' is not one of bfloat16, float16, float32, None; did you mean 'float32'?"),
         ("quant_bits", 16, "quant_bits: '16' is not one of 1, 2, 3, 4, 8, float8"),  # no "did you mean '1'"
         ("debug", ["underflow_overflow"], None),  # list[DebugOption]: the Enum is the choices
         ("debug", "nope", "debug: 'nope' is not one of underflow_overflow, tpu_metrics_debug"),

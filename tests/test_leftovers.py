@@ -1,0 +1,55 @@
+"""Defects the last stop's note left alone, each as a user meets it (CLI, a subprocess of
+`lorakit`), each with the exact message, exit code or argv it must give."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO, run_cli, swift3_python
+from lorakit import swiftflags
+
+PARSE = REPO / "scripts" / "swift_parse_check.py"
+
+
+def dry_argv(args: list[str]) -> list[str]:
+    r = run_cli([*args, "--dry-run", "--format", "json"])
+    assert r.code == 0, r.stderr
+    return json.loads(r.stdout)["argv"]
+
+
+# 1. Literal[..., None]: HfArgumentParser maps the text 'None' back to None (transformers
+# hf_argparser.make_choice_type_function), so `--bnb_4bit_compute_dtype None` is ms-swift's default.
+@pytest.mark.parametrize("version", ["4", "3"])
+def test_none_that_ms_swift_parses_is_not_refused(version):
+    argv = dry_argv(["train", "-p", "single", "--swift-version", version, "--set", "bnb_4bit_compute_dtype=None"])
+    assert argv[-2:] == ["--bnb_4bit_compute_dtype", "None"]
+
+
+def test_lower_case_none_is_still_refused_with_the_spelling_ms_swift_takes():
+    r = run_cli(["train", "-p", "single", "--set", "bnb_4bit_compute_dtype=none", "--dry-run"])
+    assert r.code == 2
+    assert ("bnb_4bit_compute_dtype: 'none' is not one of float16, bfloat16, float32, None; "
+            "did you mean 'None'?") in r.stderr
+
+
+def _none_flags(major: int) -> list[str]:
+    flags = swiftflags.load_flags(major, "sft")
+    return sorted(name for name, spec in flags.items() if spec.choices and "None" in spec.choices)
+
+
+@pytest.mark.parametrize("major", [4, 3])
+def test_ms_swift_parses_every_none_choice_in_the_snapshot_to_none(major):
+    names = _none_flags(major)
+    # the fields whose Literal holds None in 4.6.0 / 3.12.6 (swift/arguments/base_args/*.py)
+    assert set(names) >= {"bnb_4bit_compute_dtype", "lora_dtype", "norm_bbox", "torch_dtype", "truncation_strategy"}
+    python = sys.executable if major == 4 else swift3_python()
+    cases = [["--model", "x", f"--{name}", "None"] for name in names]
+    out = subprocess.run([python, str(PARSE), "sft", "--batch"], input=json.dumps(cases), capture_output=True,
+                         text=True, timeout=600, cwd=REPO / "scripts")
+    assert out.returncode == 0, out.stderr[-2000:]
+    answers = json.loads(out.stdout)
+    assert [(a["exit"], a["remaining"], a["values"][n]) for n, a in zip(names, answers)] == [(0, [], None)] * len(names)
