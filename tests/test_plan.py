@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from lorakit import plan as planner
+from lorakit import planmodel
 from lorakit.cli.plan import print_rich
 
 GIB = 1024 ** 3
@@ -274,7 +275,7 @@ def test_user_errors_exit_2_with_exact_text(cli, args, message, tmp_path, monkey
 def test_what_looks_like_a_path(tmp_path, monkeypatch, model, path_like):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "data").mkdir()
-    assert planner.looks_like_path(model) is path_like
+    assert planmodel.looks_like_path(model) is path_like
 
 
 def test_a_deepspeed_file_with_a_bad_stage_is_named(cli, tmp_path):

@@ -7,16 +7,12 @@ every assumption it made. Stdlib only: no torch, transformers, numpy or ms-swift
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import re
 import shutil
 import subprocess
-from pathlib import Path
 from typing import Any, Callable
 
-from lorakit import archtable, modelinfo, planmath
+from lorakit import modelinfo, planmath
 from lorakit.checks.layout import gpus_per_rank as _ranked_gpus
 from lorakit.checks.training import effective_grad_accum
 from lorakit.errors import LorakitError
@@ -24,14 +20,14 @@ from lorakit.findings import WARNING, Finding
 from lorakit.fixups import gc_enabled
 from lorakit.job import Job
 from lorakit.values import as_float, as_int, did_you_mean
+from lorakit.planmodel import load_model  # noqa: F401 (plan.load_model: the API)
+from lorakit.zeroconfig import zero_of, zero_sizes
 
 GIB = 1024 ** 3
 # CUDA context, NCCL buffers and allocator fragmentation: what planmath leaves out on purpose.
 RESERVE_GIB = 1.5
 DTYPE_BYTES = {"bfloat16": 2, "bf16": 2, "float16": 2, "fp16": 2, "half": 2, "float32": 4, "fp32": 4}
 ATTENTION = ("q_proj", "k_proj", "v_proj", "o_proj", "qkv_proj", "W_pack", "query_key_value", "wqkv", "wo")
-SIZE = re.compile(r"(\d+(?:\.\d+)?)b(?![a-z])")  # the '8b' of qwen3-8b-instruct
-ZERO_PRESET = re.compile(r"^zero([0-3])(_offload)?$")
 PARTS = ("base_weights", "lora_weights", "lora_grads", "optimizer_states", "zero_buffers", "activations", "logits")
 
 
@@ -44,176 +40,6 @@ def size_text(n: float) -> str:
     if 0 < n < 0.005 * GIB:
         return f"{n / 1024 ** 2:.1f} MiB"
     return f"{n / GIB:.2f} GiB"
-
-
-VARIANTS = ("-Instruct", "-Base")
-
-
-def _known_models() -> str:
-    """'Qwen/Qwen3-8B[-Base], meta-llama/Llama-3.1-8B[-Instruct], meta-llama/Llama-3.3-70B-Instruct'."""
-    table = archtable.ARCH_TABLE
-    variant = {i for i in table for v in VARIANTS if i.endswith(v) and i[:-len(v)] in table}
-    return ", ".join(i + "".join(f"[{v}]" for v in VARIANTS if i + v in table) for i in table if i not in variant)
-
-
-def _closest(model: str) -> str | None:
-    """Did-you-mean: the same family's nearest size ('Qwen3-8B-Instruct' -> 'Qwen/Qwen3-8B'),
-    else difflib's closest name."""
-    names = {k.rsplit("/", 1)[-1].lower(): k for k in archtable.ARCH_TABLE}
-    name, want = model.rsplit("/", 1)[-1].lower(), SIZE.search(model.rsplit("/", 1)[-1].lower())
-    sized = {n: SIZE.search(n) for n in names}
-    same = [n for n, m in sized.items() if want and m and n[:m.start()] == name[:want.start()]]
-    if same:
-        return names[min(same, key=lambda n: (abs(float(sized[n].group(1)) - float(want.group(1))),
-                                              ("instruct" in n) != ("instruct" in name)))]
-    close = did_you_mean(name, names)
-    return names[close[0]] if close else None
-
-
-def unknown_model(model: str, source: str) -> LorakitError:
-    close = _closest(model)
-    hint = (f"did you mean {close!r}? " if close else "") + \
-        f"the table knows {_known_models()}; for any other model, download it and pass its directory"
-    return LorakitError(f"model {model!r}{f' ({source})' if source else ''}: no local copy and not in "
-                        "lorakit's table of published configs, so its shapes are unknown", hint=hint)
-
-
-def looks_like_path(model: str) -> bool:
-    """A local path, not a hub id ('Org/Name'): ms-swift would not download it either."""
-    sep = os.sep + (os.altsep or "")
-    if model.startswith(("/", ".", "~")) or sum(model.count(c) for c in sep) >= 2:
-        return True
-    parent = Path(model).expanduser().parent
-    return str(parent) not in ("", ".") and parent.is_dir()
-
-
-def missing_path(model: str, source: str) -> LorakitError:
-    path = os.path.expanduser(model)
-    what = "is not a directory" if os.path.exists(path) else "does not exist"
-    return LorakitError(f"model {model!r}{f' ({source})' if source else ''}: {path} {what}",
-                        hint="give the directory of a downloaded model (config.json and *.safetensors), "
-                             "or a hub id such as Qwen/Qwen3-8B")
-
-
-def load_model(job: Job, build_shapes: bool = False) -> tuple[modelinfo.ModelInfo, str, str | None]:
-    """(info, where it came from, config dtype): a local dir or cache hit first, else the table.
-    A local model's files are read through modelconfig: a malformed config.json or safetensors
-    header is a ModelFileError (exit 2) naming the file and the field. With build_shapes (`lorakit
-    plan`, never validate: it starts ms-swift's Python), a local config.json without weights that
-    the table does not know is built on the meta device for its shapes (lorakit.simulate)."""
-    model, source = job.args.get("model"), job.source_of("args.model")
-    if not model:
-        raise LorakitError("no model: the preset sets no 'model'", hint="pass --model ID_OR_DIR")
-    model = str(model)
-    local = modelinfo.find_local_model(model)
-    info = modelinfo.load_model_info(local) if local is not None else None
-    if info is not None and info.linears:
-        return info, str(local), info.torch_dtype
-    table = archtable.arch_info(model)
-    if table is None and info is not None and build_shapes:
-        from lorakit import simulate
-
-        built = simulate.shapes_info(local)
-        return built, f"{local}, config.json only", built.torch_dtype
-    if table is None and local is not None:
-        why = "has no config.json" if info is None else "has no safetensors weights to read shapes from"
-        raise LorakitError(f"model {model!r}: {local} {why}",
-                           hint="point --model at a directory with config.json and *.safetensors")
-    if table is None and looks_like_path(model):
-        raise missing_path(model, source)
-    if table is None:
-        raise unknown_model(model, source)
-    where = "lorakit's table of published configs"
-    if local is not None:  # e.g. a *.bin-only download: the table still knows the architecture
-        where += f"; {local} has no safetensors"
-    return table, where, "bfloat16"  # every table entry ships bf16 weights
-
-
-def _zero_of_config(cfg: Any, where: str) -> tuple[int, bool, bool]:
-    """A DeepSpeed config's ZeRO stage (DeepSpeed's default 0 when unset) and offloads; anything
-    DeepSpeed would refuse is an error, not a plan without ZeRO."""
-    if not isinstance(cfg, dict):
-        raise LorakitError(f"{where}: a DeepSpeed config must be a JSON object, got {type(cfg).__name__}")
-    zero = cfg.get("zero_optimization") or {}
-    if not isinstance(zero, dict):
-        raise LorakitError(f"{where}: zero_optimization must be an object, got {zero!r}",
-                           hint='e.g. "zero_optimization": {"stage": 2}')
-    stage = as_int(zero.get("stage", 0))
-    if stage not in (0, 1, 2, 3):
-        raise LorakitError(f"{where}: zero_optimization.stage {zero.get('stage')!r} is not a ZeRO stage "
-                           "(0, 1, 2 or 3)", hint='e.g. "zero_optimization": {"stage": 2}')
-    offload = []
-    for key in ("offload_optimizer", "offload_param"):
-        value = zero.get(key) or {}
-        if not isinstance(value, dict):
-            raise LorakitError(f"{where}: zero_optimization.{key} must be an object, got {value!r}",
-                               hint=f'e.g. "{key}": {{"device": "cpu"}}')
-        offload.append(str(value.get("device")) in ("cpu", "nvme"))
-    return stage, offload[0], offload[1]
-
-
-def zero_of(job: Job, notes: list) -> tuple[int, bool, bool]:
-    """(ZeRO stage, optimizer offloaded, params offloaded) from --deepspeed (ms-swift's presets
-    zero0..zero3[_offload] in swift/config/, a JSON file, or inline JSON), or FSDP's nearest match."""
-    value = job.args.get("deepspeed")
-    if job.args.get("fsdp") not in (None, "", False) and value in (None, ""):
-        notes.append("FSDP is not modelled exactly: planned as ZeRO-3 (full sharding of params, grads "
-                     "and optimizer states)")
-        return 3, False, False
-    if value in (None, ""):
-        return 0, False, False
-    where = f"deepspeed ({job.source_of('args.deepspeed') or 'preset'})"
-    if isinstance(value, dict):
-        return _zero_of_config(value, where)
-    text = str(value).strip()
-    named = ZERO_PRESET.match(text)
-    if named:  # swift/config/zero2_offload.json offloads the optimizer, zero3_offload.json params too
-        stage, offload = int(named.group(1)), bool(named.group(2))
-        return stage, offload, offload and stage == 3
-    if text.startswith("{"):
-        try:
-            return _zero_of_config(json.loads(text), where)
-        except (ValueError, RecursionError) as exc:
-            raise LorakitError(f"{where}: inline config is not valid JSON ({exc})") from None
-    try:
-        cfg = json.loads(Path(text).read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):  # a file that exists only on the cluster, say
-        notes.append(f"deepspeed {text!r} could not be read: planned without ZeRO")
-        return 0, False, False
-    return _zero_of_config(cfg, f"deepspeed {text}")
-
-
-def _zero_config(job: Job) -> dict | None:
-    """The DeepSpeed config's JSON when --deepspeed is a file or inline JSON; None for ms-swift's
-    named presets (their sizes are planmath's SWIFT_* defaults) or an unreadable file."""
-    value = job.args.get("deepspeed")
-    if isinstance(value, dict):
-        return value
-    text = str(value or "").strip()
-    if not text or ZERO_PRESET.match(text):
-        return None
-    try:
-        cfg = json.loads(text) if text.startswith("{") else json.loads(Path(text).read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):
-        return None
-    return cfg if isinstance(cfg, dict) else None
-
-
-def zero_sizes(job: Job) -> tuple[int | None, int | None]:
-    """(reduce_bucket_size, stage3_max_live_parameters) of a DeepSpeed config file, DeepSpeed's
-    own defaults (deepspeed/runtime/zero/config.py) where it leaves them out; None where ms-swift's
-    preset or "auto" decides (planmath applies those)."""
-    cfg = _zero_config(job)
-    if cfg is None:
-        return None, None
-    zero = cfg.get("zero_optimization") if isinstance(cfg.get("zero_optimization"), dict) else {}
-    out = []
-    for key, default in (("reduce_bucket_size", planmath.DS_REDUCE_BUCKET),
-                         ("stage3_max_live_parameters", planmath.DS_MAX_LIVE)):
-        raw = zero.get(key, default)
-        number = as_float(raw) if raw != "auto" else None
-        out.append(int(number) if number is not None and number >= 0 else None)
-    return out[0], out[1]
 
 
 PLANNABLE = 2 ** 53  # the largest count a float holds exactly; far past any rank, batch or length
