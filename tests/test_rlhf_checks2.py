@@ -48,15 +48,15 @@ def found(j, facts: Facts | None = None, code: str | None = None) -> list[tuple[
 class Probe:
     """This machine's answers: whether host:port listens, and its name; records what was asked."""
 
-    def __init__(self, listening: bool = False, name: str = "trainbox"):
-        self.listening, self.name, self.asked = listening, name, []
+    def __init__(self, listening: bool = False, name: str = "trainbox", addresses: tuple = ()):
+        self.listening, self.name, self.asked, self.addresses = listening, name, [], addresses
 
     def facts(self, launching: bool = False) -> Facts:
         def listen(host, port, w, what):
             self.asked.append((host, port, w))
             return self.listening
         return Facts(here=True, has_module=lambda name: True, listening=listen, hostname=lambda: self.name,
-                     launching=launching)
+                     own_address=lambda host: host in self.addresses, launching=launching)
 
 
 # --- 1. colocate with a rollout server's host ---------------------------------------------------
@@ -139,6 +139,23 @@ def test_only_this_machines_names_are_probed(host, probed):
                                     code="rlhf.vllm.server_unreachable")]
     assert codes == (["rlhf.vllm.server_unreachable"] if probed else [])
     assert probe.asked == ([(host, 8000, 0.0)] if probed else [])
+
+
+def test_this_machines_own_lan_address_is_probed():
+    # #6446's user gave the rollout's machine by its LAN address: this machine's own, so probed
+    probe = Probe(listening=False, addresses=("10.0.0.5",))
+    assert found(server("vllm_server_host=10.0.0.5"), probe.facts(), code="rlhf.vllm.server_unreachable") == [
+        ("error", "rlhf.vllm.server_unreachable", UNREACHABLE.format(at="10.0.0.5:8000", waited=""))]
+    assert probe.asked == [("10.0.0.5", 8000, 0.0)]
+
+
+def test_own_address_asks_the_kernel_not_dns():
+    from lorakit.checks.facts import own_address
+
+    assert own_address("127.0.0.1") and own_address(" [127.0.0.1] ")
+    # TEST-NET-1 (RFC 5737) is nobody's; a name is never resolved, not even this machine's
+    assert not own_address("192.0.2.1") and not own_address("localhost") and not own_address("")
+    assert not own_address("not an address")
 
 
 def test_not_probed_for_the_paired_launch_nor_a_dry_run():

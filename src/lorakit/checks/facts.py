@@ -71,6 +71,26 @@ def hostname() -> str:
     return socket.gethostname()
 
 
+def own_address(host: str) -> bool:
+    """Is `host` an IP address of this machine (any interface)? Binding to an address succeeds
+    only where the kernel owns it: offline and instant, no DNS. A name is never resolved here (a
+    lookup may wait seconds on an offline machine): only literal addresses answer True."""
+    import ipaddress
+    import socket
+
+    try:
+        ip = ipaddress.ip_address(host.strip().strip("[]"))
+    except ValueError:
+        return False
+    family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.bind((str(ip), 0))
+    except OSError:
+        return False
+    return True
+
+
 def gpu_count(environ: Mapping[str, str] | None = None) -> int | None:
     """The NVIDIA GPUs of this machine, as CUDA would see them with no device list: the driver's
     /proc entries, else `nvidia-smi -L` (never torch: it takes seconds and a CUDA context). None
@@ -114,3 +134,4 @@ class Facts:
     free_port: Callable[[], int] = free_port
     gpu_count: Callable[[], int | None] = gpu_count
     hostname: Callable[[], str] = hostname
+    own_address: Callable[[str], bool] = own_address

@@ -120,8 +120,9 @@ def _this_machine(host: str, facts: Facts) -> bool:
     from lorakit.checks.nodes import is_loopback  # localhost., 127.1, ::ffff:127.0.0.1, 0.0.0.0 too
 
     host = host.strip().strip("[]").lower()
-    # is_loopback counts 0.0.0.0 too: VLLMClient's default host, this machine
-    return is_loopback(host) or host == facts.hostname().lower()
+    # is_loopback counts 0.0.0.0 too: VLLMClient's default host, this machine; own_address: this
+    # host's LAN address, which the rollout's own machine is often given as (#6446)
+    return is_loopback(host) or host == facts.hostname().lower() or facts.own_address(host)
 
 
 def _with_port(host: str) -> bool:
