@@ -241,6 +241,22 @@ def test_old_grpo_nproc_3_on_4_gpus(version, sets, refused):
     assert _indivisible(j) == (["layout.nproc.indivisible"] if refused else [])
 
 
+@pytest.mark.parametrize("version,sets,device_map", [
+    ("3.3", ("use_vllm=true",), False),           # USE_FAST_INFERENCE=1: is_mp() False, one GPU a rank
+    ("3.5", ("use_vllm=true",), False),
+    ("3.4", ("use_vllm=false", "use_lmdeploy=true"), False),
+    ("3.5", ("use_vllm=false", "use_lmdeploy=true"), True),   # 3.5 sets it for vLLM only
+    ("3.6", ("use_vllm=true",), True),            # 3.6 dropped it: two GPUs a rank is device_map
+])
+def test_old_grpo_with_fast_inference_is_never_device_map(version, sets, device_map):
+    # 8 GPUs, 4 training ranks and 4 inference workers: ms-swift 3.2-3.4's async layout
+    j = job("grpo_colocate", "launch.gpus=0,1,2,3,4,5,6,7", "launch.nproc_per_node=4", "vllm_mode=null",
+            "vllm_gpu_memory_utilization=null", "sleep_level=null", "global_batch_size=null",
+            "num_generations=4", "deepspeed=zero2", *sets, version=version)
+    codes = {c for _, c, _ in found(j) if c.startswith(("layout.device_map", "rlhf.vllm.device_map"))}
+    assert bool(codes) == device_map, codes
+
+
 def test_sft_on_3_1_is_still_indivisible():
     j = job("single", "launch.gpus=0,1,2,3", "launch.nproc_per_node=3", "global_batch_size=null", version="3.1")
     assert _indivisible(j) == ["layout.nproc.indivisible"]

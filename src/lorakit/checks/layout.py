@@ -79,8 +79,10 @@ def check_nproc(job: Job, facts: Facts) -> list[Finding]:
 
 def gpus_per_rank(job: Job) -> int:
     """GPUs each process sees; one process (no NPROC_PER_NODE) sees them all (ms-swift's is_mp())."""
+    from lorakit.checks.vllm_mode import fast_inference_off_mp  # 3.1-3.5 GRPO with vLLM: never device_map
+
     ids, nproc = job.launch.gpu_ids, job.launch.nproc_per_node or 1
-    if ids is None or len(ids) % nproc:
+    if ids is None or len(ids) % nproc or fast_inference_off_mp(job):
         return 1
     return len(ids) // nproc
 

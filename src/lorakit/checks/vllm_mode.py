@@ -200,6 +200,17 @@ def spare_gpus_are_vllms(job: Job) -> bool:
     return fast and not listed(job.args.get("vllm_server_host"))
 
 
+def fast_inference_off_mp(job: Job) -> bool:
+    """ms-swift 3.1-3.5 GRPO with vLLM (3.1-3.4: or LMDeploy) sets USE_FAST_INFERENCE=1
+    (rlhf_args.py _init_grpo), and is_mp() (swift/utils/env.py) is then False whatever the GPUs
+    per rank: no device_map, each rank on its own GPU, the rest vLLM's (num_infer_workers). 3.6
+    dropped both."""
+    if str(job.args.get("rlhf_type")) != "grpo" or not before(job, "3.6"):
+        return False
+    lmdeploy = before(job, "3.5") and as_bool(job.args.get("use_lmdeploy", False)) is True
+    return uses_vllm(job) or lmdeploy
+
+
 def gpu_list(value) -> list[str]:
     if isinstance(value, (list, tuple)):
         return [str(v).strip() for v in value]
