@@ -419,3 +419,33 @@ def test_ms_swifts_init_rollout_fails_where_lorakit_refuses(tmp_path, major):
         "None": "ValueError: vllm_mode is required when use_vllm is true"}
     assert ours == {"colocate": ["rlhf.vllm.mode_conflict"], "server": ["rlhf.vllm.server_unreachable"],
                     "null": ["rlhf.vllm.mode"]}
+
+
+# --- GRPO with one generation per prompt (#3980) --------------------------------------------------
+
+ONE_GENERATION = ("num_generations 1: GRPO compares each prompt's completions with one another, so it needs at "
+                  "least 2 (ms-swift stops: 'num_generations must be greater than 1 for GRPO')")
+
+
+@pytest.mark.parametrize("n", ["1", "0"])
+def test_grpo_with_fewer_than_two_generations_is_refused(n):
+    j = job("grpo_colocate", f"num_generations={n}")
+    assert found(j, code="rlhf.grpo.generations") == [
+        ("error", "rlhf.grpo.generations", ONE_GENERATION.replace("num_generations 1", f"num_generations {n}"))]
+
+
+def test_one_generation_with_a_teacher_is_opd_and_passes():
+    # OPD-RL: the teacher scores the one completion (4.6.0 _check_teacher returns before the test)
+    j = job("grpo_colocate", "num_generations=1", "teacher_model=Qwen/Qwen3-8B")
+    assert found(j, code="rlhf.grpo.generations") == []
+
+
+def test_one_generation_cites_ms_swifts_own_refusal():
+    import importlib.util
+
+    spec = importlib.util.find_spec("swift")
+    if spec is None:
+        pytest.skip("ms-swift is not installed (scripts/test.sh installs it)")
+    lines = (Path(spec.origin).parent / "arguments" / "rlhf_args.py").read_text(encoding="utf-8").splitlines()
+    assert lines[408].strip() == "if self.rlhf_type == 'grpo' and self.num_generations == 1:"
+    assert lines[409].strip() == "raise ValueError('num_generations must be greater than 1 for GRPO')"

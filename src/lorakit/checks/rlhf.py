@@ -236,6 +236,16 @@ def _generations(job: Job) -> list[Finding]:
     must split into whole groups of num_generations."""
     want = as_int(job.args.get("num_generations", 8))
     batch = as_int(job.args.get("per_device_train_batch_size", 1))
+    teacher = any(job.args.get(k) not in (None, "") for k in ("teacher_model", "teacher_model_server"))
+    if want is not None and want < 2 and not teacher:
+        # GRPO's advantage compares a prompt's completions with each other: 4.6.0 rlhf_args.py
+        # _check_teacher 'num_generations must be greater than 1 for GRPO'; 3.x: trl's GRPOConfig
+        # ('valid values for the number of generations are: []', #3980). OPD (a teacher) takes 1.
+        return [about(job, ERROR, "rlhf.grpo.generations", "args.num_generations",
+                      f"num_generations {want}: GRPO compares each prompt's completions with one another, so "
+                      "it needs at least 2 (ms-swift stops: 'num_generations must be greater than 1 for GRPO')",
+                      "set num_generations to 2 or more (ms-swift's default is 8), dividing the completions "
+                      "generated per step")]
     if want is None or want < 2 or batch is None:
         return []
     if job.args.get("generation_batch_size") is not None:
