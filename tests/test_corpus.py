@@ -10,9 +10,12 @@ examples/ scripts.
 Each command becomes a lorakit invocation mechanically (`to_launch`): `\\`-newline joined, `#`
 comments dropped, standalone `VAR=value` lines become shell variables (not exported, as in
 bash), `export VAR=value` and `VAR=value` in front of `swift sft` become the environment,
-`$VAR`, `${VAR}` and `$(expr ...)` are expanded, `bash -c "..."` is looked into, and the tokens
+`$VAR`, `${VAR}` and `$(expr ...)` are expanded (from `environ`, what the machine's environment
+holds, e.g. a platform's WORLD_SIZE, where the item gives it), `bash -c "..."` is looked into, and the tokens
 after `swift sft` (or after ms-swift's entry script, `torchrun ... swift/cli/sft.py`, `python -m
-swift.cli.rlhf`; up to a redirection, pipe or `&`) become flags after `--` of
+swift.cli.rlhf`; up to a redirection, pipe or `&`; torchrun's --nproc_per_node, --nnodes, --node_rank,
+--master_addr and --master_port become the NPROC_PER_NODE, ... that `swift sft` turns into them) become
+flags after `--` of
 `lorakit validate -p tests/data/corpus/bare.yaml --swift-version V` (`swift pt` is validated as
 sft, whose TrainArguments checks it shares; `swift rlhf` with a preset that extends bare.yaml with
 `command: rlhf`; `swift export --merge_lora`, `swift infer` and `swift deploy` become `lorakit
@@ -77,6 +80,8 @@ _SERVING = {"export": "merge", "infer": "infer", "deploy": "deploy"}
 _CLI_SCRIPT = re.compile(r"(?:^|/)swift[/.]cli[/.](sft|pt|rlhf|export|infer|deploy)(?:\.py)?$")
 # Flags ms-swift 3.x has and 4.x renamed or removed: a command using one targets 3.x.
 _THREE_X = {"--train_type", "--model_id_or_path", "--sft_type"}
+_TORCHRUN = {"--nproc_per_node": "NPROC_PER_NODE", "--nnodes": "NNODES", "--node_rank": "NODE_RANK",
+             "--master_addr": "MASTER_ADDR", "--master_port": "MASTER_PORT"}
 
 
 @dataclass
@@ -140,10 +145,29 @@ def _statements(text: str) -> list[str]:
     return out
 
 
-def to_launch(command: str, shell: str = "bash") -> Launch:
-    """The environment and the flags after `swift sft` that bash (or Windows cmd) would pass."""
+def _torchrun_env(launcher: list[str]) -> dict[str, str]:
+    """torchrun's own options before ms-swift's entry script, as the environment `swift sft` turns into
+    those options (swift/cli/main.py: NPROC_PER_NODE -> --nproc_per_node, ...); unset ones are left out."""
+    if not any(w == "torchrun" or w.endswith("/torchrun") or w in ("torch.distributed.run",
+               "torch.distributed.launch") for w in launcher):
+        return {}
+    env, i = {}, 0
+    while i < len(launcher):
+        name, eq, value = launcher[i].partition("=")
+        if not eq and i + 1 < len(launcher) and not launcher[i + 1].startswith("-"):
+            value, i = launcher[i + 1], i + 1
+        key = _TORCHRUN.get("--" + name.lstrip("-").replace("-", "_"))  # --nproc-per-node too
+        if key and value:
+            env[key] = value
+        i += 1
+    return env
+
+
+def to_launch(command: str, shell: str = "bash", environ: dict[str, str] | None = None) -> Launch:
+    """The environment and the flags after `swift sft` that bash (or Windows cmd) would pass;
+    `environ`: what the machine's environment already holds (a platform's WORLD_SIZE, RANK)."""
     shell_vars: dict[str, str] = {}
-    exported: dict[str, str] = {}
+    exported: dict[str, str] = dict(environ or {})
     found: Launch | None = None
     for statement in _statements(command):
         if not statement.strip():
@@ -189,7 +213,8 @@ def to_launch(command: str, shell: str = "bash") -> Launch:
                 if word in _STOP:
                     break
                 flags.append(word)
-            found = Launch({**exported, **prefix}, flags, dict(shell_vars), command)
+            torchrun = _torchrun_env(words[:i]) if script else {}
+            found = Launch({**exported, **prefix, **torchrun}, flags, dict(shell_vars), command)
             break
     assert found is not None, f"no `swift sft|pt|rlhf|export|infer|deploy` in:\n{command}"
     return found
@@ -430,7 +455,7 @@ def _serving_findings(code: int, stdout: str, stderr: str) -> list[dict]:
 
 
 def run_item(item: dict, root: Path) -> Outcome:
-    launch = to_launch(item["command"], item.get("shell", "bash"))
+    launch = to_launch(item["command"], item.get("shell", "bash"), item.get("environ"))
     make_files(item.get("files"), root)
     flags = move_paths(launch.flags, root)
     version = swift_version(item, launch.flags)
@@ -552,6 +577,15 @@ def test_the_translation_is_the_shell_s():
     # ms-swift's entry script under torchrun or python -m is the same command
     assert to_launch("torchrun $ARGS swift/cli/sft.py --m a \\\n --n 1").flags == ["--m", "a", "--n", "1"]
     assert to_launch("python3 -m swift.cli.rlhf --rlhf_type grpo").command == "rlhf"
+    # torchrun's own options are the environment `swift sft` turns into them; unset ones are left out
+    run = to_launch("n=4\nCUDA_VISIBLE_DEVICES=0,1,2,3 \\\ntorchrun --master_port 29500 --nproc_per_node=$n "
+                    "--nnodes=2 --node_rank=0 --master_addr=$addr swift/cli/sft.py --m a")
+    assert run.env == {"CUDA_VISIBLE_DEVICES": "0,1,2,3", "MASTER_PORT": "29500", "NPROC_PER_NODE": "4",
+                       "NNODES": "2", "NODE_RANK": "0"} and run.flags == ["--m", "a"]
+    # the machine's own environment (a platform's WORLD_SIZE and RANK) is what $VAR reads
+    dlc = to_launch("NNODES=$WORLD_SIZE \\\nNODE_RANK=$RANK \\\nswift sft --m a",
+                    environ={"WORLD_SIZE": "2", "RANK": "1"})
+    assert dlc.env == {"WORLD_SIZE": "2", "RANK": "1", "NNODES": "2", "NODE_RANK": "1"}
     # swift export --merge_lora / infer / deploy: lorakit merge / infer / deploy options, the rest after --
     export = to_launch("swift export --adapters a/checkpoint-1 b --merge_lora true --output_dir m")
     assert serving_argv(export.command, export.flags) == [
