@@ -26,7 +26,7 @@ def errors(stderr: str) -> list[str]:
      "error[flags.unknown] args.lora_rnak (--set): unknown flag --lora_rnak for ms-swift 4.6.0 `swift sft`\n"
      "  hint: did you mean lora_rank or local_rank or galore_rank?"),
     (["--set", "torch_dtype=fp32"],
-     "error[flags.value] args.torch_dtype (--set): torch_dtype: 'fp32' is not one of bfloat16, float16, float32; "
+     "error[flags.value] args.torch_dtype (--set): torch_dtype: 'fp32' is not one of bfloat16, float16, float32, None; "
      "did you mean 'float32'?\n"
      "  hint: fix torch_dtype in the preset, or override it with --set torch_dtype=..."),
     (["--", "--num_train_epochs", "many"],

@@ -53,3 +53,18 @@ def test_ms_swift_parses_every_none_choice_in_the_snapshot_to_none(major):
     assert out.returncode == 0, out.stderr[-2000:]
     answers = json.loads(out.stdout)
     assert [(a["exit"], a["remaining"], a["values"][n]) for n, a in zip(names, answers)] == [(0, [], None)] * len(names)
+
+
+# 2. A case-folded value that is a later minor's choice says so, not difflib's nearest word in
+# the target minor's choices ('GRPO' on 3.0 was "did you mean 'orpo'?").
+@pytest.mark.parametrize(("version", "tail"), [
+    ("3.0", "rlhf_type: 'GRPO' is not one of dpo, orpo, simpo, kto, cpo, rm, ppo; ms-swift's choices are "
+            "case-sensitive, and 'grpo' is from ms-swift 3.1"),
+    ("3.5", "rlhf_type: 'GRPO' is not one of dpo, orpo, simpo, kto, cpo, rm, ppo, grpo; did you mean 'grpo'?"),
+    ("3.0", "rlhf_type: 'DPO' is not one of dpo, orpo, simpo, kto, cpo, rm, ppo; did you mean 'dpo'?"),
+])
+def test_a_case_folded_choice_of_a_later_minor_says_so(version, tail):
+    value = tail.split("'")[1]
+    r = run_cli(["rlhf", "-p", "dpo", "--swift-version", version, "--set", f"rlhf_type={value}", "--dry-run"])
+    assert r.code == 2
+    assert f"error[flags.value] args.rlhf_type (--set): {tail}\n" in r.stderr

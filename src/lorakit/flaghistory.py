@@ -166,6 +166,21 @@ def choice_absence(major: int, command: str, spec: FlagSpec, value: Any, minor: 
 
 
 def spec_at(major: int, command: str, spec: FlagSpec, minor: str) -> FlagSpec:
-    """`spec` with ms-swift `minor`'s choices, for check_value."""
+    """`spec` with ms-swift `minor`'s choices, for check_value, and the choices other minors of
+    its major take instead (`elsewhere`), so that a refused 'GRPO' on 3.0 can say 'grpo' is 3.1's."""
     takes = choices_in(major, command, spec, minor)
-    return spec if takes == spec.choices else replace(spec, choices=takes)
+    if takes is None or not _command_history(major, command).get("choices", {}).get(spec.name):
+        return spec if takes == spec.choices else replace(spec, choices=takes)
+    order = minors(major)
+    life = _command_history(major, command).get("flags", {}).get(spec.name)
+    living = [m for m in order if life is None or _lives(life, m, order)]
+    elsewhere: dict[str, str] = {}
+    for m in living:  # oldest first: the first newer minor wins, else the last older one
+        for choice in choices_in(major, command, spec, m) or ():
+            if choice in takes or (choice in elsewhere and elsewhere[choice].startswith("from")):
+                continue
+            newer = order.index(m) > order.index(minor)
+            elsewhere[choice] = f"from ms-swift {m}" if newer else f"last in ms-swift {m}"
+    if takes == spec.choices and not elsewhere:
+        return spec
+    return replace(spec, choices=takes, elsewhere=tuple(elsewhere.items()))

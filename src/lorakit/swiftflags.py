@@ -69,6 +69,9 @@ class FlagSpec:
     default: Any
     options: tuple[str, ...]
     negative_options: tuple[str, ...] = ()
+    # Choices other minors of the major take and this one does not, as (choice, 'from ms-swift
+    # 3.1' | 'last in ms-swift 3.5'); only flaghistory.spec_at sets it, for an older target minor.
+    elsewhere: tuple[tuple[str, str], ...] = ()
 
 
 @lru_cache(maxsize=None)
@@ -235,17 +238,28 @@ def _check_item(spec: FlagSpec, value: Any, in_list: bool, flags=None) -> str | 
     if problem:
         return problem
     if spec.choices is not None and token not in spec.choices:
-        close = _CHOICE_ALIASES.get(token.lower())
-        if close not in spec.choices:  # a number is no misspelling: '16' is not "nearly 1"
-            close = None if _is_number(token) else next(iter(did_you_mean(token.lower(), spec.choices)), None)
-        mean = f"; did you mean {close!r}?" if close else ""
-        return f"{spec.name}: {token!r} is not one of {', '.join(spec.choices)}{mean}"
+        return f"{spec.name}: {token!r} is not one of {', '.join(spec.choices)}{_nearest(spec, token)}"
     if reads_as_option(token, flags):
         return (
             f"{spec.name}: argparse reads the value {token!r} as an option because it starts with '-'"
             f"{'; write it without an exponent' if _is_number(token) else ''}"
         )
     return None
+
+
+def _nearest(spec: FlagSpec, token: str) -> str:
+    """What the user likely meant by a refused choice, as the message's tail ('' for nothing)."""
+    folded = token.casefold()
+    same = next((c for c in spec.choices if c.casefold() == folded), None)
+    if same is None:
+        later = next(((c, when) for c, when in spec.elsewhere if c.casefold() == folded), None)
+        if later:
+            # 'GRPO' on 3.0: difflib's nearest in 3.0's choices is 'orpo', but the user meant 3.1's 'grpo'
+            return f"; ms-swift's choices are case-sensitive, and {later[0]!r} is {later[1]}"
+    close = same or _CHOICE_ALIASES.get(token.lower())
+    if close not in spec.choices:  # a number is no misspelling: '16' is not "nearly 1"
+        close = None if _is_number(token) else next(iter(did_you_mean(token.lower(), spec.choices)), None)
+    return f"; did you mean {close!r}?" if close else ""
 
 
 def _check_json(spec: FlagSpec, value: Any) -> str | None:
