@@ -449,3 +449,40 @@ def test_one_generation_cites_ms_swifts_own_refusal():
     lines = (Path(spec.origin).parent / "arguments" / "rlhf_args.py").read_text(encoding="utf-8").splitlines()
     assert lines[408].strip() == "if self.rlhf_type == 'grpo' and self.num_generations == 1:"
     assert lines[409].strip() == "raise ValueError('num_generations must be greater than 1 for GRPO')"
+
+
+# --- GRPO trainer that sees every GPU of the machine (#5592) ---------------------------------------
+
+UNLISTED = ("no CUDA_VISIBLE_DEVICES and no NPROC_PER_NODE on a machine with 2 GPUs: one process sees all 2 and "
+            "splits the model across them (device_map); ms-swift stops with 'GRPO with vLLM is not compatible "
+            "with `device_map`'")
+
+
+def machine(gpus: int) -> Facts:
+    return Facts(here=True, has_module=lambda name: True, gpu_count=lambda: gpus, listening=lambda *a: True)
+
+
+@pytest.mark.parametrize("version,gpus,refused", [("3.12", 2, True), ("4", 2, True), ("4", 1, False),
+                                                  ("3.5", 2, False)])  # 3.1-3.5: USE_FAST_INFERENCE, no device_map
+def test_grpo_server_mode_on_a_machine_of_gpus_nobody_named(version, gpus, refused):
+    j = server("launch.gpus=null", "launch.nproc_per_node=null", "vllm_server_host=10.0.0.5", version=version)
+    got = found(j, machine(gpus), code="rlhf.vllm.device_map")
+    assert got == ([("error", "rlhf.vllm.device_map", UNLISTED)] if refused else [])
+
+
+def test_named_gpus_or_a_dry_run_for_elsewhere_are_not_counted():
+    named = server("launch.gpus=0", "launch.nproc_per_node=null", "vllm_server_host=10.0.0.5")
+    assert found(named, machine(2), code="rlhf.vllm.device_map") == []
+    unlisted = server("launch.gpus=null", "launch.nproc_per_node=null", "vllm_server_host=10.0.0.5")
+    assert found(unlisted, Facts(here=False, gpu_count=lambda: 2), code="rlhf.vllm.device_map") == []
+
+
+def test_the_device_map_refusal_is_ms_swifts_own():
+    import importlib.util
+
+    spec = importlib.util.find_spec("swift")
+    if spec is None:
+        pytest.skip("ms-swift is not installed (scripts/test.sh installs it)")
+    lines = (Path(spec.origin).parent / "arguments" / "rlhf_args.py").read_text(encoding="utf-8").splitlines()
+    assert lines[541].strip() == "if is_mp() and self.use_vllm:"
+    assert lines[542].strip() == "raise ValueError('GRPO with vLLM is not compatible with `device_map`. '"

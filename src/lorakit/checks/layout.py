@@ -87,6 +87,20 @@ def gpus_per_rank(job: Job) -> int:
     return len(ids) // nproc
 
 
+def unlisted_gpus_here(job: Job, facts: Facts) -> int | None:
+    """The GPUs one process sees when nothing names them (no CUDA_VISIBLE_DEVICES, no
+    NPROC_PER_NODE, one node): all of this machine's, when the launch is here and has 2 or more;
+    else None. ms-swift's is_mp() then splits the model across them (device_map)."""
+    from lorakit.checks.vllm_mode import fast_inference_off_mp
+
+    launch = job.launch
+    if not facts.here or launch.gpus is not None or launch.nproc_per_node is not None \
+            or launch.nproc_rule is not None or launch.nnodes is not None or fast_inference_off_mp(job):
+        return None
+    count = facts.gpu_count()
+    return count if count is not None and count >= 2 else None
+
+
 def _uses_ray(job: Job) -> bool:
     # ms-swift skips its device_map checks under Ray, which places the workers itself (sft_args.py)
     return as_bool(job.args.get("use_ray", False)) is True
@@ -138,12 +152,10 @@ def check_unlisted_gpus(job: Job, facts: Facts) -> list[Finding]:
     4.6.0 swift/arguments/sft_args.py:256, 3.12.6 swift/llm/argument/train_args.py:291). The
     common cause is a shell script whose env prefix never reached swift: a blank line inside the
     `\\` continuation (ms-swift #5328). Only a launch on this machine can count its GPUs."""
-    launch = job.launch
-    if not facts.here or job.command != "sft" or _uses_ray(job) or launch.gpus is not None \
-            or launch.nproc_per_node is not None or launch.nproc_rule is not None or launch.nnodes is not None:
+    if job.command != "sft" or _uses_ray(job):
         return []
-    count = facts.gpu_count()
-    if count is None or count < 2:
+    count = unlisted_gpus_here(job, facts)
+    if count is None:
         return []
     fix = (f"for {count} data-parallel ranks: NPROC_PER_NODE={count} (nproc_per_node: auto); for one GPU: "
            "CUDA_VISIBLE_DEVICES=0. If a script set them, check it reached swift: a blank or comment line inside a "

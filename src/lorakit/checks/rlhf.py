@@ -213,7 +213,7 @@ def check_grpo(job: Job, facts: Facts) -> list[Finding]:
     server and vllm itself: checks/vllm_mode.py."""
     if not generates_with_vllm(job):
         return []
-    from lorakit.checks.layout import gpus_per_rank
+    from lorakit.checks.layout import gpus_per_rank, unlisted_gpus_here
 
     kind, out = rlhf_type(job), []
     rewards = listed(job.args.get("reward_funcs")) or listed(job.args.get("reward_model"))
@@ -222,11 +222,18 @@ def check_grpo(job: Job, facts: Facts) -> list[Finding]:
                          "GRPO with no reward: neither reward_funcs nor a reward_model is set",
                          "set reward_funcs (built-in: accuracy, format, cosine, repetition, soft_overlong) "
                          "or reward_model"))
+    refusal = f"ms-swift stops with '{kind.upper()} with vLLM is not compatible with `device_map`'"
+    unlisted = unlisted_gpus_here(job, facts) if uses_vllm(job) else None
     if uses_vllm(job) and (gpus_per_rank(job) > 1 or job.args.get("device_map") not in (None, "")):
         out.append(about(job, ERROR, "rlhf.vllm.device_map", "launch.nproc_per_node",
-                         f"{kind.upper()} with vLLM on a device_map layout (several GPUs per rank): ms-swift stops "
-                         f"with '{kind.upper()} with vLLM is not compatible with `device_map`'",
+                         f"{kind.upper()} with vLLM on a device_map layout (several GPUs per rank): {refusal}",
                          "one rank per training GPU: nproc_per_node: auto (and no device_map)"))
+    elif unlisted is not None:  # #5592: the rollout's GPUs were visible to the trainer too
+        out.append(about(job, ERROR, "rlhf.vllm.device_map", "launch.gpus",
+                         f"no CUDA_VISIBLE_DEVICES and no NPROC_PER_NODE on a machine with {unlisted} GPUs: one "
+                         f"process sees all {unlisted} and splits the model across them (device_map); {refusal}",
+                         "name the training GPUs (CUDA_VISIBLE_DEVICES, gpus:) apart from a rollout server's, "
+                         "one rank each: nproc_per_node: auto"))
     return out + check_rollout_gpus(job) + (_generations(job) if kind == "grpo" else [])
 
 
