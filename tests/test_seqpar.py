@@ -1,0 +1,105 @@
+"""sequence_parallel_size against the model's heads (checks/seqpar.py, ms-swift #5624)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import run_cli
+from lorakit import presets
+from lorakit.checks import run_checks
+from lorakit.checks.facts import Facts
+from lorakit.checks.seqpar import heads
+from lorakit.fixups import apply_fixups
+from lorakit.job import build_job
+
+LLAMA31_8B = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 4096,
+              "num_attention_heads": 32, "num_key_value_heads": 8, "num_hidden_layers": 32, "vocab_size": 128256}
+
+
+def model_dir(root: Path, config: dict) -> Path:
+    path = root / "Meta-Llama-3.1-8B"
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    return path
+
+
+def found(tmp_path: Path, overrides: dict, version: str, config: dict = LLAMA31_8B):
+    model = model_dir(tmp_path, config)
+    sets = {"model": str(model), **overrides}
+    resolved = presets.apply_overrides(presets.load("single"), [(f"args.{k}", v, "--set") for k, v in sets.items()])
+    job = apply_fixups(build_job(resolved, {}, swift_major=int(version[0]), swift_version=version))
+    return [(f.level, f.message, f.hint) for f in run_checks(job, Facts(here=False))
+            if f.code == "layout.sequence_parallel.heads"]
+
+
+OLD = ("sequence_parallel_size 6 does not divide the model's 8 key/value heads: Ulysses splits the heads across the "
+       "ranks, and ms-swift before 3.9 stops once the model has loaded ('Number of heads (8) must be divisible by "
+       "the sequence parallel size (6)!')")
+NEW = ("sequence_parallel_size 6 does not divide the model's 8 key/value heads: ms-swift runs Ulysses on 2 and ring "
+       "attention on 3, which needs padding_free, and stops once the model has loaded ('needs ulysses/ring-attention, "
+       "which needs --padding_free true')")
+
+
+def test_before_3_9_a_size_the_heads_do_not_split_is_refused(tmp_path):
+    assert found(tmp_path, {"sequence_parallel_size": 6}, "3.8") == [
+        ("error", OLD, "sizes that divide 8: 2, 4, 8")]
+    # padding_free does not help before ring attention existed
+    assert [m for _, m, _ in found(tmp_path, {"sequence_parallel_size": 6, "padding_free": True}, "3.8")] == [OLD]
+
+
+def test_from_3_9_ring_attention_takes_it_with_padding_free(tmp_path):
+    assert found(tmp_path, {"sequence_parallel_size": 6}, "3.12") == [
+        ("error", NEW, "set padding_free: true (with a flash attn_impl), or a size that divides 8: 2, 4, 8")]
+    assert [m for _, m, _ in found(tmp_path, {"sequence_parallel_size": 6}, "4.6")] == [NEW]
+    assert found(tmp_path, {"sequence_parallel_size": 6, "padding_free": True, "attn_impl": "flash_attn"},
+                 "4.6") == []
+
+
+@pytest.mark.parametrize("size", [1, 2, 4, 8])
+def test_sizes_that_divide_pass(tmp_path, size):
+    assert found(tmp_path, {"sequence_parallel_size": size}, "3.8") == []
+
+
+def test_attention_heads_count_without_kv_heads(tmp_path):
+    config = {k: v for k, v in LLAMA31_8B.items() if k != "num_key_value_heads"}
+    [(_, message, _)] = found(tmp_path, {"sequence_parallel_size": 6}, "3.8", config)
+    assert "does not divide the model's 32 attention heads" in message
+
+
+def test_heads_are_read_where_ms_swift_reads_them():
+    # HfConfigFactory: the top level or an LLM sub-config, never the vision tower's
+    assert heads({"vision_config": {"num_attention_heads": 16}, "text_config": {"num_attention_heads": 28,
+                                                                                  "num_key_value_heads": 4}}) == 4
+    assert heads({"vision_config": {"num_attention_heads": 16}}) is None
+    assert heads({"num_attention_heads": 40}) == 40
+    assert heads({"num_key_value_heads": "eight"}) is None
+
+
+def test_a_hub_model_is_not_guessed(tmp_path):
+    resolved = presets.apply_overrides(presets.load("single"), [("args.sequence_parallel_size", 6, "--set")])
+    job = apply_fixups(build_job(resolved, {}, swift_major=3, swift_version="3.8"))
+    assert [f for f in run_checks(job, Facts(here=False)) if f.code == "layout.sequence_parallel.heads"] == []
+
+
+def test_the_cli_says_it(tmp_path):
+    model = model_dir(tmp_path, LLAMA31_8B)
+    said = run_cli(["validate", "-p", "single", "--swift-version", "3.8", "--model", str(model), "--",
+                    "--sequence_parallel_size", "6"])
+    assert said.code == 2
+    assert ("error[layout.sequence_parallel.heads] args.sequence_parallel_size (-- extra flags): "
+            "sequence_parallel_size 6 does not divide the model's 8 key/value heads") in said.stderr
+
+
+def test_the_refusals_are_ms_swifts_own():
+    import importlib.util
+
+    spec = importlib.util.find_spec("swift")
+    if spec is None:
+        pytest.skip("ms-swift is not installed (scripts/test.sh installs it)")
+    lines = (Path(spec.origin).parent / "sequence_parallel" / "sequence_parallel.py").read_text().splitlines()
+    assert lines[348].strip() == "self.num_heads = HfConfigFactory.get_config_attr(model.config, 'num_key_value_heads')"
+    assert lines[377].strip() == "if self.rp_world_size > 1 and not self.padding_free:"
+    assert lines[657].strip() == "self.sp_world_size = math.gcd(self.num_heads, self.world_size)"
