@@ -601,9 +601,11 @@ def test_valid_example_raises_no_error(item, tmp_path_factory):
     errors = _error_lines(out)
     print(f"\n{item['id']}: exit {out.code} (--swift-version {out.version})" + "".join(f"\n  {e}" for e in errors))
     if item.get("false_alarm"):
-        # a known false alarm, recorded as measured: this fails (XPASS) once lorakit stops raising it
+        # a known false alarm, recorded as measured; once lorakit stops raising it this fails, so the
+        # record cannot outlive the defect
         if out.code == 2 and any(item["false_alarm"] in e for e in errors):
             pytest.xfail(f"known false alarm: {item['false_alarm']}")
+        assert errors, f"{item['id']}: lorakit no longer raises {item['false_alarm']!r}: drop its false_alarm"
     assert out.code == 0 and not errors, f"false alarm on {item['source']}:\n" + "\n".join(errors)
 
 

@@ -486,3 +486,23 @@ def test_the_device_map_refusal_is_ms_swifts_own():
     lines = (Path(spec.origin).parent / "arguments" / "rlhf_args.py").read_text(encoding="utf-8").splitlines()
     assert lines[541].strip() == "if is_mp() and self.use_vllm:"
     assert lines[542].strip() == "raise ValueError('GRPO with vLLM is not compatible with `device_map`. '"
+
+
+# --- GRPO with no reward: a rollout server may run a gym env --------------------------------------
+
+
+def test_no_reward_in_server_mode_warns_for_a_gym_env():
+    # ms-swift's examples/train/grpo/external/vllm_gym.sh: the gym env on the rollout is the reward
+    j = server("reward_funcs=null", "vllm_server_host=10.0.0.5")
+    assert found(j, code="rlhf.grpo.rewards") == [
+        ("warning", "rlhf.grpo.rewards", "GRPO with no reward_funcs or reward_model: ms-swift stops ('You must "
+         "specify reward_funcs or reward_model') unless the rollout server runs a gym env (swift rollout "
+         "--use_gym_env true / --gym_env)")]
+
+
+def test_no_reward_in_colocate_mode_is_refused():
+    j = job("grpo_colocate", "reward_funcs=null")
+    assert found(j, code="rlhf.grpo.rewards") == [
+        ("error", "rlhf.grpo.rewards", "GRPO with no reward: neither reward_funcs nor a reward_model is set")]
+    assert found(job("grpo_colocate", "reward_funcs=null", "teacher_model_server=http://10.0.0.5:8000"),
+                 code="rlhf.grpo.rewards") == []

@@ -217,11 +217,19 @@ def check_grpo(job: Job, facts: Facts) -> list[Finding]:
 
     kind, out = rlhf_type(job), []
     rewards = listed(job.args.get("reward_funcs")) or listed(job.args.get("reward_model"))
-    if kind == "grpo" and not rewards and job.args.get("teacher_model") in (None, ""):
-        out.append(about(job, ERROR, "rlhf.grpo.rewards", "args.reward_funcs",
-                         "GRPO with no reward: neither reward_funcs nor a reward_model is set",
-                         "set reward_funcs (built-in: accuracy, format, cosine, repetition, soft_overlong) "
-                         "or reward_model"))
+    teacher = any(job.args.get(k) not in (None, "") for k in ("teacher_model", "teacher_model_server"))
+    if kind == "grpo" and not rewards and not teacher:
+        fix = "set reward_funcs (built-in: accuracy, format, cosine, repetition, soft_overlong) or reward_model"
+        if _rollout_server(job):
+            # the trainer asks the rollout whether it runs a gym env, whose total reward is the signal
+            # (4.6.0 rollout_mixin.py use_gym_env, grpo_trainer.py:120; 3.12.6 grpo_trainer.py:106)
+            out.append(about(job, WARNING, "rlhf.grpo.rewards", "args.reward_funcs",
+                             "GRPO with no reward_funcs or reward_model: ms-swift stops ('You must specify "
+                             "reward_funcs or reward_model') unless the rollout server runs a gym env "
+                             "(swift rollout --use_gym_env true / --gym_env)", fix))
+        else:
+            out.append(about(job, ERROR, "rlhf.grpo.rewards", "args.reward_funcs",
+                             "GRPO with no reward: neither reward_funcs nor a reward_model is set", fix))
     refusal = f"ms-swift stops with '{kind.upper()} with vLLM is not compatible with `device_map`'"
     unlisted = unlisted_gpus_here(job, facts) if uses_vllm(job) else None
     if uses_vllm(job) and (gpus_per_rank(job) > 1 or job.args.get("device_map") not in (None, "")):
@@ -235,6 +243,13 @@ def check_grpo(job: Job, facts: Facts) -> list[Finding]:
                          "name the training GPUs (CUDA_VISIBLE_DEVICES, gpus:) apart from a rollout server's, "
                          "one rank each: nproc_per_node: auto"))
     return out + check_rollout_gpus(job) + (_generations(job) if kind == "grpo" else [])
+
+
+def _rollout_server(job: Job) -> bool:
+    """The trainer generates through a `swift rollout` server (vllm_mode server, or a server
+    host/URL, which ms-swift connects to whatever vllm_mode says)."""
+    return uses_vllm(job) and (job.args.get("vllm_mode") == "server" or bool(
+        listed(job.args.get("vllm_server_host")) or listed(job.args.get("vllm_server_base_url"))))
 
 
 def _generations(job: Job) -> list[Finding]:
