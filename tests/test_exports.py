@@ -387,8 +387,15 @@ def without_slurm(pair):
 
 
 def node_launch(tmp_path, args, rank: int):
-    """What `lorakit train` launches as node `rank`, told the layout SLURM gives the task."""
-    argv, env = train_launch(tmp_path, args + ["--set", "launch.master_addr=10.1.2.7", "--set",
+    """What `lorakit train` launches as node `rank`, told the layout SLURM gives the task (in
+    place of the args' own address and port: a setting given twice is an error)."""
+    kept: list[str] = []
+    for item in args:
+        if kept and kept[-1] == "--set" and item.startswith(("launch.master_addr=", "launch.master_port=")):
+            kept.pop()
+            continue
+        kept.append(item)
+    argv, env = train_launch(tmp_path, kept + ["--set", "launch.master_addr=10.1.2.7", "--set",
                                                f"launch.master_port={PORT}", "--node-rank", str(rank)])
     return argv, {k: v for k, v in env.items() if k != "PATH"}
 

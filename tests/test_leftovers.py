@@ -16,7 +16,8 @@ PARSE = REPO / "scripts" / "swift_parse_check.py"
 
 
 def dry_argv(args: list[str]) -> list[str]:
-    r = run_cli([*args, "--dry-run", "--format", "json"])
+    cut = args.index("--") if "--" in args else len(args)
+    r = run_cli([*args[:cut], "--dry-run", "--format", "json", *args[cut:]])
     assert r.code == 0, r.stderr
     return json.loads(r.stdout)["argv"]
 
@@ -68,3 +69,41 @@ def test_a_case_folded_choice_of_a_later_minor_says_so(version, tail):
     r = run_cli(["rlhf", "-p", "dpo", "--swift-version", version, "--set", f"rlhf_type={value}", "--dry-run"])
     assert r.code == 2
     assert f"error[flags.value] args.rlhf_type (--set): {tail}\n" in r.stderr
+
+
+# 3. One setting given twice on the command line: the later silently won (argparse's way).
+@pytest.mark.parametrize(("given", "error"), [
+    (["--set", "model=a", "--model", "b"],
+     "error[flags.twice] args.model (--model): model is set twice on the command line, to different values: "
+     "--set model=a and --model b\n  hint: keep one: write model once\n"),
+    (["--set", "lora_rank=8", "--lora-rank", "16"],
+     "error[flags.twice] args.lora_rank (--lora-rank): lora_rank is set twice on the command line, to different "
+     "values: --set lora_rank=8 and --lora-rank 16\n  hint: keep one: write lora_rank once\n"),
+    (["--lora-rank", "16", "--", "--lora_rank", "32"],
+     "error[flags.twice] args.lora_rank (-- extra flags): lora_rank is set twice on the command line, to different "
+     "values: --lora-rank 16 and -- --lora_rank 32\n  hint: keep one: write lora_rank once\n"),
+    (["--set", "lora_rank=8", "--set", "lora-rank=16"],
+     "error[flags.twice] args.lora_rank (--set): lora_rank is set twice on the command line, to different "
+     "values: --set lora_rank=8 and --set lora-rank=16\n  hint: keep one: write lora_rank once\n"),
+    (["--set", "dataset=a.jsonl", "--dataset", "b.jsonl", "--dataset", "c.jsonl"],
+     "error[flags.twice] args.dataset (--dataset): dataset is set twice on the command line, to different values: "
+     "--set dataset=a.jsonl and --dataset b.jsonl --dataset c.jsonl\n  hint: keep one: write dataset once\n"),
+    (["--set", "launch.gpus=0,1", "--gpus", "2,3"],
+     "error[flags.twice] launch.gpus (--gpus): launch.gpus is set twice on the command line, to different values: "
+     "--set launch.gpus=0,1 and --gpus 2,3\n  hint: keep one: write launch.gpus once\n"),
+])
+def test_a_setting_given_twice_with_two_values_is_an_error(given, error):
+    r = run_cli(["train", "-p", "single", "--dry-run", *given])
+    assert (r.code, r.stdout) == (2, "")
+    assert error in r.stderr
+
+
+@pytest.mark.parametrize("given", [
+    ["--set", "lora_rank=16", "--lora-rank", "16"],
+    ["--set", "lora_alpha=32", "--lora-alpha", "32"],
+    ["--model", "Qwen/Qwen3-8B", "--", "--model", "Qwen/Qwen3-8B"],
+])
+def test_the_same_value_twice_is_not_an_error(given):
+    argv = dry_argv(["train", "-p", "single", *given])
+    flag = "--" + given[-2].lstrip("-").split("=")[0].replace("-", "_")
+    assert argv.count(flag) == 1

@@ -143,9 +143,9 @@ def parse_extra(tokens: list[str]) -> list[tuple[str, Any]]:
     return [(k, True if not v else v[0] if len(v) == 1 else v) for k, v in out]
 
 
-def overrides(opts: JobOptions) -> list[tuple[str, Any, str]]:
-    """(dotted key, value, who) in increasing precedence: --set, typed options, then `--` flags."""
-    out = [(*presets.parse_set(item), "--set") for item in opts.sets]
+def _command_line(opts: JobOptions) -> list[tuple[str, Any, str, str]]:
+    """(dotted key, value, who, as written) in increasing precedence: --set, typed options, then `--` flags."""
+    out = [(*presets.parse_set(item), "--set", f"--set {item}") for item in opts.sets]
     typed = [
         ("args.model", opts.model, "--model"),
         ("args.dataset", opts.dataset, "--dataset"),
@@ -154,8 +154,41 @@ def overrides(opts: JobOptions) -> list[tuple[str, Any, str]]:
         ("args.lora_alpha", opts.lora_alpha, "--lora-alpha"),
         ("args.target_modules", opts.target_modules, "--target-modules"),
     ]
-    out += [(key, value, who) for key, value, who in typed if value is not None]
-    out += [(f"args.{normalise_arg_key(k)}", v, "-- extra flags") for k, v in parse_extra(opts.extra)]
+    out += [(key, value, who, " ".join(f"{who} {_shown(v)}" for v in (value if isinstance(value, list) else [value])))
+            for key, value, who in typed if value is not None]
+    out += [(f"args.{normalise_arg_key(k)}", v, "-- extra flags", f"-- --{k}" + ("" if v is True else f" {_shown(v)}"))
+            for k, v in parse_extra(opts.extra)]
+    return out
+
+
+def overrides(opts: JobOptions) -> list[tuple[str, Any, str]]:
+    """(dotted key, value, who) in increasing precedence: --set, typed options, then `--` flags."""
+    return [(key, value, who) for key, value, who, _ in _command_line(opts)]
+
+
+def _shown(value: Any) -> str:
+    from lorakit.swiftflags import _token
+
+    return " ".join(_token(v) for v in value) if isinstance(value, (list, tuple)) else _token(value)
+
+
+def given_twice(opts: JobOptions) -> list[Finding]:
+    """One setting given twice on the command line with different values (`--set model=a --model
+    b`, `--lora-rank 16 -- --lora_rank 32`): the later silently won, as argparse's last flag does;
+    the user cannot have meant both (issue #11 section 7). The same value twice is harmless."""
+    written = _command_line(opts)
+    # --gpus / --nproc beat launch.gpus / launch.nproc_per_node whatever the order (job.build_launch)
+    written += [(key, value, who, f"{who} {value}") for key, value, who in
+                (("launch.gpus", opts.gpus, "--gpus"), ("launch.nproc_per_node", opts.nproc, "--nproc"))
+                if value is not None]
+    first: dict[str, tuple[Any, str]] = {}
+    out = []
+    for key, value, who, spelled in written:
+        if key in first and _shown(first[key][0]) != _shown(value):
+            name = key.removeprefix("args.")
+            out.append(Finding(ERROR, "flags.twice", f"{name} is set twice on the command line, to different values: "
+                               f"{first[key][1]} and {spelled}", hint=f"keep one: write {name} once", key=key, file=who))
+        first.setdefault(key, (value, spelled))
     return out
 
 
@@ -174,7 +207,7 @@ def job_from_options(opts: JobOptions, extra: list[tuple[str, Any, str]] = (), *
     target = swiftenv.target(opts.swift_version)
     layer = overrides(opts) + list(extra)
     resolved = presets.apply_overrides(presets.load(opts.preset, major=target.major), layer)
-    said = respelled(_written(opts), major=resolved.major, command=resolved.data.get("command"))
+    said = given_twice(opts) + respelled(_written(opts), major=resolved.major, command=resolved.data.get("command"))
     # a file's spelling the command line overrides is not what is rendered: not said
     replaced = {key for key, _, _ in layer}
     kept = [f for f in resolved.notes if not (f.code == "flags.respelled" and f.key in replaced)]
