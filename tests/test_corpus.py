@@ -349,7 +349,11 @@ def make_files(files: dict, root: Path) -> None:
             path.parent.mkdir(parents=True, exist_ok=True)
             (form, body), = kind.items()
             text = {"jsonl": lambda: "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in body),
-                    "json": lambda: json.dumps(body, ensure_ascii=False), "text": lambda: body}[form]()
+                    "json": lambda: json.dumps(body, ensure_ascii=False), "text": lambda: body,
+                    # {plugin: [names]}: an --external_plugins file with the real one's reward
+                    # registrations (ms-swift's examples write `orms['name'] = Class`), bodies left out
+                    "plugin": lambda: "from swift.plugin import ORM, orms\n\n" + "".join(
+                        f"orms[{n!r}] = ORM\n" for n in body)}[form]()
             path.write_text(text, encoding="utf-8")
             continue
         if kind.startswith("model:"):

@@ -175,3 +175,55 @@ def test_a_cached_dataset_where_rows_are_generated_from(overrides, version, expe
 ])
 def test_resuming_a_stream_says_what_the_skip_costs(overrides, expected):
     assert [f for f in found(overrides) if f[1] == "train.resume.streaming_skip"] == expected
+
+
+# --- swift infer over a streamed dataset (#5609) --------------------------------------------------
+
+INFER_STREAMING = ("error[infer.streaming] args.streaming (-- extra flags): streaming true on swift infer over a "
+                   "dataset: infer counts the dataset's rows, and a streamed one has none ('object of type "
+                   "'IterableDataset' has no len()', after the model has loaded)")
+
+
+def _infer(tmp_path, *flags):
+    import os
+
+    (tmp_path / "val.jsonl").write_text(json.dumps({"messages": [{"role": "user", "content": "hi"},
+                                                                 {"role": "assistant", "content": "yo"}]}) + "\n")
+    old = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        return run_cli(["infer", "--dry-run", "--model", "Qwen/Qwen2.5-7B-Instruct", "--", *flags])
+    finally:
+        os.chdir(old)
+
+
+def test_infer_over_a_streamed_dataset_is_refused(tmp_path):
+    said = _infer(tmp_path, "--val_dataset", "val.jsonl", "--streaming", "true")
+    assert said.code == 2 and INFER_STREAMING in said.stderr
+
+
+@pytest.mark.parametrize("flags", [("--val_dataset", "val.jsonl", "--streaming", "true", "--stream", "true"),
+                                   ("--streaming", "true"),  # no dataset: the interactive prompt
+                                   ("--val_dataset", "val.jsonl")])
+def test_infer_streaming_that_works_passes(tmp_path, flags):
+    said = _infer(tmp_path, *flags)
+    assert said.code == 0 and "infer.streaming" not in said.stderr, said.stderr
+
+
+def test_beam_search_turns_streamed_output_off(tmp_path):
+    said = _infer(tmp_path, "--val_dataset", "val.jsonl", "--streaming", "true", "--stream", "true", "--num_beams", "2")
+    assert said.code == 2 and INFER_STREAMING in said.stderr
+
+
+def test_infer_counts_the_dataset_in_ms_swifts_own_source():
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("swift")
+    if spec is None:
+        pytest.skip("ms-swift is not installed (scripts/test.sh installs it)")
+    lines = (Path(spec.origin).parent / "pipelines" / "infer" / "infer.py").read_text(encoding="utf-8").splitlines()
+    assert lines[264].strip() == "if args.write_batch_size < len(val_dataset) and args.result_path:"
+    args = (Path(spec.origin).parent / "arguments" / "infer_args.py").read_text(encoding="utf-8").splitlines()
+    assert [a.strip() for a in args[186:190]] == ["if self.stream is None:", "self.stream = self.eval_human",
+                                                  "if self.stream and self.num_beams != 1:", "self.stream = False"]

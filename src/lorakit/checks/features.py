@@ -173,4 +173,26 @@ def check_resume_streaming(job: Job, facts: Facts) -> list[Finding]:
                   "an uninterrupted run)")]
 
 
-CHECKS = [check_packing, check_streaming, check_quantization, check_cached_dataset, check_resume_streaming]
+def check_infer_streaming(job: Job, facts: Facts) -> list[Finding]:
+    """`swift infer` on a dataset counts its rows (len(val_dataset): 4.6.0 pipelines/infer/infer.py
+    infer_dataset; 3.12.6 llm/infer/infer.py:249-256) unless it prints responses as they stream,
+    and a --streaming dataset has no length: "TypeError: object of type 'IterableDataset' has no
+    len()" once the model has loaded (#5609). InferArguments._init_stream: stream defaults to
+    false when a val dataset exists, and num_beams > 1 turns it off."""
+    if job.command != "infer" or as_bool(job.args.get("streaming")) is not True:
+        return []
+    split = as_float(job.args.get("split_dataset_ratio")) or 0.0
+    if not (listed(job.args.get("val_dataset")) or (listed(job.args.get("dataset")) and split > 0)):
+        return []  # no dataset: the interactive prompt, which streams nothing from a file
+    beams = as_int(job.args.get("num_beams", 1))
+    if as_bool(job.args.get("stream")) is True and beams in (None, 1):
+        return []
+    return [about(job, ERROR, "infer.streaming", "args.streaming",
+                  "streaming true on swift infer over a dataset: infer counts the dataset's rows, and a streamed "
+                  "one has none ('object of type 'IterableDataset' has no len()', after the model has loaded)",
+                  "drop streaming for infer (it reads the file whole), or pass --stream true to print each "
+                  "response as it comes")]
+
+
+CHECKS = [check_packing, check_streaming, check_quantization, check_cached_dataset, check_resume_streaming,
+          check_infer_streaming]

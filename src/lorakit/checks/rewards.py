@@ -1,0 +1,124 @@
+"""GRPO's reward functions: a name ms-swift cannot find (#4351), and a built-in reward whose
+reference column the local dataset does not have (#3177). Both fail only after the model has
+loaded and, for the column, after the first generation.
+
+ms-swift resolves each --reward_funcs name in its `orms` mapping (4.6.0 grpo_trainer.py
+_prepare_rewards: 'reward_function X is not implemented in swift.rewards'; 3.12.6 the same in
+swift.plugin), which --external_plugins files extend by `orms['name'] = MyORM`. lorakit reads
+those files as text, never imports them: a name registered in a way text cannot tell (a loop, a
+variable key, orms.update) is let through.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from lorakit import localpath
+from lorakit.checks.facts import Facts
+from lorakit.findings import ERROR, Finding, about
+from lorakit.job import Job
+from lorakit.values import did_you_mean, listed
+
+# swift/rewards/orm.py (4.6.0) and swift/plugin/orm.py (3.12.6): the same eight
+BUILT_IN = ("toolbench", "math", "accuracy", "format", "react_format", "cosine", "repetition", "soft_overlong")
+# the dataset column each reads as a keyword argument (its __call__'s parameter): the trainer passes
+# every other column of the row through, so the file must hold it
+NEEDS = {"accuracy": "solution", "cosine": "solution", "toolbench": "solution", "math": "ground_truths"}
+_LITERAL = re.compile(r"""\borms\s*\[\s*(['"])(.+?)\1\s*\]\s*=""")
+_ANY = re.compile(r"\borms\b\s*(\[|\.\s*(update|setdefault|__setitem__)\b)")
+_FROM = re.compile(r"^\s*(?:from\s+([\w.]+)\s+import|import\s+([\w.]+))", re.M)
+MAX_PLUGIN_BYTES = 1 << 20
+
+
+def _read(path: Path) -> str | None:
+    try:
+        if not path.is_file():
+            return None
+        with open(path, "rb") as f:
+            return f.read(MAX_PLUGIN_BYTES).decode("utf-8", "replace")
+    except OSError:
+        return None
+
+
+def registered(plugins: list[str], cwd: str) -> tuple[set[str], bool]:
+    """(names the plugin files register with a literal key, whether any registers otherwise or
+    could not be read). A module a plugin imports from its own directory is read too."""
+    names, unsure, seen = set(), False, set()
+    queue = [Path(localpath.absolute(p, Path(cwd))) for p in plugins]
+    while queue:
+        path = queue.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        text = _read(path)
+        if text is None:
+            unsure = True  # missing or unreadable: checks/paths.py, or ms-swift, says so
+            continue
+        literal = {m.group(2) for m in _LITERAL.finditer(text)}
+        names |= literal
+        if len(list(_ANY.finditer(text))) > len(literal):
+            unsure = True
+        for match in _FROM.finditer(text):
+            module = (match.group(1) or match.group(2)).lstrip(".").split(".")[0]
+            beside = path.parent / f"{module}.py"
+            if module and beside.is_file():
+                queue.append(beside)
+    return names, unsure
+
+
+def check_reward_names(job: Job, facts: Facts) -> list[Finding]:
+    if job.command != "rlhf" or str(job.args.get("rlhf_type")) != "grpo":
+        return []
+    wanted = listed(job.args.get("reward_funcs"))
+    unknown = [n for n in wanted if n not in BUILT_IN]
+    if not unknown:
+        return []
+    plugins = listed(job.args.get("external_plugins"))
+    names, unsure = registered(plugins, os.getcwd())
+    missing = [n for n in unknown if n not in names]
+    if not missing or unsure:
+        return []
+    # a plugin's own names are what a plugin user misspells; without one, the built-ins
+    close = did_you_mean(missing[0], sorted(names) if plugins else BUILT_IN)
+    where = (f"the --external_plugins file{'s' if len(plugins) > 1 else ''} ({', '.join(plugins)}) register"
+             f"{'' if len(plugins) > 1 else 's'} {', '.join(sorted(names)) or 'none'}" if plugins else
+             "no --external_plugins file registers more")
+    hint = (f"did you mean {close[0]!r}? " if close else "") + (
+        f"register it in a plugin: orms['{missing[0]}'] = MyReward, and pass --external_plugins plugin.py")
+    return [about(job, ERROR, "rlhf.grpo.reward_unknown", "args.reward_funcs",
+                  f"reward_funcs {', '.join(missing)}: not a reward ms-swift has (built-in: {', '.join(BUILT_IN)}) "
+                  f"and {where}: GRPO stops when it builds the trainer ('reward_function {missing[0]} is not "
+                  "implemented')", hint)]
+
+
+def check_reward_columns(job: Job, facts: Facts) -> list[Finding]:
+    if job.command != "rlhf" or str(job.args.get("rlhf_type")) != "grpo":
+        return []
+    needed = {n: NEEDS[n] for n in listed(job.args.get("reward_funcs")) if n in NEEDS}
+    if not needed:
+        return []
+    from lorakit import datafile
+    from lorakit.checks.data import _columns
+    from lorakit.checks.rlhf import _local_files
+
+    mapped = set(_columns(job).values())
+    out = []
+    for key, path in _local_files(job):
+        rec = datafile.recognize(path, environ=facts.environ)
+        if not rec.rows_checked:
+            continue  # unreadable or empty: the data check says so
+        for name, column in needed.items():
+            if column in rec.keys or column in mapped:
+                continue
+            out.append(about(job, ERROR, "rlhf.grpo.reward_column", f"args.{key}",
+                             f"{path}: reward {name} reads each row's {column!r} (the reference answer), and no "
+                             f"row checked has one (columns: {', '.join(rec.keys) or 'none'}): GRPO stops at the "
+                             f"first reward ('missing 1 required positional argument: {column!r}')",
+                             f'add "{column}": "..." to each row, next to "messages" (or map a column onto it with '
+                             f"--columns), or drop {name}"))
+    return out
+
+
+CHECKS = [check_reward_names, check_reward_columns]
