@@ -143,7 +143,7 @@ def test_validate_json(cli):
 def test_presets_init_into_a_missing_dir_or_onto_a_dir(cli, tmp_path):
     missing = cli(["presets", "init", "zero2", str(tmp_path / "no" / "x.yaml")])
     assert (missing.code, missing.stderr) == (2, f"lorakit: error: cannot write {tmp_path / 'no' / 'x.yaml'}: "
-                                                 "No such file or directory\n  hint: choose a DEST in an "
+                                                 "No such file or directory (ENOENT)\n  hint: choose a DEST in an "
                                                  "existing, writable directory\n")
     onto = cli(["presets", "init", "zero2", str(tmp_path), "--force"])
     assert (onto.code, onto.stderr) == (2, f"lorakit: error: {tmp_path} is a directory\n"

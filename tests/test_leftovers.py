@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import subprocess
 import sys
 
@@ -107,3 +109,59 @@ def test_the_same_value_twice_is_not_an_error(given):
     argv = dry_argv(["train", "-p", "single", *given])
     flag = "--" + given[-2].lstrip("-").split("=")[0].replace("-", "_")
     assert argv.count(flag) == 1
+
+
+# 4. The disk refusing a write is this machine's problem (exit 1), a bad name the user's (2).
+DISK = ("  hint: the disk refused the write: free space there, check the mount (read-only? failing?), "
+        "or write to another disk\n")
+needs_dev_full = pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full here")
+
+
+def lorakit(*args: str, stdout=subprocess.PIPE, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "lorakit", *args], stdout=stdout, stderr=subprocess.PIPE,
+                          text=True, timeout=120, cwd=cwd)
+
+
+@needs_dev_full
+@pytest.mark.parametrize(("args", "first"), [
+    (["presets", "init", "zero2", "/dev/full", "--force"], "cannot write /dev/full"),
+    (["import", "train.sh", "-o", "/dev/full", "--force"], "-o /dev/full: cannot write the preset"),
+])
+def test_a_full_disk_is_an_environment_problem(tmp_path, args, first):
+    (tmp_path / "train.sh").write_text("swift sft --model Qwen/Qwen3-8B --dataset data.jsonl\n")
+    r = lorakit(*args, cwd=tmp_path)
+    assert r.returncode == 1
+    assert f"lorakit: error: {first}: No space left on device (ENOSPC)\n{DISK}" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+@needs_dev_full
+def test_a_dry_run_redirected_to_a_full_disk_is_an_environment_problem(tmp_path):
+    with open("/dev/full", "w") as full:
+        r = lorakit("train", "-p", "single", "--dry-run", "--format", "sh", stdout=full, cwd=tmp_path)
+    assert r.returncode == 1
+    assert r.stderr.endswith(f"lorakit: error: cannot write the standard output: No space left on device "
+                             f"(ENOSPC)\n{DISK}")
+
+
+@pytest.mark.parametrize(("args", "error"), [
+    (["presets", "init", "zero2", "nowhere/x.yaml"], "lorakit: error: cannot write nowhere/x.yaml: No such file or "
+     "directory (ENOENT)\n  hint: choose a DEST in an existing, writable directory\n"),
+    (["presets", "init", "zero2", "taken.yaml"], "lorakit: error: taken.yaml already exists; refusing to overwrite "
+     "it\n  hint: choose another DEST, or pass --force\n"),
+])
+def test_a_name_that_cannot_be_written_stays_the_users_mistake(tmp_path, args, error):
+    (tmp_path / "taken.yaml").write_text("mine\n")
+    r = lorakit(*args, cwd=tmp_path)
+    assert (r.returncode, r.stderr) == (2, error)
+    assert (tmp_path / "taken.yaml").read_text() == "mine\n"
+
+
+@pytest.mark.parametrize(("number", "code"), [(errno.ENOSPC, 1), (errno.EIO, 1), (errno.EROFS, 1),
+                                              (errno.EACCES, 2), (errno.EEXIST, 2), (errno.ENOENT, 2)])
+def test_which_os_errors_are_the_disks(number, code):
+    from lorakit.cli.common import write_failed
+
+    problem = write_failed("cannot write x.yaml", OSError(number, os.strerror(number)), "choose another")
+    assert problem.code == code
+    assert problem.message == f"cannot write x.yaml: {os.strerror(number)} ({errno.errorcode[number]})"

@@ -107,6 +107,17 @@ def main(argv: list[str] | None = None) -> None:
         if exc.code == 1 and type(sys.stdout).__name__ == "PacifyFlushWrapper":
             _quiet_exit_on_closed_pipe()
         raise
+    except OSError as exc:
+        from lorakit.cli.common import DISK_ERRNOS, write_failed
+
+        if exc.errno not in DISK_ERRNOS:
+            raise
+        # `lorakit train --dry-run --format sh > train.sh` on a full disk: stdout's write fails;
+        # Python's last flush must not fail a second time (stdout goes to /dev/null, as above)
+        problem = write_failed(f"cannot write {exc.filename or 'the standard output'}", exc, "")
+        _point_stdout_at_devnull()
+        print(f"lorakit: error: {problem}", file=sys.stderr)
+        sys.exit(problem.code)
     except RuntimeError as exc:
         # pathlib's resolve() on Python < 3.13 raises RuntimeError("Symlink loop from '/a/b'") for
         # any path through a link loop (a --output-dir, a run dir): one answer for all of them
@@ -122,12 +133,16 @@ def main(argv: list[str] | None = None) -> None:
 def _quiet_exit_on_closed_pipe() -> None:
     """Exit 141 without a word: nobody reads any more, and Python's last flush must not print a
     BrokenPipeError either (what the Python docs advise: point stdout at /dev/null)."""
+    _point_stdout_at_devnull()
+    sys.exit(128 + signal.SIGPIPE)
+
+
+def _point_stdout_at_devnull() -> None:
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
     except (OSError, ValueError, AttributeError):  # an in-process test's StringIO has no fileno
         pass
-    sys.exit(128 + signal.SIGPIPE)
 
 
 def _run(argv: list[str] | None = None) -> None:

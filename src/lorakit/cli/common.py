@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import functools
 import inspect
 import os
@@ -12,7 +13,7 @@ from typing import Annotated, Any, List, Optional
 import typer
 
 from lorakit import presets, report, swiftenv
-from lorakit.errors import LorakitError
+from lorakit.errors import EnvironmentProblem, LorakitError
 from lorakit.findings import ERROR, WARNING, Finding
 from lorakit.job import Job, build_job, from_environment
 from lorakit.names import normalise_arg_key, version_spelling
@@ -240,3 +241,35 @@ def layout_note(job: Job) -> str:
         if who.endswith(" in your environment"):
             parts.append(f"{who.split()[0]}={getattr(launch, name)} from your environment")
     return "; ".join(parts + [f"rendering for {job.swift_source}"])
+
+
+# The disk refused the write, whatever the name: a full disk, an I/O error, a read-only mount or
+# a size limit is this machine's problem (exit 1); a missing folder or a refused permission is the
+# name the user chose (exit 2).
+DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EIO, errno.EROFS, errno.EDQUOT, errno.EFBIG})
+
+
+def write_failed(what: str, exc: OSError, hint: str) -> LorakitError:
+    """`what` ('cannot write x.yaml') with the OS error, as the error the CLI raises."""
+    code = errno.errorcode.get(exc.errno or 0)
+    said = f"{what}: {exc.strerror or exc}" + (f" ({code})" if code else "")
+    if exc.errno in DISK_ERRNOS:
+        return EnvironmentProblem(said, hint="the disk refused the write: free space there, check the mount "
+                                             "(read-only? failing?), or write to another disk")
+    return LorakitError(said, hint=hint)
+
+
+def write_user_file(path, text: str, what: str, hint: str) -> None:
+    """Write a file the user named; a file this call created and could not finish is removed
+    (a half-written preset is not what they asked for), a file that was there is left as is."""
+    existed = os.path.lexists(path)
+    try:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+    except OSError as exc:
+        if not existed:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+        raise write_failed(what, exc, hint) from None

@@ -62,11 +62,8 @@ def import_script(
         if path is None:
             typer.echo(("---\n" if len(done) > 1 else "") + body, nl=False)
         else:
-            try:
-                path.write_text(body, encoding="utf-8")
-            except OSError as exc:
-                raise LorakitError(f"-o {path}: cannot write the preset: {exc.strerror}",
-                                   hint="choose another -o, or leave -o out to print the preset") from None
+            c.write_user_file(path, body, f"-o {path}: cannot write the preset",
+                              hint="choose another -o, or leave -o out to print the preset")
             report.note(f"wrote {path} (swift {one.call.command}, line {one.call.line} of {script})"
                         + (f"; see it run: lorakit {RUNS[one.call.command]} -p {path} --dry-run"
                            if one.call.command in RUNS else ""))

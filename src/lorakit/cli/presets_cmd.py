@@ -9,6 +9,7 @@ import typer
 import yaml
 
 from lorakit import presets
+from lorakit.cli.common import write_user_file
 from lorakit.errors import LorakitError
 
 app = typer.Typer(help="List, show and copy presets.", no_args_is_help=True, add_completion=False)
@@ -54,9 +55,5 @@ def init(
     text += yaml.safe_dump(flattened(name, "presets init NAME"), sort_keys=False, allow_unicode=True)
     if dest.is_dir():
         raise LorakitError(f"{dest} is a directory", hint=f"give a file name, e.g. {dest / (name + '.yaml')}")
-    try:
-        dest.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise LorakitError(f"cannot write {dest}: {exc.strerror}",
-                           hint="choose a DEST in an existing, writable directory") from None
+    write_user_file(dest, text, f"cannot write {dest}", hint="choose a DEST in an existing, writable directory")
     typer.echo(f"wrote {dest}", err=True)
