@@ -165,3 +165,34 @@ def test_which_os_errors_are_the_disks(number, code):
     problem = write_failed("cannot write x.yaml", OSError(number, os.strerror(number)), "choose another")
     assert problem.code == code
     assert problem.message == f"cannot write x.yaml: {os.strerror(number)} ({errno.errorcode[number]})"
+
+
+# 5. An empty output_dir: ms-swift defaults only None (sft_args.py _init_output_dir), and
+# to_abspath('') is the working directory.
+OUT_HINT = "  hint: give a directory, e.g. --output-dir output, or leave output_dir out for ms-swift's output/<model name>\n"
+
+
+@pytest.mark.parametrize(("command", "preset", "given", "who"), [
+    ("train", "single", ["--set", "output_dir="], "--set"),
+    ("train", "single", ["--", "--output_dir", ""], "-- extra flags"),
+    ("rlhf", "dpo", ["--output-dir", ""], "--output-dir"),
+    ("train", "FILE", [], "FILE"),
+])
+def test_an_empty_output_dir_is_refused(tmp_path, monkeypatch, command, preset, given, who):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "p.yaml").write_text('extends: single\nargs: {output_dir: ""}\n')
+    preset = str(tmp_path / "p.yaml") if preset == "FILE" else preset
+    cut = given.index("--") if "--" in given else len(given)
+    r = run_cli([command, "-p", preset, *given[:cut], "--dry-run", *given[cut:]])
+    assert (r.code, r.stdout) == (2, "")
+    assert (f"error[paths.output_dir.empty] args.output_dir ({preset if who == 'FILE' else who}): output_dir '' "
+            f"names no directory: ms-swift would write the run into the working directory ({tmp_path})\n"
+            f"{OUT_HINT}") in r.stderr
+
+
+def test_an_output_dir_of_spaces_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = run_cli(["train", "-p", "single", "--dry-run", "--output-dir", "  "])
+    assert r.code == 2
+    assert (f"error[paths.output_dir.empty] args.output_dir (--output-dir): output_dir '  ' names no directory: "
+            f"ms-swift would write the run into a directory named '  ' under {tmp_path}\n{OUT_HINT}") in r.stderr

@@ -88,6 +88,16 @@ def _unwritable(path: str) -> str | None:
 
 def check_output_dir(job: Job, facts: Facts) -> list[Finding]:
     text = job.args.get("output_dir")
+    if job.command in ("sft", "rlhf") and isinstance(text, str) and not text.strip():
+        # ms-swift defaults only a None output_dir (sft_args.py _init_output_dir: output/<model>);
+        # to_abspath('') is os.path.abspath(''), the working directory, so checkpoints, logs and
+        # args.json land among the user's files (and '  ' makes a directory named by the spaces)
+        where = (f"into the working directory ({os.getcwd()})" if not text
+                 else f"into a directory named {text!r} under {os.getcwd()}")
+        return [about(job, ERROR, "paths.output_dir.empty", "args.output_dir",
+                      f"output_dir {text!r} names no directory: ms-swift would write the run {where}",
+                      "give a directory, e.g. --output-dir output, or leave output_dir out for ms-swift's "
+                      "output/<model name>")]
     if job.command != "sft" or not isinstance(text, str) or not text.strip():
         return []
     why = _unwritable(localpath.absolute(text))
