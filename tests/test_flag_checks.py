@@ -279,3 +279,29 @@ def test_the_newest_minor_never_reads_the_history():
                  ["validate", "-p", "single", "--swift-version", "3"]):
         assert run_cli(argv).code == 0
         assert fh._history.cache_info().currsize == 0, argv
+
+
+# --- JSON flags ms-swift reads strictly (#5044) ---------------------------------------------------
+
+
+def test_columns_in_no_json_form_is_refused():
+    said = run_cli(["validate", "-p", "single", "--", "--columns", "old_name:new_name"])
+    assert said.code == 2
+    assert ("error[flags.value] args.columns (-- extra flags): columns 'old_name:new_name' is neither a JSON "
+            "mapping nor a file: ms-swift's json_parse_to_dict cannot read it and stops while parsing its arguments "
+            "(\"Unable to parse json string\"); columns maps old names to new: '{\"old_name\": \"new_name\"}'"
+            ) in said.stderr
+
+
+def test_columns_as_json_or_a_file_passes(tmp_path):
+    mapping = tmp_path / "columns.json"
+    mapping.write_text('{"instruction": "query"}')
+    for value in ('{"instruction": "query"}', str(mapping)):
+        said = run_cli(["validate", "-p", "single", "--", "--columns", value])
+        assert said.code == 0 and "args.columns" not in said.stderr, said.stderr
+
+
+def test_device_map_text_is_not_strict_json():
+    # model_args.py: device_map is read with strict=False, so 'auto' or 'cpu' stays text
+    said = run_cli(["validate", "-p", "single", "--", "--device_map", "auto"])
+    assert "is neither a JSON mapping nor a file" not in said.stderr

@@ -176,6 +176,9 @@ CASES = [
          call="swift.utils:json_parse_to_dict",
          runs="ms-swift repairs it: json_parse_to_dict (swift/utils/utils.py:500-510) runs json_repair "
               "on JSON that does not parse and gets {'zero_optimization': {'stage': 2}}"),
+    # --columns in a form no JSON reader takes (#5044): json_repair makes '' of it (data_args.py:128)
+    Case("columns-not-json", "flags.value", "args.columns", ("--columns", "old_name:new_name"),
+         r"^JSONDecodeError: Expecting value: line 1 column 1", call="swift.utils:json_parse_to_dict"),
     # ms-swift refuses it only after loading the model (swift/pipelines/train/tuner.py:350)
     Case("tuner-type-typo", "lora.tuner.unknown", "args.tuner_type", ("--tuner_type", "lorra"),
          r"^ValueError: Unknown tuner_type: lorra \[at .*swift/pipelines/train/tuner.py:350\]"),

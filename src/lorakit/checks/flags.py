@@ -176,7 +176,7 @@ def check_flags(job: Job, facts: Facts) -> list[Finding]:
                 out.append(_choice_absent(job, key, moved))
                 continue
             spec = spec_then
-        problem = swiftflags.check_value(spec, value, flags)
+        problem = swiftflags.check_value(spec, value, flags) or _strict_json(spec.name, value)
         if problem and spec.type == "json" and ": the JSON does not parse (" in problem:
             # ms-swift json_repairs JSON that does not parse (swift/utils/utils.py json_parse_to_dict,
             # strict; strict=False keeps the text) and goes on: a likely mistake, not a refusal
@@ -186,6 +186,34 @@ def check_flags(job: Job, facts: Facts) -> list[Finding]:
         elif problem:
             out.append(about(job, ERROR, "flags.value", f"args.{key}", problem, _fix_hint(job, key, name)))
     return out
+
+
+# The flags ms-swift reads with json_parse_to_dict(strict=True) (4.6.0 arguments/: data_args.py
+# columns, base_args.py model_kwargs, model_args.py max_memory, eval_args.py eval_*/extra_eval_args;
+# 3.12.6 the same): a file path is loaded, anything else json.loads'd, then json_repair'd and
+# loaded again. Text with no braces that names no file ('old:new', #5044) repairs to '' and
+# ms-swift stops in argument parsing ("Unable to parse json string"); other consumers need a mapping.
+STRICT_JSON = ("columns", "model_kwargs", "max_memory", "eval_dataset_args", "eval_generation_config",
+               "extra_eval_args")
+
+
+def _strict_json(name: str, value) -> str | None:
+    import json
+    import os
+
+    if name not in STRICT_JSON or not isinstance(value, str) or value.lstrip()[:1] in ("{", "["):
+        return None  # a mapping renders as JSON; braces that do not parse: check_value's warning
+    if not value.strip() or os.path.exists(value):
+        return None
+    try:
+        if isinstance(json.loads(value), dict):
+            return None
+    except ValueError:
+        pass
+    return (f"{name} {value!r} is neither a JSON mapping nor a file: ms-swift's json_parse_to_dict cannot read "
+            "it and stops while parsing its arguments (\"Unable to parse json string\")"
+            + ("; columns maps old names to new: '{\"old_name\": \"new_name\"}'" if name == "columns" else
+               "; write it as a JSON object, e.g. '{\"key\": \"value\"}'"))
 
 
 def _fix_hint(job: Job, key: str, name: str) -> str:
