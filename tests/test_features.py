@@ -227,3 +227,32 @@ def test_infer_counts_the_dataset_in_ms_swifts_own_source():
     args = (Path(spec.origin).parent / "arguments" / "infer_args.py").read_text(encoding="utf-8").splitlines()
     assert [a.strip() for a in args[186:190]] == ["if self.stream is None:", "self.stream = self.eval_human",
                                                   "if self.stream and self.num_beams != 1:", "self.stream = False"]
+
+
+# --- one export that merges and quantizes, on 3.0 (#2949) -----------------------------------------
+
+
+def _checkpoint(root):
+    import struct
+
+    ckpt = root / "v0" / "checkpoint-30"
+    ckpt.mkdir(parents=True)
+    (ckpt / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "r": 8, "lora_alpha": 32,
+                                                          "base_model_name_or_path": "Qwen/Qwen2-VL-7B-Instruct",
+                                                          "target_modules": ["q_proj"]}))
+    (ckpt / "args.json").write_text(json.dumps({"model": "Qwen/Qwen2-VL-7B-Instruct", "train_type": "lora"}))
+    header = json.dumps({"base_model.model.lora_A.weight": {"dtype": "F32", "shape": [8, 8],
+                                                            "data_offsets": [0, 256]}}).encode()
+    (ckpt / "adapter_model.safetensors").write_bytes(struct.pack("<Q", len(header)) + header + b"\0" * 256)
+    (ckpt / "trainer_state.json").write_text(json.dumps({"global_step": 30, "max_steps": 30}))
+    return ckpt
+
+
+@pytest.mark.parametrize("version,refused", [("3.0", True), ("3.1", False), ("4", False)])
+def test_merge_and_quantize_in_one_export_only_from_3_1(tmp_path, version, refused):
+    said = run_cli(["merge", "--adapters", str(_checkpoint(tmp_path)), "--swift-version", version, "--dry-run", "--",
+                    "--quant_bits", "4", "--quant_method", "gptq"])
+    line = ("error[merge.quant_method] args.quant_method (-- extra flags): quant_method gptq with merge_lora on "
+            "ms-swift 3.0: its merge refuses any quant_method ('quantized model and does not support merge-lora'); "
+            "3.1 and later merge, then quantize")
+    assert (said.code, line in said.stderr) == ((2, True) if refused else (0, False)), said.stderr

@@ -194,5 +194,20 @@ def check_infer_streaming(job: Job, facts: Facts) -> list[Finding]:
                   "response as it comes")]
 
 
+def check_merge_quant(job: Job, facts: Facts) -> list[Finding]:
+    """ms-swift 3.0's merge_lora asserts `args.quant_method is None` (3.0.3 llm/export/merge_lora.py:14:
+    "quantized model and does not support merge-lora"), so one `swift export --merge_lora true
+    --quant_method gptq` stops once the model has loaded (#2949); from 3.1 it merges, then quantizes."""
+    if job.command != "export" or as_bool(job.args.get("merge_lora")) is not True:
+        return []
+    if job.args.get("quant_method") in (None, "") or _minor(job) >= (3, 1):
+        return []
+    return [about(job, ERROR, "merge.quant_method", "args.quant_method",
+                  f"quant_method {job.args['quant_method']} with merge_lora on ms-swift 3.0: its merge refuses any "
+                  "quant_method ('quantized model and does not support merge-lora'); 3.1 and later merge, then quantize",
+                  "merge first (lorakit merge), then quantize the merged dir: swift export --model MERGED "
+                  f"--quant_method {job.args['quant_method']} --quant_bits N; or use ms-swift 3.1+")]
+
+
 CHECKS = [check_packing, check_streaming, check_quantization, check_cached_dataset, check_resume_streaming,
-          check_infer_streaming]
+          check_infer_streaming, check_merge_quant]
