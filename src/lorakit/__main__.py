@@ -1,3 +1,30 @@
-from lorakit.cli.app import main
+"""`python -m lorakit` and the `lorakit` console script (pyproject.toml [project.scripts]).
 
-main()
+The first thing either runs: a Ctrl-C while Python imports Typer and the command (~0.1 s)
+raised KeyboardInterrupt in the middle of an import, which printed a traceback (or, inside an
+import lock's callback, an "Exception ignored" one, and the run went on). Until cli.app.main
+takes over, SIGINT exits at once with 130, the code a shell gives Ctrl-C, and says nothing: no
+output has been written and nothing started. A SIGINT that the parent ignores (`nohup`, a
+background job in a script) stays ignored.
+"""
+
+import os
+import signal
+
+
+def _interrupted_while_loading(signum, frame):
+    os._exit(128 + signum)
+
+
+if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+    signal.signal(signal.SIGINT, _interrupted_while_loading)
+
+
+def run() -> None:
+    from lorakit.cli.app import main
+
+    main()
+
+
+if __name__ == "__main__":
+    run()

@@ -91,6 +91,10 @@ def _for(words: list[str]) -> typer.Typer:
 def main(argv: list[str] | None = None) -> None:
     """`_run`, plus the ends no command handles, each quiet, with the code a shell expects."""
     try:
+        if signal.getsignal(signal.SIGINT) not in (signal.SIG_IGN, signal.SIG_DFL, None):
+            # from here a Ctrl-C is a KeyboardInterrupt again, answered below (until here it
+            # was lorakit.__main__'s quiet exit, for the imports before main)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
         _run(argv)
     except KeyboardInterrupt:
         # Ctrl-C while lorakit imports the command, before Typer runs it (Typer's own answer
