@@ -103,3 +103,31 @@ def test_the_refusals_are_ms_swifts_own():
     assert lines[348].strip() == "self.num_heads = HfConfigFactory.get_config_attr(model.config, 'num_key_value_heads')"
     assert lines[377].strip() == "if self.rp_world_size > 1 and not self.padding_free:"
     assert lines[657].strip() == "self.sp_world_size = math.gcd(self.num_heads, self.world_size)"
+
+
+# --- max_length unset on a long-context local model (checks/maxlength.py, #3286) ----------------
+
+UNSET = ("max_length is unset, so ms-swift uses the model's limit, 32768 tokens (config.json): no row is cut, and the "
+         "longest rows of the data set the memory a step needs")
+
+
+def _unset(tmp_path, config, **overrides):
+    model = model_dir(tmp_path, config)
+    sets = {"model": str(model), "max_length": None, **overrides}
+    resolved = presets.apply_overrides(presets.load("single"), [(f"args.{k}", v, "--set") for k, v in sets.items()])
+    job = apply_fixups(build_job(resolved, {}, swift_major=4))
+    return [(f.level, f.message) for f in run_checks(job, Facts(here=False)) if f.code == "train.max_length.unset"]
+
+
+def test_unset_max_length_on_a_long_context_model_warns(tmp_path):
+    # Ovis2: the LLM's limit is in llm_config, where HfConfigFactory also looks
+    ovis = {**LLAMA31_8B, "llm_config": {"max_position_embeddings": 32768}}
+    assert _unset(tmp_path, ovis) == [("warning", UNSET)]
+    # the smallest of the lengths config.json gives, as get_max_model_len takes it
+    assert _unset(tmp_path, {**LLAMA31_8B, "max_position_embeddings": 131072, "seq_length": 32768}) == [
+        ("warning", UNSET)]
+
+
+def test_a_set_max_length_or_a_short_model_passes(tmp_path):
+    assert _unset(tmp_path, {**LLAMA31_8B, "max_position_embeddings": 131072}, max_length=4096) == []
+    assert _unset(tmp_path, {**LLAMA31_8B, "max_position_embeddings": 8192}) == []

@@ -20,7 +20,7 @@ from lorakit import localpath
 from lorakit.checks.facts import Facts
 from lorakit.findings import ERROR, INFO, WARNING, Finding, about
 from lorakit.job import Job
-from lorakit.values import as_bool, as_float, as_int
+from lorakit.values import as_bool, as_int
 
 if TYPE_CHECKING:
     from lorakit.datafile import Recognition

@@ -27,14 +27,14 @@ from lorakit.values import as_bool, as_int
 LLM_KEYS = ("language_config", "llm_config", "text_config")  # swift/utils/hf_config.py llm_keys
 
 
-def _attr(config: dict, name: str, parent: str | None = None):
+def config_attr(config: dict, name: str, parent: str | None = None):
     """HfConfigFactory._get_config_attrs' first hit: a key at the top or under an LLM sub-config,
     searched depth first in the file's key order (talker_config never)."""
     if name in config and parent in (None, *LLM_KEYS):
         return config[name]
     for key, value in config.items():
         if key.endswith("_config") and key != "talker_config" and isinstance(value, dict):
-            found = _attr(value, name, key)
+            found = config_attr(value, name, key)
             if found is not None:
                 return found
     return None
@@ -42,7 +42,7 @@ def _attr(config: dict, name: str, parent: str | None = None):
 
 def heads(config: dict) -> int | None:
     for name in ("num_key_value_heads", "num_attention_heads"):
-        value = _attr(config, name)
+        value = config_attr(config, name)
         if value is not None:
             count = as_int(value)
             return count if count is not None and count > 0 else None
@@ -66,7 +66,7 @@ def check_heads(job: Job, facts: Facts) -> list[Finding]:
     count = heads(config) if isinstance(config, dict) else None
     if count is None or count % size == 0:
         return []
-    which = "key/value" if _attr(config, "num_key_value_heads") is not None else "attention"
+    which = "key/value" if config_attr(config, "num_key_value_heads") is not None else "attention"
     key = "args.sequence_parallel_size"
     fits = ", ".join(str(n) for n in range(2, count + 1) if count % n == 0) or "none"
     if targeted(job.swift_major, job.swift_version) < (3, 9):
