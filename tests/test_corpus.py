@@ -22,7 +22,7 @@ sft, whose TrainArguments checks it shares; `swift rlhf` with a preset that exte
 merge|infer|deploy --dry-run`, their --adapters/--ckpt_dir, --model, --infer_backend, --port and
 --host as its options, the rest after `--`: a refusal there without a finding code is `cli.error`,
 which counts only when its message has the item's `expected_text`). V is the ms-swift version
-the issue names (major.minor), else 3 for a command using 3.x names (`--train_type`), else 4.
+the issue names (major.minor, or the patch when it names one), else 3 for a command using 3.x names (`--train_type`), else 4.
 Absolute paths in flag values are moved under the test's tmp dir, which is the working
 directory; the local files a command needs (`files`) are made there, small and valid, except
 the ones whose absence is the mistake, or with the rows the thread shows (`{jsonl: [...]}`,

@@ -12,7 +12,7 @@ no longer, and which choices of a Literal flag it lacks (3.0's rlhf_type has no 
 
 from __future__ import annotations
 
-from lorakit import flaghistory, swiftflags
+from lorakit import flaghistory, flagpatches, swiftflags
 from lorakit.checks.facts import Facts
 from lorakit.findings import ERROR, WARNING, Finding, about
 from lorakit.job import Job
@@ -156,6 +156,13 @@ def check_flags(job: Job, facts: Facts) -> list[Finding]:
             if gone:
                 out.append(_absent(job, key, canonical, gone))
                 continue
+        patch = flagpatches.first_patch(job.swift_major, job.command, canonical, job.swift_version)
+        if patch:  # the target's minor has it, but only from a later patch (3.3.0 vs 3.3.1)
+            out.append(about(job, ERROR, "flags.too_new", f"args.{key}",
+                             f"--{canonical} is new in ms-swift {patch}; you target {job.swift_version}",
+                             f"upgrade to ms-swift {patch} or later (pip install 'ms-swift>={patch},"
+                             f"<{job.swift_major + 1}'), or drop {key}"))
+            continue
         odd = value_problem(value)
         if odd:
             out.append(about(job, ERROR, "flags.value", f"args.{key}", f"{key} {odd}", _fix_hint(job, key, name)))

@@ -1,0 +1,37 @@
+"""Flags that came in a patch release, not their minor's first (src/lorakit/data/
+swift_flag_patches.json, from every released wheel by scripts/gen_swift_patches.py). The flag
+history is per minor (its last patch), so only a target named to the patch asks this:
+`--swift-version 3.3.0`, or an installed 3.3.0.post1 (ms-swift #3986: --vllm_server_host came in
+3.3.1)."""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import lru_cache
+from pathlib import Path
+
+_PATCH = re.compile(r"^(\d+)\.(\d+)\.(\d+)(?:\.post(\d+))?$")
+
+
+def _key(version: str) -> tuple[int, ...] | None:
+    found = _PATCH.match(version.strip())
+    return tuple(int(g or 0) for g in found.groups()) if found else None
+
+
+@lru_cache(maxsize=None)
+def _table() -> dict:
+    path = Path(__file__).resolve().parent / "data" / "swift_flag_patches.json"
+    return json.loads(path.read_text(encoding="utf-8")).get("majors", {}) if path.is_file() else {}
+
+
+def first_patch(major: int, command: str, flag: str, version: str | None) -> str | None:
+    """The patch that first has `flag` when the exact target `version` is an earlier patch of
+    the same minor; None when the target has it, names no patch, or the flag is not listed."""
+    target = _key(version or "")
+    entry = _table().get(str(major), {}).get(command, {}).get(flag)
+    if target is None or not entry:
+        return None
+    first = _key(entry["first"])
+    same_minor = ".".join(map(str, target[:2])) == entry["minor"]
+    return entry["first"] if first is not None and same_minor and target < first else None
