@@ -146,3 +146,18 @@ def test_a_misspelt_plugin_name_is_suggested_from_the_plugin(tmp_path):
                                       "external_countdwon"), "rlhf.grpo.reward_unknown")
     assert "the --external_plugins file (plugin.py) registers external_countdown" in message
     assert hint.startswith("did you mean 'external_countdown'? ")
+
+
+def test_a_local_dataset_is_read_once_per_run_of_the_checks(tmp_path, monkeypatch):
+    from lorakit import datafile
+
+    reads = []
+    real = datafile._recognize
+    monkeypatch.setattr(datafile, "_recognize", lambda path, *a: reads.append(path) or real(path, *a))
+    rows(tmp_path / "train.jsonl", Q)
+    result = rlhf(tmp_path, "--dataset", "train.jsonl", "--reward_funcs", "accuracy")
+    assert codes(result, "rlhf.grpo.reward_column") and reads == [str(tmp_path / "train.jsonl")]
+    rows(tmp_path / "train.jsonl", {**Q, "solution": "2"})  # rewritten: the next run reads it again
+    assert codes(rlhf(tmp_path, "--dataset", "train.jsonl", "--reward_funcs", "accuracy"),
+                 "rlhf.grpo.reward_column") == []
+    assert len(reads) == 2

@@ -79,14 +79,40 @@ def safe_renames(keys: Iterable[str], mapping: Mapping[str, str]) -> dict[str, s
 # ------------------------------------------------------------------------------------ the whole
 
 
+_SEEN: dict[tuple, Recognition] = {}  # one read per file per run of the checks: data, rlhf and rewards ask
+
+
+def forget() -> None:
+    """checks.run_checks starts each run afresh: a file rewritten within the clock's tick keeps
+    its size and mtime, and must still be read again."""
+    _SEEN.clear()
+
+
 def recognize(path: str, *, columns: Mapping[str, str] | None = None, auto_mapping: bool = True,
               cwd: str | None = None, environ: Mapping[str, str] | None = None) -> Recognition:
     """Read the first MAX_BYTES of `path` (.jsonl, .json or .csv) and check its first MAX_ROWS
     rows the way ms-swift would preprocess them. `columns` is ms-swift's --columns mapping,
-    `auto_mapping` False is --disable_auto_column_mapping; cwd is the launch dir."""
+    `auto_mapping` False is --disable_auto_column_mapping; cwd is the launch dir. The same file,
+    unchanged (size and mtime), with the same settings is read once; callers only read the result."""
     cwd = cwd or os.getcwd()
     environ = os.environ if environ is None else environ
     path = localpath.absolute(path, cwd) if not os.path.isabs(path) else path
+    try:
+        stat = os.stat(path)
+        key = (path, stat.st_size, stat.st_mtime_ns, stat.st_ino, tuple(sorted((columns or {}).items())),
+               auto_mapping, cwd, environ.get("ROOT_IMAGE_DIR"))
+    except (OSError, ValueError):
+        key = None  # unreadable: read_prefix says why, every time
+    if key is not None and key in _SEEN:
+        return _SEEN[key]
+    rec = _recognize(path, columns, auto_mapping, cwd, environ)
+    if key is not None:
+        _SEEN[key] = rec
+    return rec
+
+
+def _recognize(path: str, columns: Mapping[str, str] | None, auto_mapping: bool, cwd: str,
+               environ: Mapping[str, str]) -> Recognition:
     rec = Recognition(path=path, kind="csv" if path.lower().endswith(".csv") else
                       "json" if path.lower().endswith(".json") else "jsonl")
     text = read_prefix(path, rec)

@@ -24,7 +24,12 @@ def all_checks() -> list[Check]:
 
 
 def run_checks(job: Job, facts: Facts | None = None) -> list[Finding]:
+    import sys
+
     facts = facts or Facts()
+    datafile = sys.modules.get("lorakit.datafile")  # its reads are shared within one run of the checks only
+    if datafile is not None:
+        datafile.forget()
     findings = list(job.adjustments)
     for check in all_checks():
         findings.extend(check(job, facts))
