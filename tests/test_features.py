@@ -256,3 +256,20 @@ def test_merge_and_quantize_in_one_export_only_from_3_1(tmp_path, version, refus
             "ms-swift 3.0: its merge refuses any quant_method ('quantized model and does not support merge-lora'); "
             "3.1 and later merge, then quantize")
     assert (said.code, line in said.stderr) == ((2, True) if refused else (0, False)), said.stderr
+
+
+def test_the_zero3_bnb_hint_never_suggests_none():
+    # 'None' is ms-swift's text for unset (the choice HfArgumentParser maps back to None)
+    [(_, code, _)] = found({"quant_method": "bnb", "quant_bits": 4, "deepspeed": "zero3", "torch_dtype": "None"})
+    assert code == "layout.zero3.bnb_storage"
+    resolved = presets.apply_overrides(presets.load("single"), [
+        ("args.quant_method", "bnb", "--set"), ("args.quant_bits", 4, "--set"), ("args.deepspeed", "zero3", "--set"),
+        ("args.torch_dtype", "None", "--set"), ("args.bnb_4bit_quant_storage", "None", "--set")])
+    job = apply_fixups(build_job(resolved, {}, swift_major=4))
+    [hint] = [f.hint for f in run_checks(job, Facts(here=False)) if f.code == "layout.zero3.bnb_storage"]
+    assert hint == "set bnb_4bit_quant_storage: bfloat16 (the torch_dtype), or use zero2"
+
+
+def test_plan_takes_torch_dtype_none_as_unset():
+    said = run_cli(["plan", "-p", "single", "--set", "torch_dtype=None"])
+    assert said.code == 0, said.stderr

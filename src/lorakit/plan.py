@@ -61,7 +61,8 @@ def _positive(job: Job, key: str, default: Any, parse: Callable = as_int) -> Any
 
 def _dtype(job: Job, config_dtype: str | None, notes: list) -> tuple[str, int]:
     raw = job.args.get("torch_dtype")
-    name = str(raw).strip().lower().replace("torch.", "") if raw not in (None, "") else None
+    # 'None' is ms-swift's own choice for "unset" (HfArgumentParser maps the text back to None)
+    name = str(raw).strip().lower().replace("torch.", "") if raw not in (None, "") and str(raw) != "None" else None
     if name is None:
         if config_dtype and config_dtype.replace("torch.", "") in DTYPE_BYTES:
             name = config_dtype.replace("torch.", "")

@@ -111,11 +111,12 @@ def check_quantization(job: Job, facts: Facts) -> list[Finding]:
                       "ms-swift refuses it while loading the model",
                       f"quant_bits: {sorted(BITS[method])[0]}")]
     if method == "bnb" and bits_text == "4" and str(job.args.get("deepspeed", "")).startswith("zero3") \
-            and job.args.get("bnb_4bit_quant_storage") is None:
+            and job.args.get("bnb_4bit_quant_storage") in (None, "None"):
         # ZeRO-3 flattens every parameter into one buffer of one dtype; bnb packs 4-bit weights as
         # uint8 unless bnb_4bit_quant_storage is the compute dtype (ms-swift passes None through:
         # quant_args.py BitsAndBytesConfig(bnb_4bit_quant_storage=...)); ms-swift #5422
-        dtype = str(job.args.get("torch_dtype") or "bfloat16")
+        given = job.args.get("torch_dtype")
+        dtype = "bfloat16" if given in (None, "", "None") else str(given)  # 'None': ms-swift's unset
         return [about(job, ERROR, "layout.zero3.bnb_storage", "args.deepspeed",
                       f"bnb 4-bit with deepspeed {job.args.get('deepspeed')} and no bnb_4bit_quant_storage: "
                       "ZeRO-3 needs every parameter in one dtype, and bnb stores 4-bit weights as uint8 "
