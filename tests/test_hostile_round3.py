@@ -1,0 +1,132 @@
+"""Round 3 of hostile input against this session's new checks (seqpar, rewards, flags' strict JSON),
+through the real CLI. Each test states the correct behaviour and is xfail(strict) until the check
+is fixed: a false alarm against a command ms-swift runs, a hang, or a miss ms-swift stops on."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import run_cli
+
+CONFIG = {"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "num_attention_heads": 14,
+          "num_key_value_heads": 2, "hidden_size": 896, "max_position_embeddings": 4096, "num_hidden_layers": 2,
+          "vocab_size": 1000}
+ROW = {"messages": [{"role": "user", "content": "1+1?"}, {"role": "assistant", "content": "2"}], "solution": "2"}
+PLUGIN = ("from swift.rewards import ORM, orms\n\n\nclass MyAcc(ORM):\n    def __call__(self, completions, **kwargs):\n"
+          "        return [0.0 for _ in completions]\n\n\norms['my_acc'] = MyAcc\n")
+
+
+def findings(args: list[str], *prefixes: str) -> list[tuple[str, str]]:
+    result = run_cli(["validate", "--json", *args])
+    assert result.code in (0, 2), result.stderr
+    return [(f["code"], f["message"]) for f in json.loads(result.stdout)["findings"]
+            if f["code"].startswith(prefixes)]
+
+
+@pytest.fixture
+def here(tmp_path, monkeypatch):
+    """A working directory with a local model (2 key/value heads) and 8 rows, written relative as
+    ms-swift's examples do."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "config.json").write_text(json.dumps(CONFIG), encoding="utf-8")
+    (tmp_path / "d.jsonl").write_text("".join(json.dumps(ROW) + "\n" for _ in range(8)), encoding="utf-8")
+    return tmp_path
+
+
+def sft(*extra: str) -> list[str]:
+    return ["-p", "ddp", "--set", "model=./m", "--set", "model_type=qwen2", "--set", "template=qwen",
+            "--set", "dataset=d.jsonl", "--set", "split_dataset_ratio=0", *extra]
+
+
+def grpo(*extra: str) -> list[str]:
+    return ["-p", "grpo_colocate", "--set", "dataset=d.jsonl", "--", *extra]
+
+
+# -- seqpar.py -----------------------------------------------------------------------------------
+
+@pytest.mark.xfail(strict=True, reason="packing true sets padding_free true in ms-swift (4.6.0 sft_args.py "
+                   "_check_padding_free:188-190; 3.12.6 train_args.py:238-240), so ring attention runs: "
+                   "layout.sequence_parallel.heads is a false alarm")
+@pytest.mark.parametrize("version", ["4.6.0", "3.12.6"])
+def test_packing_turns_padding_free_on_so_ring_attention_is_fine(here, version):
+    got = findings([*sft("--set", "sequence_parallel_size=4", "--set", "packing=true", "--set", "attn_impl=flash_attn"),
+                    "--swift-version", version], "layout.sequence_parallel")
+    assert got == []
+
+
+@pytest.mark.xfail(strict=True, reason="a config.json with a huge head count (1000000007) hangs validate: the "
+                   "hint's range(2, count + 1) walks a billion numbers")
+def test_a_huge_head_count_does_not_hang(here):
+    config = dict(CONFIG, num_attention_heads=1000000007, num_key_value_heads=1000000007)
+    (here / "m" / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    argv = [sys.executable, "-m", "lorakit", "validate", "--json", *sft("--set", "sequence_parallel_size=2")]
+    try:  # a hang guard, not a speed measurement: validate answers in well under a second
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=30, cwd=here, env=dict(os.environ))
+    except subprocess.TimeoutExpired:
+        pytest.fail("lorakit validate hung on num_key_value_heads 1000000007")
+    codes = [f["code"] for f in json.loads(done.stdout)["findings"]]
+    assert done.returncode == 2 and "layout.sequence_parallel.heads" in codes
+
+
+# -- rewards.py: names registered where the text reader does not look ------------------------------
+
+@pytest.mark.xfail(strict=True, reason="--custom_register_path files are plugins too (4.6.0 base_args.py:174-177 "
+                   "appends them to external_plugins; 3.12.6 base_args.py:146-150 imports them): a reward they "
+                   "register is refused as unknown")
+def test_a_reward_registered_in_custom_register_path_is_known(here):
+    (here / "plugin.py").write_text(PLUGIN, encoding="utf-8")
+    assert findings(grpo("--custom_register_path", "plugin.py", "--reward_funcs", "my_acc"), "rlhf.grpo.reward") == []
+
+
+@pytest.mark.xfail(strict=True, reason="import_external_file puts the plugin's directory on sys.path (4.6.0 "
+                   "utils/utils.py:409-413), so `from myrew.rewards import MyAcc` imports myrew/rewards.py, whose "
+                   "orms['my_acc'] registers the name: refused as unknown")
+def test_a_reward_registered_in_a_package_beside_the_plugin_is_known(here):
+    (here / "myrew").mkdir()
+    (here / "myrew" / "__init__.py").write_text("", encoding="utf-8")
+    (here / "myrew" / "rewards.py").write_text(PLUGIN, encoding="utf-8")
+    (here / "plugin.py").write_text("from myrew.rewards import MyAcc  # noqa: F401\n", encoding="utf-8")
+    assert findings(grpo("--external_plugins", "plugin.py", "--reward_funcs", "my_acc"), "rlhf.grpo.reward") == []
+
+
+@pytest.mark.xfail(strict=True, reason="a plugin over 1 MiB is read only to 1 MiB (MAX_PLUGIN_BYTES): its "
+                   "orms['my_acc'] at the end is not seen and the reward is refused; a file cut short must count "
+                   "as unsure")
+def test_a_registration_past_the_first_mebibyte_is_not_refused(here):
+    (here / "plugin.py").write_text("# generated table\n" + "X = 1\n" * 200_000 + PLUGIN, encoding="utf-8")
+    assert (here / "plugin.py").stat().st_size > 1 << 20
+    assert findings(grpo("--external_plugins", "plugin.py", "--reward_funcs", "my_acc"), "rlhf.grpo.reward") == []
+
+
+@pytest.mark.xfail(strict=True, reason="`from swift.rewards import orms as O; O['my_acc'] = A` registers my_acc, "
+                   "but the text reader matches only the name orms, so it refuses the reward as unknown")
+def test_orms_imported_under_another_name_is_not_refused(here):
+    (here / "plugin.py").write_text("from swift.rewards import ORM, orms as O\n\n\nclass A(ORM):\n    pass\n\n\n"
+                                    "O['my_acc'] = A\n", encoding="utf-8")
+    assert findings(grpo("--external_plugins", "plugin.py", "--reward_funcs", "my_acc"), "rlhf.grpo.reward") == []
+
+
+def test_a_misspelled_plugin_reward_is_still_refused(here):
+    # the other side of the four above: a fix must not let a real miss through
+    (here / "plugin.py").write_text(PLUGIN, encoding="utf-8")
+    got = findings(grpo("--external_plugins", "plugin.py", "--reward_funcs", "my_acx"), "rlhf.grpo.reward")
+    assert [code for code, _ in got] == ["rlhf.grpo.reward_unknown"]
+
+
+# -- flags.py _strict_json ---------------------------------------------------------------------------
+
+@pytest.mark.xfail(strict=True, reason="--columns '' is rendered, and ms-swift's json_parse_to_dict('') fails "
+                   "(json.loads(''), json_repair gives '' again: 4.6.0 utils/utils.py:500-513, data_args.py:128): "
+                   "_strict_json lets empty text through")
+def test_empty_columns_after_dashdash_is_refused(here):
+    got = findings([*sft(), "--", "--columns", ""], "flags.value")
+    assert got == [("flags.value", "columns '' is neither a JSON mapping nor a file: ms-swift's json_parse_to_dict "
+                    "cannot read it and stops while parsing its arguments (\"Unable to parse json string\"); columns "
+                    "maps old names to new: '{\"old_name\": \"new_name\"}'")]
