@@ -51,6 +51,17 @@ class CliResult:
     stderr: str
 
 
+def swift_source(relative: str) -> list[str]:
+    """The lines of one file of the installed ms-swift 4.x (found, not imported), for tests that cite
+    the line a check quotes; skips where ms-swift is not installed (scripts/test.sh installs it)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("swift")
+    if spec is None:
+        pytest.skip("ms-swift is not installed (scripts/test.sh installs it)")
+    return (Path(spec.origin).parent / relative).read_text(encoding="utf-8").splitlines()
+
+
 def run_cli(args: list[str], *, env: dict[str, str] | None = None) -> CliResult:
     """Run lorakit's real entry point (errors mapped to exit codes) in-process."""
     from lorakit.cli.app import main

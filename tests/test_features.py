@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from conftest import run_cli
+from conftest import run_cli, swift_source
 from lorakit import presets
 from lorakit.checks import run_checks
 from lorakit.checks.facts import Facts
@@ -216,15 +216,9 @@ def test_beam_search_turns_streamed_output_off(tmp_path):
 
 
 def test_infer_counts_the_dataset_in_ms_swifts_own_source():
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.find_spec("swift")
-    if spec is None:
-        pytest.skip("ms-swift is not installed (scripts/test.sh installs it)")
-    lines = (Path(spec.origin).parent / "pipelines" / "infer" / "infer.py").read_text(encoding="utf-8").splitlines()
+    lines = swift_source("pipelines/infer/infer.py")
     assert lines[264].strip() == "if args.write_batch_size < len(val_dataset) and args.result_path:"
-    args = (Path(spec.origin).parent / "arguments" / "infer_args.py").read_text(encoding="utf-8").splitlines()
+    args = swift_source("arguments/infer_args.py")
     assert [a.strip() for a in args[186:190]] == ["if self.stream is None:", "self.stream = self.eval_human",
                                                   "if self.stream and self.num_beams != 1:", "self.stream = False"]
 

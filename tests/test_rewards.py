@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from conftest import run_cli, swift_source
 from lorakit.checks.rewards import BUILT_IN, registered
 
 
@@ -120,14 +120,9 @@ def test_math_reads_ground_truths(tmp_path):
 
 
 def test_the_rewards_and_their_columns_are_ms_swifts():
-    import importlib.util
-
-    if importlib.util.find_spec("swift") is None:
-        pytest.skip("ms-swift is not installed (scripts/test.sh installs it)")
     import ast
 
-    source = (Path(importlib.util.find_spec("swift").origin).parent / "rewards" / "orm.py").read_text()
-    tree = ast.parse(source)
+    tree = ast.parse("\n".join(swift_source("rewards/orm.py")))
     table = next(n for n in tree.body if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "orms")
     names = {k.value: v.id for k, v in zip(table.value.keys, table.value.values)}
     assert tuple(names) == BUILT_IN

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli, swift3_python
+from conftest import run_cli, swift3_python, swift_source
 from lorakit.checks import run_checks
 from lorakit.checks.facts import Facts
 from lorakit.cli.common import JobOptions, job_from_options
@@ -441,12 +441,7 @@ def test_one_generation_with_a_teacher_is_opd_and_passes():
 
 
 def test_one_generation_cites_ms_swifts_own_refusal():
-    import importlib.util
-
-    spec = importlib.util.find_spec("swift")
-    if spec is None:
-        pytest.skip("ms-swift is not installed (scripts/test.sh installs it)")
-    lines = (Path(spec.origin).parent / "arguments" / "rlhf_args.py").read_text(encoding="utf-8").splitlines()
+    lines = swift_source("arguments/rlhf_args.py")
     assert lines[408].strip() == "if self.rlhf_type == 'grpo' and self.num_generations == 1:"
     assert lines[409].strip() == "raise ValueError('num_generations must be greater than 1 for GRPO')"
 
@@ -478,12 +473,7 @@ def test_named_gpus_or_a_dry_run_for_elsewhere_are_not_counted():
 
 
 def test_the_device_map_refusal_is_ms_swifts_own():
-    import importlib.util
-
-    spec = importlib.util.find_spec("swift")
-    if spec is None:
-        pytest.skip("ms-swift is not installed (scripts/test.sh installs it)")
-    lines = (Path(spec.origin).parent / "arguments" / "rlhf_args.py").read_text(encoding="utf-8").splitlines()
+    lines = swift_source("arguments/rlhf_args.py")
     assert lines[541].strip() == "if is_mp() and self.use_vllm:"
     assert lines[542].strip() == "raise ValueError('GRPO with vLLM is not compatible with `device_map`. '"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from conftest import run_cli, swift_source
 from lorakit import presets
 from lorakit.checks import run_checks
 from lorakit.checks.facts import Facts
@@ -94,12 +94,7 @@ def test_the_cli_says_it(tmp_path):
 
 
 def test_the_refusals_are_ms_swifts_own():
-    import importlib.util
-
-    spec = importlib.util.find_spec("swift")
-    if spec is None:
-        pytest.skip("ms-swift is not installed (scripts/test.sh installs it)")
-    lines = (Path(spec.origin).parent / "sequence_parallel" / "sequence_parallel.py").read_text().splitlines()
+    lines = swift_source("sequence_parallel/sequence_parallel.py")
     assert lines[348].strip() == "self.num_heads = HfConfigFactory.get_config_attr(model.config, 'num_key_value_heads')"
     assert lines[377].strip() == "if self.rp_world_size > 1 and not self.padding_free:"
     assert lines[657].strip() == "self.sp_world_size = math.gcd(self.num_heads, self.world_size)"
