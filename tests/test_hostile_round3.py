@@ -130,3 +130,71 @@ def test_empty_columns_after_dashdash_is_refused(here):
     assert got == [("flags.value", "columns '' is neither a JSON mapping nor a file: ms-swift's json_parse_to_dict "
                     "cannot read it and stops while parsing its arguments (\"Unable to parse json string\"); columns "
                     "maps old names to new: '{\"old_name\": \"new_name\"}'")]
+
+
+# -- rlhf.py / layout.py: GPUs nobody listed, num_generations -----------------------------------------
+
+@pytest.fixture
+def four_gpus(here, monkeypatch):
+    """A fake `nvidia-smi -L` with 4 GPUs (tests/test_unlisted_gpus.py does the same)."""
+    bin_dir = here / "bin"
+    bin_dir.mkdir()
+    lines = "".join(f"GPU {i}: NVIDIA H100 80GB HBM3 (UUID: GPU-{i:08d})\\n" for i in range(4))
+    (bin_dir / "nvidia-smi").write_text(f"#!/bin/sh\n[ \"$1\" = -L ] || exit 9\nprintf '{lines}'\n")
+    (bin_dir / "nvidia-smi").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    for name in ("CUDA_VISIBLE_DEVICES", "NPROC_PER_NODE", "ASCEND_RT_VISIBLE_DEVICES", "MUSA_VISIBLE_DEVICES"):
+        monkeypatch.delenv(name, raising=False)
+    return here
+
+
+@pytest.mark.skipif(os.path.isdir("/proc/driver/nvidia/gpus"), reason="a real NVIDIA driver answers first")
+@pytest.mark.xfail(strict=True, reason="SWIFT_SINGLE_DEVICE_MODE=1 makes ms-swift's is_mp() False whatever the "
+                   "GPU count (4.6.0 and 3.12.6 swift/utils/env.py is_mp:69-75), so one process on an unlisted 4-GPU "
+                   "machine loads on one GPU and _check_grpo's device_map refusal never fires: false alarm")
+def test_single_device_mode_is_no_device_map_for_grpo(four_gpus, monkeypatch):
+    (four_gpus / "srv.yaml").write_text(
+        "extends: grpo_server\nlaunch:\n  gpus: null\n  nproc_per_node: null\nargs:\n  rollout_gpus: null\n"
+        "  vllm_server_host: 10.0.0.5\n  dataset: d.jsonl\n", encoding="utf-8")
+    monkeypatch.setenv("SWIFT_SINGLE_DEVICE_MODE", "1")
+    assert findings(["-p", "srv.yaml"], "rlhf.vllm.device_map", "layout.device_map") == []
+
+
+@pytest.mark.skipif(os.path.isdir("/proc/driver/nvidia/gpus"), reason="a real NVIDIA driver answers first")
+@pytest.mark.xfail(strict=True, reason="SWIFT_SINGLE_DEVICE_MODE=1 makes is_mp() False (swift/utils/env.py:69), so "
+                   "sft_args.py:255's 'DeepSpeed is not compatible with `device_map`' never fires: false alarm")
+def test_single_device_mode_is_no_device_map_for_deepspeed(four_gpus, monkeypatch):
+    (four_gpus / "mine.yaml").write_text(
+        "command: sft\nenv:\n  SWIFT_SINGLE_DEVICE_MODE: '1'\nargs:\n  model: Qwen/Qwen2.5-7B-Instruct\n"
+        "  dataset: [AI-ModelScope/alpaca-gpt4-data-en]\n  tuner_type: lora\n  deepspeed: zero2\n", encoding="utf-8")
+    assert findings(["-p", "mine.yaml"], "layout.device_map") == []
+
+
+@pytest.mark.xfail(strict=True, reason="ms-swift 3.x refuses num_generations 1 whatever else is set "
+                   "(3.12.6 trainers/rlhf_arguments.py check_num_generations:87 'GRPO requires at least 2 "
+                   "generations per prompt'); only 4.x's _check_teacher lets a teacher (OPD) take 1")
+def test_num_generations_1_with_a_teacher_on_3x_is_refused(here):
+    got = findings(["-p", "grpo_colocate", "--set", "dataset=d.jsonl", "--set", "num_generations=1",
+                    "--swift-version", "3.12.6", "--", "--teacher_model", "Qwen/Qwen2.5-7B-Instruct"],
+                   "rlhf.grpo.generations")
+    assert [code for code, _ in got] == ["rlhf.grpo.generations"]
+
+
+# -- features.py check_infer_streaming ------------------------------------------------------------------
+
+@pytest.mark.xfail(strict=True, reason="with --streaming true ms-swift sets split_dataset_ratio to 0 (4.6.0 "
+                   "data_args.py:129-130; 3.12.6 data_args.py:109), so --dataset with a split has no val dataset "
+                   "and infer goes interactive (infer_args.py _init_stream:185): it never calls len(), so the "
+                   "infer.streaming error quotes a failure that cannot happen")
+def test_infer_streaming_over_a_split_dataset_is_no_len_error(here):
+    said = run_cli(["infer", "--dry-run", "--model", "./m", "--set", "model_type=qwen2", "--set", "template=qwen",
+                    "--", "--dataset", "d.jsonl", "--split_dataset_ratio", "0.1", "--streaming", "true"])
+    assert "error[infer.streaming]" not in said.stderr
+    assert said.code == 0
+
+
+def test_infer_streaming_over_a_val_dataset_is_still_refused(here):
+    # the real case (#5609) the fix must keep
+    said = run_cli(["infer", "--dry-run", "--model", "./m", "--set", "model_type=qwen2", "--set", "template=qwen",
+                    "--", "--val_dataset", "d.jsonl", "--streaming", "true"])
+    assert said.code == 2 and "error[infer.streaming]" in said.stderr
