@@ -121,6 +121,15 @@ def test_a_misspelled_plugin_reward_is_still_refused(here):
     assert [code for code, _ in got] == ["rlhf.grpo.reward_unknown"]
 
 
+
+@pytest.mark.xfail(strict=True, reason="a nested list in reward_funcs is the flag check's (flags.value 'list items "
+                   "must be single values'); rewards.py adds a second error naming the reward \"['accuracy']\", "
+                   "which lorakit never renders")
+def test_a_nested_reward_list_is_one_finding(here):
+    got = findings(["-p", "grpo_colocate", "--set", "dataset=d.jsonl", "--set", "reward_funcs=[[accuracy]]"],
+                   "rlhf.grpo.reward", "flags.value")
+    assert got == [("flags.value", "reward_funcs: list items must be single values, got ['accuracy']")]
+
 # -- flags.py _strict_json ---------------------------------------------------------------------------
 
 @pytest.mark.xfail(strict=True, reason="--columns '' is rendered, and ms-swift's json_parse_to_dict('') fails "
