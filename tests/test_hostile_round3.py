@@ -190,6 +190,17 @@ def test_num_generations_1_with_a_teacher_on_3x_is_refused(here):
     assert [code for code, _ in got] == ["rlhf.grpo.generations"]
 
 
+
+@pytest.mark.xfail(strict=True, reason="the gym-env escape came in 3.7 (3.7.0 grpo_trainer.py:298 'not "
+                   "self.reward_funcs and not self.use_gym_env'; swift rollout --use_gym_env is new in 3.7); 3.6.4 "
+                   "grpo_trainer.py:159-160 raises 'You must specify reward_funcs or reward_model' whatever the "
+                   "server runs, so on 3.5-3.6 no reward in server mode is an error, not a warning")
+def test_no_reward_in_server_mode_before_3_7_is_an_error(here):
+    got = findings(["-p", "grpo_server", "--swift-version", "3.6", "--set", "reward_funcs=null"], "rlhf.grpo.rewards")
+    assert [code for code, _ in got] == ["rlhf.grpo.rewards"]
+    result = run_cli(["validate", "-p", "grpo_server", "--swift-version", "3.6", "--set", "reward_funcs=null"])
+    assert result.code == 2 and "error[rlhf.grpo.rewards]" in result.stderr
+
 # -- features.py check_infer_streaming ------------------------------------------------------------------
 
 @pytest.mark.xfail(strict=True, reason="with --streaming true ms-swift sets split_dataset_ratio to 0 (4.6.0 "
