@@ -128,3 +128,18 @@ def test_interrupt_then_resume_past_a_corrupted_checkpoint(tiny, tmp_path):  # n
     chain = lorakit(["checkpoints", str(out)], tmp_path)
     assert (f"lorakit: {Path(second['run_dir']).name} resumed from {start.parent.name}/{start.name}"
             in chain.stderr.splitlines())
+
+    # resuming the finished run as ms-swift takes it (resume_from_checkpoint, not --resume): lorakit
+    # refuses it (checks/resumed.py); ms-swift itself, given it, trains one step past max_steps, 25/24,
+    # and ends (#2956)
+    again = lorakit(["validate", "-p", str(mine), "--", "--resume_from_checkpoint", str(final)], tmp_path)
+    assert again.returncode == 2
+    assert (f"error[train.resume.finished] args.resume_from_checkpoint (-- extra flags): resume_from_checkpoint "
+            f"'{final}' is at step {MAX_STEPS}, and max_steps is {MAX_STEPS}: the resumed run skips those steps, "
+            "trains one more (transformers tests max_steps after a step) and ends") in again.stderr
+    argv = [*records[1]["command"]["argv"][:-1], str(final)]
+    ran = subprocess.run(argv, cwd=tmp_path, env={**swift_env(), **records[1]["command"].get("env", {})},
+                         capture_output=True, text=True, timeout=600)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    steps = [m.groups() for m in FIRST_STEP.finditer(ran.stdout + ran.stderr)]
+    assert steps and set(steps) == {(str(MAX_STEPS + 1), str(MAX_STEPS))}, steps

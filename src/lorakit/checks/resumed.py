@@ -55,7 +55,8 @@ def check_finished(job: Job, facts: Facts) -> list[Finding]:
         if step < max_steps:
             return []
         return [about(job, ERROR, "train.resume.finished", KEY,
-                      f"{shown}, and max_steps is {max_steps}: the resumed run skips those steps and trains nothing",
+                      f"{shown}, and max_steps is {max_steps}: the resumed run skips those steps, trains one "
+                      "more (transformers tests max_steps after a step) and ends",
                       f"to train on, raise max_steps (e.g. --max_steps {step + max_steps}); to start a new "
                       "schedule from these weights, resume_only_model: true")]
     if ran is None or step < ran:
