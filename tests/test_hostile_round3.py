@@ -261,3 +261,25 @@ def test_a_refused_quant_method_on_3_0_is_one_finding(here):
     assert "error[flags.value] args.quant_method (-- extra flags): quant_method: 'None' is not one of awq, gptq, " \
            "bnb" in said.stderr
     assert "error[merge.quant_method]" not in said.stderr
+
+
+@pytest.mark.xfail(strict=True, reason="a --columns path that exists but is a directory, or a file that is not "
+                   "JSON, passes _strict_json (os.path.exists), yet json_parse_to_dict opens and json.load()s it "
+                   "(4.6.0 utils/utils.py:496-498): IsADirectoryError / JSONDecodeError while parsing arguments")
+@pytest.mark.parametrize("name, make", [("cols", "dir"), ("cols.json", "old:new\n")])
+def test_a_columns_path_ms_swift_cannot_load_is_refused(here, name, make):
+    if make == "dir":
+        (here / name).mkdir()
+    else:
+        (here / name).write_text(make, encoding="utf-8")
+    got = findings([*sft(), "--", "--columns", name], "flags.value")
+    assert [code for code, _ in got] == ["flags.value"] and got[0][1].startswith(f"columns {name!r}")
+
+
+@pytest.mark.xfail(strict=True, reason="on ms-swift 3.x the num_generations refusal is 3.12.6 trainers/"
+                   "rlhf_arguments.py:88's 'GRPO requires at least 2 generations per prompt', not 4.x's "
+                   "_check_teacher text the message quotes")
+def test_num_generations_1_on_3x_quotes_3x(here):
+    got = findings(["-p", "grpo_colocate", "--set", "dataset=d.jsonl", "--set", "num_generations=1",
+                    "--swift-version", "3.12.6"], "rlhf.grpo.generations")
+    assert len(got) == 1 and "GRPO requires at least 2 generations per prompt" in got[0][1]
