@@ -1,6 +1,6 @@
-"""Round 3 of hostile input against this session's new checks (seqpar, rewards, flags' strict JSON),
-through the real CLI. Each test states the correct behaviour and is xfail(strict) until the check
-is fixed: a false alarm against a command ms-swift runs, a hang, or a miss ms-swift stops on."""
+"""Round 3 of hostile input against this session's new checks (seqpar, rewards, flags' strict JSON,
+resumed, rlhf), through the real CLI. Each test states the correct behaviour, found wrong by a
+hostile review: a false alarm against a command ms-swift runs, a hang, or a miss ms-swift stops on."""
 
 from __future__ import annotations
 
@@ -52,9 +52,6 @@ def grpo(*extra: str) -> list[str]:
 
 # -- seqpar.py -----------------------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="packing true sets padding_free true in ms-swift (4.6.0 sft_args.py "
-                   "_check_padding_free:188-190; 3.12.6 train_args.py:238-240), so ring attention runs: "
-                   "layout.sequence_parallel.heads is a false alarm")
 @pytest.mark.parametrize("version", ["4.6.0", "3.12.6"])
 def test_packing_turns_padding_free_on_so_ring_attention_is_fine(here, version):
     got = findings([*sft("--set", "sequence_parallel_size=4", "--set", "packing=true", "--set", "attn_impl=flash_attn"),
@@ -62,8 +59,6 @@ def test_packing_turns_padding_free_on_so_ring_attention_is_fine(here, version):
     assert got == []
 
 
-@pytest.mark.xfail(strict=True, reason="a config.json with a huge head count (1000000007) hangs validate: the "
-                   "hint's range(2, count + 1) walks a billion numbers")
 def test_a_huge_head_count_does_not_hang(here):
     config = dict(CONFIG, num_attention_heads=1000000007, num_key_value_heads=1000000007)
     (here / "m" / "config.json").write_text(json.dumps(config), encoding="utf-8")
@@ -78,17 +73,11 @@ def test_a_huge_head_count_does_not_hang(here):
 
 # -- rewards.py: names registered where the text reader does not look ------------------------------
 
-@pytest.mark.xfail(strict=True, reason="--custom_register_path files are plugins too (4.6.0 base_args.py:174-177 "
-                   "appends them to external_plugins; 3.12.6 base_args.py:146-150 imports them): a reward they "
-                   "register is refused as unknown")
 def test_a_reward_registered_in_custom_register_path_is_known(here):
     (here / "plugin.py").write_text(PLUGIN, encoding="utf-8")
     assert findings(grpo("--custom_register_path", "plugin.py", "--reward_funcs", "my_acc"), "rlhf.grpo.reward") == []
 
 
-@pytest.mark.xfail(strict=True, reason="import_external_file puts the plugin's directory on sys.path (4.6.0 "
-                   "utils/utils.py:409-413), so `from myrew.rewards import MyAcc` imports myrew/rewards.py, whose "
-                   "orms['my_acc'] registers the name: refused as unknown")
 def test_a_reward_registered_in_a_package_beside_the_plugin_is_known(here):
     (here / "myrew").mkdir()
     (here / "myrew" / "__init__.py").write_text("", encoding="utf-8")
@@ -97,17 +86,12 @@ def test_a_reward_registered_in_a_package_beside_the_plugin_is_known(here):
     assert findings(grpo("--external_plugins", "plugin.py", "--reward_funcs", "my_acc"), "rlhf.grpo.reward") == []
 
 
-@pytest.mark.xfail(strict=True, reason="a plugin over 1 MiB is read only to 1 MiB (MAX_PLUGIN_BYTES): its "
-                   "orms['my_acc'] at the end is not seen and the reward is refused; a file cut short must count "
-                   "as unsure")
 def test_a_registration_past_the_first_mebibyte_is_not_refused(here):
     (here / "plugin.py").write_text("# generated table\n" + "X = 1\n" * 200_000 + PLUGIN, encoding="utf-8")
     assert (here / "plugin.py").stat().st_size > 1 << 20
     assert findings(grpo("--external_plugins", "plugin.py", "--reward_funcs", "my_acc"), "rlhf.grpo.reward") == []
 
 
-@pytest.mark.xfail(strict=True, reason="`from swift.rewards import orms as O; O['my_acc'] = A` registers my_acc, "
-                   "but the text reader matches only the name orms, so it refuses the reward as unknown")
 def test_orms_imported_under_another_name_is_not_refused(here):
     (here / "plugin.py").write_text("from swift.rewards import ORM, orms as O\n\n\nclass A(ORM):\n    pass\n\n\n"
                                     "O['my_acc'] = A\n", encoding="utf-8")
@@ -122,9 +106,6 @@ def test_a_misspelled_plugin_reward_is_still_refused(here):
 
 
 
-@pytest.mark.xfail(strict=True, reason="a nested list in reward_funcs is the flag check's (flags.value 'list items "
-                   "must be single values'); rewards.py adds a second error naming the reward \"['accuracy']\", "
-                   "which lorakit never renders")
 def test_a_nested_reward_list_is_one_finding(here):
     got = findings(["-p", "grpo_colocate", "--set", "dataset=d.jsonl", "--set", "reward_funcs=[[accuracy]]"],
                    "rlhf.grpo.reward", "flags.value")
@@ -132,9 +113,6 @@ def test_a_nested_reward_list_is_one_finding(here):
 
 # -- flags.py _strict_json ---------------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="--columns '' is rendered, and ms-swift's json_parse_to_dict('') fails "
-                   "(json.loads(''), json_repair gives '' again: 4.6.0 utils/utils.py:500-513, data_args.py:128): "
-                   "_strict_json lets empty text through")
 def test_empty_columns_after_dashdash_is_refused(here):
     got = findings([*sft(), "--", "--columns", ""], "flags.value")
     assert got == [("flags.value", "columns '' is neither a JSON mapping nor a file: ms-swift's json_parse_to_dict "
@@ -159,9 +137,6 @@ def four_gpus(here, monkeypatch):
 
 
 @pytest.mark.skipif(os.path.isdir("/proc/driver/nvidia/gpus"), reason="a real NVIDIA driver answers first")
-@pytest.mark.xfail(strict=True, reason="SWIFT_SINGLE_DEVICE_MODE=1 makes ms-swift's is_mp() False whatever the "
-                   "GPU count (4.6.0 and 3.12.6 swift/utils/env.py is_mp:69-75), so one process on an unlisted 4-GPU "
-                   "machine loads on one GPU and _check_grpo's device_map refusal never fires: false alarm")
 def test_single_device_mode_is_no_device_map_for_grpo(four_gpus, monkeypatch):
     (four_gpus / "srv.yaml").write_text(
         "extends: grpo_server\nlaunch:\n  gpus: null\n  nproc_per_node: null\nargs:\n  rollout_gpus: null\n"
@@ -171,8 +146,6 @@ def test_single_device_mode_is_no_device_map_for_grpo(four_gpus, monkeypatch):
 
 
 @pytest.mark.skipif(os.path.isdir("/proc/driver/nvidia/gpus"), reason="a real NVIDIA driver answers first")
-@pytest.mark.xfail(strict=True, reason="SWIFT_SINGLE_DEVICE_MODE=1 makes is_mp() False (swift/utils/env.py:69), so "
-                   "sft_args.py:255's 'DeepSpeed is not compatible with `device_map`' never fires: false alarm")
 def test_single_device_mode_is_no_device_map_for_deepspeed(four_gpus, monkeypatch):
     (four_gpus / "mine.yaml").write_text(
         "command: sft\nenv:\n  SWIFT_SINGLE_DEVICE_MODE: '1'\nargs:\n  model: Qwen/Qwen2.5-7B-Instruct\n"
@@ -180,9 +153,6 @@ def test_single_device_mode_is_no_device_map_for_deepspeed(four_gpus, monkeypatc
     assert findings(["-p", "mine.yaml"], "layout.device_map") == []
 
 
-@pytest.mark.xfail(strict=True, reason="ms-swift 3.x refuses num_generations 1 whatever else is set "
-                   "(3.12.6 trainers/rlhf_arguments.py check_num_generations:87 'GRPO requires at least 2 "
-                   "generations per prompt'); only 4.x's _check_teacher lets a teacher (OPD) take 1")
 def test_num_generations_1_with_a_teacher_on_3x_is_refused(here):
     got = findings(["-p", "grpo_colocate", "--set", "dataset=d.jsonl", "--set", "num_generations=1",
                     "--swift-version", "3.12.6", "--", "--teacher_model", "Qwen/Qwen2.5-7B-Instruct"],
@@ -191,10 +161,6 @@ def test_num_generations_1_with_a_teacher_on_3x_is_refused(here):
 
 
 
-@pytest.mark.xfail(strict=True, reason="the gym-env escape came in 3.7 (3.7.0 grpo_trainer.py:298 'not "
-                   "self.reward_funcs and not self.use_gym_env'; swift rollout --use_gym_env is new in 3.7); 3.6.4 "
-                   "grpo_trainer.py:159-160 raises 'You must specify reward_funcs or reward_model' whatever the "
-                   "server runs, so on 3.5-3.6 no reward in server mode is an error, not a warning")
 def test_no_reward_in_server_mode_before_3_7_is_an_error(here):
     got = findings(["-p", "grpo_server", "--swift-version", "3.6", "--set", "reward_funcs=null"], "rlhf.grpo.rewards")
     assert [code for code, _ in got] == ["rlhf.grpo.rewards"]
@@ -203,10 +169,6 @@ def test_no_reward_in_server_mode_before_3_7_is_an_error(here):
 
 # -- features.py check_infer_streaming ------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="with --streaming true ms-swift sets split_dataset_ratio to 0 (4.6.0 "
-                   "data_args.py:129-130; 3.12.6 data_args.py:109), so --dataset with a split has no val dataset "
-                   "and infer goes interactive (infer_args.py _init_stream:185): it never calls len(), so the "
-                   "infer.streaming error quotes a failure that cannot happen")
 def test_infer_streaming_over_a_split_dataset_is_no_len_error(here):
     said = run_cli(["infer", "--dry-run", "--model", "./m", "--set", "model_type=qwen2", "--set", "template=qwen",
                     "--", "--dataset", "d.jsonl", "--split_dataset_ratio", "0.1", "--streaming", "true"])
@@ -223,10 +185,6 @@ def test_infer_streaming_over_a_val_dataset_is_still_refused(here):
 
 # -- resumed.py -------------------------------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="a run cut short by max_steps (args.json max_steps 10, 100 steps an epoch) "
-                   "resumed with no max_steps trains num_train_epochs x steps per epoch (transformers trainer.py "
-                   "set_initial_training_values:2504, max_steps = ceil(epochs x steps per epoch)) = 300 steps, "
-                   "skipping 10: train.resume.finished calls it 'trains nothing'")
 def test_a_max_steps_trial_resumed_for_its_epochs_is_not_finished(here):
     (here / "d.jsonl").write_text("".join(json.dumps(ROW) + "\n" for _ in range(100)), encoding="utf-8")
     ckpt = here / "output" / "v0-20260101-120000" / "checkpoint-10"
@@ -242,9 +200,6 @@ def test_a_max_steps_trial_resumed_for_its_epochs_is_not_finished(here):
 
 # -- features.py check_merge_quant -----------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="a quant_method argparse refuses (3.0 export's choices are awq, gptq, bnb) "
-                   "is the flag check's alone: merge.quant_method adds a second error about a merge that never "
-                   "starts")
 def test_a_refused_quant_method_on_3_0_is_one_finding(here):
     ckpt = here / "v0" / "checkpoint-30"
     ckpt.mkdir(parents=True)
@@ -263,9 +218,6 @@ def test_a_refused_quant_method_on_3_0_is_one_finding(here):
     assert "error[merge.quant_method]" not in said.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="a --columns path that exists but is a directory, or a file that is not "
-                   "JSON, passes _strict_json (os.path.exists), yet json_parse_to_dict opens and json.load()s it "
-                   "(4.6.0 utils/utils.py:496-498): IsADirectoryError / JSONDecodeError while parsing arguments")
 @pytest.mark.parametrize("name, make", [("cols", "dir"), ("cols.json", "old:new\n")])
 def test_a_columns_path_ms_swift_cannot_load_is_refused(here, name, make):
     if make == "dir":
@@ -276,9 +228,6 @@ def test_a_columns_path_ms_swift_cannot_load_is_refused(here, name, make):
     assert [code for code, _ in got] == ["flags.value"] and got[0][1].startswith(f"columns {name!r}")
 
 
-@pytest.mark.xfail(strict=True, reason="on ms-swift 3.x the num_generations refusal is 3.12.6 trainers/"
-                   "rlhf_arguments.py:88's 'GRPO requires at least 2 generations per prompt', not 4.x's "
-                   "_check_teacher text the message quotes")
 def test_num_generations_1_on_3x_quotes_3x(here):
     got = findings(["-p", "grpo_colocate", "--set", "dataset=d.jsonl", "--set", "num_generations=1",
                     "--swift-version", "3.12.6"], "rlhf.grpo.generations")

@@ -182,9 +182,10 @@ def check_infer_streaming(job: Job, facts: Facts) -> list[Finding]:
     false when a val dataset exists, and num_beams > 1 turns it off."""
     if job.command != "infer" or as_bool(job.args.get("streaming")) is not True:
         return []
-    split = as_float(job.args.get("split_dataset_ratio")) or 0.0
-    if not (listed(job.args.get("val_dataset")) or (listed(job.args.get("dataset")) and split > 0)):
-        return []  # no dataset: the interactive prompt, which streams nothing from a file
+    # under streaming ms-swift sets split_dataset_ratio to 0 (4.6.0 data_args.py:129-130), so only a
+    # val_dataset is a val dataset; without one, infer is the interactive prompt
+    if not listed(job.args.get("val_dataset")):
+        return []
     beams = as_int(job.args.get("num_beams", 1))
     if as_bool(job.args.get("stream")) is True and beams in (None, 1):
         return []
@@ -201,8 +202,8 @@ def check_merge_quant(job: Job, facts: Facts) -> list[Finding]:
     --quant_method gptq` stops once the model has loaded (#2949); from 3.1 it merges, then quantizes."""
     if job.command != "export" or as_bool(job.args.get("merge_lora")) is not True:
         return []
-    if job.args.get("quant_method") in (None, "") or _minor(job) >= (3, 1):
-        return []
+    if job.args.get("quant_method") in (None, "", "None") or _minor(job) >= (3, 1):
+        return []  # 'None': ms-swift's own text for unset (a choice 3.0 export lacks: flags.value says so)
     return [about(job, ERROR, "merge.quant_method", "args.quant_method",
                   f"quant_method {job.args['quant_method']} with merge_lora on ms-swift 3.0: its merge refuses any "
                   "quant_method ('quantized model and does not support merge-lora'); 3.1 and later merge, then quantize",

@@ -210,12 +210,21 @@ def _strict_json(name: str, value) -> str | None:
 
     if name not in STRICT_JSON or not isinstance(value, str) or value.lstrip()[:1] in ("{", "["):
         return None  # a mapping renders as JSON; braces that do not parse: check_value's warning
-    if not value.strip() or os.path.exists(value):
+    if os.path.exists(value):  # json_parse_to_dict json.load()s a path (utils.py:496-498)
+        if os.path.isdir(value):
+            return f"{name} {value!r} is a directory: ms-swift reads a {name} path as a JSON file"
+        try:
+            with open(value, "rb") as f:
+                data = f.read(1 << 20)
+            if len(data) < 1 << 20 and not isinstance(json.loads(data.decode("utf-8")), dict):
+                return f"{name} {value!r}: the file holds JSON, but not a mapping ({{\"old\": \"new\"}})"
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+            return f"{name} {value!r}: the file is not JSON, and ms-swift json.load()s a {name} path"
         return None
     try:
         if isinstance(json.loads(value), dict):
             return None
-    except ValueError:
+    except (ValueError, RecursionError):
         pass
     return (f"{name} {value!r} is neither a JSON mapping nor a file: ms-swift's json_parse_to_dict cannot read "
             "it and stops while parsing its arguments (\"Unable to parse json string\")"

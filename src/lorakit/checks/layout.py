@@ -77,12 +77,24 @@ def check_nproc(job: Job, facts: Facts) -> list[Finding]:
     return []
 
 
+def single_device_mode(job: Job) -> bool:
+    """SWIFT_SINGLE_DEVICE_MODE=1 (the preset's env: or the environment the launch inherits) makes
+    is_mp() False whatever the GPU count, from ms-swift 3.10 (swift/utils/env.py is_mp)."""
+    import os
+
+    from lorakit.flaghistory import targeted
+
+    value = (job.env or {}).get("SWIFT_SINGLE_DEVICE_MODE", os.environ.get("SWIFT_SINGLE_DEVICE_MODE", "0"))
+    return str(value) == "1" and targeted(job.swift_major, job.swift_version) >= (3, 10)
+
+
 def gpus_per_rank(job: Job) -> int:
-    """GPUs each process sees; one process (no NPROC_PER_NODE) sees them all (ms-swift's is_mp())."""
+    """GPUs each process sees, when ms-swift splits the model across them (is_mp()); one process
+    (no NPROC_PER_NODE) sees them all."""
     from lorakit.checks.vllm_mode import fast_inference_off_mp  # 3.1-3.5 GRPO with vLLM: never device_map
 
     ids, nproc = job.launch.gpu_ids, job.launch.nproc_per_node or 1
-    if ids is None or len(ids) % nproc or fast_inference_off_mp(job):
+    if ids is None or len(ids) % nproc or fast_inference_off_mp(job) or single_device_mode(job):
         return 1
     return len(ids) // nproc
 
@@ -95,7 +107,8 @@ def unlisted_gpus_here(job: Job, facts: Facts) -> int | None:
 
     launch = job.launch
     if not facts.here or launch.gpus is not None or launch.nproc_per_node is not None \
-            or launch.nproc_rule is not None or launch.nnodes is not None or fast_inference_off_mp(job):
+            or launch.nproc_rule is not None or launch.nnodes is not None or fast_inference_off_mp(job) \
+            or single_device_mode(job):
         return None
     count = facts.gpu_count()
     return count if count is not None and count >= 2 else None

@@ -63,13 +63,18 @@ def check_finished(job: Job, facts: Facts) -> list[Finding]:
         return []  # interrupted before its end: a resume trains the rest
     saved = read_json(ckpt / "args.json") or read_json(ckpt.parent / "args.json") or {}
     saved = saved if isinstance(saved, dict) else {}
+    if (as_int(saved.get("max_steps")) or -1) > 0:
+        return []  # that run ended at its max_steps; this one counts by epochs, which it has not trained
     then = as_finite_float(saved.get("num_train_epochs", state.get("num_train_epochs", EPOCHS_DEFAULT)))
     now = as_finite_float(job.args.get("num_train_epochs", EPOCHS_DEFAULT))  # text from the command line
-    if then is None or now is None or now > then + 1e-9:
-        return []  # more epochs than the run had: there is something left
+    done = as_finite_float(state.get("epoch"))  # the epochs trainer_state says were trained
+    if then is None or now is None or now > then + 1e-9 or (done is not None and done < now - 1e-6):
+        return []  # more epochs than the run trained: there is something left
     # ms-swift writes args.json into every checkpoint (trainers/mixin.py): its dataset is the run's
     same = "dataset" in saved and _datasets(saved["dataset"], cwd) == _datasets(job.args.get("dataset"), cwd)
     asks = "as that run did" if abs(now - then) < 1e-9 else f"no more than that run's {then:g}"
+    if "num_train_epochs" not in saved and "num_train_epochs" not in state:
+        asks += " (ms-swift's default: the checkpoint names no num_train_epochs)"
     message = (f"{shown}, the end of its run ({ran} steps), and this launch asks for {now:g} epoch(s), "
                f"{asks}: the resumed run skips every step and trains nothing")
     hint = ("to train on, raise num_train_epochs (or set max_steps above the checkpoint's step); to start a new "

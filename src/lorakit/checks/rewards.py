@@ -29,17 +29,32 @@ NEEDS = {"accuracy": "solution", "cosine": "solution", "toolbench": "solution", 
 _LITERAL = re.compile(r"""\borms\s*\[\s*(['"])(.+?)\1\s*\]\s*=""")
 _ANY = re.compile(r"\borms\b\s*(\[|\.\s*(update|setdefault|__setitem__)\b)")
 _FROM = re.compile(r"^\s*(?:from\s+([\w.]+)\s+import|import\s+([\w.]+))", re.M)
+_ALIAS = re.compile(r"\borms\s+as\s+\w+|\w+\s*=\s*orms\b")
 MAX_PLUGIN_BYTES = 1 << 20
 
 
 def _read(path: Path) -> str | None:
+    """The file's text; None when it is missing, unreadable or longer than MAX_PLUGIN_BYTES (then
+    a registration may be past what was read)."""
     try:
         if not path.is_file():
             return None
         with open(path, "rb") as f:
-            return f.read(MAX_PLUGIN_BYTES).decode("utf-8", "replace")
+            data = f.read(MAX_PLUGIN_BYTES + 1)
     except OSError:
         return None
+    return None if len(data) > MAX_PLUGIN_BYTES else data.decode("utf-8", "replace")
+
+
+def _beside(folder: Path, module: str) -> list[Path]:
+    """The files `import module` (or `from module import ...`) reads when `folder` is on sys.path,
+    as ms-swift's import_external_file puts the plugin's folder (utils.py:409-413): a module file,
+    or a package's __init__.py and each package on the dotted path."""
+    parts, out = module.split("."), []
+    for n in range(1, len(parts) + 1):
+        base = folder.joinpath(*parts[:n])
+        out += [p for p in (base.with_suffix(".py"), base / "__init__.py") if p.is_file()]
+    return out
 
 
 def registered(plugins: list[str], cwd: str) -> tuple[set[str], bool]:
@@ -58,24 +73,27 @@ def registered(plugins: list[str], cwd: str) -> tuple[set[str], bool]:
             continue
         literal = {m.group(2) for m in _LITERAL.finditer(text)}
         names |= literal
-        if len(list(_ANY.finditer(text))) > len(literal):
-            unsure = True
+        if len(list(_ANY.finditer(text))) > len(_LITERAL.findall(text)) or _ALIAS.search(text):
+            unsure = True  # a variable key, orms.update(...), or orms imported under another name
         for match in _FROM.finditer(text):
-            module = (match.group(1) or match.group(2)).lstrip(".").split(".")[0]
-            beside = path.parent / f"{module}.py"
-            if module and beside.is_file():
-                queue.append(beside)
+            module = (match.group(1) or match.group(2)).lstrip(".")
+            if module:
+                queue += _beside(path.parent, module)
     return names, unsure
 
 
 def check_reward_names(job: Job, facts: Facts) -> list[Finding]:
     if job.command != "rlhf" or str(job.args.get("rlhf_type")) != "grpo":
         return []
-    wanted = listed(job.args.get("reward_funcs"))
+    value = job.args.get("reward_funcs")
+    if isinstance(value, (list, tuple)) and any(isinstance(v, (list, tuple, dict)) for v in value):
+        return []  # a nested list: checks/flags.py refuses the value itself
+    wanted = listed(value)
     unknown = [n for n in wanted if n not in BUILT_IN]
     if not unknown:
         return []
-    plugins = listed(job.args.get("external_plugins"))
+    # ms-swift imports --custom_register_path files as it does plugins (4.6.0 base_args.py:174-177)
+    plugins = listed(job.args.get("external_plugins")) + listed(job.args.get("custom_register_path"))
     names, unsure = registered(plugins, os.getcwd())
     missing = [n for n in unknown if n not in names]
     if not missing or unsure:

@@ -220,7 +220,7 @@ def check_grpo(job: Job, facts: Facts) -> list[Finding]:
     teacher = any(job.args.get(k) not in (None, "") for k in ("teacher_model", "teacher_model_server"))
     if kind == "grpo" and not rewards and not teacher:
         fix = "set reward_funcs (built-in: accuracy, format, cosine, repetition, soft_overlong) or reward_model"
-        if _rollout_server(job):
+        if _rollout_server(job) and not vllm_mode.before(job, "3.7"):  # the gym env came in 3.7
             # the trainer asks the rollout whether it runs a gym env, whose total reward is the signal
             # (4.6.0 rollout_mixin.py use_gym_env, grpo_trainer.py:120; 3.12.6 grpo_trainer.py:106)
             out.append(about(job, WARNING, "rlhf.grpo.rewards", "args.reward_funcs",
@@ -259,13 +259,15 @@ def _generations(job: Job) -> list[Finding]:
     want = as_int(job.args.get("num_generations", 8))
     batch = as_int(job.args.get("per_device_train_batch_size", 1))
     teacher = any(job.args.get(k) not in (None, "") for k in ("teacher_model", "teacher_model_server"))
-    if want is not None and want < 2 and not teacher:
-        # GRPO's advantage compares a prompt's completions with each other: 4.6.0 rlhf_args.py
-        # _check_teacher 'num_generations must be greater than 1 for GRPO'; 3.x: trl's GRPOConfig
-        # ('valid values for the number of generations are: []', #3980). OPD (a teacher) takes 1.
+    # GRPO's advantage compares a prompt's completions with each other. 4.x: rlhf_args.py
+    # _check_teacher 'num_generations must be greater than 1 for GRPO', unless a teacher scores the
+    # one completion (OPD); 3.x whatever is set: 3.12.6 trainers/rlhf_arguments.py:87 (and trl, #3980)
+    if want is not None and want < 2 and (job.swift_major < 4 or not teacher):
+        said = ("GRPO requires at least 2 generations per prompt" if job.swift_major < 4 else
+                "num_generations must be greater than 1 for GRPO")
         return [about(job, ERROR, "rlhf.grpo.generations", "args.num_generations",
                       f"num_generations {want}: GRPO compares each prompt's completions with one another, so "
-                      "it needs at least 2 (ms-swift stops: 'num_generations must be greater than 1 for GRPO')",
+                      f"it needs at least 2 (ms-swift stops: '{said}')",
                       "set num_generations to 2 or more (ms-swift's default is 8), dividing the completions "
                       "generated per step")]
     if want is None or want < 2 or batch is None:

@@ -49,6 +49,19 @@ def heads(config: dict) -> int | None:
     return None
 
 
+def divisors(count: int, shown: int = 8) -> list[int]:
+    """The first `shown` divisors above 1, found up to the square root (a config.json may say a
+    billion heads)."""
+    small, large, n = [], [], 2
+    while n * n <= count and len(small) < shown:
+        if count % n == 0:
+            small.append(n)
+            if n * n != count:
+                large.append(count // n)
+        n += 1
+    return sorted(set(small + large + ([count] if count > 1 else [])))[:shown]
+
+
 def check_heads(job: Job, facts: Facts) -> list[Finding]:
     from lorakit.flaghistory import targeted
 
@@ -68,14 +81,15 @@ def check_heads(job: Job, facts: Facts) -> list[Finding]:
         return []
     which = "key/value" if config_attr(config, "num_key_value_heads") is not None else "attention"
     key = "args.sequence_parallel_size"
-    fits = ", ".join(str(n) for n in range(2, count + 1) if count % n == 0) or "none"
+    fits = ", ".join(map(str, divisors(count))) or "none"
     if targeted(job.swift_major, job.swift_version) < (3, 9):
         return [about(job, ERROR, "layout.sequence_parallel.heads", key,
                       f"sequence_parallel_size {size} does not divide the model's {count} {which} heads: Ulysses "
                       f"splits the heads across the ranks, and ms-swift before 3.9 stops once the model has loaded "
                       f"('Number of heads ({count}) must be divisible by the sequence parallel size ({size})!')",
                       f"sizes that divide {count}: {fits}")]
-    if as_bool(job.args.get("padding_free", False)) is True:
+    # packing turns padding_free on (4.6.0 sft_args.py _check_padding_free; 3.12.6 train_args.py:238-240)
+    if as_bool(job.args.get("padding_free", False)) is True or as_bool(job.args.get("packing", False)) is True:
         return []
     ulysses = math.gcd(count, size)
     return [about(job, ERROR, "layout.sequence_parallel.heads", key,
