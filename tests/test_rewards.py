@@ -156,3 +156,9 @@ def test_a_local_dataset_is_read_once_per_run_of_the_checks(tmp_path, monkeypatc
     assert codes(rlhf(tmp_path, "--dataset", "train.jsonl", "--reward_funcs", "accuracy"),
                  "rlhf.grpo.reward_column") == []
     assert len(reads) == 2
+
+
+def test_grpo_prompt_rows_without_an_answer_are_not_warned_about(tmp_path):
+    # GRPO generates the answer: a row of only a user message is its normal row (ms-swift's examples)
+    rows(tmp_path / "train.jsonl", {**Q, "solution": "2"})
+    assert codes(rlhf(tmp_path, "--dataset", "train.jsonl", "--reward_funcs", "accuracy"), "data.row.no_response") == []

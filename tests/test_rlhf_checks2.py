@@ -463,6 +463,8 @@ def test_grpo_server_mode_on_a_machine_of_gpus_nobody_named(version, gpus, refus
     j = server("launch.gpus=null", "launch.nproc_per_node=null", "vllm_server_host=10.0.0.5", version=version)
     got = found(j, machine(gpus), code="rlhf.vllm.device_map")
     assert got == ([("error", "rlhf.vllm.device_map", UNLISTED)] if refused else [])
+    # one mistake, one finding: the sft view's device_map warning does not repeat it
+    assert found(j, machine(gpus), code="layout.device_map.implicit") == []
 
 
 def test_named_gpus_or_a_dry_run_for_elsewhere_are_not_counted():

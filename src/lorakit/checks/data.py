@@ -166,7 +166,11 @@ def _file_findings(job: Job, key: str, name: str, rec: Recognition) -> list[Find
     out = []
     none_left = _rows_kept(rec) == 0 and rec.rows_checked > 0
     ending = NONE_LEFT_SPLIT if key == "dataset" and 0 < _split_ratio(job) < 1 else NONE_LEFT
+    # GRPO, GKD and PPO generate the answer: their rows are prompts, with no assistant message to train on
+    prompts = job.command == "rlhf" and str(job.args.get("rlhf_type")) in ("grpo", "gkd", "ppo")
     for p in rec.problems:
+        if prompts and p.code == "data.row.no_response":
+            continue
         n = rec.counts[p.code]
         # rows_checked counts the rows read as objects: rows that are not one are counted apart
         more = "" if n < 2 else f" (and {n - 1} more of the {rec.rows_checked} rows checked)" \

@@ -114,6 +114,14 @@ def unlisted_gpus_here(job: Job, facts: Facts) -> int | None:
     return count if count is not None and count >= 2 else None
 
 
+def _rollout_trainer(job: Job) -> bool:
+    """An rlhf job (seen here through its carried-over sft view) that generates with vLLM."""
+    from lorakit.checks.vllm_mode import before, uses_vllm
+
+    kind = str(job.args.get("rlhf_type"))
+    return uses_vllm(job) and (kind == "grpo" or (kind == "gkd" and not before(job, "3.10")))
+
+
 def _uses_ray(job: Job) -> bool:
     # ms-swift skips its device_map checks under Ray, which places the workers itself (sft_args.py)
     return as_bool(job.args.get("use_ray", False)) is True
@@ -168,8 +176,8 @@ def check_unlisted_gpus(job: Job, facts: Facts) -> list[Finding]:
     if job.command != "sft" or _uses_ray(job):
         return []
     count = unlisted_gpus_here(job, facts)
-    if count is None:
-        return []
+    if count is None or _rollout_trainer(job):
+        return []  # GRPO/GKD with vLLM: checks/rlhf.py refuses it as ms-swift does (one finding)
     fix = (f"for {count} data-parallel ranks: NPROC_PER_NODE={count} (nproc_per_node: auto); for one GPU: "
            "CUDA_VISIBLE_DEVICES=0. If a script set them, check it reached swift: a blank or comment line inside a "
            "`\\` continuation ends the command there (lorakit import SCRIPT reports it)")
