@@ -12,7 +12,7 @@ import yaml
 
 from test_launch_cli import fake_env, lorakit, recorded
 
-from lorakit import presets, record, runindex
+from lorakit import presets, record, replay, runindex
 from lorakit.fixups import apply_fixups
 from lorakit.job import build_job
 from lorakit.render import render
@@ -212,7 +212,7 @@ def test_a_record_resaved_with_sorted_keys_replays(tmp_path, cli):
     assert result.code == 0, result.stderr
     recorded_argv = yaml.safe_load(path.read_text())["command"]["argv"]
     replayed = yaml.safe_load(result.stdout)["argv"]
-    assert replayed != recorded_argv and record._by_flag(replayed) == record._by_flag(recorded_argv)
+    assert replayed != recorded_argv and replay._by_flag(replayed) == replay._by_flag(recorded_argv)
     # a list's order is a value's order: that still counts
     path = edited(tmp_path, lambda d: d["command"]["argv"].__setitem__(
         slice(7, 9), list(reversed(d["command"]["argv"][7:9]))))
@@ -356,9 +356,9 @@ def test_differences_ignore_flag_order_not_value_order():
 
     rendered = Command(env={"A": "1", "B": "2"}, argv=["swift", "sft", "--x", "1", "--y", "a", "b", "--z"])
     same = {"env": {"B": "2", "A": "1"}, "argv": ["swift", "sft", "--z", "--y", "a", "b", "--x", "1"]}
-    assert record.differences(rendered, same) == []
+    assert replay.differences(rendered, same) == []
     other = {"env": {"A": "1"}, "argv": ["swift", "export", "--y", "b", "a", "--x", "1", "--w", "it's"]}
-    assert record.differences(rendered, other) == [
+    assert replay.differences(rendered, other) == [
         "env B: the record has unset, this renders '2'",
         "command: the record has swift export, this renders swift sft",
         "--y: the record has b a, this renders a b",

@@ -194,7 +194,7 @@ def _refuse_unreplaceable(target: Path) -> None:
 
 def _merge_record(path: Path) -> bool:
     """A lorakit-run.yaml that a merge wrote: the dir is an earlier merge, maybe one cut short.
-    Read as plain YAML, not with record.read: that one judges a record for replay (--from)."""
+    Read as plain YAML, not with replay.read: that one judges a record for replay (--from)."""
     import yaml  # only when an existing output is judged
 
     from lorakit.record import RECORD_NAME

@@ -115,20 +115,20 @@ def build(preset: str, shared: c.JobArgs, extra_flags: list[str], adapters: Opti
 
 
 def replayed(path: Path) -> tuple[Job, dict]:
-    """The job of an rlhf run record, as `train --from` replays an sft one (record.replay_job):
+    """The job of an rlhf run record, as `train --from` replays an sft one (replay.replay_job):
     refused when its preset no longer renders the recorded command."""
-    from lorakit import record
+    from lorakit import replay
     from lorakit.render import render
 
-    path = record.record_path(path)
-    job, data = record.replay_job(path)
+    path = replay.record_path(path)
+    job, data = replay.replay_job(path)
     if job.command != "rlhf":
         raise LorakitError(f"--from {path}: the record is of a `swift {job.command}` run, not `swift rlhf`",
                            hint=f"replay it with lorakit {'train' if job.command == 'sft' else job.command} --from {path}")
     report.note(f"relaunching the job recorded in {path} ({data.get('time')}, {data.get('host')})")
     if data.get("cwd") and Path(str(data["cwd"])) != Path.cwd():
         report.note(f"it ran in {data['cwd']}; relative paths now resolve from {Path.cwd()}")
-    record.check_replay(data, render(job, os.environ), path)
+    replay.check_replay(data, render(job, os.environ), path)
     return job, data
 
 

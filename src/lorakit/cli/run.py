@@ -136,7 +136,9 @@ def train_tail(job: Job, *, dry: bool, fmt: Optional[str], all_nodes: bool, stri
                     "(lorakit train --on), not from the preset")
     command = render(job, os.environ)
     if replayed is not None:
-        record.check_replay(replayed[1], command, replayed[0])
+        from lorakit import replay
+
+        replay.check_replay(replayed[1], command, replayed[0])
     if dry and all_nodes:
         return emit(exports.all_nodes(fmt, [(j, render(j, os.environ)) for j in jobs], findings))
     if dry:

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from lorakit import injob, record, report
+from lorakit import injob, report
 from lorakit.cli import common as c
 from lorakit.cli.run import train_tail
 from lorakit.errors import LorakitError
@@ -103,14 +103,16 @@ def train(
         if given:
             raise LorakitError(f"--from replays the recorded job as it is; it takes no {', '.join(given)}",
                                hint="drop those options, or copy the record's `preset:` section into a preset")
-        from_ = record.record_path(from_)
-        job, data = record.replay_job(from_)
+        from lorakit import replay  # only a replay reads records back
+
+        from_ = replay.record_path(from_)
+        job, data = replay.replay_job(from_)
         report.note(f"relaunching the job recorded in {from_} ({data.get('time')}, {data.get('host')})")
         if data.get("cwd") and Path(str(data["cwd"])) != Path.cwd():
             report.note(f"it ran in {data['cwd']}; relative paths now resolve from {Path.cwd()}")
         # the record as it was first; then this node's rank and --resume, which a requeued
         # multi-node job (SLURM) changes on purpose
-        record.check_replay(data, render(job, os.environ), from_)
+        replay.check_replay(data, render(job, os.environ), from_)
         if node_rank is not None:
             job = replace(job, launch=replace(job.launch, node_rank=node_rank),
                           sources={**job.sources, "launch.node_rank": "--node-rank"})
