@@ -154,3 +154,22 @@ def test_record_format_true_is_not_format_1(here, monkeypatch):
     result = run_cli(["train", "--from", "edited.yaml", "--dry-run"])
     assert result.code == 2, result.stderr
     assert "--from edited.yaml: not a lorakit run record (format 1)" in result.stderr
+
+
+@pytest.mark.xfail(strict=True, reason="--from a 3.x record where the `swift` on PATH runs 4.x exits 2 (a user "
+                   "mistake); the record is fine and the installed ms-swift is the problem: an environment "
+                   "problem, exit 1")
+def test_record_for_the_other_major_is_an_environment_problem(here, monkeypatch):
+    from lorakit import record as written
+
+    monkeypatch.setenv("PATH", f"{FAKES}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_SWIFT_RECORD", str(here / "fake.json"))
+    made = run_cli(["train", "-p", "single", "--swift-version", "3", "--dataset", "a.jsonl",
+                    "--output-dir", "out", "--no-progress"])
+    assert made.code == 0, made.stderr
+    (here / "fake.json").unlink()
+    monkeypatch.setattr(written, "swift_version", lambda swift: "4.6.0")
+    result = run_cli(["train", "--from", "out", "--no-progress"])
+    assert "the record was made for ms-swift 3.x" in result.stderr
+    assert result.code == 1, result.stderr
+    assert not (here / "fake.json").exists()
