@@ -173,3 +173,13 @@ def test_record_for_the_other_major_is_an_environment_problem(here, monkeypatch)
     assert "the record was made for ms-swift 3.x" in result.stderr
     assert result.code == 1, result.stderr
     assert not (here / "fake.json").exists()
+
+
+@pytest.mark.xfail(strict=True, reason="--swift-version 3.3.0post1 (PEP 440's same version as 3.3.0.post1, and "
+                   "accepted) misses the patch history: --vllm_server_host (3.3.1) passes; 3.3.0.post1 refuses it")
+def test_post_release_without_dot_keeps_patch_history(here):
+    for spelled in ("3.3.0.post1", "3.3.0post1"):
+        result = run_cli(["validate", "-p", "grpo_server", "--swift-version", spelled,
+                          "--", "--vllm_server_host", "127.0.0.1"])
+        assert result.code == 2, result.stderr
+        assert "--vllm_server_host is new in ms-swift 3.3.1; you target 3.3.0" in result.stderr, spelled
