@@ -183,3 +183,23 @@ def test_post_release_without_dot_keeps_patch_history(here):
                           "--", "--vllm_server_host", "127.0.0.1"])
         assert result.code == 2, result.stderr
         assert "--vllm_server_host is new in ms-swift 3.3.1; you target 3.3.0" in result.stderr, spelled
+
+
+@pytest.mark.xfail(strict=True, reason="`presets init single newdir/` writes a FILE named newdir ('wrote newdir'): "
+                   "the trailing slash says a directory; an existing directory is refused with a file-name hint")
+def test_presets_init_to_a_slash_path_is_not_a_file(here):
+    result = run_cli(["presets", "init", "single", "newdir/"])
+    assert result.code == 2, result.stderr
+    assert "newdir/single.yaml" in result.stderr
+    assert not (here / "newdir").exists()
+
+
+@pytest.mark.xfail(strict=True, reason="`import SCRIPT -o newdir/` writes a FILE named newdir, exit 0; "
+                   "-o onto an existing directory is refused ('is a directory')")
+def test_import_to_a_slash_path_is_not_a_file(here):
+    (here / "s.sh").write_text("CUDA_VISIBLE_DEVICES=0 swift sft --model Qwen/Qwen3-8B --train_type lora "
+                               "--dataset a.jsonl --output_dir out\n", encoding="utf-8")
+    result = run_cli(["import", "s.sh", "-o", "newdir/"])
+    assert result.code == 2, result.stderr
+    assert "is a directory" in result.stderr or "does not exist" in result.stderr
+    assert not (here / "newdir").exists()
