@@ -225,3 +225,13 @@ def test_every_typed_option_repeated_is_refused(here, args, said):
     result = run_cli(["validate", "-p", "single", *args])
     assert result.code == 2, result.stderr
     assert said in result.stderr
+
+
+@pytest.mark.xfail(strict=True, reason="infer --infer-backend pt -- --infer_backend vllm renders only "
+                   "`--infer_backend transformers`, exit 0: the `--` flag is dropped without flags.twice")
+def test_infer_backend_typed_and_after_dashes_is_refused(here):
+    result = run_cli(["infer", "--model", "Qwen/Qwen3-8B", "--infer-backend", "pt", "--dry-run",
+                      "--", "--infer_backend", "vllm"])
+    assert result.code == 2, result.stdout + result.stderr
+    assert ("infer_backend is set twice on the command line, to different values: --infer-backend pt and "
+            "-- --infer_backend vllm") in result.stderr
