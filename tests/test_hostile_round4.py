@@ -235,3 +235,22 @@ def test_infer_backend_typed_and_after_dashes_is_refused(here):
     assert result.code == 2, result.stdout + result.stderr
     assert ("infer_backend is set twice on the command line, to different values: --infer-backend pt and "
             "-- --infer_backend vllm") in result.stderr
+
+
+@pytest.mark.parametrize("args, said", [
+    (["infer", "--model", "Qwen/Qwen3-8B", "--infer-backend", "vllm", "--set", "infer_backend=sglang",
+      "--dry-run"], "infer_backend is set twice on the command line, to different values: "
+                    "--set infer_backend=sglang and --infer-backend vllm"),
+    (["eval", "--model", "Qwen/Qwen3-8B", "--eval-dataset", "gsm8k", "--dry-run", "--", "--eval_dataset", "arc"],
+     "eval_dataset is set twice on the command line, to different values: --eval-dataset gsm8k and "
+     "-- --eval_dataset arc"),
+    (["eval", "--model", "Qwen/Qwen3-8B", "--infer-backend", "vllm", "--set", "infer_backend=pt", "--dry-run"],
+     "infer_backend is set twice on the command line, to different values: --set infer_backend=pt and "
+     "--infer-backend vllm"),
+])
+@pytest.mark.xfail(strict=True, reason="infer/eval's own typed options (--infer-backend, --eval-dataset) "
+                   "silently beat --set or drop the `--` flag: no flags.twice, exit 0")
+def test_infer_and_eval_typed_options_twice_are_refused(here, args, said):
+    result = run_cli(args)
+    assert result.code == 2, result.stdout + result.stderr
+    assert said in result.stderr
