@@ -254,3 +254,19 @@ def test_infer_and_eval_typed_options_twice_are_refused(here, args, said):
     result = run_cli(args)
     assert result.code == 2, result.stdout + result.stderr
     assert said in result.stderr
+
+
+@pytest.mark.parametrize("args, said", [
+    (["--port", "8000", "--dry-run", "--", "--port", "8001"],
+     "port is set twice on the command line, to different values: --port 8000 and -- --port 8001"),
+    (["--port", "8000", "--set", "port=8001", "--dry-run"],
+     "port is set twice on the command line, to different values: --set port=8001 and --port 8000"),
+    (["--host", "0.0.0.0", "--dry-run", "--", "--host", "127.0.0.1"],
+     "host is set twice on the command line, to different values: --host 0.0.0.0 and -- --host 127.0.0.1"),
+])
+@pytest.mark.xfail(strict=True, reason="deploy --port/--host silently beat --set and the `--` flag (serves on "
+                   "8000 when the user also wrote 8001): no flags.twice, exit 0")
+def test_deploy_port_and_host_twice_are_refused(here, args, said):
+    result = run_cli(["deploy", "--model", "Qwen/Qwen3-8B", *args])
+    assert result.code == 2, result.stdout + result.stderr
+    assert said in result.stderr
