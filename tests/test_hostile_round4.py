@@ -1,6 +1,6 @@
 """Hostile round 4: today's CLI-level changes (flags.twice, disk-write failures, --swift-version
 patch strings, `--from` records) attacked through the real entry point. Each test is the correct
-behaviour and is xfail(strict) until the defect it names is fixed."""
+behaviour a hostile review found wrong (each shown failing before its fix)."""
 
 from __future__ import annotations
 
@@ -32,63 +32,46 @@ def _no_twice(args: list[str]):
 
 # --- flags.twice false alarms: values ms-swift parses to the same thing --------------------------
 
-@pytest.mark.xfail(strict=True, reason="flags.twice false alarm: HfArgumentParser's string_to_bool reads "
-                   "'true' and 'True' as the same True; lorakit compares the spellings")
 def test_bool_true_and_True_are_one_value(here):
     _no_twice(["validate", "-p", "single", "--set", "gradient_checkpointing=true",
                "--", "--gradient_checkpointing", "True"])
 
 
-@pytest.mark.xfail(strict=True, reason="flags.twice false alarm: string_to_bool('1') is True, as is YAML true")
 def test_bool_true_and_1_are_one_value(here):
     _no_twice(["validate", "-p", "single", "--set", "gradient_checkpointing=true",
                "--", "--gradient_checkpointing", "1"])
 
 
-@pytest.mark.xfail(strict=True, reason="flags.twice false alarm: lora_alpha is a float in ms-swift 4.6 "
-                   "(tuner_args.py: lora_alpha: float = 32.0); 32 and 32.0 are one value")
 def test_float_flag_32_and_32_0_are_one_value(here):
     _no_twice(["validate", "-p", "single", "--lora-alpha", "32", "--", "--lora_alpha", "32.0"])
 
 
-@pytest.mark.xfail(strict=True, reason="flags.twice false alarm: learning_rate is a float; 1e-4 == 0.0001")
 def test_float_flag_1e_4_and_0_0001_are_one_value(here):
     _no_twice(["validate", "-p", "single", "--set", "learning_rate=1e-4", "--", "--learning_rate", "0.0001"])
 
 
-@pytest.mark.xfail(strict=True, reason="flags.twice false alarm: TrainingArguments.num_train_epochs is a "
-                   "float; 1 and 1.0 are one value")
 def test_epochs_1_and_1_0_are_one_value(here):
     _no_twice(["validate", "-p", "single", "--set", "num_train_epochs=1", "--", "--num_train_epochs", "1.0"])
 
 
-@pytest.mark.xfail(strict=True, reason="flags.twice false alarm: lorakit itself renders --target-modules "
-                   "q_proj,v_proj as `--target_modules q_proj v_proj`, the very value given after --")
 def test_comma_list_and_spaced_list_are_one_value(here):
     _no_twice(["validate", "-p", "single", "--target-modules", "q_proj,v_proj",
                "--", "--target_modules", "q_proj", "v_proj"])
 
 
-@pytest.mark.xfail(strict=True, reason="flags.twice false alarm: a.jsonl and ./a.jsonl are one file, and "
-                   "lorakit renders both as the same absolute path")
 def test_same_dataset_file_spelled_two_ways(here):
     _no_twice(["validate", "-p", "single", "--set", "dataset=a.jsonl", "--", "--dataset", "./a.jsonl"])
 
 
-@pytest.mark.xfail(strict=True, reason="flags.twice false alarm: --set target_modules=q_proj,v_proj renders "
-                   "`--target_modules q_proj v_proj`, the value given after --")
 def test_set_comma_list_and_spaced_list_are_one_value(here):
     _no_twice(["validate", "-p", "single", "--set", "target_modules=q_proj,v_proj",
                "--", "--target_modules", "q_proj", "v_proj"])
 
 
-@pytest.mark.xfail(strict=True, reason="flags.twice false alarm: argparse's int('08') is 8")
 def test_int_flag_08_and_8_are_one_value(here):
     _no_twice(["validate", "-p", "single", "--", "--lora_rank", "08", "--lora_rank", "8"])
 
 
-@pytest.mark.xfail(strict=True, reason="on a 3.x target flags.twice names 4.x's tuner_type (args.tuner_type), "
-                   "a flag ms-swift 3 does not have, though the user wrote train_type twice")
 def test_twice_on_3x_names_the_3x_flag(here):
     result = run_cli(["validate", "-p", "single", "--swift-version", "3",
                       "--", "--train_type", "lora", "--train_type", "full"])
@@ -99,8 +82,6 @@ def test_twice_on_3x_names_the_3x_flag(here):
 
 # --- flags.twice misses ----------------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="--target-modules given twice silently keeps only the last "
-                   "(renders --target_modules v_proj, exit 0): exactly the silent last-wins flags.twice refuses")
 def test_typed_option_repeated_with_two_values_is_refused(here):
     result = run_cli(["validate", "-p", "single", "--target-modules", "q_proj", "--target-modules", "v_proj"])
     assert result.code == 2, result.stderr
@@ -110,8 +91,6 @@ def test_typed_option_repeated_with_two_values_is_refused(here):
 
 # --- --swift-version ------------------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="--swift-version 3.4.0.dev0 (what a git install of ms-swift reports) "
-                   "is 'not an ms-swift version', though the same version installed is rendered for")
 def test_swift_version_dev_release_as_installed(here):
     result = run_cli(["validate", "-p", "single", "--swift-version", "3.4.0.dev0"])
     assert result.code == 0, result.stderr
@@ -120,8 +99,6 @@ def test_swift_version_dev_release_as_installed(here):
 
 # --- disk errors ----------------------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="--log on a read-only file system exits 2 (a user mistake) with no "
-                   "errno; presets init and import -o say EROFS and exit 1 (642f2dd)")
 def test_log_on_read_only_disk_is_environment(here, monkeypatch):
     from lorakit import progress
 
@@ -142,7 +119,6 @@ def test_log_on_read_only_disk_is_environment(here, monkeypatch):
 
 # --- --from ---------------------------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="a record with lorakit_record: true is taken as format 1 (True == 1)")
 def test_record_format_true_is_not_format_1(here, monkeypatch):
     monkeypatch.setenv("PATH", f"{FAKES}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("FAKE_SWIFT_RECORD", str(here / "fake.json"))
@@ -156,9 +132,6 @@ def test_record_format_true_is_not_format_1(here, monkeypatch):
     assert "--from edited.yaml: not a lorakit run record (format 1)" in result.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="--from a 3.x record where the `swift` on PATH runs 4.x exits 2 (a user "
-                   "mistake); the record is fine and the installed ms-swift is the problem: an environment "
-                   "problem, exit 1")
 def test_record_for_the_other_major_is_an_environment_problem(here, monkeypatch):
     from lorakit import record as written
 
@@ -175,8 +148,6 @@ def test_record_for_the_other_major_is_an_environment_problem(here, monkeypatch)
     assert not (here / "fake.json").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="--swift-version 3.3.0post1 (PEP 440's same version as 3.3.0.post1, and "
-                   "accepted) misses the patch history: --vllm_server_host (3.3.1) passes; 3.3.0.post1 refuses it")
 def test_post_release_without_dot_keeps_patch_history(here):
     for spelled in ("3.3.0.post1", "3.3.0post1"):
         result = run_cli(["validate", "-p", "grpo_server", "--swift-version", spelled,
@@ -185,8 +156,6 @@ def test_post_release_without_dot_keeps_patch_history(here):
         assert "--vllm_server_host is new in ms-swift 3.3.1; you target 3.3.0" in result.stderr, spelled
 
 
-@pytest.mark.xfail(strict=True, reason="`presets init single newdir/` writes a FILE named newdir ('wrote newdir'): "
-                   "the trailing slash says a directory; an existing directory is refused with a file-name hint")
 def test_presets_init_to_a_slash_path_is_not_a_file(here):
     result = run_cli(["presets", "init", "single", "newdir/"])
     assert result.code == 2, result.stderr
@@ -194,8 +163,6 @@ def test_presets_init_to_a_slash_path_is_not_a_file(here):
     assert not (here / "newdir").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="`import SCRIPT -o newdir/` writes a FILE named newdir, exit 0; "
-                   "-o onto an existing directory is refused ('is a directory')")
 def test_import_to_a_slash_path_is_not_a_file(here):
     (here / "s.sh").write_text("CUDA_VISIBLE_DEVICES=0 swift sft --model Qwen/Qwen3-8B --train_type lora "
                                "--dataset a.jsonl --output_dir out\n", encoding="utf-8")
@@ -219,16 +186,12 @@ def test_import_to_a_slash_path_is_not_a_file(here):
                                      "--gpus 0 and --gpus 1"),
     (["--swift-version", "3", "--swift-version", "4"], "--swift-version 3 and --swift-version 4"),
 ])
-@pytest.mark.xfail(strict=True, reason="a typed option given twice silently keeps the last (exit 0), while "
-                   "--set x=a --set x=b is flags.twice: the silent last-wins 039c6e6 set out to end")
 def test_every_typed_option_repeated_is_refused(here, args, said):
     result = run_cli(["validate", "-p", "single", *args])
     assert result.code == 2, result.stderr
     assert said in result.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="infer --infer-backend pt -- --infer_backend vllm renders only "
-                   "`--infer_backend transformers`, exit 0: the `--` flag is dropped without flags.twice")
 def test_infer_backend_typed_and_after_dashes_is_refused(here):
     result = run_cli(["infer", "--model", "Qwen/Qwen3-8B", "--infer-backend", "pt", "--dry-run",
                       "--", "--infer_backend", "vllm"])
@@ -248,8 +211,6 @@ def test_infer_backend_typed_and_after_dashes_is_refused(here):
      "infer_backend is set twice on the command line, to different values: --set infer_backend=pt and "
      "--infer-backend vllm"),
 ])
-@pytest.mark.xfail(strict=True, reason="infer/eval's own typed options (--infer-backend, --eval-dataset) "
-                   "silently beat --set or drop the `--` flag: no flags.twice, exit 0")
 def test_infer_and_eval_typed_options_twice_are_refused(here, args, said):
     result = run_cli(args)
     assert result.code == 2, result.stdout + result.stderr
@@ -264,8 +225,6 @@ def test_infer_and_eval_typed_options_twice_are_refused(here, args, said):
     (["--host", "0.0.0.0", "--dry-run", "--", "--host", "127.0.0.1"],
      "host is set twice on the command line, to different values: --host 0.0.0.0 and -- --host 127.0.0.1"),
 ])
-@pytest.mark.xfail(strict=True, reason="deploy --port/--host silently beat --set and the `--` flag (serves on "
-                   "8000 when the user also wrote 8001): no flags.twice, exit 0")
 def test_deploy_port_and_host_twice_are_refused(here, args, said):
     result = run_cli(["deploy", "--model", "Qwen/Qwen3-8B", *args])
     assert result.code == 2, result.stdout + result.stderr

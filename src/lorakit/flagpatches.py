@@ -11,12 +11,18 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
-_PATCH = re.compile(r"^(\d+)\.(\d+)\.(\d+)(?:\.post(\d+))?$")
+# 3.3.0.post1 and 3.3.0post1 (both PEP 440); 3.4.0.dev0 / 3.4.0rc1, a checkout on its way to 3.4.0,
+# is judged as 3.4.0: what it has of 3.4.0's flags is unknowable, and a doubt is not an error
+_PATCH = re.compile(r"^(\d+)\.(\d+)\.(\d+)(?:\.?(post|dev|rc)(\d+))?$")
 
 
 def _key(version: str) -> tuple[int, ...] | None:
     found = _PATCH.match(version.strip())
-    return tuple(int(g or 0) for g in found.groups()) if found else None
+    if not found:
+        return None
+    major, minor, patch, kind, n = found.groups()
+    after = int(n) if kind == "post" else 0
+    return int(major), int(minor), int(patch), after
 
 
 @lru_cache(maxsize=None)

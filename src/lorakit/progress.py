@@ -27,7 +27,6 @@ from dataclasses import dataclass, replace
 from typing import IO, Deque, Dict, List, Optional, Sequence
 
 from lorakit import report
-from lorakit.errors import LorakitError
 
 KEEP = 200  # lines of the child's output kept for the failure report
 TAIL = 20  # of which the report prints the last TAIL
@@ -272,7 +271,10 @@ class Watch:
             try:
                 self.log_file = open(log, "wb")
             except OSError as e:
-                raise LorakitError(f"--log {log}: cannot write it: {e.strerror}") from e
+                from lorakit.cli.common import write_failed  # a refusing disk is exit 1, the path exit 2
+
+                raise write_failed(f"--log {log}: cannot write it", e, "give --log a file in a writable "
+                                   "directory") from e
 
     @property
     def piped(self) -> bool:

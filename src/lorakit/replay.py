@@ -14,7 +14,7 @@ import yaml
 
 from lorakit import presets
 from lorakit import record as written  # the writing side: its swift_on_path and swift_version (tests patch them there)
-from lorakit.errors import LorakitError
+from lorakit.errors import EnvironmentProblem, LorakitError
 from lorakit.fixups import apply_fixups
 from lorakit.job import Job, build_job
 from lorakit.presets import Resolved
@@ -123,6 +123,8 @@ def read(path: Path) -> dict[str, Any]:
         raise LorakitError(f"--from {path}: expands to more than {MAX_VALUES} values (YAML aliases?): "
                            "not a record lorakit wrote",
                            hint=f"give the {RECORD_NAME} that `lorakit train` wrote into its output dir")
+    if isinstance(data, dict) and isinstance(data.get("lorakit_record"), bool):  # True == 1 to Python
+        data = {**data, "lorakit_record": str(data["lorakit_record"])}
     newer = isinstance(data, dict) and as_int(data.get("lorakit_record")) is not None \
         and as_int(data["lorakit_record"]) > FORMAT
     if newer:
@@ -151,7 +153,8 @@ def _swift_major_here(path: Path, major: int) -> str | None:
     installed = written.swift_version(swift)
     head = (installed or "").split(".", 1)[0]
     if head.isdigit() and int(head) != major:
-        raise LorakitError(
+        # the record is fine; the ms-swift installed here is not the one it needs: exit 1
+        raise EnvironmentProblem(
             f"--from {path}: the record was made for ms-swift {major}.x; the `swift` on PATH ({swift}) "
             f"runs ms-swift {installed} ({head}.x)",
             hint=f"put an ms-swift {major}.x `swift` first on PATH (or pip install 'ms-swift>={major},<{major + 1}' "

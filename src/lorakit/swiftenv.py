@@ -35,7 +35,8 @@ class SwiftTarget:
 
 _DIST_INFO = re.compile(r"^ms_swift-([^-]+)\.dist-info$", re.IGNORECASE)
 # 3.10, 3.10.2, 3.1.1.post1 (\d takes the digits int() takes, as as_int does for a major alone)
-_DOTTED = re.compile(r"^(\d+)\.(\d+)(?:\.(\d+)(?:\.?post\d+)?)?$")
+# 3.3.0.post1 (a re-release), 3.4.0.dev0 (what a git install of ms-swift reports), 3.4.0rc1
+_DOTTED = re.compile(r"^(\d+)\.(\d+)(?:\.(\d+)(?:\.?(?:post|dev|rc)\d+)?)?$")
 
 
 def installed_version() -> str | None:

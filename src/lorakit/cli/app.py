@@ -169,7 +169,9 @@ def _run(argv: list[str] | None = None) -> None:
         validate.STARTED = False
     app = _for(words)
     try:
-        argcheck.check(typer.main.get_group(app), words)
+        group = typer.main.get_group(app)
+        argcheck.check(group, words)
+        argcheck.repeated(group, words)
         app(args=words, prog_name="lorakit")
     except LorakitError as exc:
         print(f"lorakit: error: {exc}", file=sys.stderr)

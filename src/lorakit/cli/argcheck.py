@@ -14,6 +14,7 @@ from lorakit.errors import LorakitError
 from lorakit.values import did_you_mean
 
 PASS_THROUGH = ("train", "validate", "plan")
+KEYS = {"gpus": "launch.gpus", "nproc": "launch.nproc_per_node"}  # options whose setting is a launch one
 
 
 def _known(command: Any) -> list[str]:
@@ -72,3 +73,45 @@ def check(group: Any, argv: list[str]) -> None:
             raise LorakitError(
                 f"{argv[0]}: {option} comes after `--`, so it would go to ms-swift, which has no such flag",
                 hint=f"put {option} before `--`: it is a lorakit option")
+
+
+def repeated(group: Any, argv: list[str]) -> None:
+    """A one-value lorakit option given twice before `--` (`--lora-rank 8 --lora-rank 16`): click
+    keeps the last silently; the user cannot have meant both (issue #11 section 7: the same flag
+    twice on one command line is an error). The same value twice passes; options that take several
+    (--set, --adapters, --dataset) are not one-value options."""
+    command = group.commands.get(argv[0]) if argv else None
+    if command is None or not hasattr(command, "params"):
+        return
+    single = {}
+    for param in command.params:
+        if getattr(param, "param_type_name", "") != "option" or getattr(param, "is_flag", False) \
+                or getattr(param, "multiple", False) or getattr(param, "nargs", 1) != 1:
+            continue
+        for opt in (*param.opts, *param.secondary_opts):
+            single[opt] = param
+    takes_value = {opt for param in command.params if not getattr(param, "is_flag", False)
+                   and getattr(param, "param_type_name", "") == "option" for opt in param.opts}
+    cut = argv.index("--") if "--" in argv else len(argv)
+    seen: dict[str, tuple[str, str]] = {}
+    tokens, i = argv[1:cut], 0
+    while i < len(tokens):
+        token = tokens[i]
+        option, eq, value = token.partition("=")
+        if token in takes_value and not eq:
+            value = tokens[i + 1] if i + 1 < len(tokens) else ""
+            i += 1
+        i += 1
+        param = single.get(option if eq else token)
+        if param is None:
+            continue
+        if param.name in seen:
+            from lorakit.cli.common import same_value
+
+            before, written = seen[param.name]
+            if not same_value(before, value):
+                name = KEYS.get(param.name, param.name)
+                raise LorakitError(f"{name} is set twice on the command line, to different values: {written} {before} "
+                                   f"and {option} {value} (lorakit would silently keep the last)",
+                                   hint=f"keep one {option}")
+        seen.setdefault(param.name, (value, option))

@@ -8,7 +8,7 @@ import functools
 import inspect
 import os
 from dataclasses import dataclass, field, fields
-from typing import Annotated, Any, List, Optional
+from typing import Annotated, Any, List, Optional, Sequence
 
 import typer
 
@@ -173,22 +173,78 @@ def _shown(value: Any) -> str:
     return " ".join(_token(v) for v in value) if isinstance(value, (list, tuple)) else _token(value)
 
 
-def given_twice(opts: JobOptions) -> list[Finding]:
+def _items(value: Any) -> list[str]:
+    """A value as ms-swift's argparse would get its tokens: a list, or a comma string lorakit
+    splits for a list flag (fixups), each stripped."""
+    values = value if isinstance(value, (list, tuple)) else [value]
+    out = []
+    for v in values:
+        text = _shown(v)
+        out += [part.strip() for part in text.split(",")] if "," in text and not text.lstrip().startswith("{") \
+            else [text.strip()]
+    return [o for o in out if o]
+
+
+def _one_reading(text: str) -> Any:
+    """What argparse would make of one token, for comparing: a number (1e-4 == 0.0001, 08 == 8),
+    a boolean word (string_to_bool: true/True/1/yes), a local path (absolute: ./a.jsonl == a.jsonl),
+    else the text."""
+    from lorakit import localpath
+    from lorakit.values import FALSE_WORDS, TRUE_WORDS, as_finite_float
+
+    lowered = text.lower()
+    if lowered in TRUE_WORDS and lowered not in ("1",):
+        return True
+    if lowered in FALSE_WORDS and lowered not in ("0",):
+        return False
+    number = as_finite_float(text)
+    if number is not None:
+        return number
+    return localpath.absolute(text) if localpath.looks_local(text) else text
+
+
+def same_value(a: Any, b: Any) -> bool:
+    left, right = _items(a), _items(b)
+    if left == right:
+        return True
+    if len(left) != len(right):
+        return False
+    for x, y in zip(left, right):
+        rx, ry = _one_reading(x), _one_reading(y)
+        # '1' is true and 1 to a bool flag alike: a number 1/0 matches the boolean it spells
+        if rx != ry and not ({type(rx), type(ry)} == {bool, float} and float(rx) == float(ry)):
+            return False
+    return True
+
+
+def given_twice(opts: JobOptions, extra: Sequence[tuple[str, Any, str]] = (), major: int | None = None,
+                command: str = "sft") -> list[Finding]:
     """One setting given twice on the command line with different values (`--set model=a --model
-    b`, `--lora-rank 16 -- --lora_rank 32`): the later silently won, as argparse's last flag does;
-    the user cannot have meant both (issue #11 section 7). The same value twice is harmless."""
-    written = _command_line(opts)
+    b`, `--lora-rank 16 -- --lora_rank 32`, `deploy --port 8000 -- --port 8001`): the later (or a
+    typed option) silently won; the user cannot have meant both (issue #11 section 7). The same
+    value twice, however spelled (True / true / 1, 1e-4 / 0.0001, ./a.jsonl / a.jsonl), is harmless."""
+    line = _command_line(opts)
+    written = [w for w in line if w[2] != "-- extra flags"]
     # --gpus / --nproc beat launch.gpus / launch.nproc_per_node whatever the order (job.build_launch)
     written += [(key, value, who, f"{who} {value}") for key, value, who in
                 (("launch.gpus", opts.gpus, "--gpus"), ("launch.nproc_per_node", opts.nproc, "--nproc"))
                 if value is not None]
+    # a command's own typed options (infer --infer-backend, deploy --port, eval --eval-dataset)
+    written += [(key, value, who, f"{who} {_shown(value)}") for key, value, who in extra]
+    written += [w for w in line if w[2] == "-- extra flags"]
     first: dict[str, tuple[Any, str]] = {}
     out = []
     for key, value, who, spelled in written:
-        if key in first and _shown(first[key][0]) != _shown(value):
-            name = key.removeprefix("args.")
+        if key in first and not same_value(first[key][0], value):
+            name, shown = key.removeprefix("args."), key
+            if major is not None and key.startswith("args."):  # the target's own spelling (train_type on 3.x)
+                from lorakit.names import spelled_for
+
+                name = spelled_for(name, major, command)
+                shown = f"args.{name}"
             out.append(Finding(ERROR, "flags.twice", f"{name} is set twice on the command line, to different values: "
-                               f"{first[key][1]} and {spelled}", hint=f"keep one: write {name} once", key=key, file=who))
+                               f"{first[key][1]} and {spelled}", hint=f"keep one: write {name} once", key=shown,
+                               file=who))
         first.setdefault(key, (value, spelled))
     return out
 
@@ -208,7 +264,8 @@ def job_from_options(opts: JobOptions, extra: list[tuple[str, Any, str]] = (), *
     target = swiftenv.target(opts.swift_version)
     layer = overrides(opts) + list(extra)
     resolved = presets.apply_overrides(presets.load(opts.preset, major=target.major), layer)
-    said = given_twice(opts) + respelled(_written(opts), major=resolved.major, command=resolved.data.get("command"))
+    said = given_twice(opts, extra, resolved.major, str(resolved.data.get("command") or "sft")) + respelled(
+        _written(opts), major=resolved.major, command=resolved.data.get("command"))
     # a file's spelling the command line overrides is not what is rendered: not said
     replaced = {key for key, _, _ in layer}
     kept = [f for f in resolved.notes if not (f.code == "flags.respelled" and f.key in replaced)]

@@ -15,7 +15,7 @@ from lorakit.errors import EXIT_USER, LorakitError
 from lorakit.findings import ERROR, INFO, Finding, sort_findings
 
 ScriptArg = Annotated[Path, typer.Argument(help="An ms-swift shell script (swift sft|pt|rlhf|export|infer|deploy|eval).")]
-OutOpt = Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the preset here (default: stdout).")]
+OutOpt = Annotated[Optional[str], typer.Option("--output", "-o", help="Write the preset here (default: stdout).")]
 ExtendsOpt = Annotated[Optional[str], typer.Option("--extends", help="A built-in to extend: only the differences are written.")]
 SelectOpt = Annotated[Optional[int], typer.Option("--select", help="Import only the Nth swift command of the script (1 = the first).")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite an existing -o file.")]
@@ -47,6 +47,9 @@ def import_script(
     """
     from lorakit import importer, presets, shellscript, swiftenv
 
+    if output is not None and output.endswith(("/", os.sep)):  # Path() would drop the slash that says "a folder"
+        raise LorakitError(f"-o {output}: is a directory", hint=f"give a file name: -o {output}preset.yaml")
+    output = Path(output) if output is not None else None
     target = swiftenv.target(swift_version)
     text = _read(script)
     read = shellscript.read_script(text, str(script))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -43,11 +45,14 @@ def show(name: Annotated[str, typer.Argument(help="Built-in name or a YAML file.
 @app.command()
 def init(
     name: Annotated[str, typer.Argument(help="The built-in to copy.")],
-    dest: Annotated[Optional[Path], typer.Argument(help="Default: ./NAME.yaml")] = None,
+    dest: Annotated[Optional[str], typer.Argument(help="Default: ./NAME.yaml")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite DEST if it exists.")] = False,
 ) -> None:
     """Copy a built-in preset into an editable YAML file (extends chain applied)."""
-    dest = dest or Path(f"{name}.yaml")
+    if dest is not None and dest.endswith(("/", os.sep)):  # Path() drops the slash that says "a folder"
+        raise LorakitError(f"{dest} names a directory, not a file",
+                           hint=f"give a file name, e.g. {dest.rstrip('/' + os.sep)}/{name}.yaml")
+    dest = Path(dest) if dest else Path(f"{name}.yaml")
     if dest.exists() and not force:
         raise LorakitError(f"{dest} already exists; refusing to overwrite it",
                            hint="choose another DEST, or pass --force")
