@@ -232,4 +232,31 @@ def test_ctrl_c_while_lorakit_loads_exits_130_without_a_traceback(tmp_path):
             # interrupted while lorakit ran: 130 and no traceback (0: it had finished first;
             # -SIGINT: killed before Python installed its handler, quiet, 130 in a shell)
             assert child.returncode == 130, f"try {attempt}:\n{err}"
-    assert any(code == 130 for code, _ in outcomes)  # the sweep did reach lorakit's loading
+    # (whether a try lands inside lorakit's loading depends on the machine's speed: a loaded CI
+    # machine may spend the whole sweep in Python's start-up, so the landing is asserted below,
+    # deterministically, not here)
+
+
+def test_a_ctrl_c_after_the_entry_point_starts_and_before_main_is_a_quiet_130():
+    # the moment the sweep above aims at, reached for certain: lorakit.__main__ has run (its quiet
+    # handler is installed) and the CLI is still importing when SIGINT arrives
+    code = ("import os, signal, lorakit.__main__; os.kill(os.getpid(), signal.SIGINT); "
+            "import lorakit.cli.app; print('not reached')")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stdout, done.stderr) == (130, "", "")
+
+
+def test_a_ctrl_c_inside_a_dataclass_being_made_is_still_a_quiet_130():
+    # Python wraps a KeyboardInterrupt raised in __set_name__ in a RuntimeError ("Error calling
+    # __set_name__ on 'Field' instance ..."): seen once in the sweep above, while checks/facts.py's
+    # Facts class was being made
+    code = ("import sys, lorakit.cli.app as app\n"
+            "def run(argv):\n"
+            "    try:\n"
+            "        raise KeyboardInterrupt\n"
+            "    except KeyboardInterrupt as e:\n"
+            "        raise RuntimeError(\"Error calling __set_name__ on 'Field' instance 'environ' in 'Facts'\") from e\n"
+            "app._run = run\n"
+            "app.main([])\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stdout, done.stderr) == (130, "", "")

@@ -8,16 +8,18 @@ output has been written and nothing started. A SIGINT that the parent ignores (`
 background job in a script) stays ignored.
 """
 
+# _signal is built in (nothing to load; `import signal` builds its enums first, and a Ctrl-C during
+# that was still a traceback from this very file); os is loaded by Python's own start-up already
+import _signal
 import os
-import signal
 
 
 def _interrupted_while_loading(signum, frame):
     os._exit(128 + signum)
 
 
-if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-    signal.signal(signal.SIGINT, _interrupted_while_loading)
+if _signal.getsignal(_signal.SIGINT) is _signal.default_int_handler:
+    _signal.signal(_signal.SIGINT, _interrupted_while_loading)
 
 
 def run() -> None:

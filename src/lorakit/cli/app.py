@@ -123,6 +123,10 @@ def main(argv: list[str] | None = None) -> None:
         print(f"lorakit: error: {problem}", file=sys.stderr)
         sys.exit(problem.code)
     except RuntimeError as exc:
+        if isinstance(exc.__cause__, KeyboardInterrupt):
+            # a Ctrl-C while a dataclass is being made (importing a command): Python wraps it in
+            # "Error calling __set_name__ ..."; it is still the user's Ctrl-C
+            sys.exit(128 + signal.SIGINT)
         # pathlib's resolve() on Python < 3.13 raises RuntimeError("Symlink loop from '/a/b'") for
         # any path through a link loop (a --output-dir, a run dir): one answer for all of them
         if not str(exc).startswith("Symlink loop from "):
