@@ -453,8 +453,8 @@ def test_rlhf_resume_renders_the_newest_complete_checkpoint(tmp_path):
     sft_output(tmp_path, model=str(tmp_path))
     data = rows(tmp_path / "d.jsonl", [chat(rejected_response="no")] * 4)
     ckpt = resumable(tmp_path / "dpo_out" / "v0-20260101-100000", 4, model=str(tmp_path), rlhf_type="dpo")
-    args = ["-p", "dpo", "--adapters", "output", "--dataset", data, "--output-dir", "dpo_out", "--set", "max_steps=10"]
-    result = dry([*args, "--resume", "auto"], tmp_path)
+    args = ["-p", "dpo", "--adapters", "output", "--dataset", data, "--set", "max_steps=10"]
+    result = dry([*args, "--output-dir", "dpo_out", "--resume", "auto"], tmp_path)
     assert result.code == 0, result.stderr
     assert argv_of(result.stdout)[-2:] == ["--resume_from_checkpoint", str(ckpt.resolve())]
     nothing = dry([*args, "--output-dir", "elsewhere", "--resume", "auto"], tmp_path)
