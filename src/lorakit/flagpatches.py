@@ -35,8 +35,10 @@ def first_patch(major: int, command: str, flag: str, version: str | None) -> str
     """The patch that first has `flag` when the exact target `version` is an earlier patch of
     the same minor; None when the target has it, names no patch, or the flag is not listed."""
     target = _key(version or "")
+    if target is None:
+        return None  # a major or a minor alone: the table is never read (the dry-run stays light)
     entry = _table().get(str(major), {}).get(command, {}).get(flag)
-    if target is None or not entry:
+    if not entry:
         return None
     first = _key(entry["first"])
     same_minor = ".".join(map(str, target[:2])) == entry["minor"]
