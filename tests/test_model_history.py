@@ -147,3 +147,20 @@ def test_the_builtin_model_on_a_minor_before_qwen3():
     assert ("error[model.type.too_new] args.model (built-in fragments/lora_sft): Qwen/Qwen3-8B is registered from "
             "ms-swift 3.4 (model_type qwen3, architecture Qwen3ForCausalLM); ms-swift 3.2 knows neither") in result.stderr
     assert run_cli(["validate", "-p", "single", "--swift-version", "3.3"]).code == 0
+
+
+def test_a_job_at_the_snapshot_minor_does_not_read_the_history():
+    """The snapshot is the history's newest minor (the test above): a model it registers needs
+    no history, which is 280 kB of JSON read on every dry-run otherwise (scripts/bench.py)."""
+    modelage._history.cache_clear()
+    snapshot = json.loads((DATA / "swift_models_v4.json").read_text(encoding="utf-8"))["swift_version"]
+    for given in (job(4, snapshot, model="Qwen/Qwen2.5-7B-Instruct"), job(4, None, model="Qwen/Qwen2.5-7B-Instruct"),
+                  job(4, snapshot, model="x", model_type="qwen2")):
+        assert modelage.check_model_age(given, NO_MODELS) == []
+    assert modelage._history.cache_info().currsize == 0
+    # a name the snapshot lacks, or an older minor, still asks the history
+    assert modelage.check_model_age(job(4, snapshot, model="nobody/NotAModel-1B"), NO_MODELS) == []
+    assert modelage._history.cache_info().currsize == 1
+    modelage._history.cache_clear()
+    modelage.check_model_age(job(4, "4.2", model="Qwen/Qwen2.5-7B-Instruct"), NO_MODELS)
+    assert modelage._history.cache_info().currsize == 1

@@ -8,6 +8,7 @@ name the file a problem came from.
 from __future__ import annotations
 
 import os
+from functools import lru_cache
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,11 @@ def builtin_dir() -> Path:
     if packaged.is_dir():
         return packaged
     return Path(__file__).resolve().parents[2] / "configs"
+
+
+@lru_cache(maxsize=1)
+def _builtin_resolved() -> Path:
+    return builtin_dir().resolve()
 
 
 def builtin_names() -> list[str]:
@@ -235,10 +241,12 @@ def path_is_users(path: Path) -> bool:
     return not label(path).startswith("built-in ")
 
 
+@lru_cache(maxsize=256)
 def label(path: Path) -> str:
-    """How findings name a file: 'built-in zero2' rather than a site-packages path."""
+    """How findings name a file: 'built-in zero2' rather than a site-packages path. Cached: a
+    preset's chain asks for each file's label once per key (resolve() is a syscall per part)."""
     try:
-        rel = path.resolve().relative_to(builtin_dir().resolve())
+        rel = path.resolve().relative_to(_builtin_resolved())
     except ValueError:
         return str(path)
     return f"built-in {rel.with_suffix('').as_posix()}"

@@ -20,7 +20,6 @@ from lorakit import localpath
 from lorakit.checks.facts import Facts
 from lorakit.findings import ERROR, WARNING, Finding, about
 from lorakit.job import Job
-from lorakit.trainlog import read_json
 from lorakit.values import as_bool, as_finite_float, as_int, listed
 
 KEY = "args.resume_from_checkpoint"
@@ -43,6 +42,8 @@ def check_finished(job: Job, facts: Facts) -> list[Finding]:
         return []  # a new schedule on the saved weights: nothing is skipped (resume.py has #8383's case)
     cwd = os.getcwd()
     ckpt = Path(localpath.absolute(value, Path(cwd)))
+    from lorakit.trainlog import read_json  # only with a checkpoint to read (a dry-run's import cost)
+
     state = read_json(ckpt / "trainer_state.json") if ckpt.is_dir() else None
     if not isinstance(state, dict):
         return []  # missing or half-written: checks/paths.py and resume.py say so
