@@ -17,7 +17,8 @@ these steps from this snapshot without importing ms-swift.
 Keys: names (hub name -> model_type, the first match as ms-swift iterates), name_templates (hub
 name -> its group's template, where the group sets one), architectures (first architecture ->
 model types, in ms-swift's order; 'null' for none), model_types (model_type -> its own template
-and its candidate templates, in ms-swift's order), templates (every registered template).
+and its candidate templates, in ms-swift's order, and the packages ModelMeta.requires names, which
+ms-swift only warns about: checks/requires.py), templates (every registered template).
 """
 
 from __future__ import annotations
@@ -59,6 +60,8 @@ def snapshot() -> dict:
         if candidates is None:
             candidates = [meta.template] if meta.template else []
         types[model_type] = {"template": meta.template, "candidates": list(candidates)}
+        if getattr(meta, "requires", None):  # ModelMeta.check_requires warns when one is unmet
+            types[model_type]["requires"] = list(meta.requires)
     return {"swift_version": swift.__version__, "generated_by": "scripts/gen_swift_models.py",
             "names": dict(sorted(names.items())), "name_templates": dict(sorted(name_templates.items())),
             "architectures": dict(sorted(arch.items())), "model_types": dict(sorted(types.items())),

@@ -29,7 +29,8 @@ the ones whose absence is the mistake, or with the rows the thread shows (`{json
 `{json: [...]}`, `{text: ...}`), a checkpoint-N dir as ms-swift saves one (`lora-checkpoint:BASE`,
 `{lora-checkpoint: BASE, r: 32, target_modules: [...]}`, `full-checkpoint:FAMILY:MODEL_TYPE`); a port another job held on the user's machine
 (`busy_ports`) is listened on while lorakit runs, and the GPUs the user's machine has
-(`gpus_present`, when the thread says) are what a fake `nvidia-smi -L` on PATH lists.
+(`gpus_present`, when the thread says) are what a fake `nvidia-smi -L` on PATH lists, and the
+transformers it had (`transformers_present`) is a site-packages dir first on sys.path.
 
 - stopped: exit 2 with an error finding whose code is in `expected`.
 - fixed: not stopped, but lorakit launches it right anyway (`fixed_by`: a finding it reports
@@ -52,6 +53,7 @@ import re
 import shlex
 import socket
 import struct
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -459,6 +461,22 @@ def _serving_findings(code: int, stdout: str, stderr: str) -> list[dict]:
 
 
 def run_item(item: dict, root: Path) -> Outcome:
+    """With `transformers_present` (the thread's machine had that transformers), a site-packages
+    dir holding it is first on sys.path while lorakit runs (test_requires.fake_site)."""
+    version = item.get("transformers_present")
+    if not version:
+        return _run_item(item, root)
+    from test_requires import fake_site
+
+    site = str(fake_site(root / "_machine_site", str(version)))
+    sys.path.insert(0, site)
+    try:
+        return _run_item(item, root)
+    finally:
+        sys.path.remove(site)
+
+
+def _run_item(item: dict, root: Path) -> Outcome:
     launch = to_launch(item["command"], item.get("shell", "bash"), item.get("environ"))
     make_files(item.get("files"), root)
     flags = move_paths(launch.flags, root)

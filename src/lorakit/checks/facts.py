@@ -116,6 +116,19 @@ def gpu_count(environ: Mapping[str, str] | None = None) -> int | None:
     return sum(1 for line in done.stdout.splitlines() if line.startswith("GPU "))
 
 
+def package_version(name: str) -> str | None:
+    """An installed distribution's version (sitepackages: dist-info names, no import)."""
+    from lorakit import sitepackages  # only for a launch here with a model that names requirements
+
+    return sitepackages.dist_version(name)
+
+
+def transformers_knows(model_type: str) -> bool | None:
+    from lorakit import sitepackages
+
+    return sitepackages.transformers_knows(model_type)
+
+
 @dataclass
 class Facts:
     has_module: Callable[[str], bool] = _has_module
@@ -135,3 +148,5 @@ class Facts:
     gpu_count: Callable[[], int | None] = gpu_count
     hostname: Callable[[], str] = hostname
     own_address: Callable[[str], bool] = own_address
+    package_version: Callable[[str], "str | None"] = package_version
+    transformers_knows: Callable[[str], "bool | None"] = transformers_knows

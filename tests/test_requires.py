@@ -1,0 +1,157 @@
+"""ModelMeta.requires (the packages ms-swift registers a model with) against this machine's
+installed versions: checks/requires.py and sitepackages.py. The failure the error claims is shown
+on the real ms-swift in tests/test_real_requires.py."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import run_cli
+from lorakit import sitepackages
+from lorakit.checks.facts import Facts
+from lorakit.checks.requires import check_requires, parse, satisfied, version_key
+from lorakit.job import Job, Launch
+
+BERT = {"architectures": ["ModernBertForMaskedLM"], "model_type": "modernbert", "hidden_size": 64,
+        "num_hidden_layers": 2, "num_attention_heads": 4, "vocab_size": 100}
+
+
+def fake_site(root: Path, version: str, knows: tuple[str, ...] = ("bert", "qwen2", "llama")) -> Path:
+    """A site-packages dir as an older machine has it: transformers VERSION, whose Auto classes
+    know only `knows` (the 4.x table's shape: configuration_auto.py)."""
+    site = root / "site"
+    (site / f"transformers-{version}.dist-info").mkdir(parents=True)
+    (site / f"transformers-{version}.dist-info" / "METADATA").write_text(f"Name: transformers\nVersion: {version}\n")
+    auto = site / "transformers" / "models" / "auto"
+    auto.mkdir(parents=True)
+    rows = "".join(f'        ("{t}", "{t.title()}Config"),\n' for t in knows)
+    (auto / "configuration_auto.py").write_text(f"CONFIG_MAPPING_NAMES = OrderedDict(\n    [\n{rows}    ]\n)\n")
+    return site
+
+
+def model_dir(root: Path, config: dict, name: str = "ModernBERT-large") -> Path:
+    path = root / name
+    path.mkdir(parents=True)
+    (path / "config.json").write_text(json.dumps(config))
+    return path
+
+
+def job(model: str, major: int = 3, command: str = "sft", **args) -> Job:
+    return Job(command=command, launch=Launch(), args={"model": model, **args}, preset="p.yaml", swift_major=major)
+
+
+def facts(local: Path | None, versions: dict, knows=lambda t: False, here=True) -> Facts:
+    return Facts(find_model=lambda m: local, package_version=lambda n: versions.get(n), transformers_knows=knows,
+                 here=here)
+
+
+@pytest.mark.parametrize("text,key", [
+    ("4.48", (4, 48, 0, 0, 0, 0, 1)), ("4.47.1", (4, 47, 1, 0, 0, 0, 1)), ("5.0.0.dev0", (5, 0, 0, 0, 0, 0, 0)),
+    ("4.48rc1", (4, 48, 0, 0, 0, 0, 0)), ("2.13.0+cpu", (2, 13, 0, 0, 0, 0, 1)), ("3.3.0.post1", (3, 3, 0, 0, 0, 0, 1)),
+    ("banana", None), ("", None)])
+def test_version_key(text, key):
+    assert version_key(text) == key
+
+
+@pytest.mark.parametrize("spec,parsed", [
+    ("transformers>=4.48", ("transformers", [(">=", "4.48")])),
+    ("transformers>=4.45,<4.49", ("transformers", [(">=", "4.45"), ("<", "4.49")])),
+    ("decord", ("decord", [])), ("qwen_vl_utils>=0.0.6", ("qwen_vl_utils", [(">=", "0.0.6")])),
+    ("minicpmo-utils==1.0.6", ("minicpmo-utils", [("==", "1.0.6")])),
+    ("torch>=2.2.0; python_version>'3.8'", None), ("git+https://x/y", None)])
+def test_parse(spec, parsed):
+    assert parse(spec) == parsed
+
+
+@pytest.mark.parametrize("have,clauses,ok", [
+    ("4.47.1", [(">=", "4.48")], False), ("4.48.0", [(">=", "4.48")], True), ("4.49", [(">=", "4.45"), ("<", "4.49")], False),
+    ("4.57.6", [(">=", "5.0.0.dev0")], False), ("5.0.0", [(">=", "5.0.0.dev0")], True), ("5.19.0", [("<", "5")], False),
+    ("1.0.6", [("==", "1.0.6")], True), ("weird", [(">=", "1")], None)])
+def test_satisfied(have, clauses, ok):
+    assert satisfied(have, clauses) is ok
+
+
+def test_a_model_type_the_installed_transformers_lacks_below_ms_swifts_floor_is_an_error(tmp_path):
+    local = model_dir(tmp_path, BERT)
+    [found] = check_requires(job(str(local)), facts(local, {"transformers": "4.47.1"}))
+    assert (found.level, found.code, found.key) == ("error", "model.requires.transformers", "args.model")
+    assert found.message == (f"{local}'s config.json has model_type 'modernbert', which the installed transformers "
+                             "4.47.1 does not know, and ms-swift registers model_type modern_bert with "
+                             "'transformers>=4.48': loading the model fails (ms-swift says only \"Please install "
+                             "the package\")")
+    assert found.hint == "pip install 'transformers>=4.48' -U (ms-swift's own advice), in the environment `swift` runs from"
+
+
+def test_an_unmet_floor_for_a_model_transformers_knows_is_ms_swifts_warning(tmp_path):
+    local = model_dir(tmp_path, BERT)
+    [found] = check_requires(job(str(local)), facts(local, {"transformers": "4.47.1"}, knows=lambda t: True))
+    assert (found.level, found.code) == ("warning", "model.requires")
+    assert found.message == ("ms-swift registers model_type modern_bert with transformers>=4.48; this machine has "
+                             "transformers 4.47.1: ms-swift warns \"Please install the package\" after the download "
+                             "and loading or encoding may fail")
+    assert found.hint == "pip install 'transformers>=4.48' -U"
+
+
+def test_remote_code_and_an_upper_bound_are_never_the_error(tmp_path):
+    remote = model_dir(tmp_path, {**BERT, "auto_map": {"AutoConfig": "configuration_x.XConfig"}}, "remote/ModernBERT-base")
+    assert [f.level for f in check_requires(job(str(remote)), facts(remote, {"transformers": "4.47.1"}))] == ["warning"]
+    # chatglm3 needs transformers<4.42 (remote code of its own): a too-new transformers is ms-swift's warning
+    glm = model_dir(tmp_path, {"architectures": ["ChatGLMModel"], "model_type": "chatglm"}, "chatglm3-6b")
+    said = check_requires(job(str(glm), model_type="chatglm3"), facts(glm, {"transformers": "4.57.6"}))
+    assert [(f.level, f.code) for f in said] == [("warning", "model.requires")]
+
+
+def test_a_hub_model_is_judged_by_its_registered_name_and_missing_packages_are_named(tmp_path):
+    said = check_requires(job("Qwen/Qwen2-VL-7B-Instruct", major=4), facts(None, {"transformers": "5.19.0"}))
+    assert [f.message for f in said] == [
+        "ms-swift registers model_type qwen2_vl with qwen_vl_utils>=0.0.6, decord; this machine has no "
+        "qwen_vl_utils, no decord: ms-swift warns \"Please install the package\" after the download and loading "
+        "or encoding may fail"]
+    assert said[0].hint == "pip install 'qwen_vl_utils>=0.0.6' 'decord' -U"
+
+
+def test_nothing_for_another_machine_met_requirements_or_an_unknown_model(tmp_path):
+    local = model_dir(tmp_path, BERT)
+    assert check_requires(job(str(local)), facts(local, {"transformers": "4.47.1"}, here=False)) == []
+    assert check_requires(job(str(local)), facts(local, {"transformers": "4.48.0"})) == []
+    assert check_requires(job("someone/unregistered"), facts(None, {})) == []
+    assert check_requires(job(str(local), command="export"), facts(local, {"transformers": "4.48.0"})) == []
+
+
+def test_sitepackages_reads_the_first_dist_on_sys_path(tmp_path, monkeypatch):
+    site = fake_site(tmp_path, "4.47.1")
+    (site / "Qwen_VL.Utils-0.0.8.dist-info").mkdir()
+    monkeypatch.setattr(sys, "path", [str(site), *sys.path])
+    assert sitepackages.dist_version("transformers") == "4.47.1"
+    assert sitepackages.dist_version("qwen-vl-utils") == "0.0.8"
+    assert sitepackages.transformers_knows("qwen2") is True
+    assert sitepackages.transformers_knows("modernbert") is False
+    monkeypatch.setattr(sys, "path", [str(tmp_path / "nothing")])
+    assert sitepackages.dist_version("transformers") is None
+    assert sitepackages.transformers_knows("qwen2") is None
+
+
+def test_the_installed_transformers_is_read_as_it_is(tmp_path):
+    """This machine's own transformers (5.x keeps the table in auto_mappings.py)."""
+    assert sitepackages.dist_version("transformers") is not None
+    assert sitepackages.transformers_knows("qwen2") is True
+    assert sitepackages.transformers_knows("llama") is True
+    assert sitepackages.transformers_knows("lorakit_no_such_model") is False
+
+
+def test_cli_refuses_modernbert_on_an_older_transformers(tmp_path, monkeypatch):
+    """ms-swift #2799, as the thread's machine had it (transformers before 4.48)."""
+    local = model_dir(tmp_path, BERT)
+    monkeypatch.setattr(sys, "path", [str(fake_site(tmp_path, "4.47.1")), *sys.path])
+    monkeypatch.chdir(tmp_path)
+    said = run_cli(["validate", "-p", "single", "--swift-version", "3", "--", "--model", str(local)])
+    assert said.code == 2, said.stderr
+    assert (f"error[model.requires.transformers] args.model (-- extra flags): {local}'s config.json has model_type "
+            "'modernbert', which the installed transformers 4.47.1 does not know") in said.stderr
+    assert "  hint: pip install 'transformers>=4.48' -U (ms-swift's own advice)" in said.stderr
+    dry = run_cli(["train", "-p", "single", "--swift-version", "3", "--dry-run", "--", "--model", str(local)])
+    assert "model.requires" not in dry.stderr  # a dry-run may be for another machine
