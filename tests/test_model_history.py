@@ -164,3 +164,20 @@ def test_a_job_at_the_snapshot_minor_does_not_read_the_history():
     modelage._history.cache_clear()
     modelage.check_model_age(job(4, "4.2", model="Qwen/Qwen2.5-7B-Instruct"), NO_MODELS)
     assert modelage._history.cache_info().currsize == 1
+
+
+def test_an_architecture_ambiguous_only_in_later_minors_is_judged_by_the_targets(tmp_path):
+    """Qwen3VLForConditionalGeneration: qwen3_vl alone from 3.9, with qwen3_vl_emb and
+    qwen3_vl_reranker from 3.12; before 3.9 no model type has it (ms-swift refuses a multimodal
+    model without one). A 3.10 user's plain Qwen3-VL dir trains; 3.12.6 refuses it."""
+    local = tmp_path / "model"
+    local.mkdir()
+    (local / "config.json").write_text(json.dumps({"architectures": ["Qwen3VLForConditionalGeneration"],
+                                                   "model_type": "qwen3_vl", "vision_config": {}}))
+    here = Facts(find_model=lambda m: local)
+    said = {v: [(f.level, f.code) for f in check_model_type(job(3, v, model=str(local)), here)]
+            for v in ("3.8", "3.9", "3.11", "3.12.6", None)}
+    assert said == {"3.8": [("error", "model.type.unknown")], "3.9": [], "3.11": [],
+                    "3.12.6": [("error", "model.type.ambiguous")], None: [("error", "model.type.ambiguous")]}
+    [ambiguous] = check_model_type(job(3, "3.12", model=str(local)), here)
+    assert "matches qwen3_vl, qwen3_vl_emb, qwen3_vl_reranker" in ambiguous.message

@@ -230,6 +230,10 @@ def check_model_type(job: Job, facts: Facts) -> list[Finding]:
     template = user_template or from_args[1]
     if model_type is None:
         types = table["architectures"].get(arch, [])
+        if exact:
+            from lorakit.checks.modelage import architecture_types  # modelage imports this module
+
+            types = architecture_types(job, arch, types)
         said = "config.json names no architecture (ms-swift's 'null'), which" if arch == "null" else arch
         if len(types) > 1:
             picked_type, picked_template, picked = registry.pick(name, types)
