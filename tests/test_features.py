@@ -17,7 +17,7 @@ from lorakit.fixups import apply_fixups
 from lorakit.job import build_job
 
 CODES = ("args.packing.", "train.streaming.", "train.resume.", "rlhf.cached", "rlhf.gkd.", "args.quant_bits.",
-         "layout.zero3.bnb", "data.dataset_info.", "eval.save_steps_unaligned")
+         "layout.zero3.bnb", "data.dataset_info.", "eval.save_steps_unaligned", "eval.limit_keeps_best")
 
 
 def found(overrides: dict, *, major: int = 4, version: str | None = None, preset: str = "single"):
@@ -144,6 +144,31 @@ SPLIT = {"split_dataset_ratio": 0.01}
 ])
 def test_evaluations_with_no_checkpoint_are_a_warning(overrides, expected):
     assert found(overrides) == expected
+
+
+KEEPS_BEST = ("warning", "eval.limit_keeps_best", "save_total_limit 1 with evaluation keeps two checkpoints, not "
+              "one: ms-swift ranks them by eval loss and keeps the best besides the newest (three on disk while "
+              "the next one is written)")
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    ({**SPLIT, "save_total_limit": 1, "save_steps": 50, "eval_steps": 200}, [KEEPS_BEST]),  # ms-swift #6392
+    ({**SPLIT, "save_total_limit": "1"}, [KEEPS_BEST]),
+    ({**SPLIT, "save_total_limit": 1, "metric_for_best_model": "acc"}, [(*KEEPS_BEST[:2], KEEPS_BEST[2].replace(
+        "by eval loss", "by acc"))]),
+    ({**SPLIT, "save_total_limit": 2}, []),
+    ({"split_dataset_ratio": 0, "save_total_limit": 1}, []),  # no evaluation: no best
+    ({**SPLIT, "save_total_limit": 1, "eval_strategy": "no"}, []),
+    ({**SPLIT, "save_total_limit": 1, "eval_strategy": "NO"}, []),
+])
+def test_a_limit_of_one_with_evaluation_keeps_the_best_too(overrides, expected):
+    assert found(overrides) == expected
+
+
+def test_the_limit_of_one_becoming_two_is_ms_swifts_own_rotation():
+    assert "            save_total_limit = 2" in swift_source("trainers/mixin.py")
+    assert "            self.metric_for_best_model = 'rouge-l' if self.predict_with_generate else 'loss'" in \
+        swift_source("arguments/sft_args.py")
 
 
 def rlhf_found(overrides: dict, version: str | None = None):

@@ -166,4 +166,23 @@ def check_save_grid(job: Job, facts: Facts) -> list[Finding]:
                   f"save_steps: {eval_steps} keeps a checkpoint at every evaluation")]
 
 
-CHECKS = [check_eval_data, check_best_model, check_save_grid, check_learning_rate, check_length_and_steps]
+def check_limit_keeps_best(job: Job, facts: Facts) -> list[Finding]:
+    """With evaluation, ms-swift always names a metric for the best checkpoint (4.6.0
+    swift/arguments/sft_args.py:430-432, 3.12.6 swift/llm/argument/train_args.py:61-62: 'loss'),
+    and its rotation keeps that best one besides the newest when save_total_limit is 1 (4.6.0
+    swift/trainers/mixin.py:497-500, 3.12.6 :446-449): two checkpoints on disk, three while one is
+    being written. A disk sized for one fills up (ms-swift #6392: a 4B full fine-tune)."""
+    if job.command not in ("sft", "rlhf") or as_int(job.args.get("save_total_limit")) != 1:
+        return []
+    if as_bool(job.args.get("load_best_model_at_end", False)) is True:
+        return []  # check_best_model says what happens then
+    if not has_val_data(job) or _strategy(job, "eval_strategy", "steps").lower() == "no":
+        return []
+    return [about(job, WARNING, "eval.limit_keeps_best", "args.save_total_limit",
+                  "save_total_limit 1 with evaluation keeps two checkpoints, not one: ms-swift ranks them by "
+                  f"{job.args.get('metric_for_best_model') or 'eval loss'} and keeps the best besides the newest "
+                  "(three on disk while the next one is written)",
+                  "size the disk for 3 checkpoints, or save_total_limit: 2 to say so; eval_strategy: no keeps one")]
+
+
+CHECKS = [check_eval_data, check_best_model, check_save_grid, check_limit_keeps_best, check_learning_rate, check_length_and_steps]
