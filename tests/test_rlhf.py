@@ -137,6 +137,31 @@ def test_kto_labels_true_false_and_0_1_pass(tmp_path):
     assert errors(job("kto", f"dataset=[{data}]")) == []
 
 
+def kto_version(data: str, version: str):
+    j = sft_fixups(job_from_options(JobOptions("kto", sets=[f"dataset=[{data}]"], swift_version=version), env={}))
+    return [(f.level, f.code, f.message) for f in run_checks(j, Facts(here=False)) if f.code.startswith("rlhf.data.label")]
+
+
+@pytest.mark.parametrize("version, level", [("3.0.0", "error"), ("3.0.1", "error"), ("3.0", "warning"),
+                                            ("3.0.2", None), ("3.0.3", None), ("3.12", None), ("3", None), ("4", None)])
+def test_kto_0_1_labels_only_where_ms_swift_kept_them_as_written(tmp_path, version, level):
+    """ms-swift #2941: 3.0.0 and 3.0.1 (_kto_encode: encoded['label'] = label) fall a 0/1 label in
+    neither half of the trainer's `is True` / `is False` split; 3.0.2 reads bool(label)."""
+    data = rows(tmp_path / "k.jsonl", [chat(label=True), chat(label=0), chat(label=1)])
+    said = kto_version(data, version)
+    if level is None:
+        assert said == []
+        return
+    what = (f"{data}:2: label 0 is a number, not true/false: ms-swift 3.0.0 and 3.0.1 keep a KTO label as "
+            "written, and the KTO trainer's `label is True` / `is False` split puts a number in neither half "
+            "(\"element 0 of tensors does not require grad\"); 3.0.2 and later read bool(label)")
+    if level == "warning":
+        assert said == [("warning", "rlhf.data.label_number", what + "; --swift-version 3.0 does not say which patch")]
+    else:
+        assert said == [("error", "rlhf.data.label", what)]
+    assert kto_version(rows(tmp_path / "b.jsonl", [chat(label=True), chat(label=False)]), version) == []
+
+
 def test_kto_preset_validates_before_its_global_batch_is_derived(cli):
     result = cli(["validate", "-p", "kto"])
     assert result.code == 0, result.stderr
@@ -538,3 +563,28 @@ def test_a_failed_rlhf_run_is_told_rlhfs_resume_spelling(tmp_path):
     assert done.returncode == 3, done.stderr
     assert any(line.startswith("  lorakit rlhf --from ") and line.endswith(" --resume auto")
                for line in done.stderr.splitlines()), done.stderr
+
+
+@pytest.mark.network
+def test_kto_label_as_written_is_what_the_3_0_wheels_say():
+    """The rule's source, read from the published wheels (scripts/gen_swift_history.py's cache)."""
+    import importlib.util
+    import os
+    import zipfile
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "gen_swift_history.py"
+    spec = importlib.util.spec_from_file_location("gen_swift_history", script)
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    cache = Path(os.environ.get("LORAKIT_SWIFT_WHEELS") or Path.home() / ".cache" / "lorakit" / "swift-wheels")
+    said = {}
+    for version in ("3.0.0", "3.0.1", "3.0.2"):
+        try:
+            wheel = gen.wheel("ms-swift", version, cache, offline=False)
+        except gen.NoIndex as exc:
+            pytest.skip(f"no package index: {exc}")
+        text = zipfile.ZipFile(wheel).read("swift/llm/template/base.py").decode()
+        body = text[text.index("def _kto_encode"):].split("\n    def ", 1)[0]
+        said[version] = [line.strip() for line in body.splitlines() if "encoded['label']" in line]
+    assert said == {"3.0.0": ["encoded['label'] = label"], "3.0.1": ["encoded['label'] = label"],
+                    "3.0.2": ["encoded['label'] = bool(label)"]}

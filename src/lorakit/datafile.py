@@ -193,6 +193,8 @@ def _check_rows(rec: Recognition, objects: list[tuple[int, dict]], columns: Mapp
             label = row.get("label")
             if isinstance(label, bool) or (type(label) in (int, float) and label in (0, 1)):
                 rec.labelled_rows += 1
+                if not isinstance(label, bool) and rec.first_number_label is None:
+                    rec.first_number_label = (line, label)
             elif rec.first_bad_label is None:
                 rec.first_bad_label = (line, "no label" if label is None else f"label {label!r} is not true/false")
             note = datarows.template(messages) if messages else None

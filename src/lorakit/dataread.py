@@ -52,6 +52,9 @@ class Recognition:
     # sums train_dataset['label']): rows with one, and (line, what) of the first without one
     labelled_rows: int = 0
     first_bad_label: tuple[int, str] | None = None
+    # (line, label) of the first row labelled with a number (0/1), not a JSON boolean: only
+    # ms-swift 3.0.0 and 3.0.1 keep it as written (checks/rlhf.py)
+    first_number_label: tuple[int, object] | None = None
 
     @property
     def complete(self) -> bool:

@@ -98,7 +98,30 @@ def check_rows(job: Job, facts: Facts) -> list[Finding]:
                              f"{path}:{line}: rlhf_type kto reads a boolean label per row (desirable or not), "
                              f"and this row has {what}",
                              'add "label": true (a good answer) or "label": false (a bad one) to each row'))
+        if kind == "kto" and rec.first_number_label is not None:
+            out += _number_label(job, key, path, *rec.first_number_label)
     return out
+
+
+# ms-swift 3.0.0 and 3.0.1 keep a KTO label as written (swift/llm/template/base.py _kto_encode:
+# encoded['label'] = label); 3.0.2 and later bool() it. The KTO trainer splits a batch with
+# `label is True` / `is False`, so a 0/1 label falls in neither half there and the loss has no
+# graph: "element 0 of tensors does not require grad" (ms-swift #2941).
+_LABEL_AS_WRITTEN = ("3.0.0", "3.0.1")
+
+
+def _number_label(job: Job, key: str, path: str, line: int, label) -> list[Finding]:
+    version = job.swift_version or ""
+    if job.swift_major != 3 or not (version == "3.0" or version.startswith(_LABEL_AS_WRITTEN)):
+        return []
+    what = (f"{path}:{line}: label {label!r} is a number, not true/false: ms-swift 3.0.0 and 3.0.1 keep a KTO "
+            "label as written, and the KTO trainer's `label is True` / `is False` split puts a number in "
+            "neither half (\"element 0 of tensors does not require grad\"); 3.0.2 and later read bool(label)")
+    fix = 'write "label": true / "label": false (or use ms-swift 3.0.2 or later)'
+    if version == "3.0":  # the minor alone: which patch runs is not known
+        return [about(job, WARNING, "rlhf.data.label_number", f"args.{key}",
+                      what + "; --swift-version 3.0 does not say which patch", fix)]
+    return [about(job, ERROR, "rlhf.data.label", f"args.{key}", what, fix)]
 
 
 KTO_ONLY = ("desirable_weight", "undesirable_weight")  # read by rlhf_trainers/kto_trainer.py alone
