@@ -97,3 +97,32 @@ def test_launcher_owned_variables_never_reach_swift(tmp_path):
     pasted = subprocess.run(["bash", "-c", printed.stdout], env=fake_env(tmp_path, "bash.json", **stale), timeout=60)
     assert pasted.returncode == 0
     assert recorded(tmp_path / "bash.json") == recorded(tmp_path / "rec.json")
+
+
+def test_an_empty_device_list_is_a_cpu_run_not_a_bad_list(monkeypatch, tmp_path):
+    """`CUDA_VISIBLE_DEVICES= swift sft ...` hides every GPU: torch runs on the CPU. The launch
+    keeps the empty list (a child would otherwise see the machine's GPUs)."""
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    result = run_cli(["train", "-p", "single", "--dry-run"])
+    assert result.code == 0, result.stderr
+    assert result.stderr.splitlines()[0] == (
+        "lorakit: no GPU (CUDA_VISIBLE_DEVICES empty, from CUDA_VISIBLE_DEVICES in your environment: the CPU); "
+        "one process (no NPROC_PER_NODE); rendering for ms-swift 4.6.0 (installed here)")
+    assert ("info[layout.gpus.none] launch.gpus (CUDA_VISIBLE_DEVICES in your environment): CUDA_VISIBLE_DEVICES is "
+            "empty: no GPU is visible, so the run is on the CPU") in result.stderr.splitlines()
+    assert _launch_env(result.stdout) == ["CUDA_VISIBLE_DEVICES=''"]
+    monkeypatch.setenv("NPROC_PER_NODE", "2")
+    ranks = run_cli(["train", "-p", "single", "--dry-run", "--", "--use_cpu", "true"])
+    assert ranks.code == 0, ranks.stderr
+    assert _launch_env(ranks.stdout) == ["CUDA_VISIBLE_DEVICES=''", "NPROC_PER_NODE=2"]
+
+
+def test_a_rank_per_gpu_with_no_gpu_visible_is_refused(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    result = run_cli(["validate", "-p", "zero2"])
+    assert result.code == 2
+    lines = result.stderr.splitlines()
+    assert ("error[layout.nproc.needs_gpus] launch.nproc_per_node (built-in zero2): nproc_per_node 'auto' counts "
+            "GPUs, and CUDA_VISIBLE_DEVICES is empty: no GPU is visible") in lines
+    assert ("  hint: name the GPUs (CUDA_VISIBLE_DEVICES=0,1 or --gpus 0,1); for a CPU run, an integer "
+            "nproc_per_node with use_cpu: true") in lines

@@ -6,7 +6,7 @@ import json
 
 from lorakit.checks.facts import Facts
 from lorakit.values import as_bool, as_int
-from lorakit.findings import ERROR, WARNING, Finding, about
+from lorakit.findings import ERROR, INFO, WARNING, Finding, about
 from lorakit.job import Job, GPU_ID, PER_RANK
 
 DS_PRESETS = ("zero0", "zero1", "zero2", "zero3", "zero2_offload", "zero3_offload")
@@ -16,6 +16,9 @@ def check_gpus(job: Job, facts: Facts) -> list[Finding]:
     gpus = job.launch.gpus
     if gpus is None or job.launch.gpu_ids is not None:
         return []
+    if not gpus.strip():  # `CUDA_VISIBLE_DEVICES= swift sft ...`: CUDA sees no GPU, torch runs on the CPU
+        return [about(job, INFO, "layout.gpus.none", "launch.gpus",
+                      f"{job.launch.device_var} is empty: no GPU is visible, so the run is on the CPU")]
     ids = [g.strip() for g in gpus.split(",")]
     junk = [g for g in ids if not GPU_ID.match(g)]
     from_shell = job.launch.gpus_source.startswith("CUDA_VISIBLE_DEVICES")
@@ -51,6 +54,11 @@ def check_nproc(job: Job, facts: Facts) -> list[Finding]:
                         f"nproc_per_node must be at least 1, got {rule!r}")]
     ids = launch.gpu_ids
     if ids is None:
+        if explicit is None and launch.gpus is not None and not launch.gpus.strip():
+            return [about(job, ERROR, "layout.nproc.needs_gpus", key,
+                          f"nproc_per_node {rule!r} counts GPUs, and {launch.device_var} is empty: no GPU is visible",
+                          f"name the GPUs ({launch.device_var}=0,1 or --gpus 0,1); for a CPU run, an integer "
+                          "nproc_per_node with use_cpu: true")]
         if explicit is None and launch.gpus is None:
             return [about(job, ERROR, "layout.nproc.needs_gpus", key,
                             f"nproc_per_node {rule!r} counts GPUs, but no GPU list is set",

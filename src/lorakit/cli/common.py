@@ -283,9 +283,11 @@ def blocking(findings: list[Finding], strict: bool) -> bool:
 def layout_note(job: Job) -> str:
     launch = job.launch
     parts = []
-    if launch.gpus is not None and launch.gpu_ids is None:
+    if launch.gpus is not None and not launch.gpus.strip():
+        parts.append(f"no GPU ({launch.device_var} empty, from {launch.gpus_source}: the CPU)")
+    elif launch.gpus is not None and launch.gpu_ids is None:
         return f"GPU list {launch.gpus!r} from {launch.gpus_source} is not usable"
-    if launch.gpus is not None:
+    elif launch.gpus is not None:
         parts.append(f"GPUs {launch.gpus} from {launch.gpus_source}")
     if launch.nproc_per_node is not None:
         rule, source = launch.nproc_rule, launch.nproc_source
