@@ -80,7 +80,7 @@ def test_a_plugin_that_is_not_there_is_not_guessed_about(tmp_path):
 
 # --- columns -------------------------------------------------------------------------------------
 
-NO_SOLUTION = ("{path}: reward accuracy reads each row's 'solution' (the reference answer), and no row checked has "
+NO_SOLUTION = ("{path}: reward accuracy reads each row's 'solution' (the reference answer), and no row has "
                "one (columns: messages): GRPO stops at the first reward ('missing 1 required positional argument: "
                "'solution'')")
 
@@ -93,6 +93,18 @@ def test_accuracy_on_rows_without_a_solution_is_refused(tmp_path):
         "error", NO_SOLUTION.format(path=data),
         'add "solution": "..." to each row, next to "messages" (or map a column onto it with --columns), '
         "or drop accuracy")]
+
+
+def test_a_solution_only_past_the_rows_read_is_a_warning(tmp_path):
+    """lorakit reads a bounded prefix; a later row's solution makes the column exist (None in the
+    rows before), so only a file read to its end is certain."""
+    from lorakit.dataread import MAX_ROWS
+
+    data = rows(tmp_path / "train.jsonl", *([Q] * (MAX_ROWS + 5)), {**Q, "solution": "<answer>2</answer>"})
+    result = rlhf(tmp_path, "--dataset", "train.jsonl", "--reward_funcs", "accuracy")
+    [(level, message, _)] = codes(result, "rlhf.grpo.reward_column")
+    assert level == "warning"
+    assert message == NO_SOLUTION.format(path=data).replace("no row has", f"none of the first {MAX_ROWS} rows has")
 
 
 def test_rows_with_a_solution_or_a_mapping_onto_it_pass(tmp_path):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from lorakit import localpath
 from lorakit.checks.facts import Facts
-from lorakit.findings import ERROR, Finding, about
+from lorakit.findings import ERROR, WARNING, Finding, about
 from lorakit.job import Job
 from lorakit.values import did_you_mean, listed
 
@@ -127,12 +127,16 @@ def check_reward_columns(job: Job, facts: Facts) -> list[Finding]:
         rec = datafile.recognize(path, environ=facts.environ)
         if not rec.rows_checked:
             continue  # unreadable or empty: the data check says so
+        # every row read: no row has the column, certainly; only a prefix: a later row may have it,
+        # and then the column exists (None in the rows before), so it is a warning
+        every_row = rec.complete and rec.rows_checked >= (rec.total_rows or 0)
         for name, column in needed.items():
             if column in rec.keys or column in mapped:
                 continue
-            out.append(about(job, ERROR, "rlhf.grpo.reward_column", f"args.{key}",
-                             f"{path}: reward {name} reads each row's {column!r} (the reference answer), and no "
-                             f"row checked has one (columns: {', '.join(rec.keys) or 'none'}): GRPO stops at the "
+            checked = "no row" if every_row else f"none of the first {rec.rows_checked} rows"
+            out.append(about(job, ERROR if every_row else WARNING, "rlhf.grpo.reward_column", f"args.{key}",
+                             f"{path}: reward {name} reads each row's {column!r} (the reference answer), and "
+                             f"{checked} has one (columns: {', '.join(rec.keys) or 'none'}): GRPO stops at the "
                              f"first reward ('missing 1 required positional argument: {column!r}')",
                              f'add "{column}": "..." to each row, next to "messages" (or map a column onto it with '
                              f"--columns), or drop {name}"))
