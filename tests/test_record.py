@@ -275,13 +275,19 @@ def test_a_record_for_another_ms_swift_major_is_refused(tmp_path, cli, monkeypat
     path = write_record(tmp_path, major=3)
     monkeypatch.setattr(record, "swift_on_path", lambda *a: "/opt/s4/bin/swift")
     monkeypatch.setattr(record, "swift_version", lambda swift: "4.6.0" if swift == "/opt/s4/bin/swift" else "?")
-    result = cli(["train", "--from", str(path), "--dry-run"])
+    result = cli(["train", "--from", str(path)])
     # the record is fine, the installed ms-swift is not the one it needs: an environment problem
     assert (result.code, result.stdout, result.stderr) == (
         1, "", f"lorakit: error: --from {path}: the record was made for ms-swift 3.x; the `swift` on PATH "
                "(/opt/s4/bin/swift) runs ms-swift 4.6.0 (4.x)\n"
                "  hint: put an ms-swift 3.x `swift` first on PATH (or pip install 'ms-swift>=3,<4' in its "
                "environment), or copy the record's `preset:` section into a preset and render it for 4.x with -p\n")
+    # a dry-run prints the recorded 3.x command (for a machine that has 3.x), and says so
+    dry = cli(["train", "--from", str(path), "--dry-run"])
+    assert dry.code == 0, dry.stderr
+    assert "    --train_type lora \\" in dry.stdout.splitlines()
+    assert ("lorakit: the `swift` on PATH (/opt/s4/bin/swift) runs ms-swift 4.6.0; rendering the record for 3.x as "
+            "it ran (a launch here is refused)") in dry.stderr.splitlines()
     # the same major, or no ms-swift at all (a dry-run on a laptop): fine
     for installed in ("3.12.1", None):
         monkeypatch.setattr(record, "swift_version", lambda swift: installed)

@@ -145,13 +145,20 @@ def read(path: Path) -> dict[str, Any]:
     return data
 
 
-def _swift_major_here(path: Path, major: int) -> str | None:
+def _swift_major_here(path: Path, major: int, dry_run: bool = False) -> str | None:
     """The record renders for the ms-swift it ran on; the `swift` on PATH, which a relaunch
     runs, must be that major (3.x's train_type is 4.x's tuner_type). No `swift`, or one whose
-    version cannot be told: a dry-run is still fine. Returns the version found."""
+    version cannot be told: a dry-run is still fine, and so is a dry-run beside the other major
+    (it prints the recorded command, for wherever that major is). Returns the version found."""
     swift = written.swift_on_path()
     installed = written.swift_version(swift)
     head = (installed or "").split(".", 1)[0]
+    if head.isdigit() and int(head) != major and dry_run:
+        from lorakit import report
+
+        report.note(f"the `swift` on PATH ({swift}) runs ms-swift {installed}; rendering the record for "
+                    f"{major}.x as it ran (a launch here is refused)")
+        return None
     if head.isdigit() and int(head) != major:
         # the record is fine; the ms-swift installed here is not the one it needs: exit 1
         raise EnvironmentProblem(
@@ -163,12 +170,12 @@ def _swift_major_here(path: Path, major: int) -> str | None:
     return installed
 
 
-def replay_job(path: Path) -> tuple[Job, dict[str, Any]]:
+def replay_job(path: Path, *, dry_run: bool = False) -> tuple[Job, dict[str, Any]]:
     """The recorded job, rebuilt from its resolved preset. The shell's CUDA_VISIBLE_DEVICES does
     not count (env {}): the record's GPU list decides, as it did at launch."""
     record = read(path)
     major = record["swift_major"]
-    installed = _swift_major_here(path, major)
+    installed = _swift_major_here(path, major, dry_run)
     data = presets._normalised({k: v for k, v in record["preset"].items() if v is not None})
     who = f"record {path}"
     sources = {f"{section}.{key}": who for section in ("launch", "args", "env") for key in data.get(section) or {}}

@@ -114,14 +114,14 @@ def build(preset: str, shared: c.JobArgs, extra_flags: list[str], adapters: Opti
     return sft_fixups(job)
 
 
-def replayed(path: Path) -> tuple[Job, dict]:
+def replayed(path: Path, dry_run: bool = False) -> tuple[Job, dict]:
     """The job of an rlhf run record, as `train --from` replays an sft one (replay.replay_job):
     refused when its preset no longer renders the recorded command."""
     from lorakit import replay
     from lorakit.render import render
 
     path = replay.record_path(path)
-    job, data = replay.replay_job(path)
+    job, data = replay.replay_job(path, dry_run=dry_run)
     if job.command != "rlhf":
         raise LorakitError(f"--from {path}: the record is of a `swift {job.command}` run, not `swift rlhf`",
                            hint=f"replay it with lorakit {'train' if job.command == 'sft' else job.command} --from {path}")
@@ -159,7 +159,7 @@ def rlhf(
         if given:
             raise LorakitError(f"--from replays the recorded job as it is; it takes no {', '.join(given)}",
                                hint="drop those options, or copy the record's `preset:` section into a preset")
-        job, data = replayed(from_)
+        job, data = replayed(from_, dry_run)
     elif preset is None:
         raise LorakitError("give a preset (--preset/-p NAME or FILE) or an rlhf run record (--from FILE)",
                            hint="built-in: dpo, kto, orpo, simpo, grpo_colocate, grpo_server")
