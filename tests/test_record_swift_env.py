@@ -84,10 +84,17 @@ def test_a_3x_launch_records_the_3x_environment_and_relaunches_from_it(tmp_path)
 
     # the same record, with a `swift` of lorakit's own environment (4.x) first on PATH: refused
     swift4 = console_swift(tmp_path, sys.executable, "swift4-bin")
-    refused = lorakit(["train", "--from", str(out / "lorakit-run.yaml"), "--dry-run"],
-                      env_with(tmp_path, swift4, "never.json"))
+    refused = lorakit(["train", "--from", str(out / "lorakit-run.yaml")], env_with(tmp_path, swift4, "never.json"))
     assert (refused.returncode, refused.stdout) == (1, "")  # the environment's swift is the problem: exit 1
     assert refused.stderr == refusal(out / "lorakit-run.yaml", swift4 / "swift", metadata.version("ms-swift"))
+    assert not (tmp_path / "never.json").exists()
+    # a dry-run there prints the recorded 3.x command, and says what the swift on PATH is
+    dry = lorakit(["train", "--from", str(out / "lorakit-run.yaml"), "--dry-run", "--format", "json"],
+                  env_with(tmp_path, swift4, "never.json"))
+    assert dry.returncode == 0, dry.stderr
+    assert json.loads(dry.stdout)["argv"] == ["swift", *recorded(tmp_path / "first.json")[0]]
+    assert (f"lorakit: the `swift` on PATH ({swift4 / 'swift'}) runs ms-swift {metadata.version('ms-swift')}; "
+            "rendering the record for 3.x as it ran (a launch here is refused)") in dry.stderr.splitlines()
     assert not (tmp_path / "never.json").exists()
 
 
@@ -102,7 +109,7 @@ def test_a_swift_of_lorakits_own_environment_records_its_versions(tmp_path):
 
 
 def test_from_checks_the_real_swift_first_on_path(tmp_path):
-    """ms-swift's own console scripts, 3.x's and 4.x's (a dry-run: nothing is launched)."""
+    """ms-swift's own console scripts, 3.x's and 4.x's (the 4.x one refuses before any launch)."""
     python = swift3_python()
     out = tmp_path / "out"
     made = lorakit(["train", "-p", "zero2", "--swift-version", "3", "--output-dir", str(out)],
@@ -114,5 +121,5 @@ def test_from_checks_the_real_swift_first_on_path(tmp_path):
     accepted = lorakit(["train", "--from", str(path), "--dry-run", "--format", "json"], env_with(tmp_path, real3, "x"))
     assert accepted.returncode == 0, accepted.stderr
     assert json.loads(accepted.stdout)["argv"] == ["swift", *recorded(tmp_path / "rec.json")[0]]
-    refused = lorakit(["train", "--from", str(path), "--dry-run"], env_with(tmp_path, real4, "x"))
+    refused = lorakit(["train", "--from", str(path)], env_with(tmp_path, real4, "x"))
     assert (refused.returncode, refused.stderr) == (1, refusal(path, real4 / "swift", metadata.version("ms-swift")))
