@@ -261,3 +261,33 @@ def test_a_ctrl_c_inside_a_dataclass_being_made_is_still_a_quiet_130():
             "app.main([])\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert (done.returncode, done.stdout, done.stderr) == (130, "", "")
+
+
+# 6. The run record on a full disk: nothing was said to run, nothing is left behind.
+@pytest.mark.parametrize(("number", "hint"), [
+    (errno.ENOSPC, DISK.strip()),
+    (errno.EACCES, "hint: make the output dir writable, or choose another --output-dir")])
+def test_a_run_record_the_disk_refuses(tmp_path, monkeypatch, number, hint):
+    from pathlib import Path
+
+    from conftest import FAKES
+
+    real = Path.write_text
+
+    def refuse(self, *args, **kwargs):
+        if self.name.startswith(".lorakit-run"):
+            raise OSError(number, os.strerror(number))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", refuse)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PATH", f"{FAKES}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_SWIFT_RECORD", str(tmp_path / "ran.json"))
+    r = run_cli(["train", "-p", "single", "--output-dir", "out/deeper", "--no-progress"])
+    assert r.code == 1, r.stderr
+    lines = r.stderr.splitlines()
+    assert lines[-2:] == [f"lorakit: error: cannot write the run record {tmp_path}/out/deeper/lorakit-run.yaml: "
+                          f"{os.strerror(number)}", f"  {hint}"]
+    assert not any(line.startswith("lorakit: running ") for line in lines)
+    assert not (tmp_path / "ran.json").exists()  # ms-swift never started
+    assert not (tmp_path / "out").exists()  # the folders made for the record are gone again

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 # Exit-code contract (README): 2 = the user's mistake, 1 = the environment (ms-swift missing,
 # disk full), anything else is the child's own code.
 EXIT_USER = 2
@@ -26,3 +28,10 @@ class EnvironmentProblem(LorakitError):
 
     def __init__(self, message: str, *, hint: str | None = None):
         super().__init__(message, hint=hint, code=EXIT_ENV)
+
+
+# The disk refused the write, whatever the name: a full disk, an I/O error, a read-only mount or
+# a size limit is this machine's problem (exit 1); a missing folder or a refused permission is the
+# name the user chose (exit 2).
+DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EIO, errno.EROFS, errno.EDQUOT, errno.EFBIG})
+DISK_HINT = "the disk refused the write: free space there, check the mount (read-only? failing?), or write to another disk"

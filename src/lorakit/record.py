@@ -196,9 +196,27 @@ def dumps(record: Mapping[str, Any]) -> str:
     return head + yaml.safe_dump(dict(record), sort_keys=False, allow_unicode=True, width=1000)
 
 
+def unwritable_hint(exc: OSError) -> str:
+    """What to do about a write that failed: a full disk is not a permission."""
+    from lorakit.errors import DISK_ERRNOS, DISK_HINT
+
+    return DISK_HINT if exc.errno in DISK_ERRNOS else "make the output dir writable, or choose another --output-dir"
+
+
+def _made_dirs(folder: Path) -> list[Path]:
+    """The folders mkdir(parents=True) would create for `folder`, deepest first."""
+    made, at = [], folder
+    while not at.exists() and at != at.parent:
+        made.append(at)
+        at = at.parent
+    return made
+
+
 def write(path: Path, record: Mapping[str, Any]) -> Path:
-    """Atomically replace the previous launch's record (rename: no half-written file)."""
+    """Atomically replace the previous launch's record (rename: no half-written file). A failed
+    write leaves nothing behind: no temporary file, and no folder it made (still empty)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    made = _made_dirs(path.parent)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_text(dumps(record), encoding="utf-8")
@@ -206,8 +224,13 @@ def write(path: Path, record: Mapping[str, Any]) -> Path:
     except OSError as exc:
         if tmp.exists():
             tmp.unlink()
+        for folder in made:
+            try:
+                folder.rmdir()  # only if still empty: ms-swift or another run may have written there
+            except OSError:
+                break
         raise EnvironmentProblem(f"cannot write the run record {path}: {exc.strerror}",
-                                 hint="make the output dir writable, or choose another --output-dir") from None
+                                 hint=unwritable_hint(exc)) from None
     return path
 
 
@@ -228,7 +251,7 @@ def write_train_record(job: Job, command: Command, *, cwd: Path | None = None):
                               node_rank=as_int(job.launch.node_rank), time=data["time"], host=data["host"])
     except OSError as exc:
         raise EnvironmentProblem(f"cannot write the run record under {folder}: {exc.strerror}",
-                                 hint="make the output dir writable, or choose another --output-dir") from None
+                                 hint=unwritable_hint(exc)) from None
 
 
 def write_merge_record(merged_dir: Path, job: Job, command: Command, *, cwd: Path | None = None) -> Path:

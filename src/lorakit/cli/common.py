@@ -302,10 +302,7 @@ def layout_note(job: Job) -> str:
     return "; ".join(parts + [f"rendering for {job.swift_source}"])
 
 
-# The disk refused the write, whatever the name: a full disk, an I/O error, a read-only mount or
-# a size limit is this machine's problem (exit 1); a missing folder or a refused permission is the
-# name the user chose (exit 2).
-DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EIO, errno.EROFS, errno.EDQUOT, errno.EFBIG})
+from lorakit.errors import DISK_ERRNOS, DISK_HINT  # noqa: E402  (cli/app.py imports them from here)
 
 
 def write_failed(what: str, exc: OSError, hint: str) -> LorakitError:
@@ -313,8 +310,7 @@ def write_failed(what: str, exc: OSError, hint: str) -> LorakitError:
     code = errno.errorcode.get(exc.errno or 0)
     said = f"{what}: {exc.strerror or exc}" + (f" ({code})" if code else "")
     if exc.errno in DISK_ERRNOS:
-        return EnvironmentProblem(said, hint="the disk refused the write: free space there, check the mount "
-                                             "(read-only? failing?), or write to another disk")
+        return EnvironmentProblem(said, hint=DISK_HINT)
     return LorakitError(said, hint=hint)
 
 

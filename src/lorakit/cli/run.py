@@ -87,11 +87,11 @@ def execute(command: Command, *, grace: float,
     version = record.swift_version(swift)
     check_swift_matches(swift, version, major)
     watch = Watch(log=log, show=show_progress, label=" ".join(command.argv[:2]))
+    if before_start is not None:  # the run record: if it cannot be written, nothing was said to run
+        before_start()
     report.note(f"running {swift} (ms-swift {version or 'version unknown'})")
     for name in command.unset:
         report.note(f"unset {name} from your environment: this job does not set it")
-    if before_start is not None:
-        before_start()
     with watch:
         rc = launch.run(command.argv, watch.child_env(env), grace=grace, output=watch.output, caught=caught)
     rc = watch.report(rc)
