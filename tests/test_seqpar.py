@@ -126,3 +126,25 @@ def test_unset_max_length_on_a_long_context_model_warns(tmp_path):
 def test_a_set_max_length_or_a_short_model_passes(tmp_path):
     assert _unset(tmp_path, {**LLAMA31_8B, "max_position_embeddings": 131072}, max_length=4096) == []
     assert _unset(tmp_path, {**LLAMA31_8B, "max_position_embeddings": 8192}) == []
+
+
+@pytest.mark.parametrize("gpus, size, said", [
+    ("0,1,2,3,4,5,6,7", "3", "sequence_parallel_size 3 does not divide the 8 ranks: ms-swift's device mesh is 2 "
+     "group(s) of 3 = 6 ranks, and rank(s) 6-7 are in none"),
+    ("0,1", "4", "sequence_parallel_size 4 with 2 rank(s): ms-swift's device mesh would have 2 // 4 = 0 "
+     "data-parallel groups"),
+    ("0,1,2,3", "4", None), ("0,1,2,3,4,5,6,7", "2", None), ("0,1", "1", None)])
+def test_sequence_parallel_groups_must_tile_the_ranks(gpus, size, said):
+    result = run_cli(["validate", "-p", "ddp", "--gpus", gpus, "--", "--sequence_parallel_size", size])
+    found = [line for line in result.stderr.splitlines() if "layout.sequence_parallel.world" in line]
+    if said is None:
+        assert found == []
+        return
+    assert found == [f"warning[layout.sequence_parallel.world] args.sequence_parallel_size (-- extra flags): {said}"]
+    assert result.code == 0, result.stderr
+
+
+def test_the_mesh_arithmetic_is_ms_swifts():
+    source = "\n".join(swift_source("sequence_parallel/sequence_parallel.py"))
+    assert "self.dp_world_size = world_size // self.world_size" in source
+    assert "mesh_shape = (self.dp_world_size, self.sp_world_size)" in source

@@ -20,7 +20,7 @@ import math
 from lorakit import modelconfig
 from lorakit.checks.facts import Facts
 from lorakit.errors import LorakitError
-from lorakit.findings import ERROR, Finding, about
+from lorakit.findings import ERROR, WARNING, Finding, about
 from lorakit.job import Job
 from lorakit.values import as_bool, as_int
 
@@ -99,4 +99,29 @@ def check_heads(job: Job, facts: Facts) -> list[Finding]:
                   f"set padding_free: true (with a flash attn_impl), or a size that divides {count}: {fits}")]
 
 
-CHECKS = [check_heads]
+def check_world(job: Job, facts: Facts) -> list[Finding]:
+    """The sequence-parallel groups have to tile the ranks: ms-swift's mesh is (world // size) data
+    groups of `size` ranks (4.6.0 swift/sequence_parallel/sequence_parallel.py:655-669
+    _init_device_mesh), so ranks past a multiple of the size are in no group, and a size above the
+    world leaves no data group at all. ms-swift checks neither; what torch does next is not its
+    message, so this is a warning with the arithmetic."""
+    size = as_int(job.args.get("sequence_parallel_size"))
+    if size is None or size < 2 or job.command not in ("sft", "rlhf", "pt"):
+        return []
+    world = job.world_size
+    if world % size == 0:
+        return []
+    key = "args.sequence_parallel_size"
+    fits = ", ".join(str(d) for d in divisors(world)) or "1"
+    if size > world:
+        what = (f"sequence_parallel_size {size} with {world} rank(s): ms-swift's device mesh would have "
+                f"{world} // {size} = 0 data-parallel groups")
+    else:
+        groups = world // size
+        what = (f"sequence_parallel_size {size} does not divide the {world} ranks: ms-swift's device mesh is "
+                f"{groups} group(s) of {size} = {groups * size} ranks, and rank(s) {groups * size}-{world - 1} are in none")
+    return [about(job, WARNING, "layout.sequence_parallel.world", key, what,
+                  f"a size that divides the {world} rank(s): {fits} (or more ranks: nproc_per_node x nnodes)")]
+
+
+CHECKS = [check_heads, check_world]
