@@ -229,3 +229,13 @@ def test_deploy_port_and_host_twice_are_refused(here, args, said):
     result = run_cli(["deploy", "--model", "Qwen/Qwen3-8B", *args])
     assert result.code == 2, result.stdout + result.stderr
     assert said in result.stderr
+
+
+def test_a_comma_in_a_text_value_is_part_of_it(here):
+    """Only the list flags lorakit splits (target_modules, modules_to_save) compare item by item:
+    a system prompt 'a, b' is not 'a,b'."""
+    result = run_cli(["validate", "-p", "single", "--set", "system=a, b", "--", "--system", "a,b"])
+    assert result.code == 2, result.stderr
+    assert ("error[flags.twice] args.system (-- extra flags): system is set twice on the command line, to different "
+            "values: --set system=a, b and -- --system a,b") in result.stderr.splitlines()
+    _no_twice(["validate", "-p", "single", "--set", "system=a,b", "--", "--system", "a,b"])

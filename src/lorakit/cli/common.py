@@ -173,15 +173,15 @@ def _shown(value: Any) -> str:
     return " ".join(_token(v) for v in value) if isinstance(value, (list, tuple)) else _token(value)
 
 
-def _items(value: Any) -> list[str]:
-    """A value as ms-swift's argparse would get its tokens: a list, or a comma string lorakit
-    splits for a list flag (fixups), each stripped."""
+def _items(value: Any, split: bool = True) -> list[str]:
+    """A value as ms-swift's argparse would get its tokens: a list, or (split) a comma string
+    lorakit splits for a list flag (job.SPLIT_LIST_KEYS), each stripped."""
     values = value if isinstance(value, (list, tuple)) else [value]
     out = []
     for v in values:
         text = _shown(v)
-        out += [part.strip() for part in text.split(",")] if "," in text and not text.lstrip().startswith("{") \
-            else [text.strip()]
+        out += [part.strip() for part in text.split(",")] if split and "," in text \
+            and not text.lstrip().startswith("{") else [text.strip()]
     return [o for o in out if o]
 
 
@@ -203,8 +203,13 @@ def _one_reading(text: str) -> Any:
     return localpath.absolute(text) if localpath.looks_local(text) else text
 
 
-def same_value(a: Any, b: Any) -> bool:
-    left, right = _items(a), _items(b)
+def same_value(a: Any, b: Any, key: str) -> bool:
+    """Whether two spellings give argparse the same value. Only a list flag lorakit splits
+    (job.SPLIT_LIST_KEYS) is compared item by item: `system "a, b"` and `"a,b"` differ."""
+    from lorakit.job import SPLIT_LIST_KEYS
+
+    split = key.removeprefix("args.") in SPLIT_LIST_KEYS
+    left, right = _items(a, split), _items(b, split)
     if left == right:
         return True
     if len(left) != len(right):
@@ -235,7 +240,7 @@ def given_twice(opts: JobOptions, extra: Sequence[tuple[str, Any, str]] = (), ma
     first: dict[str, tuple[Any, str]] = {}
     out = []
     for key, value, who, spelled in written:
-        if key in first and not same_value(first[key][0], value):
+        if key in first and not same_value(first[key][0], value, key):
             name, shown = key.removeprefix("args."), key
             if major is not None and key.startswith("args."):  # the target's own spelling (train_type on 3.x)
                 from lorakit.names import spelled_for
