@@ -198,6 +198,8 @@ def _check_rows(rec: Recognition, objects: list[tuple[int, dict]], columns: Mapp
             elif rec.first_bad_label is None:
                 rec.first_bad_label = (line, "no label" if label is None else f"label {label!r} is not true/false")
             note = datarows.template(messages) if messages else None
+            if row.get("images"):
+                rec.image_rows += 1
             datarows.media(row, cwd, root, data_dir, origin)
         except Drop as drop:
             rec.add(Problem(ERROR, drop.code, line, drop.message, drop.hint))

@@ -55,6 +55,7 @@ class Recognition:
     # (line, label) of the first row labelled with a number (0/1), not a JSON boolean: only
     # ms-swift 3.0.0 and 3.0.1 keep it as written (checks/rlhf.py)
     first_number_label: tuple[int, object] | None = None
+    image_rows: int = 0  # checked rows with an image (checks/pixels.py)
 
     @property
     def complete(self) -> bool:

@@ -1,0 +1,105 @@
+"""A Qwen-VL model with images and no cap on their resolution (checks/pixels.py, ms-swift #2854)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import run_cli, swift_source
+
+ROW = {"messages": [{"role": "user", "content": "<image>What is it?"}, {"role": "assistant", "content": "a cat"}]}
+
+
+def setup(root: Path, model_type: str = "qwen2_vl", images: bool = True, name: str = "Qwen2-VL-2B-Instruct") -> None:
+    model = root / name
+    model.mkdir()
+    arch = {"qwen2_vl": "Qwen2VLForConditionalGeneration", "qwen2_5_vl": "Qwen2_5_VLForConditionalGeneration",
+            "llava": "LlavaForConditionalGeneration"}[model_type]
+    (model / "config.json").write_text(json.dumps({"architectures": [arch], "model_type": model_type,
+                                                   "vision_config": {}}))
+    (root / "a.png").write_bytes(b"\x89PNG")
+    row = {**ROW, "images": ["a.png"]} if images else {"messages": [{"role": "user", "content": "hi"},
+                                                                      {"role": "assistant", "content": "hello"}]}
+    (root / "d.jsonl").write_text(json.dumps(row) + "\n")
+
+
+def said(*extra: str, env: dict | None = None, name: str = "Qwen2-VL-2B-Instruct") -> list[str]:
+    result = run_cli(["validate", "-p", "single", "--", "--model", name, "--dataset", "d.jsonl", "--split_dataset_ratio", "0",
+                      *extra], env=env)
+    assert result.code == 0, result.stderr
+    return [line for line in result.stderr.splitlines() if "data.images.max_pixels" in line]
+
+
+def test_images_for_qwen_vl_without_a_cap_are_a_warning(tmp_path, monkeypatch):
+    setup(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MAX_PIXELS", raising=False)
+    monkeypatch.delenv("IMAGE_MAX_TOKEN_NUM", raising=False)
+    assert said() == [
+        f"warning[data.images.max_pixels] env.MAX_PIXELS: {tmp_path}/d.jsonl has images for a Qwen-VL model and "
+        "nothing caps their resolution (no MAX_PIXELS, IMAGE_MAX_TOKEN_NUM or max_pixels): each image becomes up to "
+        "16384 visual tokens (qwen_vl_utils' default), and the step that meets a large one can run out of memory"]
+
+
+@pytest.mark.parametrize("extra, env", [
+    (("--max_pixels", "1003520"), None), ((), {"MAX_PIXELS": "1003520"}), ((), {"IMAGE_MAX_TOKEN_NUM": "1280"})])
+def test_any_cap_silences_it(tmp_path, monkeypatch, extra, env):
+    setup(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MAX_PIXELS", raising=False)
+    monkeypatch.delenv("IMAGE_MAX_TOKEN_NUM", raising=False)
+    assert said(*extra, env=env) == []
+
+
+def test_the_presets_env_section_is_a_cap(tmp_path, monkeypatch):
+    setup(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MAX_PIXELS", raising=False)
+    (tmp_path / "vl.yaml").write_text("extends: single\nenv:\n  MAX_PIXELS: '1003520'\n")
+    result = run_cli(["validate", "-p", "vl.yaml", "--", "--model", "Qwen2-VL-2B-Instruct", "--dataset", "d.jsonl"])
+    assert "data.images.max_pixels" not in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("model_type, images, name", [("llava", True, "llava-1.5-7b-hf"), ("qwen2_vl", False, "Qwen2-VL-2B-Instruct")])
+def test_other_models_and_text_rows_are_not_its_business(tmp_path, monkeypatch, model_type, images, name):
+    """A dir named like a registered model is that model (ms-swift matches the name first)."""
+    setup(tmp_path, model_type, images, name)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MAX_PIXELS", raising=False)
+    monkeypatch.delenv("IMAGE_MAX_TOKEN_NUM", raising=False)
+    assert said(name=name) == []
+
+
+def test_a_qwen_vl_dir_by_its_config_alone(tmp_path, monkeypatch):
+    setup(tmp_path, "qwen2_5_vl", True, "my-vl")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MAX_PIXELS", raising=False)
+    monkeypatch.delenv("IMAGE_MAX_TOKEN_NUM", raising=False)
+    assert len(said("--template", "qwen2_5_vl", name="my-vl")) == 1
+
+
+def test_ms_swift_reads_the_cap_from_the_environment():
+    source = "\n".join(swift_source("model/models/qwen.py"))
+    assert "def patch_qwen_vl_utils(vision_process):" in source
+    assert "        'MAX_PIXELS': 'IMAGE_MAX_TOKEN_NUM'," in source
+
+
+def test_infer_on_an_adapter_of_a_qwen_vl_base(tmp_path, monkeypatch):
+    """ms-swift #2854: `swift infer --ckpt_dir ...checkpoint-3000 --val_dataset images/test.json`,
+    the base model named only in the checkpoint's args.json."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MAX_PIXELS", raising=False)
+    monkeypatch.delenv("IMAGE_MAX_TOKEN_NUM", raising=False)
+    from test_corpus import make_checkpoint  # a checkpoint-N as ms-swift saves one
+
+    ckpt = tmp_path / "output" / "v1" / "checkpoint-3000"
+    make_checkpoint(ckpt, "lora-checkpoint:Qwen/Qwen2-VL-7B-Instruct", tmp_path)
+    (tmp_path / "a.png").write_bytes(b"\x89PNG")
+    (tmp_path / "test.json").write_text(json.dumps([{**ROW, "images": ["a.png"]}]))
+    result = run_cli(["infer", "--adapters", str(ckpt), "--swift-version", "3.0", "--dry-run", "--",
+                      "--val_dataset", "test.json"])
+    assert result.code == 0, result.stderr
+    assert [line.split(":")[0] for line in result.stderr.splitlines() if "max_pixels" in line] == [
+        "warning[data.images.max_pixels] env.MAX_PIXELS"]
