@@ -203,11 +203,30 @@ def test_an_expansion_lorakit_does_not_evaluate_is_not_called_a_command():
      "lorakit import reads only `swift sft` commands, so this one is not imported"),
     ('bash -c "cd /work && /venv/bin/swift rlhf --rlhf_type dpo"\n', "script.swift_in_string",
      "line 1: swift rlhf inside bash -c '…' is not imported: it is a string that bash reads only when it runs it"),
-], ids=["python-m", "torchrun-file", "bash-c"])
+    ("CUDA_VISIBLE_DEVICES=0,1 \\\nNPROC_PER_NODE=2 \\\npython3 -m swift.cli.rlhf --rlhf_type dpo --model m\n",
+     "script.swift_module", "line 1: python3 … swift.cli.rlhf runs ms-swift's rlhf without the `swift` launcher: lorakit "
+     "import reads only `swift rlhf` commands, so this one is not imported; NPROC_PER_NODE=2 does nothing there (only "
+     "the `swift` launcher, swift/cli/main.py, turns it into torchrun), so it runs as one process"),
+    ("export NPROC_PER_NODE=8\npython -m swift.cli.sft --model m\n", "script.swift_module",
+     "line 2: python … swift.cli.sft runs ms-swift's sft without the `swift` launcher: lorakit import reads only "
+     "`swift sft` commands, so this one is not imported; NPROC_PER_NODE=8 does nothing there (only the `swift` "
+     "launcher, swift/cli/main.py, turns it into torchrun), so it runs as one process"),
+    ("NPROC_PER_NODE=1 python -m swift.cli.sft --model m\n", "script.swift_module",
+     "line 1: python … swift.cli.sft runs ms-swift's sft without the `swift` launcher: lorakit import reads only "
+     "`swift sft` commands, so this one is not imported"),
+], ids=["python-m", "torchrun-file", "bash-c", "python-m-nproc-4275", "python-m-exported-nproc", "python-m-nproc-1"])
 def test_a_swift_command_lorakit_does_not_read_is_said(text, code, message):
     read = read_script(text)
     assert read.calls == []
     assert [(f.code, f.message) for f in read.findings] == [(code, message)]
+
+
+def test_only_the_swift_launcher_reads_nproc_per_node(tmp_path):
+    from conftest import swift_source
+
+    main = "\n".join(swift_source("cli/main.py"))
+    assert "    nproc_per_node = os.getenv('NPROC_PER_NODE')" in main
+    assert "NPROC_PER_NODE" not in "\n".join(swift_source("cli/sft.py") + swift_source("cli/rlhf.py"))
 
 
 def test_export_n_takes_a_variable_out_of_the_environment():

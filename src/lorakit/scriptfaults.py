@@ -228,18 +228,23 @@ _MODULE = re.compile(r"swift[./]cli[./](%s)(?:\.py)?$" % "|".join(SWIFT_COMMANDS
 _INNER = re.compile(r"(?:^|[\s;&|('\"])(?:[^\s'\"]*/)?swift\s+(%s)\b" % "|".join(SWIFT_COMMANDS))
 
 
-def not_read(words: list[str], line: int, name: str) -> list[Finding]:
+def not_read(words: list[str], line: int, name: str, nproc: str | None = None) -> list[Finding]:
     """A swift command lorakit does not read, said so that "no swift command" is never the whole
     story: `python -m swift.cli.sft` / `torchrun swift/cli/sft.py` (ms-swift's entry module run
     without the `swift` launcher, swift/cli/main.py, which is what reads NPROC_PER_NODE) and
     `bash -c "swift sft …"` (a string bash parses only when it runs it)."""
     module = next((_MODULE.search(w) for w in words[1:] if _MODULE.search(w)), None)
     if module and words[0].rsplit("/", 1)[-1].startswith(("python", "torchrun")):
+        # only the `swift` launcher turns NPROC_PER_NODE into torchrun: `python -m` is one process (#4275)
+        ignored = (f"; NPROC_PER_NODE={nproc} does nothing there (only the `swift` launcher, swift/cli/main.py, "
+                   "turns it into torchrun), so it runs as one process")
+        ignored = ignored if nproc and nproc.strip() not in ("", "1") and words[0].rsplit("/", 1)[-1].startswith(
+            "python") else ""
         return [Finding(
             WARNING, "script.swift_module",
             f"line {line}: {words[0].rsplit('/', 1)[-1]} … {module.group(0)} runs ms-swift's {module.group(1)} "
             f"without the `swift` launcher: lorakit import reads only `swift {module.group(1)}` commands, "
-            "so this one is not imported", file=name,
+            f"so this one is not imported{ignored}", file=name,
             hint=f"write it as `swift {module.group(1)} …` (the same flags) and import again")]
     if words[0].rsplit("/", 1)[-1] in ("bash", "sh", "zsh") and "-c" in words[1:-1]:
         inner = _INNER.search(words[words.index("-c") + 1])

@@ -300,7 +300,10 @@ def _run(shell: _Shell, simple: Simple, number: int) -> SwiftCall | None:
     if len(words) < 2 or shell.raw(*words[0][1:]).rsplit("/", 1)[-1] != "swift":
         from lorakit.scriptfaults import not_read
 
-        shell.findings += not_read([shell.raw(*w[1:]) for w in words], line_of(text, simple.start), shell.name)
+        nproc = next((raw.split("=", 1)[1] for raw, _, _ in prefix_raw if raw.startswith("NPROC_PER_NODE=")),
+                     shell.values.get("NPROC_PER_NODE") if "NPROC_PER_NODE" in shell.exported else None)
+        shell.findings += not_read([shell.raw(*w[1:]) for w in words], line_of(text, simple.start), shell.name,
+                                   nproc)
         return None
     command = "".join(shell.word(*words[1][1:]))
     if command not in SWIFT_COMMANDS:
