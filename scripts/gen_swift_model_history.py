@@ -147,6 +147,10 @@ def history(cache: Path) -> dict:
         archs: dict[str, list[str]] = {}
         name_type: dict[str, str] = {}
         type_archs: dict[str, list[str]] = {}
+        # (type, architecture) -> minors: a type lists an architecture only from some minor on
+        # (deepseek_r1_distill took Qwen3ForCausalLM after 3.4), so "which types has this
+        # architecture in minor M" needs the pair's own span
+        pair_spans: dict[str, dict[str, list[str]]] = {}
         for version in versions:
             minor = ".".join(version.split(".")[:2])
             reg = registry(wheel(cache, version), major)
@@ -158,9 +162,11 @@ def history(cache: Path) -> dict:
                     name_type[name] = model_type  # the newest minor's model type for that name
                 for arch in sorted(entry["architectures"]):
                     _span(archs, arch, minor)
+                    _span(pair_spans.setdefault(model_type, {}), arch, minor)
         out[str(major)] = {"versions": versions, "model_types": types, "names": names,
                            "name_types": dict(sorted(name_type.items())), "architectures": archs,
-                           "type_architectures": dict(sorted(type_archs.items()))}
+                           "type_architectures": dict(sorted(type_archs.items())),
+                           "type_architecture_spans": {t: dict(sorted(a.items())) for t, a in sorted(pair_spans.items())}}
     return out
 
 

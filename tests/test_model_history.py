@@ -181,3 +181,19 @@ def test_an_architecture_ambiguous_only_in_later_minors_is_judged_by_the_targets
                     "3.12.6": [("error", "model.type.ambiguous")], None: [("error", "model.type.ambiguous")]}
     [ambiguous] = check_model_type(job(3, "3.12", model=str(local)), here)
     assert "matches qwen3_vl, qwen3_vl_emb, qwen3_vl_reranker" in ambiguous.message
+
+
+def test_a_type_counts_for_an_architecture_only_in_the_minors_it_listed_it(tmp_path):
+    """deepseek_r1_distill listed Qwen3ForCausalLM only from 3.5 (3.3.1's deepseek.py has Qwen2 and
+    Llama): a plain Qwen3 dir is qwen3 alone on 3.4 and ambiguous from 3.5 (a hostile review)."""
+    spans = HISTORY["3"]["type_architecture_spans"]
+    assert spans["deepseek_r1_distill"]["Qwen3ForCausalLM"][0] == "3.5"
+    local = tmp_path / "myqwen"
+    local.mkdir()
+    (local / "config.json").write_text(json.dumps({"architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3",
+                                                   "num_attention_heads": 32, "num_key_value_heads": 8}))
+    here = Facts(find_model=lambda m: local)
+    said = {v: [f.code for f in check_model_type(job(3, v, model=str(local)), here) if f.level == "error"]
+            for v in ("3.4", "3.5", "3.12")}
+    assert said == {"3.4": [], "3.5": ["model.type.ambiguous"], "3.12": ["model.type.ambiguous"]}
+    assert modelage.architecture_types(job(3, "3.4"), "Qwen3ForCausalLM", ["qwen3", "deepseek_r1_distill"]) == ["qwen3"]

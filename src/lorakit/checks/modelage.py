@@ -87,9 +87,10 @@ def present_type(job: Job, model_type: str) -> bool:
 
 def architecture_types(job: Job, arch: str, snapshot_types: list[str]) -> list[str]:
     """The model types the target minor maps `arch` to: the snapshot's own list (ms-swift's
-    order) when the target is the snapshot's minor; for an older minor, the ones that minor has,
-    plus any it has that later minors dropped. Qwen3VLForConditionalGeneration is qwen3_vl alone
-    on 3.9-3.11 and ambiguous only from 3.12 (qwen3_vl_emb, qwen3_vl_reranker)."""
+    order) when the target is the snapshot's minor; for an older minor, the types that listed the
+    architecture in that minor (the history's per-pair spans: deepseek_r1_distill took
+    Qwen3ForCausalLM only in 3.5), plus any later minors dropped. Qwen3VLForConditionalGeneration
+    is qwen3_vl alone on 3.9-3.11 and ambiguous only from 3.12 (qwen3_vl_emb, qwen3_vl_reranker)."""
     major = job.swift_major
     minor = flaghistory.target_minor(major, job.swift_version)
     if minor is None or str(major) not in _history():
@@ -97,10 +98,13 @@ def architecture_types(job: Job, arch: str, snapshot_types: list[str]) -> list[s
     table, order = _history()[str(major)], _order(major)
     if minor not in order:
         return snapshot_types
-    lives = [t for t in snapshot_types if _lives(table["model_types"].get(t), minor, order)]
-    gone = [t for t, archs in table["type_architectures"].items()
-            if arch in archs and t not in snapshot_types and _lives(table["model_types"].get(t), minor, order)]
-    return lives + gone
+    spans = table.get("type_architecture_spans") or {}
+
+    def has(model_type: str) -> bool:  # the type lists the architecture in the target minor
+        return _lives((spans.get(model_type) or {}).get(arch), minor, order)
+
+    lives = [t for t in snapshot_types if has(t)]
+    return lives + [t for t in spans if t not in snapshot_types and has(t)]
 
 
 def _elsewhere(name: str, major: int) -> tuple[str, str, list[str]] | None:
