@@ -45,8 +45,10 @@ def job(model: str, major: int = 3, command: str = "sft", **args) -> Job:
 
 
 def facts(local: Path | None, versions: dict, knows=lambda t: False, here=True) -> Facts:
-    return Facts(find_model=lambda m: local, package_version=lambda n: versions.get(n), transformers_knows=knows,
-                 here=here)
+    from lorakit.sitepackages import normalise
+
+    return Facts(find_model=lambda m: local, packages=lambda: {normalise(k): v for k, v in versions.items()},
+                 transformers_knows=knows, here=here)
 
 
 @pytest.mark.parametrize("text,key", [
@@ -155,3 +157,52 @@ def test_cli_refuses_modernbert_on_an_older_transformers(tmp_path, monkeypatch):
     assert "  hint: pip install 'transformers>=4.48' -U (ms-swift's own advice)" in said.stderr
     dry = run_cli(["train", "-p", "single", "--swift-version", "3", "--dry-run", "--", "--model", str(local)])
     assert "model.requires" not in dry.stderr  # a dry-run may be for another machine
+
+
+def other_env(root: Path, version: str) -> Path:
+    """An environment that is not lorakit's: bin/python, bin/swift (ms-swift's console script
+    form) and lib/python3.X/site-packages holding transformers VERSION."""
+    env = root / "otherenv"
+    (env / "bin").mkdir(parents=True)
+    (env / "bin" / "python").symlink_to(sys.executable)
+    swift = env / "bin" / "swift"
+    swift.write_text(f"#!{env / 'bin' / 'python'}\n# -*- coding: utf-8 -*-\nfrom swift.cli.main import cli_main\n")
+    swift.chmod(0o755)
+    site = env / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages"
+    site.parent.mkdir(parents=True)
+    fake_site(root / "made", version).rename(site)
+    return env
+
+
+def test_the_environment_swift_runs_in_is_the_one_judged(tmp_path, monkeypatch):
+    """lorakit in one environment (transformers 5.x here), ms-swift in another (4.47.1): the
+    other's packages count, as `swift` will import them (a hostile review)."""
+    import os
+
+    local = model_dir(tmp_path, BERT)
+    env = other_env(tmp_path, "4.47.1")
+    monkeypatch.setenv("PATH", f"{env / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.chdir(tmp_path)
+    said = run_cli(["validate", "-p", "single", "--swift-version", "3", "--", "--model", str(local)])
+    assert said.code == 2, said.stderr
+    assert "the installed transformers 4.47.1 does not know" in said.stderr
+    # lorakit's own environment first on PATH: its transformers (which knows modernbert) counts
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    assert "model.requires" not in run_cli(["validate", "-p", "single", "--swift-version", "3", "--", "--model",
+                                            str(local)]).stderr
+
+
+def test_no_swift_or_a_wrapper_says_nothing(tmp_path, monkeypatch):
+    import os
+
+    local = model_dir(tmp_path, BERT)
+    wrapper = tmp_path / "wbin"
+    wrapper.mkdir()
+    (wrapper / "swift").write_text("#!/bin/sh\nexec /opt/elsewhere/swift \"$@\"\n")
+    (wrapper / "swift").chmod(0o755)
+    monkeypatch.setattr(sys, "path", [str(fake_site(tmp_path, "4.47.1")), *sys.path])  # would say 4.47.1
+    monkeypatch.chdir(tmp_path)
+    for path in (str(wrapper), str(tmp_path / "nothing-here")):
+        monkeypatch.setenv("PATH", f"{path}{os.pathsep}/usr/bin{os.pathsep}/bin")
+        said = run_cli(["validate", "-p", "single", "--swift-version", "3", "--", "--model", str(local)])
+        assert "model.requires" not in said.stderr, said.stderr

@@ -3,8 +3,10 @@ transformers takes seconds; importlib.metadata ~9 ms of start-up): a distributio
 its `NAME-VERSION.dist-info` folder, and which model types the installed transformers' Auto
 classes know, from the text of its mapping files.
 
-ms-swift runs in the same environment as lorakit (swiftenv.installed_version reads it the same
-way), so this is what `swift sft` will import.
+What counts is the environment the `swift` on PATH runs in (record.swift_python: its console
+script's shebang), which need not be lorakit's own (lorakit in pipx, ms-swift in a venv):
+lorakit's own sys.path when it is the same environment, else that one's site-packages folder,
+else nothing is known and the checks asking say nothing.
 """
 
 from __future__ import annotations
@@ -21,10 +23,26 @@ def normalise(name: str) -> str:
     return re.sub(r"[-_.]+", "_", name).lower()
 
 
-def _dists() -> dict[str, str]:
-    """normalised name -> version, the first on sys.path winning, as importlib.metadata finds it."""
+def swift_paths() -> list[str] | None:
+    """The import path of the environment the `swift` on PATH runs in; None when that cannot be
+    told (no `swift`, a wrapper script, an environment without a site-packages folder)."""
+    from pathlib import Path
+
+    from lorakit import record
+
+    python = record.swift_python(record.swift_on_path())
+    if python is None:
+        return None
+    if record._is_lorakits(python):
+        return sys.path
+    found = sorted(str(p) for p in Path(os.path.abspath(python)).parent.parent.glob("lib/python*/site-packages"))
+    return found or None
+
+
+def _dists(paths: list[str]) -> dict[str, str]:
+    """normalised name -> version, the first on the path winning, as importlib.metadata finds it."""
     found: dict[str, str] = {}
-    for entry in sys.path:
+    for entry in paths:
         try:
             names = os.listdir(entry or ".")
         except OSError:
@@ -36,8 +54,14 @@ def _dists() -> dict[str, str]:
     return found
 
 
-def dist_version(name: str) -> str | None:
-    return _dists().get(normalise(name))
+def dists(paths: list[str] | None = None) -> dict[str, str]:
+    """Every distribution on `paths` (default: this Python's sys.path): normalised name -> version."""
+    return _dists(sys.path if paths is None else paths)
+
+
+def dist_version(name: str, paths: list[str] | None = None) -> str | None:
+    """`name`'s version on `paths` (default: this Python's sys.path)."""
+    return dists(paths).get(normalise(name))
 
 
 # transformers 4.x lists `("modernbert", "ModernBertConfig")` in configuration_auto.py; 5.x moved
@@ -45,11 +69,11 @@ def dist_version(name: str) -> str | None:
 _MAPPING_FILES = ("configuration_auto.py", "auto_mappings.py")
 
 
-def transformers_knows(model_type: str) -> bool | None:
+def transformers_knows(model_type: str, paths: list[str] | None = None) -> bool | None:
     """Whether the installed transformers' AutoConfig maps `model_type` (a config.json's
     model_type); None when no transformers is installed or its files cannot be read. Generous:
     a model folder of that name, or the name quoted anywhere in the mapping files, is known."""
-    for entry in sys.path:
+    for entry in sys.path if paths is None else paths:
         root = os.path.join(entry or ".", "transformers")
         auto = os.path.join(root, "models", "auto")
         if not os.path.isdir(auto):

@@ -116,17 +116,20 @@ def gpu_count(environ: Mapping[str, str] | None = None) -> int | None:
     return sum(1 for line in done.stdout.splitlines() if line.startswith("GPU "))
 
 
-def package_version(name: str) -> str | None:
-    """An installed distribution's version (sitepackages: dist-info names, no import)."""
+def packages() -> "Mapping[str, str] | None":
+    """The distributions of the environment the `swift` on PATH runs in, by normalised name
+    (sitepackages: dist-info names, no import); None when that environment cannot be told."""
     from lorakit import sitepackages  # only for a launch here with a model that names requirements
 
-    return sitepackages.dist_version(name)
+    paths = sitepackages.swift_paths()
+    return None if paths is None else sitepackages.dists(paths)
 
 
 def transformers_knows(model_type: str) -> bool | None:
     from lorakit import sitepackages
 
-    return sitepackages.transformers_knows(model_type)
+    paths = sitepackages.swift_paths()
+    return None if paths is None else sitepackages.transformers_knows(model_type, paths)
 
 
 @dataclass
@@ -148,5 +151,5 @@ class Facts:
     gpu_count: Callable[[], int | None] = gpu_count
     hostname: Callable[[], str] = hostname
     own_address: Callable[[str], bool] = own_address
-    package_version: Callable[[str], "str | None"] = package_version
+    packages: Callable[[], "Mapping[str, str] | None"] = packages
     transformers_knows: Callable[[str], "bool | None"] = transformers_knows

@@ -108,13 +108,20 @@ def check_requires(job: Job, facts: Facts) -> list[Finding]:
     config = _config(local)
     model_type = _model_type(job, table, local, config)
     requires = (table.get("model_types", {}).get(model_type) or {}).get("requires") or []
+    if not requires:
+        return []
+    installed = facts.packages()
+    if installed is None:
+        return []  # which environment `swift` runs in cannot be told: say nothing rather than guess
+    from lorakit.sitepackages import normalise
+
     unmet, floor = [], None
     for spec in requires:
         parsed = parse(spec)
         if parsed is None:
             continue
         name, clauses = parsed
-        have = facts.package_version(name)
+        have = installed.get(normalise(name))
         ok = False if have is None else satisfied(have, clauses)
         if ok is False:
             unmet.append((spec, name, have))
