@@ -39,9 +39,8 @@ def swift_paths() -> list[str] | None:
     return found or None
 
 
-def _dists(paths: list[str]) -> dict[str, str]:
-    """normalised name -> version, the first on the path winning, as importlib.metadata finds it."""
-    found: dict[str, str] = {}
+def entries(paths: list[str]):
+    """(name, version) of every `NAME-VERSION.dist-info` folder on `paths`, in import order."""
     for entry in paths:
         try:
             names = os.listdir(entry or ".")
@@ -50,7 +49,14 @@ def _dists(paths: list[str]) -> dict[str, str]:
         for name in names:
             match = _DIST.match(name)
             if match:
-                found.setdefault(normalise(match.group(1)), match.group(2))
+                yield match.group(1), match.group(2)
+
+
+def _dists(paths: list[str]) -> dict[str, str]:
+    """normalised name -> version, the first on the path winning, as importlib.metadata finds it."""
+    found: dict[str, str] = {}
+    for name, version in entries(paths):
+        found.setdefault(normalise(name), version)
     return found
 
 

@@ -5,7 +5,6 @@ the flag history, lorakit/data/swift_flag_history.json)."""
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 from dataclasses import dataclass
@@ -33,7 +32,6 @@ class SwiftTarget:
         return self.version
 
 
-_DIST_INFO = re.compile(r"^ms_swift-([^-]+)\.dist-info$", re.IGNORECASE)
 # 3.10, 3.10.2, 3.1.1.post1 (\d takes the digits int() takes, as as_int does for a major alone)
 # 3.3.0.post1 (a re-release), 3.4.0.dev0 (what a git install of ms-swift reports), 3.4.0rc1
 _DOTTED = re.compile(r"^(\d+)\.(\d+)(?:\.(\d+)(?:\.?(?:post|dev|rc)\d+)?)?$")
@@ -42,16 +40,9 @@ _DOTTED = re.compile(r"^(\d+)\.(\d+)(?:\.(\d+)(?:\.?(?:post|dev|rc)\d+)?)?$")
 def installed_version() -> str | None:
     """ms-swift's version from its dist-info folder name on sys.path, as importlib.metadata
     finds it, without importing importlib.metadata (email, zipfile, csv: ~9 ms of start-up)."""
-    for entry in sys.path:
-        try:
-            names = os.listdir(entry or ".")
-        except OSError:
-            continue
-        for name in names:
-            found = _DIST_INFO.match(name)
-            if found:
-                return found.group(1)
-    return None
+    from lorakit.sitepackages import entries, normalise
+
+    return next((version for name, version in entries(sys.path) if normalise(name) == "ms_swift"), None)
 
 
 def _major(version: str) -> int | None:
