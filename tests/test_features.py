@@ -160,6 +160,11 @@ KEEPS_BEST = ("warning", "eval.limit_keeps_best", "save_total_limit 1 with evalu
     ({"split_dataset_ratio": 0, "save_total_limit": 1}, []),  # no evaluation: no best
     ({**SPLIT, "save_total_limit": 1, "eval_strategy": "no"}, []),
     ({**SPLIT, "save_total_limit": 1, "eval_strategy": "NO"}, []),
+    # nothing saved; and eval_strategy follows save_strategy when not given (a hostile review)
+    ({**SPLIT, "save_total_limit": 1, "save_strategy": "no"}, []),
+    ({**SPLIT, "save_total_limit": 1, "save_strategy": "epoch", "eval_strategy": "no"}, []),
+    ({**SPLIT, "save_total_limit": 1, "predict_with_generate": True}, [(*KEEPS_BEST[:2], KEEPS_BEST[2].replace(
+        "by eval loss", "by rouge-l"))]),
 ])
 def test_a_limit_of_one_with_evaluation_keeps_the_best_too(overrides, expected):
     assert found(overrides) == expected

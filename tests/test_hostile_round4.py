@@ -239,3 +239,10 @@ def test_a_comma_in_a_text_value_is_part_of_it(here):
     assert ("error[flags.twice] args.system (-- extra flags): system is set twice on the command line, to different "
             "values: --set system=a, b and -- --system a,b") in result.stderr.splitlines()
     _no_twice(["validate", "-p", "single", "--set", "system=a,b", "--", "--system", "a,b"])
+
+
+def test_a_gpu_list_spelled_with_spaces_is_one_value(here):
+    """'0, 1' renders CUDA_VISIBLE_DEVICES=0,1 as '0,1' does (a hostile review of the comma rule)."""
+    _no_twice(["validate", "-p", "zero2", "--gpus", "0,1", "--set", "launch.gpus=0, 1"])
+    result = run_cli(["validate", "-p", "zero2", "--gpus", "0,1", "--gpus", "0, 1"])
+    assert "set twice" not in result.stderr, result.stderr

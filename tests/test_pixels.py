@@ -39,12 +39,15 @@ def test_images_for_qwen_vl_without_a_cap_are_a_warning(tmp_path, monkeypatch):
     monkeypatch.delenv("IMAGE_MAX_TOKEN_NUM", raising=False)
     assert said() == [
         f"warning[data.images.max_pixels] env.MAX_PIXELS: {tmp_path}/d.jsonl has images for a Qwen-VL model and "
-        "nothing caps their resolution (no MAX_PIXELS, IMAGE_MAX_TOKEN_NUM or max_pixels): each image becomes up to "
-        "16384 visual tokens (qwen_vl_utils' default), and the step that meets a large one can run out of memory"]
+        "nothing caps their resolution (no MAX_PIXELS, IMAGE_MAX_TOKEN_NUM, max_pixels or model_kwargs cap): each image "
+        "becomes up to "
+"16384 visual tokens (qwen_vl_utils' default), and the step that meets a large one can run out of memory"]
 
 
 @pytest.mark.parametrize("extra, env", [
-    (("--max_pixels", "1003520"), None), ((), {"MAX_PIXELS": "1003520"}), ((), {"IMAGE_MAX_TOKEN_NUM": "1280"})])
+    (("--max_pixels", "1003520"), None), ((), {"MAX_PIXELS": "1003520"}), ((), {"IMAGE_MAX_TOKEN_NUM": "1280"}),
+    # ms-swift copies model_kwargs keys, upper-cased, into the environment (a hostile review)
+    (("--model_kwargs", '{"MAX_PIXELS": 1003520}'), None), (("--model_kwargs", '{"max_pixels": 1003520}'), None)])
 def test_any_cap_silences_it(tmp_path, monkeypatch, extra, env):
     setup(tmp_path)
     monkeypatch.chdir(tmp_path)
@@ -103,3 +106,17 @@ def test_infer_on_an_adapter_of_a_qwen_vl_base(tmp_path, monkeypatch):
     assert result.code == 0, result.stderr
     assert [line.split(":")[0] for line in result.stderr.splitlines() if "max_pixels" in line] == [
         "warning[data.images.max_pixels] env.MAX_PIXELS"]
+
+
+@pytest.mark.parametrize("model, warned", [
+    ("Qwen/Qwen3.5-27B", True),  # Qwen3VLLoader's subclass: qwen_vl_utils too (a hostile review)
+    ("Qwen/Qwen2.5-VL-7B-Instruct", True),
+    ("Qwen/Qwen3-VL-Embedding-2B", False),  # its loader caps IMAGE_MAX_TOKEN_NUM itself (1800)
+    ("Qwen/Qwen2.5-7B-Instruct", False)])
+def test_the_family_is_what_ms_swift_registers_with_qwen_vl_utils(tmp_path, monkeypatch, model, warned):
+    from lorakit.checks.pixels import reads_images_uncapped
+    from lorakit.swiftregistry import swift_model_name, swift_models
+
+    table = swift_models(4)
+    name = swift_model_name(model, 4)
+    assert reads_images_uncapped(table, table["names"].get(name)) is warned, table["names"].get(name)

@@ -104,7 +104,9 @@ def test_a_solution_only_past_the_rows_read_is_a_warning(tmp_path):
     result = rlhf(tmp_path, "--dataset", "train.jsonl", "--reward_funcs", "accuracy")
     [(level, message, _)] = codes(result, "rlhf.grpo.reward_column")
     assert level == "warning"
-    assert message == NO_SOLUTION.format(path=data).replace("no row has", f"none of the first {MAX_ROWS} rows has")
+    assert message == (f"{data}: reward accuracy reads each row's 'solution' (the reference answer), and none of "
+                       f"the first {MAX_ROWS} rows has one (columns: messages): if no later row has it either, GRPO "
+                       "stops at the first reward; if some do, the rows before reach the reward with solution None")
 
 
 def test_rows_with_a_solution_or_a_mapping_onto_it_pass(tmp_path):

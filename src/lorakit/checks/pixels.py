@@ -1,6 +1,6 @@
 """Images for a Qwen-VL model with no cap on their resolution (ms-swift #2854).
 
-Qwen2-VL, Qwen2.5-VL, Qwen3-VL and the Omni models turn an image into visual tokens at its own
+Qwen2-VL, Qwen2.5-VL, Qwen3-VL, Qwen3.5 and the Omni models (and models built on them) turn an image into visual tokens at its own
 resolution, capped only by qwen_vl_utils' MAX_PIXELS (16384 tokens' worth by default). ms-swift
 passes the cap on from the environment (4.6.0 swift/model/models/qwen.py:708-740
 patch_qwen_vl_utils reads MAX_PIXELS / IMAGE_MAX_TOKEN_NUM through get_env_args) or from
@@ -11,17 +11,43 @@ A warning: small images run fine without a cap.
 
 from __future__ import annotations
 
-from lorakit import localpath, modelconfig
+from dataclasses import replace
+from pathlib import Path
+
+from lorakit import localpath
 from lorakit.checks.facts import Facts
-from lorakit.errors import LorakitError
 from lorakit.findings import WARNING, Finding, about
 from lorakit.job import Job
-from lorakit.swiftregistry import swift_model_name, swift_models
+from lorakit.swiftregistry import swift_models
 
-# ms-swift's model types and config.json's model_type values of the qwen_vl_utils family
-QWEN_VL = frozenset({"qwen2_vl", "qwen2_5_vl", "qwen3_vl", "qwen3_moe_vl", "qwen3_vl_moe", "qwen3_vl_emb",
-                     "qwen3_vl_reranker", "qwen2_5_omni", "qwen3_omni", "qwen3_omni_moe", "qvq"})
+# The model types that read their images through qwen_vl_utils (or its omni/keye forks): those
+# ms-swift registers with that requirement (ModelMeta.requires, in the snapshot), which covers
+# Qwen2-VL to Qwen3.5 and the models built on them, and follows each release without a hand list.
+VL_UTILS = ("qwen_vl_utils", "qwen_omni_utils", "keye_vl_utils")
+# ...less those whose loader sets a cap itself when none is given (4.6.0 swift/model/models/qwen.py:
+# 1795, 2569, 2595 `os.environ.setdefault('IMAGE_MAX_TOKEN_NUM', ...)`; 3.12.6 qwen.py:1692, 1715)
+SELF_CAPPED = frozenset({"qwen3_vl_emb", "qwen3_vl_reranker", "qwen3_5_emb"})
 CAPS = ("MAX_PIXELS", "IMAGE_MAX_TOKEN_NUM")  # the second: qwen_vl_utils 0.0.14+ (4.x compat_qwen_vl_utils)
+
+
+def reads_images_uncapped(table: dict, model_type: str | None) -> bool:
+    if model_type is None or model_type in SELF_CAPPED:
+        return False
+    requires = (table.get("model_types", {}).get(model_type) or {}).get("requires") or []
+    return any(spec.replace("-", "_").lower().startswith(VL_UTILS) for spec in requires)
+
+
+def _capped_by_model_kwargs(value) -> bool:
+    """ms-swift copies each model_kwargs key, upper-cased, into the environment before loading
+    (4.6.0 swift/arguments/base_args/base_args.py _init_model_kwargs: os.environ[k.upper()])."""
+    import json
+
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return False
+    return isinstance(value, dict) and any(str(k).upper() in CAPS for k in value)
 
 
 def _from_adapter(job: Job) -> tuple[str | None, str | None]:
@@ -44,25 +70,19 @@ def _from_adapter(job: Job) -> tuple[str | None, str | None]:
     return None, None
 
 
-def _qwen_vl(job: Job, facts: Facts) -> bool:
-    given, model = job.args.get("model_type"), job.args.get("model")
-    if given in (None, "") and model in (None, ""):
+def _model_type(job: Job, facts: Facts, table: dict) -> str | None:
+    """The model_type ms-swift loads, as checks/requires.py resolves it; for `infer --adapters`
+    with no --model, the one the checkpoint's args.json names."""
+    from lorakit.checks.requires import config_of, resolve_model_type
+
+    if job.args.get("model_type") in (None, "") and job.args.get("model") in (None, ""):
         given, model = _from_adapter(job)
-    if given not in (None, ""):
-        return str(given) in QWEN_VL
-    if model in (None, ""):
-        return False
-    table = swift_models(job.swift_major) or {}
-    if table.get("names", {}).get(swift_model_name(str(model), job.swift_major)) in QWEN_VL:
-        return True
-    local = facts.find_model(str(model))
-    if local is None:
-        return False
-    try:
-        config = modelconfig.read_config(local)
-    except LorakitError:
-        return False
-    return isinstance(config, dict) and config.get("model_type") in QWEN_VL
+        if given or not model:
+            return given
+        job = replace(job, args={**job.args, "model": model})
+    found = facts.find_model(str(job.args["model"])) if job.args.get("model") not in (None, "") else None
+    local = Path(found) if found is not None else None
+    return resolve_model_type(job, table, local, config_of(local))
 
 
 def _image_file(job: Job, facts: Facts) -> str | None:
@@ -91,14 +111,17 @@ def check_max_pixels(job: Job, facts: Facts) -> list[Finding]:
         return []
     if any(name in job.env or name in facts.environ for name in CAPS):
         return []
-    if not _qwen_vl(job, facts):
+    if _capped_by_model_kwargs(job.args.get("model_kwargs")):
+        return []
+    table = swift_models(job.swift_major) or {}
+    if not reads_images_uncapped(table, _model_type(job, facts, table)):
         return []
     path = _image_file(job, facts)
     if path is None:
         return []
     return [about(job, WARNING, "data.images.max_pixels", "env.MAX_PIXELS",
                   f"{path} has images for a Qwen-VL model and nothing caps their resolution (no MAX_PIXELS, "
-                  "IMAGE_MAX_TOKEN_NUM or max_pixels): each image becomes up to 16384 visual tokens (qwen_vl_utils' "
+                  "IMAGE_MAX_TOKEN_NUM, max_pixels or model_kwargs cap): each image becomes up to 16384 visual tokens (qwen_vl_utils' "
                   "default), and the step that meets a large one can run out of memory",
                   "set the cap ms-swift's Qwen-VL examples use: env: {MAX_PIXELS: '1003520'} in the preset, or "
                   "MAX_PIXELS=1003520 before lorakit")]

@@ -176,11 +176,15 @@ def check_limit_keeps_best(job: Job, facts: Facts) -> list[Finding]:
         return []
     if as_bool(job.args.get("load_best_model_at_end", False)) is True:
         return []  # check_best_model says what happens then
-    if not has_val_data(job) or _strategy(job, "eval_strategy", "steps").lower() == "no":
+    saves = _strategy(job, "save_strategy", "steps").lower()
+    # ms-swift takes eval_strategy from save_strategy when it is not given (4.6.0 sft_args.py:407-408)
+    if not has_val_data(job) or saves == "no" or _strategy(job, "eval_strategy", saves).lower() == "no":
         return []
+    metric = job.args.get("metric_for_best_model") or (
+        "rouge-l" if as_bool(job.args.get("predict_with_generate", False)) is True else "eval loss")
     return [about(job, WARNING, "eval.limit_keeps_best", "args.save_total_limit",
                   "save_total_limit 1 with evaluation keeps two checkpoints, not one: ms-swift ranks them by "
-                  f"{job.args.get('metric_for_best_model') or 'eval loss'} and keeps the best besides the newest "
+                  f"{metric} and keeps the best besides the newest "
                   "(three on disk while the next one is written)",
                   "size the disk for 3 checkpoints, or save_total_limit: 2 to say so; eval_strategy: no keeps one")]
 

@@ -65,7 +65,7 @@ def satisfied(installed: str, clauses: list[tuple[str, str]]) -> bool | None:
     return True
 
 
-def _model_type(job: Job, table: dict, local: Path | None, config: dict | None) -> str | None:
+def resolve_model_type(job: Job, table: dict, local: Path | None, config: dict | None) -> str | None:
     """The model_type ms-swift will load with: the user's, else the registered name's, else a
     checkpoint's args.json, else the architecture's only one (checks/model.py says the rest)."""
     given = job.args.get("model_type")
@@ -85,7 +85,7 @@ def _model_type(job: Job, table: dict, local: Path | None, config: dict | None) 
     return None
 
 
-def _config(local: Path | None) -> dict | None:
+def config_of(local: Path | None) -> dict | None:
     if local is None:
         return None
     try:
@@ -105,8 +105,8 @@ def check_requires(job: Job, facts: Facts) -> list[Finding]:
         return []
     found = facts.find_model(model)
     local = Path(found) if found is not None else None
-    config = _config(local)
-    model_type = _model_type(job, table, local, config)
+    config = config_of(local)
+    model_type = resolve_model_type(job, table, local, config)
     requires = (table.get("model_types", {}).get(model_type) or {}).get("requires") or []
     if not requires:
         return []

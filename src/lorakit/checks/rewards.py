@@ -133,11 +133,15 @@ def check_reward_columns(job: Job, facts: Facts) -> list[Finding]:
         for name, column in needed.items():
             if column in rec.keys or column in mapped:
                 continue
-            checked = "no row" if every_row else f"none of the first {rec.rows_checked} rows"
+            if every_row:
+                what = (f"no row has one (columns: {', '.join(rec.keys) or 'none'}): GRPO stops at the first "
+                        f"reward ('missing 1 required positional argument: {column!r}')")
+            else:
+                what = (f"none of the first {rec.rows_checked} rows has one (columns: {', '.join(rec.keys) or 'none'}):"
+                        f" if no later row has it either, GRPO stops at the first reward; if some do, the rows "
+                        f"before reach the reward with {column} None")
             out.append(about(job, ERROR if every_row else WARNING, "rlhf.grpo.reward_column", f"args.{key}",
-                             f"{path}: reward {name} reads each row's {column!r} (the reference answer), and "
-                             f"{checked} has one (columns: {', '.join(rec.keys) or 'none'}): GRPO stops at the "
-                             f"first reward ('missing 1 required positional argument: {column!r}')",
+                             f"{path}: reward {name} reads each row's {column!r} (the reference answer), and {what}",
                              f'add "{column}": "..." to each row, next to "messages" (or map a column onto it with '
                              f"--columns), or drop {name}"))
     return out

@@ -109,7 +109,7 @@ def repeated(group: Any, argv: list[str]) -> None:
             from lorakit.cli.common import same_value
 
             before, written = seen[param.name]
-            if not same_value(before, value, f"args.{param.name}"):
+            if not same_value(before, value, KEYS.get(param.name, f"args.{param.name}")):
                 name = KEYS.get(param.name, param.name)
                 raise LorakitError(f"{name} is set twice on the command line, to different values: {written} {before} "
                                    f"and {option} {value} (lorakit would silently keep the last)",

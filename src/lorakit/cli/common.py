@@ -205,10 +205,12 @@ def _one_reading(text: str) -> Any:
 
 def same_value(a: Any, b: Any, key: str) -> bool:
     """Whether two spellings give argparse the same value. Only a list flag lorakit splits
-    (job.SPLIT_LIST_KEYS) is compared item by item: `system "a, b"` and `"a,b"` differ."""
+    (job.SPLIT_LIST_KEYS) and the GPU list are compared item by item: `system "a, b"` and `"a,b"`
+    differ."""
     from lorakit.job import SPLIT_LIST_KEYS
 
-    split = key.removeprefix("args.") in SPLIT_LIST_KEYS
+    # the list flags lorakit splits, and the GPU list (job.py reads '0, 1' as '0,1')
+    split = key == "launch.gpus" or key.removeprefix("args.") in SPLIT_LIST_KEYS
     left, right = _items(a, split), _items(b, split)
     if left == right:
         return True
