@@ -62,7 +62,14 @@ def snapshot() -> dict:
         types[model_type] = {"template": meta.template, "candidates": list(candidates)}
         if getattr(meta, "requires", None):  # ModelMeta.check_requires warns when one is unmet
             types[model_type]["requires"] = list(meta.requires)
+    # the model types this environment's transformers maps (its AutoConfig): checks/requires.py
+    # refuses a too-old transformers only for a config.json model_type some transformers knows
+    import transformers
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+
     return {"swift_version": swift.__version__, "generated_by": "scripts/gen_swift_models.py",
+            "transformers_version": transformers.__version__,
+            "transformers_model_types": sorted(CONFIG_MAPPING_NAMES),
             "names": dict(sorted(names.items())), "name_templates": dict(sorted(name_templates.items())),
             "architectures": dict(sorted(arch.items())), "model_types": dict(sorted(types.items())),
             "templates": sorted(TEMPLATE_MAPPING)}

@@ -264,10 +264,10 @@ def test_a_ctrl_c_inside_a_dataclass_being_made_is_still_a_quiet_130():
 
 
 # 6. The run record on a full disk: nothing was said to run, nothing is left behind.
-@pytest.mark.parametrize(("number", "hint"), [
-    (errno.ENOSPC, DISK.strip()),
-    (errno.EACCES, "hint: make the output dir writable, or choose another --output-dir")])
-def test_a_run_record_the_disk_refuses(tmp_path, monkeypatch, number, hint):
+@pytest.mark.parametrize(("number", "hint", "code"), [
+    (errno.ENOSPC, DISK.strip(), 1),  # the disk's problem
+    (errno.EACCES, "hint: make the output dir writable, or choose another --output-dir", 2)])  # the dir named
+def test_a_run_record_the_disk_refuses(tmp_path, monkeypatch, number, hint, code):
     from pathlib import Path
 
     from conftest import FAKES
@@ -284,7 +284,7 @@ def test_a_run_record_the_disk_refuses(tmp_path, monkeypatch, number, hint):
     monkeypatch.setenv("PATH", f"{FAKES}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("FAKE_SWIFT_RECORD", str(tmp_path / "ran.json"))
     r = run_cli(["train", "-p", "single", "--output-dir", "out/deeper", "--no-progress"])
-    assert r.code == 1, r.stderr
+    assert r.code == code, r.stderr
     lines = r.stderr.splitlines()
     assert lines[-2:] == [f"lorakit: error: cannot write the run record {tmp_path}/out/deeper/lorakit-run.yaml: "
                           f"{os.strerror(number)}", f"  {hint}"]

@@ -340,13 +340,15 @@ def test_an_output_dir_under_a_file_is_refused_before_anything_starts(tmp_path):
             f"'{blocker / 'out'}' cannot be created: {blocker} is a file") in result.stderr.splitlines()
 
 
-def test_a_record_that_cannot_be_written_is_an_environment_error(tmp_path, monkeypatch):
-    # the output dir passed the check, then the disk refused the record: exit 1, nothing started
+def test_a_record_that_cannot_be_written_is_refused_before_anything_starts(tmp_path, monkeypatch):
+    # the output dir passed the check, then the OS refused the record: a directory where the file
+    # goes is what the named output dir holds (exit 2, as cli/common.write_failed has it; a full
+    # disk is exit 1: tests/test_leftovers.py), and nothing started
     out = tmp_path / "out"
     out.mkdir()
     (out / "lorakit-run.yaml").mkdir()  # a directory where the record file goes
     result = launch(tmp_path, ["-p", "single", "--output-dir", str(out)])
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert not (tmp_path / "rec.json").exists()
     assert result.stderr.splitlines()[-2].startswith(
         f"lorakit: error: cannot write the run record {out / 'lorakit-run.yaml'}: ")

@@ -148,3 +148,12 @@ def test_the_mesh_arithmetic_is_ms_swifts():
     source = "\n".join(swift_source("sequence_parallel/sequence_parallel.py"))
     assert "self.dp_world_size = world_size // self.world_size" in source
     assert "mesh_shape = (self.dp_world_size, self.sp_world_size)" in source
+
+
+def test_no_rank_count_no_mesh_arithmetic():
+    """nproc 'auto' with no GPU list, or a layout refused: the rank count is unknown, so no number
+    is made up (a hostile review); the layout's own error says why."""
+    for extra in (["--set", "launch.gpus=null"], ["--gpus", "0,1", "--set", "launch.nproc_per_node=gpus/3"]):
+        result = run_cli(["validate", "-p", "zero2", *extra, "--", "--sequence_parallel_size", "3"])
+        assert result.code == 2
+        assert "layout.sequence_parallel.world" not in result.stderr, result.stderr

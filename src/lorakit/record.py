@@ -25,7 +25,7 @@ from typing import Any, Mapping
 import yaml
 
 from lorakit import envvars
-from lorakit.errors import EnvironmentProblem
+from lorakit.errors import EnvironmentProblem, LorakitError
 from lorakit.job import Job
 from lorakit.render import LORAKIT_ONLY_ARGS, Command
 from lorakit.swiftenv import installed_version
@@ -196,11 +196,14 @@ def dumps(record: Mapping[str, Any]) -> str:
     return head + yaml.safe_dump(dict(record), sort_keys=False, allow_unicode=True, width=1000)
 
 
-def unwritable_hint(exc: OSError) -> str:
-    """What to do about a write that failed: a full disk is not a permission."""
+def unwritable(what: str, exc: OSError) -> LorakitError:
+    """The error for a record the OS refused: the disk's (full, read-only, failing: exit 1) or the
+    output dir the user named (a file, no permission: exit 2), as cli/common.write_failed tells them."""
     from lorakit.errors import DISK_ERRNOS, DISK_HINT
 
-    return DISK_HINT if exc.errno in DISK_ERRNOS else "make the output dir writable, or choose another --output-dir"
+    if exc.errno in DISK_ERRNOS:
+        return EnvironmentProblem(f"{what}: {exc.strerror}", hint=DISK_HINT)
+    return LorakitError(f"{what}: {exc.strerror}", hint="make the output dir writable, or choose another --output-dir")
 
 
 def _made_dirs(folder: Path) -> list[Path]:
@@ -229,8 +232,7 @@ def write(path: Path, record: Mapping[str, Any]) -> Path:
                 folder.rmdir()  # only if still empty: ms-swift or another run may have written there
             except OSError:
                 break
-        raise EnvironmentProblem(f"cannot write the run record {path}: {exc.strerror}",
-                                 hint=unwritable_hint(exc)) from None
+        raise unwritable(f"cannot write the run record {path}", exc) from None
     return path
 
 
@@ -250,8 +252,7 @@ def write_train_record(job: Job, command: Command, *, cwd: Path | None = None):
         return runindex.start(folder, dumps(data), argv=list(command.argv), env=dict(command.env),
                               node_rank=as_int(job.launch.node_rank), time=data["time"], host=data["host"])
     except OSError as exc:
-        raise EnvironmentProblem(f"cannot write the run record under {folder}: {exc.strerror}",
-                                 hint=unwritable_hint(exc)) from None
+        raise unwritable(f"cannot write the run record under {folder}", exc) from None
 
 
 def write_merge_record(merged_dir: Path, job: Job, command: Command, *, cwd: Path | None = None) -> Path:

@@ -6,8 +6,8 @@ ms-swift only warns when one is unmet (4.6.0 swift/model/model_meta.py:106-119 c
 goes on. Whether the run then fails depends: a config.json whose model_type the installed
 transformers does not know cannot be loaded (3.x fails while parsing the arguments, #2799; 4.6.0
 catches AutoConfig's error at model_meta.py:212-215 and fails loading the weights), so that,
-with ms-swift's own transformers floor unmet, is an error; any other unmet requirement is the
-warning ms-swift gives, given before the download instead of after it. Only for a launch on this
+with ms-swift's own transformers floor unmet and a model_type that a newer transformers does
+know, is an error; any other unmet requirement is the warning ms-swift gives, given before the download instead of after it. Only for a launch on this
 machine (Facts.here): another machine's packages are unknown.
 """
 
@@ -94,6 +94,14 @@ def config_of(local: Path | None) -> dict | None:
         return None  # checks/model.py check_model_files reports it
 
 
+def _native(model_type: str) -> bool:
+    """Whether a transformers release maps `model_type` (the snapshots list what the transformers
+    beside ms-swift 3.12.6 and 4.6.0 know). Loaders that bring their own config class (LLaVA-NeXT's
+    llava_qwen, Valley, qwen3_asr: 4.6.0 swift/model/models/llava.py:287-303) never go through
+    transformers' mapping, so "unknown to the installed transformers" says nothing for them."""
+    return any(model_type in ((swift_models(major) or {}).get("transformers_model_types") or ()) for major in (3, 4))
+
+
 def check_requires(job: Job, facts: Facts) -> list[Finding]:
     model = job.args.get("model")
     if not facts.here or not isinstance(model, str) or not model.strip():
@@ -131,7 +139,7 @@ def check_requires(job: Job, facts: Facts) -> list[Finding]:
         return []
     pip = "pip install " + " ".join(f"'{spec}'" for spec, _, _ in unmet) + " -U"
     own = config.get("model_type") if isinstance(config, dict) and not config.get("auto_map") else None
-    if floor is not None and isinstance(own, str) and own and facts.transformers_knows(own) is False:
+    if floor is not None and isinstance(own, str) and own and _native(own) and facts.transformers_knows(own) is False:
         spec, have = floor
         return [about(job, ERROR, "model.requires.transformers", "args.model",
                       f"{model}'s config.json has model_type {own!r}, which the installed transformers {have} "

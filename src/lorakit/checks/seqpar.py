@@ -108,6 +108,10 @@ def check_world(job: Job, facts: Facts) -> list[Finding]:
     size = as_int(job.args.get("sequence_parallel_size"))
     if size is None or size < 2 or job.command not in ("sft", "rlhf", "pt"):
         return []
+    from lorakit.checks import layout
+
+    if job.launch.nproc_per_node is None and job.launch.nproc_rule is not None or layout.refusals(job):
+        return []  # no rank count to judge: the layout's own errors say why
     world = job.world_size
     if world % size == 0:
         return []
