@@ -120,3 +120,29 @@ def test_the_family_is_what_ms_swift_registers_with_qwen_vl_utils(tmp_path, monk
     table = swift_models(4)
     name = swift_model_name(model, 4)
     assert reads_images_uncapped(table, table["names"].get(name)) is warned, table["names"].get(name)
+
+
+@pytest.mark.parametrize("value, code", [("1e6", "env.max_pixels.invalid"), ("1,003,520", "env.max_pixels.invalid"),
+                                         ("", "data.images.max_pixels"), (" 1003520 ", None)])
+def test_a_cap_int_cannot_read_is_an_error(tmp_path, monkeypatch, value, code):
+    """ms-swift int()s it (swift/utils/utils.py get_env_args) while loading the processor (a
+    hostile review); an empty one is skipped by 4.x's compat_qwen_vl_utils, so it caps nothing."""
+    setup(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("IMAGE_MAX_TOKEN_NUM", raising=False)
+    monkeypatch.setenv("MAX_PIXELS", value)
+    result = run_cli(["validate", "-p", "single", "--", "--model", "Qwen2-VL-2B-Instruct", "--dataset", "d.jsonl",
+                      "--split_dataset_ratio", "0"])
+    found = [line.split("]")[0].split("[")[1] for line in result.stderr.splitlines()
+             if "max_pixels" in line and line.startswith(("error", "warning"))]
+    assert found == ([code] if code else [])
+    if code == "env.max_pixels.invalid":
+        assert result.code == 2
+        assert (f"error[env.max_pixels.invalid] env.MAX_PIXELS: MAX_PIXELS={value!r} is not an integer: ms-swift "
+                "reads it with int() while loading the Qwen-VL processor and stops (ValueError: invalid literal for "
+                "int())") in result.stderr.splitlines()
+
+
+def test_get_env_args_is_an_int_call():
+    source = "\n".join(swift_source("utils/utils.py"))
+    assert "        value = type_func(value)" in source

@@ -288,6 +288,10 @@ def test_a_record_for_another_ms_swift_major_is_refused(tmp_path, cli, monkeypat
     assert "    --train_type lora \\" in dry.stdout.splitlines()
     assert ("lorakit: the `swift` on PATH (/opt/s4/bin/swift) runs ms-swift 4.6.0; rendering the record for 3.x as "
             "it ran (a launch here is refused)") in dry.stderr.splitlines()
+    # but not as an sbatch script: it puts this machine's (4.x) swift first on PATH (a hostile review)
+    batch = cli(["train", "--from", str(path), "--dry-run", "--format", "sbatch"])
+    assert (batch.code, batch.stdout) == (1, ""), batch.stderr
+    assert "the record was made for ms-swift 3.x" in batch.stderr
     # the same major, or no ms-swift at all (a dry-run on a laptop): fine
     for installed in ("3.12.1", None):
         monkeypatch.setattr(record, "swift_version", lambda swift: installed)

@@ -160,17 +160,19 @@ def test_cli_refuses_modernbert_on_an_older_transformers(tmp_path, monkeypatch):
 
 
 def other_env(root: Path, version: str) -> Path:
-    """An environment that is not lorakit's: bin/python, bin/swift (ms-swift's console script
-    form) and lib/python3.X/site-packages holding transformers VERSION."""
+    """An environment that is not lorakit's: a venv (no pip) whose bin/swift is ms-swift's console
+    script form and whose site-packages holds transformers VERSION."""
+    import subprocess
+
     env = root / "otherenv"
-    (env / "bin").mkdir(parents=True)
-    (env / "bin" / "python").symlink_to(sys.executable)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env)], check=True, timeout=120)
     swift = env / "bin" / "swift"
     swift.write_text(f"#!{env / 'bin' / 'python'}\n# -*- coding: utf-8 -*-\nfrom swift.cli.main import cli_main\n")
     swift.chmod(0o755)
-    site = env / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages"
-    site.parent.mkdir(parents=True)
-    fake_site(root / "made", version).rename(site)
+    [site] = (env / "lib").glob("python*/site-packages")
+    made = fake_site(root / "made", version)
+    for item in made.iterdir():
+        item.rename(site / item.name)
     return env
 
 
@@ -215,3 +217,36 @@ def test_a_config_class_no_transformers_has_is_never_the_error(tmp_path):
                       "llava-next-72b")
     said = check_requires(job(str(local), major=4), facts(local, {"transformers": "4.41.2"}))
     assert [(f.level, f.code) for f in said] == [("warning", "model.requires")]
+
+
+def test_egg_info_installs_count(tmp_path, monkeypatch):
+    """importlib.metadata, which ms-swift's require_version asks, reads *.egg-info too (a hostile
+    review); a version-less NAME.egg-info (setup.py develop) is installed, its version not judged."""
+    site = tmp_path / "egg"
+    (site / "qwen_vl_utils-0.0.14-py3.11.egg-info").mkdir(parents=True)
+    (site / "decord.egg-info").mkdir()
+    monkeypatch.setattr(sys, "path", [str(site), *sys.path])
+    assert sitepackages.dist_version("qwen-vl-utils") == "0.0.14"
+    assert sitepackages.dist_version("decord") == ""
+    said = check_requires(job("Qwen/Qwen2-VL-7B-Instruct", major=4),
+                          Facts(find_model=lambda m: None, packages=lambda: sitepackages.dists(), here=True))
+    assert said == []
+
+
+def test_another_environments_own_import_path_is_asked(tmp_path):
+    """Its PYTHONPATH, .pth files and user site count, as they will for `swift` (a hostile review)."""
+    extra = tmp_path / "shared"
+    (extra / "transformers-9.9.9.dist-info").mkdir(parents=True)
+    import os
+
+    os.environ["PYTHONPATH"], saved = str(extra), os.environ.get("PYTHONPATH")
+    try:
+        paths = sitepackages._asked(sys.executable)
+    finally:
+        if saved is None:
+            del os.environ["PYTHONPATH"]
+        else:
+            os.environ["PYTHONPATH"] = saved
+    assert paths is not None and str(extra) in paths
+    assert sitepackages.dist_version("transformers", paths) == "9.9.9"
+    assert sitepackages._asked(str(tmp_path / "no-python")) is None

@@ -588,3 +588,15 @@ def test_kto_label_as_written_is_what_the_3_0_wheels_say():
         said[version] = [line.strip() for line in body.splitlines() if "encoded['label']" in line]
     assert said == {"3.0.0": ["encoded['label'] = label"], "3.0.1": ["encoded['label'] = label"],
                     "3.0.2": ["encoded['label'] = bool(label)"]}
+
+
+@pytest.mark.parametrize("labels, version, codes", [
+    (["false", "true"], "4", []), (["False", "True"], "3.0.1", []),  # pandas reads these as bool
+    (["0", "1"], "4", []), (["0", "1"], "3.0.1", ["rlhf.data.label"]),  # int64: bool() from 3.0.2
+    (["maybe", "true"], "4", ["rlhf.data.label"])])
+def test_kto_csv_labels_are_read_as_pandas_types_them(tmp_path, labels, version, codes):
+    """A hostile review: 'false'/'0' in a CSV were compared as text and refused."""
+    data = tmp_path / "kto.csv"
+    data.write_text("query,response,label\n" + "".join(f"q{i},a{i},{labels[i % 2]}\n" for i in range(6)))
+    said = [code for level, code, _ in kto_version(str(data), version) if level == "error"]
+    assert said == codes

@@ -88,6 +88,17 @@ def forget() -> None:
     _SEEN.clear()
 
 
+def _csv_label(text):
+    """A CSV cell as datasets' csv builder (pandas) types a label column: true/false in any of
+    pandas' spellings is a bool, 0/1 an int (the column of a KTO file is one or the other)."""
+    if not isinstance(text, str):
+        return text
+    word = text.strip()
+    if word in ("True", "False", "true", "false", "TRUE", "FALSE"):
+        return word.lower() == "true"
+    return int(word) if word in ("0", "1") else text
+
+
 def recognize(path: str, *, columns: Mapping[str, str] | None = None, auto_mapping: bool = True,
               cwd: str | None = None, environ: Mapping[str, str] | None = None) -> Recognition:
     """Read the first MAX_BYTES of `path` (.jsonl, .json or .csv) and check its first MAX_ROWS
@@ -190,7 +201,7 @@ def _check_rows(rec: Recognition, objects: list[tuple[int, dict]], columns: Mapp
                 rec.rejected_rows += 1
             elif rec.first_without_rejected is None:
                 rec.first_without_rejected = line
-            label = row.get("label")
+            label = _csv_label(row.get("label")) if rec.kind == "csv" else row.get("label")
             if isinstance(label, bool) or (type(label) in (int, float) and label in (0, 1)):
                 rec.labelled_rows += 1
                 if not isinstance(label, bool) and rec.first_number_label is None:

@@ -15,7 +15,10 @@ import os
 import re
 import sys
 
-_DIST = re.compile(r"^(.+?)-([^-]+)\.dist-info$", re.IGNORECASE)
+# NAME-VERSION.dist-info (pip), NAME-VERSION[-pyX.Y].egg-info (setup.py, distro packages), and a
+# version-less NAME.egg-info (`setup.py develop`): installed, version unknown ("")
+_DIST = re.compile(r"^(.+?)-([^-]+)\.dist-info$|^(.+?)-([^-]+?)(?:-py\d+(?:\.\d+)*)?\.egg-info$|^([^-]+)\.egg-info$",
+                   re.IGNORECASE)
 
 
 def normalise(name: str) -> str:
@@ -25,9 +28,9 @@ def normalise(name: str) -> str:
 
 def swift_paths() -> list[str] | None:
     """The import path of the environment the `swift` on PATH runs in; None when that cannot be
-    told (no `swift`, a wrapper script, an environment without a site-packages folder)."""
-    from pathlib import Path
-
+    told (no `swift`, a wrapper script, an interpreter that does not answer). lorakit's own
+    environment is its sys.path; another's is asked once (its PYTHONPATH, .pth files and user
+    site count, as they will for `swift`)."""
     from lorakit import record
 
     python = record.swift_python(record.swift_on_path())
@@ -35,8 +38,20 @@ def swift_paths() -> list[str] | None:
         return None
     if record._is_lorakits(python):
         return sys.path
-    found = sorted(str(p) for p in Path(os.path.abspath(python)).parent.parent.glob("lib/python*/site-packages"))
-    return found or None
+    return _asked(python)
+
+
+def _asked(python: str) -> list[str] | None:
+    import json
+    import subprocess
+
+    try:
+        done = subprocess.run([python, "-c", "import json, sys; print(json.dumps(sys.path))"], capture_output=True,
+                              text=True, timeout=30)
+        paths = json.loads(done.stdout) if done.returncode == 0 else None
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        return None
+    return [p for p in paths if isinstance(p, str)] if isinstance(paths, list) else None
 
 
 def entries(paths: list[str]):
@@ -49,7 +64,8 @@ def entries(paths: list[str]):
         for name in names:
             match = _DIST.match(name)
             if match:
-                yield match.group(1), match.group(2)
+                dist, version, egg, egg_version, bare = match.groups()
+                yield (dist, version) if dist else (egg, egg_version) if egg else (bare, "")
 
 
 def _dists(paths: list[str]) -> dict[str, str]:

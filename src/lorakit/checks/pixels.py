@@ -16,7 +16,7 @@ from pathlib import Path
 
 from lorakit import localpath
 from lorakit.checks.facts import Facts
-from lorakit.findings import WARNING, Finding, about
+from lorakit.findings import ERROR, WARNING, Finding, about
 from lorakit.job import Job
 from lorakit.swiftregistry import swift_models
 
@@ -104,16 +104,44 @@ def _image_file(job: Job, facts: Facts) -> str | None:
     return None
 
 
+def _caps(job: Job, facts: Facts) -> dict[str, str]:
+    """MAX_PIXELS / IMAGE_MAX_TOKEN_NUM as the launch sets them (the preset's env: wins over the
+    shell's, as lorakit renders it), empty ones left out: 4.x's compat_qwen_vl_utils skips them."""
+    out = {}
+    for name in CAPS:
+        value = job.env.get(name, facts.environ.get(name))
+        if value is not None and str(value).strip():
+            out[name] = str(value)
+    return out
+
+
+def _not_int(value: str) -> bool:
+    try:
+        int(value)
+    except ValueError:
+        return True
+    return False
+
+
 def check_max_pixels(job: Job, facts: Facts) -> list[Finding]:
     if job.command not in ("sft", "pt", "rlhf", "infer"):
         return []
-    if job.args.get("max_pixels") not in (None, ""):
-        return []
-    if any(name in job.env or name in facts.environ for name in CAPS):
+    caps = _caps(job, facts)
+    table = swift_models(job.swift_major) or {}
+    bad = {name: value for name, value in caps.items() if _not_int(value)}
+    if bad:  # read with int() at load (swift/utils/utils.py get_env_args; 4.x compat_qwen_vl_utils)
+        if not reads_images_uncapped(table, _model_type(job, facts, table)):
+            return []
+        name, value = next(iter(bad.items()))
+        return [about(job, ERROR, "env.max_pixels.invalid", f"env.{name}",
+                      f"{name}={value!r} is not an integer: ms-swift reads it with int() while loading the Qwen-VL "
+                      "processor and stops (ValueError: invalid literal for int())",
+                      f"write the number of pixels in digits, e.g. {name}="
+                      + ("1003520" if name == "MAX_PIXELS" else "1280"))]
+    if caps or job.args.get("max_pixels") not in (None, ""):
         return []
     if _capped_by_model_kwargs(job.args.get("model_kwargs")):
         return []
-    table = swift_models(job.swift_major) or {}
     if not reads_images_uncapped(table, _model_type(job, facts, table)):
         return []
     path = _image_file(job, facts)
@@ -121,8 +149,8 @@ def check_max_pixels(job: Job, facts: Facts) -> list[Finding]:
         return []
     return [about(job, WARNING, "data.images.max_pixels", "env.MAX_PIXELS",
                   f"{path} has images for a Qwen-VL model and nothing caps their resolution (no MAX_PIXELS, "
-                  "IMAGE_MAX_TOKEN_NUM, max_pixels or model_kwargs cap): each image becomes up to 16384 visual tokens (qwen_vl_utils' "
-                  "default), and the step that meets a large one can run out of memory",
+                  "IMAGE_MAX_TOKEN_NUM, max_pixels or model_kwargs cap): each image becomes up to 16384 visual tokens "
+                  "(qwen_vl_utils' default), and the step that meets a large one can run out of memory",
                   "set the cap ms-swift's Qwen-VL examples use: env: {MAX_PIXELS: '1003520'} in the preset, or "
                   "MAX_PIXELS=1003520 before lorakit")]
 

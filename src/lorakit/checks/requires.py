@@ -130,6 +130,8 @@ def check_requires(job: Job, facts: Facts) -> list[Finding]:
             continue
         name, clauses = parsed
         have = installed.get(normalise(name))
+        if have == "":  # installed, its version unknown (a bare NAME.egg-info): not judged
+            continue
         ok = False if have is None else satisfied(have, clauses)
         if ok is False:
             unmet.append((spec, name, have))

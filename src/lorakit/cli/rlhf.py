@@ -159,7 +159,7 @@ def rlhf(
         if given:
             raise LorakitError(f"--from replays the recorded job as it is; it takes no {', '.join(given)}",
                                hint="drop those options, or copy the record's `preset:` section into a preset")
-        job, data = replayed(from_, dry_run)
+        job, data = replayed(from_, dry_run and fmt != "sbatch")  # sbatch pins this machine's swift
     elif preset is None:
         raise LorakitError("give a preset (--preset/-p NAME or FILE) or an rlhf run record (--from FILE)",
                            hint="built-in: dpo, kto, orpo, simpo, grpo_colocate, grpo_server")

@@ -106,7 +106,8 @@ def train(
         from lorakit import replay  # only a replay reads records back
 
         from_ = replay.record_path(from_)
-        job, data = replay.replay_job(from_, dry_run=dry_run)
+        # an sbatch script pins this machine's swift on PATH: across majors it would fail on the node
+        job, data = replay.replay_job(from_, dry_run=dry_run and fmt != "sbatch")
         report.note(f"relaunching the job recorded in {from_} ({data.get('time')}, {data.get('host')})")
         if data.get("cwd") and Path(str(data["cwd"])) != Path.cwd():
             report.note(f"it ran in {data['cwd']}; relative paths now resolve from {Path.cwd()}")
