@@ -263,7 +263,7 @@ def test_an_eval_batch_below_one_without_evaluation_is_a_warning():
          "evaluated), it fails the run once evaluation is on", "set it to 1 or more")]
 
 
-@pytest.mark.parametrize("visible", ["", "-1", "all"])
+@pytest.mark.parametrize("visible", ["-1", "all"])  # "" is a CPU run: tests/test_envlayer.py
 def test_an_unusable_cuda_visible_devices_says_where_it_came_from(visible):
     from conftest import run_cli
 

@@ -146,3 +146,11 @@ def test_a_cap_int_cannot_read_is_an_error(tmp_path, monkeypatch, value, code):
 def test_get_env_args_is_an_int_call():
     source = "\n".join(swift_source("utils/utils.py"))
     assert "        value = type_func(value)" in source
+
+
+def test_model_kwargs_nested_past_the_stack_is_no_traceback():
+    from lorakit.checks.pixels import _capped_by_model_kwargs
+
+    assert _capped_by_model_kwargs('{"MAX_PIXELS": ' + "[" * 5000) is False
+    assert _capped_by_model_kwargs('{"a": ' + "[" * 100000 + "]" * 100000 + ', "max_pixels": 1}') is False
+    assert _capped_by_model_kwargs('{"max_pixels": 1003520}') is True

@@ -43,9 +43,11 @@ def _capped_by_model_kwargs(value) -> bool:
     import json
 
     if isinstance(value, str):
+        if not any(cap in value.upper() for cap in CAPS):
+            return False  # no key to find: not parsed (a text may be nested past Python's stack)
         try:
             value = json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):
             return False
     return isinstance(value, dict) and any(str(k).upper() in CAPS for k in value)
 
