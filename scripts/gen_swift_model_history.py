@@ -170,13 +170,44 @@ def history(cache: Path) -> dict:
     return out
 
 
+PATCHES = REPO / "src" / "lorakit" / "data" / "swift_flag_patches.json"  # every released version
+
+
+def patch_pairs(cache: Path) -> dict:
+    """{major: {minor: {type: {architecture: first patch}}}} for the (type, architecture) pairs
+    of each minor's last patch that its first release lacks: the history above is per minor, and
+    a target named to an earlier patch (3.12.1, or an installed 3.6.0) must not count a pair that
+    came later (qwen3_vl_emb took Qwen3VLForConditionalGeneration in 3.12.2, qwen3_moe_thinking
+    Qwen3MoeForCausalLM in 3.6.3)."""
+    released = json.loads(PATCHES.read_text(encoding="utf-8"))["versions"]
+    out: dict = {}
+    for major, pinned in sorted(pinned_versions().items()):
+        for last in pinned:
+            minor = ".".join(last.split(".")[:2])
+            patches = [v for v in released if ".".join(v.split(".")[:2]) == minor]
+            first_seen: dict[tuple[str, str], str] = {}
+            for version in patches:
+                for model_type, entry in registry(wheel(cache, version), major).items():
+                    for arch in entry["architectures"]:
+                        first_seen.setdefault((model_type, arch), version)
+            final = registry(wheel(cache, last), major)
+            for model_type, entry in sorted(final.items()):
+                for arch in sorted(entry["architectures"]):
+                    first = first_seen.get((model_type, arch))
+                    if first is not None and patches and first != patches[0]:
+                        out.setdefault(str(major), {}).setdefault(minor, {}).setdefault(model_type, {})[arch] = first
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     parser.add_argument("--check", action="store_true", help="exit 1 if the committed file differs")
     parser.add_argument("--stdout", action="store_true")
     args = parser.parse_args(argv)
-    text = json.dumps(history(args.cache), indent=1, sort_keys=True) + "\n"
+    data = history(args.cache)
+    data["type_architecture_patches"] = patch_pairs(args.cache)
+    text = json.dumps(data, indent=1, sort_keys=True) + "\n"
     if args.check:
         same = OUT.is_file() and OUT.read_text(encoding="utf-8") == text
         print("up to date" if same else f"{OUT} differs from the wheels: rerun without --check")

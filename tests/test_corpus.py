@@ -468,7 +468,9 @@ def run_item(item: dict, root: Path) -> Outcome:
         return _run_item(item, root)
     from test_requires import fake_site
 
-    site = str(fake_site(root / "_machine_site", str(version)))
+    major, *rest = str(item.get("swift_version") or "4").split(".")
+    swift = ".".join([major, *(rest + ["0", "0"])[:2]])  # the thread's ms-swift, as installed there
+    site = str(fake_site(root / "_machine_site", str(version), swift=swift))
     sys.path.insert(0, site)
     try:
         return _run_item(item, root)

@@ -197,3 +197,22 @@ def test_a_type_counts_for_an_architecture_only_in_the_minors_it_listed_it(tmp_p
             for v in ("3.4", "3.5", "3.12")}
     assert said == {"3.4": [], "3.5": ["model.type.ambiguous"], "3.12": ["model.type.ambiguous"]}
     assert modelage.architecture_types(job(3, "3.4"), "Qwen3ForCausalLM", ["qwen3", "deepseek_r1_distill"]) == ["qwen3"]
+
+
+@pytest.mark.parametrize("arch, versions", [
+    ("Qwen3MoeForCausalLM", {"3.6.0": [], "3.6.2": [], "3.6.3": ["model.type.ambiguous"]}),
+    ("Qwen3VLForConditionalGeneration", {"3.12.1": [], "3.12.2": ["model.type.ambiguous"],
+                                         "3.12.6": ["model.type.ambiguous"]})])
+def test_a_pair_a_later_patch_brought_does_not_count_for_an_earlier_patch(tmp_path, arch, versions):
+    """The history is per minor (its last patch): qwen3_moe_thinking took Qwen3MoeForCausalLM in
+    3.6.3, qwen3_vl_emb/_reranker Qwen3VLForConditionalGeneration in 3.12.2 (a second hostile
+    review); type_architecture_patches, read from every released wheel, says which patch."""
+    local = tmp_path / "model"
+    local.mkdir()
+    extra = {"vision_config": {}} if "VL" in arch else {}
+    (local / "config.json").write_text(json.dumps({"architectures": [arch], "num_attention_heads": 32,
+                                                   "num_key_value_heads": 4, **extra}))
+    here = Facts(find_model=lambda m: local)
+    said = {v: [f.code for f in check_model_type(job(3, v, model=str(local)), here) if f.level == "error"]
+            for v in versions}
+    assert said == versions

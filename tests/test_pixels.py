@@ -154,3 +154,17 @@ def test_model_kwargs_nested_past_the_stack_is_no_traceback():
     assert _capped_by_model_kwargs('{"MAX_PIXELS": ' + "[" * 5000) is False
     assert _capped_by_model_kwargs('{"a": ' + "[" * 100000 + "]" * 100000 + ', "max_pixels": 1}') is False
     assert _capped_by_model_kwargs('{"max_pixels": 1003520}') is True
+
+
+def test_an_args_json_nested_past_the_stack_is_no_traceback(tmp_path, monkeypatch):
+    """A second hostile review: infer --adapters DIR whose args.json is 100k arrays deep."""
+    from test_corpus import make_checkpoint
+
+    monkeypatch.chdir(tmp_path)
+    ckpt = tmp_path / "output" / "v1" / "checkpoint-5"
+    make_checkpoint(ckpt, "lora-checkpoint:Qwen/Qwen2-VL-7B-Instruct", tmp_path)
+    (ckpt / "args.json").write_text("[" * 100000 + "]" * 100000)
+    (tmp_path / "a.png").write_bytes(b"\x89PNG")
+    (tmp_path / "test.json").write_text(json.dumps([{**ROW, "images": ["a.png"]}]))
+    result = run_cli(["infer", "--adapters", str(ckpt), "--dry-run", "--", "--val_dataset", "test.json"])
+    assert result.code in (0, 2) and "Traceback" not in result.stderr, result.stderr[-2000:]

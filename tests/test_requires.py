@@ -20,10 +20,14 @@ BERT = {"architectures": ["ModernBertForMaskedLM"], "model_type": "modernbert", 
         "num_hidden_layers": 2, "num_attention_heads": 4, "vocab_size": 100}
 
 
-def fake_site(root: Path, version: str, knows: tuple[str, ...] = ("bert", "qwen2", "llama")) -> Path:
+def fake_site(root: Path, version: str, knows: tuple[str, ...] = ("bert", "qwen2", "llama"),
+              swift: str | None = None) -> Path:
     """A site-packages dir as an older machine has it: transformers VERSION, whose Auto classes
-    know only `knows` (the 4.x table's shape: configuration_auto.py)."""
+    know only `knows` (the 4.x table's shape: configuration_auto.py), and ms-swift `swift` if given
+    (a `swift` of the job's major: the requirements of the other major's are not judged)."""
     site = root / "site"
+    if swift:
+        (site / f"ms_swift-{swift}.dist-info").mkdir(parents=True)
     (site / f"transformers-{version}.dist-info").mkdir(parents=True)
     (site / f"transformers-{version}.dist-info" / "METADATA").write_text(f"Name: transformers\nVersion: {version}\n")
     auto = site / "transformers" / "models" / "auto"
@@ -44,10 +48,10 @@ def job(model: str, major: int = 3, command: str = "sft", **args) -> Job:
     return Job(command=command, launch=Launch(), args={"model": model, **args}, preset="p.yaml", swift_major=major)
 
 
-def facts(local: Path | None, versions: dict, knows=lambda t: False, here=True) -> Facts:
+def facts(local: Path | None, versions: dict, knows=lambda t, env=None: False, here=True) -> Facts:
     from lorakit.sitepackages import normalise
 
-    return Facts(find_model=lambda m: local, packages=lambda: {normalise(k): v for k, v in versions.items()},
+    return Facts(find_model=lambda m: local, packages=lambda env=None: {normalise(k): v for k, v in versions.items()},
                  transformers_knows=knows, here=here)
 
 
@@ -90,7 +94,7 @@ def test_a_model_type_the_installed_transformers_lacks_below_ms_swifts_floor_is_
 
 def test_an_unmet_floor_for_a_model_transformers_knows_is_ms_swifts_warning(tmp_path):
     local = model_dir(tmp_path, BERT)
-    [found] = check_requires(job(str(local)), facts(local, {"transformers": "4.47.1"}, knows=lambda t: True))
+    [found] = check_requires(job(str(local)), facts(local, {"transformers": "4.47.1"}, knows=lambda t, env=None: True))
     assert (found.level, found.code) == ("warning", "model.requires")
     assert found.message == ("ms-swift registers model_type modern_bert with transformers>=4.48; this machine has "
                              "transformers 4.47.1: ms-swift warns \"Please install the package\" after the download "
@@ -148,7 +152,7 @@ def test_the_installed_transformers_is_read_as_it_is(tmp_path):
 def test_cli_refuses_modernbert_on_an_older_transformers(tmp_path, monkeypatch):
     """ms-swift #2799, as the thread's machine had it (transformers before 4.48)."""
     local = model_dir(tmp_path, BERT)
-    monkeypatch.setattr(sys, "path", [str(fake_site(tmp_path, "4.47.1")), *sys.path])
+    monkeypatch.setattr(sys, "path", [str(fake_site(tmp_path, "4.47.1", swift="3.0.3")), *sys.path])
     monkeypatch.chdir(tmp_path)
     said = run_cli(["validate", "-p", "single", "--swift-version", "3", "--", "--model", str(local)])
     assert said.code == 2, said.stderr
@@ -170,7 +174,7 @@ def other_env(root: Path, version: str) -> Path:
     swift.write_text(f"#!{env / 'bin' / 'python'}\n# -*- coding: utf-8 -*-\nfrom swift.cli.main import cli_main\n")
     swift.chmod(0o755)
     [site] = (env / "lib").glob("python*/site-packages")
-    made = fake_site(root / "made", version)
+    made = fake_site(root / "made", version, swift="3.12.6")
     for item in made.iterdir():
         item.rename(site / item.name)
     return env
@@ -229,7 +233,7 @@ def test_egg_info_installs_count(tmp_path, monkeypatch):
     assert sitepackages.dist_version("qwen-vl-utils") == "0.0.14"
     assert sitepackages.dist_version("decord") == ""
     said = check_requires(job("Qwen/Qwen2-VL-7B-Instruct", major=4),
-                          Facts(find_model=lambda m: None, packages=lambda: sitepackages.dists(), here=True))
+                          Facts(find_model=lambda m: None, packages=lambda env=None: sitepackages.dists(), here=True))
     assert said == []
 
 
@@ -241,7 +245,7 @@ def test_another_environments_own_import_path_is_asked(tmp_path):
 
     os.environ["PYTHONPATH"], saved = str(extra), os.environ.get("PYTHONPATH")
     try:
-        paths = sitepackages._asked(sys.executable)
+        paths = sitepackages._asked(sys.executable, str(extra))
     finally:
         if saved is None:
             del os.environ["PYTHONPATH"]
@@ -250,3 +254,59 @@ def test_another_environments_own_import_path_is_asked(tmp_path):
     assert paths is not None and str(extra) in paths
     assert sitepackages.dist_version("transformers", paths) == "9.9.9"
     assert sitepackages._asked(str(tmp_path / "no-python")) is None
+
+
+def test_asking_another_python_survives_banners_hangs_and_is_asked_once(tmp_path, monkeypatch):
+    """A second hostile review: a module system's banner on stdout turned every check off; a
+    hanging interpreter stalled validate 30 s without a word; each answer was asked twice."""
+    banner = tmp_path / "banner-python"
+    banner.write_text(f"#!/bin/sh\necho 'Loading module cuda/12'\nexec {sys.executable} \"$@\"\n")
+    banner.chmod(0o755)
+    sitepackages._ASKED.clear()
+    paths = sitepackages._asked(str(banner))
+    assert paths is not None and any("site-packages" in p for p in paths)
+    calls = []
+    monkeypatch.setattr("subprocess.run", lambda *a, **k: calls.append(a) or (_ for _ in ()).throw(OSError()))
+    assert sitepackages._asked(str(banner)) == paths and calls == []  # answered once per process
+    hang = tmp_path / "hang-python"
+    hang.write_text("#!/bin/sh\nsleep 30\n")
+    hang.chmod(0o755)
+    monkeypatch.undo()
+    monkeypatch.setattr(sitepackages, "ASK_TIMEOUT", 0.5)
+    import io
+    import contextlib
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        assert sitepackages._asked(str(hang)) is None
+    assert (f"lorakit: {hang} did not say its import path in 0.5 s: the packages ms-swift registers models with "
+            "are not checked") in err.getvalue().splitlines()
+
+
+def test_the_presets_pythonpath_is_the_launchs(tmp_path, monkeypatch):
+    """env: {PYTHONPATH: DIR} in the preset is what `swift` imports from (a second hostile review)."""
+    local = model_dir(tmp_path, BERT)
+    site = fake_site(tmp_path, "4.47.1", swift="3.0.3")
+    sitepackages._ASKED.clear()
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "p.yaml").write_text(f"extends: single\nenv:\n  PYTHONPATH: {site}\n")
+    said = run_cli(["validate", "-p", "p.yaml", "--swift-version", "3", "--", "--model", str(local)])
+    assert "the installed transformers 4.47.1 does not know" in said.stderr, said.stderr
+
+
+def test_a_swift_of_the_other_major_is_not_judged_by_this_majors_table(tmp_path, monkeypatch):
+    """ms-swift 4.x installed, the job for 3.x: the launch refuses that mismatch itself; judging
+    4.x's packages by 3.x's registry gave advice that breaks the other (a second hostile review)."""
+    local = model_dir(tmp_path, BERT)
+    monkeypatch.setattr(sys, "path", [str(fake_site(tmp_path, "4.47.1", swift="4.6.0")), *sys.path])
+    monkeypatch.chdir(tmp_path)
+    said = run_cli(["validate", "-p", "single", "--swift-version", "3", "--", "--model", str(local)])
+    assert "model.requires" not in said.stderr, said.stderr
+
+
+def test_a_version_less_ms_swift_egg_info_is_no_version(tmp_path, monkeypatch):
+    from lorakit.swiftenv import installed_version
+
+    (tmp_path / "ms_swift.egg-info").mkdir()
+    monkeypatch.setattr(sys, "path", [str(tmp_path)])
+    assert installed_version() is None

@@ -593,6 +593,7 @@ def test_kto_label_as_written_is_what_the_3_0_wheels_say():
 @pytest.mark.parametrize("labels, version, codes", [
     (["false", "true"], "4", []), (["False", "True"], "3.0.1", []),  # pandas reads these as bool
     (["0", "1"], "4", []), (["0", "1"], "3.0.1", ["rlhf.data.label"]),  # int64: bool() from 3.0.2
+    (["0.0", "1.0"], "4", []),  # float64, as 0.0/1.0 in JSON (a second hostile review)
     (["maybe", "true"], "4", ["rlhf.data.label"])])
 def test_kto_csv_labels_are_read_as_pandas_types_them(tmp_path, labels, version, codes):
     """A hostile review: 'false'/'0' in a CSV were compared as text and refused."""

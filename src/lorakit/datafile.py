@@ -90,13 +90,15 @@ def forget() -> None:
 
 def _csv_label(text):
     """A CSV cell as datasets' csv builder (pandas) types a label column: true/false in any of
-    pandas' spellings is a bool, 0/1 an int (the column of a KTO file is one or the other)."""
+    pandas' spellings is a bool, 0/1 an int, 0.0/1.0 a float (the column of a KTO file is one of them)."""
     if not isinstance(text, str):
         return text
     word = text.strip()
     if word in ("True", "False", "true", "false", "TRUE", "FALSE"):
         return word.lower() == "true"
-    return int(word) if word in ("0", "1") else text
+    if word in ("0", "1"):
+        return int(word)
+    return float(word) if word in ("0.0", "1.0") else text  # a float64 column (0.0/1.0), as JSON's
 
 
 def recognize(path: str, *, columns: Mapping[str, str] | None = None, auto_mapping: bool = True,

@@ -26,32 +26,57 @@ def normalise(name: str) -> str:
     return re.sub(r"[-_.]+", "_", name).lower()
 
 
-def swift_paths() -> list[str] | None:
-    """The import path of the environment the `swift` on PATH runs in; None when that cannot be
-    told (no `swift`, a wrapper script, an interpreter that does not answer). lorakit's own
-    environment is its sys.path; another's is asked once (its PYTHONPATH, .pth files and user
-    site count, as they will for `swift`)."""
-    from lorakit import record
+ASK_TIMEOUT = 10.0  # seconds another environment's Python may take to say its import path
 
-    python = record.swift_python(record.swift_on_path())
+
+def swift_paths(env: "dict[str, str] | None" = None) -> list[str] | None:
+    """The import path of the environment the `swift` a launch with `env` (the preset's env:
+    section, over this shell's) runs; None when that cannot be told (no `swift`, a wrapper script,
+    an interpreter that does not answer). lorakit's own environment is its sys.path, unless the
+    launch sets PYTHONPATH; another's is asked (its PYTHONPATH, .pth files and user site count, as
+    they will for `swift`), once per process."""
+    from lorakit import record
+    from lorakit.launch import resolve_swift
+
+    launch_env = {**os.environ, **(env or {})}
+    python = record.swift_python(resolve_swift(launch_env))
     if python is None:
         return None
-    if record._is_lorakits(python):
+    if record._is_lorakits(python) and launch_env.get("PYTHONPATH") == os.environ.get("PYTHONPATH"):
         return sys.path
-    return _asked(python)
+    return _asked(python, launch_env.get("PYTHONPATH"))
 
 
-def _asked(python: str) -> list[str] | None:
+_ASKED: dict = {}
+
+
+def _asked(python: str, pythonpath: str | None = None) -> list[str] | None:
     import json
     import subprocess
 
+    key = (python, pythonpath)
+    if key in _ASKED:
+        return _ASKED[key]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    if pythonpath is not None:
+        env["PYTHONPATH"] = pythonpath
+    # the last line: a sitecustomize or module system may print a banner first
+    code = "import json, sys; print(); print(json.dumps(sys.path))"
+    paths = None
     try:
-        done = subprocess.run([python, "-c", "import json, sys; print(json.dumps(sys.path))"], capture_output=True,
-                              text=True, timeout=30)
-        paths = json.loads(done.stdout) if done.returncode == 0 else None
-    except (OSError, ValueError, subprocess.TimeoutExpired):
-        return None
-    return [p for p in paths if isinstance(p, str)] if isinstance(paths, list) else None
+        done = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=ASK_TIMEOUT, env=env)
+        lines = done.stdout.strip().splitlines()
+        paths = json.loads(lines[-1]) if done.returncode == 0 and lines else None
+    except subprocess.TimeoutExpired:
+        from lorakit import report
+
+        report.note(f"{python} did not say its import path in {ASK_TIMEOUT:g} s: the packages ms-swift registers "
+                    "models with are not checked")
+    except (OSError, ValueError):
+        pass
+    found = [p for p in paths if isinstance(p, str)] if isinstance(paths, list) else None
+    _ASKED[key] = found
+    return found
 
 
 def entries(paths: list[str]):

@@ -42,7 +42,8 @@ def installed_version() -> str | None:
     finds it, without importing importlib.metadata (email, zipfile, csv: ~9 ms of start-up)."""
     from lorakit.sitepackages import entries, normalise
 
-    return next((version for name, version in entries(sys.path) if normalise(name) == "ms_swift"), None)
+    # a version-less ms_swift.egg-info (setup.py develop) tells no version: as if none were found
+    return next((version for name, version in entries(sys.path) if normalise(name) == "ms_swift" and version), None)
 
 
 def _major(version: str) -> int | None:

@@ -133,7 +133,7 @@ def args_json(path: Path, major: int) -> tuple[str | None, str | None] | None:
         return (None, None)
     try:
         data = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):  # nested past the stack: unreadable too
         return None
     if not isinstance(data, dict):
         return None

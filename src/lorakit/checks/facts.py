@@ -116,19 +116,20 @@ def gpu_count(environ: Mapping[str, str] | None = None) -> int | None:
     return sum(1 for line in done.stdout.splitlines() if line.startswith("GPU "))
 
 
-def packages() -> "Mapping[str, str] | None":
-    """The distributions of the environment the `swift` on PATH runs in, by normalised name
-    (sitepackages: dist-info names, no import); None when that environment cannot be told."""
+def packages(env: "Mapping[str, str] | None" = None) -> "Mapping[str, str] | None":
+    """The distributions of the environment the `swift` of a launch with `env` (the preset's
+    env: section) runs in, by normalised name (sitepackages: dist-info names, no import); None
+    when that environment cannot be told."""
     from lorakit import sitepackages  # only for a launch here with a model that names requirements
 
-    paths = sitepackages.swift_paths()
+    paths = sitepackages.swift_paths(dict(env or {}))
     return None if paths is None else sitepackages.dists(paths)
 
 
-def transformers_knows(model_type: str) -> bool | None:
+def transformers_knows(model_type: str, env: "Mapping[str, str] | None" = None) -> bool | None:
     from lorakit import sitepackages
 
-    paths = sitepackages.swift_paths()
+    paths = sitepackages.swift_paths(dict(env or {}))
     return None if paths is None else sitepackages.transformers_knows(model_type, paths)
 
 
@@ -151,5 +152,5 @@ class Facts:
     gpu_count: Callable[[], int | None] = gpu_count
     hostname: Callable[[], str] = hostname
     own_address: Callable[[str], bool] = own_address
-    packages: Callable[[], "Mapping[str, str] | None"] = packages
-    transformers_knows: Callable[[str], "bool | None"] = transformers_knows
+    packages: Callable[..., "Mapping[str, str] | None"] = packages
+    transformers_knows: Callable[..., "bool | None"] = transformers_knows

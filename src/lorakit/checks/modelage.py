@@ -91,6 +91,30 @@ def architecture_types(job: Job, arch: str, snapshot_types: list[str]) -> list[s
     architecture in that minor (the history's per-pair spans: deepseek_r1_distill took
     Qwen3ForCausalLM only in 3.5), plus any later minors dropped. Qwen3VLForConditionalGeneration
     is qwen3_vl alone on 3.9-3.11 and ambiguous only from 3.12 (qwen3_vl_emb, qwen3_vl_reranker)."""
+    return _before_patch(job, arch, _in_minor(job, arch, snapshot_types))
+
+
+def _before_patch(job: Job, arch: str, types: list[str]) -> list[str]:
+    """Less the pairs a later patch of the target's minor brought, for a target named to a patch
+    older than the snapshot's (3.12.1; an installed 3.6.0): the history is per minor (its last
+    patch), and qwen3_vl_emb took Qwen3VLForConditionalGeneration only in 3.12.2."""
+    from lorakit.flagpatches import _key
+
+    version, snapshot = job.swift_version or "", (swift_models(job.swift_major) or {}).get("swift_version")
+    target = _key(version)
+    if target is None or version == snapshot:
+        return types  # a major or a minor alone, or the snapshot itself: exact already
+    minor = f"{target[0]}.{target[1]}"
+    later = _history().get("type_architecture_patches", {}).get(str(job.swift_major), {}).get(minor, {})
+    keep = []
+    for model_type in types:
+        first = _key((later.get(model_type) or {}).get(arch) or "")
+        if first is None or target >= first:
+            keep.append(model_type)
+    return keep
+
+
+def _in_minor(job: Job, arch: str, snapshot_types: list[str]) -> list[str]:
     major = job.swift_major
     minor = flaghistory.target_minor(major, job.swift_version)
     if minor is None or str(major) not in _history():

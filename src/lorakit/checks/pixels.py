@@ -64,7 +64,7 @@ def _from_adapter(job: Job) -> tuple[str | None, str | None]:
         try:
             with open(path, encoding="utf-8") as handle:
                 data = json.loads(handle.read(1 << 20))
-        except (OSError, ValueError, UnicodeDecodeError):
+        except (OSError, ValueError, UnicodeDecodeError, RecursionError):
             continue
         if isinstance(data, dict):
             model_type, model = data.get("model_type"), data.get("model")

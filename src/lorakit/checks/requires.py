@@ -118,10 +118,14 @@ def check_requires(job: Job, facts: Facts) -> list[Finding]:
     requires = (table.get("model_types", {}).get(model_type) or {}).get("requires") or []
     if not requires:
         return []
-    installed = facts.packages()
+    installed = facts.packages(job.env)
     if installed is None:
         return []  # which environment `swift` runs in cannot be told: say nothing rather than guess
     from lorakit.sitepackages import normalise
+
+    here = installed.get("ms_swift") or ""
+    if here.split(".")[0].isdigit() and int(here.split(".")[0]) != job.swift_major:
+        return []  # a `swift` of the other major: the launch refuses that (cli/run.py check_swift_matches)
 
     unmet, floor = [], None
     for spec in requires:
@@ -141,7 +145,7 @@ def check_requires(job: Job, facts: Facts) -> list[Finding]:
         return []
     pip = "pip install " + " ".join(f"'{spec}'" for spec, _, _ in unmet) + " -U"
     own = config.get("model_type") if isinstance(config, dict) and not config.get("auto_map") else None
-    if floor is not None and isinstance(own, str) and own and _native(own) and facts.transformers_knows(own) is False:
+    if floor is not None and isinstance(own, str) and own and _native(own) and facts.transformers_knows(own, job.env) is False:
         spec, have = floor
         return [about(job, ERROR, "model.requires.transformers", "args.model",
                       f"{model}'s config.json has model_type {own!r}, which the installed transformers {have} "
