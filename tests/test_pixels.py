@@ -149,11 +149,11 @@ def test_get_env_args_is_an_int_call():
 
 
 def test_model_kwargs_nested_past_the_stack_is_no_traceback():
-    from lorakit.checks.pixels import _capped_by_model_kwargs
+    from lorakit.checks.pixels import kwargs_caps
 
-    assert _capped_by_model_kwargs('{"MAX_PIXELS": ' + "[" * 5000) is False
-    assert _capped_by_model_kwargs('{"a": ' + "[" * 100000 + "]" * 100000 + ', "max_pixels": 1}') is False
-    assert _capped_by_model_kwargs('{"max_pixels": 1003520}') is True
+    assert kwargs_caps('{"MAX_PIXELS": ' + "[" * 5000) == {}
+    assert kwargs_caps('{"a": ' + "[" * 100000 + "]" * 100000 + ', "max_pixels": 1}') == {}
+    assert kwargs_caps('{"max_pixels": 1003520}') == {"MAX_PIXELS": "1003520"}
 
 
 def test_an_args_json_nested_past_the_stack_is_no_traceback(tmp_path, monkeypatch):
@@ -168,3 +168,26 @@ def test_an_args_json_nested_past_the_stack_is_no_traceback(tmp_path, monkeypatc
     (tmp_path / "test.json").write_text(json.dumps([{**ROW, "images": ["a.png"]}]))
     result = run_cli(["infer", "--adapters", str(ckpt), "--dry-run", "--", "--val_dataset", "test.json"])
     assert result.code in (0, 2) and "Traceback" not in result.stderr, result.stderr[-2000:]
+
+
+def test_model_kwargs_is_read_as_ms_swift_reads_it(tmp_path, monkeypatch):
+    """A JSON file's path is parsed (json_parse_to_dict), its values are validated, and it wins
+    over the shell's MAX_PIXELS, as _init_model_kwargs sets os.environ after the shell (a second
+    hostile review)."""
+    setup(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("IMAGE_MAX_TOKEN_NUM", raising=False)
+    (tmp_path / "kw.json").write_text('{"max_pixels": 1003520}')
+
+    def codes(*extra):
+        result = run_cli(["validate", "-p", "single", "--", "--model", "Qwen2-VL-2B-Instruct", "--dataset", "d.jsonl",
+                          "--split_dataset_ratio", "0", *extra])
+        return [line.split("]")[0] + "]" + line.split("]")[1].split(":")[0] for line in result.stderr.splitlines()
+                if "max_pixels" in line and line.startswith(("error", "warning"))]
+
+    monkeypatch.delenv("MAX_PIXELS", raising=False)
+    assert codes("--model_kwargs", "kw.json") == []
+    assert codes("--model_kwargs", '{"MAX_PIXELS": "1e6"}') == [
+        "error[env.max_pixels.invalid] args.model_kwargs (-- extra flags)"]
+    monkeypatch.setenv("MAX_PIXELS", "1e6")  # overridden by model_kwargs: not what the model load sees
+    assert codes("--model_kwargs", '{"MAX_PIXELS": 1003520}') == []

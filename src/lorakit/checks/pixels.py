@@ -37,19 +37,31 @@ def reads_images_uncapped(table: dict, model_type: str | None) -> bool:
     return any(spec.replace("-", "_").lower().startswith(VL_UTILS) for spec in requires)
 
 
-def _capped_by_model_kwargs(value) -> bool:
-    """ms-swift copies each model_kwargs key, upper-cased, into the environment before loading
-    (4.6.0 swift/arguments/base_args/base_args.py _init_model_kwargs: os.environ[k.upper()])."""
+def kwargs_caps(value) -> dict[str, str]:
+    """The caps a model_kwargs value sets: ms-swift parses it (JSON text, or a JSON file's path:
+    swift/utils/utils.py json_parse_to_dict) and copies each key, upper-cased, into the
+    environment before loading (4.6.0 swift/arguments/base_args/base_args.py:236-249
+    _init_model_kwargs: os.environ[k.upper()] = str(v)), over what the shell set."""
     import json
+    import os
 
     if isinstance(value, str):
-        if not any(cap in value.upper() for cap in CAPS):
-            return False  # no key to find: not parsed (a text may be nested past Python's stack)
+        text = value
+        if os.path.isfile(value):
+            try:
+                with open(value, encoding="utf-8", errors="replace") as handle:
+                    text = handle.read(1 << 20)
+            except OSError:
+                return {}
+        if not any(cap in text.upper() for cap in CAPS):
+            return {}  # no key to find: not parsed (a text may be nested past Python's stack)
         try:
-            value = json.loads(value)
+            value = json.loads(text)
         except (ValueError, RecursionError):
-            return False
-    return isinstance(value, dict) and any(str(k).upper() in CAPS for k in value)
+            return {}
+    if not isinstance(value, dict):
+        return {}
+    return {str(k).upper(): str(v) for k, v in value.items() if str(k).upper() in CAPS}
 
 
 def _from_adapter(job: Job) -> tuple[str | None, str | None]:
@@ -106,15 +118,20 @@ def _image_file(job: Job, facts: Facts) -> str | None:
     return None
 
 
-def _caps(job: Job, facts: Facts) -> dict[str, str]:
-    """MAX_PIXELS / IMAGE_MAX_TOKEN_NUM as the launch sets them (the preset's env: wins over the
-    shell's, as lorakit renders it), empty ones left out: 4.x's compat_qwen_vl_utils skips them."""
+def _caps(job: Job, facts: Facts) -> dict[str, tuple[str, str]]:
+    """name -> (value, where) of MAX_PIXELS / IMAGE_MAX_TOKEN_NUM as the model load sees them: the
+    shell's, the preset's env: over it (as lorakit renders it), model_kwargs over both (ms-swift
+    sets it at start-up). Empty ones are left out: 4.x's compat_qwen_vl_utils skips them."""
     out = {}
     for name in CAPS:
-        value = job.env.get(name, facts.environ.get(name))
+        value, where = job.env.get(name), f"env.{name}"
+        if value is None:
+            value = facts.environ.get(name)
         if value is not None and str(value).strip():
-            out[name] = str(value)
-    return out
+            out[name] = (str(value), where)
+    for name, value in kwargs_caps(job.args.get("model_kwargs")).items():
+        out[name] = (value, "args.model_kwargs")
+    return {k: v for k, v in out.items() if v[0].strip()}
 
 
 def _not_int(value: str) -> bool:
@@ -130,19 +147,17 @@ def check_max_pixels(job: Job, facts: Facts) -> list[Finding]:
         return []
     caps = _caps(job, facts)
     table = swift_models(job.swift_major) or {}
-    bad = {name: value for name, value in caps.items() if _not_int(value)}
+    bad = {name: found for name, found in caps.items() if _not_int(found[0])}
     if bad:  # read with int() at load (swift/utils/utils.py get_env_args; 4.x compat_qwen_vl_utils)
         if not reads_images_uncapped(table, _model_type(job, facts, table)):
             return []
-        name, value = next(iter(bad.items()))
-        return [about(job, ERROR, "env.max_pixels.invalid", f"env.{name}",
+        name, (value, where) = next(iter(bad.items()))
+        return [about(job, ERROR, "env.max_pixels.invalid", where,
                       f"{name}={value!r} is not an integer: ms-swift reads it with int() while loading the Qwen-VL "
                       "processor and stops (ValueError: invalid literal for int())",
                       f"write the number of pixels in digits, e.g. {name}="
                       + ("1003520" if name == "MAX_PIXELS" else "1280"))]
     if caps or job.args.get("max_pixels") not in (None, ""):
-        return []
-    if _capped_by_model_kwargs(job.args.get("model_kwargs")):
         return []
     if not reads_images_uncapped(table, _model_type(job, facts, table)):
         return []
