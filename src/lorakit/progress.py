@@ -23,7 +23,7 @@ import re
 import sys
 import threading
 from dataclasses import dataclass, replace
-from typing import IO, Deque, Dict, List, Optional, Sequence
+from typing import IO, Deque, Dict, Optional
 
 from lorakit import report
 from lorakit.failreport import failure_report  # noqa: F401  (Watch.report prints it; tests import it here)
