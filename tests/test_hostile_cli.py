@@ -370,7 +370,7 @@ def test_train_into_an_output_dir_whose_index_is_a_fifo(cli, tmp_path, monkeypat
     assert r.code == 2  # what the named output dir holds, not the disk's fault
     assert r.stderr.splitlines()[-2:] == [
         f"lorakit: error: cannot write the run record under {out}: lorakit-runs.jsonl is a FIFO (named pipe), "
-        "not a file to append to", "  hint: make the output dir writable, or choose another --output-dir"]
+        "not a file to append to (ENXIO)", "  hint: make the output dir writable, or choose another --output-dir"]
     assert not record.exists()  # ms-swift never started
     assert list((out / "lorakit-runs").iterdir()) == []  # and no record names a launch that did not happen
 

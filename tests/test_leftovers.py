@@ -287,7 +287,7 @@ def test_a_run_record_the_disk_refuses(tmp_path, monkeypatch, number, hint, code
     assert r.code == code, r.stderr
     lines = r.stderr.splitlines()
     assert lines[-2:] == [f"lorakit: error: cannot write the run record {tmp_path}/out/deeper/lorakit-run.yaml: "
-                          f"{os.strerror(number)}", f"  {hint}"]
+                          f"{os.strerror(number)} ({errno.errorcode[number]})", f"  {hint}"]
     assert not any(line.startswith("lorakit: running ") for line in lines)
     assert not (tmp_path / "ran.json").exists()  # ms-swift never started
     assert not (tmp_path / "out").exists()  # the folders made for the record are gone again

@@ -35,3 +35,13 @@ class EnvironmentProblem(LorakitError):
 # name the user chose (exit 2).
 DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EIO, errno.EROFS, errno.EDQUOT, errno.EFBIG})
 DISK_HINT = "the disk refused the write: free space there, check the mount (read-only? failing?), or write to another disk"
+
+
+def write_failed(what: str, exc: OSError, hint: str) -> LorakitError:
+    """`what` ('cannot write x.yaml') with the OS error, as the error the CLI raises: the disk's
+    (exit 1) or the name the user chose (exit 2, with `hint`)."""
+    code = errno.errorcode.get(exc.errno or 0)
+    said = f"{what}: {exc.strerror or exc}" + (f" ({code})" if code else "")
+    if exc.errno in DISK_ERRNOS:
+        return EnvironmentProblem(said, hint=DISK_HINT)
+    return LorakitError(said, hint=hint)

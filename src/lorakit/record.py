@@ -25,7 +25,7 @@ from typing import Any, Mapping
 import yaml
 
 from lorakit import envvars
-from lorakit.errors import EnvironmentProblem, LorakitError
+from lorakit.errors import write_failed
 from lorakit.job import Job
 from lorakit.render import LORAKIT_ONLY_ARGS, Command
 from lorakit.swiftenv import installed_version
@@ -196,14 +196,7 @@ def dumps(record: Mapping[str, Any]) -> str:
     return head + yaml.safe_dump(dict(record), sort_keys=False, allow_unicode=True, width=1000)
 
 
-def unwritable(what: str, exc: OSError) -> LorakitError:
-    """The error for a record the OS refused: the disk's (full, read-only, failing: exit 1) or the
-    output dir the user named (a file, no permission: exit 2), as cli/common.write_failed tells them."""
-    from lorakit.errors import DISK_ERRNOS, DISK_HINT
-
-    if exc.errno in DISK_ERRNOS:
-        return EnvironmentProblem(f"{what}: {exc.strerror}", hint=DISK_HINT)
-    return LorakitError(f"{what}: {exc.strerror}", hint="make the output dir writable, or choose another --output-dir")
+OUT_HINT = "make the output dir writable, or choose another --output-dir"
 
 
 def _made_dirs(folder: Path) -> list[Path]:
@@ -232,7 +225,7 @@ def write(path: Path, record: Mapping[str, Any]) -> Path:
                 folder.rmdir()  # only if still empty: ms-swift or another run may have written there
             except OSError:
                 break
-        raise unwritable(f"cannot write the run record {path}", exc) from None
+        raise write_failed(f"cannot write the run record {path}", exc, OUT_HINT) from None
     return path
 
 
@@ -252,7 +245,7 @@ def write_train_record(job: Job, command: Command, *, cwd: Path | None = None):
         return runindex.start(folder, dumps(data), argv=list(command.argv), env=dict(command.env),
                               node_rank=as_int(job.launch.node_rank), time=data["time"], host=data["host"])
     except OSError as exc:
-        raise unwritable(f"cannot write the run record under {folder}", exc) from None
+        raise write_failed(f"cannot write the run record under {folder}", exc, OUT_HINT) from None
 
 
 def write_merge_record(merged_dir: Path, job: Job, command: Command, *, cwd: Path | None = None) -> Path:

@@ -14,7 +14,6 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from lorakit import localpath
 from lorakit.checks.facts import Facts
 from lorakit.findings import ERROR, WARNING, Finding, about
 from lorakit.job import Job
@@ -100,22 +99,11 @@ def _model_type(job: Job, facts: Facts, table: dict) -> str | None:
 
 
 def _image_file(job: Job, facts: Facts) -> str | None:
-    import os
-
     from lorakit import datafile
+    from lorakit.checks.rlhf import _local_files  # the local .jsonl/.json/.csv datasets (rewards.py too)
 
-    cwd = os.getcwd()
-    for key in ("dataset", "val_dataset"):
-        value = job.args.get(key)
-        for item in value if isinstance(value, list) else ([value] if value else []):
-            ref = localpath.parse_dataset(str(item), cwd)
-            name = ref.name.strip()
-            if not (name and name.lower().endswith((".jsonl", ".json", ".csv")) and localpath.exists(name, cwd)):
-                continue
-            path = localpath.absolute(name, cwd)
-            if os.path.isfile(path) and datafile.recognize(path, environ=facts.environ).image_rows:
-                return path
-    return None
+    return next((path for _, path in _local_files(job)
+                 if datafile.recognize(path, environ=facts.environ).image_rows), None)
 
 
 def _caps(job: Job, facts: Facts) -> dict[str, tuple[str, str]]:

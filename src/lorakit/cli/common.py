@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import errno
 import functools
 import inspect
 import os
@@ -13,7 +12,7 @@ from typing import Annotated, Any, List, Optional, Sequence
 import typer
 
 from lorakit import presets, report, swiftenv
-from lorakit.errors import EnvironmentProblem, LorakitError
+from lorakit.errors import LorakitError
 from lorakit.findings import ERROR, WARNING, Finding
 from lorakit.job import Job, build_job, from_environment
 from lorakit.names import normalise_arg_key, version_spelling
@@ -309,16 +308,7 @@ def layout_note(job: Job) -> str:
     return "; ".join(parts + [f"rendering for {job.swift_source}"])
 
 
-from lorakit.errors import DISK_ERRNOS, DISK_HINT  # noqa: E402  (cli/app.py imports them from here)
-
-
-def write_failed(what: str, exc: OSError, hint: str) -> LorakitError:
-    """`what` ('cannot write x.yaml') with the OS error, as the error the CLI raises."""
-    code = errno.errorcode.get(exc.errno or 0)
-    said = f"{what}: {exc.strerror or exc}" + (f" ({code})" if code else "")
-    if exc.errno in DISK_ERRNOS:
-        return EnvironmentProblem(said, hint=DISK_HINT)
-    return LorakitError(said, hint=hint)
+from lorakit.errors import DISK_ERRNOS, write_failed  # noqa: E402,F401  (cli/app.py, progress.py import them here)
 
 
 def write_user_file(path, text: str, what: str, hint: str) -> None:
