@@ -33,6 +33,22 @@ def hermetic(monkeypatch, tmp_path_factory):
         monkeypatch.delenv(name, raising=False)
 
 
+_VL_SITE: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+def qwen_vl_utils_installed(monkeypatch, tmp_path_factory):
+    """The machine a test stands for has qwen_vl_utils 0.0.14, as every machine that runs ms-swift's
+    Qwen-VL examples has (this venv does not install it): its dist-info first on sys.path, where
+    checks/visionutils.py looks. Tests of a missing or older one put their own site first."""
+    if not _VL_SITE:
+        site = tmp_path_factory.mktemp("vl_site")
+        (site / "qwen_vl_utils-0.0.14.dist-info").mkdir()
+        (site / "qwen_vl_utils-0.0.14.dist-info" / "METADATA").write_text("Name: qwen_vl_utils\nVersion: 0.0.14\n")
+        _VL_SITE.append(str(site))
+    monkeypatch.setattr(sys, "path", [_VL_SITE[0], *sys.path])
+
+
 def swift3_python() -> str:
     """The Python with ms-swift 3.x that scripts/test.sh builds: a skip on a laptop without it, a
     failure in CI (a 3.x check that silently skips there is a hole)."""

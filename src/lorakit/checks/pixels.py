@@ -29,14 +29,21 @@ SELF_CAPPED = frozenset({"qwen3_vl_emb", "qwen3_vl_reranker", "qwen3_5_emb"})
 CAPS = ("MAX_PIXELS", "IMAGE_MAX_TOKEN_NUM")  # the second: qwen_vl_utils 0.0.14+ (4.x compat_qwen_vl_utils)
 
 
-def reads_images_uncapped(table: dict, model_type: str | None) -> bool:
-    if model_type is None or model_type in SELF_CAPPED:
-        return False
-    requires = (table.get("model_types", {}).get(model_type) or {}).get("requires") or []
+# the values ms-swift's own Qwen-VL examples set
+EXAMPLES = {"MAX_PIXELS": "1003520", "MIN_PIXELS": "3136", "VIDEO_MAX_PIXELS": "50176", "FPS": "2",
+            "FPS_MAX_FRAMES": "12", "IMAGE_MAX_TOKEN_NUM": "1280", "VIDEO_MAX_TOKEN_NUM": "128"}
+
+
+def _reads_vl_utils(table: dict, model_type: str | None) -> bool:
+    requires = (table.get("model_types", {}).get(model_type or "") or {}).get("requires") or []
     return any(spec.replace("-", "_").lower().startswith(VL_UTILS) for spec in requires)
 
 
-def kwargs_caps(value) -> dict[str, str]:
+def reads_images_uncapped(table: dict, model_type: str | None) -> bool:
+    return model_type not in SELF_CAPPED and _reads_vl_utils(table, model_type)
+
+
+def kwargs_caps(value, names=CAPS) -> dict[str, str]:
     """The caps a model_kwargs value sets: ms-swift parses it (JSON text, or a JSON file's path:
     swift/utils/utils.py json_parse_to_dict) and copies each key, upper-cased, into the
     environment before loading (4.6.0 swift/arguments/base_args/base_args.py:236-249
@@ -52,7 +59,7 @@ def kwargs_caps(value) -> dict[str, str]:
                     text = handle.read(1 << 20)
             except OSError:
                 return {}
-        if not any(cap in text.upper() for cap in CAPS):
+        if not any(cap in text.upper() for cap in names):
             return {}  # no key to find: not parsed (a text may be nested past Python's stack)
         try:
             value = json.loads(text)
@@ -60,7 +67,7 @@ def kwargs_caps(value) -> dict[str, str]:
             return {}
     if not isinstance(value, dict):
         return {}
-    return {str(k).upper(): str(v) for k, v in value.items() if str(k).upper() in CAPS}
+    return {str(k).upper(): str(v) for k, v in value.items() if str(k).upper() in names}
 
 
 def _from_adapter(job: Job) -> tuple[str | None, str | None]:
@@ -106,45 +113,75 @@ def _image_file(job: Job, facts: Facts) -> str | None:
                  if datafile.recognize(path, environ=facts.environ).image_rows), None)
 
 
-def _caps(job: Job, facts: Facts) -> dict[str, tuple[str, str]]:
-    """name -> (value, where) of MAX_PIXELS / IMAGE_MAX_TOKEN_NUM as the model load sees them: the
-    shell's, the preset's env: over it (as lorakit renders it), model_kwargs over both (ms-swift
-    sets it at start-up). Empty ones are left out: 4.x's compat_qwen_vl_utils skips them."""
+def _env_values(job: Job, facts: Facts, names) -> dict[str, tuple[str, str]]:
+    """name -> (value, where) of `names` as the model load sees them: the shell's, the preset's env:
+    over it (as lorakit renders it), model_kwargs over both (ms-swift sets it at start-up)."""
     out = {}
-    for name in CAPS:
+    for name in names:
         value, where = job.env.get(name), f"env.{name}"
         if value is None:
             value = facts.environ.get(name)
-        if value is not None and str(value).strip():
+        if value is not None:
             out[name] = (str(value), where)
-    for name, value in kwargs_caps(job.args.get("model_kwargs")).items():
+    for name, value in kwargs_caps(job.args.get("model_kwargs"), names).items():
         out[name] = (value, "args.model_kwargs")
-    return {k: v for k, v in out.items() if v[0].strip()}
+    return out
 
 
-def _not_int(value: str) -> bool:
-    try:
-        int(value)
-    except ValueError:
-        return True
-    return False
+def _caps(job: Job, facts: Facts) -> dict[str, tuple[str, str]]:
+    """The resolution caps set, empty ones left out: 4.x's compat_qwen_vl_utils skips them."""
+    return {k: v for k, v in _env_values(job, facts, CAPS).items() if v[0].strip()}
+
+
+def _unparsed(job: Job, facts: Facts, kind: str | None) -> tuple[str, str, str, type] | None:
+    """(name, value, where, type) of the first variable the Qwen-VL load parses and cannot: for a
+    qwen_vl_utils loader (`kind`) with the installed ms-swift and qwen_vl_utils known, every name
+    its vision_process defines, empty ones included (get_env_args int('')s them); else the caps,
+    empty ones left out."""
+    from lorakit.checks import visionutils
+
+    found = visionutils.installed(job, facts) if kind else None
+    names = visionutils.parsed_names(*found) if found else None
+    if names is None:
+        names = {name: (int, False) for name in CAPS}
+    values = _env_values(job, facts, names)
+    for name, (kind, empty_read) in names.items():
+        if name not in values:
+            continue
+        value, where = values[name]
+        if not value.strip() and not empty_read:
+            continue
+        if visionutils.COMPAT.get(name) in values and not empty_read:
+            continue  # compat_qwen_vl_utils converts a pixel cap only when its token count is unset
+        try:
+            kind(value)
+        except ValueError:
+            return name, value, where, kind
+    return None
 
 
 def check_max_pixels(job: Job, facts: Facts) -> list[Finding]:
     if job.command not in ("sft", "pt", "rlhf", "infer"):
         return []
-    caps = _caps(job, facts)
+    from lorakit.checks.visionutils import family
+
     table = swift_models(job.swift_major) or {}
-    bad = {name: found for name, found in caps.items() if _not_int(found[0])}
-    if bad:  # read with int() at load (swift/utils/utils.py get_env_args; 4.x compat_qwen_vl_utils)
-        if not reads_images_uncapped(table, _model_type(job, facts, table)):
+    # the installed versions say what is parsed only for a launch here (visionutils.installed)
+    bad = _unparsed(job, facts, family(table, _model_type(job, facts, table)) if facts.here else None)
+    if bad:  # parsed at load (swift/utils/utils.py get_env_args; 4.x compat_qwen_vl_utils)
+        if not _reads_vl_utils(table, _model_type(job, facts, table)):
             return []
-        name, (value, where) = next(iter(bad.items()))
+        name, value, where, kind = bad
+        parse, error = (("float()", "could not convert string to float") if kind is float
+                        else ("int()", "invalid literal for int()"))
+        what = "is empty" if not value.strip() else "is not " + ("a number" if kind is float else "an integer")
+        example = EXAMPLES.get(name)
         return [about(job, ERROR, "env.max_pixels.invalid", where,
-                      f"{name}={value!r} is not an integer: ms-swift reads it with int() while loading the Qwen-VL "
-                      "processor and stops (ValueError: invalid literal for int())",
-                      f"write the number of pixels in digits, e.g. {name}="
-                      + ("1003520" if name == "MAX_PIXELS" else "1280"))]
+                      f"{name}={value!r} {what}: ms-swift reads it with {parse} while loading the Qwen-VL "
+                      f"processor and stops (ValueError: {error})",
+                      (f"write it in digits, e.g. {name}={example}" if example else "write it as a whole number")
+                      + ", or unset it")]
+    caps = _caps(job, facts)
     if caps or job.args.get("max_pixels") not in (None, ""):
         return []
     if not reads_images_uncapped(table, _model_type(job, facts, table)):

@@ -127,6 +127,10 @@ def check_requires(job: Job, facts: Facts) -> list[Finding]:
     if here.split(".")[0].isdigit() and int(here.split(".")[0]) != job.swift_major:
         return []  # a `swift` of the other major: the launch refuses that (cli/run.py check_swift_matches)
 
+    from lorakit.checks import visionutils
+
+    if visionutils.judged(table, model_type, here):  # its loader checks qwen_vl_utils itself: an error there
+        requires = [spec for spec in requires if not spec.replace("-", "_").startswith("qwen_vl_utils")]
     unmet, floor = [], None
     for spec in requires:
         parsed = parse(spec)
