@@ -310,3 +310,37 @@ def test_a_version_less_ms_swift_egg_info_is_no_version(tmp_path, monkeypatch):
     (tmp_path / "ms_swift.egg-info").mkdir()
     monkeypatch.setattr(sys, "path", [str(tmp_path)])
     assert installed_version() is None
+
+
+@pytest.mark.parametrize("shebang, flags", [
+    ("#!{py} -sE", ("-s", "-E")), ("#!{py} -I", ("-I",)), ("#!{py}", ()), ("#!{py} -u", ()),
+    ("#!/usr/bin/env python3", ()), ("#!/bin/sh", ())])
+def test_interpreter_flags_of_a_shebang(tmp_path, shebang, flags):
+    from lorakit.doctor import interpreter_flags
+
+    script = tmp_path / "swift"
+    script.write_text(shebang.format(py=sys.executable) + "\nfrom swift.cli.main import cli_main\n")
+    assert interpreter_flags(str(script)) == flags
+    assert interpreter_flags(str(tmp_path / "none")) == ()
+
+
+def test_a_swift_whose_shebang_says_no_pythonpath_is_asked_with_that_flag(tmp_path, monkeypatch):
+    """`#!python -E` ignores PYTHONPATH: a dist-info there is not what `swift` sees (a left-alone
+    item of the last round: the flags were dropped when asking)."""
+    shared = tmp_path / "shared"
+    (shared / "qwen_vl_utils-0.0.13.dist-info").mkdir(parents=True)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    base = Path(sys.base_prefix) / "bin" / "python3"  # another environment's python: it is asked
+    if not base.exists() or sys.base_prefix == sys.prefix:
+        pytest.skip("needs lorakit in a venv over a base python")
+    for flags, seen in (("", True), (" -E", False)):
+        swift = bin_dir / "swift"
+        swift.write_text(f"#!{base}{flags}\nimport sys\nfrom swift.cli.main import cli_main\n")
+        swift.chmod(0o755)
+        sitepackages._ASKED.clear()
+        monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+        monkeypatch.setenv("PYTHONPATH", str(shared))
+        paths = sitepackages.swift_paths({})
+        assert paths is not None
+        assert (sitepackages.dist_version("qwen_vl_utils", paths) == "0.0.13") is seen, (flags, paths)

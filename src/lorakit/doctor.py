@@ -62,6 +62,23 @@ def interpreter_of(script: str) -> str | None:
     return parts[0] if parts else None
 
 
+def interpreter_flags(script: str | None) -> tuple[str, ...]:
+    """The flags of `script`'s `#!/path/python -sE` line that change its import path (-E: no
+    PYTHONPATH, -s: no user site, -I: both, -S: no site, -P: no script dir); () for any other form."""
+    if script is None:
+        return ()
+    try:
+        with open(script, "rb") as handle:
+            first = handle.readline(4096).decode("utf-8", "replace").strip()
+    except OSError:
+        return ()
+    parts = first[2:].split() if first.startswith("#!") else []
+    if not parts or os.path.basename(parts[0]) in ("sh", "env"):
+        return ()
+    letters = "".join(part[1:] for part in parts[1:] if re.fullmatch(r"-[A-Za-z]+", part))
+    return tuple(f"-{letter}" for letter in dict.fromkeys(letters) if letter in "EsISP")
+
+
 def swift_python(env: Mapping[str, str]) -> tuple[str | None, str | None]:
     """(`swift` on env's PATH, the python it runs under), or (None, None) without swift."""
     swift = resolve_swift(env)

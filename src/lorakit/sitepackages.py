@@ -36,25 +36,28 @@ def swift_paths(env: "dict[str, str] | None" = None) -> list[str] | None:
     launch sets PYTHONPATH; another's is asked (its PYTHONPATH, .pth files and user site count, as
     they will for `swift`), once per process."""
     from lorakit import record
+    from lorakit.doctor import interpreter_flags
     from lorakit.launch import resolve_swift
 
     launch_env = {**os.environ, **(env or {})}
-    python = record.swift_python(resolve_swift(launch_env))
+    swift = resolve_swift(launch_env)
+    python = record.swift_python(swift)
     if python is None:
         return None
-    if record._is_lorakits(python) and launch_env.get("PYTHONPATH") == os.environ.get("PYTHONPATH"):
+    flags = interpreter_flags(swift)  # `#!python -s`: its import path is not lorakit's, even in one venv
+    if not flags and record._is_lorakits(python) and launch_env.get("PYTHONPATH") == os.environ.get("PYTHONPATH"):
         return sys.path
-    return _asked(python, launch_env.get("PYTHONPATH"))
+    return _asked(python, launch_env.get("PYTHONPATH"), flags)
 
 
 _ASKED: dict = {}
 
 
-def _asked(python: str, pythonpath: str | None = None) -> list[str] | None:
+def _asked(python: str, pythonpath: str | None = None, flags: tuple[str, ...] = ()) -> list[str] | None:
     import json
     import subprocess
 
-    key = (python, pythonpath)
+    key = (python, pythonpath, flags)
     if key in _ASKED:
         return _ASKED[key]
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
@@ -64,7 +67,8 @@ def _asked(python: str, pythonpath: str | None = None) -> list[str] | None:
     code = "import json, sys; print(); print(json.dumps(sys.path))"
     paths = None
     try:
-        done = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=ASK_TIMEOUT, env=env)
+        done = subprocess.run([python, *flags, "-c", code], capture_output=True, text=True, timeout=ASK_TIMEOUT,
+                              env=env)
         lines = done.stdout.strip().splitlines()
         paths = json.loads(lines[-1]) if done.returncode == 0 and lines else None
     except subprocess.TimeoutExpired:
