@@ -142,10 +142,13 @@ def _recognize(path: str, columns: Mapping[str, str] | None, auto_mapping: bool,
         else:
             rec.add(Problem(ERROR, "data.row.not_object", line, f"a row is {kind_of(value)}, not a JSON object"))
     if rec.kind != "csv":
+        from lorakit.datatypes import first_change
+
         seen: dict[str, None] = {}
         for _, row in objects:
             seen.update(dict.fromkeys(map(str, row)))
         rec.keys = tuple(seen)
+        rec.type_change = first_change(objects)
     if not rows and not rec.problems:
         rec.add(Problem(ERROR, "data.file.empty", None, "has a header but no rows" if rec.kind == "csv"
                         else "holds no rows"))

@@ -185,6 +185,35 @@ def _file_findings(job: Job, key: str, name: str, rec: Recognition) -> list[Find
     return out
 
 
+# datasets 4.7.0 added the Json() type, which holds a field of mixed types (its release notes);
+# before it the load stops (datatypes.py)
+MIXED_TYPES_FROM = "4.7.0"
+
+
+def _type_change(job: Job, facts: Facts, key: str, name: str, rec: Recognition) -> list[Finding]:
+    if rec.type_change is None:
+        return []
+    from lorakit.checks.requires import version_key
+
+    field, line, before, this = rec.type_change
+    packages = facts.packages(job.env) if facts.here else None
+    have = (packages or {}).get("datasets")
+    if have and version_key(have) is not None and version_key(have) >= version_key(MIXED_TYPES_FROM):
+        return []
+    said = (f"JSON parse error: Column({field}) changed from {before} to {this}" if rec.kind == "jsonl" else
+            f"ArrowTypeError: Conversion failed for column {field.split('/')[1]}")  # a .json array: from_pylist
+    what = (f"{name}:{line}: {field} is a {this} here and a {before} in the rows before; pyarrow gives a field "
+            f"one type, so the datasets library stops loading the file ({said})")
+    fix = f"write every row's {field.split('/')[-1]} as a {before}" + (" (quote the number)" if this == "number"
+                                                                      else "")
+    if have:
+        return [about(job, ERROR, "data.column.type", f"args.{key}",
+                      f"{what}; datasets {have} is installed where `swift` runs, and only {MIXED_TYPES_FROM} and "
+                      "later load such a field", f"{fix}, or pip install 'datasets>={MIXED_TYPES_FROM}'")]
+    return [about(job, WARNING, "data.column.type_maybe", f"args.{key}",
+                  f"{what}, unless the datasets where `swift` runs is {MIXED_TYPES_FROM} or later", fix)]
+
+
 def _too_few(job: Job, key: str, item: str, count: int, rec: Recognition) -> list[Finding]:
     """More rows asked for than the file has: the training set repeats rows (sample_dataset warns
     'repeated sampling'); val_dataset is split with ratio 1.0 and asserts val_sample <= len."""
@@ -264,6 +293,7 @@ def check_datasets(job: Job, facts: Facts) -> list[Finding]:
                     auto_mapping=not as_bool(job.args.get("disable_auto_column_mapping", False)))
             if first:
                 out += _file_findings(job, key, ref.name.strip(), read[path])
+                out += _type_change(job, facts, key, ref.name.strip(), read[path])
             if count is not None:
                 out += _too_few(job, key, item, count, read[path])
             out += _split_leaves_none(job, key, item, count, read[path])

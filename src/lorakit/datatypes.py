@@ -1,0 +1,45 @@
+"""A JSON field whose type changes from one row to the next (ms-swift #5269: a number among the
+strings of `query`). The datasets library loads a .jsonl/.json file through pyarrow, which gives
+each field one type: before datasets 4.7.0 (its Json() type) the load stops with "ArrowInvalid:
+JSON parse error: Column(/query) changed from string to number in row 124". pyarrow's own rules,
+measured with datasets 3.6.0: int and float are one type (number), null goes with any, objects
+with different keys merge; a string, a number, a boolean, a list and an object do not mix.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def kind(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "list" if isinstance(value, list) else "object" if isinstance(value, dict) else None
+
+
+def first_change(objects: list[tuple[int, dict]]) -> tuple[str, int, str, str] | None:
+    """(field, line, its type before, its type at that line) of the first field, named as pyarrow
+    names it (/messages/[]/content), whose type changes; None when every field keeps one type.
+    Walked with a stack, not recursion: a row may be nested as deep as json.loads allows."""
+    seen: dict[str, str] = {}
+    for line, row in objects:
+        stack: list[tuple[str, Any]] = [(f"/{key}", value) for key, value in reversed(list(row.items()))]
+        while stack:
+            path, value = stack.pop()
+            this = kind(value)
+            if this is None:
+                continue
+            before = seen.setdefault(path, this)
+            if before != this:
+                return path, line, before, this
+            if this == "object":
+                stack.extend((f"{path}/{key}", item) for key, item in reversed(list(value.items())))
+            elif this == "list":
+                stack.extend((f"{path}/[]", item) for item in reversed(value))
+    return None
