@@ -140,3 +140,22 @@ def test_a_swift_from_another_ms_swift_major_is_refused_before_launch(tmp_path):
         "it would reject flags such as --tuner_type",
         "  hint: pass --swift-version 3, or put the ms-swift 4.x `swift` first on PATH"]
     assert not (tmp_path / "output").exists()  # nothing launched, no run record
+
+
+def test_a_swift_of_ms_swift_2_is_refused_with_an_install_hint(tmp_path):
+    """ms-swift #3321: 3.x flags on a 2.x install; `--swift-version 2` is nothing lorakit renders."""
+    python = tmp_path / "other-python"
+    python.write_text("#!/bin/sh\necho '{\"ms-swift\": \"2.6.1\", \"torch\": null, \"transformers\": null, "
+                      "\"peft\": null, \"deepspeed\": null, \"flash-attn\": null}'\n")
+    python.chmod(0o755)
+    (tmp_path / "bin").mkdir()
+    swift = tmp_path / "bin" / "swift"
+    swift.write_text(f"#!{python}\nfrom swift.cli.main import cli_main\n")
+    swift.chmod(0o755)
+    env = dict(os.environ, PATH=f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    result = lorakit(["train", "-p", "single", "--swift-version", "3"], env, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-2:] == [
+        f"lorakit: error: {swift} runs ms-swift 2.6.1, which takes 2.x flags (--model_id_or_path, --sft_type, "
+        "--ckpt_dir): it would reject this command, rendered for ms-swift 3.x (lorakit renders for 3.x and 4.x)",
+        "  hint: pip install 'ms-swift>=3,<4' in the environment `swift` runs from"]

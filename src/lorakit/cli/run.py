@@ -59,6 +59,11 @@ def check_swift_matches(swift: str, version: Optional[str], major: Optional[int]
     head = as_int((version or "").split(".", 1)[0])
     if major is None or head is None or head == major:
         return
+    if head < 3:  # 1.x/2.x: --model_id_or_path, --sft_type (ms-swift #3321)
+        raise LorakitError(
+            f"{swift} runs ms-swift {version}, which takes 2.x flags (--model_id_or_path, --sft_type, --ckpt_dir): "
+            f"it would reject this command, rendered for ms-swift {major}.x (lorakit renders for 3.x and 4.x)",
+            hint=f"pip install 'ms-swift>={major},<{major + 1}' in the environment `swift` runs from")
     raise LorakitError(
         f"{swift} runs ms-swift {version}, but this command was rendered for ms-swift {major}.x: "
         f"it would reject flags such as --{'tuner_type' if head < 4 else 'train_type'}",
