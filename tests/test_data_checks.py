@@ -463,3 +463,17 @@ def test_odd_dataset_items_are_findings_not_tracebacks(tmp_path, monkeypatch):
     assert len(found) == 50000 and all(f.code == "data.path.missing" for f in found)
     assert "did you mean 'train.jsonl'" in found[0].hint
     assert not any("did you mean" in f.hint for f in found[20:])
+
+
+def test_several_datasets_in_one_quoted_string_are_named_so(tmp_path, monkeypatch):
+    """ms-swift #5123: './train.json A/b C/d' in one pair of quotes is one dataset name with spaces."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "train.json").write_text('[{"query": "a", "response": "b"}]')
+    result = run_cli(["validate", "-p", "single", "--", "--dataset", "./train.json AI-ModelScope/LongAlpaca-12k"])
+    assert result.code == 2
+    assert ("  hint: these look like 2 datasets in one quoted string; give each its own quotes: --dataset "
+            "'./train.json' 'AI-ModelScope/LongAlpaca-12k'; ms-swift would take it for a ModelScope dataset id and "
+            "fail downloading it") in result.stderr.splitlines(), result.stderr
+    # a name with a space that is no list of datasets keeps the usual hint
+    result = run_cli(["validate", "-p", "single", "--", "--dataset", "./my dta.jsonl"])
+    assert result.code == 2 and "datasets in one quoted string" not in result.stderr, result.stderr

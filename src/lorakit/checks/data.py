@@ -127,6 +127,12 @@ def _missing(job: Job, facts: Facts, key: str, item: str, ref: localpath.Dataset
         why = f"ms-swift would take it for a {_hub(job, facts, ref)} dataset id and fail downloading it"
     hint = (f"did you mean {' or '.join(repr(c) for c in close)}? " if close else "") + (
         f"paths are relative to the directory you launch from ({cwd}); {why}")
+    parts = ref.name.split()
+    if len(parts) > 1 and (any(localpath.exists(p, cwd) for p in parts) or all("/" in p for p in parts)):
+        import shlex  # ms-swift #5123: several datasets inside one pair of quotes
+
+        hint = (f"these look like {len(parts)} datasets in one quoted string; give each its own quotes: --{key} "
+                + " ".join(shlex.quote(p) if "'" in p else f"'{p}'" for p in parts[:4]) + (" ..." if len(parts) > 4 else "") + f"; {why}")
     return about(job, ERROR, "data.path.missing", f"args.{key}",
                    f"{key} {item!r}: no such file or directory ({where})", hint)
 
