@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from lorakit import exports, presets
+from lorakit import exports, overrides, presets
 from lorakit.fixups import apply_fixups
 from lorakit.job import build_job
 from lorakit.render import render
@@ -28,9 +28,9 @@ SCRIPTS = {
 MERGE_NOTE = "# Replace both paths, or run: lorakit merge --adapters CHECKPOINT [--output-dir DIR]"
 
 
-def script_text(preset: str, overrides: list) -> str:
-    resolved = presets.apply_overrides(presets.load(preset),
-                                       [(key, value, "scripts/gen_seed_scripts.py") for key, value in overrides])
+def script_text(preset: str, sets: list) -> str:
+    resolved = overrides.apply_overrides(presets.load(preset),
+                                         [(key, value, "scripts/gen_seed_scripts.py") for key, value in sets])
     # env {}: the GPU list of the preset, never the CUDA_VISIBLE_DEVICES of whoever regenerates.
     job = apply_fixups(build_job(resolved, {}, swift_major=4, swift_source="ms-swift 4.x"))
     text = exports.sh_script(job, render(job, {}))
@@ -41,7 +41,7 @@ def script_text(preset: str, overrides: list) -> str:
 
 
 def expected() -> dict[str, str]:
-    return {name: script_text(preset, overrides) for name, (preset, overrides) in SCRIPTS.items()}
+    return {name: script_text(preset, sets) for name, (preset, sets) in SCRIPTS.items()}
 
 
 def main(argv: list[str]) -> int:

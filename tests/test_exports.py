@@ -23,7 +23,7 @@ import yaml
 from conftest import REPO, swift3_python
 from test_launch_cli import SHELL_NOISE, fake_env, lorakit, recorded
 
-from lorakit import envvars, exports, presets
+from lorakit import envvars, exports, overrides as layers, presets
 from lorakit.errors import LorakitError
 from lorakit.fixups import apply_fixups
 from lorakit.job import build_job
@@ -125,7 +125,7 @@ def test_json_is_what_lorakit_runs(tmp_path, case):
 
 
 def test_json_findings_and_fields():
-    job = apply_fixups(build_job(presets.apply_overrides(
+    job = apply_fixups(build_job(layers.apply_overrides(
         presets.load("zero2"), [("args.global_batch_size", 32, "--set")]), {}, swift_major=4))
     data = json.loads(exports.json_text(job, render(job), job.adjustments))
     assert list(data) == ["preset", "command", "swift_major", "node_rank", "env", "unset", "unset_prefixes",
@@ -182,7 +182,7 @@ def test_swift_yaml_reads_back_through_ms_swift_to_the_same_launch(tmp_path, cas
 
 def test_swift_yaml_tricky_values_and_the_env_comment(tmp_path):
     """Values str() would change (True, 32.0, '1:30', a dict, a one-item list), 4.x's spelling."""
-    resolved = presets.apply_overrides(presets.load("ddp"), [
+    resolved = layers.apply_overrides(presets.load("ddp"), [
         ("args.lora_alpha", 32.0, "t"), ("args.use_rslora", True, "t"), ("args.system", "1:30", "t"),
         ("args.seed", "true", "t"), ("args.learning_rate", 1e-05, "t"), ("args.dataset", ["only.jsonl"], "t"),
         ("args.model_kwargs", {"a": 1.0, "é": [1, "x"], "b": None}, "t"), ("args.eval_steps", None, "t"),
@@ -268,7 +268,7 @@ def test_swift3_yaml_tricky_values_read_back_through_ms_swift_3(tmp_path):
     """OmegaConf (3.x's reader) resolves ${...}, reads a plain 1e5 as a float and true as True,
     and passes a list's items to argparse as they are: every value is a quoted string."""
     system = "It's ${HOME} \\${x} \\\\${y} $HOME 1e5 true\nline two\x7f é ??? ${oc.env:HOME} a\\b"
-    resolved = presets.apply_overrides(presets.load("zero2"), [
+    resolved = layers.apply_overrides(presets.load("zero2"), [
         ("args.lora_alpha", 32.0, "t"), ("args.use_rslora", True, "t"), ("args.system", system, "t"),
         ("args.seed", 42.0, "t"), ("args.learning_rate", 1e-05, "t"), ("args.dataset", ["only.jsonl"], "t"),
         ("args.model_kwargs", {"a": 1.0, "é": [1, "${x}"], "b": None}, "t"), ("args.eval_steps", None, "t"),
@@ -302,7 +302,7 @@ def test_swift3_yaml_wins_over_the_command_line(tmp_path):
 
 
 def test_swift3_yaml_of_a_merge_names_its_own_command():
-    resolved = presets.apply_overrides(presets.load("merge"), [("args.adapters", ["/ckpt"], "t")])
+    resolved = layers.apply_overrides(presets.load("merge"), [("args.adapters", ["/ckpt"], "t")])
     job = build_job(resolved, {}, swift_major=3)
     lines = exports.swift_yaml(job, render(job)).splitlines()
     assert lines[1] == "# ms-swift 3.x reads this file only as `swift export --config FILE`, and takes no ENV"
@@ -314,7 +314,7 @@ def test_swift3_yaml_of_a_merge_names_its_own_command():
 
 def test_swift3_yaml_refuses_a_value_omegaconf_cannot_hold(tmp_path, cli):
     """'???' is OmegaConf's "missing": 3.x's reader would stop with MissingMandatoryValue."""
-    job = apply_fixups(build_job(presets.apply_overrides(presets.load("single"), [("args.system", "???", "t")]),
+    job = apply_fixups(build_job(layers.apply_overrides(presets.load("single"), [("args.system", "???", "t")]),
                                  {}, swift_major=3))
     with pytest.raises(LorakitError, match=r"^--format swift-yaml: system is '\?\?\?', which ms-swift 3.x's "):
         exports.swift_yaml(job, render(job))
@@ -492,8 +492,8 @@ def test_sbatch_asks_for_no_gpus_on_a_gpu_less_job(tmp_path, args, why):
 
 
 def test_gpus_null_removes_the_list():
-    assert presets.parse_set("launch.gpus=null") == ("launch.gpus", None)
-    assert presets.parse_set("launch.gpus=010") == ("launch.gpus", "010")  # still text, not 8
+    assert layers.parse_set("launch.gpus=null") == ("launch.gpus", None)
+    assert layers.parse_set("launch.gpus=010") == ("launch.gpus", "010")  # still text, not 8
 
 
 def test_sbatch_cpus_time_and_requeue_come_from_preset_keys(tmp_path):

@@ -10,7 +10,7 @@ import json
 import pytest
 
 from conftest import run_cli, swift_source
-from lorakit import presets
+from lorakit import overrides as layers, presets
 from lorakit.checks import run_checks
 from lorakit.checks.facts import Facts
 from lorakit.fixups import apply_fixups
@@ -21,7 +21,7 @@ CODES = ("args.packing.", "train.streaming.", "train.resume.", "rlhf.cached", "r
 
 
 def found(overrides: dict, *, major: int = 4, version: str | None = None, preset: str = "single"):
-    resolved = presets.apply_overrides(presets.load(preset), [(f"args.{k}", v, "--set") for k, v in overrides.items()])
+    resolved = layers.apply_overrides(presets.load(preset), [(f"args.{k}", v, "--set") for k, v in overrides.items()])
     job = apply_fixups(build_job(resolved, {}, swift_major=major, swift_version=version))
     return [(f.level, f.code, f.message) for f in run_checks(job, Facts(here=False))
             if f.code.startswith(CODES)]
@@ -286,7 +286,7 @@ def test_the_zero3_bnb_hint_never_suggests_none():
     # 'None' is ms-swift's text for unset (the choice HfArgumentParser maps back to None)
     [(_, code, _)] = found({"quant_method": "bnb", "quant_bits": 4, "deepspeed": "zero3", "torch_dtype": "None"})
     assert code == "layout.zero3.bnb_storage"
-    resolved = presets.apply_overrides(presets.load("single"), [
+    resolved = layers.apply_overrides(presets.load("single"), [
         ("args.quant_method", "bnb", "--set"), ("args.quant_bits", 4, "--set"), ("args.deepspeed", "zero3", "--set"),
         ("args.torch_dtype", "None", "--set"), ("args.bnb_4bit_quant_storage", "None", "--set")])
     job = apply_fixups(build_job(resolved, {}, swift_major=4))

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from lorakit import presets
+from lorakit import overrides as layers, presets
 from lorakit.checks import run_checks
 from lorakit.checks.facts import Facts, listening
 from lorakit.checks import nodes
@@ -20,7 +20,7 @@ NODES = [("launch.nnodes", 2), ("launch.master_addr", "10.0.0.1"), ("launch.mast
 
 
 def job_with(name: str, overrides, who: str = "--set"):
-    resolved = presets.apply_overrides(presets.load(name), [(k, v, who) for k, v in overrides])
+    resolved = layers.apply_overrides(presets.load(name), [(k, v, who) for k, v in overrides])
     return apply_fixups(build_job(resolved, {}, swift_major=4))
 
 
@@ -310,7 +310,7 @@ def test_later_steps_override_an_earlier_global_batch_size(tmp_path):
     assert "global_batch_size" not in job.args
     assert args_of(job)[args_of(job).index("--gradient_accumulation_steps") + 1] == "3"
     # and from the command line: `-- --gradient_accumulation_steps 5` beats the file's global batch
-    resolved = presets.apply_overrides(presets.load(parent), [("args.gradient_accumulation_steps", 5, "-- extra flags")])
+    resolved = layers.apply_overrides(presets.load(parent), [("args.gradient_accumulation_steps", 5, "-- extra flags")])
     job = apply_fixups(build_job(resolved, {}, swift_major=4))
     assert args_of(job)[args_of(job).index("--gradient_accumulation_steps") + 1] == "5"
     assert [f for f in run_checks(job) if f.level == "error"] == []

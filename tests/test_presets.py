@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from lorakit import presets
+from lorakit import overrides as layers, presets
 from lorakit.errors import LorakitError
 
 
@@ -38,7 +38,7 @@ def test_extends_builtin_by_name_and_train_type_spelling_overrides_tuner_type(tm
 
 def test_overrides_win_and_are_recorded():
     resolved = presets.load("zero2")
-    out = presets.apply_overrides(resolved, [("args.lora_rank", 16, "--set"),
+    out = layers.apply_overrides(resolved, [("args.lora_rank", 16, "--set"),
                                              ("launch.gpus", "0,1", "--set")])
     assert out.data["args"]["lora_rank"] == 16 and out.data["launch"]["gpus"] == "0,1"
     assert out.sources["args.lora_rank"] == "--set"
@@ -54,7 +54,7 @@ def test_overrides_win_and_are_recorded():
     ("system=", ("args.system", "")),
 ])
 def test_parse_set(item, expected):
-    assert presets.parse_set(item) == expected
+    assert layers.parse_set(item) == expected
 
 
 BAD_FILES = [
@@ -113,7 +113,7 @@ def test_extends_cycle(tmp_path):
 ])
 def test_bad_set(item, message):
     with pytest.raises(LorakitError) as err:
-        presets.parse_set(item)
+        layers.parse_set(item)
     assert str(err.value) == message
 
 

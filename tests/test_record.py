@@ -12,7 +12,7 @@ import yaml
 
 from test_launch_cli import fake_env, lorakit, recorded
 
-from lorakit import presets, record, replay, runindex
+from lorakit import overrides as layers, presets, record, replay, runindex
 from lorakit.fixups import apply_fixups
 from lorakit.job import build_job
 from lorakit.render import render
@@ -320,7 +320,7 @@ def test_neither_preset_nor_record(cli):
 
 
 def test_merge_record_goes_into_the_merged_dir(tmp_path):
-    resolved = presets.apply_overrides(presets.load("merge"), [("args.adapters", ["/ckpt"], "--adapters"),
+    resolved = layers.apply_overrides(presets.load("merge"), [("args.adapters", ["/ckpt"], "--adapters"),
                                                                ("args.output_dir", str(tmp_path / "m"), "default")])
     job = build_job(resolved, {}, swift_major=4)
     (tmp_path / "m").mkdir()
@@ -359,7 +359,7 @@ def test_a_record_that_cannot_be_written_is_refused_before_anything_starts(tmp_p
 
 
 def test_output_dir_defaults_like_ms_swift():
-    job = build_job(presets.apply_overrides(presets.load("single"), [("args.output_dir", None, "t")]), {},
+    job = build_job(layers.apply_overrides(presets.load("single"), [("args.output_dir", None, "t")]), {},
                     swift_major=4)
     assert record.output_dir(job) == Path("output/Qwen3-8B")
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from conftest import run_cli, swift_source
-from lorakit import presets
+from lorakit import overrides as layers, presets
 from lorakit.checks import run_checks
 from lorakit.checks.facts import Facts
 from lorakit.checks.seqpar import heads
@@ -29,7 +29,7 @@ def model_dir(root: Path, config: dict) -> Path:
 def found(tmp_path: Path, overrides: dict, version: str, config: dict = LLAMA31_8B):
     model = model_dir(tmp_path, config)
     sets = {"model": str(model), **overrides}
-    resolved = presets.apply_overrides(presets.load("single"), [(f"args.{k}", v, "--set") for k, v in sets.items()])
+    resolved = layers.apply_overrides(presets.load("single"), [(f"args.{k}", v, "--set") for k, v in sets.items()])
     job = apply_fixups(build_job(resolved, {}, swift_major=int(version[0]), swift_version=version))
     return [(f.level, f.message, f.hint) for f in run_checks(job, Facts(here=False))
             if f.code == "layout.sequence_parallel.heads"]
@@ -79,7 +79,7 @@ def test_heads_are_read_where_ms_swift_reads_them():
 
 
 def test_a_hub_model_is_not_guessed(tmp_path):
-    resolved = presets.apply_overrides(presets.load("single"), [("args.sequence_parallel_size", 6, "--set")])
+    resolved = layers.apply_overrides(presets.load("single"), [("args.sequence_parallel_size", 6, "--set")])
     job = apply_fixups(build_job(resolved, {}, swift_major=3, swift_version="3.8"))
     assert [f for f in run_checks(job, Facts(here=False)) if f.code == "layout.sequence_parallel.heads"] == []
 
@@ -109,7 +109,7 @@ UNSET = ("max_length is unset, so ms-swift uses the model's limit, 32768 tokens 
 def _unset(tmp_path, config, **overrides):
     model = model_dir(tmp_path, config)
     sets = {"model": str(model), "max_length": None, **overrides}
-    resolved = presets.apply_overrides(presets.load("single"), [(f"args.{k}", v, "--set") for k, v in sets.items()])
+    resolved = layers.apply_overrides(presets.load("single"), [(f"args.{k}", v, "--set") for k, v in sets.items()])
     job = apply_fixups(build_job(resolved, {}, swift_major=4))
     return [(f.level, f.message) for f in run_checks(job, Facts(here=False)) if f.code == "train.max_length.unset"]
 

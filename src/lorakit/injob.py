@@ -36,7 +36,7 @@ class Profile:
     detected_by: str = ""  # auto: the variable that gave the platform away
 
     def overrides(self) -> list[tuple[str, object, str]]:
-        """For presets.apply_overrides: command-line precedence ('--on ...' starts with '-')."""
+        """For overrides.apply_overrides: command-line precedence ('--on ...' starts with '-')."""
         return [(f"launch.{key}", value, f"--on {self.platform} ({var})") for key, value, var in self.settings]
 
     def note(self) -> str:

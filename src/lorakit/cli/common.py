@@ -11,7 +11,7 @@ from typing import Annotated, Any, List, Optional, Sequence
 
 import typer
 
-from lorakit import presets, report, swiftenv
+from lorakit import overrides as layers, presets, report, swiftenv
 from lorakit.errors import LorakitError
 from lorakit.findings import ERROR, WARNING, Finding
 from lorakit.job import Job, build_job, from_environment
@@ -145,7 +145,7 @@ def parse_extra(tokens: list[str]) -> list[tuple[str, Any]]:
 
 def _command_line(opts: JobOptions) -> list[tuple[str, Any, str, str]]:
     """(dotted key, value, who, as written) in increasing precedence: --set, typed options, then `--` flags."""
-    out = [(*presets.parse_set(item), "--set", f"--set {item}") for item in opts.sets]
+    out = [(*layers.parse_set(item), "--set", f"--set {item}") for item in opts.sets]
     typed = [
         ("args.model", opts.model, "--model"),
         ("args.dataset", opts.dataset, "--dataset"),
@@ -269,7 +269,7 @@ def job_from_options(opts: JobOptions, extra: list[tuple[str, Any, str]] = (), *
     env = dict(os.environ) if env is None else env
     target = swiftenv.target(opts.swift_version)
     layer = overrides(opts) + list(extra)
-    resolved = presets.apply_overrides(presets.load(opts.preset, major=target.major), layer)
+    resolved = layers.apply_overrides(presets.load(opts.preset, major=target.major), layer)
     said = given_twice(opts, extra, resolved.major, str(resolved.data.get("command") or "sft")) + respelled(
         _written(opts), major=resolved.major, command=resolved.data.get("command"))
     # a file's spelling the command line overrides is not what is rendered: not said
