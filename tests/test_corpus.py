@@ -30,7 +30,8 @@ the ones whose absence is the mistake, or with the rows the thread shows (`{json
 `{lora-checkpoint: BASE, r: 32, target_modules: [...]}`, `full-checkpoint:FAMILY:MODEL_TYPE`); a port another job held on the user's machine
 (`busy_ports`) is listened on while lorakit runs, and the GPUs the user's machine has
 (`gpus_present`, when the thread says) are what a fake `nvidia-smi -L` on PATH lists, and the
-transformers it had (`transformers_present`) is a site-packages dir first on sys.path.
+transformers it had (`transformers_present`), or the ms-swift it had when that is not the one the
+flags are for (`swift_present`), is a site-packages dir first on sys.path.
 
 - stopped: exit 2 with an error finding whose code is in `expected`.
 - fixed: not stopped, but lorakit launches it right anyway (`fixed_by`: a finding it reports
@@ -464,13 +465,18 @@ def run_item(item: dict, root: Path) -> Outcome:
     """With `transformers_present` (the thread's machine had that transformers), a site-packages
     dir holding it is first on sys.path while lorakit runs (test_requires.fake_site)."""
     version = item.get("transformers_present")
-    if not version:
+    if item.get("swift_present"):  # the thread's machine ran another ms-swift than the flags' (#3321)
+        site_dir = root / "_machine_site" / "site"
+        (site_dir / f"ms_swift-{item['swift_present']}.dist-info").mkdir(parents=True)
+        site = str(site_dir)
+    elif not version:
         return _run_item(item, root)
-    from test_requires import fake_site
+    else:
+        from test_requires import fake_site
 
-    major, *rest = str(item.get("swift_version") or "4").split(".")
-    swift = ".".join([major, *(rest + ["0", "0"])[:2]])  # the thread's ms-swift, as installed there
-    site = str(fake_site(root / "_machine_site", str(version), swift=swift))
+        major, *rest = str(item.get("swift_version") or "4").split(".")
+        swift = ".".join([major, *(rest + ["0", "0"])[:2]])  # the thread's ms-swift, as installed there
+        site = str(fake_site(root / "_machine_site", str(version), swift=swift))
     sys.path.insert(0, site)
     try:
         return _run_item(item, root)

@@ -344,3 +344,19 @@ def test_a_swift_whose_shebang_says_no_pythonpath_is_asked_with_that_flag(tmp_pa
         paths = sitepackages.swift_paths({})
         assert paths is not None
         assert (sitepackages.dist_version("qwen_vl_utils", paths) == "0.0.13") is seen, (flags, paths)
+
+
+def test_an_ms_swift_2_where_swift_runs_is_an_error_on_validate(tmp_path, monkeypatch):
+    """ms-swift #3321: 3.x flags on a 2.x install. Only for this machine: a dry-run says nothing."""
+    site = tmp_path / "site"
+    (site / "ms_swift-2.6.1.dist-info").mkdir(parents=True)
+    monkeypatch.setattr(sys, "path", [str(site), *sys.path])
+    monkeypatch.chdir(tmp_path)
+    result = run_cli(["validate", "-p", "single", "--swift-version", "3", "--", "--model", "Qwen/Qwen2.5-0.5B"])
+    assert result.code == 2
+    assert [line for line in result.stderr.splitlines() if "swift.version" in line] == [
+        "error[swift.version.unsupported] args.model (-- extra flags): the `swift` on PATH runs ms-swift 2.6.1, which "
+        "takes 2.x flags (--model_id_or_path, --sft_type, --ckpt_dir): it rejects this command, written for ms-swift "
+        "3.x, and a lorakit launch refuses that swift"]
+    dry = run_cli(["train", "-p", "single", "--swift-version", "3", "--dry-run", "--", "--model", "Qwen/Qwen2.5-0.5B"])
+    assert dry.code == 0 and "swift.version" not in dry.stderr, dry.stderr

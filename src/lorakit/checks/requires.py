@@ -163,4 +163,24 @@ def check_requires(job: Job, facts: Facts) -> list[Finding]:
                   "and loading or encoding may fail", pip)]
 
 
-CHECKS = [check_requires]
+def check_swift_2(job: Job, facts: Facts) -> list[Finding]:
+    """An ms-swift 1.x/2.x where `swift` runs (#3321: 3.x flags on a 2.x checkout, which prints 2.x's
+    usage and stops): no command lorakit renders runs there, and the launch refuses it
+    (cli/run.py check_swift_matches). The other major of 3/4 is not said here: validating for a
+    cluster of the other major from this machine is ordinary, and --swift-version says so."""
+    if not facts.here:
+        return []
+    installed = facts.packages(job.env)
+    have = (installed or {}).get("ms_swift") or ""
+    head = have.split(".")[0]
+    if not head.isdigit() or int(head) >= 3:
+        return []
+    return [about(job, ERROR, "swift.version.unsupported", "args.model",
+                  f"the `swift` on PATH runs ms-swift {have}, which takes 2.x flags (--model_id_or_path, --sft_type, "
+                  f"--ckpt_dir): it rejects this command, written for ms-swift {job.swift_major}.x, and a lorakit "
+                  "launch refuses that swift",
+                  f"pip install 'ms-swift>={job.swift_major},<{job.swift_major + 1}' in the environment `swift` runs "
+                  "from")]
+
+
+CHECKS = [check_requires, check_swift_2]
