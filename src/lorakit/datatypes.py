@@ -41,5 +41,12 @@ def first_change(objects: list[tuple[int, dict]]) -> tuple[str, int, str, str] |
             if this == "object":
                 stack.extend((f"{path}/{key}", item) for key, item in reversed(list(value.items())))
             elif this == "list":
-                stack.extend((f"{path}/[]", item) for item in reversed(value))
+                inner, nested = f"{path}/[]", []
+                for item in value:  # scalars are judged here: a long list of numbers is not a stack of them
+                    kind_of = kind(item)
+                    if kind_of in ("list", "object"):
+                        nested.append((inner, item))
+                    elif kind_of is not None and seen.setdefault(inner, kind_of) != kind_of:
+                        return inner, line, seen[inner], kind_of
+                stack.extend(reversed(nested))
     return None
