@@ -21,7 +21,10 @@ from lorakit.datatypes import first_change
     ([{"x": {"a": 1}}, {"x": {"a": "s"}}], ("/x/a", 2, "number", "string")),
     ([{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": [{"type": "text"}]}]}],
      ("/messages/[]/content", 1, "string", "list")),
-    ([{"images": ["a.png"]}, {"images": "b.png"}], ("/images", 2, "list", "string"))])
+    ([{"images": ["a.png"]}, {"images": "b.png"}], ("/images", 2, "list", "string")),
+    # a key with a slash is its own field, not a nested one (datasets 3.6.0 loads this; a hostile review)
+    ([{"meta/source": "web", "meta": {"source": 1}}], None),
+    ([{"a": ["x", {"b": 1}]}], ("/a/[]", 1, "string", "object"))])
 def test_first_change(rows, change):
     assert first_change(list(enumerate(rows, 1))) == change
 
@@ -31,6 +34,14 @@ def test_a_deeply_nested_row_is_walked_without_recursion():
     for _ in range(5000):
         deep = [deep]
     assert first_change([(1, {"a": deep}), (2, {"a": "s"})]) == ("/a", 2, "list", "string")
+
+
+@pytest.fixture(autouse=True)
+def swift_on_path(monkeypatch):
+    """The `swift` whose environment is read is this venv's (as scripts/test.sh puts it on PATH)."""
+    import os
+
+    monkeypatch.setenv("PATH", os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
 
 
 def rows_file(path, n: int = 6, at: int = 4) -> None:
@@ -56,8 +67,8 @@ def test_with_an_older_datasets_where_swift_runs_it_is_an_error(tmp_path, monkey
         "string in the rows before; pyarrow gives a field one type, so the datasets library stops loading the file "
         "(JSON parse error: Column(/query) changed from string to number); datasets 3.6.0 is installed where "
         "`swift` runs, and only 4.7.0 and later load such a field"]
-    assert ("  hint: write every row's query as a string (quote the number), or pip install 'datasets>=4.7.0'"
-            in result.stderr.splitlines())
+    # not "pip install datasets>=4.7.0": ms-swift 3.x and 4.0-4.1 pin datasets<4.0 (a hostile review)
+    assert "  hint: write every row's query as a string (quote the number)" in result.stderr.splitlines()
 
 
 def test_with_datasets_4_7_or_later_it_is_nothing(tmp_path, monkeypatch):

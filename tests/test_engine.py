@@ -25,7 +25,8 @@ def test_device_map_and_max_memory_with_vllm_are_a_warning(tmp_path, monkeypatch
 
 @pytest.mark.parametrize("backend, extra, warned", [
     ("transformers", ("--device_map", "auto"), False), ("vllm", (), False),
-    ("sglang", ("--quant_method", "bnb", "--quant_bits", "8"), True), ("vllm", ("--quant_method", "awq"), False)])
+    ("sglang", ("--quant_method", "bnb", "--quant_bits", "8"), True), ("vllm", ("--quant_method", "awq"), False),
+    ("vllm", ("--quant_method", "fp8"), True), ("vllm", ("--quant_method", "quanto", "--quant_bits", "8"), True)])
 def test_only_the_own_engines_kwargs_with_another_backend(tmp_path, monkeypatch, backend, extra, warned):
     monkeypatch.chdir(tmp_path)
     result = run_cli(["deploy", "--model", "Qwen/Qwen2.5-7B-Instruct", "--infer-backend", backend, "--dry-run",

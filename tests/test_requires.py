@@ -314,6 +314,7 @@ def test_a_version_less_ms_swift_egg_info_is_no_version(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("shebang, flags", [
     ("#!{py} -sE", ("-s", "-E")), ("#!{py} -I", ("-I",)), ("#!{py}", ()), ("#!{py} -u", ()),
+    ("#!{py} -Walways", ()), ("#!{py} -sWignore", ("-s",)), ("#!{py} -Xfrozen_modules=off -E", ("-E",)),
     ("#!/usr/bin/env python3", ()), ("#!/bin/sh", ())])
 def test_interpreter_flags_of_a_shebang(tmp_path, shebang, flags):
     from lorakit.doctor import interpreter_flags

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from conftest import run_cli, swift_source
-from lorakit.checks.visionutils import family, parsed_names, refusal
+from lorakit.checks.visionutils import family, refusal
+from lorakit.checks.vlenv import first_unparsed
 from lorakit.swiftregistry import swift_models
 
 ROW = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}
@@ -19,13 +20,16 @@ ROW = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "co
 @pytest.mark.parametrize("kind, swift, vl, said", [
     ("qwen2", "4.6.0", None, "PackageNotFoundError: The 'qwen_vl_utils' distribution was not found"),
     ("qwen2", "3.12.6", None, "ModuleNotFoundError: No module named 'qwen_vl_utils'"),
-    ("qwen3", "3.12.6", None, "PackageNotFoundError: The 'qwen_vl_utils' distribution was not found"),
+    ("qwen3", "3.12.6", None, "PackageNotFoundError: The 'qwen_vl_utils>=0.0.14' distribution was not found"),
     ("qwen2", "4.6.0", "0.0.14", None), ("qwen2", "4.6.0", "0.0.11", None), ("qwen2", "3.10.1", "0.0.14", None),
     ("qwen2", "4.6.0", "0.0.13", "ImportError: qwen_vl_utils<0.0.12 is required ... but found qwen_vl_utils==0.0.13"),
     ("qwen2", "3.10.0", "0.0.14", "ImportError: qwen_vl_utils<0.0.12 is required ... but found qwen_vl_utils==0.0.14"),
     ("qwen2", "3.8.2", "0.0.14", "ImportError: qwen_vl_utils<0.0.12 is required ... but found qwen_vl_utils==0.0.14"),
-    ("qwen2", "3.8.1", "0.0.14",
+    ("qwen2", "3.8.0", "0.0.14",
      "AttributeError: module 'qwen_vl_utils.vision_process' has no attribute 'IMAGE_FACTOR'"),
+    ("qwen2", "3.8.1", "0.0.14", None),  # 3.8.1 skips the names vision_process lacks (a hostile review)
+    ("qwen2", "3.5.0", None, None),  # only imported before 3.8.2: a source tree without metadata loads
+    ("qwen3", "4.6.0", None, "PackageNotFoundError: The 'qwen_vl_utils>=0.0.14' distribution was not found"),
     ("qwen2", "3.5.0", "0.0.10", None),
     ("qwen3", "4.6.0", "0.0.11", "ImportError: qwen_vl_utils>=0.0.14 is required ... but found qwen_vl_utils==0.0.11"),
     ("qwen3", "4.6.0", "0.0.14", None), ("qwen2", "4.6.0", "banana", None)])
@@ -41,13 +45,44 @@ def test_the_families_are_read_from_the_registered_requirements():
     assert family(swift_models(4), "llama") is None
 
 
-def test_parsed_names_follow_the_installed_versions():
-    assert parsed_names("3.2.0", "0.0.10") is None  # no patch at load before 3.3.0
-    old = parsed_names("4.6.0", "0.0.11")
-    assert old["MAX_PIXELS"] == (int, True) and old["FPS"] == (float, True) and "IMAGE_MAX_TOKEN_NUM" not in old
-    new = parsed_names("4.6.0", "0.0.14")
-    assert new["IMAGE_MAX_TOKEN_NUM"] == (int, True) and new["MAX_PIXELS"] == (int, False)
-    assert parsed_names("3.8.1", "0.0.14") is None  # that pair fails earlier (refusal)
+def said(swift: str, vl: str, env: dict, model_type: str = "qwen2_vl") -> str | None:
+    found = first_unparsed(swift, vl, model_type, {k: (v, f"env.{k}") for k, v in env.items()})
+    return None if found is None else f"{found.name} {found.parse} {found.when}"
+
+
+@pytest.mark.parametrize("swift, vl, env, result", [
+    ("3.2.0", "0.0.10", {"MAX_PIXELS": ""}, None),  # no patch at load before 3.3.0
+    ("4.6.0", "0.0.11", {"MAX_PIXELS": ""}, "MAX_PIXELS int() loading the Qwen-VL processor"),
+    ("4.6.0", "0.0.11", {"FPS": "x"}, "FPS float() loading the Qwen-VL processor"),
+    ("4.6.0", "0.0.11", {"IMAGE_MAX_TOKEN_NUM": ""}, None),  # 0.0.11 has no such name
+    ("4.6.0", "0.0.14", {"MAX_PIXELS": ""}, None),  # compat skips an empty cap; 0.0.14 has no MAX_PIXELS
+    ("4.6.0", "0.0.14", {"IMAGE_MAX_TOKEN_NUM": ""}, "IMAGE_MAX_TOKEN_NUM int() loading the Qwen-VL processor"),
+    # compat fills an empty token count from its pixel cap (`if value and not os.getenv(target)`)
+    ("4.6.0", "0.0.14", {"MAX_PIXELS": "1003520", "IMAGE_MAX_TOKEN_NUM": ""}, None),
+    ("4.6.0", "0.0.14", {"MAX_PIXELS": "abc", "IMAGE_MAX_TOKEN_NUM": ""},
+     "MAX_PIXELS int() converting it into IMAGE_MAX_TOKEN_NUM (compat_qwen_vl_utils)"),
+    ("4.6.0", "0.0.14", {"MAX_PIXELS": "1e6", "IMAGE_MAX_TOKEN_NUM": "1280"}, None),  # a set count wins
+    ("4.6.0", "0.0.14", {"MODEL_SEQ_LEN": "long"}, "MODEL_SEQ_LEN float() importing qwen_vl_utils"),
+    ("4.6.0", "0.0.11", {"VIDEO_MAX_PIXELS": "50k"}, "VIDEO_MAX_PIXELS float() importing qwen_vl_utils"),
+    # from 3.5.0 an empty VIDEO_TOTAL_PIXELS beside VIDEO_MAX_PIXELS is refilled
+    ("4.6.0", "0.0.11", {"VIDEO_MAX_PIXELS": "50176", "VIDEO_TOTAL_PIXELS": ""}, None),
+    ("3.4.0", "0.0.11", {"VIDEO_MAX_PIXELS": "50176", "VIDEO_TOTAL_PIXELS": ""},
+     "VIDEO_TOTAL_PIXELS int() loading the Qwen-VL processor"),
+    # 3.8.1 with 0.0.14: the pixel list, only the names 0.0.14 still defines
+    ("3.8.1", "0.0.14", {"MAX_PIXELS": "abc"}, None),
+    ("3.8.1", "0.0.14", {"FPS_MAX_FRAMES": ""}, "FPS_MAX_FRAMES int() loading the Qwen-VL processor"),
+    ("3.8.0", "0.0.14", {"FPS_MAX_FRAMES": ""}, None)])  # refused first (refusal)
+def test_first_unparsed(swift, vl, env, result):
+    assert said(swift, vl, env) == result
+
+
+def test_a_loader_that_sets_the_token_count_never_converts_max_pixels():
+    """Qwen3-VL-Embedding / Reranker setdefault IMAGE_MAX_TOKEN_NUM before compat (a hostile review)."""
+    assert said("4.6.0", "0.0.14", {"MAX_PIXELS": "1e6"}, "qwen3_vl_emb") is None
+    assert said("4.6.0", "0.0.14", {"MAX_PIXELS": "1e6"}, "qwen3_vl") == \
+        "MAX_PIXELS int() converting it into IMAGE_MAX_TOKEN_NUM (compat_qwen_vl_utils)"
+    assert said("4.6.0", "0.0.14", {"MAX_PIXELS": "1e6", "IMAGE_MAX_TOKEN_NUM": ""}, "qwen3_vl_emb") == \
+        "MAX_PIXELS int() converting it into IMAGE_MAX_TOKEN_NUM (compat_qwen_vl_utils)"
 
 
 def test_the_source_lines_it_rests_on():
@@ -57,6 +92,16 @@ def test_the_source_lines_it_rests_on():
     assert "        if version.parse(qwen_vl_utils_version) >= version.parse('0.0.14'):" in source
     assert "        val = get_env_args(key, type_func, default_value)" in source
     assert "        if value and not os.getenv(target_var):" in source
+    assert "    if os.getenv('VIDEO_MAX_PIXELS') and not os.getenv('VIDEO_TOTAL_PIXELS'):" in source
+    assert "        os.environ.setdefault('IMAGE_MAX_TOKEN_NUM', '1800')" in source
+
+
+@pytest.fixture(autouse=True)
+def swift_on_path(monkeypatch):
+    """The `swift` whose environment is read is this venv's (as scripts/test.sh puts it on PATH)."""
+    import os
+
+    monkeypatch.setenv("PATH", os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
 
 
 def site(root: Path, version: str | None) -> str:
@@ -137,28 +182,36 @@ def test_a_dry_run_for_another_machine_says_nothing_of_this_ones_packages(tmp_pa
     assert "qwen_vl_utils" not in result.stderr
 
 
-@pytest.mark.parametrize("vl, name, value, said", [
-    ("0.0.11", "MAX_PIXELS", "", "MAX_PIXELS='' is empty: ms-swift reads it with int()"),
-    ("0.0.11", "FPS_MAX_FRAMES", "", "FPS_MAX_FRAMES='' is empty: ms-swift reads it with int()"),
-    ("0.0.11", "FPS", "two", "FPS='two' is not a number: ms-swift reads it with float()"),
-    ("0.0.14", "IMAGE_MAX_TOKEN_NUM", "", "IMAGE_MAX_TOKEN_NUM='' is empty: ms-swift reads it with int()"),
-    ("0.0.14", "VIDEO_MAX_PIXELS", "50k", "VIDEO_MAX_PIXELS='50k' is not an integer: ms-swift reads it with int()"),
-    ("0.0.14", "MAX_PIXELS", "", None),  # compat_qwen_vl_utils skips an empty one; 0.0.14 has no MAX_PIXELS
-    ("0.0.11", "IMAGE_MAX_TOKEN_NUM", "", None),  # 0.0.11 has no such name: patch_qwen_vl_utils skips it
-    ("0.0.11", "FPS", "2.5", None)])
-def test_what_the_installed_vision_process_parses(tmp_path, monkeypatch, vl, name, value, said):
+LOAD = "while loading the Qwen-VL processor"
+COMPAT = "while converting it into {} (compat_qwen_vl_utils)"
+
+
+@pytest.mark.parametrize("vl, env, said", [
+    ("0.0.11", {"MAX_PIXELS": ""}, f"MAX_PIXELS='' is empty: ms-swift reads it with int() {LOAD}"),
+    ("0.0.11", {"FPS_MAX_FRAMES": ""}, f"FPS_MAX_FRAMES='' is empty: ms-swift reads it with int() {LOAD}"),
+    ("0.0.11", {"FPS": "two"}, f"FPS='two' is not a number: ms-swift reads it with float() {LOAD}"),
+    ("0.0.14", {"MAX_PIXELS": "1e6"},
+     "MAX_PIXELS='1e6' is not an integer: ms-swift reads it with int() " + COMPAT.format("IMAGE_MAX_TOKEN_NUM")),
+    ("0.0.14", {"IMAGE_MAX_TOKEN_NUM": ""}, f"IMAGE_MAX_TOKEN_NUM='' is empty: ms-swift reads it with int() {LOAD}"),
+    ("0.0.14", {"VIDEO_MAX_PIXELS": "50k"},
+     "VIDEO_MAX_PIXELS='50k' is not an integer: ms-swift reads it with int() " + COMPAT.format("VIDEO_MAX_TOKEN_NUM")),
+    ("0.0.14", {"MAX_PIXELS": ""}, None),  # compat_qwen_vl_utils skips an empty one; 0.0.14 has no MAX_PIXELS
+    ("0.0.14", {"MAX_PIXELS": "1003520", "IMAGE_MAX_TOKEN_NUM": ""}, None),  # compat fills the empty count
+    ("0.0.11", {"IMAGE_MAX_TOKEN_NUM": ""}, None),  # 0.0.11 has no such name: patch_qwen_vl_utils skips it
+    ("0.0.11", {"FPS": "2.5"}, None)])
+def test_what_the_installed_vision_process_parses(tmp_path, monkeypatch, vl, env, said):
     setup(tmp_path)
     monkeypatch.chdir(tmp_path)
     machine(monkeypatch, tmp_path, vl)
-    result = validate(env={name: value, "MAX_PIXELS": value if name == "MAX_PIXELS" else "1003520"})
+    result = validate(env=env)
     found = lines(result, "env.max_pixels.invalid")
     if said is None:
         assert found == [], result.stderr
         return
     assert result.code == 2
-    assert found == [f"error[env.max_pixels.invalid] env.{name}: {said} while loading the Qwen-VL processor and "
-                     "stops (ValueError: " + ("could not convert string to float" if name == "FPS" else
-                                             "invalid literal for int()") + ")"]
+    name = said.split("=")[0]
+    error = "could not convert string to float" if "float()" in said else "invalid literal for int()"
+    assert found == [f"error[env.max_pixels.invalid] env.{name}: {said} and stops (ValueError: {error})"]
 
 
 def test_a_pixel_cap_beside_its_token_count_is_not_converted(tmp_path, monkeypatch):

@@ -26,10 +26,12 @@ def kind(value: Any) -> str | None:
 def first_change(objects: list[tuple[int, dict]]) -> tuple[str, int, str, str] | None:
     """(field, line, its type before, its type at that line) of the first field, named as pyarrow
     names it (/messages/[]/content), whose type changes; None when every field keeps one type.
-    Walked with a stack, not recursion: a row may be nested as deep as json.loads allows."""
-    seen: dict[str, str] = {}
+    Fields are told apart by their path of keys, not by that name: a key "meta/source" is not
+    meta's "source". Walked with a stack, not recursion: a row may be nested as deep as json.loads
+    allows."""
+    seen: dict[tuple, str] = {}
     for line, row in objects:
-        stack: list[tuple[str, Any]] = [(f"/{key}", value) for key, value in reversed(list(row.items()))]
+        stack: list[tuple[tuple, Any]] = [((key,), value) for key, value in reversed(list(row.items()))]
         while stack:
             path, value = stack.pop()
             this = kind(value)
@@ -37,16 +39,23 @@ def first_change(objects: list[tuple[int, dict]]) -> tuple[str, int, str, str] |
                 continue
             before = seen.setdefault(path, this)
             if before != this:
-                return path, line, before, this
+                return _name(path), line, before, this
             if this == "object":
-                stack.extend((f"{path}/{key}", item) for key, item in reversed(list(value.items())))
+                stack.extend(((*path, key), item) for key, item in reversed(list(value.items())))
             elif this == "list":
-                inner, nested = f"{path}/[]", []
+                inner, nested = (*path, LIST), []
                 for item in value:  # scalars are judged here: a long list of numbers is not a stack of them
                     kind_of = kind(item)
                     if kind_of in ("list", "object"):
                         nested.append((inner, item))
                     elif kind_of is not None and seen.setdefault(inner, kind_of) != kind_of:
-                        return inner, line, seen[inner], kind_of
+                        return _name(inner), line, seen[inner], kind_of
                 stack.extend(reversed(nested))
     return None
+
+
+LIST = object()  # a list's items, in a path (pyarrow writes "[]")
+
+
+def _name(path: tuple) -> str:
+    return "".join("/[]" if part is LIST else f"/{part}" for part in path)

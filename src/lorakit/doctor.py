@@ -75,7 +75,14 @@ def interpreter_flags(script: str | None) -> tuple[str, ...]:
     parts = first[2:].split() if first.startswith("#!") else []
     if not parts or os.path.basename(parts[0]) in ("sh", "env"):
         return ()
-    letters = "".join(part[1:] for part in parts[1:] if re.fullmatch(r"-[A-Za-z]+", part))
+    letters = ""
+    for part in parts[1:]:
+        if not re.fullmatch(r"-[A-Za-z]+", part):
+            continue
+        for letter in part[1:]:
+            if letter in "WXcm":  # the rest of the token is this option's argument (-Walways)
+                break
+            letters += letter
     return tuple(f"-{letter}" for letter in dict.fromkeys(letters) if letter in "EsISP")
 
 

@@ -212,10 +212,11 @@ def _type_change(job: Job, facts: Facts, key: str, name: str, rec: Recognition) 
             f"one type, so the datasets library stops loading the file ({said})")
     fix = f"write every row's {field.split('/')[-1]} as a {before}" + (" (quote the number)" if this == "number"
                                                                       else "")
+    # not "pip install datasets>=4.7": ms-swift 3.x and 4.0-4.1 require datasets<4.0 (their METADATA)
     if have:
         return [about(job, ERROR, "data.column.type", f"args.{key}",
                       f"{what}; datasets {have} is installed where `swift` runs, and only {MIXED_TYPES_FROM} and "
-                      "later load such a field", f"{fix}, or pip install 'datasets>={MIXED_TYPES_FROM}'")]
+                      "later load such a field", fix)]
     return [about(job, WARNING, "data.column.type_maybe", f"args.{key}",
                   f"{what}, unless the datasets where `swift` runs is {MIXED_TYPES_FROM} or later", fix)]
 

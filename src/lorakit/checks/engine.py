@@ -17,7 +17,9 @@ from lorakit.job import Job
 
 OWN = ("pt", "transformers")  # ms-swift's engine: 3.x calls it pt, 4.x transformers
 MODEL_KWARGS = ("device_map", "max_memory")
-LOAD_QUANT = ("bnb", "hqq", "eetq")  # quantized while loading, by get_model_kwargs' quantization_config
+# quantized while loading, by get_model_kwargs' quantization_config (4.6.0 swift/arguments/base_args/
+# quant_args.py:33 quant_method: Literal['bnb', 'hqq', 'eetq', 'quanto', 'fp8'])
+LOAD_QUANT = ("bnb", "hqq", "eetq", "quanto", "fp8")
 
 
 def check_engine_kwargs(job: Job, facts: Facts) -> list[Finding]:
@@ -34,7 +36,8 @@ def check_engine_kwargs(job: Job, facts: Facts) -> list[Finding]:
     what = ", ".join(f"--{k} {job.args[k]}" for k in given)
     spread = ("; vLLM spreads a model over GPUs with --vllm_tensor_parallel_size" if backend == "vllm"
               and any(k in given for k in MODEL_KWARGS) else "")
-    quant = "; quant_method bnb/hqq/eetq quantizes only while ms-swift's engine loads" if "quant_method" in given else ""
+    quant = (f"; quant_method {job.args['quant_method']} quantizes only while ms-swift's engine loads"
+             if "quant_method" in given else "")
     return [about(job, WARNING, "infer.engine.ignored", f"args.{given[0]}",
                   f"{what} ({job.source_of('args.' + given[0])}) configure ms-swift's own engine, and infer_backend is "
                   f"{backend}: ms-swift drops them without a word (get_infer_engine passes get_model_kwargs() to the "

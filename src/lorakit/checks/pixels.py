@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+from lorakit.checks import vlenv
 from lorakit.checks.facts import Facts
 from lorakit.findings import ERROR, WARNING, Finding, about
 from lorakit.job import Job
@@ -25,7 +26,7 @@ from lorakit.swiftregistry import swift_models
 VL_UTILS = ("qwen_vl_utils", "qwen_omni_utils", "keye_vl_utils")
 # ...less those whose loader sets a cap itself when none is given (4.6.0 swift/model/models/qwen.py:
 # 1795, 2569, 2595 `os.environ.setdefault('IMAGE_MAX_TOKEN_NUM', ...)`; 3.12.6 qwen.py:1692, 1715)
-SELF_CAPPED = frozenset({"qwen3_vl_emb", "qwen3_vl_reranker", "qwen3_5_emb"})
+SELF_CAPPED = frozenset(vlenv.SELF_CAPPED)
 CAPS = ("MAX_PIXELS", "IMAGE_MAX_TOKEN_NUM")  # the second: qwen_vl_utils 0.0.14+ (4.x compat_qwen_vl_utils)
 
 
@@ -133,58 +134,50 @@ def _caps(job: Job, facts: Facts) -> dict[str, tuple[str, str]]:
     return {k: v for k, v in _env_values(job, facts, CAPS).items() if v[0].strip()}
 
 
-def _unparsed(job: Job, facts: Facts, kind: str | None) -> tuple[str, str, str, type] | None:
-    """(name, value, where, type) of the first variable the Qwen-VL load parses and cannot: for a
-    qwen_vl_utils loader (`kind`) with the installed ms-swift and qwen_vl_utils known, every name
-    its vision_process defines, empty ones included (get_env_args int('')s them); else the caps,
-    empty ones left out."""
+def _unparsed(job: Job, facts: Facts, model_type: str | None, kind: str | None):
+    """The first variable the Qwen-VL load parses and cannot (vlenv.Unparsed): with the installed
+    ms-swift and qwen_vl_utils known (a launch here, a qwen_vl_utils loader: `kind`), as they parse;
+    else the caps, empty ones left out (what every pairing int()s when it reads them at all)."""
     from lorakit.checks import visionutils
 
     found = visionutils.installed(job, facts) if kind else None
-    names = visionutils.parsed_names(*found) if found else None
-    if names is None:
-        names = {name: (int, False) for name in CAPS}
-    values = _env_values(job, facts, names)
-    for name, (kind, empty_read) in names.items():
-        if name not in values:
-            continue
-        value, where = values[name]
-        if not value.strip() and not empty_read:
-            continue
-        if visionutils.COMPAT.get(name) in values and not empty_read:
-            continue  # compat_qwen_vl_utils converts a pixel cap only when its token count is unset
+    if found and vlenv.judged(*found):
+        return vlenv.first_unparsed(found[0], found[1], model_type, _env_values(job, facts, vlenv.NAMES))
+    if model_type in SELF_CAPPED:
+        return None  # a Qwen3-VL loader that sets IMAGE_MAX_TOKEN_NUM: MAX_PIXELS is not converted
+    for name, (value, where) in _caps(job, facts).items():
         try:
-            kind(value)
+            int(value)
         except ValueError:
-            return name, value, where, kind
+            return vlenv.Unparsed(name, value, where, "int()", "loading the Qwen-VL processor")
     return None
 
 
 def check_max_pixels(job: Job, facts: Facts) -> list[Finding]:
-    if job.command not in ("sft", "pt", "rlhf", "infer"):
+    if job.command not in ("sft", "pt", "rlhf", "infer", "deploy", "export"):
         return []
     from lorakit.checks.visionutils import family
 
     table = swift_models(job.swift_major) or {}
+    model_type = _model_type(job, facts, table)
     # the installed versions say what is parsed only for a launch here (visionutils.installed)
-    bad = _unparsed(job, facts, family(table, _model_type(job, facts, table)) if facts.here else None)
-    if bad:  # parsed at load (swift/utils/utils.py get_env_args; 4.x compat_qwen_vl_utils)
-        if not _reads_vl_utils(table, _model_type(job, facts, table)):
-            return []
-        name, value, where, kind = bad
-        parse, error = (("float()", "could not convert string to float") if kind is float
-                        else ("int()", "invalid literal for int()"))
-        what = "is empty" if not value.strip() else "is not " + ("a number" if kind is float else "an integer")
-        example = EXAMPLES.get(name)
-        return [about(job, ERROR, "env.max_pixels.invalid", where,
-                      f"{name}={value!r} {what}: ms-swift reads it with {parse} while loading the Qwen-VL "
-                      f"processor and stops (ValueError: {error})",
-                      (f"write it in digits, e.g. {name}={example}" if example else "write it as a whole number")
+    bad = _unparsed(job, facts, model_type, family(table, model_type) if facts.here else None)
+    if bad and _reads_vl_utils(table, model_type):  # swift/utils/utils.py get_env_args: type_func(value)
+        error = "could not convert string to float" if bad.parse == "float()" else "invalid literal for int()"
+        what = "is empty" if not bad.value.strip() else \
+            "is not " + ("a number" if bad.parse == "float()" else "an integer")
+        example = EXAMPLES.get(bad.name)
+        return [about(job, ERROR, "env.max_pixels.invalid", bad.where,
+                      f"{bad.name}={bad.value!r} {what}: ms-swift reads it with {bad.parse} while {bad.when} "
+                      f"and stops (ValueError: {error})",
+                      (f"write it in digits, e.g. {bad.name}={example}" if example else "write it as a whole number")
                       + ", or unset it")]
+    if job.command in ("deploy", "export"):
+        return []
     caps = _caps(job, facts)
     if caps or job.args.get("max_pixels") not in (None, ""):
         return []
-    if not reads_images_uncapped(table, _model_type(job, facts, table)):
+    if not reads_images_uncapped(table, model_type):
         return []
     path = _image_file(job, facts)
     if path is None:

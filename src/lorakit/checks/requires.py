@@ -130,7 +130,7 @@ def check_requires(job: Job, facts: Facts) -> list[Finding]:
     from lorakit.checks import visionutils
 
     if visionutils.judged(table, model_type, here):  # its loader checks qwen_vl_utils itself: an error there
-        requires = [spec for spec in requires if not spec.replace("-", "_").startswith("qwen_vl_utils")]
+        requires = [spec for spec in requires if spec.replace(" ", "") not in visionutils.ENFORCED]
     unmet, floor = [], None
     for spec in requires:
         parsed = parse(spec)

@@ -7,13 +7,14 @@ installed qwen_vl_utils themselves before loading anything, and stop (ms-swift #
   since 3.10.1): Qwen2-VL takes 0.0.14+ or below 0.0.12: "ImportError: qwen_vl_utils<0.0.12 is
   required ... but found qwen_vl_utils==0.0.13"; none at all: PackageNotFoundError;
 - 3.8.2 to 3.10.0: Qwen2-VL requires below 0.0.12 outright;
-- 3.3.0 to 3.8.1: no version check, but patch_qwen_vl_utils reads `getattr(vision_process,
-  'IMAGE_FACTOR')`, which 0.0.13+ no longer has: AttributeError;
+- 3.3.0 to 3.8.0: no version check, but patch_qwen_vl_utils reads `getattr(vision_process,
+  'IMAGE_FACTOR')`, which 0.0.13+ no longer has: AttributeError (3.8.1 skips the names a
+  vision_process lacks: the 3.8.1 wheel's qwen.py:669 hasattr);
 - Qwen3-VL (3.9.0+): require_version('qwen_vl_utils>=0.0.14') (4.6.0 qwen.py:1122).
-Then patch_qwen_vl_utils parses every variable the installed vision_process defines with
-get_env_args (int(), float() for FPS), so an empty or non-numeric MAX_PIXELS / FPS_MAX_FRAMES /
-IMAGE_MAX_TOKEN_NUM stops the load too. Only for a launch on this machine whose `swift`'s
-environment can be read (Facts.packages), as checks/requires.py.
+What the load then parses from the environment is checks/vlenv.py's. Only for a launch on this
+machine whose `swift`'s environment can be read (Facts.packages), as checks/requires.py. A
+qwen_vl_utils without metadata (a source tree on PYTHONPATH) is not judged where ms-swift only
+imports it (before 3.8.2).
 """
 
 from __future__ import annotations
@@ -24,18 +25,7 @@ from lorakit.job import Job
 
 QWEN2 = "qwen_vl_utils>=0.0.6"  # the Qwen2VLLoader family (3.12.6 get_model_tokenizer_qwen2_vl)
 QWEN3 = ("qwen_vl_utils>=0.0.14", "qwen_vl_utils>0.0.14")  # Qwen3VLLoader and its subclasses
-
-# What qwen_vl_utils' vision_process defines, so what patch_qwen_vl_utils parses: up to 0.0.11 the
-# caps are pixels; 0.0.13 and 0.0.14 (0.0.12 was never on PyPI) count visual tokens instead.
-PIXEL_NAMES = ("IMAGE_FACTOR", "MIN_PIXELS", "MAX_PIXELS", "MAX_RATIO", "VIDEO_MIN_PIXELS", "VIDEO_MAX_PIXELS",
-               "VIDEO_TOTAL_PIXELS", "FRAME_FACTOR", "FPS", "FPS_MIN_FRAMES", "FPS_MAX_FRAMES")
-TOKEN_NAMES = ("MAX_RATIO", "SPATIAL_MERGE_SIZE", "IMAGE_MIN_TOKEN_NUM", "IMAGE_MAX_TOKEN_NUM",
-               "VIDEO_MIN_TOKEN_NUM", "VIDEO_MAX_TOKEN_NUM", "FPS", "FRAME_FACTOR", "FPS_MIN_FRAMES", "FPS_MAX_FRAMES")
-# ...and with 0.0.14, 3.10.1+'s compat_qwen_vl_utils int()s a non-empty pixel cap into its token
-# count, unless that count is set (4.6.0 qwen.py:758-770)
-COMPAT = {"MAX_PIXELS": "IMAGE_MAX_TOKEN_NUM", "MIN_PIXELS": "IMAGE_MIN_TOKEN_NUM",
-          "VIDEO_MAX_PIXELS": "VIDEO_MAX_TOKEN_NUM", "VIDEO_MIN_PIXELS": "VIDEO_MIN_TOKEN_NUM"}
-
+ENFORCED = (QWEN2, "qwen_vl_utils>=0.0.14")  # what the loaders check themselves (others: ms-swift's warning)
 
 def _key(text: str | None) -> tuple | None:
     from lorakit.checks.requires import version_key
@@ -64,8 +54,12 @@ def refusal(kind: str, swift: str, vl: str | None) -> str | None:
     """What ms-swift `swift` says loading a `kind` model with qwen_vl_utils `vl` (None: absent), or None."""
     s, v = _key(swift), _key(vl)
     if vl is None:
-        # 3.x's Qwen2-VL loader imports it before any check; 4.x and Qwen3-VL check its metadata
-        return ("ModuleNotFoundError: No module named 'qwen_vl_utils'" if kind == "qwen2" and s < _key("4")
+        if kind == "qwen3":  # transformers' require_version names the whole requirement
+            return "PackageNotFoundError: The 'qwen_vl_utils>=0.0.14' distribution was not found"
+        if s < _key("3.8.2"):
+            return None  # only imported there: a source tree without metadata loads (not judged)
+        # 3.x's Qwen2-VL loader imports it before its check; 4.x checks the metadata first
+        return ("ModuleNotFoundError: No module named 'qwen_vl_utils'" if s < _key("4")
                 else "PackageNotFoundError: The 'qwen_vl_utils' distribution was not found")
     if v is None:
         return None
@@ -74,26 +68,13 @@ def refusal(kind: str, swift: str, vl: str | None) -> str | None:
             f"ImportError: qwen_vl_utils>=0.0.14 is required ... but found qwen_vl_utils=={vl}"
     if v < _key("0.0.12"):
         return None
-    if s < _key("3.8.2"):
+    if s < _key("3.8.1"):
         return "AttributeError: module 'qwen_vl_utils.vision_process' has no attribute 'IMAGE_FACTOR'"
+    if s < _key("3.8.2"):
+        return None
     if s < _key("3.10.1") or v < _key("0.0.14"):
         return f"ImportError: qwen_vl_utils<0.0.12 is required ... but found qwen_vl_utils=={vl}"
     return None
-
-
-def parsed_names(swift: str | None, vl: str | None) -> dict[str, tuple[type, bool]] | None:
-    """name -> (the type ms-swift parses it with, whether an empty value is parsed too) for the
-    variables a Qwen-VL load reads with this ms-swift and qwen_vl_utils; None when not known."""
-    s, v = _key(swift), _key(vl)
-    if s is None or v is None or s < _key("3.3.0"):
-        return None
-    names = PIXEL_NAMES if v < _key("0.0.12") else TOKEN_NAMES if s >= _key("3.9.0") else None
-    if names is None:
-        return None
-    out = {name: (float if name == "FPS" else int, True) for name in names}
-    if names is TOKEN_NAMES and v >= _key("0.0.14") and s >= _key("3.10.1"):
-        out.update({name: (int, False) for name in COMPAT})
-    return out
 
 
 def installed(job: Job, facts: Facts) -> tuple[str, str | None] | None:
