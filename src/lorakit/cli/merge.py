@@ -17,7 +17,7 @@ from typing import Annotated, List, Optional
 import typer
 import yaml
 
-from lorakit import checkpoints, exports, mergeguard, mergepick, preflight, record, report, swiftflags
+from lorakit import checkpoints, exports, mergeguard, mergehub, mergepick, preflight, record, report, swiftflags
 from lorakit.cli import common as c
 from lorakit.cli.run import check_or_exit, emit, output_options, print_or_launch
 from lorakit.errors import EXIT_USER, LorakitError
@@ -67,7 +67,7 @@ class _Source:
     target: Path  # where the merged model must end up
     protect: dict  # paths the output must never replace -> what they are
     base: Optional[preflight.Base]  # None: the hub adapter's args.json names it, after the download
-    hub: Optional[mergeguard.HubDownload] = None
+    hub: Optional[mergehub.HubDownload] = None
 
 
 def _one_adapter(given: List[str]) -> str:
@@ -226,7 +226,7 @@ def _hub(opts: c.JobOptions, adapter: str, pick: Optional[str], output_dir: Opti
         raise LorakitError(f"--pick {pick} chooses among the checkpoints of a local run; hub adapter {adapter} is one adapter",
                            hint="drop --pick, or pass a local run or output dir")
     job = _export_job(opts, adapter)
-    download = mergeguard.hub_download(adapter, use_hf=_use_hf(job))
+    download = mergehub.hub_download(adapter, use_hf=_use_hf(job))
     report.note(f"--adapters {adapter} is not a local path: a hub adapter, which ms-swift downloads from {download.hub}")
     base = None
     if job.args.get("model"):
@@ -235,7 +235,7 @@ def _hub(opts: c.JobOptions, adapter: str, pick: Optional[str], output_dir: Opti
     else:
         report.note("the base model (named by the adapter's args.json) and the adapter's weights come from "
                     "the hub, so lorakit cannot check them before the download")
-    target = mergeguard.hub_output_for(download, output_dir)
+    target = mergehub.hub_output_for(download, output_dir)
     return _Source(adapter, target, {download.cache: f"the download of hub adapter {adapter}"}, base, download)
 
 
