@@ -15,12 +15,14 @@ Check = Callable[[Job, Facts], "list[Finding]"]
 
 def all_checks() -> list[Check]:
     from lorakit.checks import (argv, data, datasetinfo, engine, features, flags, maxlength, memory, model,  # flags: lazily
-                                modelage, nodes, paths, pixels, requires, resumed, rewards, rlhf, seqpar, visionutils)
+                                modelage, nodes, paths, pixels, precision, requires, resumed, rewards, rlhf, seqpar,
+                                visionutils)
 
     return [*lora.CHECKS, *layout.CHECKS, *training.CHECKS, *features.CHECKS, *policy.CHECKS, *nodes.CHECKS,
             *flags.CHECKS, *model.CHECKS, *seqpar.CHECKS, *maxlength.CHECKS, *modelage.CHECKS, *requires.CHECKS,
             *visionutils.CHECKS, *paths.CHECKS, *resumed.CHECKS, *data.CHECKS, *pixels.CHECKS, *datasetinfo.CHECKS,
-            *argv.CHECKS, *rlhf.CHECKS, *rewards.CHECKS, *memory.CHECKS, *engine.CHECKS]
+            *argv.CHECKS, *rlhf.CHECKS, *rewards.CHECKS, *memory.CHECKS, *engine.CHECKS,
+            *precision.CHECKS]
 
 
 def run_checks(job: Job, facts: Facts | None = None) -> list[Finding]:

@@ -192,7 +192,27 @@ def check_flags(job: Job, facts: Facts) -> list[Finding]:
                              "check quotes and braces"))
         elif problem:
             out.append(about(job, ERROR, "flags.value", f"args.{key}", problem, _fix_hint(job, key, name)))
-    return out
+    return _ignored(job, out)
+
+
+# Flags ms-swift's parser does not know end in remaining_argv, which --ignore_args_error true (set
+# by every command ms-swift's web-ui writes) turns from a ValueError into a warning (4.6.0
+# swift/pipelines/base.py:36-40, 3.12.6 swift/llm/base.py:32-36). Ambiguous prefixes and bad
+# values still stop argparse itself.
+NOT_PARSED = ("flags.unknown", "flags.too_new", "flags.removed")
+
+
+def _ignored(job: Job, found: list[Finding]) -> list[Finding]:
+    from dataclasses import replace
+
+    from lorakit.values import as_bool
+
+    if as_bool(job.args.get("ignore_args_error", False)) is not True:  # a bad value is refused above
+        return found
+    return [replace(f, level=WARNING, code="flags.ignored",
+                    message=f"{f.message}: ignore_args_error is true, so ms-swift only warns (\"remaining_argv: "
+                            "[...]\") and runs without it")
+            if f.code in NOT_PARSED else f for f in found]
 
 
 # The flags ms-swift reads with json_parse_to_dict(strict=True) (4.6.0 arguments/: data_args.py

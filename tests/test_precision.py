@@ -1,0 +1,61 @@
+"""A full fine-tune in float16 with fp16 mixed precision (checks/precision.py, ms-swift #5718)."""
+
+from __future__ import annotations
+
+import inspect
+import json
+
+import pytest
+
+from conftest import run_cli, swift_source
+
+
+def codes(result) -> list[str]:
+    return [line for line in result.stderr.splitlines() if "train.fp16.full" in line]
+
+
+def test_full_in_float16_is_an_error(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = run_cli(["validate", "-p", "single", "--", "--tuner_type", "full", "--torch_dtype", "float16"])
+    assert result.code == 2
+    assert codes(result) == [
+        "error[train.fp16.full] args.torch_dtype (-- extra flags): a full fine-tune with torch_dtype float16: ms-swift "
+        "turns on fp16 mixed precision, every trainable weight is float16, and torch's GradScaler stops at the first "
+        "step (\"ValueError: Attempting to unscale FP16 gradients.\")"]
+
+
+@pytest.mark.parametrize("extra", [
+    ("--tuner_type", "lora", "--torch_dtype", "float16"),  # peft keeps the adapters in fp32
+    ("--tuner_type", "full", "--torch_dtype", "bfloat16"),
+    ("--tuner_type", "full", "--torch_dtype", "float32"),  # fp16 mixed precision over fp32 weights
+    ("--tuner_type", "full", "--torch_dtype", "float16", "--fp16", "false"),
+    ("--tuner_type", "full", "--torch_dtype", "float16", "--deepspeed", "zero2"),  # DeepSpeed scales its own
+    ("--tuner_type", "full", "--torch_dtype", "float16", "--use_cpu", "true")])
+def test_what_trains(tmp_path, monkeypatch, extra):
+    monkeypatch.chdir(tmp_path)
+    assert codes(run_cli(["validate", "-p", "single", "--", *extra])) == []
+
+
+def test_a_float16_config_without_torch_dtype_is_one_too(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    model = tmp_path / "qwen-fp16"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2",
+                                                   "torch_dtype": "float16"}))
+    # the built-in presets set torch_dtype bfloat16: null removes it, as a user's own preset would not have it
+    result = run_cli(["validate", "-p", "single", "--set", "torch_dtype=null", "--", "--model", "qwen-fp16",
+                      "--tuner_type", "full"])
+    assert [line.split(": ", 1)[1] for line in codes(result)] == [
+        "a full fine-tune with qwen-fp16's config.json torch_dtype float16 (no --torch_dtype): ms-swift turns on fp16 "
+        "mixed precision, every trainable weight is float16, and torch's GradScaler stops at the first step "
+        "(\"ValueError: Attempting to unscale FP16 gradients.\")"]
+
+
+def test_the_source_lines_it_rests_on():
+    source = swift_source("arguments/base_args/model_args.py")
+    at = source.index("        elif self.torch_dtype in {torch.float16, torch.float32}:")
+    assert source[at + 1] == "            fp16, bf16 = True, False"
+    assert "        if self.fp16 is None:" in source
+    import torch.amp.grad_scaler as grad_scaler
+
+    assert 'raise ValueError("Attempting to unscale FP16 gradients.")' in inspect.getsource(grad_scaler)
