@@ -518,3 +518,11 @@ def test_snapshots_cover_the_commands_after_sft(major):
             (8000, "0.0.0.0")
     assert "vllm_data_parallel_size" in sf.load_flags(major, "rollout")
     assert sf.load_flags(major, "eval")["eval_backend"].choices == ("Native", "OpenCompass", "VLMEvalKit")
+
+
+def test_prefix_options_name_the_options_argparse_would():
+    """`--n` (ms-swift #7257) matches --no_* negations of true-by-default bools too."""
+    options = sf.prefix_options(V4, "n")
+    assert "--new_special_tokens" in options and "--no_dataset_shuffle" in options
+    assert all(o.startswith("--n") and "-" not in o[2:] for o in options)
+    assert sf.prefix_options(V4, "lora_d") == ["--lora_dropout", "--lora_dtype"]

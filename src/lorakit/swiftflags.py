@@ -173,6 +173,20 @@ def prefix_matches(flags: Mapping[str, FlagSpec], key: str) -> list[str]:
     return sorted({index[o][0] for o in index if o.startswith(option)})
 
 
+def prefix_options(flags: Mapping[str, FlagSpec], key: str) -> list[str]:
+    """The option strings an abbreviation could mean, one per flag, as argparse lists them: a
+    bool flag that defaults to true also has `--no_NAME` (hf_argparser), so `--n` matches
+    `--no_dataset_shuffle` as well as `--new_special_tokens`."""
+    option = (key if key.startswith("--") else "--" + key).partition("=")[0]
+    index = _option_index(flags)
+    found: dict[str, str] = {}
+    # the underscore spelling of each (ms-swift's documentation writes --no_dataset_shuffle)
+    for name in sorted(index, key=lambda o: (o[2:].count("-"), o)):
+        if name.startswith(option):
+            found.setdefault(index[name][0], name)
+    return sorted(found.values())
+
+
 def suggest(flags: Mapping[str, FlagSpec], key: str, n: int = 3) -> list[str]:
     """Did-you-mean candidates among the canonical flag names."""
     word = key.lstrip("-").partition("=")[0].replace("-", "_")

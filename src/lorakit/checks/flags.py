@@ -31,8 +31,10 @@ def _unknown(job: Job, flags, key: str, name: str, how: str, minor: str | None =
     version = f"ms-swift {minor or swiftflags.snapshot_version(job.swift_major)} `swift {job.command}`"
     if how == "ambiguous":
         could = swiftflags.prefix_matches(flags, name)
+        options = swiftflags.prefix_options(flags, name)
+        listed_ = ", ".join(options[:6]) + (f" and {len(options) - 6} more" if len(options) > 6 else "")
         what = (f"it matches both spellings of --{could[0]}, which argparse rejects as ambiguous"
-                if len(could) == 1 else f"it could be {', '.join(could)}")
+                if len(could) == 1 else f"it could be {listed_}")
         return about(job, ERROR, "flags.ambiguous", f"args.{key}", f"--{name} is ambiguous for {version}: {what}",
                        "write the full flag name")
     hint = _old_name_hint(job, flags, name, minor)
