@@ -17,3 +17,16 @@ def test_ignore_args_error_makes_an_unknown_flag_a_warning(tmp_path, monkeypatch
     source = swift_source("pipelines/base.py")
     at = source.index("            if getattr(args, 'ignore_args_error', False):")
     assert source[at + 1] == "                logger.warning(f'remaining_argv: {remaining_argv}')"
+
+
+def test_ignore_args_error_does_not_hide_a_choice_the_target_lacks(tmp_path, monkeypatch):
+    """argparse refuses an invalid choice before ms-swift looks at ignore_args_error (a second
+    hostile review: the choice finding shares the too_new code)."""
+    from conftest import run_cli
+
+    monkeypatch.chdir(tmp_path)
+    result = run_cli(["validate", "-p", "dpo", "--swift-version", "3.5", "--", "--rlhf_type", "gkd",
+                      "--ignore_args_error", "true"])
+    assert result.code == 2
+    assert ("error[flags.too_new] args.rlhf_type (-- extra flags): rlhf_type: 'gkd' is not a choice in ms-swift 3.5 "
+            "(it is from 3.6); 3.5 takes dpo, orpo, simpo, kto, cpo, rm, ppo, grpo") in result.stderr.splitlines()

@@ -141,7 +141,7 @@ def test_a_cap_int_cannot_read_is_an_error(tmp_path, monkeypatch, value, code):
         # the test machine's qwen_vl_utils is 0.0.14 (conftest): compat_qwen_vl_utils int()s it first
         assert (f"error[env.max_pixels.invalid] env.MAX_PIXELS: MAX_PIXELS={value!r} is not an integer: ms-swift "
                 "reads it with int() while converting it into IMAGE_MAX_TOKEN_NUM (compat_qwen_vl_utils) and stops "
-                "(ValueError: invalid literal for int())") in result.stderr.splitlines()
+                f"(ValueError: invalid literal for int() with base 10: {value!r})") in result.stderr.splitlines()
 
 
 def test_get_env_args_is_an_int_call():

@@ -30,10 +30,53 @@ def test_full_in_float16_is_an_error(tmp_path, monkeypatch):
     ("--tuner_type", "full", "--torch_dtype", "float32"),  # fp16 mixed precision over fp32 weights
     ("--tuner_type", "full", "--torch_dtype", "float16", "--fp16", "false"),
     ("--tuner_type", "full", "--torch_dtype", "float16", "--deepspeed", "zero2"),  # DeepSpeed scales its own
-    ("--tuner_type", "full", "--torch_dtype", "float16", "--use_cpu", "true")])
+    ("--tuner_type", "full", "--torch_dtype", "float16", "--use_cpu", "true"),
+    # FSDP scales its own (ShardedGradScaler allows fp16; FSDP2 upcasts): a second hostile review
+    ("--tuner_type", "full", "--torch_dtype", "float16", "--fsdp", "fsdp2")])
 def test_what_trains(tmp_path, monkeypatch, extra):
     monkeypatch.chdir(tmp_path)
     assert codes(run_cli(["validate", "-p", "single", "--", *extra])) == []
+
+
+def test_before_3_3_1_fp16_false_is_overridden_and_bf16_picks_the_dtype(tmp_path, monkeypatch):
+    """3.0.0-3.3.0.post1 set fp16 from the dtype whatever --fp16 says, and --fp16/--bf16 pick the dtype
+    when --torch_dtype is unset (a second hostile review, from the wheels)."""
+    monkeypatch.chdir(tmp_path)
+    result = run_cli(["validate", "-p", "single", "--swift-version", "3.2.0", "--", "--tuner_type", "full",
+                      "--torch_dtype", "float16", "--fp16", "false"])
+    assert [line.split(": ", 1)[1] for line in codes(result)] == [
+        "a full fine-tune with torch_dtype float16: ms-swift turns on fp16 mixed precision, every trainable weight is "
+        "float16, and torch's GradScaler stops at the first step (\"ValueError: Attempting to unscale FP16 "
+        "gradients.\"); ms-swift 3.2.0 turns fp16 on whatever --fp16 says (3.3.1 and later follow it)"]
+    model = tmp_path / "qwen-fp16"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2",
+                                                   "torch_dtype": "float16"}))
+    bf16 = run_cli(["validate", "-p", "single", "--swift-version", "3.2.0", "--set", "torch_dtype=null", "--",
+                    "--model", "qwen-fp16", "--model_type", "qwen2", "--tuner_type", "full", "--bf16", "true"])
+    assert codes(bf16) == []
+
+
+@pytest.mark.parametrize("extra, said", [
+    (("--torch_dtype", "float16", "--bf16", "true"),
+     "--bf16 true beside torch_dtype float16, for which ms-swift turns fp16 on: transformers' TrainingArguments "
+     "stops before the model loads (\"At most one of fp16 and bf16 can be True, but not both\")"),
+    (("--torch_dtype", "float32", "--bf16", "true"),
+     "--bf16 true beside torch_dtype float32, for which ms-swift turns fp16 on: transformers' TrainingArguments "
+     "stops before the model loads (\"At most one of fp16 and bf16 can be True, but not both\")"),
+    (("--torch_dtype", "bfloat16", "--bf16", "true", "--fp16", "true"), None),  # bf16 dtype: not this check
+    (("--torch_dtype", "float16", "--bf16", "true", "--fp16", "false"), None)])
+def test_bf16_beside_the_fp16_ms_swift_turns_on(tmp_path, monkeypatch, extra, said):
+    monkeypatch.chdir(tmp_path)
+    result = run_cli(["validate", "-p", "single", "--", *extra])
+    found = [line.split(": ", 1)[1] for line in result.stderr.splitlines() if "train.fp16_bf16" in line]
+    assert found == ([said] if said else [])
+
+
+def test_the_transformers_line_it_rests_on():
+    import transformers.training_args as training_args
+
+    assert "At most one of fp16 and bf16 can be True, but not both" in inspect.getsource(training_args)
 
 
 def test_a_float16_config_without_torch_dtype_is_one_too(tmp_path, monkeypatch):

@@ -62,8 +62,13 @@ def said(swift: str, vl: str, env: dict, model_type: str = "qwen2_vl") -> str | 
     ("4.6.0", "0.0.14", {"MAX_PIXELS": "abc", "IMAGE_MAX_TOKEN_NUM": ""},
      "MAX_PIXELS int() converting it into IMAGE_MAX_TOKEN_NUM (compat_qwen_vl_utils)"),
     ("4.6.0", "0.0.14", {"MAX_PIXELS": "1e6", "IMAGE_MAX_TOKEN_NUM": "1280"}, None),  # a set count wins
-    ("4.6.0", "0.0.14", {"MODEL_SEQ_LEN": "long"}, "MODEL_SEQ_LEN float() importing qwen_vl_utils"),
-    ("4.6.0", "0.0.11", {"VIDEO_MAX_PIXELS": "50k"}, "VIDEO_MAX_PIXELS float() importing qwen_vl_utils"),
+    ("4.6.0", "0.0.14", {"MODEL_SEQ_LEN": "long"}, "MODEL_SEQ_LEN int(float()) importing qwen_vl_utils"),
+    ("4.6.0", "0.0.14", {"MODEL_SEQ_LEN": "inf"}, "MODEL_SEQ_LEN int(float()) importing qwen_vl_utils"),
+    ("4.6.0", "0.0.11", {"VIDEO_MAX_PIXELS": "50k"}, "VIDEO_MAX_PIXELS int(float()) importing qwen_vl_utils"),
+    # compat divides by (patch x SPATIAL_MERGE_SIZE) squared when it converts a cap (a second review)
+    ("4.6.0", "0.0.14", {"SPATIAL_MERGE_SIZE": "0", "MAX_PIXELS": "1003520"},
+     "SPATIAL_MERGE_SIZE a non-zero int() converting the pixel caps into token counts"),
+    ("4.6.0", "0.0.14", {"SPATIAL_MERGE_SIZE": "2", "MAX_PIXELS": "1003520"}, None),
     # from 3.5.0 an empty VIDEO_TOTAL_PIXELS beside VIDEO_MAX_PIXELS is refilled
     ("4.6.0", "0.0.11", {"VIDEO_MAX_PIXELS": "50176", "VIDEO_TOTAL_PIXELS": ""}, None),
     ("3.4.0", "0.0.11", {"VIDEO_MAX_PIXELS": "50176", "VIDEO_TOTAL_PIXELS": ""},
@@ -74,6 +79,14 @@ def said(swift: str, vl: str, env: dict, model_type: str = "qwen2_vl") -> str | 
     ("3.8.0", "0.0.14", {"FPS_MAX_FRAMES": ""}, None)])  # refused first (refusal)
 def test_first_unparsed(swift, vl, env, result):
     assert said(swift, vl, env) == result
+
+
+def test_the_error_is_pythons_own():
+    from lorakit.checks.vlenv import error_of
+
+    assert error_of("int(float())", "inf") == "OverflowError: cannot convert float infinity to integer"
+    assert error_of("a non-zero int()", "0") == "ZeroDivisionError: integer division or modulo by zero"
+    assert error_of("int()", "12") == ""
 
 
 def test_a_loader_that_sets_the_token_count_never_converts_max_pixels():
@@ -209,9 +222,11 @@ def test_what_the_installed_vision_process_parses(tmp_path, monkeypatch, vl, env
         assert found == [], result.stderr
         return
     assert result.code == 2
-    name = said.split("=")[0]
-    error = "could not convert string to float" if "float()" in said else "invalid literal for int()"
-    assert found == [f"error[env.max_pixels.invalid] env.{name}: {said} and stops (ValueError: {error})"]
+    name, value = said.split("=")[0], env[said.split("=")[0]]
+    # Python's own words, as the ms-swift traceback ends
+    error = (f"ValueError: could not convert string to float: {value!r}" if "float()" in said else
+             f"ValueError: invalid literal for int() with base 10: {value!r}")
+    assert found == [f"error[env.max_pixels.invalid] env.{name}: {said} and stops ({error})"]
 
 
 def test_a_pixel_cap_beside_its_token_count_is_not_converted(tmp_path, monkeypatch):

@@ -142,6 +142,7 @@ def check_flags(job: Job, facts: Facts) -> list[Finding]:
     # None: the snapshot's own minor (or a major alone), and the history is never read
     minor = flaghistory.target_minor(job.swift_major, job.swift_version)
     out: list[Finding] = []
+    unparsed: set[str] = set()  # keys whose flag the target's parser does not have (not a bad value)
     for key, value in job.args.items():
         if key in LORAKIT_ONLY_ARGS or value is None:
             continue
@@ -152,14 +153,18 @@ def check_flags(job: Job, facts: Facts) -> list[Finding]:
                 continue  # an older minor's flag the snapshot no longer has: no type or choices to check
             gone = flaghistory.absence(job.swift_major, job.command, name, minor) if how == "unknown" else None
             out.append(_absent(job, key, name, gone) if gone else _unknown(job, flags, key, name, how, minor))
+            if how == "unknown":  # an ambiguous prefix stops argparse itself
+                unparsed.add(key)
             continue
         if minor is not None:
             gone = flaghistory.absence(job.swift_major, job.command, canonical, minor)
             if gone:
                 out.append(_absent(job, key, canonical, gone))
+                unparsed.add(key)
                 continue
         patch = flagpatches.first_patch(job.swift_major, job.command, canonical, job.swift_version)
         if patch:  # the target's minor has it, but only from a later patch (3.3.0 vs 3.3.1)
+            unparsed.add(key)
             out.append(about(job, ERROR, "flags.too_new", f"args.{key}",
                              f"--{canonical} is new in ms-swift {patch}; you target {job.swift_version}",
                              f"upgrade to ms-swift {patch} or later (pip install 'ms-swift>={patch},"
@@ -194,7 +199,7 @@ def check_flags(job: Job, facts: Facts) -> list[Finding]:
                              "check quotes and braces"))
         elif problem:
             out.append(about(job, ERROR, "flags.value", f"args.{key}", problem, _fix_hint(job, key, name)))
-    return _ignored(job, out)
+    return _ignored(job, out, unparsed)
 
 
 # Flags ms-swift's parser does not know end in remaining_argv, which --ignore_args_error true (set
@@ -204,7 +209,7 @@ def check_flags(job: Job, facts: Facts) -> list[Finding]:
 NOT_PARSED = ("flags.unknown", "flags.too_new", "flags.removed")
 
 
-def _ignored(job: Job, found: list[Finding]) -> list[Finding]:
+def _ignored(job: Job, found: list[Finding], unparsed: set[str]) -> list[Finding]:
     from dataclasses import replace
 
     from lorakit.values import as_bool
@@ -214,7 +219,7 @@ def _ignored(job: Job, found: list[Finding]) -> list[Finding]:
     return [replace(f, level=WARNING, code="flags.ignored",
                     message=f"{f.message}: ignore_args_error is true, so ms-swift only warns (\"remaining_argv: "
                             "[...]\") and runs without it")
-            if f.code in NOT_PARSED else f for f in found]
+            if f.code in NOT_PARSED and f.key.removeprefix("args.") in unparsed else f for f in found]
 
 
 # The flags ms-swift reads with json_parse_to_dict(strict=True) (4.6.0 arguments/: data_args.py

@@ -163,13 +163,13 @@ def check_max_pixels(job: Job, facts: Facts) -> list[Finding]:
     # the installed versions say what is parsed only for a launch here (visionutils.installed)
     bad = _unparsed(job, facts, model_type, family(table, model_type) if facts.here else None)
     if bad and _reads_vl_utils(table, model_type):  # swift/utils/utils.py get_env_args: type_func(value)
-        error = "could not convert string to float" if bad.parse == "float()" else "invalid literal for int()"
-        what = "is empty" if not bad.value.strip() else \
-            "is not " + ("a number" if bad.parse == "float()" else "an integer")
+        error = vlenv.error_of(bad.parse, bad.value)
+        what = ("is empty" if not bad.value.strip() else "is zero" if bad.parse == "a non-zero int()" else
+                "is not " + ("a number" if bad.parse == "float()" else "an integer"))
         example = EXAMPLES.get(bad.name)
         return [about(job, ERROR, "env.max_pixels.invalid", bad.where,
                       f"{bad.name}={bad.value!r} {what}: ms-swift reads it with {bad.parse} while {bad.when} "
-                      f"and stops (ValueError: {error})",
+                      f"and stops ({error})",
                       (f"write it in digits, e.g. {bad.name}={example}" if example else "write it as a whole number")
                       + ", or unset it")]
     if job.command in ("deploy", "export"):

@@ -175,10 +175,12 @@ def check_swift_2(job: Job, facts: Facts) -> list[Finding]:
     head = have.split(".")[0]
     if not head.isdigit() or int(head) >= 3:
         return []
-    return [about(job, ERROR, "swift.version.unsupported", "args.model",
+    # --swift-version: perhaps validating for another machine from this one, so said, not refused
+    level = WARNING if "--swift-version" in job.swift_source else ERROR
+    return [about(job, level, "swift.version.unsupported", "launch.swift",
                   f"the `swift` on PATH runs ms-swift {have}, which takes 2.x flags (--model_id_or_path, --sft_type, "
                   f"--ckpt_dir): it rejects this command, written for ms-swift {job.swift_major}.x, and a lorakit "
-                  "launch refuses that swift",
+                  "launch here refuses that swift",
                   f"pip install 'ms-swift>={job.swift_major},<{job.swift_major + 1}' in the environment `swift` runs "
                   "from")]
 

@@ -6,7 +6,7 @@ ms-swift and qwen_vl_utils do it (checks/pixels.py reports the first it cannot p
    qwen_vl_utils 0.0.14+, compat_qwen_vl_utils int()s each non-empty pixel cap (MAX_PIXELS...)
    into its token count when that count is unset or empty (qwen.py:758-770, `if value and not
    os.getenv(target_var)`), and int()s SPATIAL_MERGE_SIZE.
-2. Importing qwen_vl_utils.vision_process: 0.0.10/0.0.11 float() VIDEO_MAX_PIXELS, 0.0.13+ float()
+2. Importing qwen_vl_utils.vision_process: 0.0.10/0.0.11 int(float()) VIDEO_MAX_PIXELS, 0.0.13+
    MODEL_SEQ_LEN (their vision_process.py module level).
 3. patch_qwen_vl_utils: from 3.5.0 an empty VIDEO_TOTAL_PIXELS beside a VIDEO_MAX_PIXELS is refilled
    (qwen.py:711-713); then get_env_args (int(), float() for FPS; an empty value included, as
@@ -47,15 +47,37 @@ class Unparsed:
 def _fails(parse: Callable, value: str) -> bool:
     try:
         parse(value)
-    except (ValueError, OverflowError):
+    except (ValueError, OverflowError, ZeroDivisionError):
         return True
     return False
+
+
+def _int_of_float(value: str) -> int:
+    """qwen_vl_utils' module-level int(float(...)): 'inf' and 'nan' pass float() and fail int()."""
+    return int(float(value))
+
+
+def _nonzero(value: str) -> int:
+    """compat_qwen_vl_utils divides by (patch size x SPATIAL_MERGE_SIZE) squared."""
+    return 1 // int(value)
 
 
 def judged(swift: str | None, vl: str | None) -> bool:
     """Whether what this pair of versions parses is known (and the pair is not refused first)."""
     s, v = _key(swift), _key(vl)
     return not (s is None or v is None or s < _key("3.3.0") or (v >= _key("0.0.12") and s < _key("3.8.1")))
+
+
+PARSERS = {"int()": int, "float()": float, "int(float())": _int_of_float, "a non-zero int()": _nonzero}
+
+
+def error_of(parse: str, value: str) -> str:
+    """Python's own words for the failure (ms-swift's run says the same)."""
+    try:
+        PARSERS[parse](value)
+    except (ValueError, OverflowError, ZeroDivisionError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return ""
 
 
 def first_unparsed(swift: str, vl: str, model_type: str | None,
@@ -69,9 +91,11 @@ def first_unparsed(swift: str, vl: str, model_type: str | None,
     if model_type in SELF_CAPPED and "IMAGE_MAX_TOKEN_NUM" not in got:
         got["IMAGE_MAX_TOKEN_NUM"] = SELF_CAPPED[model_type]
     if s >= _key("3.10.1") and v >= _key("0.0.14"):
-        if "SPATIAL_MERGE_SIZE" in got and _fails(int, got["SPATIAL_MERGE_SIZE"]):
+        converts = any(got.get(p) and not got.get(t) for p, t in COMPAT.items())
+        if "SPATIAL_MERGE_SIZE" in got and _fails(_nonzero if converts else int, got["SPATIAL_MERGE_SIZE"]):
+            zero = not _fails(int, got["SPATIAL_MERGE_SIZE"])
             return Unparsed("SPATIAL_MERGE_SIZE", got["SPATIAL_MERGE_SIZE"], values["SPATIAL_MERGE_SIZE"][1],
-                            "int()", "converting the pixel caps into token counts")
+                            "a non-zero int()" if zero else "int()", "converting the pixel caps into token counts")
         for pixels, tokens in COMPAT.items():
             if got.get(pixels) and not got.get(tokens):
                 if _fails(int, got[pixels]):
@@ -81,8 +105,8 @@ def first_unparsed(swift: str, vl: str, model_type: str | None,
     at_import = ("VIDEO_MAX_PIXELS",) if _key("0.0.10") <= v < _key("0.0.12") else \
         ("MODEL_SEQ_LEN",) if v >= _key("0.0.13") else ()
     for name in at_import:
-        if name in got and _fails(float, got[name]):
-            return Unparsed(name, got[name], values[name][1], "float()", "importing qwen_vl_utils")
+        if name in got and _fails(_int_of_float, got[name]):
+            return Unparsed(name, got[name], values[name][1], "int(float())", "importing qwen_vl_utils")
     if s >= _key("3.5.0") and got.get("VIDEO_MAX_PIXELS") and not got.get("VIDEO_TOTAL_PIXELS"):
         got["VIDEO_TOTAL_PIXELS"] = "90316800"
     listed = PIXEL_NAMES if s < _key("3.9.0") else (*PIXEL_NAMES, *TOKEN_NAMES)
