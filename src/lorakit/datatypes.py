@@ -4,6 +4,8 @@ each field one type: before datasets 4.7.0 (its Json() type) the load stops with
 JSON parse error: Column(/query) changed from string to number in row 124". pyarrow's own rules,
 measured with datasets 3.6.0: int and float are one type (number), null goes with any, objects
 with different keys merge; a string, a number, a boolean, a list and an object do not mix.
+ms-swift's FAQ (Q2) says the same of grounding objects and agent tools: "must be strings.
+Otherwise, PyArrow will report an error indicating inconsistent types between rows."
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""fp16 mixed precision that cannot train (ms-swift #5718).
+"""fp16 mixed precision that cannot train (ms-swift #5718; its FAQ, Q56: "For full-parameter
+fine-tuning, you cannot train with fp16").
 
 - A full fine-tune in float16 with fp16 on: every trainable weight is fp16, and torch's GradScaler
   refuses fp16 gradients at the first optimizer step ("ValueError: Attempting to unscale FP16
