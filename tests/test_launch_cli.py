@@ -123,16 +123,22 @@ def test_errors_launch_nothing(tmp_path):
     assert not (tmp_path / "rec.json").exists()
 
 
-def test_a_swift_from_another_ms_swift_major_is_refused_before_launch(tmp_path):
-    python = tmp_path / "other-python"  # answers doctor's version probe like a 3.12.6 env would
-    python.write_text("#!/bin/sh\necho '{\"ms-swift\": \"3.12.6\", \"torch\": null, \"transformers\": null, "
+def other_swift(tmp_path, version: str):
+    """A `swift` console script (as pip writes it) whose python answers doctor's version probe like
+    an environment with ms-swift `version`; (its path, an env with it first on PATH)."""
+    python = tmp_path / "other-python"
+    python.write_text(f"#!/bin/sh\necho '{{\"ms-swift\": \"{version}\", \"torch\": null, \"transformers\": null, "
                       "\"peft\": null, \"deepspeed\": null, \"flash-attn\": null}'\n")
     python.chmod(0o755)
     (tmp_path / "bin").mkdir()
     swift = tmp_path / "bin" / "swift"
-    swift.write_text(f"#!{python}\nfrom swift.cli.main import cli_main\n")  # as pip writes it
+    swift.write_text(f"#!{python}\nfrom swift.cli.main import cli_main\n")
     swift.chmod(0o755)
-    env = dict(os.environ, PATH=f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    return swift, dict(os.environ, PATH=f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+
+
+def test_a_swift_from_another_ms_swift_major_is_refused_before_launch(tmp_path):
+    swift, env = other_swift(tmp_path, "3.12.6")
     result = lorakit(["train", "-p", "single", "--swift-version", "4"], env, cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.splitlines()[-2:] == [
@@ -144,15 +150,7 @@ def test_a_swift_from_another_ms_swift_major_is_refused_before_launch(tmp_path):
 
 def test_a_swift_of_ms_swift_2_is_refused_with_an_install_hint(tmp_path):
     """ms-swift #3321: 3.x flags on a 2.x install; `--swift-version 2` is nothing lorakit renders."""
-    python = tmp_path / "other-python"
-    python.write_text("#!/bin/sh\necho '{\"ms-swift\": \"2.6.1\", \"torch\": null, \"transformers\": null, "
-                      "\"peft\": null, \"deepspeed\": null, \"flash-attn\": null}'\n")
-    python.chmod(0o755)
-    (tmp_path / "bin").mkdir()
-    swift = tmp_path / "bin" / "swift"
-    swift.write_text(f"#!{python}\nfrom swift.cli.main import cli_main\n")
-    swift.chmod(0o755)
-    env = dict(os.environ, PATH=f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    swift, env = other_swift(tmp_path, "2.6.1")
     result = lorakit(["train", "-p", "single", "--swift-version", "3"], env, cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.splitlines()[-2:] == [
