@@ -62,6 +62,8 @@ def snapshot() -> dict:
         types[model_type] = {"template": meta.template, "candidates": list(candidates)}
         if getattr(meta, "requires", None):  # ModelMeta.check_requires warns when one is unmet
             types[model_type]["requires"] = list(meta.requires)
+        if getattr(meta, "torch_dtype", None) is not None:  # wins over config.json's (checks/precision.py)
+            types[model_type]["torch_dtype"] = str(meta.torch_dtype).removeprefix("torch.")
     # the model types this environment's transformers maps (its AutoConfig): checks/requires.py
     # refuses a too-old transformers only for a config.json model_type some transformers knows
     import transformers

@@ -38,6 +38,22 @@ def test_what_trains(tmp_path, monkeypatch, extra):
     assert codes(run_cli(["validate", "-p", "single", "--", *extra])) == []
 
 
+def test_a_model_type_ms_swift_loads_in_its_own_dtype_wins_over_config_json(tmp_path, monkeypatch):
+    """molmoe registers torch_dtype float32 (ModelMeta.torch_dtype, in the snapshot): fp16 mixed
+    precision over fp32 weights trains (a second hostile review)."""
+    from lorakit.swiftregistry import swift_models
+
+    assert swift_models(4)["model_types"]["molmoe"]["torch_dtype"] == "float32"
+    monkeypatch.chdir(tmp_path)
+    model = tmp_path / "MolmoE-1B-0924"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({"architectures": ["MolmoForCausalLM"], "model_type": "molmo",
+                                                   "torch_dtype": "float16"}))
+    result = run_cli(["validate", "-p", "single", "--set", "torch_dtype=null", "--", "--model", "MolmoE-1B-0924",
+                      "--model_type", "molmoe", "--tuner_type", "full"])
+    assert codes(result) == [], result.stderr
+
+
 def test_before_3_3_1_fp16_false_is_overridden_and_bf16_picks_the_dtype(tmp_path, monkeypatch):
     """3.0.0-3.3.0.post1 set fp16 from the dtype whatever --fp16 says, and --fp16/--bf16 pick the dtype
     when --torch_dtype is unset (a second hostile review, from the wheels)."""
