@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 
 from conftest import FAKES, REPO
 from lorakit import launch
-from lorakit.progress import Step, Watch, describe, failure_report, merge, parse_duration, parse_line
+from lorakit.progress import Watch, failure_report
+from lorakit.progresslog import Step, describe, merge, parse_duration, parse_line
 
 DATA = REPO / "tests" / "data" / "progress"
 CHUNKS = [(c["fd"], base64.b64decode(c["b64"]))
