@@ -92,3 +92,37 @@ def test_a_command_imports_no_other_commands_module(tmp_path):
     assert not loaded & {"lorakit.cli.plan", "lorakit.cli.deploy", "lorakit.cli.infer", "lorakit.cli.import_cmd",
                          "lorakit.cli.rlhf", "lorakit.cli.checkpoints_cmd", "lorakit.cli.doctor", "lorakit.cli.runs_cmd",
                          "lorakit.cli.presets_cmd", "lorakit.cli.eval_cmd"}, sorted(loaded)
+
+
+def test_every_check_runs_for_the_commands_it_is_for():
+    """checks.ONLY_FOR skips a module for other commands: each skipped module's checks must say
+    nothing for those commands (they start with a command guard)."""
+    from lorakit.checks import MODULES, ONLY_FOR, all_checks
+
+    assert set(ONLY_FOR) <= set(MODULES)
+    everything = all_checks()
+    for command in ("sft", "pt", "rlhf", "infer", "deploy", "export", "eval"):
+        assert set(all_checks(command)) <= set(everything)
+    assert len(all_checks("rlhf")) > len(all_checks("sft"))
+
+
+@pytest.mark.parametrize("command", ["sft", "pt", "infer", "deploy", "export", "eval", "rlhf"])
+def test_a_skipped_module_says_nothing_for_that_command(command, tmp_path, monkeypatch):
+    """Given the arguments each skipped module looks at, its checks find nothing for a command it
+    is skipped for: the skip changes no result."""
+    from importlib import import_module
+
+    from lorakit.checks import ONLY_FOR
+    from lorakit.checks.facts import Facts
+    from lorakit.job import Job, Launch
+
+    monkeypatch.chdir(tmp_path)
+    args = {"model": "Qwen/Qwen2.5-7B-Instruct", "rlhf_type": "grpo", "use_vllm": True, "reward_funcs": ["nope"],
+            "num_generations": 3, "infer_backend": "vllm", "device_map": "auto", "max_memory": "{0: '3GB'}",
+            "tuner_type": "full", "torch_dtype": "float16", "dataset": ["d.jsonl"], "beta": 0.1}
+    job = Job(command=command, launch=Launch(), args=args, preset="p.yaml", swift_major=4)
+    for name, commands in ONLY_FOR.items():
+        if command in commands:
+            continue
+        for check in import_module(f"lorakit.checks.{name}").CHECKS:
+            assert check(job, Facts(here=False)) == [], (name, check.__name__, command)

@@ -13,16 +13,24 @@ from lorakit.job import Job
 Check = Callable[[Job, Facts], "list[Finding]"]
 
 
-def all_checks() -> list[Check]:
-    from lorakit.checks import (argv, data, datasetinfo, engine, features, flags, maxlength, memory, model,  # flags: lazily
-                                modelage, nodes, paths, pixels, precision, requires, resumed, rewards, rlhf, seqpar,
-                                visionutils)
+# The check modules, in the order their findings were written; a module whose every check is for
+# some commands only is imported only for those (a `train` dry-run does not import the rlhf ones).
+MODULES = ("lora", "layout", "training", "features", "policy", "nodes", "flags", "model", "seqpar", "maxlength",
+           "modelage", "requires", "visionutils", "paths", "resumed", "data", "pixels", "datasetinfo", "argv",
+           "rlhf", "rewards", "memory", "engine", "precision")
+ONLY_FOR = {"rlhf": ("rlhf",), "rewards": ("rlhf",), "engine": ("infer", "deploy"),
+            "precision": ("sft", "pt", "rlhf")}
 
-    return [*lora.CHECKS, *layout.CHECKS, *training.CHECKS, *features.CHECKS, *policy.CHECKS, *nodes.CHECKS,
-            *flags.CHECKS, *model.CHECKS, *seqpar.CHECKS, *maxlength.CHECKS, *modelage.CHECKS, *requires.CHECKS,
-            *visionutils.CHECKS, *paths.CHECKS, *resumed.CHECKS, *data.CHECKS, *pixels.CHECKS, *datasetinfo.CHECKS,
-            *argv.CHECKS, *rlhf.CHECKS, *rewards.CHECKS, *memory.CHECKS, *engine.CHECKS,
-            *precision.CHECKS]
+
+def all_checks(command: str | None = None) -> list[Check]:
+    """Every check (of the modules that can apply to `command`, when given)."""
+    from importlib import import_module
+
+    out: list[Check] = []
+    for name in MODULES:
+        if command is None or command in ONLY_FOR.get(name, (command,)):
+            out += import_module(f"lorakit.checks.{name}").CHECKS
+    return out
 
 
 def run_checks(job: Job, facts: Facts | None = None) -> list[Finding]:
@@ -33,7 +41,7 @@ def run_checks(job: Job, facts: Facts | None = None) -> list[Finding]:
     if datafile is not None:
         datafile.forget()
     findings = list(job.adjustments)
-    for check in all_checks():
+    for check in all_checks(job.command):
         findings.extend(check(job, facts))
     return sort_findings(once(findings))
 
