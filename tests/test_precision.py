@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import inspect
-import json
 
 import pytest
 
 from conftest import run_cli, swift_source
+from test_requires import model_dir
+
+QWEN_FP16 = {"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "torch_dtype": "float16"}
 
 
 def codes(result) -> list[str]:
@@ -45,10 +47,8 @@ def test_a_model_type_ms_swift_loads_in_its_own_dtype_wins_over_config_json(tmp_
 
     assert swift_models(4)["model_types"]["molmoe"]["torch_dtype"] == "float32"
     monkeypatch.chdir(tmp_path)
-    model = tmp_path / "MolmoE-1B-0924"
-    model.mkdir()
-    (model / "config.json").write_text(json.dumps({"architectures": ["MolmoForCausalLM"], "model_type": "molmo",
-                                                   "torch_dtype": "float16"}))
+    model_dir(tmp_path, {"architectures": ["MolmoForCausalLM"], "model_type": "molmo", "torch_dtype": "float16"},
+              "MolmoE-1B-0924")
     result = run_cli(["validate", "-p", "single", "--set", "torch_dtype=null", "--", "--model", "MolmoE-1B-0924",
                       "--model_type", "molmoe", "--tuner_type", "full"])
     assert codes(result) == [], result.stderr
@@ -64,10 +64,7 @@ def test_before_3_3_1_fp16_false_is_overridden_and_bf16_picks_the_dtype(tmp_path
         "a full fine-tune with torch_dtype float16: ms-swift turns on fp16 mixed precision, every trainable weight is "
         "float16, and torch's GradScaler stops at the first step (\"ValueError: Attempting to unscale FP16 "
         "gradients.\"); ms-swift 3.2.0 turns fp16 on whatever --fp16 says (3.3.1 and later follow it)"]
-    model = tmp_path / "qwen-fp16"
-    model.mkdir()
-    (model / "config.json").write_text(json.dumps({"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2",
-                                                   "torch_dtype": "float16"}))
+    model_dir(tmp_path, QWEN_FP16, "qwen-fp16")
     bf16 = run_cli(["validate", "-p", "single", "--swift-version", "3.2.0", "--set", "torch_dtype=null", "--",
                     "--model", "qwen-fp16", "--model_type", "qwen2", "--tuner_type", "full", "--bf16", "true"])
     assert codes(bf16) == []
@@ -97,10 +94,7 @@ def test_the_transformers_line_it_rests_on():
 
 def test_a_float16_config_without_torch_dtype_is_one_too(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    model = tmp_path / "qwen-fp16"
-    model.mkdir()
-    (model / "config.json").write_text(json.dumps({"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2",
-                                                   "torch_dtype": "float16"}))
+    model_dir(tmp_path, QWEN_FP16, "qwen-fp16")
     # the built-in presets set torch_dtype bfloat16: null removes it, as a user's own preset would not have it
     result = run_cli(["validate", "-p", "single", "--set", "torch_dtype=null", "--", "--model", "qwen-fp16",
                       "--tuner_type", "full"])

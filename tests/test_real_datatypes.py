@@ -7,21 +7,18 @@ which has the Json() type) it says nothing of the kind."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from conftest import swift3_python
+from test_real_requires import swift3_fails
 from test_real_swift import swift_env, tiny  # noqa: F401  (tiny: the module-scoped fixture)
 
 pytestmark = pytest.mark.real
 
 
 def test_a_number_among_strings_stops_the_real_load_and_lorakit_says_so_first(tmp_path, tiny):  # noqa: F811
-    bin3 = str(Path(swift3_python()).parent)
     model, _, _ = tiny
     rows = [{"query": f"what is {i}?", "response": f"{i}"} for i in range(16)]
     rows[4]["query"] = 5
@@ -30,11 +27,7 @@ def test_a_number_among_strings_stops_the_real_load_and_lorakit_says_so_first(tm
              "--train_type", "lora", "--max_steps", "1",
              "--torch_dtype", "float32", "--split_dataset_ratio", "0", "--output_dir", "out",
              "--dataloader_num_workers", "0"]
-    env3 = dict(swift_env(), PATH=bin3 + os.pathsep + os.environ["PATH"])
-    done = subprocess.run([str(Path(bin3) / "swift"), "sft", *flags], cwd=tmp_path, env=env3, capture_output=True,
-                          text=True, timeout=600)
-    said = done.stdout + done.stderr
-    assert done.returncode != 0, said[-3000:]
+    env3, said = swift3_fails(flags, tmp_path)
     assert "JSON parse error: Column(/query) changed from string to number in row 4" in said, said[-3000:]
 
     check = subprocess.run([sys.executable, "-m", "lorakit", "validate", "-p", "single", "--swift-version", "3",

@@ -25,9 +25,19 @@ NATIVE = "ministral3"  # transformers 5.x has it, 4.57.6 does not (the snapshots
 MODEL_TYPE = "mistral_2512"  # ms-swift 3.12.6 registers it with transformers>=5.0.0.dev0
 
 
+def swift3_fails(flags: list[str], cwd: Path) -> tuple[dict, str]:
+    """Run the real ms-swift 3.x `swift sft FLAGS` from its own environment (first on PATH), which
+    must fail: (that environment, what it printed)."""
+    bin3 = str(Path(swift3_python()).parent)
+    env3 = dict(swift_env(), PATH=bin3 + os.pathsep + os.environ["PATH"])
+    done = subprocess.run([str(Path(bin3) / "swift"), "sft", *flags], cwd=cwd, env=env3, capture_output=True,
+                          text=True, timeout=600)
+    said = done.stdout + done.stderr
+    assert done.returncode != 0, said[-3000:]
+    return env3, said
+
+
 def test_a_model_type_only_a_newer_transformers_knows_fails_ms_swift_and_lorakit_says_so_first(tmp_path, tiny):  # noqa: F811
-    python3 = swift3_python()
-    bin3 = str(Path(python3).parent)
     model, data, _ = tiny
     local = tmp_path / "tiny-newtype"
     shutil.copytree(model, local)
@@ -36,11 +46,7 @@ def test_a_model_type_only_a_newer_transformers_knows_fails_ms_swift_and_lorakit
     flags = ["--model", str(local), "--model_type", MODEL_TYPE, "--dataset", str(data), "--train_type", "lora",
              "--check_model", "false", "--max_steps", "1", "--torch_dtype", "float32",
              "--output_dir", str(tmp_path / "out"), "--dataloader_num_workers", "0"]
-    env3 = dict(swift_env(), PATH=bin3 + os.pathsep + os.environ["PATH"])
-    done = subprocess.run([str(Path(bin3) / "swift"), "sft", *flags], cwd=tmp_path, env=env3, capture_output=True,
-                          text=True, timeout=600)
-    said = done.stdout + done.stderr
-    assert done.returncode != 0, said[-3000:]
+    env3, said = swift3_fails(flags, tmp_path)
     assert '[WARNING:swift] Please install the package: `pip install "transformers>=5.0.0.dev0"' in said, said[-3000:]
     assert (f"ValueError: The checkpoint you are trying to load has model type `{NATIVE}` but Transformers "
             "does not recognize this architecture") in said, said[-3000:]

@@ -46,7 +46,8 @@ def installed_version() -> str | None:
     return next((version for name, version in entries(sys.path) if normalise(name) == "ms_swift" and version), None)
 
 
-def _major(version: str) -> int | None:
+def major_of(version: str) -> int | None:
+    """'3.12.6' -> 3; None for what is not a version."""
     return as_int(version.split(".", 1)[0].strip())
 
 
@@ -66,7 +67,7 @@ def _requested(requested: str, installed: str | None) -> SwiftTarget:
         return SwiftTarget(major, None, f"ms-swift {major}.x (--swift-version)", installed)
     dotted = _DOTTED.match(text)
     if not dotted:
-        if _major(text) not in SUPPORTED_MAJORS:
+        if major_of(text) not in SUPPORTED_MAJORS:
             raise _unsupported(requested)
         raise LorakitError(f"--swift-version {requested!r}: not an ms-swift version",
                            hint="give a major (3, 4) or a released minor such as 3.10 or 4.5")
@@ -93,7 +94,7 @@ def target(requested: str | None = None) -> SwiftTarget:
     if requested is not None:
         return _requested(requested, installed)
     if installed is not None:
-        major = _major(installed)
+        major = major_of(installed)
         if major in SUPPORTED_MAJORS:
             return SwiftTarget(major, installed, f"ms-swift {installed} (installed here)", installed)
         return SwiftTarget(DEFAULT_MAJOR, None,

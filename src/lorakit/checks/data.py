@@ -131,8 +131,9 @@ def _missing(job: Job, facts: Facts, key: str, item: str, ref: localpath.Dataset
     if len(parts) > 1 and (any(localpath.exists(p, cwd) for p in parts) or all("/" in p for p in parts)):
         import shlex  # ms-swift #5123: several datasets inside one pair of quotes
 
+        quoted = " ".join(shlex.quote(p) if "'" in p else f"'{p}'" for p in parts[:4])
         hint = (f"these look like {len(parts)} datasets in one quoted string; give each its own quotes: --{key} "
-                + " ".join(shlex.quote(p) if "'" in p else f"'{p}'" for p in parts[:4]) + (" ..." if len(parts) > 4 else "") + f"; {why}")
+                f"{quoted}{' ...' if len(parts) > 4 else ''}; {why}")
     return about(job, ERROR, "data.path.missing", f"args.{key}",
                    f"{key} {item!r}: no such file or directory ({where})", hint)
 

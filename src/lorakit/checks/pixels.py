@@ -91,7 +91,7 @@ def _from_adapter(job: Job) -> tuple[str | None, str | None]:
     return None, None
 
 
-def _model_type(job: Job, facts: Facts, table: dict) -> str | None:
+def loaded_model_type(job: Job, facts: Facts, table: dict) -> str | None:
     """The model_type ms-swift loads, as checks/requires.py resolves it; for `infer --adapters`
     with no --model, the one the checkpoint's args.json names."""
     from lorakit.checks.requires import config_of, resolve_model_type
@@ -159,7 +159,7 @@ def check_max_pixels(job: Job, facts: Facts) -> list[Finding]:
     from lorakit.checks.visionutils import family
 
     table = swift_models(job.swift_major) or {}
-    model_type = _model_type(job, facts, table)
+    model_type = loaded_model_type(job, facts, table)
     # the installed versions say what is parsed only for a launch here (visionutils.installed)
     bad = _unparsed(job, facts, model_type, family(table, model_type) if facts.here else None)
     if bad and _reads_vl_utils(table, model_type):  # swift/utils/utils.py get_env_args: type_func(value)

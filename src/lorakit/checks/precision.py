@@ -57,11 +57,11 @@ def _dtype(job: Job, facts: Facts) -> tuple[str, str] | None:
         for key, dtype in (("fp16", "float16"), ("bf16", "bfloat16")):
             if as_bool(job.args.get(key)) is True:
                 return dtype, f"--{key} true (ms-swift {job.swift_version} loads the model in {dtype})"
-    from lorakit.checks.pixels import _model_type
+    from lorakit.checks.pixels import loaded_model_type
     from lorakit.swiftregistry import swift_models
 
     table = swift_models(job.swift_major) or {}
-    model_type = _model_type(job, facts, table) if job.args.get("model") not in (None, "") else None
+    model_type = loaded_model_type(job, facts, table) if job.args.get("model") not in (None, "") else None
     forced = (table.get("model_types", {}).get(model_type or "") or {}).get("torch_dtype")
     if forced:  # ModelMeta.torch_dtype wins over config.json (4.6.0 swift/model/model_meta.py:295-296,
         # 3.12.6 swift/llm/model/register.py the same)

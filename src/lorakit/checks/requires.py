@@ -102,6 +102,19 @@ def _native(model_type: str) -> bool:
     return any(model_type in ((swift_models(major) or {}).get("transformers_model_types") or ()) for major in (3, 4))
 
 
+def swift_packages(job: Job, facts: Facts):
+    """The distributions of the environment `swift` runs in (Facts.packages), for a launch here;
+    None when that cannot be told, or when its ms-swift is of the other major (the launch refuses
+    that: cli/run.py check_swift_matches)."""
+    from lorakit.swiftenv import major_of
+
+    packages = facts.packages(job.env) if facts.here else None
+    if packages is None:
+        return None
+    major = major_of(packages.get("ms_swift") or "")
+    return None if major is not None and major != job.swift_major else packages
+
+
 def check_requires(job: Job, facts: Facts) -> list[Finding]:
     model = job.args.get("model")
     if not facts.here or not isinstance(model, str) or not model.strip():
@@ -118,15 +131,12 @@ def check_requires(job: Job, facts: Facts) -> list[Finding]:
     requires = (table.get("model_types", {}).get(model_type) or {}).get("requires") or []
     if not requires:
         return []
-    installed = facts.packages(job.env)
+    installed = swift_packages(job, facts)
     if installed is None:
         return []  # which environment `swift` runs in cannot be told: say nothing rather than guess
     from lorakit.sitepackages import normalise
 
     here = installed.get("ms_swift") or ""
-    if here.split(".")[0].isdigit() and int(here.split(".")[0]) != job.swift_major:
-        return []  # a `swift` of the other major: the launch refuses that (cli/run.py check_swift_matches)
-
     from lorakit.checks import visionutils
 
     if visionutils.judged(table, model_type, here):  # its loader checks qwen_vl_utils itself: an error there
@@ -170,10 +180,10 @@ def check_swift_2(job: Job, facts: Facts) -> list[Finding]:
     cluster of the other major from this machine is ordinary, and --swift-version says so."""
     if not facts.here:
         return []
-    installed = facts.packages(job.env)
-    have = (installed or {}).get("ms_swift") or ""
-    head = have.split(".")[0]
-    if not head.isdigit() or int(head) >= 3:
+    from lorakit.swiftenv import major_of
+
+    have = (facts.packages(job.env) or {}).get("ms_swift") or ""
+    if (major_of(have) or 3) >= 3:
         return []
     # --swift-version: perhaps validating for another machine from this one, so said, not refused
     level = WARNING if "--swift-version" in job.swift_source else ERROR

@@ -80,25 +80,22 @@ def refusal(kind: str, swift: str, vl: str | None) -> str | None:
 def installed(job: Job, facts: Facts) -> tuple[str, str | None] | None:
     """(ms-swift's version, qwen_vl_utils' or None) in the environment `swift` runs in; None when
     that is not known or is the other major's (the launch refuses that: cli/run.py)."""
-    if not facts.here:
-        return None
-    packages = facts.packages(job.env)
-    if packages is None:
-        return None
-    swift = packages.get("ms_swift") or ""
-    if not swift.split(".")[0].isdigit() or int(swift.split(".")[0]) != job.swift_major:
-        return None
-    return swift, packages.get("qwen_vl_utils")
+    from lorakit.checks.requires import swift_packages
+    from lorakit.swiftenv import major_of
+
+    packages = swift_packages(job, facts)
+    swift = (packages or {}).get("ms_swift") or ""
+    return (swift, packages.get("qwen_vl_utils")) if major_of(swift) == job.swift_major else None
 
 
 def check_vl_utils(job: Job, facts: Facts) -> list[Finding]:
     if job.command not in ("sft", "pt", "rlhf", "infer", "deploy", "export") or not facts.here:
         return []
-    from lorakit.checks.pixels import _model_type
+    from lorakit.checks.pixels import loaded_model_type
     from lorakit.swiftregistry import swift_models
 
     table = swift_models(job.swift_major) or {}
-    model_type = _model_type(job, facts, table)
+    model_type = loaded_model_type(job, facts, table)
     kind = family(table, model_type)
     if kind is None:
         return []
