@@ -17,6 +17,7 @@ machine slows both sides alike. Prints a markdown table and the machine it ran o
   5. The dataset check's cost: `lorakit train -p single --dry-run` with a local 100k-line .jsonl
      (read in a bounded prefix: lorakit.datafile) against the same with a hub dataset id;
      target <= +50 ms.
+  6. The loss-scale check's cost: the single preset's dry-run with a --loss_scale against without.
 """
 
 from __future__ import annotations
@@ -153,6 +154,10 @@ def table(res: Dict[str, dict], has_swift: bool, piped: bool) -> str:
         rows.append((f"dataset check: `lorakit train -p single --dataset <{DATA_LINES // 1000}k-line .jsonl> "
                      "--dry-run` vs the same with a hub dataset id", ms(r["dry-run-data"]), ms(r["dry-run-hub"]),
                      delta(r["dry-run-data"] - r["dry-run-hub"]), f"<= +{DATA_TARGET * 1000:.0f} ms"))
+    if "dry-run-loss-scale" in r:
+        rows.append(("loss_scale check: `lorakit train -p single --dry-run -- --loss_scale last_round+ignore_empty_think` "
+                     "vs without it", ms(r["dry-run-loss-scale"]), ms(r["dry-run-single"]),
+                     delta(r["dry-run-loss-scale"] - r["dry-run-single"]), "report"))
     if piped:
         rows.append(("launch with output piped: `lorakit train -p single --log FILE` vs directly",
                      ms(r["launch-log"]), ms(r["swift-direct"]),
@@ -199,6 +204,9 @@ def main() -> None:
         fast["dry-run-data"] = (lk + ["train", "-p", "single", "--dataset", str(data), "--dry-run"], 0, env)
         fast["dry-run-hub"] = (lk + ["train", "-p", "single", "--dataset", "AI-ModelScope/alpaca-gpt4-data-en",
                                      "--dry-run"], 0, env)
+        # the loss-scale registry check (checks/lossscale.py) reads its table only for a job that sets one
+        fast["dry-run-loss-scale"] = (lk + ["train", "-p", "single", "--dry-run", "--", "--loss_scale",
+                                            "last_round+ignore_empty_think"], 0, fake_env)
         if piped:
             fast["launch-log"] = (lk + ["train", "-p", "single", "--log", str(work / "run.log")], 0, fake_env)
         res = measure(fast, args.runs, tmp)

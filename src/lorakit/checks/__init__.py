@@ -17,7 +17,7 @@ Check = Callable[[Job, Facts], "list[Finding]"]
 # some commands only is imported only for those (a `train` dry-run does not import the rlhf ones).
 MODULES = ("lora", "layout", "training", "features", "policy", "nodes", "flags", "model", "seqpar", "maxlength",
            "modelage", "requires", "visionutils", "paths", "resumed", "data", "pixels", "datasetinfo", "argv",
-           "rlhf", "rewards", "memory", "engine", "precision")
+           "rlhf", "rewards", "memory", "engine", "precision", "lossscale")
 ONLY_FOR = {"rlhf": ("rlhf",), "rewards": ("rlhf",), "engine": ("infer", "deploy"),
             "precision": ("sft", "pt", "rlhf")}
 

@@ -1,0 +1,141 @@
+"""Which `--loss_scale` values an ms-swift release accepts (src/lorakit/data/swift_loss_scales.json,
+from every released wheel by scripts/gen_swift_loss_scales.py).
+
+The flag is a plain string to argparse; ms-swift looks the value up in its loss-scale registry only
+when it builds the template, after the model has loaded, so a name the release lacks is a KeyError
+a minute in (ms-swift #4382: `ignore_empty_think` on 3.3.0.post1; it came in 3.4.1). Three
+grammars, by release: `key` (3.0-3.11, one registry key), `pair` (3.12-4.3.0, BASE+NAME split once),
+`chain` (4.3.1+, BASE+NAME+NAME...); a base outside ALL_BASE_STRATEGY is refused in both.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+DATA = Path(__file__).resolve().parent / "data" / "swift_loss_scales.json"
+_VERSION = re.compile(r"^(\d+)(?:\.(\d+))?(?:\.(\d+))?(?:\.?(post|dev|rc|a|b)(\d+))?(?:\+.*)?$")
+# the placeholder keys no user writes: 3.12's '-' (a base alone), 4.x's 'base'
+PLACEHOLDERS = ("-", "base")
+
+
+def key(version: str) -> tuple[int, ...] | None:
+    """'3.3.0.post1' -> (3, 3, 0, 1); a dev/rc of a patch counts as that patch (what it has of the
+    patch is unknowable, and a doubt is not an error)."""
+    found = _VERSION.match(version.strip())
+    if not found or found.group(2) is None or found.group(3) is None:
+        return None
+    major, minor, patch, kind, n = found.groups()
+    return int(major), int(minor), int(patch), int(n) if kind == "post" else 0
+
+
+@lru_cache(maxsize=None)
+def _table() -> dict:
+    return json.loads(DATA.read_text(encoding="utf-8")) if DATA.is_file() else {"versions": [], "runs": []}
+
+
+@dataclass(frozen=True)
+class Release:
+    """The release a job's value is judged against."""
+    version: str  # the listed patch whose registry is used
+    label: str  # what the user targets, in words ('ms-swift 3.3.0.post1', 'ms-swift 4.x (4.6.0)')
+    grammar: str
+    bases: tuple[str, ...]
+    names: tuple[str, ...]
+    beyond: bool  # the target is newer than every release the table lists: a doubt, not an error
+
+
+def _run_of(version: str) -> dict:
+    k = key(version)
+    return next(r for r in _table()["runs"] if key(r["first"]) <= k <= key(r["last"]))
+
+
+def release(major: int, version: str | None) -> Release | None:
+    """The listed release for a target: its exact patch (or the nearest earlier one, for a
+    patch the table does not list), a minor's last patch, or a major's newest."""
+    listed = [v for v in _table()["versions"] if v.split(".")[0] == str(major)]
+    if not listed:
+        return None
+    head = (version or "").strip().split(".")
+    exact = key(version or "")
+    pick, beyond = listed[-1], False
+    if exact is not None and exact[0] == major:
+        earlier = [v for v in listed if key(v) <= exact]
+        if earlier:
+            pick, beyond = earlier[-1], exact > key(listed[-1]) and exact[:3] != key(listed[-1])[:3]
+        label = f"ms-swift {version}"
+    elif len(head) >= 2 and head[0] == str(major) and head[1].isdecimal():
+        same = [v for v in listed if v.split(".")[1] == str(int(head[1]))]
+        if same:
+            pick = same[-1]
+        else:
+            beyond = int(head[1]) > int(listed[-1].split(".")[1])
+        label = f"ms-swift {major}.{int(head[1])} ({pick})"
+    else:
+        label = f"ms-swift {major}.x ({pick})"
+    run = _run_of(pick)
+    return Release(pick, label, run["grammar"], tuple(run["bases"]), tuple(run["names"]), beyond)
+
+
+@dataclass(frozen=True)
+class Problem:
+    part: str  # the piece of the value ms-swift refuses
+    why: str  # 'name' (not in the registry), 'base' (before '+', not a base strategy), 'plus', 'chain'
+
+
+def problems(value: str, at: Release) -> list[Problem]:
+    """What ms-swift `at` refuses in `value`, piece by piece, as its get_loss_scale reads it."""
+    if at.grammar == "key":
+        if value in at.names:
+            return []
+        return [Problem(value, "plus" if "+" in value else "name")]
+    if at.grammar == "pair":
+        parts = value.split("+", 1)
+        if len(parts) == 1:
+            return [] if value in at.bases or value in at.names else [Problem(value, "name")]
+        base, name = parts
+        out = [] if base in at.bases else [Problem(base, "base")]
+        if name not in at.names:
+            out.append(Problem(name, "chain" if "+" in name else "name"))
+        return out
+    parts = value.split("+")
+    names = (parts[1:] or ["base"]) if parts[0] in at.bases else parts
+    return [Problem(n, "name") for n in names if n not in at.names]
+
+
+def last_accepting(major: int, test, before: str) -> str | None:
+    """The last listed release of `major` before `before` whose run passes `test(run)`."""
+    found = None
+    for run in _table()["runs"]:
+        if run["first"].split(".")[0] == str(major) and key(run["first"]) < key(before) and test(run):
+            found = run["last"] if key(run["last"]) < key(before) else found
+    return found
+
+
+def where(major: int, problem: Problem, at: Release) -> tuple[str | None, str | None]:
+    """(a later release that accepts it, the last earlier release that did) for one problem."""
+    if problem.why == "plus":
+        test = lambda run: run["grammar"] != "key"  # noqa: E731
+    elif problem.why == "chain":
+        test = lambda run: run["grammar"] == "chain"  # noqa: E731
+    elif problem.why == "base":
+        test = lambda run: problem.part in run["bases"] or problem.part in run["names"] and run["grammar"] == "chain"  # noqa: E731
+    else:
+        test = lambda run: problem.part in run["names"] or problem.part in run["bases"]  # noqa: E731
+    later = None
+    for run in _table()["runs"]:
+        if run["first"].split(".")[0] == str(major) and key(run["first"]) > key(at.version) and test(run):
+            later = run["first"]
+            break
+    return later, last_accepting(major, test, at.version)
+
+
+def takes(at: Release) -> str:
+    names = [n for n in at.names if n not in PLACEHOLDERS]
+    if at.grammar == "key":
+        return ", ".join(names)
+    joined = "+NAME+NAME..." if at.grammar == "chain" else "+NAME"
+    return f"{', '.join(at.bases)} or NAME, each optionally BASE{joined}, NAME one of {', '.join(names)}"
