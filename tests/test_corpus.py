@@ -19,8 +19,9 @@ flags after `--` of
 `lorakit validate -p tests/data/corpus/bare.yaml --swift-version V` (`swift pt` is validated as
 sft, whose TrainArguments checks it shares; `swift rlhf` with a preset that extends bare.yaml with
 `command: rlhf`; `swift export --merge_lora`, `swift infer` and `swift deploy` become `lorakit
-merge|infer|deploy --dry-run`, their --adapters/--ckpt_dir, --model, --infer_backend, --port and
---host as its options, the rest after `--`: a refusal there without a finding code is `cli.error`,
+merge|infer|deploy --dry-run`, any other `swift export` (a quantization, to_ollama, to_mcore, ...)
+`lorakit export --dry-run`, their --adapters/--ckpt_dir, --model, --infer_backend, --port and
+--host (and export's --output_dir) as its options, the rest after `--`: a refusal there without a finding code is `cli.error`,
 which counts only when its message has the item's `expected_text`). V is the ms-swift version
 the issue names (major.minor, or the patch when it names one), else 3 for a command using 3.x names (`--train_type`), else 4.
 Absolute paths in flag values are moved under the test's tmp dir, which is the working
@@ -77,7 +78,8 @@ _STOP = {"|", "||", "&", "&&", ";", ">", ">>", "<", "2>", "2>&1", "&>", "1>"}
 _WRAPPERS = {"nohup", "time", "exec"}
 # `swift pt` is sft's pipeline with pretraining defaults (ms-swift's cli/pt.py runs the same
 # TrainArguments checks): lorakit validates it as sft. `swift rlhf` gets a preset with command: rlhf.
-# `swift export --merge_lora`, `swift infer` and `swift deploy` go to `lorakit merge|infer|deploy --dry-run`.
+# `swift export --merge_lora`, `swift infer` and `swift deploy` go to `lorakit merge|infer|deploy --dry-run`,
+# any other `swift export` to `lorakit export --dry-run`.
 _SUBCOMMANDS = ("sft", "pt", "rlhf", "export", "infer", "deploy")
 _SERVING = {"export": "merge", "infer": "infer", "deploy": "deploy"}
 _CLI_SCRIPT = re.compile(r"(?:^|/)swift[/.]cli[/.](sft|pt|rlhf|export|infer|deploy)(?:\.py)?$")
@@ -438,7 +440,7 @@ def serving_argv(command: str, flags: list[str]) -> list[str]:
         values = []
         while i + 1 + len(values) < len(flags) and not flags[i + 1 + len(values)].startswith("--"):
             values.append(flags[i + 1 + len(values)])
-        if command == "export" and flag == "--output_dir":  # lorakit merge's own option
+        if command == "export" and flag == "--output_dir":  # lorakit merge's and export's own option
             options += ["--output-dir", *values]
         elif flag in _SERVING_OPTIONS:
             for value in values:  # --adapters a b: repeated, as lorakit takes it
@@ -446,7 +448,17 @@ def serving_argv(command: str, flags: list[str]) -> list[str]:
         elif not (command == "export" and flag == "--merge_lora"):  # merge is export --merge_lora true
             rest += [flag, *values]
         i += 1 + len(values)
-    return [_SERVING[command], *options, *(["--"] + rest if rest else [])]
+    return [_serving_command(command, flags), *options, *(["--"] + rest if rest else [])]
+
+
+def _serving_command(command: str, flags: list[str]) -> str:
+    """`swift export --merge_lora true` (with a quantization after it or not) is lorakit merge;
+    any other `swift export` (quantize, to_ollama, to_cached_dataset, to_mcore/to_hf) lorakit export."""
+    if command != "export":
+        return _SERVING[command]
+    at = flags.index("--merge_lora") if "--merge_lora" in flags else -1
+    merging = at >= 0 and (at + 1 == len(flags) or flags[at + 1].lower() in ("true", "1") or flags[at + 1].startswith("--"))
+    return "merge" if merging else "export"
 
 
 def _serving_findings(code: int, stdout: str, stderr: str) -> list[dict]:
@@ -620,6 +632,9 @@ def test_the_translation_is_the_shell_s():
     export = to_launch("swift export --adapters a/checkpoint-1 b --merge_lora true --output_dir m")
     assert serving_argv(export.command, export.flags) == [
         "merge", "--adapters", "a/checkpoint-1", "--adapters", "b", "--output-dir", "m"]
+    quant = to_launch("swift export --model m --quant_bits 4 --quant_method awq --output_dir q")
+    assert serving_argv(quant.command, quant.flags) == [
+        "export", "--model", "m", "--output-dir", "q", "--", "--quant_bits", "4", "--quant_method", "awq"]
     infer = to_launch("swift infer --ckpt_dir c --infer_backend pt --max_new_tokens 8")
     assert serving_argv(infer.command, infer.flags) == [
         "infer", "--adapters", "c", "--infer-backend", "pt", "--", "--max_new_tokens", "8"]

@@ -275,7 +275,7 @@ def _checkpoint(root):
 @pytest.mark.parametrize("version,refused", [("3.0", True), ("3.1", False), ("4", False)])
 def test_merge_and_quantize_in_one_export_only_from_3_1(tmp_path, version, refused):
     said = run_cli(["merge", "--adapters", str(_checkpoint(tmp_path)), "--swift-version", version, "--dry-run", "--",
-                    "--quant_bits", "4", "--quant_method", "gptq"])
+                    "--quant_bits", "4", "--quant_method", "gptq", "--dataset", "AI-ModelScope/alpaca-gpt4-data-en#100"])
     line = ("error[merge.quant_method] args.quant_method (-- extra flags): quant_method gptq with merge_lora on "
             "ms-swift 3.0: its merge refuses any quant_method ('quantized model and does not support merge-lora'); "
             "3.1 and later merge, then quantize")

@@ -17,9 +17,9 @@ Check = Callable[[Job, Facts], "list[Finding]"]
 # some commands only is imported only for those (a `train` dry-run does not import the rlhf ones).
 MODULES = ("lora", "layout", "training", "features", "policy", "nodes", "flags", "model", "seqpar", "maxlength",
            "modelage", "requires", "visionutils", "paths", "resumed", "data", "pixels", "datasetinfo", "argv",
-           "rlhf", "rewards", "memory", "engine", "precision", "lossscale")
+           "rlhf", "rewards", "memory", "engine", "precision", "lossscale", "export")
 ONLY_FOR = {"rlhf": ("rlhf",), "rewards": ("rlhf",), "engine": ("infer", "deploy"),
-            "precision": ("sft", "pt", "rlhf")}
+            "precision": ("sft", "pt", "rlhf"), "export": ("export",)}
 
 
 def all_checks(command: str | None = None) -> list[Check]:

@@ -89,6 +89,11 @@ def check_quantization(job: Job, facts: Facts) -> list[Finding]:
     bits_text = None if bits is None else render_value(bits)[0]
     if bits_text is not None and bits_text not in ALL_BITS:
         return []  # not one of quant_bits' choices: the flag check names them
+    if method is None and bits is not None and job.command == "export":
+        return [about(job, ERROR, "args.quant_bits.no_method", "args.quant_bits",
+                      f"quant_bits {bits} without quant_method: swift export refuses it (\"Please specify the "
+                      "quantization method using `--quant_method awq/gptq/bnb`.\")",
+                      f"add --quant_method awq (or gptq, bnb) with --quant_bits {bits}")]
     if method is None and bits is not None:
         # get_quantization_config returns None for quant_method None: the "QLoRA" run trains
         # the unquantized model at full memory, without a word (ms-swift #3129)

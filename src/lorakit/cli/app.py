@@ -23,6 +23,7 @@ EXTRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": True}
 COMMANDS = (
     ("train", "train", "train", True),
     ("merge", "merge", "merge", False),
+    ("export", "export_cmd", "export", True),
     ("rlhf", "rlhf", "rlhf", True),
     ("infer", "infer", "infer", True),
     ("deploy", "deploy", "deploy", True),

@@ -1,6 +1,6 @@
 """Options in the wrong place, found in the raw argv before Typer sees it.
 
-train, validate and plan pass unknown options on to ms-swift, so a typo of a lorakit option
+train, validate, plan and export pass unknown options on to ms-swift, so a typo of a lorakit option
 (`--dryrun`, `--lora-rnak`) used to come back as "unknown ms-swift flag --dryrun from -- extra
 flags", and `--dry-run` written after `--` went to ms-swift, which has no such flag. Before `--`,
 an option must be lorakit's or an ms-swift flag; after it, a lorakit option gets a hint.
@@ -13,7 +13,7 @@ from typing import Any
 from lorakit.errors import LorakitError
 from lorakit.values import did_you_mean
 
-PASS_THROUGH = ("train", "validate", "plan")
+PASS_THROUGH = ("train", "validate", "plan", "export")
 KEYS = {"gpus": "launch.gpus", "nproc": "launch.nproc_per_node"}  # options whose setting is a launch one
 
 

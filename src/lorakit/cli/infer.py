@@ -222,7 +222,9 @@ def prepare(opts: c.JobOptions, adapters: list[str], pick: Optional[str], *, com
         raise LorakitError(f"preset {job.preset!r} runs `swift {job.command}`, not `swift {command}`",
                            hint=f"use a preset with 'command: {command}' (or none: lorakit {command} has a default)")
     _one_base(picked, job.args.get("model"))
-    if not picked and not job.args.get("model"):
+    # swift export --to_hf reads the model from the Megatron save (--mcore_model, or the adapters')
+    megatron = command == "export" and any(job.args.get(k) for k in ("mcore_model", "mcore_adapter", "mcore_adapters"))
+    if not picked and not job.args.get("model") and not megatron:
         raise LorakitError(f"lorakit {command} needs --adapters (a checkpoint, run or output dir) or --model",
                            hint=f"e.g. lorakit {command} --adapters output")
     for a in picked:

@@ -1,0 +1,155 @@
+"""`lorakit export`: `swift export` for quantization, Ollama, cached datasets, Megatron conversion
+and hub pushes (checks/export.py). What ms-swift refuses in ExportArguments.__post_init__ is said
+with ms-swift's own words; what this machine lacks only for a launch here."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+from conftest import run_cli
+from test_checkpoints import make_adapter
+from lorakit.presets import builtin_dir
+
+MODEL = "Qwen/Qwen2.5-7B-Instruct"
+EXPORT = str(builtin_dir() / "fragments" / "export.yaml")  # lorakit export's own default
+
+
+@pytest.fixture
+def here(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "d.jsonl").write_text(json.dumps({"messages": [{"role": "user", "content": "hi"},
+                                                               {"role": "assistant", "content": "yo"}]}) + "\n")
+    return tmp_path
+
+
+def _packages(monkeypatch, root, *dists):
+    """Distributions where `swift` runs (this Python): their dist-info dirs first on sys.path."""
+    site = root / "site"
+    for dist in dists:
+        name, version = dist.split("==")
+        (site / f"{name}-{version}.dist-info").mkdir(parents=True)
+        (site / f"{name}-{version}.dist-info" / "METADATA").write_text(f"Name: {name}\nVersion: {version}\n")
+    monkeypatch.setattr(sys, "path", [str(site), *sys.path])
+
+
+def test_a_quantization_renders_swift_export_as_written(here):
+    result = run_cli(["export", "--model", MODEL, "--dry-run", "--format", "json", "--",
+                      "--quant_method", "awq", "--quant_bits", "4", "--dataset", "d.jsonl", "--quant_batch_size", "-1"])
+    assert result.code == 0, result.stderr
+    assert json.loads(result.stdout)["argv"] == [
+        "swift", "export", "--model", MODEL, "--quant_method", "awq", "--quant_bits", "4", "--dataset", "d.jsonl",
+        "--quant_batch_size", "-1"]
+
+
+def test_an_export_that_asks_for_nothing_is_refused(here):
+    result = run_cli(["export", "--model", MODEL, "--dry-run"])
+    assert result.code == 2
+    assert result.stderr.splitlines()[:2] == [
+        "error[export.nothing] args: swift export with none of --merge_lora true, --quant_method, --to_ollama, "
+        "--to_cached_dataset, --to_mcore, --to_hf, --push_to_hub: ms-swift reads the arguments and exits 0 having "
+        "written nothing",
+        "  hint: to merge a LoRA checkpoint: lorakit merge --adapters CKPT; to quantize: -- --quant_method awq "
+        "--quant_bits 4 --dataset DATA"]
+
+
+def test_quant_bits_without_a_method_is_one_error_in_ms_swifts_words(here):
+    result = run_cli(["export", "--model", MODEL, "--dry-run", "--", "--quant_bits", "4", "--dataset", "d.jsonl"])
+    assert result.code == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error")]
+    assert errors == [
+        "error[args.quant_bits.no_method] args.quant_bits (-- extra flags): quant_bits 4 without quant_method: swift "
+        "export refuses it (\"Please specify the quantization method using `--quant_method awq/gptq/bnb`.\")"]
+
+
+@pytest.mark.parametrize("method", ["awq", "gptq", "gptq_v2"])
+def test_a_calibrated_method_needs_a_dataset(here, method):
+    result = run_cli(["export", "--model", MODEL, "--dry-run", "--", "--quant_method", method, "--quant_bits", "4"])
+    assert result.code == 2
+    assert (f"error[export.quant.dataset] args.quant_method (-- extra flags): quant_method {method} calibrates on "
+            "data, and no --dataset is given: ms-swift refuses it (\"self.dataset: [], Please input the quant "
+            "dataset.\")") in result.stderr.splitlines()
+
+
+def test_bnb_and_fp8_need_no_dataset(here):
+    for flags in (["--quant_method", "bnb", "--quant_bits", "4"], ["--quant_method", "fp8"]):
+        result = run_cli(["export", "--model", MODEL, "--dry-run", "--", *flags])
+        assert result.code == 0, result.stderr
+
+
+@pytest.mark.parametrize("key,said", [("packing", "Packing will be handled during training"),
+                                      ("streaming", "not supported")])
+def test_a_cached_dataset_is_neither_packed_nor_streamed(here, key, said):
+    result = run_cli(["export", "--model", MODEL, "--dry-run", "--", "--to_cached_dataset", "true",
+                      "--dataset", "d.jsonl", f"--{key}", "true"])
+    assert result.code == 2
+    assert any(line.startswith(f"error[export.cached_dataset.{key}] args.{key} (-- extra flags): --to_cached_dataset "
+                               f"with --{key} true: ms-swift refuses it (\"{said}\")")
+               for line in result.stderr.splitlines()), result.stderr
+
+
+def test_the_default_output_dir_of_a_second_export_exists(here):
+    (here / "Qwen2.5-7B-Instruct-awq-int4").mkdir()
+    flags = ["--quant_method", "awq", "--quant_bits", "4", "--dataset", "d.jsonl"]
+    result = run_cli(["export", "--model", MODEL, "--dry-run", "--", *flags])
+    assert result.code == 2
+    assert ("error[export.output.exists] args.output_dir: output_dir ./Qwen2.5-7B-Instruct-awq-int4 (ms-swift's "
+            "default name for this export) exists: ms-swift refuses to write into it (\"FileExistsError: "
+            f"args.output_dir: `{here}/Qwen2.5-7B-Instruct-awq-int4` already exists.\")") in result.stderr.splitlines()
+    assert run_cli(["export", "--model", MODEL, "--dry-run", "--", *flags, "--exist_ok", "true"]).code == 0
+    assert run_cli(["export", "--model", MODEL, "--output-dir", "new", "--dry-run", "--", *flags]).code == 0
+
+
+def test_an_adapters_default_output_dir_is_beside_the_checkpoint(here):
+    ckpt = make_adapter(here / "adapters" / "sft-lora")  # an adapter dir (a checkpoint-N also needs trainer state)
+    (ckpt / "args.json").write_text(json.dumps({"model": MODEL}))
+    (here / "adapters" / "sft-lora-merged").mkdir()  # the merge's own dir is ms-swift's None: not judged
+    (here / "adapters" / "sft-lora-gptq-int4").mkdir()
+    result = run_cli(["export", "--adapters", str(ckpt), "--dry-run", "--", "--merge_lora", "true",
+                      "--quant_method", "gptq", "--quant_bits", "4", "--dataset", "d.jsonl"])
+    assert result.code == 2
+    assert f"output_dir {ckpt}-gptq-int4 (ms-swift's default name for this export) exists" in result.stderr
+
+
+def test_a_launch_here_needs_the_quantizers_packages(here, monkeypatch):
+    flags = ["--quant_method", "gptq", "--quant_bits", "4", "--dataset", "d.jsonl"]
+    result = run_cli(["validate", "-p", EXPORT, "--model", MODEL, "--", *flags])
+    assert result.code == 2
+    assert ("error[export.needs] args.quant_method (-- extra flags): --quant_method gptq needs optimum and gptqmodel "
+            "(or auto-gptq), not installed where `swift` runs: ms-swift stops at optimum's GPTQQuantizer, imported "
+            "after the model has loaded (quant.py gptq_model_quantize)") in result.stderr.splitlines(), result.stderr
+    assert "  hint: pip install optimum gptqmodel in that environment (ms-swift's examples pin the versions its " \
+           "quantizers are tested with)" in result.stderr.splitlines()
+    # a dry-run is for any machine: not said there
+    assert "export.needs" not in run_cli(["export", "--model", MODEL, "--dry-run", "--", *flags]).stderr
+    _packages(monkeypatch, here, "optimum==1.24.0", "auto_gptq==0.7.1")
+    assert "export.needs" not in run_cli(["validate", "-p", EXPORT, "--model", MODEL, "--", *flags]).stderr
+
+
+def test_megatron_conversion_needs_megatron_core_and_drops_merge_lora(here):
+    result = run_cli(["validate", "-p", EXPORT, "--model", MODEL, "--", "--to_mcore", "true",
+                      "--merge_lora", "true"])
+    lines = result.stderr.splitlines()
+    assert any(line.startswith("error[export.needs] args.to_mcore (-- extra flags): --to_mcore/--to_hf needs "
+                               "megatron-core") for line in lines), result.stderr
+    assert any(line.startswith("warning[export.mcore.merge_lora] args.merge_lora (-- extra flags): --merge_lora true "
+                               "with --to_mcore/--to_hf: ms-swift turns merge_lora off") for line in lines)
+
+
+def test_flags_are_checked_against_the_target_release(here):
+    """ms-swift #5019: --mcore_adapters is not in 3.6 (its parser: remaining_argv)."""
+    result = run_cli(["export", "--model", MODEL, "--swift-version", "3.6", "--dry-run", "--", "--to_hf", "true",
+                      "--mcore_adapters", "megatron_output/v1"])
+    assert result.code == 2
+    assert "error[flags.too_new] args.mcore_adapter (-- extra flags): --mcore_adapters is new in ms-swift 3.7; you " \
+           "target 3.6" in result.stderr.splitlines()
+
+
+def test_a_typo_of_its_own_option_is_said_as_one(here):
+    result = run_cli(["export", "--model", MODEL, "--dryrun"])
+    assert result.code == 2
+    assert result.stderr.splitlines() == [
+        "lorakit: error: export --dryrun: no such option (not a lorakit option, nor an ms-swift flag)",
+        "  hint: did you mean --dry-run? see `lorakit export --help`; ms-swift flags go after `--`"]
