@@ -7,12 +7,16 @@ swift/llm/infer/infer.py:63-72): only the `transformers` (3.x: `pt`) engine is g
 args.get_model_kwargs(), which carries device_map, max_memory and the bitsandbytes/hqq/eetq
 quantization config; vLLM, SGLang and LMDeploy are given their own engine kwargs instead. Nothing
 fails: the flags are dropped without a word. A warning.
+
+A pooling model (task_type seq_cls, reranker, embedding: given, or recorded in the checkpoint's
+args.json) on vLLM needs the release whose vLLM engine runs vLLM's pooling tasks (3.9 / 3.7): an
+error before, where vLLM loads it as a causal LM and fails at the head's weights (#4676).
 """
 
 from __future__ import annotations
 
 from lorakit.checks.facts import Facts
-from lorakit.findings import WARNING, Finding, about
+from lorakit.findings import ERROR, WARNING, Finding, about
 from lorakit.job import Job
 
 OWN = ("pt", "transformers")  # ms-swift's engine: 3.x calls it pt, 4.x transformers
@@ -46,4 +50,56 @@ def check_engine_kwargs(job: Job, facts: Facts) -> list[Finding]:
                   f"{'pt' if job.swift_major == 3 else 'transformers'}")]
 
 
-CHECKS = [check_engine_kwargs]
+# ms-swift's vLLM engine runs a non-generative model as vLLM's pooling task only from these
+# releases (3.9.0 swift/llm/infer/infer_engine/vllm_engine.py _prepare_engine_kwargs: seq_cls ->
+# 'classify', reranker -> 'score'; embedding -> 'embed' from 3.7.0, read from every wheel). Before,
+# vLLM loads the checkpoint as a causal LM and stops at the weights: "There is no module or
+# parameter named 'score' in Qwen2VLForConditionalGeneration" (ms-swift #4676, #4289, #5165).
+VLLM_TASK_FROM = {"embedding": (3, 7), "seq_cls": (3, 9), "reranker": (3, 9), "generative_reranker": (3, 9)}
+
+
+def _task_type(job: Job) -> tuple[str | None, str]:
+    """task_type as given, else as the model's or the first adapter's args.json records it (the
+    one ms-swift reads, load_args_from_ckpt)."""
+    import json
+    import os
+
+    given = job.args.get("task_type")
+    if isinstance(given, str) and given:
+        return given, job.source_of("args.task_type") or "--task_type"
+    adapters = job.args.get("adapters")
+    dirs = [adapters[0] if isinstance(adapters, list) and adapters else adapters, job.args.get("model")]
+    for folder in dirs:
+        if not isinstance(folder, str) or "=" in folder:
+            continue
+        path = os.path.join(folder, "args.json")
+        try:
+            with open(path, encoding="utf-8") as f:
+                recorded = json.load(f).get("task_type")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(recorded, str) and recorded:
+            return recorded, path
+    return None, ""
+
+
+def check_vllm_task(job: Job, facts: Facts) -> list[Finding]:
+    if job.command not in ("infer", "deploy") or str(job.args.get("infer_backend") or "").lower() != "vllm":
+        return []
+    task, where = _task_type(job)
+    first = VLLM_TASK_FROM.get(task or "")
+    if first is None or job.swift_major != 3:
+        return []
+    from lorakit.flaghistory import targeted
+
+    if targeted(3, job.swift_version) >= first:
+        return []
+    since = ".".join(map(str, first))
+    return [about(job, ERROR, "infer.vllm.task", "args.infer_backend",
+                  f"task_type {task} ({where}) with infer_backend vllm: ms-swift's vLLM engine serves a {task} model "
+                  f"only from ms-swift {since}; before, vLLM loads it as a causal LM and stops at its head's weights "
+                  "(\"There is no module or parameter named 'score'\", ms-swift #4676)",
+                  f"--infer_backend pt; or upgrade to ms-swift {since} or later (pip install 'ms-swift>={since}')")]
+
+
+CHECKS = [check_engine_kwargs, check_vllm_task]
