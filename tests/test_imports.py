@@ -126,3 +126,24 @@ def test_a_skipped_module_says_nothing_for_that_command(command, tmp_path, monke
             continue
         for check in import_module(f"lorakit.checks.{name}").CHECKS:
             assert check(job, Facts(here=False)) == [], (name, check.__name__, command)
+
+
+def test_a_module_skipped_for_want_of_its_argument_says_nothing_without_it(tmp_path, monkeypatch):
+    """checks.ONLY_WITH skips a module when the job sets none of its arguments: its checks must say
+    nothing then, whatever else the job holds (the skip changes no result)."""
+    from importlib import import_module
+
+    from lorakit.checks import ONLY_WITH, all_checks
+    from lorakit.checks.facts import Facts
+    from lorakit.job import Job, Launch
+
+    monkeypatch.chdir(tmp_path)
+    args = {"model": "Qwen/Qwen2.5-7B-Instruct", "dataset": ["d.jsonl"], "tuner_type": "lora", "deepspeed": "zero3",
+            "resume_only_model": True, "external_plugins": "p.py", "template": "qwen", "rlhf_type": "dpo"}
+    for command in ("sft", "pt", "rlhf", "infer", "deploy", "export"):
+        job = Job(command=command, launch=Launch(), args=args, preset="p.yaml", swift_major=4)
+        for name in ONLY_WITH:
+            for check in import_module(f"lorakit.checks.{name}").CHECKS:
+                assert check(job, Facts(here=False)) == [], (name, check.__name__, command)
+    with_all = {**args, **{k: "x" for keys in ONLY_WITH.values() for k in keys}}
+    assert len(all_checks("sft", with_all)) == len(all_checks("sft")) > len(all_checks("sft", args))

@@ -22,14 +22,23 @@ ONLY_FOR = {"rlhf": ("rlhf",), "rewards": ("rlhf",), "engine": ("infer", "deploy
             "precision": ("sft", "pt", "rlhf"), "export": ("export",)}
 
 
-def all_checks(command: str | None = None) -> list[Check]:
-    """Every check (of the modules that can apply to `command`, when given)."""
+# A module whose every check starts from one of these arguments is imported only for a job that
+# sets one (the dry-run of a preset without them does not pay for the import).
+ONLY_WITH = {"lossscale": ("loss_scale",), "seqpar": ("sequence_parallel_size",),
+             "datasetinfo": ("custom_dataset_info",), "resumed": ("resume_from_checkpoint",)}
+
+
+def all_checks(command: str | None = None, args: dict | None = None) -> list[Check]:
+    """Every check (of the modules that can apply to `command`, and to a job with `args`, when given)."""
     from importlib import import_module
 
     out: list[Check] = []
     for name in MODULES:
-        if command is None or command in ONLY_FOR.get(name, (command,)):
-            out += import_module(f"lorakit.checks.{name}").CHECKS
+        if command is not None and command not in ONLY_FOR.get(name, (command,)):
+            continue
+        if args is not None and name in ONLY_WITH and all(args.get(k) is None for k in ONLY_WITH[name]):
+            continue
+        out += import_module(f"lorakit.checks.{name}").CHECKS
     return out
 
 
@@ -41,7 +50,7 @@ def run_checks(job: Job, facts: Facts | None = None) -> list[Finding]:
     if datafile is not None:
         datafile.forget()
     findings = list(job.adjustments)
-    for check in all_checks(job.command):
+    for check in all_checks(job.command, job.args):
         findings.extend(check(job, facts))
     return sort_findings(once(findings))
 
