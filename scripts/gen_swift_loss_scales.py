@@ -14,9 +14,9 @@ lacks is `KeyError: 'ignore_empty_think'` (ms-swift #4382, on 3.3.0.post1; the n
 The registry changed with the releases, and so did the grammar of the value:
 - `key` (3.0-3.11): the value is one key of `loss_scale_map` (swift/plugin/loss_scale.py, from
   3.3.1 swift/plugin/loss_scale/loss_scale.py), base strategies included ('default', 'last_round').
-- `pair` (3.12, 4.0-4.3): get_loss_scale splits once on '+': a base strategy alone, a name alone, or
+- `pair` (3.12, 4.0-4.3.0): get_loss_scale splits once on '+': a base strategy alone, a name alone, or
   BASE+NAME; LossScale.__init__ refuses a base outside ALL_BASE_STRATEGY (an assert, from 4.0 a ValueError).
-- `chain` (4.4+): BASE+NAME+NAME..., or names alone (swift/loss_scale/mapping.py).
+- `chain` (4.3.1+): BASE+NAME+NAME..., or names alone (swift/loss_scale/mapping.py).
 
 Read like the flag history (scripts/gen_swift_history.py, whose cache and pip it shares): each
 wheel opened as a zip and parsed with `ast`, never installed or imported. Exit 3 when pip cannot

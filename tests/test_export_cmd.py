@@ -64,13 +64,16 @@ def test_quant_bits_without_a_method_is_one_error_in_ms_swifts_words(here):
         "export refuses it (\"Please specify the quantization method using `--quant_method awq/gptq/bnb`.\")"]
 
 
-@pytest.mark.parametrize("method", ["awq", "gptq", "gptq_v2"])
-def test_a_calibrated_method_needs_a_dataset(here, method):
+@pytest.mark.parametrize("method,said", [
+    ("awq", "ms-swift refuses it (\"self.dataset: [], Please input the quant dataset.\")"),
+    ("gptq", "ms-swift refuses it (\"self.dataset: [], Please input the quant dataset.\")"),
+    # __post_init__ checks only {'gptq', 'awq'}: gptq_v2 gets as far as the calibration
+    ("gptq_v2", "ms-swift loads the model and only then finds nothing to calibrate on")])
+def test_a_calibrated_method_needs_a_dataset(here, method, said):
     result = run_cli(["export", "--model", MODEL, "--dry-run", "--", "--quant_method", method, "--quant_bits", "4"])
     assert result.code == 2
     assert (f"error[export.quant.dataset] args.quant_method (-- extra flags): quant_method {method} calibrates on "
-            "data, and no --dataset is given: ms-swift refuses it (\"self.dataset: [], Please input the quant "
-            "dataset.\")") in result.stderr.splitlines()
+            f"data, and no --dataset is given: {said}") in result.stderr.splitlines()
 
 
 def test_bnb_and_fp8_need_no_dataset(here):
@@ -153,3 +156,83 @@ def test_a_typo_of_its_own_option_is_said_as_one(here):
     assert result.stderr.splitlines() == [
         "lorakit: error: export --dryrun: no such option (not a lorakit option, nor an ms-swift flag)",
         "  hint: did you mean --dry-run? see `lorakit export --help`; ms-swift flags go after `--`"]
+
+
+def _qlora(root):
+    """An adapter dir as a QLoRA run saves it: its args.json records quant_method bnb, quant_bits 4."""
+    ckpt = make_adapter(root / "qlora")
+    (ckpt / "args.json").write_text(json.dumps({"model": MODEL, "quant_method": "bnb", "quant_bits": 4}))
+    return ckpt
+
+
+def test_a_qlora_checkpoints_quant_method_is_what_ms_swift_exports(here):
+    """3.5+ load_args_from_ckpt fills quant_method from the checkpoint, and run() tries it first."""
+    ckpt = _qlora(here)
+    (here / "qlora-ollama").mkdir()  # not what ms-swift writes: no false alarm
+    result = run_cli(["export", "--adapters", str(ckpt), "--dry-run", "--", "--to_ollama", "true"])
+    assert result.code == 0, result.stderr
+    assert (f"warning[export.quant.carried] args.adapters (--adapters): {ckpt}/args.json records quant_method bnb "
+            "(a QLoRA run): ms-swift carries it over (load_args_from_ckpt) and, since it tries quant_method first, "
+            "writes a bnb-quantized model instead of --to_ollama") in result.stderr.splitlines(), result.stderr
+    (here / "qlora-bnb-int4").mkdir()  # what it writes: a second try is refused
+    again = run_cli(["export", "--adapters", str(ckpt), "--dry-run", "--", "--to_ollama", "true"])
+    assert f"output_dir {ckpt}-bnb-int4 (ms-swift's default name for this export) exists" in again.stderr
+    # before 3.5 nothing is carried over: the Ollama export is written, into the dir that exists
+    old = run_cli(["export", "--adapters", str(ckpt), "--swift-version", "3.4", "--dry-run", "--",
+                   "--to_ollama", "true"])
+    assert "export.quant.carried" not in old.stderr, old.stderr
+    assert f"output_dir {ckpt}-ollama (ms-swift's default name for this export) exists" in old.stderr
+
+
+@pytest.mark.parametrize("model,name", [
+    ("ms/Qwen/Qwen2___5-0___5B", "Qwen2.5-0.5B"),  # ModelScope's snapshot_download
+    ("hf/models--Qwen--Qwen2.5-0.5B/snapshots/abc123", "Qwen2.5-0.5B"),  # a Hugging Face cache snapshot
+])
+def test_the_default_dir_is_named_as_ms_swift_names_the_model(here, model, name):
+    (here / model).mkdir(parents=True)
+    (here / model / "config.json").write_text(json.dumps({"model_type": "qwen2", "architectures": ["Qwen2ForCausalLM"]}))
+    flags = ["--quant_method", "fp8", "--model_type", "qwen2", "--template", "qwen"]
+    (here / f"{model.rstrip('/').rsplit('/', 1)[-1]}-fp8").mkdir()  # the last path part's name: not ms-swift's
+    assert run_cli(["export", "--model", model, "--dry-run", "--", *flags]).code == 0
+    (here / f"{name}-fp8").mkdir()
+    result = run_cli(["export", "--model", model, "--dry-run", "--", *flags])
+    assert f"output_dir ./{name}-fp8 (ms-swift's default name for this export) exists" in result.stderr, result.stderr
+
+
+def test_an_empty_output_dir_is_the_current_directory(here):
+    result = run_cli(["export", "--model", MODEL, "--output-dir", "", "--dry-run", "--", "--quant_method", "bnb",
+                      "--quant_bits", "4"])
+    assert result.code == 2
+    assert result.stderr.splitlines()[0] == (
+        "error[export.output.empty] args.output_dir (--output-dir): output_dir is empty: ms-swift makes it the current "
+        "directory, and then refuses it as existing (or, with --exist_ok true, writes the export among the files here)")
+
+
+@pytest.mark.parametrize("target,raised,exist_ok", [
+    ("3.0", "AssertionError: args.output_dir: {p} already exists.", False),
+    ("3.1", "FileExistsError: args.output_dir: {p} already exists.", True),
+    ("3.12", "FileExistsError: args.output_dir: `{p}` already exists.", True)])
+def test_each_release_refuses_an_existing_dir_in_its_own_words(here, target, raised, exist_ok):
+    (here / "out").mkdir()
+    result = run_cli(["export", "--model", MODEL, "--output-dir", "out", "--swift-version", target, "--dry-run", "--",
+                      "--quant_method", "awq", "--quant_bits", "4", "--dataset", "d.jsonl"])
+    assert result.code == 2
+    assert f'exists: ms-swift refuses to write into it ("{raised.format(p=here / "out")}")' in result.stderr
+    assert ("--exist_ok true" in result.stderr) is exist_ok
+
+
+@pytest.mark.parametrize("target,suffix,warned", [("3.9", "merged", False), ("3.12", "mcore", True), ("4", "mcore", True)])
+def test_merge_lora_with_to_mcore_is_dropped_only_from_3_10(here, target, suffix, warned):
+    ckpt = make_adapter(here / "adapters" / "sft")
+    (ckpt / "args.json").write_text(json.dumps({"model": MODEL}))
+    (here / "adapters" / f"sft-{suffix}").mkdir()
+    result = run_cli(["export", "--adapters", str(ckpt), "--swift-version", target, "--dry-run", "--",
+                      "--merge_lora", "true", "--to_mcore", "true"])
+    assert f"output_dir {ckpt}-{suffix} (ms-swift's default name for this export) exists" in result.stderr, result.stderr
+    assert ("export.mcore.merge_lora" in result.stderr) is warned
+
+
+def test_the_sh_format_names_the_command_that_rendered_it(here):
+    result = run_cli(["export", "--model", MODEL, "--dry-run", "--format", "sh", "--", "--quant_method", "bnb",
+                      "--quant_bits", "4"])
+    assert f"# lorakit export -p {EXPORT}, rendered for ms-swift 4.x" in result.stdout.splitlines(), result.stdout

@@ -167,3 +167,36 @@ def test_regenerating_from_the_wheels_gives_the_committed_file():
             source = wheel.read("swift/plugin/loss_scale/loss_scale.py" if version != "3.3.0.post1"
                                 else "swift/plugin/loss_scale.py").decode("utf-8")
         assert ("'ignore_empty_think':" in source) == has, version
+
+
+@pytest.mark.parametrize("target,value", [("4", "last_round+default"), ("3.12", "all+all"), ("4.6", "default+last_round")])
+def test_a_base_written_as_a_name_is_not_a_name_any_release_had(target, value):
+    """A base strategy after '+' is a name no release has (4.x: KeyError from loss_scale_map), not a
+    removed one: 3.0-3.11's registry held 'default' only as the whole value."""
+    result = run_cli(["validate", "-p", "single", "--swift-version", target, "--", "--loss_scale", value])
+    part = value.split("+")[1]
+    assert result.code == 2
+    line = next(line for line in result.stderr.splitlines() if "args.loss_scale" in line)
+    assert line.startswith("error[flags.value]"), line
+    assert f"{part!r} after '+': a base strategy only comes first, and names follow it" in line
+    assert f"(KeyError: {part!r})" in line
+    assert f"  hint: {part!r} is a base strategy: it goes first ({part}+NAME), once" in result.stderr.splitlines()
+
+
+@pytest.mark.parametrize("yaml_value,text", [("123", "'123'"), ("true", "'true'"), ("'{a: 1}'", "'{a: 1}'"),
+                                             ("''", "''")])
+def test_a_value_yaml_typed_is_judged_as_the_text_ms_swift_gets(tmp_path, yaml_value, text):
+    preset = tmp_path / "p.yaml"
+    preset.write_text(f"extends: single\nargs:\n  loss_scale: {yaml_value}\n")
+    result = run_cli(["validate", "-p", str(preset), "--swift-version", "4"])
+    assert result.code == 2
+    assert any(line.startswith(f"error[flags.value] args.loss_scale ({preset}): loss_scale {text} in ms-swift 4.x")
+               for line in result.stderr.splitlines()), result.stderr
+
+
+def test_in_the_pair_grammar_the_names_key_error_comes_first():
+    """3.12's get_loss_scale: `loss_scale_map[loss_scale](base_strategy)`: the lookup raises before the base is judged."""
+    at = lossscales.release(3, "3.12.6")
+    assert [(p.part, p.why) for p in lossscales.problems("foo+bar", at)] == [("bar", "name"), ("foo", "base")]
+    result = run_cli(["validate", "-p", "single", "--swift-version", "3.12", "--", "--loss_scale", "foo+bar"])
+    assert "(KeyError: 'bar')" in result.stderr

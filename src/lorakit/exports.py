@@ -52,8 +52,14 @@ def unset_vars(command: Command) -> list[str]:
 
 
 def title(job: Job) -> str:
-    # the lorakit command that renders each swift command (an export is `lorakit merge`)
-    verb = {"sft": "train", "export": "merge"}.get(job.command, job.command)
+    # the lorakit command that renders each swift command: an export that only merges is `lorakit
+    # merge`, any other `lorakit export`
+    verb = {"sft": "train"}.get(job.command, job.command)
+    if job.command == "export":
+        others = ("quant_method", "to_ollama", "to_cached_dataset", "to_mcore", "to_hf", "push_to_hub", "to_peft_format")
+        only_merge = str(job.args.get("merge_lora")).lower() == "true" and \
+            all(job.args.get(k) in (None, False, "false", "") for k in others)
+        verb = "merge" if only_merge else "export"
     # it goes into a `# ` comment, which ends at a newline: a preset file named 'a\necho x.yaml'
     # put a command of its own into the sbatch/sh script (and a line of YAML into a TrainJob)
     shown = job.preset if job.preset.isprintable() else ascii(job.preset)

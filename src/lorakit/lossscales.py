@@ -84,6 +84,7 @@ def release(major: int, version: str | None) -> Release | None:
 class Problem:
     part: str  # the piece of the value ms-swift refuses
     why: str  # 'name' (not in the registry), 'base' (before '+', not a base strategy), 'plus', 'chain'
+    alone: bool = False  # the whole value: there a base strategy is a name too ('default')
 
 
 def problems(value: str, at: Release) -> list[Problem]:
@@ -91,19 +92,18 @@ def problems(value: str, at: Release) -> list[Problem]:
     if at.grammar == "key":
         if value in at.names:
             return []
-        return [Problem(value, "plus" if "+" in value else "name")]
+        return [Problem(value, "plus" if "+" in value else "name", alone=True)]
     if at.grammar == "pair":
         parts = value.split("+", 1)
         if len(parts) == 1:
-            return [] if value in at.bases or value in at.names else [Problem(value, "name")]
+            return [] if value in at.bases or value in at.names else [Problem(value, "name", alone=True)]
         base, name = parts
-        out = [] if base in at.bases else [Problem(base, "base")]
-        if name not in at.names:
-            out.append(Problem(name, "chain" if "+" in name else "name"))
-        return out
+        # `loss_scale_map[name](base)`: the name's KeyError comes before the base's refusal
+        out = [] if name in at.names else [Problem(name, "chain" if "+" in name else "name")]
+        return out + ([] if base in at.bases else [Problem(base, "base")])
     parts = value.split("+")
     names = (parts[1:] or ["base"]) if parts[0] in at.bases else parts
-    return [Problem(n, "name") for n in names if n not in at.names]
+    return [Problem(n, "name", alone=len(parts) == 1) for n in names if n not in at.names]
 
 
 def last_accepting(major: int, test, before: str) -> str | None:
@@ -117,14 +117,16 @@ def last_accepting(major: int, test, before: str) -> str | None:
 
 def where(major: int, problem: Problem, at: Release) -> tuple[str | None, str | None]:
     """(a later release that accepts it, the last earlier release that did) for one problem."""
+    if problem.why == "name" and not problem.alone and problem.part in at.bases:
+        return None, None  # a base strategy after '+': a name in no release
     if problem.why == "plus":
         test = lambda run: run["grammar"] != "key"  # noqa: E731
     elif problem.why == "chain":
         test = lambda run: run["grammar"] == "chain"  # noqa: E731
     elif problem.why == "base":
         test = lambda run: problem.part in run["bases"] or problem.part in run["names"] and run["grammar"] == "chain"  # noqa: E731
-    else:
-        test = lambda run: problem.part in run["names"] or problem.part in run["bases"]  # noqa: E731
+    else:  # a base strategy is a name only as the whole value (3.0-3.11 kept them in the registry)
+        test = lambda run: problem.part in run["names"] or problem.alone and problem.part in run["bases"]  # noqa: E731
     later = None
     for run in _table()["runs"]:
         if run["first"].split(".")[0] == str(major) and key(run["first"]) > key(at.version) and test(run):

@@ -27,14 +27,19 @@ _CACHE_NAME = {4: (re.compile(r"/models--(?:.+?--)?(.+?)/snapshots/"),
                3: (re.compile(r"/models--.+?--(.+?)/snapshots/"),)}
 
 
-def swift_model_name(model: str, major: int = 4) -> str:
-    """The name ms-swift matches against its registered hub ids, lowercased as it compares it."""
+def model_name(model: str, major: int = 4) -> str:
+    """ms-swift's get_model_name: what it calls a model (its model_suffix, in default dir names)."""
     model = model.rstrip("/")
     for pattern in _CACHE_NAME.get(major, _CACHE_NAME[4]):
         match = pattern.search(model)
         if match is not None:
-            return match.group(1).lower()
-    return model.rsplit("/", 1)[-1].replace("___", ".").lower()
+            return match.group(1)
+    return model.rsplit("/", 1)[-1].replace("___", ".")
+
+
+def swift_model_name(model: str, major: int = 4) -> str:
+    """The name ms-swift matches against its registered hub ids, lowercased as it compares it."""
+    return model_name(model, major).lower()
 
 
 _SEP = re.compile(r"[-_\s/]+")

@@ -153,9 +153,11 @@ def _described(rec: Recognition) -> str:
 
 def _split_ratio(job: Job) -> float:
     """The split_dataset_ratio ms-swift applies to `dataset`: 0 with a val_dataset or streaming
-    (swift/arguments/base_args/data_args.py __post_init__)."""
+    (swift/arguments/base_args/data_args.py __post_init__), and for an export's calibration data."""
     if _items(job.args.get("val_dataset")) or as_bool(job.args.get("streaming", False)):
         return 0.0
+    if job.command == "export" and as_bool(job.args.get("to_cached_dataset", False)) is not True:
+        return 0.0  # calibration data is loaded with split_dataset_ratio=0 (export/quant.py, every release)
     from lorakit.checks.policy import split_ratio  # the default depends on the target minor
 
     ratio = split_ratio(job)

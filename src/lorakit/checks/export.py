@@ -40,25 +40,50 @@ def _on(job: Job, key: str) -> bool:
     return as_bool(job.args.get(key, False)) is True
 
 
+def _minor(job: Job) -> tuple[int, int]:
+    from lorakit.flaghistory import targeted
+
+    return targeted(job.swift_major, job.swift_version)
+
+
+def _listed(value) -> list[str]:
+    return [v for v in (value if isinstance(value, list) else [value]) if isinstance(v, str) and v]
+
+
+def _ckpt(job: Job) -> tuple[str | None, dict]:
+    """get_ckpt_dir: the first of the adapters, then the model, that holds an args.json; and that file."""
+    for folder in _listed(job.args.get("adapters")) + _listed(job.args.get("model")):
+        try:
+            with open(os.path.join(folder, "args.json"), encoding="utf-8") as f:
+                recorded = json.load(f)
+        except FileNotFoundError:
+            continue
+        except (OSError, ValueError):
+            return folder, {}
+        return folder, recorded if isinstance(recorded, dict) else {}
+    return None, {}
+
+
+def _quant(job: Job) -> tuple[str | None, object, str | None]:
+    """(quant_method, quant_bits, the args.json they came from): 3.5+'s load_args_from_ckpt fills an
+    unset one from the checkpoint's (a QLoRA run records bnb/4); a cached-dataset export reads none."""
+    method, bits = job.args.get("quant_method"), job.args.get("quant_bits")
+    method = None if method in (None, "", "None") else method
+    if method is not None or _minor(job) < (3, 5) or _on(job, "to_cached_dataset"):
+        return method, bits, None
+    folder, recorded = _ckpt(job)
+    carried = recorded.get("quant_method")
+    if folder is None or carried in (None, ""):
+        return None, bits, None
+    return carried, bits if bits is not None else recorded.get("quant_bits"), os.path.join(folder, "args.json")
+
+
 def _asked(job: Job) -> list[str]:
-    return [k for k in ACTIONS if (job.args.get(k) not in (None, "", "None") if k == "quant_method" else _on(job, k))]
-
-
-def _ckpt_quant(job: Job) -> bool:
-    """A checkpoint's args.json may bring quant_method (load_args_from_ckpt fills an unset one)."""
-    adapters = job.args.get("adapters")
-    first = adapters[0] if isinstance(adapters, list) and adapters else adapters
-    if not isinstance(first, str):
-        return False
-    try:
-        with open(os.path.join(first, "args.json"), encoding="utf-8") as f:
-            return json.load(f).get("quant_method") not in (None, "")
-    except (OSError, ValueError, AttributeError):
-        return False
+    return [k for k in ACTIONS if (_quant(job)[0] is not None if k == "quant_method" else _on(job, k))]
 
 
 def check_export_action(job: Job, facts: Facts) -> list[Finding]:
-    if job.command != "export" or _asked(job) or _ckpt_quant(job):
+    if job.command != "export" or _asked(job):
         return []
     if job.args.get("quant_bits") not in (None, ""):
         return []  # a quantization without its method: checks/features.py says that, once
@@ -69,6 +94,23 @@ def check_export_action(job: Job, facts: Facts) -> list[Finding]:
                   "--quant_bits 4 --dataset DATA")]
 
 
+def check_export_carried_quant(job: Job, facts: Facts) -> list[Finding]:
+    """SwiftExport.run tries quant_method before to_ollama, to_mcore/to_hf and push_to_hub: a QLoRA
+    checkpoint's recorded bnb then quantizes instead of what was asked (and names the output dir)."""
+    if job.command != "export":
+        return []
+    method, bits, source = _quant(job)
+    instead = [k for k in ("to_ollama", "to_mcore", "to_hf", "push_to_hub") if _on(job, k)]
+    if source is None or not instead:
+        return []
+    return [about(job, WARNING, "export.quant.carried", "args.adapters" if job.args.get("adapters") else "args.model",
+                  f"{source} records quant_method {method} (a QLoRA run): ms-swift carries it over "
+                  f"(load_args_from_ckpt) and, since it tries quant_method first, writes a {method}-quantized model "
+                  f"instead of --{instead[0]}",
+                  "merge first (lorakit merge --adapters CKPT), then export the merged dir as --model; or pass the "
+                  "--quant_method you want")]
+
+
 def check_export_quant(job: Job, facts: Facts) -> list[Finding]:
     if job.command != "export":
         return []
@@ -77,9 +119,11 @@ def check_export_quant(job: Job, facts: Facts) -> list[Finding]:
     dataset = job.args.get("dataset")
     from_ckpt = _on(job, "load_data_args") and job.args.get("adapters")
     if method in CALIBRATED and dataset in (None, "", []) and not from_ckpt:
+        # __post_init__ refuses gptq and awq; gptq_v2 gets past it and fails after the model has loaded
+        said = ("ms-swift refuses it (\"self.dataset: [], Please input the quant dataset.\")" if method != "gptq_v2"
+                else "ms-swift loads the model and only then finds nothing to calibrate on")
         out.append(about(job, ERROR, "export.quant.dataset", "args.quant_method",
-                         f"quant_method {method} calibrates on data, and no --dataset is given: ms-swift refuses it "
-                         "(\"self.dataset: [], Please input the quant dataset.\")",
+                         f"quant_method {method} calibrates on data, and no --dataset is given: {said}",
                          "add --dataset with a few hundred rows like the model's use (ms-swift's examples take "
                          "'AI-ModelScope/alpaca-gpt4-data-zh#500'); --quant_n_samples sets how many it uses"))
     if _on(job, "to_cached_dataset"):
@@ -91,7 +135,8 @@ def check_export_quant(job: Job, facts: Facts) -> list[Finding]:
                                                                 ", written whole"),
                                  f"drop --{key} here" + ("; pass --packing true to the training run" if
                                                          key == "packing" else "")))
-    if (_on(job, "to_mcore") or _on(job, "to_hf")) and _on(job, "merge_lora"):
+    if (_on(job, "to_mcore") or _on(job, "to_hf")) and _on(job, "merge_lora") and _minor(job) >= (3, 10):
+        # 3.10.2+ turns it off in __post_init__; before, run() merged and converted the merged model
         out.append(about(job, WARNING, "export.mcore.merge_lora", "args.merge_lora",
                          "--merge_lora true with --to_mcore/--to_hf: ms-swift turns merge_lora off for the conversion "
                          "(\"does not support the `--merge_lora` parameter\")",
@@ -100,60 +145,70 @@ def check_export_quant(job: Job, facts: Facts) -> list[Finding]:
     return out
 
 
-def _default_dir(job: Job, suffix: str) -> str | None:
-    """ExportArguments._init_output_dir's default: CKPT-SUFFIX beside the checkpoint (the first
-    adapter, or a model dir that holds an args.json), else ./MODEL_NAME-SUFFIX."""
-    adapters = job.args.get("adapters")
-    first = adapters[0] if isinstance(adapters, list) and adapters else adapters
-    model = job.args.get("model")
-    if isinstance(first, str) and first:
-        base = first
-    elif isinstance(model, str) and os.path.isfile(os.path.join(model, "args.json")):
-        base = model
-    elif isinstance(model, str) and model.strip("/"):
-        base = os.path.join(".", model.rstrip("/").rsplit("/", 1)[-1])
-    else:
-        return None
-    head, name = os.path.split(base.rstrip("/"))
-    return os.path.join(head, f"{name}-{suffix}")
-
-
 def _suffix(job: Job) -> str | None:
-    method = job.args.get("quant_method")
-    if _on(job, "to_peft_format"):
-        return "peft"
-    if method not in (None, "", "None"):
-        bits = job.args.get("quant_bits")
-        return f"{method}" + (f"-int{bits}" if bits not in (None, "") else "")
-    for key, suffix in (("to_ollama", "ollama"), ("merge_lora", "merged"), ("to_mcore", "mcore"), ("to_hf", "hf"),
-                        ("to_cached_dataset", "cached_dataset")):
-        if _on(job, key):
+    """_init_output_dir's suffix, in the release's order (3.0 put merged before a quantization)."""
+    minor = _minor(job)
+    method, bits, _ = _quant(job)
+    quant = None
+    if method is not None:
+        quant = f"{method}-int{bits}" if bits not in (None, "") or minor < (3, 6) else f"{method}"
+    merged = _on(job, "merge_lora") and not (minor >= (3, 10) and (_on(job, "to_mcore") or _on(job, "to_hf")))
+    order = [("to_peft_format", "peft"), ("merged", "merged"), ("quant", quant), ("to_ollama", "ollama")] \
+        if minor < (3, 1) else [("to_peft_format", "peft"), ("quant", quant), ("to_ollama", "ollama"),
+                                ("merged", "merged"), ("to_mcore", "mcore"), ("to_hf", "hf"),
+                                ("to_cached_dataset", "cached_dataset")]
+    for key, suffix in order:
+        on = {"merged": merged, "quant": quant is not None}.get(key, None)
+        if on if on is not None else _on(job, key):
             return suffix
     return None
 
 
+def _default_dir(job: Job, suffix: str) -> str | None:
+    """CKPT-SUFFIX beside get_ckpt_dir's checkpoint, else ./MODEL_NAME-SUFFIX (get_model_name)."""
+    from lorakit.swiftregistry import model_name
+
+    folder, _ = _ckpt(job)
+    model = job.args.get("model")
+    if folder is None:
+        if not isinstance(model, str) or not model.strip("/"):
+            return None
+        folder = os.path.join(".", model_name(model, job.swift_major))
+    head, name = os.path.split(folder.rstrip("/"))
+    return os.path.join(head, f"{name}-{suffix}")
+
+
 def check_export_output(job: Job, facts: Facts) -> list[Finding]:
-    """ms-swift refuses an existing output_dir unless --exist_ok true. A merge alone is lorakit
-    merge's to guard (it moves the old dir aside only after a good merge, with --force)."""
+    """ms-swift refuses an existing output_dir unless --exist_ok true (3.1+; 3.0 always). A merge
+    alone is lorakit merge's to guard (it moves the old dir aside only after a good merge, --force)."""
     if job.command != "export" or _on(job, "exist_ok") or _asked(job) in ([], ["merge_lora"]):
         return []
     given = job.args.get("output_dir")
+    if isinstance(given, str) and not given.strip():
+        return [about(job, ERROR, "export.output.empty", "args.output_dir",
+                      "output_dir is empty: ms-swift makes it the current directory, and then refuses it as existing "
+                      "(or, with --exist_ok true, writes the export among the files here)",
+                      "name a new directory, or leave --output_dir out for ms-swift's default")]
     suffix = _suffix(job)
-    path = given if isinstance(given, str) and given else (_default_dir(job, suffix) if suffix else None)
+    path = given if isinstance(given, str) else (_default_dir(job, suffix) if suffix else None)
     if not path or not os.path.exists(path):
         return []
-    whose = "" if given else " (ms-swift's default name for this export)"
+    minor, full = _minor(job), os.path.abspath(path)
+    raised = (f"AssertionError: args.output_dir: {full} already exists." if minor < (3, 1) else
+              f"FileExistsError: args.output_dir: {full} already exists." if minor < (3, 2) else
+              f"FileExistsError: args.output_dir: `{full}` already exists.")
+    whose = "" if isinstance(given, str) else " (ms-swift's default name for this export)"
+    hint = "move it away, or pass another --output_dir" + (", or -- --exist_ok true to write over it"
+                                                          if minor >= (3, 1) else "")
     return [about(job, ERROR, "export.output.exists", "args.output_dir",
-                  f"output_dir {path}{whose} exists: ms-swift refuses to write into it "
-                  f"(\"FileExistsError: args.output_dir: `{os.path.abspath(path)}` already exists.\")",
-                  "move it away, pass another --output_dir, or -- --exist_ok true to write over it")]
+                  f"output_dir {path}{whose} exists: ms-swift refuses to write into it (\"{raised}\")", hint)]
 
 
 def check_export_packages(job: Job, facts: Facts) -> list[Finding]:
     """Only for a launch here: a dry-run is often rendered for another machine."""
     if job.command != "export" or not facts.here:
         return []
-    method = str(job.args.get("quant_method") or "")
+    method = str(_quant(job)[0] or "")
     kind = "mcore" if _on(job, "to_mcore") or _on(job, "to_hf") else method
     if kind not in NEEDS:
         return []
@@ -170,4 +225,5 @@ def check_export_packages(job: Job, facts: Facts) -> list[Finding]:
                   "(ms-swift's examples pin the versions its quantizers are tested with)")]
 
 
-CHECKS = [check_export_action, check_export_quant, check_export_output, check_export_packages]
+CHECKS = [check_export_action, check_export_carried_quant, check_export_quant, check_export_output,
+          check_export_packages]

@@ -21,8 +21,17 @@ REPLACED = {"last_round_with_ignore_empty_think": ("last_round+ignore_empty_thin
 
 def check_loss_scale(job: Job, facts: Facts) -> list[Finding]:
     value = job.args.get("loss_scale")
-    if not isinstance(value, str) or not value:
-        return []  # a list or a number: checks/flags.py says what the flag takes
+    if value is None or isinstance(value, (list, tuple)):
+        return []  # unset, or a list: checks/flags.py refuses a list for this one-value flag
+    if isinstance(value, (bool, int, float, dict)):  # YAML's number, boolean, mapping: ms-swift gets the text
+        from lorakit.render import render_value
+
+        rendered = render_value(value)
+        if len(rendered) != 1:
+            return []
+        value = rendered[0]
+    elif not isinstance(value, str):
+        return []  # a date or a tag: checks/flags.py refuses what no argv can carry
     from lorakit import lossscales  # only for a job that sets it: the dry-run stays light
 
     at = lossscales.release(job.swift_major, job.swift_version)
@@ -45,8 +54,12 @@ def check_loss_scale(job: Job, facts: Facts) -> list[Finding]:
     elif problem.why == "base":
         what = f"the part before '+'{part} must be a base strategy ({', '.join(at.bases)})"
         what += f"; names chain from ms-swift {later}" if later else ""
+    elif not value:
+        what = "an empty value is no loss scale"
     elif not problem.part:
         what = "an empty name after '+'"
+    elif problem.part in at.bases and not problem.alone:
+        what = f"{problem.part!r} after '+': a base strategy only comes first, and names follow it"
     elif later:
         what = f"no loss scale{part} by that name: it is from ms-swift {later}"
     elif earlier:
@@ -68,10 +81,13 @@ def check_loss_scale(job: Job, facts: Facts) -> list[Finding]:
         hint = f"write {REPLACED[problem.part][0]!r}" if problem.part in REPLACED else f"pick one {at.label} takes"
     else:
         code = "flags.value"
-        close = [] if problem.why != "name" or not problem.part else \
-            did_you_mean(problem.part, [n for n in at.names + at.bases if n not in lossscales.PLACEHOLDERS])
+        pool = [n for n in at.names + (at.bases if problem.alone else ()) if n not in lossscales.PLACEHOLDERS]
+        close = [] if problem.why != "name" or not problem.part or problem.part in at.bases else \
+            did_you_mean(problem.part, pool)
         base = "last_round" if "last_round" in at.bases else next(iter(at.bases), "")
         hint = (f"did you mean {close[0]!r}?" if close else
+                f"{problem.part!r} is a base strategy: it goes first ({problem.part}+NAME), once"
+                if problem.part in at.bases else
                 f"start with a base ({base}+NAME), or give one name alone" if problem.why in ("base", "chain")
                 else f"pick one {at.label} takes")
     if plugins:
