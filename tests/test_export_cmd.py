@@ -236,3 +236,13 @@ def test_the_sh_format_names_the_command_that_rendered_it(here):
     result = run_cli(["export", "--model", MODEL, "--dry-run", "--format", "sh", "--", "--quant_method", "bnb",
                       "--quant_bits", "4"])
     assert f"# lorakit export -p {EXPORT}, rendered for ms-swift 4.x" in result.stdout.splitlines(), result.stdout
+
+
+@pytest.mark.parametrize("target", ["3.0", "3.4", "4"])
+def test_calibration_data_is_never_split(here, target):
+    """quant.py loads the calibration set with split_dataset_ratio=0 in every release: a one-row file is
+    not 'none left to train on' where the training default holds rows out (3.0-3.5)."""
+    result = run_cli(["export", "--model", MODEL, "--swift-version", target, "--dry-run", "--",
+                      "--quant_method", "awq", "--quant_bits", "4", "--dataset", "d.jsonl"])
+    assert result.code == 0, result.stderr
+    assert "data.split.empty" not in result.stderr
