@@ -5,7 +5,9 @@ with ms-swift's own words; what this machine lacks only for a launch here."""
 from __future__ import annotations
 
 import json
+import os
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -20,6 +22,8 @@ EXPORT = str(builtin_dir() / "fragments" / "export.yaml")  # lorakit export's ow
 @pytest.fixture
 def here(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    # the `swift` of this environment first on PATH: the package checks read where it runs
+    monkeypatch.setenv("PATH", str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""))
     (tmp_path / "d.jsonl").write_text(json.dumps({"messages": [{"role": "user", "content": "hi"},
                                                                {"role": "assistant", "content": "yo"}]}) + "\n")
     return tmp_path
@@ -246,3 +250,27 @@ def test_calibration_data_is_never_split(here, target):
                       "--quant_method", "awq", "--quant_bits", "4", "--dataset", "d.jsonl"])
     assert result.code == 0, result.stderr
     assert "data.split.empty" not in result.stderr
+
+
+def test_a_method_given_still_takes_the_checkpoints_bits(here):
+    """load_args_from_ckpt fills each unset key: --quant_method fp8 on a QLoRA checkpoint gets its quant_bits 4."""
+    ckpt = _qlora(here)
+    (here / "qlora-fp8-int4").mkdir()
+    result = run_cli(["export", "--adapters", str(ckpt), "--dry-run", "--", "--quant_method", "fp8"])
+    assert f"output_dir {ckpt}-fp8-int4 (ms-swift's default name for this export) exists" in result.stderr, result.stderr
+
+
+def test_load_args_false_carries_nothing_over(here):
+    ckpt = _qlora(here)
+    result = run_cli(["export", "--adapters", str(ckpt), "--dry-run", "--", "--to_ollama", "true",
+                      "--load_args", "false"])
+    assert "export.quant.carried" not in result.stderr and result.code == 0, result.stderr
+
+
+def test_a_tilde_output_dir_is_the_home_one(here, monkeypatch):
+    monkeypatch.setenv("HOME", str(here / "home"))
+    (here / "home" / "q").mkdir(parents=True)
+    result = run_cli(["export", "--model", MODEL, "--output-dir", "~/q", "--dry-run", "--", "--quant_method", "bnb",
+                      "--quant_bits", "4"])
+    assert result.code == 2
+    assert f"(\"FileExistsError: args.output_dir: `{here}/home/q` already exists.\")" in result.stderr, result.stderr

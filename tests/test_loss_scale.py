@@ -200,3 +200,13 @@ def test_in_the_pair_grammar_the_names_key_error_comes_first():
     assert [(p.part, p.why) for p in lossscales.problems("foo+bar", at)] == [("bar", "name"), ("foo", "base")]
     result = run_cli(["validate", "-p", "single", "--swift-version", "3.12", "--", "--loss_scale", "foo+bar"])
     assert "(KeyError: 'bar')" in result.stderr
+
+
+@pytest.mark.parametrize("value", ["hermes+ignore_empty_think", "last_round+foo", "last_round+hermes+qwen"])
+def test_an_upgrade_is_named_only_when_that_release_reads_the_whole_value(value):
+    """3.12 reads BASE+NAME, one name: these fail there too, so 3.11 gets no 'upgrade to 3.12'."""
+    result = run_cli(["validate", "-p", "single", "--swift-version", "3.11", "--", "--loss_scale", value])
+    line = next(line for line in result.stderr.splitlines() if "args.loss_scale" in line)
+    assert line.startswith("error[flags.value]"), line
+    assert "'+' combines nothing here, and no ms-swift 3.x reads this value" in line
+    assert "upgrade" not in result.stderr

@@ -106,33 +106,27 @@ def problems(value: str, at: Release) -> list[Problem]:
     return [Problem(n, "name", alone=len(parts) == 1) for n in names if n not in at.names]
 
 
-def last_accepting(major: int, test, before: str) -> str | None:
-    """The last listed release of `major` before `before` whose run passes `test(run)`."""
-    found = None
-    for run in _table()["runs"]:
-        if run["first"].split(".")[0] == str(major) and key(run["first"]) < key(before) and test(run):
-            found = run["last"] if key(run["last"]) < key(before) else found
-    return found
+def _runs(major: int) -> list[dict]:
+    return [r for r in _table()["runs"] if r["first"].split(".")[0] == str(major)]
 
 
-def where(major: int, problem: Problem, at: Release) -> tuple[str | None, str | None]:
-    """(a later release that accepts it, the last earlier release that did) for one problem."""
-    if problem.why == "name" and not problem.alone and problem.part in at.bases:
-        return None, None  # a base strategy after '+': a name in no release
-    if problem.why == "plus":
-        test = lambda run: run["grammar"] != "key"  # noqa: E731
-    elif problem.why == "chain":
-        test = lambda run: run["grammar"] == "chain"  # noqa: E731
-    elif problem.why == "base":
-        test = lambda run: problem.part in run["bases"] or problem.part in run["names"] and run["grammar"] == "chain"  # noqa: E731
-    else:  # a base strategy is a name only as the whole value (3.0-3.11 kept them in the registry)
-        test = lambda run: problem.part in run["names"] or problem.alone and problem.part in run["bases"]  # noqa: E731
-    later = None
-    for run in _table()["runs"]:
-        if run["first"].split(".")[0] == str(major) and key(run["first"]) > key(at.version) and test(run):
+def _as_release(run: dict) -> Release:
+    return Release(run["first"], f"ms-swift {run['first']}", run["grammar"], tuple(run["bases"]),
+                   tuple(run["names"]), False)
+
+
+def where(major: int, value: str, at: Release) -> tuple[str | None, str | None]:
+    """(the first later release of the major that reads the whole value, the last earlier one that
+    did): judged on the whole value, so an upgrade hint never names a release that refuses it too."""
+    later = earlier = None
+    for run in _runs(major):
+        if problems(value, _as_release(run)):
+            continue
+        if key(run["first"]) > key(at.version) and later is None:
             later = run["first"]
-            break
-    return later, last_accepting(major, test, at.version)
+        if key(run["last"]) < key(at.version):
+            earlier = run["last"]
+    return later, earlier
 
 
 def takes(at: Release) -> str:

@@ -69,13 +69,18 @@ def _quant(job: Job) -> tuple[str | None, object, str | None]:
     unset one from the checkpoint's (a QLoRA run records bnb/4); a cached-dataset export reads none."""
     method, bits = job.args.get("quant_method"), job.args.get("quant_bits")
     method = None if method in (None, "", "None") else method
-    if method is not None or _minor(job) < (3, 5) or _on(job, "to_cached_dataset"):
+    if _minor(job) < (3, 5) or _on(job, "to_cached_dataset") or as_bool(job.args.get("load_args", True)) is False:
         return method, bits, None
     folder, recorded = _ckpt(job)
+    if folder is None:
+        return method, bits, None
+    carried_bits = bits if bits not in (None, "") else recorded.get("quant_bits")  # each unset key is filled
+    if method is not None:
+        return method, carried_bits, None
     carried = recorded.get("quant_method")
-    if folder is None or carried in (None, ""):
+    if carried in (None, ""):
         return None, bits, None
-    return carried, bits if bits is not None else recorded.get("quant_bits"), os.path.join(folder, "args.json")
+    return carried, carried_bits, os.path.join(folder, "args.json")
 
 
 def _asked(job: Job) -> list[str]:
@@ -190,7 +195,7 @@ def check_export_output(job: Job, facts: Facts) -> list[Finding]:
                       "(or, with --exist_ok true, writes the export among the files here)",
                       "name a new directory, or leave --output_dir out for ms-swift's default")]
     suffix = _suffix(job)
-    path = given if isinstance(given, str) else (_default_dir(job, suffix) if suffix else None)
+    path = os.path.expanduser(given) if isinstance(given, str) else (_default_dir(job, suffix) if suffix else None)
     if not path or not os.path.exists(path):
         return []
     minor, full = _minor(job), os.path.abspath(path)

@@ -43,11 +43,12 @@ def check_loss_scale(job: Job, facts: Facts) -> list[Finding]:
     plugins = [k for k in ("external_plugins", "custom_register_path") if job.args.get(k) not in (None, "", [])]
     level = WARNING if plugins or at.beyond else ERROR
     problem = found[0]
-    later, earlier = lossscales.where(job.swift_major, problem, at)
+    later, earlier = lossscales.where(job.swift_major, value, at)
     takes = f"it takes {lossscales.takes(at)}"
     part = "" if problem.part == value else f" ({problem.part!r})"
     if problem.why == "plus":
-        what = f"'+' combines loss scales only from ms-swift {later}" if later else "'+' combines nothing"
+        what = (f"'+' combines loss scales only from ms-swift {later}" if later else
+                f"'+' combines nothing here, and no ms-swift {job.swift_major}.x reads this value")
     elif problem.why == "chain":
         what = (f"one name may follow the base, not several ({problem.part!r})"
                 + (f"; names chain from ms-swift {later}" if later else ""))
