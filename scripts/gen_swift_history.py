@@ -679,15 +679,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.stdout:
         sys.stdout.write(text)
         return 0
-    if args.check:
-        old = args.out.read_text(encoding="utf-8") if args.out.is_file() else ""
+    return write_or_check(args.out, text, args.check, GENERATED_BY, log)
+
+
+def write_or_check(out: Path, text: str, check: bool, generated_by: str, log) -> int:
+    """Write the generated file, or with `check` exit 1 when the committed one differs (the drift tests)."""
+    if check:
+        old = out.read_text(encoding="utf-8") if out.is_file() else ""
         if old != text:
-            log(f"{args.out} is stale: run python {GENERATED_BY}")
+            log(f"{out} is stale: run python {generated_by}")
             return 1
-        log(f"{args.out} is up to date")
+        log(f"{out} is up to date")
         return 0
-    args.out.write_text(text, encoding="utf-8")
-    log(f"wrote {args.out} ({len(text.encode())} bytes)")
+    out.write_text(text, encoding="utf-8")
+    log(f"wrote {out} ({len(text.encode())} bytes)")
     return 0
 
 

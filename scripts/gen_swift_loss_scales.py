@@ -130,17 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     except history.NoIndex as err:
         log(f"gen_swift_loss_scales: {err}")
         return history.EXIT_NO_INDEX
-    if args.check:
-        old = args.out.read_text(encoding="utf-8") if args.out.is_file() else ""
-        if old != text:
-            log(f"{args.out} is stale: run python {GENERATED_BY}")
-            return 1
-        log(f"{args.out} is up to date")
-        return 0
-    args.out.write_text(text, encoding="utf-8")
-    log(f"wrote {args.out} ({len(text.encode())} bytes)")
-    return 0
-
+    return history.write_or_check(args.out, text, args.check, GENERATED_BY, log)
 
 if __name__ == "__main__":
     sys.exit(main())
