@@ -526,3 +526,16 @@ def test_prefix_options_name_the_options_argparse_would():
     assert "--new_special_tokens" in options and "--no_dataset_shuffle" in options
     assert all(o.startswith("--n") and "-" not in o[2:] for o in options)
     assert sf.prefix_options(V4, "lora_d") == ["--lora_dropout", "--lora_dtype"]
+
+
+@pytest.mark.parametrize("major", [3, 4])
+def test_one_commands_part_of_the_snapshot_parses_as_the_whole_file_does(major):
+    """swiftflags parses only the command a job runs (the dry-run's cost); it must give exactly what
+    parsing the whole snapshot gives, for every command and the version, or fall back to the whole."""
+    import lorakit.swiftflags as sf
+
+    whole = json.loads(_snapshot_path(major).read_text(encoding="utf-8"))
+    assert sf.snapshot_version(major) == whole["swift_version"]
+    for command, data in whole["commands"].items():
+        assert sf._command_snapshot(major, command) == data, command
+    assert sf._command_snapshot(major, "no_such_command") is None

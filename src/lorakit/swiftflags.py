@@ -75,13 +75,37 @@ class FlagSpec:
 
 
 @lru_cache(maxsize=None)
-def _snapshot(major: int) -> dict:
+def _snapshot_text(major: int) -> str:
     name = f"swift_flags_v{major}.json"
     path = DATA / name
     if not path.is_file():
         known = ", ".join(str(m) for m in available_majors()) or "none"
         raise ValueError(f"no ms-swift {major}.x flag snapshot ({name}); snapshots exist for: {known}")
-    return json.loads(path.read_text(encoding="utf-8"))
+    return path.read_text(encoding="utf-8")
+
+
+@lru_cache(maxsize=None)
+def _snapshot(major: int) -> dict:
+    return json.loads(_snapshot_text(major))
+
+
+def _command_snapshot(major: int, command: str) -> dict | None:
+    """One command's part of the snapshot, parsed alone: a dry-run needs one command of seven, and
+    the whole file is ~5 ms of JSON. The file is gen_swift_flags.py's `indent=1` JSON, where a
+    command's object opens with `\n  "sft": {` and closes at the next line of two spaces and `}`;
+    None when the text is not laid out so (the caller parses it all: tests hold both equal)."""
+    text = _snapshot_text(major)
+    head = f'\n  "{command}": {{\n'
+    start = text.find(head)
+    if start < 0 or text.find('\n "commands": {\n') < 0:
+        return None
+    end = text.find("\n  }", start + len(head))
+    if end < 0:
+        return None
+    try:
+        return json.loads(text[start + len(head) - 2:end + 4])
+    except ValueError:
+        return None
 
 
 def available_majors() -> list[int]:
@@ -90,16 +114,21 @@ def available_majors() -> list[int]:
     return sorted(int(m.group(1)) for m in found if m)
 
 
+@lru_cache(maxsize=None)
 def snapshot_version(major: int) -> str:
     """The ms-swift version a snapshot was generated from, e.g. '4.6.0'."""
-    return _snapshot(major)["swift_version"]
+    found = re.search(r'^ "swift_version": ("[^"\\]*"),?$', _snapshot_text(major), re.M)
+    return json.loads(found.group(1)) if found else _snapshot(major)["swift_version"]
 
 
 @lru_cache(maxsize=None)
 def _flag_table(major: int, command: str) -> Mapping[str, FlagSpec]:
-    commands = _snapshot(major)["commands"]
-    if command not in commands:
-        raise ValueError(f"unknown ms-swift command {command!r}; expected one of {', '.join(sorted(commands))}")
+    data = _command_snapshot(major, command)
+    if data is None:
+        commands = _snapshot(major)["commands"]
+        if command not in commands:
+            raise ValueError(f"unknown ms-swift command {command!r}; expected one of {', '.join(sorted(commands))}")
+        data = commands[command]
     return MappingProxyType({
         name: FlagSpec(
             name=name,
@@ -110,7 +139,7 @@ def _flag_table(major: int, command: str) -> Mapping[str, FlagSpec]:
             options=tuple(raw["options"]),
             negative_options=tuple(raw.get("negative_options", ())),
         )
-        for name, raw in commands[command]["flags"].items()
+        for name, raw in data["flags"].items()
     })
 
 
