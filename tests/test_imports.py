@@ -91,7 +91,30 @@ def test_a_command_imports_no_other_commands_module(tmp_path):
     assert {"lorakit.cli.app", "lorakit.cli.train"} <= loaded
     assert not loaded & {"lorakit.cli.plan", "lorakit.cli.deploy", "lorakit.cli.infer", "lorakit.cli.import_cmd",
                          "lorakit.cli.rlhf", "lorakit.cli.checkpoints_cmd", "lorakit.cli.doctor", "lorakit.cli.runs_cmd",
-                         "lorakit.cli.presets_cmd", "lorakit.cli.eval_cmd"}, sorted(loaded)
+                         "lorakit.cli.presets_cmd", "lorakit.cli.eval_cmd", "lorakit.cli.export_cmd"}, sorted(loaded)
+
+
+LIGHT = r"""
+import json, sys
+from lorakit.cli.app import main
+try:
+    main(sys.argv[2:])
+except SystemExit:
+    pass
+json.dump(sorted(m for m in sys.modules if m.startswith("lorakit.")), open(sys.argv[1], "w"))
+"""
+
+
+def test_a_dry_run_leaves_out_what_only_some_jobs_need(tmp_path):
+    """Modules a plain preset's dry-run has no use for stay unimported (each costs start-up time):
+    the scheduler layouts (--on), the loss-scale table, the export checks."""
+    out = tmp_path / "mods.json"
+    subprocess.run([sys.executable, "-c", LIGHT, str(out), "train", "-p", "zero2", "--dry-run"],
+                   capture_output=True, text=True, timeout=120, cwd=tmp_path, check=True)
+    loaded = set(json.loads(out.read_text()))
+    assert "lorakit.checks.flags" in loaded  # the probe sees the checks that did run
+    assert not loaded & {"lorakit.injob", "lorakit.lossscales", "lorakit.checks.lossscale", "lorakit.checks.export",
+                         "lorakit.checks.resumed", "lorakit.checks.datasetinfo"}, sorted(loaded)
 
 
 def test_every_check_runs_for_the_commands_it_is_for():

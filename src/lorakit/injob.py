@@ -19,9 +19,7 @@ from typing import Callable, Mapping, Sequence
 from lorakit.errors import EnvironmentProblem, LorakitError
 from lorakit.values import as_int
 
-PLATFORMS = ("auto", "slurm", "kubeflow", "pytorchjob", "volcano", "dlc", "skypilot")
-NAMES = {"slurm": "SLURM", "kubeflow": "Kubeflow Trainer v2 (TrainJob)", "pytorchjob": "Kubeflow PyTorchJob (v1)",
-         "volcano": "Volcano (pytorch plugin)", "dlc": "Alibaba PAI-DLC", "skypilot": "SkyPilot"}
+from lorakit.platforms import NAMES, PLATFORMS  # noqa: F401  (re-exported: lorakit.injob.PLATFORMS)
 
 # SLURM gives no port: one derived from the job id keeps two jobs that share node 0 apart.
 # 15000-31999 stays below Linux's ephemeral range (32768-60999, ip_local_port_range), where a

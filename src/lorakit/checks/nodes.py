@@ -191,12 +191,12 @@ def check_port_here(job: Job, facts: Facts) -> list[Finding]:
 
 
 # SLURM's --time forms (sbatch(1)): minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS
-SLURM_TIME = re.compile(r"^(\d+|\d+:\d{1,2}|\d+:\d{1,2}:\d{1,2}|\d+-\d+|\d+-\d+:\d{1,2}|\d+-\d+:\d{1,2}:\d{1,2}|UNLIMITED|INFINITE)$")
+SLURM_TIME = r"^(\d+|\d+:\d{1,2}|\d+:\d{1,2}:\d{1,2}|\d+-\d+|\d+-\d+:\d{1,2}|\d+-\d+:\d{1,2}:\d{1,2}|UNLIMITED|INFINITE)$"  # compiled by re on first use (only a SLURM time limit needs it)
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")  # a Kubernetes namespace
 
 
 def _time_findings(job: Job, value) -> list[Finding]:
-    if isinstance(value, bool) or not isinstance(value, (int, str)) or not SLURM_TIME.match(str(value).strip()):
+    if isinstance(value, bool) or not isinstance(value, (int, str)) or not re.match(SLURM_TIME, str(value).strip()):
         return [about(job, ERROR, "nodes.time.invalid", "launch.time",
                       f"time {value!r} is not a SLURM time limit",
                       "write it as text: '30' (minutes), '2:00:00', '1-12:00:00' (days-hours:minutes:seconds)")]

@@ -9,7 +9,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from lorakit import injob, report
+from lorakit import report
+from lorakit.platforms import PLATFORMS
 from lorakit.cli import common as c
 from lorakit.cli.run import train_tail
 from lorakit.errors import LorakitError
@@ -57,7 +58,7 @@ ResumeOpt = Annotated[Optional[str], typer.Option(
          "auto) refuses when there is none, --resume if-any then starts fresh; --resume PATH searches "
          "a checkpoint, run dir or output dir (a dir named auto: ./auto).")]
 NodeRankOpt = Annotated[Optional[int], typer.Option("--node-rank", help="This node's rank, 0..nnodes-1 (-> NODE_RANK).")]
-OnOpt = Annotated[Optional[str], typer.Option("--on", help="Inside a scheduler's job: read its node layout (" + " | ".join(injob.PLATFORMS) + ").")]
+OnOpt = Annotated[Optional[str], typer.Option("--on", help="Inside a scheduler's job: read its node layout (" + " | ".join(PLATFORMS) + ").")]
 FormatOpt = Annotated[Optional[str], typer.Option("--format", help="With --dry-run: " + " | ".join(FORMATS) + " (default text).")]
 AllNodesOpt = Annotated[bool, typer.Option("--all-nodes", help="With --dry-run: print every node's command (text or json).")]
 LogOpt = Annotated[Optional[str], typer.Option("--log", metavar="FILE", help="Write ms-swift's output to FILE instead of the terminal (which keeps the progress bar, and on failure the last lines).")]
@@ -122,7 +123,11 @@ def train(
                            hint="lorakit presets list shows the built-in presets")
     else:
         opts = shared.options(preset, ctx.args)
-        extra = injob.cli_overrides(on) if on is not None else []
+        extra = []
+        if on is not None:
+            from lorakit import injob  # only inside a scheduler's job
+
+            extra = injob.cli_overrides(on)
         extra += [("launch.node_rank", node_rank, "--node-rank")] if node_rank is not None else []
         job = apply_fixups(c.job_from_options(opts, extra))
     if job.command != "sft":
