@@ -41,7 +41,7 @@ if os.environ.get("SWIFT_STUB_FULL"):  # tuner_type full: the model's weights, n
     from test_runs_hostile import full_checkpoint
     full_checkpoint(run, 2)
 elif not os.environ.get("SWIFT_STUB_NO_CKPT"):
-    checkpoint(run, 2)
+    checkpoint(run, 2, max_steps=2 if os.environ.get("SWIFT_STUB_DONE") else 10)
 if os.environ.get("SWIFT_STUB_WAIT"):
     Path(os.environ["SWIFT_STUB_WAIT"]).write_text("ready")
     signal.signal(signal.SIGTERM, lambda *a: sys.exit(143))
@@ -246,3 +246,20 @@ def test_a_failed_run_without_a_save_of_its_own_points_at_the_older_one(tmp_path
         f"lorakit: the newest complete checkpoint is {out / 'v0-20260101-120000' / 'checkpoint-2'} (step 2); "
         "resume with:",
         "  " + shlex.join(["lorakit", "train", "--from", second["record"], "--resume"])]
+
+
+def test_a_failure_after_the_last_step_points_at_the_finished_checkpoint(tmp_path, stub):
+    """torchrun ranks that saved the last step and then aborted at teardown (torch's 'terminate
+    called without an active exception'): the exit code stays swift's, and the advice is the merge,
+    not a resume that has nothing left to train."""
+    result = train(tmp_path, stub, SWIFT_STUB_EXIT="1", SWIFT_STUB_DONE="1")
+    assert result.returncode == 1
+    out = (tmp_path / "out").resolve()
+    ckpt = out / "v0-20260101-120000" / "checkpoint-2"
+    lines = result.stderr.splitlines()
+    assert lines[lines.index("lorakit: swift exited with code 1"):] == [
+        "lorakit: swift exited with code 1",
+        f"lorakit: run failed (exit code 1); recorded in {out / 'lorakit-runs.jsonl'}",
+        f"lorakit: the run had reached its last step (2) before swift exited with code 1: {ckpt} is its final, "
+        "complete checkpoint",
+        f"lorakit: next: lorakit merge --adapters {ckpt}"]

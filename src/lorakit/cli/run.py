@@ -205,6 +205,14 @@ class End:
         elif rc == 0:  # ms-swift exits 0 under save_strategy no, or when there was nothing to train
             where = run_dir if run_dir is not None else self.launch.output
             report.note(f"this run saved no complete checkpoint (none under {where}): nothing to merge or resume")
+        elif found is not None and found.checkpoint is not None and _finished(found.checkpoint.path, own):
+            # the ranks saved the last step, then one died on the way out (torch's "terminate called
+            # without an active exception" at a process group's teardown): nothing is left to resume
+            c = found.checkpoint
+            report.note(f"the run had reached its last step ({c.step}) before swift exited with code {rc}: "
+                        f"{c.path} is its final, complete checkpoint")
+            if not full:
+                report.note(f"next: lorakit merge --adapters {shlex.quote(str(c.path))}")
         elif found is not None and found.checkpoint is not None:
             c = found.checkpoint
             for path, why in found.skipped:
@@ -214,3 +222,21 @@ class End:
             again = ["lorakit", "rlhf", "--from", str(self.launch.record), "--resume", "auto"] \
                 if self.job.command == "rlhf" else ["lorakit", "train", "--from", str(self.launch.record), "--resume"]
             print("  " + shlex.join(again), file=sys.stderr)
+
+
+def _finished(path, own) -> bool:
+    """This run's own newest save is the last step it was to train (trainer_state.json global_step
+    == max_steps): a failure after it costs nothing but the exit code."""
+    import json
+
+    if own is None or str(own) != str(path):
+        return False
+    try:
+        with open(f"{path}/trainer_state.json", encoding="utf-8") as f:
+            state = json.load(f)
+    except (OSError, ValueError):
+        return False
+    if not isinstance(state, dict):
+        return False
+    step, total = state.get("global_step"), state.get("max_steps")
+    return isinstance(step, int) and isinstance(total, int) and total > 0 and step >= total
