@@ -70,31 +70,8 @@ def test_the_probe_would_see_a_heavy_import(tmp_path):
     assert "numpy" in json.loads(out.read_text())["heavy"]
 
 
-OTHERS = r"""
-import json, sys
-from lorakit.cli.app import main
-try:
-    main(sys.argv[2:])
-except SystemExit:
-    pass
-json.dump(sorted(m for m in sys.modules if m.startswith("lorakit.cli.")), open(sys.argv[1], "w"))
-"""
-
-
-def test_a_command_imports_no_other_commands_module(tmp_path):
-    """`lorakit train --dry-run` loads train's CLI module, not plan's, deploy's or import's: each
-    command's module (and what it imports) is loaded only when that command runs."""
-    out = tmp_path / "cli.json"
-    subprocess.run([sys.executable, "-c", OTHERS, str(out), "train", "-p", "zero2", "--dry-run"],
-                   capture_output=True, text=True, timeout=120, cwd=tmp_path, check=True)
-    loaded = set(json.loads(out.read_text()))
-    assert {"lorakit.cli.app", "lorakit.cli.train"} <= loaded
-    assert not loaded & {"lorakit.cli.plan", "lorakit.cli.deploy", "lorakit.cli.infer", "lorakit.cli.import_cmd",
-                         "lorakit.cli.rlhf", "lorakit.cli.checkpoints_cmd", "lorakit.cli.doctor", "lorakit.cli.runs_cmd",
-                         "lorakit.cli.presets_cmd", "lorakit.cli.eval_cmd", "lorakit.cli.export_cmd"}, sorted(loaded)
-
-
-LIGHT = r"""
+# Runs the real entry point, then lists every lorakit module it imported.
+LOADED = r"""
 import json, sys
 from lorakit.cli.app import main
 try:
@@ -105,13 +82,27 @@ json.dump(sorted(m for m in sys.modules if m.startswith("lorakit.")), open(sys.a
 """
 
 
+def _loaded(tmp_path, *args) -> set:
+    out = tmp_path / "loaded.json"
+    subprocess.run([sys.executable, "-c", LOADED, str(out), *args], capture_output=True, text=True, timeout=120,
+                   cwd=tmp_path, check=True)
+    return set(json.loads(out.read_text()))
+
+
+def test_a_command_imports_no_other_commands_module(tmp_path):
+    """`lorakit train --dry-run` loads train's CLI module, not plan's, deploy's or import's: each
+    command's module (and what it imports) is loaded only when that command runs."""
+    loaded = {m for m in _loaded(tmp_path, "train", "-p", "zero2", "--dry-run") if m.startswith("lorakit.cli.")}
+    assert {"lorakit.cli.app", "lorakit.cli.train"} <= loaded
+    assert not loaded & {"lorakit.cli.plan", "lorakit.cli.deploy", "lorakit.cli.infer", "lorakit.cli.import_cmd",
+                         "lorakit.cli.rlhf", "lorakit.cli.checkpoints_cmd", "lorakit.cli.doctor", "lorakit.cli.runs_cmd",
+                         "lorakit.cli.presets_cmd", "lorakit.cli.eval_cmd", "lorakit.cli.export_cmd"}, sorted(loaded)
+
+
 def test_a_dry_run_leaves_out_what_only_some_jobs_need(tmp_path):
     """Modules a plain preset's dry-run has no use for stay unimported (each costs start-up time):
     the scheduler layouts (--on), the loss-scale table, the export checks."""
-    out = tmp_path / "mods.json"
-    subprocess.run([sys.executable, "-c", LIGHT, str(out), "train", "-p", "zero2", "--dry-run"],
-                   capture_output=True, text=True, timeout=120, cwd=tmp_path, check=True)
-    loaded = set(json.loads(out.read_text()))
+    loaded = _loaded(tmp_path, "train", "-p", "zero2", "--dry-run")
     assert "lorakit.checks.flags" in loaded  # the probe sees the checks that did run
     assert not loaded & {"lorakit.injob", "lorakit.lossscales", "lorakit.checks.lossscale", "lorakit.checks.export",
                          "lorakit.checks.resumed", "lorakit.checks.datasetinfo"}, sorted(loaded)
