@@ -56,8 +56,8 @@ def _ckpt(job: Job) -> tuple[str | None, dict]:
         try:
             with open(os.path.join(folder, "args.json"), encoding="utf-8") as f:
                 recorded = json.load(f)
-        except FileNotFoundError:
-            continue
+        except (FileNotFoundError, NotADirectoryError):
+            continue  # os.path.exists(.../args.json) is False: not the checkpoint dir
         except (OSError, ValueError):
             return folder, {}
         return folder, recorded if isinstance(recorded, dict) else {}
