@@ -78,6 +78,22 @@ def swift_source(relative: str) -> list[str]:
     return (Path(spec.origin).parent / relative).read_text(encoding="utf-8").splitlines()
 
 
+# The wheel cache the table generators (scripts/gen_swift_*.py) download ms-swift's releases into.
+WHEELS = os.environ.get("LORAKIT_SWIFT_WHEELS") or str(Path.home() / ".cache" / "lorakit" / "swift-wheels")
+
+
+def regenerate_pinned(script: str) -> None:
+    """Rebuild a generated table from exactly the versions it lists (--pinned --check): it must come
+    out as committed. A skip only when pip reaches no index (the generators' exit 3)."""
+    import subprocess
+
+    done = subprocess.run([sys.executable, str(REPO / "scripts" / script), "--pinned", "--check", "--cache", WHEELS],
+                          capture_output=True, text=True, timeout=900, cwd=REPO)
+    if done.returncode == 3:
+        pytest.skip(f"no package index: {done.stderr.strip().splitlines()[-1]}")
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
 def run_cli(args: list[str], *, env: dict[str, str] | None = None) -> CliResult:
     """Run lorakit's real entry point (errors mapped to exit codes) in-process."""
     from lorakit.cli.app import main

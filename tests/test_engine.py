@@ -101,7 +101,6 @@ def test_the_installed_3x_maps_pooling_tasks_to_vllm_tasks():
 @pytest.mark.network
 def test_the_release_that_brought_pooling_tasks_to_vllm():
     """3.8.3 (the last before 3.9) has no seq_cls in its vLLM engine; 3.9.0 has; embedding from 3.7.0."""
-    import os
     import sys
     import zipfile
     from pathlib import Path
@@ -109,7 +108,9 @@ def test_the_release_that_brought_pooling_tasks_to_vllm():
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
     import gen_swift_history as history
 
-    cache = Path(os.environ.get("LORAKIT_SWIFT_WHEELS") or Path.home() / ".cache" / "lorakit" / "swift-wheels")
+    from conftest import WHEELS
+
+    cache = Path(WHEELS)
     seen = {}
     for version in ("3.6.4", "3.7.0", "3.8.3", "3.9.0"):
         try:

@@ -56,10 +56,10 @@ def title(job: Job) -> str:
     # merge`, any other `lorakit export`
     verb = {"sft": "train"}.get(job.command, job.command)
     if job.command == "export":
-        others = ("quant_method", "to_ollama", "to_cached_dataset", "to_mcore", "to_hf", "push_to_hub", "to_peft_format")
-        only_merge = str(job.args.get("merge_lora")).lower() == "true" and \
-            all(job.args.get(k) in (None, False, "false", "") for k in others)
-        verb = "merge" if only_merge else "export"
+        from lorakit.checks.export import ACTIONS  # SwiftExport.run's branches
+
+        others = [k for k in ACTIONS if k != "merge_lora" and job.args.get(k) not in (None, False, "false", "", "None")]
+        verb = "merge" if str(job.args.get("merge_lora")).lower() == "true" and not others else "export"
     # it goes into a `# ` comment, which ends at a newline: a preset file named 'a\necho x.yaml'
     # put a command of its own into the sbatch/sh script (and a line of YAML into a TrainJob)
     shown = job.preset if job.preset.isprintable() else ascii(job.preset)

@@ -12,11 +12,13 @@ from functools import lru_cache
 from pathlib import Path
 
 # 3.3.0.post1 and 3.3.0post1 (both PEP 440); 3.4.0.dev0 / 3.4.0rc1, a checkout on its way to 3.4.0,
-# is judged as 3.4.0: what it has of 3.4.0's flags is unknowable, and a doubt is not an error
-_PATCH = re.compile(r"^(\d+)\.(\d+)\.(\d+)(?:\.?(post|dev|rc)(\d+))?$")
+# is judged as 3.4.0: what it has of 3.4.0's flags is unknowable, and a doubt is not an error; a
+# local build (4.6.0+cu121) is its release
+_PATCH = re.compile(r"^(\d+)\.(\d+)\.(\d+)(?:\.?(post|dev|rc|a|b)(\d+))?(?:\+[0-9A-Za-z.]+)?$")
 
 
-def _key(version: str) -> tuple[int, ...] | None:
+def patch_key(version: str) -> tuple[int, ...] | None:
+    """'3.3.0.post1' -> (3, 3, 0, 1), comparable; None for what names no patch ('3.3', '3')."""
     found = _PATCH.match(version.strip())
     if not found:
         return None
@@ -34,12 +36,12 @@ def _table() -> dict:
 def first_patch(major: int, command: str, flag: str, version: str | None) -> str | None:
     """The patch that first has `flag` when the exact target `version` is an earlier patch of
     the same minor; None when the target has it, names no patch, or the flag is not listed."""
-    target = _key(version or "")
+    target = patch_key(version or "")
     if target is None:
         return None  # a major or a minor alone: the table is never read (the dry-run stays light)
     entry = _table().get(str(major), {}).get(command, {}).get(flag)
     if not entry:
         return None
-    first = _key(entry["first"])
+    first = patch_key(entry["first"])
     same_minor = ".".join(map(str, target[:2])) == entry["minor"]
     return entry["first"] if first is not None and same_minor and target < first else None

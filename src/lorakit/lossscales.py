@@ -11,25 +11,16 @@ grammars, by release: `key` (3.0-3.11, one registry key), `pair` (3.12-4.3.0, BA
 from __future__ import annotations
 
 import json
-import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
+# a dev/rc of a patch counts as that patch (what it has of it is unknowable: a doubt, not an error)
+from lorakit.flagpatches import patch_key as key
+
 DATA = Path(__file__).resolve().parent / "data" / "swift_loss_scales.json"
-_VERSION = re.compile(r"^(\d+)(?:\.(\d+))?(?:\.(\d+))?(?:\.?(post|dev|rc|a|b)(\d+))?(?:\+.*)?$")
 # the placeholder keys no user writes: 3.12's '-' (a base alone), 4.x's 'base'
 PLACEHOLDERS = ("-", "base")
-
-
-def key(version: str) -> tuple[int, ...] | None:
-    """'3.3.0.post1' -> (3, 3, 0, 1); a dev/rc of a patch counts as that patch (what it has of the
-    patch is unknowable, and a doubt is not an error)."""
-    found = _VERSION.match(version.strip())
-    if not found or found.group(2) is None or found.group(3) is None:
-        return None
-    major, minor, patch, kind, n = found.groups()
-    return int(major), int(minor), int(patch), int(n) if kind == "post" else 0
 
 
 @lru_cache(maxsize=None)
@@ -76,8 +67,7 @@ def release(major: int, version: str | None) -> Release | None:
         label = f"ms-swift {major}.{int(head[1])} ({pick})"
     else:
         label = f"ms-swift {major}.x ({pick})"
-    run = _run_of(pick)
-    return Release(pick, label, run["grammar"], tuple(run["bases"]), tuple(run["names"]), beyond)
+    return replace(_as_release(_run_of(pick)), version=pick, label=label, beyond=beyond)
 
 
 @dataclass(frozen=True)

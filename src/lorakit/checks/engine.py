@@ -15,6 +15,8 @@ error before, where vLLM loads it as a causal LM and fails at the head's weights
 
 from __future__ import annotations
 
+import os
+
 from lorakit.checks.facts import Facts
 from lorakit.findings import ERROR, WARNING, Finding, about
 from lorakit.job import Job
@@ -59,28 +61,15 @@ VLLM_TASK_FROM = {"embedding": (3, 7), "seq_cls": (3, 9), "reranker": (3, 9), "g
 
 
 def _task_type(job: Job) -> tuple[str | None, str]:
-    """task_type as given, else as the model's or the first adapter's args.json records it (the
-    one ms-swift reads, load_args_from_ckpt)."""
-    import json
-    import os
-
+    """task_type as given, else as the checkpoint ms-swift loads its arguments from records it."""
     given = job.args.get("task_type")
     if isinstance(given, str) and given:
         return given, job.source_of("args.task_type") or "--task_type"
-    adapters = job.args.get("adapters")
-    dirs = [adapters[0] if isinstance(adapters, list) and adapters else adapters, job.args.get("model")]
-    for folder in dirs:
-        if not isinstance(folder, str) or "=" in folder:
-            continue
-        path = os.path.join(folder, "args.json")
-        try:
-            with open(path, encoding="utf-8") as f:
-                recorded = json.load(f).get("task_type")
-        except (OSError, ValueError, AttributeError):
-            continue
-        if isinstance(recorded, str) and recorded:
-            return recorded, path
-    return None, ""
+    from lorakit.ckptargs import ckpt_args
+
+    folder, recorded = ckpt_args(job.args, job.command)
+    task = recorded.get("task_type")
+    return (task, os.path.join(folder, "args.json")) if isinstance(task, str) and task else (None, "")
 
 
 def check_vllm_task(job: Job, facts: Facts) -> list[Finding]:

@@ -13,7 +13,6 @@ awq before; bnb quantizes while transformers loads the model; to_mcore/to_hf nee
 
 from __future__ import annotations
 
-import json
 import os
 
 from lorakit.checks.facts import Facts
@@ -46,22 +45,10 @@ def _minor(job: Job) -> tuple[int, int]:
     return targeted(job.swift_major, job.swift_version)
 
 
-def _listed(value) -> list[str]:
-    return [v for v in (value if isinstance(value, list) else [value]) if isinstance(v, str) and v]
-
-
 def _ckpt(job: Job) -> tuple[str | None, dict]:
-    """get_ckpt_dir: the first of the adapters, then the model, that holds an args.json; and that file."""
-    for folder in _listed(job.args.get("adapters")) + _listed(job.args.get("model")):
-        try:
-            with open(os.path.join(folder, "args.json"), encoding="utf-8") as f:
-                recorded = json.load(f)
-        except (FileNotFoundError, NotADirectoryError):
-            continue  # os.path.exists(.../args.json) is False: not the checkpoint dir
-        except (OSError, ValueError):
-            return folder, {}
-        return folder, recorded if isinstance(recorded, dict) else {}
-    return None, {}
+    from lorakit.ckptargs import ckpt_args
+
+    return ckpt_args(job.args, job.command)
 
 
 def _quant(job: Job) -> tuple[str | None, object, str | None]:
@@ -83,12 +70,13 @@ def _quant(job: Job) -> tuple[str | None, object, str | None]:
     return carried, carried_bits, os.path.join(folder, "args.json")
 
 
-def _asked(job: Job) -> list[str]:
+def asked(job: Job) -> list[str]:
+    """The export actions the job asks ms-swift for, in SwiftExport.run's order."""
     return [k for k in ACTIONS if (_quant(job)[0] is not None if k == "quant_method" else _on(job, k))]
 
 
 def check_export_action(job: Job, facts: Facts) -> list[Finding]:
-    if job.command != "export" or _asked(job):
+    if job.command != "export" or asked(job):
         return []
     if job.args.get("quant_bits") not in (None, ""):
         return []  # a quantization without its method: checks/features.py says that, once
@@ -186,7 +174,7 @@ def _default_dir(job: Job, suffix: str) -> str | None:
 def check_export_output(job: Job, facts: Facts) -> list[Finding]:
     """ms-swift refuses an existing output_dir unless --exist_ok true (3.1+; 3.0 always). A merge
     alone is lorakit merge's to guard (it moves the old dir aside only after a good merge, --force)."""
-    if job.command != "export" or _on(job, "exist_ok") or _asked(job) in ([], ["merge_lora"]):
+    if job.command != "export" or _on(job, "exist_ok") or asked(job) in ([], ["merge_lora"]):
         return []
     given = job.args.get("output_dir")
     if isinstance(given, str) and not given.strip():

@@ -227,16 +227,12 @@ class End:
 def _finished(path, own) -> bool:
     """This run's own newest save is the last step it was to train (trainer_state.json global_step
     == max_steps): a failure after it costs nothing but the exit code."""
-    import json
+    from lorakit.trainlog import read_json
 
     if own is None or str(own) != str(path):
         return False
-    try:
-        with open(f"{path}/trainer_state.json", encoding="utf-8") as f:
-            state = json.load(f)
-    except (OSError, ValueError):
-        return False
-    if not isinstance(state, dict):
+    state = read_json(Path(path) / "trainer_state.json")
+    if state is None:
         return False
     step, total = state.get("global_step"), state.get("max_steps")
     return isinstance(step, int) and isinstance(total, int) and total > 0 and step >= total

@@ -1,0 +1,28 @@
+"""The checkpoint ms-swift reads its saved arguments from, and those arguments.
+
+BaseArguments._init_ckpt_dir takes get_ckpt_dir(model, adapters) (4.6.0 swift/model/utils.py:336):
+the first of the adapters, then the model, where `args.json` exists; load_args_from_ckpt then fills
+unset flags from it (task_type, quant_method, ...). deploy's adapters may be NAME=PATH
+(deploy_args.py _init_adapters splits them first).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from lorakit.values import listed
+
+
+def ckpt_args(args: dict, command: str) -> tuple[str | None, dict]:
+    """(get_ckpt_dir's folder or None, its args.json: {} when unreadable or not a mapping)."""
+    from lorakit.trainlog import read_json  # only for a job that names a local dir
+
+    adapters = listed(args.get("adapters"))
+    if command == "deploy":
+        adapters = [a.split("=", 1)[1] if "=" in a else a for a in adapters]
+    for folder in adapters + listed(args.get("model")):
+        path = os.path.join(folder, "args.json")
+        if os.path.exists(path):
+            return folder, read_json(Path(path)) or {}
+    return None, {}
