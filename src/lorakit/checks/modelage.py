@@ -98,17 +98,17 @@ def _before_patch(job: Job, arch: str, types: list[str]) -> list[str]:
     """Less the pairs a later patch of the target's minor brought, for a target named to a patch
     older than the snapshot's (3.12.1; an installed 3.6.0): the history is per minor (its last
     patch), and qwen3_vl_emb took Qwen3VLForConditionalGeneration only in 3.12.2."""
-    from lorakit.flagpatches import _key
+    from lorakit.flagpatches import patch_key
 
     version, snapshot = job.swift_version or "", (swift_models(job.swift_major) or {}).get("swift_version")
-    target = _key(version)
+    target = patch_key(version)
     if target is None or version == snapshot:
         return types  # a major or a minor alone, or the snapshot itself: exact already
     minor = f"{target[0]}.{target[1]}"
     later = _history().get("type_architecture_patches", {}).get(str(job.swift_major), {}).get(minor, {})
     keep = []
     for model_type in types:
-        first = _key((later.get(model_type) or {}).get(arch) or "")
+        first = patch_key((later.get(model_type) or {}).get(arch) or "")
         if first is None or target >= first:
             keep.append(model_type)
     return keep
