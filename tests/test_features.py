@@ -77,9 +77,13 @@ def test_streaming_needs_max_steps(overrides, expected):
 
 
 @pytest.mark.parametrize("overrides, expected", [
-    ({"quant_bits": 4}, [("warning", "args.quant_bits.no_method",
+    ({"quant_bits": 4}, [("error", "args.quant_bits.no_method",
       "quant_bits 4 without quant_method: ms-swift quantizes nothing (it reads quant_bits only with a method) and "
       "loads the model at full precision")]),
+    ({"quant_bits": 4, "model": "Qwen/Qwen2.5-7B-Instruct-GPTQ-Int4"}, [("warning", "args.quant_bits.no_method",
+      "quant_bits 4 without quant_method: ms-swift quantizes nothing (it reads quant_bits only with a method) and "
+      "loads the model at full precision, unless Qwen/Qwen2.5-7B-Instruct-GPTQ-Int4 is quantized already (its name "
+      "says so)")]),
     ({"quant_method": "bnb"}, [("error", "args.quant_bits.missing",
       'quant_method bnb without quant_bits: ms-swift refuses it while loading the model ("Please set the quant_bits")')]),
     ({"quant_method": "bnb", "quant_bits": 2}, [("error", "args.quant_bits.unsupported",
@@ -95,6 +99,33 @@ def test_streaming_needs_max_steps(overrides, expected):
 ])
 def test_quantization_needs_a_method_and_its_bits(overrides, expected):
     assert found(overrides) == expected
+
+
+def test_quant_bits_without_method_is_fine_where_a_method_comes_from_elsewhere(tmp_path, monkeypatch):
+    """load_args_from_ckpt fills an unset quant_method from the checkpoint's args.json (4.6.0
+    base_args.py load_keys); a model quantized already names its own (config quantization_config)."""
+    monkeypatch.chdir(tmp_path)
+    ckpt = tmp_path / "out" / "v0" / "checkpoint-5"
+    ckpt.mkdir(parents=True)
+    (ckpt / "adapter_config.json").write_text("{}")
+    (ckpt / "args.json").write_text(json.dumps({"quant_method": "bnb", "quant_bits": 4}))
+    assert found({"quant_bits": 4, "adapters": [str(ckpt)]}) == []
+    refused = found({"quant_bits": 4, "adapters": [str(ckpt)], "load_args": False})
+    assert [code for _, code, _ in refused] == ["args.quant_bits.no_method"]
+    # resume_only_model true makes the checkpoint the adapters first (sft_args.py:200-207); a full
+    # resume leaves it to the Trainer, which reads no args.json
+    assert found({"quant_bits": 4, "resume_from_checkpoint": str(ckpt), "resume_only_model": True}) == []
+    resumed = found({"quant_bits": 4, "resume_from_checkpoint": str(ckpt)})
+    assert [code for _, code, _ in resumed] == ["args.quant_bits.no_method"]
+    (ckpt / "args.json").write_text(json.dumps({"quant_method": None}))
+    assert [level for level, _, _ in found({"quant_bits": 4, "adapters": [str(ckpt)]})] == ["error"]
+    model = tmp_path / "Qwen2.5-0.5B-Instruct-GPTQ-Int4"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({"model_type": "qwen2", "architectures": ["Qwen2ForCausalLM"],
+                                                   "quantization_config": {"quant_method": "gptq", "bits": 4}}))
+    assert found({"quant_bits": 4, "model": str(model)}) == []
+    (model / "config.json").write_text(json.dumps({"model_type": "qwen2", "architectures": ["Qwen2ForCausalLM"]}))
+    assert [level for level, _, _ in found({"quant_bits": 4, "model": str(model)})] == ["error"]
 
 
 def test_a_dataset_info_mapping_is_refused_with_the_shape_ms_swift_reads(tmp_path, monkeypatch):

@@ -5,6 +5,9 @@ otherwise launch; most only after the model has loaded."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 from lorakit.checks.facts import Facts
 from lorakit.findings import ERROR, WARNING, Finding, about
 from lorakit.job import Job
@@ -77,6 +80,38 @@ BITS = {"bnb": {"4", "8"}, "quanto": {"2", "4", "8", "float8"}, "eetq": {"8"}}
 ALL_BITS = ("1", "2", "3", "4", "8", "float8")  # QuantizeArguments.quant_bits' Literal
 # a model that is already quantized names its method in its config: quant_method stays unset
 PREQUANTIZED = ("awq", "gptq", "gptq_v2")
+_PREQUANTIZED_NAME = re.compile(r"gptq|awq|int[48]|bnb|4bit|8bit|fp8|gguf", re.IGNORECASE)
+
+
+def _bits_without_method(job: Job, facts: Facts, bits, bits_text: str) -> list[Finding]:
+    """quant_bits with no quant_method: get_quantization_config returns None, so the "QLoRA" run
+    trains the unquantized model at full memory, without a word (ms-swift #3129). No one writes
+    quant_bits meaning "do not quantize": an error, unless a method comes from elsewhere: the
+    checkpoint's args.json (load_args_from_ckpt fills an unset quant_method) or a model that is
+    quantized already (its config's quantization_config; the flag is then moot)."""
+    from lorakit.ckptargs import ckpt_args
+
+    if as_bool(job.args.get("load_args")) is not False:
+        _, saved = ckpt_args(job.args, job.command)
+        if saved.get("quant_method") not in (None, ""):
+            return []
+    model = job.args.get("model")
+    found = facts.find_model(model) if isinstance(model, str) and model.strip() else None
+    if found is not None:
+        from lorakit.checks.requires import config_of
+
+        config = config_of(Path(found)) or {}
+        if isinstance(config.get("quantization_config"), dict):
+            return []
+    fix = (f"for QLoRA: quant_method: bnb with quant_bits {bits if bits_text in BITS['bnb'] else 4}; "
+           "or drop quant_bits")
+    what = (f"quant_bits {bits} without quant_method: ms-swift quantizes nothing (it reads quant_bits only "
+            "with a method) and loads the model at full precision")
+    if found is None and isinstance(model, str) and _PREQUANTIZED_NAME.search(model):
+        # a hub id named as a quantized checkpoint (…-GPTQ-Int4, …-AWQ): its own config quantizes it
+        return [about(job, WARNING, "args.quant_bits.no_method", "args.quant_bits",
+                      what + f", unless {model} is quantized already (its name says so)", fix)]
+    return [about(job, ERROR, "args.quant_bits.no_method", "args.quant_bits", what, fix)]
 
 
 def check_quantization(job: Job, facts: Facts) -> list[Finding]:
@@ -95,13 +130,7 @@ def check_quantization(job: Job, facts: Facts) -> list[Finding]:
                       "quantization method using `--quant_method awq/gptq/bnb`.\")",
                       f"add --quant_method awq (or gptq, bnb) with --quant_bits {bits}")]
     if method is None and bits is not None:
-        # get_quantization_config returns None for quant_method None: the "QLoRA" run trains
-        # the unquantized model at full memory, without a word (ms-swift #3129)
-        return [about(job, WARNING, "args.quant_bits.no_method", "args.quant_bits",
-                      f"quant_bits {bits} without quant_method: ms-swift quantizes nothing (it reads quant_bits "
-                      "only with a method) and loads the model at full precision",
-                      f"for QLoRA: quant_method: bnb with quant_bits {bits if bits_text in BITS['bnb'] else 4}; "
-                      "or drop quant_bits")]
+        return _bits_without_method(job, facts, bits, bits_text)
     if method is None or str(method) in PREQUANTIZED:
         return []
     method = str(method)
