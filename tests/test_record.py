@@ -362,6 +362,15 @@ def test_output_dir_defaults_like_ms_swift():
     job = build_job(layers.apply_overrides(presets.load("single"), [("args.output_dir", None, "t")]), {},
                     swift_major=4)
     assert record.output_dir(job) == Path("output/Qwen3-8B")
+    # a hub cache snapshot is named after its repo (get_model_name), not its commit hash
+    snapshot = "/root/.cache/huggingface/hub/models--Qwen--Qwen3-8B/snapshots/0a1b2c3d"
+    job = build_job(layers.apply_overrides(presets.load("single"), [("args.output_dir", None, "t"),
+                                                                    ("args.model", snapshot, "t")]), {}, swift_major=4)
+    assert record.output_dir(job) == Path("output/Qwen3-8B")
+    job = build_job(layers.apply_overrides(presets.load("single"), [("args.output_dir", None, "t"),
+                                                                    ("args.model", "/m/Qwen2___5-7B/", "t")]), {},
+                    swift_major=4)
+    assert record.output_dir(job) == Path("output/Qwen2.5-7B")
 
 
 def test_differences_ignore_flag_order_not_value_order():

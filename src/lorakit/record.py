@@ -43,11 +43,14 @@ def record_name(node_rank: Any) -> str:
 
 def output_dir(job: Job) -> Path:
     """Where ms-swift will write: output_dir, or its own default output/<model name>
-    (swift/arguments/sft_args.py: _init_output_dir; model_meta.get_model_name, simplified)."""
+    (4.6.0 swift/arguments/sft_args.py:401 _init_output_dir, with model_suffix = get_model_name:
+    a hub cache snapshot is named after its repo, not after its commit hash)."""
+    from lorakit.swiftregistry import model_name
+
     if job.args.get("output_dir") not in (None, ""):
         return Path(str(job.args["output_dir"]))
     model = str(job.args.get("model") or "").rstrip("/")
-    return Path("output") / (model.rsplit("/", 1)[-1].replace("___", ".") if model else "")
+    return Path("output") / (model_name(model, job.swift_major) if model else "")
 
 
 def _plain(value: Any) -> Any:
