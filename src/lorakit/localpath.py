@@ -35,6 +35,31 @@ def looks_local(text: str, cwd: Path | None = None) -> bool:
         return False
 
 
+NAME_MAX, PATH_MAX = 255, 4096  # bytes (linux/limits.h): past them every stat is ENAMETOOLONG
+
+
+def unusable(text: str) -> str | None:
+    """Why `text` can name no file at all (a NUL, a part over NAME_MAX bytes, the whole over
+    PATH_MAX, `~nouser`), or None: said before anything stats it, so no OSError escapes."""
+    if "\0" in text:
+        return "it holds a NUL byte"
+    if text.startswith("~"):
+        try:
+            expanded = os.path.expanduser(text)
+        except (RuntimeError, KeyError):
+            expanded = text
+        if expanded.startswith("~"):
+            return f"{text.split('/', 1)[0]} names no user here"
+        text = expanded
+    data = text.encode("utf-8", "surrogatepass")  # the bytes the kernel gets, near enough (never raises)
+    if len(data) >= PATH_MAX:
+        return f"it is {len(data)} bytes long, and a path holds at most {PATH_MAX - 1}"
+    longest = max(data.split(b"/"), key=len)
+    if len(longest) > NAME_MAX:
+        return f"one part of it is {len(longest)} bytes long, and a file name holds at most {NAME_MAX}"
+    return None
+
+
 def absolute(text: str, cwd: Path | None = None) -> str:
     """The path as ms-swift would open it from `cwd`, made absolute (~ expanded: lorakit passes
     argv to swift directly, so no shell expands it, and ms-swift never does)."""

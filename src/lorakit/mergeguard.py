@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Mapping, Optional
 
-from lorakit import checkpoints, report
+from lorakit import checkpoints, localpath, report
 from lorakit.errors import EnvironmentProblem, LorakitError
 from lorakit.halfwritten import safetensors_problem
 
@@ -25,8 +25,20 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # the ones launch.run 
 def output_for(checkpoint: Path, output_dir: str | None) -> Path:
     # ms-swift's own default for a merge is '<checkpoint>-merged' (export_args.py).
     if output_dir is None:
-        return checkpoint.parent / f"{checkpoint.name}-merged"
-    return Path(output_dir).expanduser().resolve()
+        target = checkpoint.parent / f"{checkpoint.name}-merged"
+    else:
+        why = localpath.unusable(output_dir)
+        if why is not None:
+            shown = output_dir if len(output_dir) <= 80 else output_dir[:77] + "..."
+            raise LorakitError(f"--output-dir {shown!r} is no path: {why}", hint=_NEW_DIR)
+        target = Path(output_dir).expanduser().resolve()
+    # the merge is written beside the target and swapped in (NAME.lorakit-tmp, NAME.lorakit-old)
+    longest = max(TMP_SUFFIX, OLD_SUFFIX, key=len)
+    if localpath.unusable(str(target) + longest) is not None:
+        raise LorakitError(f"output dir name {target.name[:60]!r}... is too long: lorakit writes the merge beside it "
+                           f"as NAME{TMP_SUFFIX} and swaps it in, and that name would pass the file system's "
+                           f"{localpath.NAME_MAX}-byte limit", hint=_NEW_DIR)
+    return target
 
 
 def refuse_exist_ok(args: Mapping[str, object]) -> None:

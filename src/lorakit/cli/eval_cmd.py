@@ -17,6 +17,7 @@ from lorakit.checks.facts import Facts
 from lorakit.cli import common as c
 from lorakit.cli.infer import AdaptersOpt, BackendOpt, DryOpt, FormatOpt, ModelOpt, PickOpt, finish, fragment, prepare
 from lorakit.errors import EnvironmentProblem, LorakitError
+from lorakit.values import listed
 
 EXAMPLES = """
 Examples:
@@ -59,7 +60,7 @@ def eval_(
     if not dry_run and not Facts().has_module("evalscope"):
         raise EnvironmentProblem("swift eval needs evalscope, which is not installed in this environment",
                                  hint="pip install 'evalscope[opencompass]' (or 'ms-swift[eval]')")
-    report.note("benchmarks: " + " ".join(str(d) for d in job.args.get("eval_dataset", [])))
+    report.note("benchmarks: " + " ".join(listed(job.args.get("eval_dataset"))))  # a bare flag: True
     return finish(job, dry=dry_run, fmt=fmt, strict=strict, grace=grace)
 
 
