@@ -41,9 +41,10 @@ def test_the_source_line_it_rests_on():
 
 
 VLLM_TASK = ("error[infer.vllm.task] args.infer_backend (--infer-backend): task_type {task} ({where}) with "
-             "infer_backend vllm: ms-swift's vLLM engine serves a {task} model only from ms-swift {since}; before, "
-             "vLLM loads it as a causal LM and stops at its head's weights (\"There is no module or parameter named "
-             "'score'\", ms-swift #4676)")
+             "infer_backend vllm: ms-swift's vLLM engine serves {task} models only from ms-swift {since}; before, "
+             "vLLM loads it as a causal LM{tail}")
+SCORE = " and stops at its head's weights (\"There is no module or parameter named 'score'\", ms-swift #4676)"
+TAILS = {"seq_cls": SCORE, "reranker": SCORE, "embedding": " (its engine has no embed task before then)"}
 
 
 @pytest.mark.parametrize("task,version,since", [("seq_cls", "3.8", "3.9"), ("reranker", "3.5.2", "3.9"),
@@ -59,7 +60,7 @@ def test_a_pooling_model_on_vllm_needs_the_release_that_serves_it(tmp_path, monk
         assert found == [], result.stderr
         return
     assert result.code == 2
-    assert found == [VLLM_TASK.format(task=task, where="-- extra flags", since=since)]
+    assert found == [VLLM_TASK.format(task=task, where="-- extra flags", since=since, tail=TAILS[task])]
     assert f"  hint: --infer_backend pt; or upgrade to ms-swift {since} or later (pip install 'ms-swift>={since}')" \
         in result.stderr.splitlines()
 
@@ -77,8 +78,14 @@ def test_the_task_type_a_trained_checkpoint_records_counts(tmp_path, monkeypatch
                                                  "num_labels": 1}))
     result = run_cli(["deploy", "--model", str(model), "--infer-backend", "vllm", "--swift-version", "3.5",
                       "--dry-run", "--", "--model_type", "qwen2_vl"])
-    assert VLLM_TASK.format(task="seq_cls", where=f"{model}/args.json", since="3.9") in result.stderr.splitlines(), \
-        result.stderr
+    expected = VLLM_TASK.format(task="seq_cls", where=f"{model}/args.json", since="3.9", tail=SCORE)
+    assert expected in result.stderr.splitlines(), result.stderr
+    # load_args_from_ckpt force-loads task_type over a given one; --load_args false reads no args.json
+    result = run_cli(["deploy", "--model", str(model), "--infer-backend", "vllm", "--swift-version", "3.5",
+                      "--dry-run", "--", "--model_type", "qwen2_vl", "--task_type", "causal_lm"])
+    assert expected in result.stderr.splitlines(), result.stderr
+    assert run_cli(["deploy", "--model", str(model), "--infer-backend", "vllm", "--swift-version", "3.5", "--dry-run",
+                    "--", "--model_type", "qwen2_vl", "--load_args", "false"]).stderr.count("infer.vllm.task") == 0
     assert run_cli(["deploy", "--model", str(model), "--infer-backend", "pt", "--swift-version", "3.5", "--dry-run",
                     "--", "--model_type", "qwen2_vl"]).stderr.count("infer.vllm.task") == 0
 

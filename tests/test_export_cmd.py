@@ -274,3 +274,65 @@ def test_a_tilde_output_dir_is_the_home_one(here, monkeypatch):
                       "--quant_bits", "4"])
     assert result.code == 2
     assert f"(\"FileExistsError: args.output_dir: `{here}/home/q` already exists.\")" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("method", ["awq", "gptq", "gptq_v2", "bnb"])
+def test_a_method_without_bits_is_refused_as_swift_export_refuses_it(here, method):
+    """ExportArguments.__post_init__ (4.6.0 export_args.py:129-130) asks before BaseArguments reads
+    a checkpoint's args.json, so a QLoRA checkpoint's recorded bits do not save it."""
+    expected = (f"error[args.quant_bits.missing] args.quant_method (-- extra flags): quant_method {method} without "
+                "quant_bits: swift export refuses it while parsing its arguments (\"Please specify `--quant_bits`.\")")
+    for source in (["--model", MODEL], ["--adapters", str(_qlora(here))]):
+        result = run_cli(["export", *source, "--dry-run", "--", "--quant_method", method, "--dataset", "d.jsonl",
+                          "--output_dir", f"out-{method}"])
+        assert result.code == 2
+        lines = result.stderr.splitlines()
+        assert expected in lines, result.stderr
+        assert lines[lines.index(expected) + 1] == f"  hint: add --quant_bits {'4' if method != 'bnb' else '4'}"
+
+
+def test_an_empty_quant_method_gets_one_error_the_flag_checks(here):
+    result = run_cli(["export", "--model", MODEL, "--dry-run", "--", "--quant_method", ""])
+    assert result.code == 2
+    assert "args.quant_bits.missing" not in result.stderr, result.stderr
+    assert "error[flags.value] args.quant_method" in result.stderr, result.stderr
+
+
+def test_only_the_first_export_action_runs_and_a_push_needs_its_repo(here):
+    """SwiftExport.run's if/elif chain (4.6.0 pipelines/export/export.py:30-50): --push_to_hub after
+    --quant_method is never done; a push that is reached with no hub_model_id fails its assert."""
+    result = run_cli(["export", "--model", MODEL, "--dry-run", "--", "--quant_method", "bnb", "--quant_bits", "4",
+                      "--push_to_hub", "true", "--hub_model_id", "me/x", "--output_dir", "o1"])
+    assert result.code == 0, result.stderr
+    assert result.stderr.splitlines()[:2] == [
+        "warning[export.action.skipped] args.push_to_hub (-- extra flags): --push_to_hub is not done: swift export "
+        "runs only the first of --quant_method, --to_ollama, --to_cached_dataset, --to_hf/--to_mcore, --push_to_hub "
+        "that is asked (here --quant_method)",
+        "  hint: export twice: first --quant_method, then the other with --model set to the first one's output dir"]
+    result = run_cli(["export", "--model", MODEL, "--dry-run", "--", "--push_to_hub", "true"])
+    assert result.code == 2
+    assert result.stderr.splitlines()[:2] == [
+        "error[export.push.hub_model_id] args.push_to_hub (-- extra flags): push_to_hub true with no hub_model_id: "
+        "ms-swift stops at \"Please enter a valid hub_model_id\" when it creates the repo",
+        "  hint: add --hub_model_id OWNER/NAME (and --hub_token, or MODELSCOPE_API_TOKEN / HF_TOKEN)"]
+    assert run_cli(["export", "--model", MODEL, "--dry-run", "--", "--push_to_hub", "true", "--hub_model_id",
+                    "me/x"]).code == 0
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_a_fifo_args_json_does_not_hang_a_dry_run(here):
+    """checks/pixels.py read the checkpoint's args.json with a plain open(): a FIFO blocked forever."""
+    import subprocess
+
+    base = here / "Qwen2.5-0.5B-Instruct"  # a local base: the pixel check then reads the checkpoint's args.json
+    base.mkdir()
+    (base / "config.json").write_text(json.dumps({"model_type": "qwen2", "architectures": ["Qwen2ForCausalLM"]}))
+    ckpt = make_adapter(here / "fifo")
+    config = json.loads((ckpt / "adapter_config.json").read_text())
+    (ckpt / "adapter_config.json").write_text(json.dumps({**config, "base_model_name_or_path": str(base)}))
+    os.mkfifo(ckpt / "args.json")
+    for argv in (["export", "--adapters", str(ckpt), "--dry-run", "--", "--quant_method", "bnb", "--quant_bits", "4"],
+                 ["infer", "--adapters", str(ckpt), "--dry-run"]):
+        done = subprocess.run([sys.executable, "-m", "lorakit", *argv], capture_output=True, text=True, timeout=60)
+        assert done.returncode in (0, 2), done.stderr
+        assert "Traceback" not in done.stderr

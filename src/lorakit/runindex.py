@@ -58,10 +58,9 @@ def run_dirs(output: Path) -> set[str]:
 def _differences(run_dir: Path, argv: list[str]) -> int:
     """How many of argv's one-value flags the run's args.json (ms-swift's save_args) holds
     otherwise; output_dir aside (ms-swift adds the vN to it)."""
-    try:
-        saved = json.loads((run_dir / "args.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):  # RecursionError: nested past Python's stack
-        saved = None
+    from lorakit.trainlog import read_json  # a FIFO args.json would block a plain read forever
+
+    saved = read_json(run_dir / "args.json")
     if not isinstance(saved, dict):
         return len(argv)  # nothing to tell by: last
     out = 0

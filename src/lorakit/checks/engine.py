@@ -20,6 +20,7 @@ import os
 from lorakit.checks.facts import Facts
 from lorakit.findings import ERROR, WARNING, Finding, about
 from lorakit.job import Job
+from lorakit.values import as_bool
 
 OWN = ("pt", "transformers")  # ms-swift's engine: 3.x calls it pt, 4.x transformers
 MODEL_KWARGS = ("device_map", "max_memory")
@@ -61,15 +62,20 @@ VLLM_TASK_FROM = {"embedding": (3, 7), "seq_cls": (3, 9), "reranker": (3, 9), "g
 
 
 def _task_type(job: Job) -> tuple[str | None, str]:
-    """task_type as given, else as the checkpoint ms-swift loads its arguments from records it."""
+    """task_type as the checkpoint ms-swift loads its arguments from records it, else as given:
+    load_args_from_ckpt force-loads task_type over a given one (4.6.0 base_args.py:290-294, 3.12.6
+    base_args.py:258-262, 3.6.4 the same) unless --load_args false reads no args.json at all."""
+    from lorakit.ckptargs import ckpt_args
+
+    if as_bool(job.args.get("load_args")) is not False:
+        folder, recorded = ckpt_args(job.args, job.command)
+        task = recorded.get("task_type")
+        if isinstance(task, str) and task:
+            return task, os.path.join(folder, "args.json")
     given = job.args.get("task_type")
     if isinstance(given, str) and given:
         return given, job.source_of("args.task_type") or "--task_type"
-    from lorakit.ckptargs import ckpt_args
-
-    folder, recorded = ckpt_args(job.args, job.command)
-    task = recorded.get("task_type")
-    return (task, os.path.join(folder, "args.json")) if isinstance(task, str) and task else (None, "")
+    return None, ""
 
 
 def check_vllm_task(job: Job, facts: Facts) -> list[Finding]:
@@ -85,9 +91,10 @@ def check_vllm_task(job: Job, facts: Facts) -> list[Finding]:
         return []
     since = ".".join(map(str, first))
     return [about(job, ERROR, "infer.vllm.task", "args.infer_backend",
-                  f"task_type {task} ({where}) with infer_backend vllm: ms-swift's vLLM engine serves a {task} model "
-                  f"only from ms-swift {since}; before, vLLM loads it as a causal LM and stops at its head's weights "
-                  "(\"There is no module or parameter named 'score'\", ms-swift #4676)",
+                  f"task_type {task} ({where}) with infer_backend vllm: ms-swift's vLLM engine serves {task} models "
+                  f"only from ms-swift {since}; before, vLLM loads it as a causal LM" + (
+                      " and stops at its head's weights (\"There is no module or parameter named 'score'\", ms-swift "
+                      "#4676)" if task != "embedding" else " (its engine has no embed task before then)"),
                   f"--infer_backend pt; or upgrade to ms-swift {since} or later (pip install 'ms-swift>={since}')")]
 
 

@@ -63,6 +63,8 @@ def _quant(job: Job) -> tuple[str | None, object, str | None]:
         return method, bits, None
     carried_bits = bits if bits not in (None, "") else recorded.get("quant_bits")  # each unset key is filled
     if method is not None:
+        # only fp8 gets this far without bits: ExportArguments.__post_init__ refuses any other
+        # method without them before the args.json is read (checks/features.py says so)
         return method, carried_bits, None
     carried = recorded.get("quant_method")
     if carried in (None, ""):
@@ -102,6 +104,36 @@ def check_export_carried_quant(job: Job, facts: Facts) -> list[Finding]:
                   f"instead of --{instead[0]}",
                   "merge first (lorakit merge --adapters CKPT), then export the merged dir as --model; or pass the "
                   "--quant_method you want")]
+
+
+# SwiftExport.run's if/elif chain after a merge: only the first of these that is asked runs
+BRANCHES = ("quant_method", "to_ollama", "to_cached_dataset", "to_hf", "to_mcore", "push_to_hub")
+
+
+def check_export_branches(job: Job, facts: Facts) -> list[Finding]:
+    """Two asked in one command: the later ones are silently not done (4.6.0 pipelines/export/
+    export.py:30-50; 3.12.6 llm/export/export.py), e.g. --quant_method with --push_to_hub pushes
+    nothing (ms-swift's docs push the quantized dir in a second export). A push that is reached
+    with no hub_model_id fails at its `assert repo_id is not None` (hub/hub.py:209)."""
+    if job.command != "export":
+        return []
+    method, _, source = _quant(job)
+    asked_now = [k for k in BRANCHES if (method is not None if k == "quant_method" else _on(job, k))]
+    out = []
+    if len(asked_now) > 1 and not (asked_now[0] == "quant_method" and source is not None):  # carried: said above
+        first, rest = asked_now[0], asked_now[1:]
+        shown = ", ".join(f"--{k}" for k in rest)
+        out.append(about(job, WARNING, "export.action.skipped", f"args.{rest[0]}",
+                         f"{shown} is not done: swift export runs only the first of --quant_method, --to_ollama, "
+                         f"--to_cached_dataset, --to_hf/--to_mcore, --push_to_hub that is asked (here --{first})",
+                         f"export twice: first --{first}, then the other with --model set to the first one's "
+                         "output dir"))
+    if asked_now[:1] == ["push_to_hub"] and job.args.get("hub_model_id") in (None, ""):
+        out.append(about(job, ERROR, "export.push.hub_model_id", "args.push_to_hub",
+                         "push_to_hub true with no hub_model_id: ms-swift stops at \"Please enter a valid "
+                         "hub_model_id\" when it creates the repo",
+                         "add --hub_model_id OWNER/NAME (and --hub_token, or MODELSCOPE_API_TOKEN / HF_TOKEN)"))
+    return out
 
 
 def check_export_quant(job: Job, facts: Facts) -> list[Finding]:
@@ -218,5 +250,5 @@ def check_export_packages(job: Job, facts: Facts) -> list[Finding]:
                   "(ms-swift's examples pin the versions its quantizers are tested with)")]
 
 
-CHECKS = [check_export_action, check_export_carried_quant, check_export_quant, check_export_output,
+CHECKS = [check_export_action, check_export_carried_quant, check_export_branches, check_export_quant, check_export_output,
           check_export_packages]

@@ -80,6 +80,8 @@ BITS = {"bnb": {"4", "8"}, "quanto": {"2", "4", "8", "float8"}, "eetq": {"8"}}
 ALL_BITS = ("1", "2", "3", "4", "8", "float8")  # QuantizeArguments.quant_bits' Literal
 # a model that is already quantized names its method in its config: quant_method stays unset
 PREQUANTIZED = ("awq", "gptq", "gptq_v2")
+# QuantizeArguments.quant_method's Literal (4.6.0 quant_args.py; export takes the same names)
+METHODS = ("bnb", "hqq", "eetq", "quanto", "fp8") + PREQUANTIZED
 _PREQUANTIZED_NAME = re.compile(r"gptq|awq|int[48]|bnb|4bit|8bit|fp8|gguf", re.IGNORECASE)
 
 
@@ -131,9 +133,18 @@ def check_quantization(job: Job, facts: Facts) -> list[Finding]:
                       f"add --quant_method awq (or gptq, bnb) with --quant_bits {bits}")]
     if method is None and bits is not None:
         return _bits_without_method(job, facts, bits, bits_text)
-    if method is None or str(method) in PREQUANTIZED:
-        return []
+    if method is None or str(method) not in METHODS:
+        return []  # '' or no method ms-swift has: the flag check names its choices
     method = str(method)
+    if method != "fp8" and bits is None and job.command == "export":
+        # ExportArguments.__post_init__ asks before BaseArguments loads the checkpoint's args.json,
+        # so a QLoRA checkpoint's recorded bits do not count (4.6.0 export_args.py:129-130, 144)
+        return [about(job, ERROR, "args.quant_bits.missing", "args.quant_method",
+                      f"quant_method {method} without quant_bits: swift export refuses it while parsing its "
+                      "arguments (\"Please specify `--quant_bits`.\")",
+                      f"add --quant_bits {sorted(BITS.get(method, {'4'}))[0]}")]
+    if method in PREQUANTIZED:
+        return []  # training or inference of a model that is quantized already: its config says how
     if method != "fp8" and bits is None:
         return [about(job, ERROR, "args.quant_bits.missing", "args.quant_method",
                       f"quant_method {method} without quant_bits: ms-swift refuses it while loading the model "

@@ -74,16 +74,17 @@ def kwargs_caps(value, names=CAPS) -> dict[str, str]:
 def _from_adapter(job: Job) -> tuple[str | None, str | None]:
     """(model_type, model) an adapter checkpoint's args.json names: what `swift infer --adapters`
     loads when no --model is given."""
-    import json
     import os
+    from pathlib import Path
+
+    from lorakit.trainlog import read_json  # is_file first: a FIFO args.json would block the read forever
 
     value = job.args.get("adapters")
     for item in value if isinstance(value, list) else ([value] if value else []):
         path = os.path.join(str(item).split("=", 1)[-1], "args.json")  # name=path: a named adapter
         try:
-            with open(path, encoding="utf-8") as handle:
-                data = json.loads(handle.read(1 << 20))
-        except (OSError, ValueError, UnicodeDecodeError, RecursionError):
+            data = read_json(Path(path))
+        except (OSError, ValueError):  # a path no filesystem takes: no args.json
             continue
         if isinstance(data, dict):
             model_type, model = data.get("model_type"), data.get("model")
