@@ -11,6 +11,7 @@ import pytest
 
 from conftest import run_cli, swift_source
 from lorakit import overrides as layers, presets
+from lorakit.presets import builtin_dir
 from lorakit.checks import run_checks
 from lorakit.checks.facts import Facts
 from lorakit.fixups import apply_fixups
@@ -109,16 +110,21 @@ def test_quant_bits_without_method_is_fine_where_a_method_comes_from_elsewhere(t
     ckpt.mkdir(parents=True)
     (ckpt / "adapter_config.json").write_text("{}")
     (ckpt / "args.json").write_text(json.dumps({"quant_method": "bnb", "quant_bits": 4}))
-    assert found({"quant_bits": 4, "adapters": [str(ckpt)]}) == []
-    refused = found({"quant_bits": 4, "adapters": [str(ckpt)], "load_args": False})
+    # training reads a checkpoint's args.json only with load_args true (TrainArguments' default is
+    # False: 4.6.0 sft_args.py:175); infer reads it by default (BaseArguments: True)
+    assert found({"quant_bits": 4, "adapters": [str(ckpt)], "load_args": True}) == []
+    refused = found({"quant_bits": 4, "adapters": [str(ckpt)]})
     assert [code for _, code, _ in refused] == ["args.quant_bits.no_method"]
+    assert found({"quant_bits": 4, "adapters": [str(ckpt)]}, preset=str(builtin_dir() / "fragments" / "infer.yaml")) == []
     # resume_only_model true makes the checkpoint the adapters first (sft_args.py:200-207); a full
     # resume leaves it to the Trainer, which reads no args.json
-    assert found({"quant_bits": 4, "resume_from_checkpoint": str(ckpt), "resume_only_model": True}) == []
-    resumed = found({"quant_bits": 4, "resume_from_checkpoint": str(ckpt)})
+    assert found({"quant_bits": 4, "resume_from_checkpoint": str(ckpt), "resume_only_model": True,
+                  "load_args": True}) == []
+    resumed = found({"quant_bits": 4, "resume_from_checkpoint": str(ckpt), "load_args": True})
     assert [code for _, code, _ in resumed] == ["args.quant_bits.no_method"]
     (ckpt / "args.json").write_text(json.dumps({"quant_method": None}))
-    assert [level for level, _, _ in found({"quant_bits": 4, "adapters": [str(ckpt)]})] == ["error"]
+    assert [level for level, _, _ in found({"quant_bits": 4, "adapters": [str(ckpt)], "load_args": True})] == \
+        ["error"]
     model = tmp_path / "Qwen2.5-0.5B-Instruct-GPTQ-Int4"
     model.mkdir()
     (model / "config.json").write_text(json.dumps({"model_type": "qwen2", "architectures": ["Qwen2ForCausalLM"],

@@ -118,6 +118,26 @@ def test_the_thread_is_refused_with_the_version_that_has_it(tmp_path):
      "last_round, all or NAME, each optionally BASE+NAME+NAME..., NAME one of agentflan, alpha_umi, hermes, "
      "ignore_empty_think, ignore_think_prefix, qwen, react",
      "  hint: pick one ms-swift 4.x (4.6.0) takes"),
+    ("4", "+hermes",
+     "error[flags.value] args.loss_scale (-- extra flags): loss_scale '+hermes' in ms-swift 4.x (4.6.0): an "
+     "empty name before '+'; ms-swift finds out after the model has loaded (KeyError: ''); it takes default, "
+     "last_round, all or NAME, each optionally BASE+NAME+NAME..., NAME one of agentflan, alpha_umi, hermes, "
+     "ignore_empty_think, ignore_think_prefix, qwen, react",
+     "  hint: pick one ms-swift 4.x (4.6.0) takes"),
+    # a name 3.5.2 brought and 3.12.0 renamed: the pin stops below 3.12 (pip's '<4' would install 3.12.x)
+    ("3.4", "last_round_with_ignore_empty_think",
+     "error[flags.too_new] args.loss_scale (-- extra flags): loss_scale 'last_round_with_ignore_empty_think' in "
+     "ms-swift 3.4 (3.4.1.post1): no loss scale by that name: it is from ms-swift 3.5.2; ms-swift finds out after "
+     "the model has loaded (KeyError: 'last_round_with_ignore_empty_think'); it takes agentflan, all, alpha_umi, "
+     "default, hermes, ignore_empty_think, last_round, qwen, react",
+     "  hint: upgrade to ms-swift 3.5.2 (up to 3.12.0, which no longer reads it: pip install "
+     "'ms-swift>=3.5.2,<3.12.0'); from 3.12.0 write 'last_round+ignore_empty_think'"),
+    # 3.12's '-' key is a table entry no user writes: never "from ms-swift 3.12.0"
+    ("3.3", "-",
+     "error[flags.value] args.loss_scale (-- extra flags): loss_scale '-' in ms-swift 3.3 (3.3.1): no loss scale "
+     "by that name in any ms-swift 3.x; ms-swift finds out after the model has loaded (KeyError: '-'); it takes "
+     "agentflan, all, alpha_umi, default, hermes, last_round, qwen, react",
+     "  hint: pick one ms-swift 3.3 (3.3.1) takes"),
 ])
 def test_each_kind_of_refusal_says_what_the_release_reads(tmp_path, target, value, line, hint):
     result = run_cli(["validate", "-p", "single", "--swift-version", target, "--", "--loss_scale", value])

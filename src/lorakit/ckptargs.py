@@ -16,10 +16,50 @@ from pathlib import Path
 from lorakit.values import as_bool, listed
 
 
+def loads_args(args: dict, command: str) -> bool:
+    """Does ms-swift read the checkpoint's args.json at all? load_args defaults to True, but to
+    False for training (4.6.0 sft_args.py:175, 3.12.6 train_args.py:222: TrainArguments)."""
+    given = as_bool(args.get("load_args"))
+    return given if given is not None else command not in ("sft", "pt", "rlhf")
+
+
 def ckpt_args(args: dict, command: str) -> tuple[str | None, dict]:
     """(get_ckpt_dir's folder or None, its args.json: {} when unreadable or not a mapping)."""
     from lorakit.trainlog import read_json  # only for a job that names a local dir
 
+    folder = ckpt_dir(args, command)
+    return (None, {}) if folder is None else (folder, read_json(Path(folder) / "args.json") or {})
+
+
+def unreadable(args: dict, command: str) -> tuple[str, str] | None:
+    """(args.json's path, why load_args_from_ckpt cannot read it), or None: it asserts the file
+    exists, json.load()s it and walks old_args.items() (4.6.0 base_args.py:285-333, 3.x the same),
+    all while parsing the arguments: a directory, a pipe, junk or a JSON list stop the run there
+    (a pipe blocks it)."""
+    import json
+
+    folder = ckpt_dir(args, command)
+    if folder is None:
+        return None
+    path = os.path.join(folder, "args.json")
+    if os.path.isdir(path):
+        return path, "is a directory"
+    if not os.path.isfile(path):
+        return path, "is not a regular file (a pipe: ms-swift's read would wait forever)"
+    try:
+        with open(path, "rb") as handle:
+            data = json.loads(handle.read(64 << 20))
+    except OSError as exc:
+        return path, f"cannot be read ({exc.strerror})"
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        return path, "is no JSON ms-swift can load (json.load fails)"
+    if not isinstance(data, dict):
+        return path, f"holds a JSON {type(data).__name__}, not the object of arguments ms-swift saves"
+    return None
+
+
+def ckpt_dir(args: dict, command: str) -> str | None:
+    """get_ckpt_dir's folder: the first adapter, then the model, that holds an args.json."""
     adapters, models = listed(args.get("adapters")), listed(args.get("model"))
     if command == "deploy":
         adapters = [a.split("=", 1)[1] if "=" in a else a for a in adapters]
@@ -29,7 +69,6 @@ def ckpt_args(args: dict, command: str) -> tuple[str | None, dict]:
         full = str(args.get("tuner_type") or args.get("train_type") or "lora") == "full"
         models, adapters = ([resumed], adapters) if full else (models, [resumed])
     for folder in adapters + models:
-        path = os.path.join(folder, "args.json")
-        if os.path.exists(path):
-            return folder, read_json(Path(path)) or {}
-    return None, {}
+        if os.path.exists(os.path.join(folder, "args.json")):
+            return folder
+    return None

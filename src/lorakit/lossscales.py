@@ -119,6 +119,21 @@ def where(major: int, value: str, at: Release) -> tuple[str | None, str | None]:
     return later, earlier
 
 
+def stops_at(major: int, value: str, since: str) -> str | None:
+    """The first release after `since` that no longer reads the value (an upgrade pin's upper
+    bound: `>=3.5.2,<3.12.0` for a name 3.12 renamed), or None when every later one reads it."""
+    reading = False
+    for run in _runs(major):
+        if key(run["last"]) < key(since):
+            continue
+        if problems(value, _as_release(run)):
+            if reading:
+                return run["first"]
+        else:
+            reading = True
+    return None
+
+
 def takes(at: Release) -> str:
     names = [n for n in at.names if n not in PLACEHOLDERS]
     if at.grammar == "key":

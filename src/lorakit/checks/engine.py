@@ -20,7 +20,6 @@ import os
 from lorakit.checks.facts import Facts
 from lorakit.findings import ERROR, WARNING, Finding, about
 from lorakit.job import Job
-from lorakit.values import as_bool
 
 OWN = ("pt", "transformers")  # ms-swift's engine: 3.x calls it pt, 4.x transformers
 MODEL_KWARGS = ("device_map", "max_memory")
@@ -65,9 +64,9 @@ def _task_type(job: Job) -> tuple[str | None, str]:
     """task_type as the checkpoint ms-swift loads its arguments from records it, else as given:
     load_args_from_ckpt force-loads task_type over a given one (4.6.0 base_args.py:290-294, 3.12.6
     base_args.py:258-262, 3.6.4 the same) unless --load_args false reads no args.json at all."""
-    from lorakit.ckptargs import ckpt_args
+    from lorakit.ckptargs import ckpt_args, loads_args
 
-    if as_bool(job.args.get("load_args")) is not False:
+    if loads_args(job.args, job.command):
         folder, recorded = ckpt_args(job.args, job.command)
         task = recorded.get("task_type")
         if isinstance(task, str) and task:

@@ -89,11 +89,11 @@ def _bits_without_method(job: Job, facts: Facts, bits, bits_text: str) -> list[F
     """quant_bits with no quant_method: get_quantization_config returns None, so the "QLoRA" run
     trains the unquantized model at full memory, without a word (ms-swift #3129). No one writes
     quant_bits meaning "do not quantize": an error, unless a method comes from elsewhere: the
-    checkpoint's args.json (load_args_from_ckpt fills an unset quant_method) or a model that is
-    quantized already (its config's quantization_config; the flag is then moot)."""
-    from lorakit.ckptargs import ckpt_args
+    checkpoint's args.json (load_args_from_ckpt fills an unset quant_method; training reads it only
+    with load_args true) or a model that is quantized already (its config's quantization_config; the flag is then moot)."""
+    from lorakit.ckptargs import ckpt_args, loads_args
 
-    if as_bool(job.args.get("load_args")) is not False:
+    if loads_args(job.args, job.command):
         _, saved = ckpt_args(job.args, job.command)
         if saved.get("quant_method") not in (None, ""):
             return []

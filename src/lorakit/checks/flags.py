@@ -195,7 +195,8 @@ def check_flags(job: Job, facts: Facts) -> list[Finding]:
             # ms-swift json_repairs JSON that does not parse (swift/utils/utils.py json_parse_to_dict,
             # strict; strict=False keeps the text) and goes on: a likely mistake, not a refusal
             out.append(about(job, WARNING, "flags.value", f"args.{key}",
-                             problem + ": ms-swift guesses a repair (json_repair) and trains with whatever that gives",
+                             problem + ": ms-swift guesses a repair (json_repair) and "
+                             + ("trains" if job.command in ("sft", "pt", "rlhf") else "runs") + " with whatever that gives",
                              "check quotes and braces"))
         elif problem:
             out.append(about(job, ERROR, "flags.value", f"args.{key}", problem, _fix_hint(job, key, name)))

@@ -44,6 +44,8 @@ def check_loss_scale(job: Job, facts: Facts) -> list[Finding]:
     level = WARNING if plugins or at.beyond else ERROR
     problem = found[0]
     later, earlier = lossscales.where(job.swift_major, value, at)
+    if problem.part in lossscales.PLACEHOLDERS:
+        later = earlier = None  # 3.12's '-' key: a table entry no user writes, never a suggestion
     takes = f"it takes {lossscales.takes(at)}"
     part = "" if problem.part == value else f" ({problem.part!r})"
     if problem.why == "plus":
@@ -58,7 +60,7 @@ def check_loss_scale(job: Job, facts: Facts) -> list[Finding]:
     elif not value:
         what = "an empty value is no loss scale"
     elif not problem.part:
-        what = "an empty name after '+'"
+        what = "an empty name before '+'" if value.startswith("+") else "an empty name after '+'"
     elif problem.part in at.bases and not problem.alone:
         what = f"{problem.part!r} after '+': a base strategy only comes first, and names follow it"
     elif later:
@@ -76,7 +78,13 @@ def check_loss_scale(job: Job, facts: Facts) -> list[Finding]:
                f"({raised}); {takes}")
     if later:
         code = "flags.too_new"
-        hint = f"upgrade to ms-swift {later} or later (pip install 'ms-swift>={later},<{job.swift_major + 1}')"
+        stop = lossscales.stops_at(job.swift_major, value, later)
+        hint = (f"upgrade to ms-swift {later} or later (pip install 'ms-swift>={later},<{job.swift_major + 1}')"
+                if stop is None else
+                f"upgrade to ms-swift {later} (up to {stop}, which no longer reads it: "
+                f"pip install 'ms-swift>={later},<{stop}')")
+        if stop is not None and problem.part in REPLACED:
+            hint += f"; from {REPLACED[problem.part][1]} write {REPLACED[problem.part][0]!r}"
     elif problem.why == "name" and (earlier or problem.part in REPLACED):
         code = "flags.removed"
         hint = f"write {REPLACED[problem.part][0]!r}" if problem.part in REPLACED else f"pick one {at.label} takes"

@@ -107,4 +107,22 @@ def check_output_dir(job: Job, facts: Facts) -> list[Finding]:
                     "choose a directory you can write to, e.g. --output-dir output")]
 
 
-CHECKS = [check_input_paths, check_output_dir]
+def check_ckpt_args(job: Job, facts: Facts) -> list[Finding]:
+    """A checkpoint's args.json that load_args_from_ckpt cannot read stops ms-swift while it
+    parses its arguments (a pipe blocks it); only where it reads one (ckptargs.loads_args)."""
+    from lorakit import ckptargs
+
+    if not ckptargs.loads_args(job.args, job.command):
+        return []
+    found = ckptargs.unreadable(job.args, job.command)
+    if found is None:
+        return []
+    path, why = found
+    return [about(job, ERROR, "paths.ckpt_args.unreadable", "args.adapters" if job.args.get("adapters") else
+                  "args.model", f"{path} {why}: ms-swift reads the checkpoint's saved arguments from it "
+                  "(load_args_from_ckpt) and stops there, before the model loads",
+                  "restore the args.json ms-swift wrote with the checkpoint, or pass --load_args false (then give "
+                  "--model and the other arguments yourself)")]
+
+
+CHECKS = [check_input_paths, check_output_dir, check_ckpt_args]
