@@ -31,8 +31,8 @@ from hypothesis import strategies as st
 from conftest import run_cli
 from lorakit import swiftflags
 from test_property_never_traceback import (BASH, BROKEN_MODEL, DATA, HUGE_INT, LOCAL_MODEL, MAX_ARG_STRLEN,
-                                           RAW_ANY, SEEN_VARS, _placed, check_common,
-                                           parse_like_bash, raw_token, value_for, write_fixtures)
+                                           SEEN_VARS, _placed, as_tokens, check_common, parse_like_bash, value_for,
+                                           write_fixtures)
 
 # lorakit command -> (ms-swift subcommand it renders, the snapshot its flags come from)
 COMMANDS = {"export": ("export", "export"), "merge": ("export", "export"), "infer": ("infer", "infer"),
@@ -90,16 +90,8 @@ def extra_flags(draw, command: str, valid: bool) -> list[str]:
         value = draw(_flag_value(command, name, valid))
         if "\0" in value or (valid and (value == "null" or value.startswith(("\n", "[", "{", "|", ">")))):
             continue
-        token = raw_token(value).replace("\0", "")
         form = draw(st.sampled_from(["spaced", "spaced", "equals"] + ([] if valid else ["bare", "many"])))
-        if form == "equals":
-            tokens.append(f"--{name}={token}")
-        elif form == "bare":
-            tokens.append(f"--{name}")
-        elif form == "many":
-            tokens += [f"--{name}", token, raw_token(draw(st.sampled_from(RAW_ANY))).replace("\0", "")]
-        else:
-            tokens += [f"--{name}", token]
+        tokens += as_tokens(draw, name, value, form)
     return tokens
 
 

@@ -619,6 +619,18 @@ def raw_token(yaml_text: str) -> str:
     return yaml_text if not isinstance(value, str) else value
 
 
+def as_tokens(draw, key: str, value: str, form: str) -> list[str]:
+    """One flag after `--` as argv tokens: `--k v`, `--k=v`, a bare `--k`, or `--k v w`."""
+    token = raw_token(value).replace("\0", "")
+    if form == "equals":
+        return [f"--{key.lstrip('-')}={token}"]
+    if form == "bare":
+        return [f"--{key.lstrip('-')}"]
+    if form == "many":
+        return [f"--{key}", token, raw_token(draw(st.sampled_from(RAW_ANY))).replace("\0", "")]
+    return [f"--{key.lstrip('-')}", token]
+
+
 @st.composite
 def extra_flags(draw, valid: bool) -> list[str]:
     tokens: list[str] = []
@@ -630,16 +642,7 @@ def extra_flags(draw, valid: bool) -> list[str]:
         forms = ["spaced", "spaced", "equals"] + ([] if valid else ["bare", "many"])
         if spec is not None and spec.type == "bool" and spec.nargs == "?":
             forms.append("bare")
-        form = draw(st.sampled_from(forms))
-        token = raw_token(value).replace("\0", "")
-        if form == "equals":
-            tokens.append(f"--{key.lstrip('-')}={token}")
-        elif form == "bare":
-            tokens.append(f"--{key.lstrip('-')}")
-        elif form == "many":
-            tokens += [f"--{key}", token, raw_token(draw(st.sampled_from(RAW_ANY))).replace("\0", "")]
-        else:
-            tokens += [f"--{key.lstrip('-')}", token]
+        tokens += as_tokens(draw, key, value, draw(st.sampled_from(forms)))
     if not valid and draw(st.integers(0, 12)) == 0:
         tokens.insert(0, draw(st.sampled_from(["stray", "-x", "--", "--=x", "---x", "-- a"])))
     return tokens
