@@ -18,9 +18,11 @@ The property, for `lorakit COMMAND --dry-run`:
 from __future__ import annotations
 
 import json
+import os
 import struct
 import subprocess
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -242,22 +244,16 @@ def check_case(case: Case, folder: Path, paths: dict[str, str]) -> None:
                 assert syntax.returncode == 0, syntax.stderr.decode(errors="replace")
 
 
-class _cwd:
-    """Run in the case's own dir: ms-swift's default output dirs and relative paths land there."""
-
-    def __init__(self, folder: Path):
-        self.folder, self.saved = folder, None
-
-    def __enter__(self):
-        import os
-
-        self.saved = os.getcwd()
-        os.chdir(self.folder)
-
-    def __exit__(self, *exc):
-        import os
-
-        os.chdir(self.saved)
+@contextmanager
+def _cwd(folder: Path):
+    """Run in the case's own dir: ms-swift's default output dirs and relative paths land there
+    (contextlib.chdir is 3.11+; lorakit supports 3.10)."""
+    saved = os.getcwd()
+    os.chdir(folder)
+    try:
+        yield
+    finally:
+        os.chdir(saved)
 
 
 @settings(max_examples=200, deadline=None, derandomize=True, database=None, print_blob=True,

@@ -60,6 +60,11 @@ def unusable(text: str) -> str | None:
     return None
 
 
+def shown(text: str, limit: int = 80) -> str:
+    """The value quoted for a message, cut to `limit` characters (a 5000-byte path says nothing more)."""
+    return repr(text if len(text) <= limit else text[:limit - 3] + "...")
+
+
 def absolute(text: str, cwd: Path | None = None) -> str:
     """The path as ms-swift would open it from `cwd`, made absolute (~ expanded: lorakit passes
     argv to swift directly, so no shell expands it, and ms-swift never does)."""

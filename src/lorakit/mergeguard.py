@@ -29,8 +29,7 @@ def output_for(checkpoint: Path, output_dir: str | None) -> Path:
     else:
         why = localpath.unusable(output_dir)
         if why is not None:
-            shown = output_dir if len(output_dir) <= 80 else output_dir[:77] + "..."
-            raise LorakitError(f"--output-dir {shown!r} is no path: {why}", hint=_NEW_DIR)
+            raise LorakitError(f"--output-dir {localpath.shown(output_dir)} is no path: {why}", hint=_NEW_DIR)
         target = Path(output_dir).expanduser().resolve()
     # the merge is written beside the target and swapped in (NAME.lorakit-tmp, NAME.lorakit-old)
     longest = max(TMP_SUFFIX, OLD_SUFFIX, key=len)

@@ -85,12 +85,8 @@ def require_path(value: str, option: str) -> str:
                            hint=f"{_WHERE}; for the current directory pass . explicitly")
     why = localpath.unusable(value)
     if why is not None:
-        raise LorakitError(f"{option} {_shown(value)} is no path: {why}", hint=_WHERE)
+        raise LorakitError(f"{option} {localpath.shown(value)} is no path: {why}", hint=_WHERE)
     return value
-
-
-def _shown(value: str) -> str:
-    return repr(value if len(value) <= 80 else value[:77] + "...")
 
 
 def _none_complete(p: Path, runs: list[Run]) -> LorakitError:
@@ -134,7 +130,7 @@ def pick(path: Union[str, Path], how: str = "last") -> tuple[Checkpoint, str, li
         raise LorakitError(f"unknown --pick {how!r}", hint="use --pick last or --pick best")
     why = localpath.unusable(str(path))
     if why is not None:
-        raise LorakitError(f"{_shown(str(path))} is no path: {why}", hint=_WHERE)
+        raise LorakitError(f"{localpath.shown(str(path))} is no path: {why}", hint=_WHERE)
     p = Path(path).expanduser()
     if p.is_symlink() and not p.exists():
         raise LorakitError(f"{p} is a broken link (to {os.readlink(p)})", hint=_WHERE)

@@ -61,15 +61,14 @@ def resolve_base(model: Optional[str], source: str) -> Base:
     if not model:
         raise LorakitError(f"cannot tell which base model the adapter belongs to ({source})",
                            hint="pass it with --model PATH_OR_HUB_ID")
-    from lorakit.localpath import unusable
+    from lorakit.localpath import shown, unusable
 
     if not isinstance(model, str):  # an args.json written by hand: {"model": 5}
         raise LorakitError(f"{source} names the base model as {model!r}, which is no path and no hub id",
                            hint="pass the base model with --model PATH_OR_HUB_ID")
     why = unusable(model)
     if why is not None:
-        shown = model if len(model) <= 80 else model[:77] + "..."
-        raise LorakitError(f"base model {shown!r} (named by {source}) is no path and no hub id: {why}",
+        raise LorakitError(f"base model {shown(model)} (named by {source}) is no path and no hub id: {why}",
                            hint="pass the base model with --model PATH_OR_HUB_ID")
     path = Path(model).expanduser()
     if path.is_dir():

@@ -107,7 +107,7 @@ def check_export_carried_quant(job: Job, facts: Facts) -> list[Finding]:
 
 
 # SwiftExport.run's if/elif chain after a merge: only the first of these that is asked runs
-BRANCHES = ("quant_method", "to_ollama", "to_cached_dataset", "to_hf", "to_mcore", "push_to_hub")
+BRANCHES = ACTIONS[2:]
 
 
 def check_export_branches(job: Job, facts: Facts) -> list[Finding]:
@@ -117,8 +117,8 @@ def check_export_branches(job: Job, facts: Facts) -> list[Finding]:
     with no hub_model_id fails at its `assert repo_id is not None` (hub/hub.py:209)."""
     if job.command != "export":
         return []
-    method, _, source = _quant(job)
-    asked_now = [k for k in BRANCHES if (method is not None if k == "quant_method" else _on(job, k))]
+    source = _quant(job)[2]
+    asked_now = [k for k in asked(job) if k in BRANCHES]  # ACTIONS keeps run()'s order
     out = []
     if len(asked_now) > 1 and not (asked_now[0] == "quant_method" and source is not None):  # carried: said above
         first, rest = asked_now[0], asked_now[1:]
@@ -250,5 +250,5 @@ def check_export_packages(job: Job, facts: Facts) -> list[Finding]:
                   "(ms-swift's examples pin the versions its quantizers are tested with)")]
 
 
-CHECKS = [check_export_action, check_export_carried_quant, check_export_branches, check_export_quant, check_export_output,
-          check_export_packages]
+CHECKS = [check_export_action, check_export_carried_quant, check_export_branches, check_export_quant,
+          check_export_output, check_export_packages]

@@ -5,7 +5,6 @@ otherwise launch; most only after the model has loaded."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from lorakit.checks.facts import Facts
@@ -82,7 +81,7 @@ ALL_BITS = ("1", "2", "3", "4", "8", "float8")  # QuantizeArguments.quant_bits' 
 PREQUANTIZED = ("awq", "gptq", "gptq_v2")
 # QuantizeArguments.quant_method's Literal (4.6.0 quant_args.py; export takes the same names)
 METHODS = ("bnb", "hqq", "eetq", "quanto", "fp8") + PREQUANTIZED
-_PREQUANTIZED_NAME = re.compile(r"gptq|awq|int[48]|bnb|4bit|8bit|fp8|gguf", re.IGNORECASE)
+_PREQUANTIZED_NAME = r"gptq|awq|int[48]|bnb|4bit|8bit|fp8|gguf"  # a hub id that says it is quantized
 
 
 def _bits_without_method(job: Job, facts: Facts, bits, bits_text: str) -> list[Finding]:
@@ -90,7 +89,8 @@ def _bits_without_method(job: Job, facts: Facts, bits, bits_text: str) -> list[F
     trains the unquantized model at full memory, without a word (ms-swift #3129). No one writes
     quant_bits meaning "do not quantize": an error, unless a method comes from elsewhere: the
     checkpoint's args.json (load_args_from_ckpt fills an unset quant_method; training reads it only
-    with load_args true) or a model that is quantized already (its config's quantization_config; the flag is then moot)."""
+    with load_args true) or a model that is quantized already (its config's quantization_config;
+    the flag is then moot)."""
     from lorakit.ckptargs import ckpt_args, loads_args
 
     if loads_args(job.args, job.command):
@@ -109,7 +109,9 @@ def _bits_without_method(job: Job, facts: Facts, bits, bits_text: str) -> list[F
            "or drop quant_bits")
     what = (f"quant_bits {bits} without quant_method: ms-swift quantizes nothing (it reads quant_bits only "
             "with a method) and loads the model at full precision")
-    if found is None and isinstance(model, str) and _PREQUANTIZED_NAME.search(model):
+    import re
+
+    if found is None and isinstance(model, str) and re.search(_PREQUANTIZED_NAME, model, re.IGNORECASE):
         # a hub id named as a quantized checkpoint (…-GPTQ-Int4, …-AWQ): its own config quantizes it
         return [about(job, WARNING, "args.quant_bits.no_method", "args.quant_bits",
                       what + f", unless {model} is quantized already (its name says so)", fix)]

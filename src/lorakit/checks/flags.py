@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from lorakit import flaghistory, flagpatches, swiftflags
 from lorakit.checks.facts import Facts
+from lorakit.checks.features import TRAINS
 from lorakit.findings import ERROR, WARNING, Finding, about
 from lorakit.job import Job
 from lorakit.names import OLD_NAMES, spelled_for
@@ -196,7 +197,7 @@ def check_flags(job: Job, facts: Facts) -> list[Finding]:
             # strict; strict=False keeps the text) and goes on: a likely mistake, not a refusal
             out.append(about(job, WARNING, "flags.value", f"args.{key}",
                              problem + ": ms-swift guesses a repair (json_repair) and "
-                             + ("trains" if job.command in ("sft", "pt", "rlhf") else "runs") + " with whatever that gives",
+                             + ("trains" if job.command in TRAINS else "runs") + " with whatever that gives",
                              "check quotes and braces"))
         elif problem:
             out.append(about(job, ERROR, "flags.value", f"args.{key}", problem, _fix_hint(job, key, name)))
