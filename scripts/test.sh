@@ -24,8 +24,14 @@ install() {  # install VENV PACKAGES...
 if ! command -v slurmctld >/dev/null 2>&1 || ! command -v munged >/dev/null 2>&1; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
         export DEBIAN_FRONTEND=noninteractive
-        apt-get update -q >/dev/null
-        apt-get install -y -q slurm-wlm munge >/dev/null \
+        # another apt (a machine's own unattended upgrade, a second checkout's test run) may hold
+        # its lock for a while: wait for it rather than fail the whole run. DPkg::Lock::Timeout
+        # covers dpkg's lock only, not `update`'s lists lock, hence the loop
+        for _ in $(seq 60); do
+            apt_err=$(apt-get update -q 2>&1 >/dev/null) && break
+            case "$apt_err" in *"Could not get lock"*) sleep 10 ;; *) echo "$apt_err" >&2; break ;; esac
+        done
+        apt-get -o DPkg::Lock::Timeout=600 install -y -q slurm-wlm munge >/dev/null \
             || { echo "apt-get install slurm-wlm munge failed" >&2; exit 1; }
     else
         echo "NOTE: not root, or no apt-get: slurm-wlm and munge not installed;" \
