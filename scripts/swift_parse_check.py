@@ -59,7 +59,7 @@ def launcher_argv(argv: list[str]) -> list[str]:
 
 
 def _values(parser, namespace, argv: list[str]) -> dict:
-    named = set(argv)
+    named = set(argv) | {token.partition("=")[0] for token in argv if token.startswith("--")}  # --flag=value
     return {action.dest: getattr(namespace, action.dest, None) for action in parser._actions
             if named.intersection(action.option_strings)}
 

@@ -291,3 +291,19 @@ def test_a_run_record_the_disk_refuses(tmp_path, monkeypatch, number, hint, code
     assert not any(line.startswith("lorakit: running ") for line in lines)
     assert not (tmp_path / "ran.json").exists()  # ms-swift never started
     assert not (tmp_path / "out").exists()  # the folders made for the record are gone again
+
+
+# 3. A value that starts with '-' is rendered attached (`--system=-x`, render.attaches): ms-swift's
+# own parser takes it as the value, where `--system -x` would be an unknown option.
+@pytest.mark.parametrize("major", [4, 3])
+def test_ms_swift_parses_an_attached_dash_value_as_the_value(major):
+    values = ["-x", "--model=a b", "-h x", "--8"]
+    argvs = [dry_argv(["train", "-p", "single", "--swift-version", str(major), "--set", f"system={json.dumps(v)}"])
+             for v in values]
+    python = sys.executable if major == 4 else swift3_python()
+    cases = [argv[2:] for argv in argvs]
+    out = subprocess.run([python, str(PARSE), "sft", "--batch"], input=json.dumps(cases), capture_output=True,
+                         text=True, timeout=600, cwd=REPO / "scripts")
+    assert out.returncode == 0, out.stderr[-2000:]
+    answers = json.loads(out.stdout)
+    assert [(a["exit"], a["remaining"], a["values"]["system"]) for a in answers] == [(0, [], v) for v in values]

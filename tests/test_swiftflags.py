@@ -175,12 +175,7 @@ def test_prefix_matches(key, expected):
         ("learning_rate", -0.5, None),
         ("learning_rate", True, "learning_rate expects a number, got 'true'"),
         ("learning_rate", "abc", "learning_rate expects a number, got 'abc'"),
-        (
-            "learning_rate",
-            -1e-5,
-            "learning_rate: argparse reads the value '-1e-05' as an option because it starts with '-';"
-            " write it without an exponent",
-        ),
+        ("learning_rate", -1e-5, None),  # rendered --learning_rate=-1e-05 (render.attaches)
         ("gradient_checkpointing", True, None),
         ("gradient_checkpointing", "yes", None),
         ("gradient_checkpointing", "TRUE", None),
@@ -215,7 +210,12 @@ def test_prefix_matches(key, expected):
         ("model", {"a": 1}, None),  # one JSON item, as ms-swift's YAML loader writes any mapping
         ("lora_rank", {"a": 1}, "lora_rank expects an integer, not a mapping"),
         ("system", "- be brief", None),  # has a space: argparse keeps it as a value
-        ("system", "-x", "system: argparse reads the value '-x' as an option because it starts with '-'"),
+        ("system", "-x", None),  # the flag's one value: rendered --system=-x
+        ("target_modules", ["-x"], None),
+        ("target_modules", ["q_proj", "-x"], "target_modules: argparse reads the value '-x' as an option because it "
+                                             "starts with '-'"),
+        ("target_modules", ["q_proj", "-1e-5"], "target_modules: argparse reads the value '-1e-5' as an option "
+                                                "because it starts with '-'; write it without an exponent"),
         (
             "liger_kernel_config",
             {"rope": True},
@@ -448,6 +448,7 @@ PARSE_CASES = {
         (["--train_type", "lora"], (0, ["--train_type", "lora"])),
         (["--lazy", "true"], (2, "ambiguous option: --lazy could match --lazy_tokenize, --lazy-tokenize")),
         (["--learning_rate", "-1e-05"], (2, "argument --learning_rate/--learning-rate: expected one argument")),
+        (["--learning_rate=-1e-05", "--system=-x"], (0, [])),  # attached, as render.attaches writes them
         (["--lora_rank", "8.0"], (2, "argument --lora_rank/--lora-rank: invalid int value: '8.0'")),
     ],
     3: [
@@ -497,7 +498,8 @@ def test_snapshot_agrees_with_parse_cases():
     assert sf.resolve(V4, "lazy") == (None, "ambiguous")
     assert sf.resolve(V4, "lora_dr") == ("lora_dropout", "prefix")
     assert sf.resolve(V4, "lora_rnak") == (None, "unknown")
-    assert sf.check_value(V4["learning_rate"], -1e-5) is not None
+    assert sf.check_value(V4["learning_rate"], -1e-5) is None  # rendered attached
+    assert sf.check_value(V4["target_modules"], ["q_proj", "-1e-5"]) is not None
     assert sf.check_value(V4["lora_rank"], "8.0") is not None
     assert sf.check_value(sf.load_flags(3, "sft")["lora_alpha"], "32.0") is not None
 

@@ -7,6 +7,7 @@ runs exactly the argv and launch env that `lorakit train` runs.
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -60,13 +61,25 @@ def launch_env(job: Job) -> dict[str, str]:
     return env
 
 
+# argparse's own test for a negative number (`--quant_batch_size -1` is a value as written)
+_NEGATIVE_NUMBER = re.compile(r"^-\d+$|^-\d*\.\d+$")
+
+
+def attaches(items: list[str]) -> bool:
+    """Whether a flag's one value must be written `--flag=value`: argparse takes an argv item
+    that starts with '-' (`-x`, `-1e-5`) for an option, but never the part after a long
+    option's '='. A list's later items cannot be attached (swiftflags refuses those)."""
+    return len(items) == 1 and items[0].startswith("-") and items[0] != "-" \
+        and not _NEGATIVE_NUMBER.match(items[0])
+
+
 def render_args(job: Job) -> list[str]:
     argv: list[str] = []
     for key, value in job.args.items():
         if value is None or key in LORAKIT_ONLY_ARGS:
             continue  # null in a child preset removes the parent's flag
-        argv.append("--" + spelled_for(key, job.swift_major, job.command))
-        argv.extend(render_value(value))
+        flag, items = "--" + spelled_for(key, job.swift_major, job.command), render_value(value)
+        argv += [f"{flag}={items[0]}"] if attaches(items) else [flag, *items]
     return argv
 
 

@@ -253,11 +253,11 @@ def check_value(spec: FlagSpec, value: Any, flags: Mapping[str, FlagSpec] | None
         if not value and spec.nargs == "+":
             return f"{spec.name} needs at least one value"
         for item in value:
-            problem = _check_item(spec, item, in_list=True, flags=flags)
+            problem = _check_item(spec, item, in_list=True, flags=flags, alone=len(value) == 1)
             if problem:
                 return problem
         return None
-    return _check_item(spec, value, in_list=False, flags=flags)
+    return _check_item(spec, value, in_list=False, flags=flags, alone=True)
 
 
 # The short names other tools take (torch, DeepSpeed configs, LLaMA-Factory's `bf16: true`) for
@@ -265,7 +265,9 @@ def check_value(spec: FlagSpec, value: Any, flags: Mapping[str, FlagSpec] | None
 _CHOICE_ALIASES = {"bf16": "bfloat16", "fp16": "float16", "half": "float16", "fp32": "float32", "float": "float32"}
 
 
-def _check_item(spec: FlagSpec, value: Any, in_list: bool, flags=None) -> str | None:
+def _check_item(spec: FlagSpec, value: Any, in_list: bool, flags=None, alone: bool = False) -> str | None:
+    """`alone`: the flag's only value, which render.py attaches (`--system=-x`) when it starts
+    with '-', so argparse cannot read it as an option."""
     if in_list and isinstance(value, (list, tuple, dict)):
         return f"{spec.name}: list items must be single values, got {value!r}"
     if spec.type == "json":
@@ -282,7 +284,7 @@ def _check_item(spec: FlagSpec, value: Any, in_list: bool, flags=None) -> str | 
         return problem
     if spec.choices is not None and token not in spec.choices:
         return f"{spec.name}: {token!r} is not one of {', '.join(spec.choices)}{_nearest(spec, token)}"
-    if reads_as_option(token, flags):
+    if not alone and reads_as_option(token, flags):
         return (
             f"{spec.name}: argparse reads the value {token!r} as an option because it starts with '-'"
             f"{'; write it without an exponent' if _is_number(token) else ''}"
