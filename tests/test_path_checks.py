@@ -110,3 +110,17 @@ def test_a_missing_dataset_info_file_says_how_ms_swift_reads_it(tmp_path):
     lines = result.stderr.splitlines()
     i = next(n for n, l in enumerate(lines) if l.startswith("error[paths.custom_dataset_info.missing]"))
     assert lines[i + 1].endswith("; ms-swift would read a missing path as inline JSON and fail")
+
+
+@pytest.mark.parametrize("flags, refused", [
+    (["--to_hf", "true", "--mcore_model", "megatron-out"], True),  # a bare name: still a path there
+    (["--to_mcore", "--mcore_model", "megatron-out"], True),
+    (["--to_hf", "false", "--mcore_model", "megatron-out"], False),  # no conversion: not read as a path
+    (["--to_hf", "true", "--mcore_model", "models"], False),  # there
+    (["--mcore_model", "./megatron-out"], True),  # clearly a path, whatever reads it
+])
+def test_mcore_model_must_exist_where_export_converts(here, flags, refused):
+    result = run_cli(["export", "--dry-run", "--", *flags])
+    line = (f"error[paths.mcore_model.missing] args.mcore_model (-- extra flags): mcore_model "
+            f"{flags[-1]!r}: no such Megatron checkpoint ({here / 'megatron-out'})")
+    assert (line in _errors(result.stderr)) is refused, result.stderr

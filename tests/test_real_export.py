@@ -80,6 +80,22 @@ def test_quant_bits_without_a_method_is_ms_swifts_value_error_and_lorakits_first
         "export refuses it (\"Please specify the quantization method using `--quant_method awq/gptq/bnb`.\")")
 
 
+@pytest.mark.parametrize("convert", ["--to_hf", "--to_mcore"])
+def test_a_missing_mcore_model_is_ms_swifts_file_not_found_and_lorakits_error_first(tmp_path, convert):
+    # no model needed: ExportArguments.__post_init__ checks the path before anything loads
+    flags = [convert, "true", "--mcore_model", "./megatron-out"]
+    code, said = _swift(flags, tmp_path)
+    assert code != 0 and f"FileNotFoundError: path: '{tmp_path}/megatron-out'" in said, said[-3000:]
+    (tmp_path / "megatron_out").mkdir()
+    check = _lorakit(["export", "--dry-run", "--", *flags], tmp_path)
+    assert check.returncode == 2
+    assert check.stderr.splitlines()[:2] == [
+        "error[paths.mcore_model.missing] args.mcore_model (-- extra flags): mcore_model './megatron-out': no such "
+        f"Megatron checkpoint ({tmp_path}/megatron-out)",
+        f"  hint: did you mean './megatron_out'? paths are relative to the directory you launch from ({tmp_path}); "
+        "with --to_hf/--to_mcore ms-swift stops with FileNotFoundError when it is not there"]
+
+
 def _export_fragment():
     from lorakit.presets import builtin_dir
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from lorakit import localpath
+from lorakit import localpath, values
 from lorakit.checks.facts import Facts
 from lorakit.findings import ERROR, Finding, about
 from lorakit.job import Job
@@ -18,8 +18,18 @@ from lorakit.job import Job
 # flag -> what it names, for the message. A hub id is fine for model and adapters (ms-swift
 # downloads those), never for a checkpoint to resume from (transformers opens it as a dir).
 INPUT_PATHS = {"model": "model", "adapters": "adapter", "resume_from_checkpoint": "checkpoint",
-               "custom_dataset_info": "dataset info file", "cached_dataset": "cached dataset"}
+               "custom_dataset_info": "dataset info file", "cached_dataset": "cached dataset",
+               "mcore_model": "Megatron checkpoint", "mcore_adapter": "Megatron adapter",
+               "mcore_adapters": "Megatron adapter"}
 ALWAYS_LOCAL = ("resume_from_checkpoint", "cached_dataset")
+
+
+def _always_local(job: Job, key: str) -> bool:
+    """A path ms-swift never downloads: with --to_hf/--to_mcore, export_args.py makes mcore_model
+    `to_abspath(..., check_path_exist=True)`, which raises for a path that is not there."""
+    if key == "mcore_model":
+        return any(values.as_bool(job.args.get(k)) for k in ("to_hf", "to_mcore"))
+    return key in ALWAYS_LOCAL
 
 
 def _items(value) -> list[str]:
@@ -32,6 +42,8 @@ def _missing(job: Job, key: str, text: str) -> Finding:
     where = localpath.absolute(text)
     close = localpath.near_misses(text)
     why = ("transformers opens it as a directory" if key in ALWAYS_LOCAL
+           else "with --to_hf/--to_mcore ms-swift stops with FileNotFoundError when it is not there" if key == "mcore_model"
+              and _always_local(job, key)
            # json_parse_to_dict (swift/utils/utils.py) reads a path that is not there as JSON text
            else "ms-swift would read a missing path as inline JSON and fail" if key == "custom_dataset_info"
            else "ms-swift would take a missing path for a hub id and try to download it")
@@ -58,7 +70,7 @@ def check_input_paths(job: Job, facts: Facts) -> list[Finding]:
                              + (" (or lorakit train --resume)" if key == "resume_from_checkpoint" else "")))
     for key in INPUT_PATHS:
         for text in _items(job.args.get(key)):
-            local = key in ALWAYS_LOCAL or localpath.looks_local(text)
+            local = _always_local(job, key) or localpath.looks_local(text)
             if text.strip() and local and not localpath.exists(text):
                 out.append(_missing(job, key, text))
     return out
