@@ -529,6 +529,24 @@ def no_config(ckpt: Path) -> str:  # peft writes the weights first, then adapter
     return "no adapter_config.json (peft writes it after the weights: the save did not finish)"
 
 
+def config_is_a_pipe(ckpt: Path) -> str:  # no save leaves one: said as what it is, not as missing
+    (ckpt / "adapter_config.json").unlink()
+    os.mkfifo(ckpt / "adapter_config.json")
+    return "adapter_config.json is a named pipe, not a file (peft reads it as a JSON file)"
+
+
+def config_is_a_dir(ckpt: Path) -> str:
+    (ckpt / "adapter_config.json").unlink()
+    (ckpt / "adapter_config.json").mkdir()
+    return "adapter_config.json is a directory, not a file (peft reads it as a JSON file)"
+
+
+def config_links_to_nothing(ckpt: Path) -> str:
+    (ckpt / "adapter_config.json").unlink()
+    (ckpt / "adapter_config.json").symlink_to(ckpt / "gone.json")
+    return "adapter_config.json is a link to nothing, not a file (peft reads it as a JSON file)"
+
+
 def empty_bin(ckpt: Path) -> str:
     (ckpt / "adapter_model.safetensors").unlink()
     (ckpt / "adapter_model.bin").write_bytes(b"")
@@ -547,7 +565,8 @@ def cut_trainer_state(ckpt: Path) -> str:
 
 
 BREAKS = [only_config, cut_in_half, one_byte_short, one_byte_long, header_cut, header_garbage, too_short,
-          no_config, empty_bin, no_trainer_state, cut_trainer_state]
+          no_config, config_is_a_pipe, config_is_a_dir, config_links_to_nothing, empty_bin, no_trainer_state,
+          cut_trainer_state]
 
 
 @pytest.mark.parametrize("brk", BREAKS, ids=[b.__name__ for b in BREAKS])
@@ -567,7 +586,8 @@ def test_a_half_written_newer_checkpoint_is_skipped_and_said(tmp_path, brk):
     err = raised(run / "checkpoint-4")  # asked for by name: refused, not swapped for another
     assert err.message == (f"checkpoint-4 is not a complete adapter checkpoint ({(run / 'checkpoint-4').resolve()}): "
                            f"{why}")
-    assert err.hint == HALF_HINT + "; pass an earlier checkpoint-N"
+    assert err.hint == ("put the adapter_config.json the run saved there, or pass another checkpoint-N"
+                        if "not a file" in why else HALF_HINT + "; pass an earlier checkpoint-N")
 
 
 def test_whole_weights_count_in_either_format(tmp_path):

@@ -81,12 +81,36 @@ def _trainer_state_problem(ckpt: Path) -> Optional[str]:
     return None if isinstance(data, dict) else "trainer_state.json holds no JSON object"
 
 
+# What no save leaves: the problem is not a cut-short save (mergepick words its hint by this)
+NOT_A_FILE = "not a file"
+
+
+def _kind(path: Path) -> Optional[str]:
+    """What is at `path` when something is there but no regular file: a FIFO would block
+    peft's read forever, and calling it missing sends the user looking for a save that is there."""
+    import stat
+
+    if path.is_symlink() and not path.exists():
+        return "a link to nothing"
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return None
+    return ("a directory" if stat.S_ISDIR(mode) else "a named pipe" if stat.S_ISFIFO(mode)
+            else "a socket" if stat.S_ISSOCK(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+            else None)
+
+
 def checkpoint_problem(ckpt: Path, *, training: bool) -> Optional[str]:
     """Why `ckpt` is not a whole adapter checkpoint, or None. `training`: a Trainer's
     checkpoint-N, which must also hold a trainer_state.json that parses."""
     where = adapter_dir(ckpt)
     prefix = "default/" if where != ckpt else ""
-    if not (where / ADAPTER_CONFIG).is_file():
+    config = where / ADAPTER_CONFIG
+    if not config.is_file():
+        kind = _kind(config)
+        if kind:
+            return f"{prefix}{ADAPTER_CONFIG} is {kind}, {NOT_A_FILE} (peft reads it as a JSON file)"
         return f"no {prefix}{ADAPTER_CONFIG} (peft writes it after the weights: the save did not finish)"
     safetensors, bin_file = (where / w for w in ADAPTER_WEIGHTS)
     if safetensors.exists():

@@ -25,6 +25,7 @@ from lorakit.checkpoints import (
     subdirs,
 )
 from lorakit.errors import LorakitError
+from lorakit.halfwritten import ADAPTER_CONFIG, NOT_A_FILE
 
 _WHERE = "pass a checkpoint-N directory, a run directory (vN-YYYYMMDD-HHMMSS) or a training output_dir"
 
@@ -153,8 +154,10 @@ def pick(path: Union[str, Path], how: str = "last") -> tuple[Checkpoint, str, li
         shown = Path(os.path.abspath(p)).name
         via = f"{shown} links to {c.path.name}, which" if p.is_symlink() else shown
         if c.incomplete:
+            odd = NOT_A_FILE in c.incomplete
             raise LorakitError(f"{via} is not a complete adapter checkpoint ({c.path}): {c.incomplete}",
-                               hint=_HALF_HINT + "; pass an earlier checkpoint-N")
+                               hint=f"put the {ADAPTER_CONFIG} the run saved there, or pass another checkpoint-N"
+                               if odd else _HALF_HINT + "; pass an earlier checkpoint-N")
         return c, f"{via} is an adapter checkpoint (step {c.step})", []
     runs = newest_first(scan(p))
     run = next((r for r in runs if r.complete), None)
