@@ -165,9 +165,9 @@ def test_validate_json_reports_an_unloadable_preset_as_data(cli, tmp_path):
 
 def test_a_bare_name_that_is_a_file_here_says_to_write_it_as_a_path(tmp_path, monkeypatch, cli):
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "mine").write_text("extends: single\n")
-    result = cli(["train", "-p", "mine", "--dry-run"])
+    (tmp_path / "qq").write_text("extends: single\n")
+    result = cli(["train", "-p", "qq", "--dry-run"])
     assert (result.code, result.stderr) == (
-        2, "lorakit: error: --preset: unknown preset 'mine': a bare name is a built-in preset, and none is called so\n"
-           f"  hint: for the file 'mine' (it is there: {tmp_path / 'mine'}) write ./mine\n")
-    assert cli(["train", "-p", "./mine", "--dry-run"]).code == 0
+        2, "lorakit: error: --preset: unknown preset 'qq': a bare name is a built-in preset, and none is called so\n"
+           f"  hint: for the file 'qq' (it is there: {tmp_path / 'qq'}) write ./qq\n")
+    assert cli(["train", "-p", "./qq", "--dry-run"]).code == 0

@@ -117,7 +117,7 @@ def test_a_missing_dataset_info_file_says_how_ms_swift_reads_it(tmp_path):
     (["--to_mcore", "--mcore_model", "megatron-out"], True),
     (["--to_hf", "false", "--mcore_model", "megatron-out"], False),  # no conversion: not read as a path
     (["--to_hf", "true", "--mcore_model", "models"], False),  # there
-    (["--mcore_model", "./megatron-out"], True),  # clearly a path, whatever reads it
+    (["--mcore_model", "./megatron-out"], False),  # read only by a conversion (export_args.py)
 ])
 def test_mcore_model_must_exist_where_export_converts(here, flags, refused):
     result = run_cli(["export", "--dry-run", "--", *flags])

@@ -28,7 +28,7 @@ from lorakit.errors import LorakitError
 from lorakit.findings import Finding
 from lorakit.job import Job
 from lorakit.names import spelled_for
-from lorakit.render import LORAKIT_ONLY_ARGS, Command, render_value, shell_text
+from lorakit.render import LORAKIT_ONLY_ARGS, Command, attaches, render_value, shell_text
 from lorakit.values import as_int
 
 FORMATS = ("text", "sh", "sbatch", "swift-yaml", "json", "trainjob", "pytorchjob")
@@ -115,6 +115,17 @@ def _yaml_item(text: str) -> Any:
     return text
 
 
+def _not_attachable(key: str, items: list[str]) -> None:
+    """ms-swift's config readers turn `key: -x` back into `--key -x`, which argparse reads as an
+    option: only the command line can attach it (`--key=-x`, render.attaches)."""
+    if attaches(items):
+        raise LorakitError(
+            f"--format swift-yaml: {key} is {items[0]!r}, which ms-swift's config reader turns back into "
+            f"`--{key} {items[0]}`, and argparse then reads {items[0]!r} as an option",
+            hint="use --format sh (or text): the command line writes it attached, "
+                 f"--{key}={items[0]}")
+
+
 def swift_config(job: Job, command: Command) -> dict[str, Any]:
     """What swift/cli/main.py: parse_yaml_args reads back into this argv and env: a list turns
     into one argv item per element, a mapping into json.dumps, anything else into str()."""
@@ -125,6 +136,7 @@ def swift_config(job: Job, command: Command) -> dict[str, Any]:
         if value is None or key in LORAKIT_ONLY_ARGS:
             continue  # as render_args
         items = render_value(value)
+        _not_attachable(spelled_for(key, job.swift_major), items)
         if isinstance(value, dict):
             config[spelled_for(key, job.swift_major)] = value  # json.dumps either way
         elif isinstance(value, (list, tuple)):
@@ -175,6 +187,7 @@ def swift3_config(job: Job) -> dict[str, Any]:
         if value is None or key in LORAKIT_ONLY_ARGS:
             continue  # as render_args
         name = spelled_for(key, job.swift_major, job.command)
+        _not_attachable(name, render_value(value))
         items = [_omegaconf_text(name, item) for item in render_value(value)]
         config[name] = items if isinstance(value, (list, tuple)) else items[0]
     return config

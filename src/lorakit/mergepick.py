@@ -94,8 +94,9 @@ def _none_complete(p: Path, runs: list[Run]) -> LorakitError:
     root = p.resolve()
     lines = [f"\n  {c.path.relative_to(root) if root in c.path.parents else c.path}: {c.incomplete}"
              for run in reversed(runs) for c in run.checkpoints]
+    odd = all(NOT_A_FILE in (c.incomplete or "") for run in runs for c in run.checkpoints)
     return LorakitError(f"no complete adapter checkpoint under {p}; each one is incomplete:" + "".join(lines),
-                        hint=_HALF_HINT)
+                        hint=f"put the {ADAPTER_CONFIG} each run saved back in place" if odd else _HALF_HINT)
 
 
 # A hub repo id as ModelScope and Hugging Face spell one: Org/name (letters, digits, - _ .).

@@ -107,7 +107,8 @@ def locate(ref: str, *, base: Path | None = None, key: str = "--preset") -> Path
     if ref and _not_a_file(here) is None:
         # a bare name is always a built-in (so a new built-in can never change what a path means)
         raise LorakitError(f"{key}: unknown preset {ref!r}: a bare name is a built-in preset, and none is called so",
-                           hint=f"for the file {ref!r} (it is there: {here.resolve()}) write ./{ref}")
+                           hint=suggestion(ref, names) + f"for the file {ref!r} (it is there: {here.resolve()}) "
+                                f"write ./{ref}")
     hint = suggestion(ref, names) + "built-in presets: " + ", ".join(names)
     raise LorakitError(f"{key}: unknown preset {ref!r}", hint=hint)
 

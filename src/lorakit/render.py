@@ -68,9 +68,15 @@ _NEGATIVE_NUMBER = re.compile(r"^-\d+$|^-\d*\.\d+$")
 def attaches(items: list[str]) -> bool:
     """Whether a flag's one value must be written `--flag=value`: argparse takes an argv item
     that starts with '-' (`-x`, `-1e-5`) for an option, but never the part after a long
-    option's '='. A list's later items cannot be attached (swiftflags refuses those)."""
-    return len(items) == 1 and items[0].startswith("-") and items[0] != "-" \
+    option's '='. Not '--': argparse drops it from an attached value too (`--system=--` is []).
+    A list's later items cannot be attached (swiftflags refuses those)."""
+    return len(items) == 1 and items[0].startswith("-") and items[0] not in ("-", "--") \
         and not _NEGATIVE_NUMBER.match(items[0])
+
+
+def flag_items(flag: str, items: list[str]) -> list[str]:
+    """A flag and its value items as argv: attached where `attaches` says so."""
+    return [f"{flag}={items[0]}"] if attaches(items) else [flag, *items]
 
 
 def render_args(job: Job) -> list[str]:
@@ -78,8 +84,7 @@ def render_args(job: Job) -> list[str]:
     for key, value in job.args.items():
         if value is None or key in LORAKIT_ONLY_ARGS:
             continue  # null in a child preset removes the parent's flag
-        flag, items = "--" + spelled_for(key, job.swift_major, job.command), render_value(value)
-        argv += [f"{flag}={items[0]}"] if attaches(items) else [flag, *items]
+        argv += flag_items("--" + spelled_for(key, job.swift_major, job.command), render_value(value))
     return argv
 
 

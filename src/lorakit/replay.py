@@ -195,7 +195,8 @@ def _by_flag(argv: list[str]) -> dict[str, list[tuple[str, ...]]]:
         if item.startswith("--"):
             if flag is not None:
                 out.setdefault(flag, []).append(tuple(values))
-            flag, values = item, []
+            flag, eq, value = item.partition("=")  # an attached `--system=-x` (render.attaches)
+            values = [value] if eq and flag != "--" else []
         else:
             values.append(item)
     return out

@@ -64,9 +64,11 @@ def _differences(run_dir: Path, argv: list[str]) -> int:
     if not isinstance(saved, dict):
         return len(argv)  # nothing to tell by: last
     out = 0
-    for i, word in enumerate(argv[:-1]):
-        value, key = argv[i + 1], word[2:].split("=", 1)[0]
-        if not word.startswith("--") or "=" in word or value.startswith("--") or key == "output_dir":
+    for i, word in enumerate(argv):
+        key, eq, value = word[2:].partition("=")  # an attached `--system=-x` (render.attaches)
+        if not eq:
+            value = argv[i + 1] if i + 1 < len(argv) else "--"
+        if not word.startswith("--") or value.startswith("--") and not eq or key == "output_dir":
             continue
         if key in saved and not isinstance(saved[key], (list, dict)) and str(saved[key]) != value:
             try:

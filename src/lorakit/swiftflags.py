@@ -265,6 +265,12 @@ def check_value(spec: FlagSpec, value: Any, flags: Mapping[str, FlagSpec] | None
 _CHOICE_ALIASES = {"bf16": "bfloat16", "fp16": "float16", "half": "float16", "fp32": "float32", "float": "float32"}
 
 
+def _attached(token: str) -> bool:
+    from lorakit.render import attaches
+
+    return attaches([token])
+
+
 def _check_item(spec: FlagSpec, value: Any, in_list: bool, flags=None, alone: bool = False) -> str | None:
     """`alone`: the flag's only value, which render.py attaches (`--system=-x`) when it starts
     with '-', so argparse cannot read it as an option."""
@@ -284,7 +290,7 @@ def _check_item(spec: FlagSpec, value: Any, in_list: bool, flags=None, alone: bo
         return problem
     if spec.choices is not None and token not in spec.choices:
         return f"{spec.name}: {token!r} is not one of {', '.join(spec.choices)}{_nearest(spec, token)}"
-    if not alone and reads_as_option(token, flags):
+    if not (alone and _attached(token)) and reads_as_option(token, flags):
         return (
             f"{spec.name}: argparse reads the value {token!r} as an option because it starts with '-'"
             f"{'; write it without an exponent' if _is_number(token) else ''}"

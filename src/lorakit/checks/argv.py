@@ -47,11 +47,13 @@ def check_argv_limits(job: Job, facts: Facts) -> list[Finding]:
     out: list[Finding] = []
     key = None
     for item in command.argv:
+        attached = item.startswith("--") and "=" in item
         if item.startswith("--"):
-            key = item[2:]
+            key = item[2:].partition("=")[0]
         if _size(item) > MAX_ARG_STRLEN:
             name = key or "argv"
-            shown = f"{name} is" if item.startswith("--") or key is None else f"a value of --{name} is"
+            shown = (f"--{name}=… is" if attached else f"{name} is" if item.startswith("--") or key is None
+                     else f"a value of --{name} is")
             out.append(about(job, ERROR, "argv.item_too_long", f"args.{name}",
                                f"{shown} {_size(item) - 1:,} bytes: one command-line item may hold at most "
                                f"{MAX_ARG_STRLEN - 1:,} (the kernel's MAX_ARG_STRLEN)",

@@ -19,8 +19,7 @@ from lorakit.job import Job
 # downloads those), never for a checkpoint to resume from (transformers opens it as a dir).
 INPUT_PATHS = {"model": "model", "adapters": "adapter", "resume_from_checkpoint": "checkpoint",
                "custom_dataset_info": "dataset info file", "cached_dataset": "cached dataset",
-               "mcore_model": "Megatron checkpoint", "mcore_adapter": "Megatron adapter",
-               "mcore_adapters": "Megatron adapter"}
+               "mcore_model": "Megatron checkpoint"}
 ALWAYS_LOCAL = ("resume_from_checkpoint", "cached_dataset")
 
 
@@ -70,7 +69,8 @@ def check_input_paths(job: Job, facts: Facts) -> list[Finding]:
                              + (" (or lorakit train --resume)" if key == "resume_from_checkpoint" else "")))
     for key in INPUT_PATHS:
         for text in _items(job.args.get(key)):
-            local = _always_local(job, key) or localpath.looks_local(text)
+            # mcore_model: read only by --to_hf/--to_mcore, and then always as a path
+            local = _always_local(job, key) or key != "mcore_model" and localpath.looks_local(text)
             if text.strip() and local and not localpath.exists(text):
                 out.append(_missing(job, key, text))
     return out

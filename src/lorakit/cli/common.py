@@ -156,9 +156,18 @@ def _command_line(opts: JobOptions) -> list[tuple[str, Any, str, str]]:
     ]
     out += [(key, value, who, " ".join(f"{who} {_shown(v)}" for v in (value if isinstance(value, list) else [value])))
             for key, value, who in typed if value is not None]
-    out += [(f"args.{normalise_arg_key(k)}", v, "-- extra flags", f"-- --{k}" + ("" if v is True else f" {_shown(v)}"))
+    out += [(f"args.{normalise_arg_key(k)}", v, "-- extra flags", f"-- --{k}" + _written_value(v))
             for k, v in parse_extra(opts.extra)]
     return out
+
+
+def _written_value(value: Any) -> str:
+    """A `--` flag's value as the user can paste it back: attached where render attaches it."""
+    from lorakit.render import attaches
+
+    if value is True:
+        return ""
+    return f"={_shown(value)}" if isinstance(value, str) and attaches([value]) else f" {_shown(value)}"
 
 
 def overrides(opts: JobOptions) -> list[tuple[str, Any, str]]:
