@@ -532,7 +532,7 @@ def no_config(ckpt: Path) -> str:  # peft writes the weights first, then adapter
 def config_is_a_pipe(ckpt: Path) -> str:  # no save leaves one: said as what it is, not as missing
     (ckpt / "adapter_config.json").unlink()
     os.mkfifo(ckpt / "adapter_config.json")
-    return "adapter_config.json is a named pipe, not a file (peft reads it as a JSON file)"
+    return "adapter_config.json is a FIFO (named pipe), not a file (peft reads it as a JSON file)"
 
 
 def config_is_a_dir(ckpt: Path) -> str:

@@ -117,7 +117,7 @@ def _yaml_item(text: str) -> Any:
 
 def _not_attachable(key: str, items: list[str]) -> None:
     """ms-swift's config readers turn `key: -x` back into `--key -x`, which argparse reads as an
-    option: only the command line can attach it (`--key=-x`, render.attaches)."""
+    option: only the command line can attach it (`--key=-x`, render.flag_items)."""
     if attaches(items):
         raise LorakitError(
             f"--format swift-yaml: {key} is {items[0]!r}, which ms-swift's config reader turns back into "

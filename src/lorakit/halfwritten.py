@@ -86,19 +86,16 @@ NOT_A_FILE = "not a file"
 
 
 def _kind(path: Path) -> Optional[str]:
-    """What is at `path` when something is there but no regular file: a FIFO would block
-    peft's read forever, and calling it missing sends the user looking for a save that is there."""
-    import stat
+    """What is at `path` when something is there but no regular file (None: nothing is): calling
+    it missing sends the user looking for a save that is there."""
+    from lorakit.localpath import special_kind
 
     if path.is_symlink() and not path.exists():
         return "a link to nothing"
     try:
-        mode = path.stat().st_mode
+        return special_kind(path.stat().st_mode)
     except OSError:
         return None
-    return ("a directory" if stat.S_ISDIR(mode) else "a named pipe" if stat.S_ISFIFO(mode)
-            else "a socket" if stat.S_ISSOCK(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
-            else None)
 
 
 def checkpoint_problem(ckpt: Path, *, training: bool) -> Optional[str]:

@@ -60,12 +60,6 @@ def import_call(call: SwiftCall, *, major: int, name: str, extends: tuple[str, A
     return Imported(preset, notes + more, call)
 
 
-def attaches(values: list[str]) -> bool:
-    from lorakit.render import attaches as attached
-
-    return attached(values)
-
-
 def read_flags(call: SwiftCall, flags, major: int, name: str) -> tuple[dict[str, Any], list[Finding]]:
     out: dict[str, Any] = {}
     notes: list[Finding] = []
@@ -97,7 +91,7 @@ def read_flags(call: SwiftCall, flags, major: int, name: str) -> tuple[dict[str,
         notes += said
         # `--system -x`: argparse stops at -x ("expected one argument"); lorakit attaches a flag's
         # one value (a list's later item is refused by the flag checks, said once there)
-        if len(values) == 1 and attaches(values) and swiftflags.reads_as_option(values[0], flags):
+        if swiftflags.attaches(values) and swiftflags.reads_as_option(values[0], flags):
             notes.append(Finding(WARNING, "import.value.dash",
                                  f"line {line}: {option} {values[0]}: ms-swift's argparse reads {values[0]!r} as an "
                                  f"option, so the script fails as written; lorakit renders it {option}={values[0]}",

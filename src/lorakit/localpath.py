@@ -18,6 +18,16 @@ DATA_SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".txt", ".parquet", ".arrow"
 PATH_PREFIXES = ("/", "./", "../", "~")
 
 
+def special_kind(mode: int) -> str | None:
+    """What a stat mode is, in words, when it is no regular file ('a directory', 'a FIFO (named
+    pipe)', ...); None for a regular file. Said before any read: a FIFO would block it forever."""
+    import stat
+
+    kinds = ((stat.S_ISREG, None), (stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+    return next((what for test, what in kinds if test(mode)), "no regular file")
+
+
 def looks_local(text: str, cwd: Path | None = None) -> bool:
     """Clearly a path: absolute, ./ ../ ~, a data-file suffix, or its first segment is an
     existing directory here (`data/trian.jsonl` with data/ present). `Org/name` hub ids are not."""

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from lorakit import envvars, yamlload
+from lorakit import envvars, localpath, yamlload
 from lorakit.errors import LorakitError
 from lorakit.names import normalise_arg_key, version_spelling
 from lorakit.spellout import respelled, spell_out
@@ -68,7 +68,6 @@ def _not_a_file(path: Path) -> str | None:
     """None for a regular file (through symlinks); else what the path is, in words. Checked
     before reading: a FIFO would block the read, a directory or a device is never a preset."""
     import errno
-    import stat
 
     try:
         mode = os.stat(path).st_mode
@@ -80,12 +79,9 @@ def _not_a_file(path: Path) -> str | None:
         if exc.errno in (errno.ENOENT, errno.ENOTDIR):
             return "does not exist" if not os.path.islink(path) else "is a broken symlink"
         return f"cannot be read: {exc.strerror}"
-    kinds = ((stat.S_ISREG, None), (stat.S_ISDIR, "is a directory, not a YAML file"),
-             (stat.S_ISFIFO, "is a FIFO (named pipe), not a YAML file"),
-             (stat.S_ISCHR, "is a character device, not a YAML file"),
-             (stat.S_ISBLK, "is a block device, not a YAML file"),
-             (stat.S_ISSOCK, "is a socket, not a YAML file"))
-    return next((what for test, what in kinds if test(mode)), "is not a regular file")
+    kind = localpath.special_kind(mode)
+    return None if kind is None else "is not a regular file" if kind == "no regular file" \
+        else f"is {kind}, not a YAML file"
 
 
 def locate(ref: str, *, base: Path | None = None, key: str = "--preset") -> Path:

@@ -7,7 +7,6 @@ runs exactly the argv and launch env that `lorakit train` runs.
 from __future__ import annotations
 
 import json
-import re
 import shlex
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -15,6 +14,7 @@ from typing import Any, Mapping
 from lorakit import envvars
 from lorakit.job import Job
 from lorakit.names import spelled_for
+from lorakit.swiftflags import attaches
 from lorakit.values import as_int
 
 # lorakit's own keys: they shape the job but are never ms-swift flags.
@@ -59,19 +59,6 @@ def launch_env(job: Job) -> dict[str, str]:
             value = as_int(value)  # NNODES 2.0 is two nodes to the checks; ms-swift does int("2.0")
         env[launch.device_var if name == "gpus" else var] = str(value)
     return env
-
-
-# argparse's own test for a negative number (`--quant_batch_size -1` is a value as written)
-_NEGATIVE_NUMBER = re.compile(r"^-\d+$|^-\d*\.\d+$")
-
-
-def attaches(items: list[str]) -> bool:
-    """Whether a flag's one value must be written `--flag=value`: argparse takes an argv item
-    that starts with '-' (`-x`, `-1e-5`) for an option, but never the part after a long
-    option's '='. Not '--': argparse drops it from an attached value too (`--system=--` is []).
-    A list's later items cannot be attached (swiftflags refuses those)."""
-    return len(items) == 1 and items[0].startswith("-") and items[0] not in ("-", "--") \
-        and not _NEGATIVE_NUMBER.match(items[0])
 
 
 def flag_items(flag: str, items: list[str]) -> list[str]:

@@ -195,7 +195,7 @@ def _by_flag(argv: list[str]) -> dict[str, list[tuple[str, ...]]]:
         if item.startswith("--"):
             if flag is not None:
                 out.setdefault(flag, []).append(tuple(values))
-            flag, eq, value = item.partition("=")  # an attached `--system=-x` (render.attaches)
+            flag, eq, value = item.partition("=")  # an attached `--system=-x` (render.flag_items)
             values = [value] if eq and flag != "--" else []
         else:
             values.append(item)

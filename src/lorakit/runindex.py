@@ -65,10 +65,14 @@ def _differences(run_dir: Path, argv: list[str]) -> int:
         return len(argv)  # nothing to tell by: last
     out = 0
     for i, word in enumerate(argv):
-        key, eq, value = word[2:].partition("=")  # an attached `--system=-x` (render.attaches)
+        if not word.startswith("--"):
+            continue
+        key, eq, value = word[2:].partition("=")  # an attached `--system=-x` (render.flag_items)
         if not eq:
-            value = argv[i + 1] if i + 1 < len(argv) else "--"
-        if not word.startswith("--") or value.startswith("--") and not eq or key == "output_dir":
+            if i + 1 == len(argv) or argv[i + 1].startswith("--"):
+                continue  # a switch (or the last word): no value to compare
+            value = argv[i + 1]
+        if key == "output_dir":
             continue
         if key in saved and not isinstance(saved[key], (list, dict)) and str(saved[key]) != value:
             try:

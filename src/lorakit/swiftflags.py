@@ -265,12 +265,6 @@ def check_value(spec: FlagSpec, value: Any, flags: Mapping[str, FlagSpec] | None
 _CHOICE_ALIASES = {"bf16": "bfloat16", "fp16": "float16", "half": "float16", "fp32": "float32", "float": "float32"}
 
 
-def _attached(token: str) -> bool:
-    from lorakit.render import attaches
-
-    return attaches([token])
-
-
 def _check_item(spec: FlagSpec, value: Any, in_list: bool, flags=None, alone: bool = False) -> str | None:
     """`alone`: the flag's only value, which render.py attaches (`--system=-x`) when it starts
     with '-', so argparse cannot read it as an option."""
@@ -290,7 +284,7 @@ def _check_item(spec: FlagSpec, value: Any, in_list: bool, flags=None, alone: bo
         return problem
     if spec.choices is not None and token not in spec.choices:
         return f"{spec.name}: {token!r} is not one of {', '.join(spec.choices)}{_nearest(spec, token)}"
-    if not (alone and _attached(token)) and reads_as_option(token, flags):
+    if not (alone and attaches([token])) and reads_as_option(token, flags):
         return (
             f"{spec.name}: argparse reads the value {token!r} as an option because it starts with '-'"
             f"{'; write it without an exponent' if _is_number(token) else ''}"
@@ -351,6 +345,15 @@ def _token(value: Any) -> str:
     if isinstance(value, float):
         return str(int(value)) if value.is_integer() else repr(value)
     return str(value)
+
+
+def attaches(items: list[str]) -> bool:
+    """Whether a flag's one value must be written `--flag=value` (render.flag_items): argparse
+    takes an argv item that starts with '-' (`-x`, `-1e-5`) for an option, but never the part
+    after a long option's '='. Not '--': argparse drops it from an attached value too
+    (`--system=--` is []). A list's later items cannot be attached (check_value refuses those)."""
+    return len(items) == 1 and items[0].startswith("-") and items[0] not in ("-", "--") \
+        and not _NEGATIVE_NUMBER.match(items[0])
 
 
 def reads_as_option(token: str, flags: Mapping[str, FlagSpec] | None = None) -> bool:

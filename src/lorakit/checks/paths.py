@@ -41,8 +41,8 @@ def _missing(job: Job, key: str, text: str) -> Finding:
     where = localpath.absolute(text)
     close = localpath.near_misses(text)
     why = ("transformers opens it as a directory" if key in ALWAYS_LOCAL
-           else "with --to_hf/--to_mcore ms-swift stops with FileNotFoundError when it is not there" if key == "mcore_model"
-              and _always_local(job, key)
+           else "with --to_hf/--to_mcore ms-swift stops with FileNotFoundError when it is not there"
+           if key == "mcore_model"
            # json_parse_to_dict (swift/utils/utils.py) reads a path that is not there as JSON text
            else "ms-swift would read a missing path as inline JSON and fail" if key == "custom_dataset_info"
            else "ms-swift would take a missing path for a hub id and try to download it")

@@ -163,7 +163,7 @@ def _command_line(opts: JobOptions) -> list[tuple[str, Any, str, str]]:
 
 def _written_value(value: Any) -> str:
     """A `--` flag's value as the user can paste it back: attached where render attaches it."""
-    from lorakit.render import attaches
+    from lorakit.swiftflags import attaches
 
     if value is True:
         return ""
