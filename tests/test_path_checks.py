@@ -124,3 +124,44 @@ def test_mcore_model_must_exist_where_export_converts(here, flags, refused):
     line = (f"error[paths.mcore_model.missing] args.mcore_model (-- extra flags): mcore_model "
             f"{flags[-1]!r}: no such Megatron checkpoint ({here / 'megatron-out'})")
     assert (line in _errors(result.stderr)) is refused, result.stderr
+
+
+@pytest.mark.parametrize("model", ["+", "Qwen/Qwen2.5 7B", "Qwen/Qwen2.5-7B/extra", "Qwen//Qwen2.5-7B", "Qwen\\Qwen2.5"])
+def test_a_model_that_is_no_path_and_no_hub_id_is_refused(here, model):
+    result = run_cli(["validate", "-p", "single", "--model", model, "--dataset", "data/train.jsonl"])
+    assert result.code == 2
+    lines = result.stderr.splitlines()
+    at = lines.index(f"error[paths.model.not_hub_id] args.model (--model): model {model!r} is neither a local "
+                     "path here nor a hub id")
+    assert lines[at + 1] == ("  hint: a hub id is Org/Name (letters, digits, '-', '_', '.'), e.g. "
+                             "Qwen/Qwen2.5-7B-Instruct; a local model is a path from the directory you launch "
+                             f"from ({here})")
+
+
+def test_an_adapter_that_is_no_hub_id_is_refused_with_did_you_mean(here):
+    (here / "output-lora").mkdir()
+    result = run_cli(["validate", "-p", "single", "--dataset", "data/train.jsonl", "--", "--adapters", "output lora"])
+    assert result.code == 2
+    assert ("error[paths.adapters.not_hub_id] args.adapters (-- extra flags): adapters 'output lora' is neither a "
+            "local path here nor a hub id") in result.stderr
+    assert "  hint: did you mean 'output-lora'? a hub id is Org/Name" in result.stderr
+
+
+@pytest.mark.parametrize("model", ["Qwen/Qwen2.5-7B-Instruct", "gpt2", "AI-ModelScope/bert.base_v1",
+                                   "Qwen/Qwen3-VL-8B:transformer"])
+def test_what_hugging_face_takes_as_a_repo_id_passes(here, model):
+    # the real validator (huggingface_hub) takes the id part; lorakit must never be stricter
+    from huggingface_hub.utils import validate_repo_id
+
+    validate_repo_id(model.split(":", 1)[0])
+    result = run_cli(["validate", "-p", "single", "--model", model, "--dataset", "data/train.jsonl", "--json"])
+    assert "paths.model.not_hub_id" not in result.stdout
+
+
+@pytest.mark.parametrize("model", ["+", "Qwen/Qwen2.5 7B", "Qwen/Qwen2.5-7B/extra", "Qwen//Qwen2.5-7B"])
+def test_what_lorakit_refuses_hugging_face_refuses(model):
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    with pytest.raises(HFValidationError):
+        validate_repo_id(model)

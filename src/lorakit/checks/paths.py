@@ -9,6 +9,7 @@ checked in checks/data.py; this module covers the other path-valued flags.
 from __future__ import annotations
 
 import os
+import re
 
 from lorakit import localpath, values
 from lorakit.checks.facts import Facts
@@ -21,6 +22,10 @@ INPUT_PATHS = {"model": "model", "adapters": "adapter", "resume_from_checkpoint"
                "custom_dataset_info": "dataset info file", "cached_dataset": "cached dataset",
                "mcore_model": "Megatron checkpoint"}
 ALWAYS_LOCAL = ("resume_from_checkpoint", "cached_dataset")
+# What either hub takes as a repo id (huggingface_hub validate_repo_id: [\w.-] names, one `/`),
+# with ms-swift's own `id:subfolder` (utils/hub_utils.py safe_snapshot_download) after it.
+_HUB_ID = re.compile(r"[\w.-]+(/[\w.-]+)?(:[^:]+)?")
+DOWNLOADED = ("model", "adapters")  # values ms-swift sends to the hub when they are not on disk
 
 
 def _always_local(job: Job, key: str) -> bool:
@@ -52,6 +57,22 @@ def _missing(job: Job, key: str, text: str) -> Finding:
                    f"{key} {text!r}: no such {INPUT_PATHS[key]} ({where})", hint)
 
 
+def _hub_id(key: str, text: str) -> bool:
+    # deploy names its LoRA modules `name=adapter` (deploy_args.py _init_adapters: adapter.split("="))
+    return bool(_HUB_ID.fullmatch(text.split("=", 1)[-1] if key == "adapters" else text))
+
+
+def _not_hub_id(job: Job, key: str, text: str) -> Finding:
+    """A value that is not on disk and that no hub takes as a repo id (`+`, `Qwen/Qwen2.5 7B`,
+    `a/b/c`): ms-swift would still send it to the hub and fail there, after its imports."""
+    close = localpath.near_misses(text)
+    hint = (f"did you mean {' or '.join(repr(c) for c in close)}? " if close else "") + (
+        f"a hub id is Org/Name (letters, digits, '-', '_', '.'), e.g. Qwen/Qwen2.5-7B-Instruct; a local "
+        f"{INPUT_PATHS[key]} is a path from the directory you launch from ({os.getcwd()})")
+    return about(job, ERROR, f"paths.{key}.not_hub_id", f"args.{key}",
+                 f"{key} {localpath.shown(text)} is neither a local path here nor a hub id", hint)
+
+
 def check_input_paths(job: Job, facts: Facts) -> list[Finding]:
     out: list[Finding] = []
     if isinstance(job.args.get("model"), str) and not job.args["model"].strip():
@@ -73,6 +94,8 @@ def check_input_paths(job: Job, facts: Facts) -> list[Finding]:
             local = _always_local(job, key) or key != "mcore_model" and localpath.looks_local(text)
             if text.strip() and local and not localpath.exists(text):
                 out.append(_missing(job, key, text))
+            elif key in DOWNLOADED and text.strip() and not _hub_id(key, text) and not localpath.exists(text):
+                out.append(_not_hub_id(job, key, text))
     return out
 
 
