@@ -165,3 +165,22 @@ def test_what_lorakit_refuses_hugging_face_refuses(model):
 
     with pytest.raises(HFValidationError):
         validate_repo_id(model)
+
+
+def test_lorakit_takes_every_id_hugging_face_takes():
+    from hypothesis import given, settings, strategies as st
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    from lorakit.checks.paths import _hub_id
+
+    @settings(max_examples=400, deadline=None)
+    @given(st.text(alphabet="aZ09-_./ :+\\~é", min_size=1, max_size=12))
+    def agrees(text):
+        try:
+            validate_repo_id(text)
+        except HFValidationError:
+            return
+        assert _hub_id("model", text), text
+
+    agrees()
