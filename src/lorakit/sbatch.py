@@ -29,7 +29,7 @@ import yaml
 from lorakit import envvars
 from lorakit.job import Job
 from lorakit.render import Command
-from lorakit.values import as_bool, as_int
+from lorakit.values import as_bool
 
 # SLURM sets CUDA_VISIBLE_DEVICES itself in every job step, to the GPUs it allocated on that
 # node; the ids lorakit resolved name the rendering machine's GPUs. The node layout comes from
