@@ -58,8 +58,15 @@ def _missing(job: Job, key: str, text: str) -> Finding:
 
 
 def _hub_id(key: str, text: str) -> bool:
-    # deploy names its LoRA modules `name=adapter` (deploy_args.py _init_adapters: adapter.split("="))
-    return bool(_HUB_ID.fullmatch(text.split("=", 1)[-1] if key == "adapters" else text))
+    return bool(_HUB_ID.fullmatch(text))
+
+
+def _named(key: str, text: str) -> str:
+    """The adapter in deploy's `name=adapter` (deploy_args.py _init_adapters: adapter.split('=')),
+    unless the whole text is itself on disk; the text otherwise."""
+    if key != "adapters" or "=" not in text or localpath.exists(text):
+        return text
+    return text.split("=", 1)[1]
 
 
 def _not_hub_id(job: Job, key: str, text: str) -> Finding:
@@ -89,7 +96,7 @@ def check_input_paths(job: Job, facts: Facts) -> list[Finding]:
                              f"give the checkpoint directory, e.g. {key}: output/v0-20260101-120000/checkpoint-100"
                              + (" (or lorakit train --resume)" if key == "resume_from_checkpoint" else "")))
     for key in INPUT_PATHS:
-        for text in _items(job.args.get(key)):
+        for text in (_named(key, t) for t in _items(job.args.get(key))):
             # mcore_model: read only by --to_hf/--to_mcore, and then always as a path
             local = _always_local(job, key) or key != "mcore_model" and localpath.looks_local(text)
             if text.strip() and local and not localpath.exists(text):
