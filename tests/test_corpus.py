@@ -473,22 +473,41 @@ def _serving_findings(code: int, stdout: str, stderr: str) -> list[dict]:
     return found
 
 
+def _trackers(item: dict) -> list[str]:
+    """The --report_to values of the item's command (none, all and tensorboard, which ms-swift
+    itself requires, aside)."""
+    flags = to_launch(item["command"], item.get("shell", "bash"), item.get("environ")).flags
+    out: list[str] = []
+    for at, flag in enumerate(flags):
+        if flag in ("--report_to", "--report-to"):
+            for value in flags[at + 1:]:
+                if value.startswith("--"):
+                    break
+                out += [v for v in value.split(",") if v and v not in ("none", "all", "tensorboard")]
+    return out
+
+
 def run_item(item: dict, root: Path) -> Outcome:
     """With `transformers_present` (the thread's machine had that transformers), a site-packages
-    dir holding it is first on sys.path while lorakit runs (test_requires.fake_site)."""
+    dir holding it is first on sys.path while lorakit runs (test_requires.fake_site); with
+    `packages_present`, that dir holds those distributions. By default it holds the trackers the
+    command reports to (wandb, swanlab, ...): the scripts' machines had them (their runs got past
+    the Trainer's start, where a missing one fails); `packages_present: []` is a machine without."""
     version = item.get("transformers_present")
+    site_dir = root / "_machine_site" / "site"
     if item.get("swift_present"):  # the thread's machine ran another ms-swift than the flags' (#3321)
-        site_dir = root / "_machine_site" / "site"
         (site_dir / f"ms_swift-{item['swift_present']}.dist-info").mkdir(parents=True)
-        site = str(site_dir)
-    elif not version:
-        return _run_item(item, root)
-    else:
+    elif version:
         from test_requires import fake_site
 
         major, *rest = str(item.get("swift_version") or "4").split(".")
         swift = ".".join([major, *(rest + ["0", "0"])[:2]])  # the thread's ms-swift, as installed there
-        site = str(fake_site(root / "_machine_site", str(version), swift=swift))
+        fake_site(root / "_machine_site", str(version), swift=swift)
+    for name in item.get("packages_present", _trackers(item)):
+        (site_dir / f"{name}-1.0.dist-info").mkdir(parents=True)
+    if not site_dir.is_dir():
+        return _run_item(item, root)
+    site = str(site_dir)
     sys.path.insert(0, site)
     try:
         return _run_item(item, root)

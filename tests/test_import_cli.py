@@ -173,9 +173,27 @@ def test_several_commands_one_preset_each(here):
     assert yaml.safe_load((here / "run-3.yaml").read_text())["command"] == "infer"
     assert "info[import.skipped] all.sh: line 26: swift pt is not imported: a lorakit preset runs sft, " \
            "export, rlhf" in result.stderr
+    assert (f"info[import.written_earlier] args.adapters ({here / 'run-2.yaml'}): adapters "
+            "output/v0-20250101-000000/checkpoint-100 lies under output, which swift sft (line 6) writes: not there "
+            "before the script runs, so not checked now") in result.stderr.splitlines()
+    assert "  hint: once that run has finished, lorakit validate -p run-2.yaml checks it" in result.stderr
     picked = run_cli(["import", "all.sh", "--select", "2"])
     assert picked.code == 0, picked.stderr
     assert yaml.safe_load(picked.stdout)["command"] == "export"
+    assert "info[import.written_earlier] args.adapters" in picked.stderr  # line 6 counts, though not imported
+
+
+def test_a_path_no_earlier_command_writes_is_still_an_error(here):
+    script(here, "s.sh", "swift pt --model Qwen/Qwen2.5-0.5B --dataset c.txt --output_dir out_pt\n"
+                         "swift export --adapters out_pt/v0-20250101-000000/checkpoint-5 --merge_lora true\n"
+                         "swift export --adapters output/v0-20250101-000000/checkpoint-5 --merge_lora true\n")
+    result = run_cli(["import", "s.sh", "-o", "p.yaml"])
+    assert result.code == 2
+    assert (f"info[import.written_earlier] args.adapters ({here / 'p-1.yaml'}): adapters out_pt/v0-20250101-000000/checkpoint-5 "
+            "lies under out_pt, which swift pt (line 1) writes: not there before the script runs, so not checked "
+            "now") in result.stderr.splitlines()
+    assert (f"error[paths.adapters.not_hub_id] args.adapters ({here / 'p-2.yaml'}): adapters "
+            "'output/v0-20250101-000000/checkpoint-5' is neither a local path here nor a hub id") in result.stderr
 
 
 @pytest.mark.parametrize("text, args, message", [

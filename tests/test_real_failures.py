@@ -137,6 +137,14 @@ CASES = [
          r"^TypeError: 'NoneType' object is not iterable \[at .*swift/pipelines/train/sft.py:288\]"),
     Case("dataset-missing", "data.path.missing", "args.dataset", ("--dataset", f"{ROOT}/nope.jsonl"),
          r"^ValueError: The local path does not exist, dataset_id: `.*/nope.jsonl`"),
+    # trackers: transformers builds their callbacks with the Trainer, after the model and data load
+    Case("report-to-unknown", "args.report_to.unknown", "args.report_to", ("--report_to", "tensorbaord"),
+         r"^ValueError: tensorbaord is not supported, only azure_ml, comet_ml, mlflow, .* are supported\. "
+         r"\[at .*transformers/integrations/integration_utils.py"),
+    Case("report-to-missing", "env.report_to_missing", "args.report_to", ("--report_to", "wandb"),
+         r"^RuntimeError: WandbCallback requires wandb to be installed\. Run `pip install wandb`\."),
+    Case("report-to-swanlab-missing", "env.report_to_missing", "args.report_to", ("--report_to", "swanlab"),
+         r"^ValueError: You are using swanlab as `report_to`, please install swanlab by `pip install swanlab`"),
     Case("val-sample-exceeds", "data.sample.exceeds", "args.val_dataset", ("--val_dataset", f"{ROOT}/data.jsonl#20"),
          r"^AssertionError: val_sample: 20, len\(val_dataset\): 8"),
     Case("split-leaves-none", "data.split.empty", "args.dataset",

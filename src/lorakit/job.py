@@ -18,7 +18,7 @@ from lorakit.values import as_int, node_count
 
 # ms-swift reads `--target_modules` as nargs='+': the seed's '[q_proj,k_proj,v_proj]' would be
 # ONE module name that no model has, failing only after the weights have loaded.
-SPLIT_LIST_KEYS = ("target_modules", "modules_to_save")
+SPLIT_LIST_KEYS = ("target_modules", "modules_to_save", "report_to")
 GPU_ID = re.compile(r"^([0-9]+|GPU-[0-9A-Fa-f-]+|MIG-[0-9A-Za-z/-]+)$")  # CUDA reads ASCII digits only
 PER_RANK = re.compile(r"^gpus\s*/\s*(\d+)$")
 
@@ -86,7 +86,8 @@ class Job:
 
 
 def split_module_list(value: Any) -> Any:
-    """'[q_proj,k_proj]' or 'q_proj,v_proj' -> ['q_proj', 'k_proj']; anything else unchanged."""
+    """'[q_proj,k_proj]' or 'q_proj,v_proj' -> ['q_proj', 'k_proj']; anything else unchanged.
+    (Tracker names, report_to's, hold no commas or spaces either.)"""
     if not isinstance(value, str):
         return value
     text = value.strip()
@@ -109,7 +110,8 @@ def _normalise_args(args: dict[str, Any], sources: dict[str, str]) -> tuple[dict
                 notes.append(Finding(
                     INFO, "args.list_string",
                     f"{key} {out[key]!r} is one string; rendered as separate items: {' '.join(split)}",
-                    hint=f"ms-swift would take it as ONE module name; write a YAML list: {key}: {split}",
+                    hint=f"ms-swift would take it as ONE {'tracker' if key == 'report_to' else 'module'} name; "
+                         f"write a YAML list: {key}: {split}",
                     key=f"args.{key}", file=sources.get(f"args.{key}", ""),
                 ))
                 out[key] = split

@@ -72,6 +72,7 @@ def import_script(
                            if one.call.command in RUNS else ""))
         checked = _checks(body, path, script, swift_version, f"the imported preset (swift {one.call.command}, "
                           f"line {one.call.line})" if len(done) > 1 else "the imported preset")
+        checked = _written_before(checked, one, _outputs_before(read, one.call, target.major, str(script)), path)
         failed |= c.blocking(checked, strict)
         findings += checked
     findings = sort_findings(findings)
@@ -188,6 +189,63 @@ def _outputs(output: Path | None, count: int, force: bool, script: Path) -> list
         raise LorakitError(f"{', '.join(existing)} already exist{'s' if len(existing) == 1 else ''}: not overwritten",
                            hint="pass --force to overwrite, or choose another -o")
     return paths
+
+
+# ms-swift's output dir when a run names none: output/<model name> under the working directory
+# (sft_args.py _init_output_dir); `output` covers it, as every run dir lies below it.
+DEFAULT_OUTPUT = {"sft": "output", "pt": "output", "rlhf": "output"}
+# path findings about a value that may be what an earlier command of the script writes
+NOT_THERE_YET = ("missing", "not_hub_id")
+
+
+def _outputs_before(read, call, major: int, name: str) -> list[tuple[str, object]]:
+    """(output dir, the call that writes it) for each swift command of the script before `call`."""
+    from lorakit import importer
+
+    out = []
+    for earlier in read.calls:
+        if earlier.number >= call.number or earlier.command not in importer.IMPORTABLE + ("pt",):
+            continue
+        try:
+            # swift pt parses sft's TrainArguments
+            table = importer.swiftflags.load_flags(major, "sft" if earlier.command == "pt" else earlier.command)
+            args = importer.read_flags(earlier, table, major, name)[0]
+        except LorakitError:
+            continue
+        where = args.get("output_dir") or DEFAULT_OUTPUT.get(earlier.command)
+        if isinstance(where, str) and where.strip():
+            out.append((os.path.normpath(os.path.expanduser(where)), earlier))
+    return out
+
+
+def _under(value, folder: str) -> bool:
+    text = os.path.normpath(os.path.expanduser(value))
+    return text == folder or text.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _written_before(found: list[Finding], one, outputs, path: Path | None) -> list[Finding]:
+    """A later command of a script reads what an earlier one writes (`swift export --adapters
+    output/v0-…/checkpoint-100` after `swift sft --output_dir output`): not there before the script
+    runs, so not an error of the import; said as such."""
+    if not outputs:
+        return found
+    args = one.preset.get("args") or {}
+    out = []
+    for f in found:
+        key = f.key.removeprefix("args.")
+        values = args.get(key) if f.code.startswith("paths.") and f.code.endswith(NOT_THERE_YET) else None
+        values = [values] if isinstance(values, str) else values if isinstance(values, list) else []
+        maker = next(((d, call) for d, call in outputs for v in values if isinstance(v, str) and _under(v, d)), None)
+        if maker is None:
+            out.append(f)
+            continue
+        folder, call = maker
+        out.append(Finding(INFO, "import.written_earlier", f"{key} {' '.join(map(str, values))} lies under "
+                           f"{folder}, which swift {call.command} (line {call.line}) writes: not there before the "
+                           "script runs, so not checked now",
+                           hint=f"once that run has finished, lorakit validate -p {path or 'PRESET'} checks it", key=f.key,
+                           file=f.file))
+    return out
 
 
 def _checks(body: str, path: Path | None, script: Path, swift_version: str | None, said: str) -> list[Finding]:
