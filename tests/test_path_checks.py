@@ -172,7 +172,7 @@ def test_lorakit_takes_every_id_hugging_face_takes():
     from huggingface_hub.errors import HFValidationError
     from huggingface_hub.utils import validate_repo_id
 
-    from lorakit.checks.paths import _hub_id
+    from lorakit.checks.paths import is_hub_id
 
     @settings(max_examples=400, deadline=None)
     @given(st.text(alphabet="aZ09-_./ :+\\~é", min_size=1, max_size=12))
@@ -181,6 +181,6 @@ def test_lorakit_takes_every_id_hugging_face_takes():
             validate_repo_id(text)
         except HFValidationError:
             return
-        assert _hub_id("model", text), text
+        assert is_hub_id(text), text
 
     agrees()

@@ -19,14 +19,14 @@ MODULES = ("lora", "layout", "training", "features", "policy", "nodes", "flags",
            "modelage", "requires", "visionutils", "paths", "resumed", "data", "pixels", "datasetinfo", "argv",
            "rlhf", "rewards", "memory", "engine", "precision", "lossscale", "export", "reporting")
 ONLY_FOR = {"rlhf": ("rlhf",), "rewards": ("rlhf",), "engine": ("infer", "deploy"),
-            "precision": ("sft", "pt", "rlhf"), "export": ("export",),
-           "reporting": ("sft", "pt", "rlhf")}
+            "precision": ("sft", "pt", "rlhf"), "export": ("export",), "reporting": ("sft", "pt", "rlhf")}
 
 
 # A module whose every check starts from one of these arguments is imported only for a job that
 # sets one (the dry-run of a preset without them does not pay for the import).
 ONLY_WITH = {"lossscale": ("loss_scale",), "seqpar": ("sequence_parallel_size",),
-             "datasetinfo": ("custom_dataset_info",), "reporting": ("report_to",), "resumed": ("resume_from_checkpoint",)}
+             "datasetinfo": ("custom_dataset_info",), "resumed": ("resume_from_checkpoint",),
+             "reporting": ("report_to",)}
 
 
 def all_checks(command: str | None = None, args: dict | None = None) -> list[Check]:

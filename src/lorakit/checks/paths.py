@@ -44,21 +44,25 @@ def _items(value) -> list[str]:
 
 def _missing(job: Job, key: str, text: str) -> Finding:
     where = localpath.absolute(text)
-    close = localpath.near_misses(text)
     why = ("transformers opens it as a directory" if key in ALWAYS_LOCAL
            else "with --to_hf/--to_mcore ms-swift stops with FileNotFoundError when it is not there"
            if key == "mcore_model"
            # json_parse_to_dict (swift/utils/utils.py) reads a path that is not there as JSON text
            else "ms-swift would read a missing path as inline JSON and fail" if key == "custom_dataset_info"
            else "ms-swift would take a missing path for a hub id and try to download it")
-    hint = (f"did you mean {' or '.join(repr(c) for c in close)}? " if close else "") + (
-        f"paths are relative to the directory you launch from ({os.getcwd()}); {why}")
+    hint = _near(text) + f"paths are relative to the directory you launch from ({os.getcwd()}); {why}"
     return about(job, ERROR, f"paths.{key}.missing", f"args.{key}",
                    f"{key} {text!r}: no such {INPUT_PATHS[key]} ({where})", hint)
 
 
-def _hub_id(key: str, text: str) -> bool:
-    return bool(_HUB_ID.fullmatch(text))
+def is_hub_id(text: str) -> bool:
+    return _HUB_ID.fullmatch(text) is not None
+
+
+def _near(text: str) -> str:
+    """The did-you-mean that starts a path hint, or ''."""
+    close = localpath.near_misses(text)
+    return f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
 
 
 def _named(key: str, text: str) -> str:
@@ -72,8 +76,7 @@ def _named(key: str, text: str) -> str:
 def _not_hub_id(job: Job, key: str, text: str) -> Finding:
     """A value that is not on disk and that no hub takes as a repo id (`+`, `Qwen/Qwen2.5 7B`,
     `a/b/c`): ms-swift would still send it to the hub and fail there, after its imports."""
-    close = localpath.near_misses(text)
-    hint = (f"did you mean {' or '.join(repr(c) for c in close)}? " if close else "") + (
+    hint = _near(text) + (
         f"a hub id is Org/Name (letters, digits, '-', '_', '.'), e.g. Qwen/Qwen2.5-7B-Instruct; a local "
         f"{INPUT_PATHS[key]} is a path from the directory you launch from ({os.getcwd()})")
     return about(job, ERROR, f"paths.{key}.not_hub_id", f"args.{key}",
@@ -98,10 +101,11 @@ def check_input_paths(job: Job, facts: Facts) -> list[Finding]:
     for key in INPUT_PATHS:
         for text in (_named(key, t) for t in _items(job.args.get(key))):
             # mcore_model: read only by --to_hf/--to_mcore, and then always as a path
-            local = _always_local(job, key) or key != "mcore_model" and localpath.looks_local(text)
-            if text.strip() and local and not localpath.exists(text):
+            if not text.strip() or localpath.exists(text):
+                continue
+            if _always_local(job, key) or key != "mcore_model" and localpath.looks_local(text):
                 out.append(_missing(job, key, text))
-            elif key in DOWNLOADED and text.strip() and not _hub_id(key, text) and not localpath.exists(text):
+            elif key in DOWNLOADED and not is_hub_id(text):
                 out.append(_not_hub_id(job, key, text))
     return out
 

@@ -59,6 +59,7 @@ def import_script(
     outputs = _outputs(output, len(done), force, script)
     findings = list(read.findings) + [f for one in done for f in one.findings]
     findings += _skipped(read, calls, select, str(script))
+    written = _written_by(read, target.major, str(script))
     failed = False
     for one, path in zip(done, outputs):
         body = importer.to_yaml(one, str(script))
@@ -72,7 +73,7 @@ def import_script(
                            if one.call.command in RUNS else ""))
         checked = _checks(body, path, script, swift_version, f"the imported preset (swift {one.call.command}, "
                           f"line {one.call.line})" if len(done) > 1 else "the imported preset")
-        checked = _written_before(checked, one, _outputs_before(read, one.call, target.major, str(script)), path)
+        checked = _written_before(checked, one, [(d, w) for d, w in written if w.number < one.call.number], path)
         failed |= c.blocking(checked, strict)
         findings += checked
     findings = sort_findings(findings)
@@ -198,23 +199,23 @@ DEFAULT_OUTPUT = {"sft": "output", "pt": "output", "rlhf": "output"}
 NOT_THERE_YET = ("missing", "not_hub_id")
 
 
-def _outputs_before(read, call, major: int, name: str) -> list[tuple[str, object]]:
-    """(output dir, the call that writes it) for each swift command of the script before `call`."""
+def _written_by(read, major: int, name: str) -> list[tuple[str, object]]:
+    """(output dir, the call that writes it) for each swift command of the script, --select or not."""
     from lorakit import importer
 
     out = []
-    for earlier in read.calls:
-        if earlier.number >= call.number or earlier.command not in importer.IMPORTABLE + ("pt",):
+    for call in read.calls:
+        if call.command not in importer.IMPORTABLE + ("pt",):
             continue
         try:
             # swift pt parses sft's TrainArguments
-            table = importer.swiftflags.load_flags(major, "sft" if earlier.command == "pt" else earlier.command)
-            args = importer.read_flags(earlier, table, major, name)[0]
+            table = importer.swiftflags.load_flags(major, "sft" if call.command == "pt" else call.command)
+            args = importer.read_flags(call, table, major, name)[0]
         except LorakitError:
             continue
-        where = args.get("output_dir") or DEFAULT_OUTPUT.get(earlier.command)
+        where = args.get("output_dir") or DEFAULT_OUTPUT.get(call.command)
         if isinstance(where, str) and where.strip():
-            out.append((os.path.normpath(os.path.expanduser(where)), earlier))
+            out.append((os.path.normpath(os.path.expanduser(where)), call))
     return out
 
 
@@ -243,8 +244,8 @@ def _written_before(found: list[Finding], one, outputs, path: Path | None) -> li
         out.append(Finding(INFO, "import.written_earlier", f"{key} {' '.join(map(str, values))} lies under "
                            f"{folder}, which swift {call.command} (line {call.line}) writes: not there before the "
                            "script runs, so not checked now",
-                           hint=f"once that run has finished, lorakit validate -p {path or 'PRESET'} checks it", key=f.key,
-                           file=f.file))
+                           hint=f"once that run has finished, lorakit validate -p {path or 'PRESET'} checks it",
+                           key=f.key, file=f.file))
     return out
 
 
