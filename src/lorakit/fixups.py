@@ -182,6 +182,40 @@ def derive_grad_accum(job: Job) -> Job:
     return replace(new, adjustments=(*job.adjustments, note))
 
 
+WARMUPS = ("warmup_ratio", "warmup_steps")
+
+
+def later_warmup_wins(job: Job) -> Job:
+    """warmup_ratio and warmup_steps say one thing two ways: ms-swift 4.5+ refuses both at once
+    (swift/trainers/arguments.py _handle_hf_removed_args: "cannot be set at the same time"), and
+    older ones let the steps win. The built-in presets set warmup_ratio 0.05, so a user's
+    `-- --warmup_steps 100` means 100 steps: the later layer wins, as for any other key, and the
+    earlier one goes, said as an info finding. presets.py settles file against file
+    (SUPERSEDES); the command line is always the later layer. One layer setting both is for
+    checks/schedule.py to report."""
+    notes = []  # (key replaced, "VALUE from WHO", key that replaced it, "VALUE from WHO")
+    for key in WARMUPS:
+        dropped = job.sources.get(f"dropped.args.{key}")
+        kept = next(k for k in WARMUPS if k != key)
+        if dropped and job.args.get(kept) is not None:
+            notes.append((key, dropped, kept, f"{job.args[kept]} from {job.source_of(f'args.{kept}')}"))
+    args, sources = job.args, job.sources
+    if all(args.get(k) is not None for k in WARMUPS):
+        ratio, steps = (job.source_of(f"args.{k}") for k in WARMUPS)
+        if on_command_line(ratio) != on_command_line(steps):
+            key = "warmup_steps" if on_command_line(ratio) else "warmup_ratio"
+            kept = next(k for k in WARMUPS if k != key)
+            notes.append((key, f"{args[key]} from {job.source_of(f'args.{key}') or 'the preset'}", kept,
+                          f"{args[kept]} from {job.source_of(f'args.{kept}')}"))
+            args = {k: v for k, v in args.items() if k != key}
+            sources = {k: v for k, v in sources.items() if k != f"args.{key}"}
+    found = tuple(about(job, INFO, "train.warmup.replaced", f"args.{kept}",
+                        f"{key} {dropped} was replaced by {kept} {by}",
+                        "warmup_ratio and warmup_steps set the same warmup (ms-swift 4.5+ refuses both): the "
+                        "later setting wins") for key, dropped, kept, by in notes)
+    return replace(job, args=args, sources=sources, adjustments=(*job.adjustments, *found)) if found else job
+
+
 # Flags whose value may be a local path (one, or a list). Datasets keep their ms-swift syntax
 # around the path (HF::path:subset#N): only the path part is rewritten.
 PATH_FLAGS = ("model", "adapters", "resume_from_checkpoint", "deepspeed", "custom_dataset_info",
@@ -224,4 +258,4 @@ def absolute_paths(job: Job) -> Job:
 
 
 def apply_fixups(job: Job) -> Job:
-    return absolute_paths(add_no_reentrant(derive_grad_accum(job)))
+    return absolute_paths(later_warmup_wins(add_no_reentrant(derive_grad_accum(job))))

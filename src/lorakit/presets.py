@@ -263,17 +263,25 @@ def _record(sources: dict[str, str], data: dict[str, Any], who: str) -> None:
             sources[key] = who
 
 
+# A later layer's key that replaces an earlier layer's other key, as any child key wins over its
+# parent's: gradient_accumulation_steps over lorakit's global_batch_size (which derives it,
+# fixups.py), and either warmup over the other (ms-swift 4.5+ refuses both at once; a built-in
+# preset's warmup_ratio 0.05 under a user's warmup_steps: 100 means the user's steps).
+SUPERSEDES = {"gradient_accumulation_steps": ("global_batch_size",), "warmup_steps": ("warmup_ratio",),
+              "warmup_ratio": ("warmup_steps",)}
+
+
 def _drop_superseded(data: dict[str, Any], sources: dict[str, str], key: str, who: str) -> None:
-    """global_batch_size (lorakit's own key) derives gradient_accumulation_steps (fixups.py). A
-    later layer that sets the steps itself overrides an earlier global_batch_size, as any child
-    key wins over its parent's; one layer setting both is an error the fixup reports."""
-    gbs = "args.global_batch_size"
-    if key != "gradient_accumulation_steps" or sources.get(gbs, who) == who:
-        return
-    args = dict(data.get("args") or {})
-    # fixups.DROPPED: said as an info finding, so the replaced global batch is not silent
-    sources["dropped.args.global_batch_size"] = f"{args.pop('global_batch_size', None)} from {sources.pop(gbs)}"
-    data["args"] = args
+    """Drop what a later layer's `key` replaces from an earlier layer; one layer setting both is
+    for the fixup or the check to report."""
+    for other in SUPERSEDES.get(key, ()):
+        dotted = f"args.{other}"
+        if sources.get(dotted, who) == who:
+            continue
+        args = dict(data.get("args") or {})
+        # fixups.dropped_notes says it as an info finding, so the replaced value is not silent
+        sources[f"dropped.{dotted}"] = f"{args.pop(other, None)} from {sources.pop(dotted)}"
+        data["args"] = args
 
 
 def load(ref: str, *, key: str = "--preset", major: int | None = None) -> Resolved:

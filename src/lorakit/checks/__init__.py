@@ -17,16 +17,18 @@ Check = Callable[[Job, Facts], "list[Finding]"]
 # some commands only is imported only for those (a `train` dry-run does not import the rlhf ones).
 MODULES = ("lora", "layout", "training", "features", "policy", "nodes", "flags", "model", "seqpar", "maxlength",
            "modelage", "requires", "visionutils", "paths", "resumed", "data", "pixels", "datasetinfo", "argv",
-           "rlhf", "rewards", "memory", "engine", "precision", "lossscale", "export", "reporting")
+           "rlhf", "rewards", "memory", "engine", "precision", "lossscale", "export", "reporting", "schedule")
 ONLY_FOR = {"rlhf": ("rlhf",), "rewards": ("rlhf",), "engine": ("infer", "deploy"),
-            "precision": ("sft", "pt", "rlhf"), "export": ("export",), "reporting": ("sft", "pt", "rlhf")}
+            "precision": ("sft", "pt", "rlhf"), "export": ("export",), "reporting": ("sft", "pt", "rlhf"),
+            "schedule": ("sft", "pt", "rlhf")}
 
 
 # A module whose every check starts from one of these arguments is imported only for a job that
 # sets one (the dry-run of a preset without them does not pay for the import).
 ONLY_WITH = {"lossscale": ("loss_scale",), "seqpar": ("sequence_parallel_size",),
              "datasetinfo": ("custom_dataset_info",), "resumed": ("resume_from_checkpoint",),
-             "reporting": ("report_to",)}
+             "reporting": ("report_to",),
+             "schedule": ("lr_scheduler_type", "warmup_ratio", "warmup_steps")}
 
 
 def all_checks(command: str | None = None, args: dict | None = None) -> list[Check]:

@@ -1,0 +1,248 @@
+"""The learning-rate schedule and its warmup (checks/schedule.py), and the warmup a later layer
+replaces (fixups.later_warmup_wins, presets.SUPERSEDES). ms-swift's own failures for each error
+are asserted in tests/test_real_failures.py (scheduler-*, warmup-*)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import pytest
+import yaml
+
+from conftest import run_cli
+from lorakit.checks import schedule
+
+
+@pytest.fixture
+def here(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "train.jsonl").write_text('{"messages": [{"role": "user", "content": "hi"}, '
+                                          '{"role": "assistant", "content": "hello"}]}\n' * 20)
+    return tmp_path
+
+
+def _validate(*flags: str, version: str = "4.6", options: tuple = ()):
+    return run_cli(["validate", "-p", "single", "--swift-version", version, "--dataset", "train.jsonl", *options,
+                    "--", *flags])
+
+
+def _lines(stderr: str, level: str = "error") -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith(f"{level}[")]
+
+
+def _rendered(*args: str, flags: tuple = ()) -> list[str]:
+    result = run_cli(["train", *args, "--dry-run", "--format", "json", "--", *flags])
+    assert result.code == 0, result.stderr
+    return json.loads(result.stdout)["argv"]
+
+
+def test_an_unknown_scheduler_is_refused_with_did_you_mean(here):
+    result = _validate("--lr_scheduler_type", "cosine_decay")
+    assert result.code == 2
+    lines = result.stderr.splitlines()
+    at = lines.index("error[train.scheduler.unknown] args.lr_scheduler_type (-- extra flags): lr_scheduler_type "
+                     "'cosine_decay' is no transformers scheduler: ms-swift stops while building its training "
+                     "arguments (\"cosine_decay is not a valid SchedulerType\")")
+    assert lines[at + 1] == (
+        "  hint: did you mean 'cosine'? transformers has linear, cosine, cosine_with_restarts, polynomial, "
+        "cosine_with_min_lr, cosine_warmup_with_min_lr, warmup_stable_decay, reduce_lr_on_plateau, inverse_sqrt, "
+        "constant, constant_with_warmup (and greedy from 5.x)")
+
+
+def test_an_upper_case_name_is_refused_with_the_lower_case_one(here):
+    result = _validate("--lr_scheduler_type", "COSINE_WITH_MIN_LR")  # kohya_ss #3064's spelling
+    assert result.code == 2
+    assert "  hint: did you mean 'cosine_with_min_lr'? transformers has " in result.stderr
+
+
+@pytest.mark.parametrize("flags", [
+    ("--lr_scheduler_type", "cosine"),
+    ("--lr_scheduler_type", "cosine_with_min_lr", "--lr_scheduler_kwargs", '{"min_lr_rate": 0.1}'),
+    ("--lr_scheduler_type", "cosine_warmup_with_min_lr", "--lr_scheduler_kwargs", '{"min_lr": 1e-6}'),
+    ("--lr_scheduler_type", "warmup_stable_decay", "--lr_scheduler_kwargs", '{"num_decay_steps": 10}'),
+    ("--lr_scheduler_type", "polynomial", "--lr_scheduler_kwargs", '{"lr_end": 1e-7, "power": 2.0}'),
+    ("--lr_scheduler_type", "reduce_lr_on_plateau", "--split_dataset_ratio", "0.1"),
+    ("--lr_scheduler_type", "linear", "--warmup_steps", "0"),
+])
+def test_schedules_transformers_builds_pass(here, flags):
+    result = _validate(*flags)
+    assert not [x for x in _lines(result.stderr) if "scheduler" in x or "warmup" in x], result.stderr
+
+
+def test_a_min_lr_schedule_needs_exactly_one_floor(here):
+    none = _validate("--lr_scheduler_type", "cosine_with_min_lr")
+    assert none.code == 2
+    assert ("error[train.scheduler.min_lr] args.lr_scheduler_type (-- extra flags): lr_scheduler_type "
+            "cosine_with_min_lr with neither min_lr nor min_lr_rate in lr_scheduler_kwargs: transformers fails once "
+            "training starts, after the model has loaded (\"One of min_lr or min_lr_rate should be set through the "
+            "`lr_scheduler_kwargs`\")\n  hint: give one: lr_scheduler_kwargs: {\"min_lr_rate\": 0.1} (a tenth of "
+            "learning_rate) or {\"min_lr\": 1e-6}") in none.stderr
+    both = _validate("--lr_scheduler_type", "cosine_with_min_lr", "--lr_scheduler_kwargs",
+                     '{"min_lr": 1e-6, "min_lr_rate": 0.1}')
+    assert both.code == 2
+    assert ("error[train.scheduler.min_lr] args.lr_scheduler_kwargs (-- extra flags): lr_scheduler_type "
+            "cosine_with_min_lr with both min_lr and min_lr_rate in lr_scheduler_kwargs") in both.stderr
+
+
+def test_a_keyword_the_schedule_lacks_is_refused_and_min_lr_points_at_the_min_lr_schedule(here):
+    result = _validate("--lr_scheduler_type", "cosine", "--lr_scheduler_kwargs", '{"min_lr": 1e-6}')
+    assert result.code == 2
+    assert ("error[train.scheduler.kwarg_unknown] args.lr_scheduler_kwargs (-- extra flags): lr_scheduler_kwargs "
+            "'min_lr' is no argument of the cosine schedule: the run fails once training starts, after the model "
+            "has loaded (TypeError: unexpected keyword argument)\n  hint: cosine takes num_cycles, last_epoch; for "
+            "a floor under a cosine schedule: lr_scheduler_type cosine_with_min_lr") in result.stderr
+
+
+def test_a_misspelt_keyword_gets_did_you_mean_and_given_steps_are_explained(here):
+    typo = _validate("--lr_scheduler_type", "polynomial", "--lr_scheduler_kwargs", '{"powr": 2}')
+    assert "  hint: polynomial takes lr_end, power, last_epoch (did you mean 'power'?)" in typo.stderr
+    twice = _validate("--lr_scheduler_type", "linear", "--lr_scheduler_kwargs", '{"num_training_steps": 9}')
+    assert twice.code == 2
+    assert ("  hint: transformers passes num_training_steps itself (from warmup_steps / the run's length): given "
+            "twice") in twice.stderr
+
+
+def test_wsd_needs_its_decay_steps(here):
+    result = _validate("--lr_scheduler_type", "warmup_stable_decay")
+    assert result.code == 2
+    assert ("error[train.scheduler.kwarg_missing] args.lr_scheduler_type (-- extra flags): lr_scheduler_type "
+            "warmup_stable_decay needs num_decay_steps in lr_scheduler_kwargs") in result.stderr
+
+
+def test_plateau_without_evaluation_is_refused(here):
+    result = _validate("--lr_scheduler_type", "reduce_lr_on_plateau", "--split_dataset_ratio", "0")
+    assert result.code == 2
+    assert ("error[train.scheduler.needs_eval] args.lr_scheduler_type (-- extra flags): lr_scheduler_type "
+            "reduce_lr_on_plateau lowers the learning rate on the eval metric, and this run evaluates nothing") \
+        in result.stderr
+    off = _validate("--lr_scheduler_type", "reduce_lr_on_plateau", "--split_dataset_ratio", "0.1",
+                    "--eval_strategy", "no")
+    assert "train.scheduler.needs_eval" in off.stderr
+
+
+def test_kwargs_a_constant_schedule_never_reads_are_only_information(here):
+    result = _validate("--lr_scheduler_type", "constant", "--lr_scheduler_kwargs", '{"min_lr": 1e-6}')
+    assert result.code == 0, result.stderr
+    assert ("info[train.scheduler.kwargs_ignored] args.lr_scheduler_kwargs (-- extra flags): lr_scheduler_type "
+            "constant reads no lr_scheduler_kwargs: ['min_lr'] do nothing") in result.stderr
+
+
+@pytest.mark.parametrize("ratio,version,refused", [
+    ("2", "4.6", True), ("1", "4.6", True), ("1", "4.4", False), ("1", "3.12", False), ("-0.1", "3.12", True),
+    ("nan", "4.6", True), ("0.99", "4.6", False), ("0", "4.6", False), ("1.5", "3.12", True),
+])
+def test_the_warmup_ratio_is_a_share_of_the_run(here, ratio, version, refused):
+    result = _validate("--warmup_ratio", ratio, version=version)
+    assert ("error[train.warmup_ratio]" in result.stderr) is refused, result.stderr
+
+
+def test_warmup_ratio_message(here):
+    result = _validate("--warmup_ratio", "2")
+    assert ("error[train.warmup_ratio] args.warmup_ratio (-- extra flags): warmup_ratio 2 is not a share of the run "
+            "(it must be 0 or more and below 1): ms-swift stops while building its training arguments\n"
+            "  hint: e.g. warmup_ratio: 0.05; for a number of steps, warmup_steps: N") in result.stderr
+    steps = _validate("--warmup_steps", "-1")
+    assert ("error[train.warmup_steps] args.warmup_steps (-- extra flags): warmup_steps -1 is not a number of steps "
+            "(it must be 0 or more)") in steps.stderr
+
+
+def test_both_warmups_on_one_layer_refused_on_4_5_and_warned_before(here):
+    new = _validate("--warmup_ratio", "0.1", "--warmup_steps", "5")
+    assert new.code == 2
+    assert ("error[train.warmup.both] args.warmup_steps (-- extra flags): warmup_ratio 0.1 and warmup_steps 5 both "
+            "set the warmup: ms-swift refuses them together (\"`warmup_ratio` and `warmup_steps` cannot be set at "
+            "the same time.\")\n  hint: keep one of them") in new.stderr
+    old = _validate("--warmup_ratio", "0.1", "--warmup_steps", "5", version="4.4")
+    assert old.code == 0, old.stderr
+    assert ("warning[train.warmup.both] args.warmup_steps (-- extra flags): warmup_ratio 0.1 and warmup_steps 5 both "
+            "set the warmup: transformers uses the steps and ignores the ratio (ms-swift 4.5+ refuses both)") \
+        in old.stderr
+
+
+def test_the_users_warmup_steps_replace_the_presets_ratio(here):
+    result = _validate("--warmup_steps", "100")
+    assert result.code == 0, result.stderr
+    assert ("info[train.warmup.replaced] args.warmup_steps (-- extra flags): warmup_ratio 0.05 from built-in "
+            "fragments/lora_sft was replaced by warmup_steps 100 from -- extra flags\n  hint: warmup_ratio and "
+            "warmup_steps set the same warmup (ms-swift 4.5+ refuses both): the later setting wins") in result.stderr
+    argv = _rendered("-p", "single", flags=("--warmup_steps", "100"))
+    assert "--warmup_ratio" not in argv
+    assert argv[argv.index("--warmup_steps") + 1] == "100"
+
+
+def test_a_child_file_replaces_its_parents_warmup_either_way(here):
+    (here / "steps.yaml").write_text(yaml.safe_dump({"extends": "single", "args": {"warmup_steps": 20}}))
+    (here / "back.yaml").write_text(yaml.safe_dump({"extends": "steps.yaml", "args": {"warmup_ratio": 0.1}}))
+    steps = _rendered("-p", "steps.yaml")
+    assert "--warmup_ratio" not in steps and steps[steps.index("--warmup_steps") + 1] == "20"
+    back = _rendered("-p", "back.yaml")
+    assert "--warmup_steps" not in back and back[back.index("--warmup_ratio") + 1] == "0.1"
+    said = run_cli(["validate", "-p", "back.yaml", "--swift-version", "4.6", "--dataset", "train.jsonl"])
+    assert (f"info[train.warmup.replaced] args.warmup_ratio ({here / 'back.yaml'}): warmup_steps 20 from "
+            f"{here / 'steps.yaml'} was replaced by warmup_ratio 0.1 from {here / 'back.yaml'}") in said.stderr
+
+
+def test_a_file_setting_both_is_not_settled_for_it(here):
+    (here / "both.yaml").write_text(yaml.safe_dump({"extends": "single",
+                                                     "args": {"warmup_steps": 20, "warmup_ratio": 0.1}}))
+    result = run_cli(["validate", "-p", "both.yaml", "--swift-version", "4.6", "--dataset", "train.jsonl"])
+    assert result.code == 2
+    assert f"error[train.warmup.both] args.warmup_steps ({here / 'both.yaml'}): warmup_ratio 0.1 and warmup_steps 20" \
+        in result.stderr
+
+
+def test_the_command_line_ratio_replaces_a_files_steps(here):
+    (here / "steps.yaml").write_text(yaml.safe_dump({"extends": "single", "args": {"warmup_steps": 20}}))
+    argv = _rendered("-p", "steps.yaml", flags=("--warmup_ratio", "0.2"))
+    assert "--warmup_steps" not in argv and argv[argv.index("--warmup_ratio") + 1] == "0.2"
+
+
+# --- the table against transformers itself: each installed one (4.57 under ms-swift 3.x, 5.x under 4.x)
+
+_PROBE = r"""
+import inspect, json
+import transformers.optimization as o
+from transformers.trainer_utils import SchedulerType
+from torch.optim.lr_scheduler import ReduceLROnPlateau
+out = {}
+for t in SchedulerType:
+    f = o.TYPE_TO_SCHEDULER_FUNCTION[t]
+    params = inspect.signature(ReduceLROnPlateau if t.value == "reduce_lr_on_plateau" else f).parameters.values()
+    out[t.value] = [[p.name for p in params if p.name not in ("optimizer", "num_warmup_steps", "num_training_steps",
+                                                              "kwargs", "verbose")],
+                    [p.name for p in params if p.default is inspect.Parameter.empty
+                     and p.name not in ("optimizer", "num_warmup_steps", "num_training_steps", "kwargs")]]
+src = inspect.getsource(o.get_scheduler)
+out["_ignored"] = [t.value for t in SchedulerType if f"if name == SchedulerType.{t.name}:\n        return schedule_func(optimizer)\n" in src
+                   or f"if name == SchedulerType.{t.name}:\n        return schedule_func(optimizer, num_warmup_steps=num_warmup_steps)\n" in src]
+print(json.dumps(out))
+"""
+
+
+def _pythons() -> list[str]:
+    import sys
+
+    found = [sys.executable]
+    if os.environ.get("LORAKIT_SWIFT3_PYTHON"):
+        found.append(os.environ["LORAKIT_SWIFT3_PYTHON"])
+    return found
+
+
+@pytest.mark.real
+@pytest.mark.parametrize("python", _pythons())
+def test_the_scheduler_table_matches_the_installed_transformers(python):
+    seen = json.loads(subprocess.run([python, "-c", _PROBE], capture_output=True, text=True, check=True).stdout)
+    ignored = seen.pop("_ignored")
+    assert set(schedule.IGNORES_KWARGS) <= set(ignored)
+    for name, (takes, needs) in seen.items():
+        if name == "greedy" or name in schedule.IGNORES_KWARGS:
+            continue
+        assert name in schedule.SCHEDULERS, name
+        mine_takes, mine_needs = schedule.SCHEDULERS[name]
+        assert set(takes) == set(mine_takes), name
+        assert set(needs) == set(mine_needs), name
+    assert set(seen) <= set(schedule.NAMES)
+    # every name lorakit knows is one of this transformers' (greedy only in 5.x)
+    assert set(schedule.NAMES) - set(seen) <= {"greedy"}
