@@ -18,7 +18,8 @@ from lorakit.fixups import apply_fixups
 from lorakit.job import build_job
 
 CODES = ("args.packing.", "train.streaming.", "train.resume.", "rlhf.cached", "rlhf.gkd.", "args.quant_bits.",
-         "layout.zero3.bnb", "data.dataset_info.", "eval.save_steps_unaligned", "eval.limit_keeps_best")
+         "layout.zero3.bnb", "data.dataset_info.", "eval.save_steps_unaligned", "eval.limit_keeps_best",
+         "args.lazy_tokenize.")
 
 
 def found(overrides: dict, *, major: int = 4, version: str | None = None, preset: str = "single"):
@@ -334,3 +335,28 @@ def test_the_zero3_bnb_hint_never_suggests_none():
 def test_plan_takes_torch_dtype_none_as_unset():
     said = run_cli(["plan", "-p", "single", "--set", "torch_dtype=None"])
     assert said.code == 0, said.stderr
+
+
+LAZY = ("error", "args.lazy_tokenize.incompatible",
+        "lazy_tokenize true with {0} true: ms-swift refuses them together while parsing its arguments "
+        "(\"{1} and lazy_tokenize are incompatible.\")")
+
+
+@pytest.mark.parametrize("overrides, version, expected", [
+    ({"lazy_tokenize": True, "packing": True, "attn_impl": "flash_attn"}, None,
+     [(LAZY[0], LAZY[1], LAZY[2].format("packing", "Packing"))]),
+    ({"lazy_tokenize": "true", "streaming": True, "max_steps": 10}, "4.0",
+     [(LAZY[0], LAZY[1], LAZY[2].format("streaming", "Streaming"))]),
+    ({"lazy_tokenize": True, "packing": True, "attn_impl": "flash_attn"}, "3.7", "packing"),
+    # before 3.7 ms-swift turned lazy_tokenize off for a stream, with a warning
+    ({"lazy_tokenize": True, "streaming": True, "max_steps": 10}, "3.6", []),
+    ({"lazy_tokenize": False, "packing": True, "attn_impl": "flash_attn"}, None, []),
+    ({"packing": True, "attn_impl": "flash_attn"}, None, []),  # unset: ms-swift picks what fits
+    ({"lazy_tokenize": True}, None, []),
+])
+def test_lazy_tokenize_with_packing_or_streaming(overrides, version, expected):
+    major = int(version.split(".")[0]) if version else 4
+    if expected == "packing":
+        expected = [(LAZY[0], LAZY[1], LAZY[2].format("packing", "Packing"))]
+    got = [f for f in found(overrides, major=major, version=version) if f[1].startswith("args.lazy_tokenize.")]
+    assert got == expected

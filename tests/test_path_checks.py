@@ -184,3 +184,45 @@ def test_lorakit_takes_every_id_hugging_face_takes():
         assert is_hub_id(text), text
 
     agrees()
+
+
+def test_a_missing_plugin_file_is_refused_with_did_you_mean(here):
+    (here / "plugin.py").write_text("# registers nothing\n")
+    result = run_cli(["validate", "-p", "single", "--dataset", "data/train.jsonl", "--", "--external_plugins",
+                      "plugn.py"])
+    assert result.code == 2
+    lines = result.stderr.splitlines()
+    at = lines.index(f"error[paths.external_plugins.missing] args.external_plugins (-- extra flags): external_plugins "
+                     f"'plugn.py': no such plugin file ({here / 'plugn.py'})")
+    assert lines[at + 1] == (f"  hint: did you mean 'plugin.py'? paths are relative to the directory you launch "
+                             f"from ({here}); ms-swift imports it while parsing its arguments and stops there")
+    there = run_cli(["validate", "-p", "single", "--dataset", "data/train.jsonl", "--", "--external_plugins",
+                     "plugin.py", "--custom_register_path", str(here / "plugin.py")])
+    assert "paths.external_plugins" not in there.stderr and "paths.custom_register_path" not in there.stderr
+
+
+def test_every_missing_plugin_of_a_list_is_named(here):
+    result = run_cli(["validate", "-p", "single", "--dataset", "data/train.jsonl", "--", "--external_plugins",
+                      "a.py", "b.py", "--custom_register_path", "c.py"])
+    assert [e.split(":")[0] for e in _errors(result.stderr) if "plugin" in e] == [
+        "error[paths.external_plugins.missing] args.external_plugins (-- extra flags)",
+        "error[paths.external_plugins.missing] args.external_plugins (-- extra flags)",
+        "error[paths.custom_register_path.missing] args.custom_register_path (-- extra flags)"]
+
+
+@pytest.mark.parametrize("system, refused", [
+    ("prompts/system.txt", True),  # read as a file because it ends in .txt
+    ("You are a helpful assistant.", False),  # a prompt
+    ("system.md", False),  # only .txt is read as a file (template_args.py)
+    ("data/train.jsonl", False),
+])
+def test_a_system_prompt_file_must_exist(here, system, refused):
+    result = run_cli(["validate", "-p", "single", "--dataset", "data/train.jsonl", "--", "--system", system])
+    line = (f"error[paths.system.missing] args.system (-- extra flags): system {system!r}: no such system prompt "
+            f"file ({here / system})")
+    assert (line in _errors(result.stderr)) is refused, result.stderr
+    if refused:
+        (here / "prompts").mkdir()
+        (here / system).write_text("You are lorakit's test.\n")
+        again = run_cli(["validate", "-p", "single", "--dataset", "data/train.jsonl", "--", "--system", system])
+        assert "paths.system" not in again.stderr

@@ -60,6 +60,9 @@ class Case:
     missed: str = ""  # lorakit has no finding for it yet (code ""): a strict xfail until one refuses it
     # where ms-swift runs (`runs`) but not as written, and no one means what it does: lorakit refuses it anyway
     meant: str = ""
+    # ms-swift fails the flags as written, lorakit changes them (its `code` an info finding) and
+    # lorakit's own rendering, run by the same harness as ID+lorakit, trains
+    fixes: bool = False
 
 
 TRAINED = r"^ok$"  # the run finished
@@ -216,6 +219,72 @@ CASES = [
     Case("dataset-info-unknown-key", "data.dataset_info.invalid", "args.custom_dataset_info",
          ("--custom_dataset_info", f"{ROOT}/info-badkey.json"),
          r"^TypeError: .*unexpected keyword argument 'path'"),
+    # the schedule: transformers builds its TrainingArguments while ms-swift parses, and the
+    # scheduler function (lr_scheduler_kwargs as its keywords) once training starts
+    Case("scheduler-unknown", "train.scheduler.unknown", "args.lr_scheduler_type",
+         ("--lr_scheduler_type", "cosine_decay"), r"^ValueError: cosine_decay is not a valid SchedulerType"),
+    Case("scheduler-min-lr-missing", "train.scheduler.min_lr", "args.lr_scheduler_type",
+         ("--lr_scheduler_type", "cosine_with_min_lr"),
+         r"^ValueError: One of min_lr or min_lr_rate should be set through the `lr_scheduler_kwargs` "
+         r"\[at .*transformers/optimization.py"),
+    Case("scheduler-min-lr-both", "train.scheduler.min_lr", "args.lr_scheduler_kwargs",
+         ("--lr_scheduler_type", "cosine_with_min_lr", "--lr_scheduler_kwargs", '{"min_lr_rate": 0.1, "min_lr": 1e-6}'),
+         r"^ValueError: Only one of min_lr or min_lr_rate should be set"),
+    Case("scheduler-kwarg-unknown", "train.scheduler.kwarg_unknown", "args.lr_scheduler_kwargs",
+         ("--lr_scheduler_type", "cosine", "--lr_scheduler_kwargs", '{"min_lr": 1e-6}'),
+         r"^TypeError: get_cosine_schedule_with_warmup\(\) got an unexpected keyword argument 'min_lr'"),
+    Case("scheduler-wsd-no-decay", "train.scheduler.kwarg_missing", "args.lr_scheduler_type",
+         ("--lr_scheduler_type", "warmup_stable_decay"),
+         r"^TypeError: get_wsd_schedule\(\) missing 1 required positional argument: 'num_decay_steps'"),
+    Case("scheduler-plateau-no-eval", "train.scheduler.needs_eval", "args.lr_scheduler_type",
+         ("--lr_scheduler_type", "reduce_lr_on_plateau"),
+         r"^ValueError: lr_scheduler_type reduce_lr_on_plateau requires an eval strategy"),
+    Case("warmup-ratio-2", "train.warmup_ratio", "args.warmup_ratio", ("--warmup_ratio", "2"),
+         r"^ValueError: warmup_ratio: 2\.0 must be less than 1\. .*swift/trainers/arguments.py"),
+    Case("warmup-ratio-1", "train.warmup_ratio", "args.warmup_ratio", ("--warmup_ratio", "1"),
+         r"^ValueError: warmup_ratio: 1\.0 must be less than 1\."),
+    Case("warmup-ratio-negative", "train.warmup_ratio", "args.warmup_ratio", ("--warmup_ratio", "-0.1"),
+         r"^ValueError: warmup_steps must be an integer or a float \[at .*transformers/training_args.py"),
+    Case("warmup-steps-negative", "train.warmup_steps", "args.warmup_steps", ("--warmup_steps", "-1"),
+         r"^ValueError: warmup_steps must be an integer or a float", drop=("warmup_ratio",)),
+    Case("warmup-both", "train.warmup.both", "args.warmup_steps", ("--warmup_ratio", "0.05", "--warmup_steps", "5"),
+         r"^ValueError: `warmup_ratio` and `warmup_steps` cannot be set at the same time\."),
+    # the base preset's warmup_ratio 0.05 (built-in single) under the user's own warmup_steps:
+    # ms-swift as written fails; lorakit drops the preset's ratio and its rendering trains
+    Case("warmup-steps-over-preset", "train.warmup.replaced", "args.warmup_steps", ("--warmup_steps", "2"),
+         r"^ValueError: `warmup_ratio` and `warmup_steps` cannot be set at the same time\.", fixes=True),
+    Case("lazy-tokenize-packing", "args.lazy_tokenize.incompatible", "args.lazy_tokenize",
+         ("--lazy_tokenize", "true", "--packing", "true", "--attn_impl", "flash_attn"),
+         r"^ValueError: Packing and lazy_tokenize are incompatible\. \[at .*swift/arguments/base_args/base_args.py"),
+    Case("lazy-tokenize-streaming", "args.lazy_tokenize.incompatible", "args.lazy_tokenize",
+         ("--lazy_tokenize", "true", "--streaming", "true"), r"^ValueError: Streaming and lazy_tokenize are incompatible\."),
+    Case("system-file-missing", "paths.system.missing", "args.system", ("--system", f"{ROOT}/nope-system.txt"),
+         r"^AssertionError: self.system: .*/nope-system.txt \[at .*swift/arguments/base_args/template_args.py"),
+    Case("plugin-missing", "paths.external_plugins.missing", "args.external_plugins",
+         ("--external_plugins", f"{ROOT}/nope_plugin.py"),
+         r"^FileNotFoundError: \[Errno 2\] No such file or directory: '.*/nope_plugin.py'"),
+    Case("plugin-dir-missing", "paths.external_plugins.missing", "args.external_plugins",
+         ("--external_plugins", f"{ROOT}/nodir/plugin.py"), r"^AssertionError: py_dir: .*/nodir \[at .*swift/utils/utils.py"),
+    Case("register-path-missing", "paths.custom_register_path.missing", "args.custom_register_path",
+         ("--custom_register_path", f"{ROOT}/nope_register.py"),
+         r"^FileNotFoundError: \[Errno 2\] No such file or directory: '.*/nope_register.py'"),
+    # on 3.x: transformers 4.57 range-checks the ratio itself, lets warmup_steps win over the ratio
+    Case("v3-warmup-ratio-2", "train.warmup_ratio", "args.warmup_ratio", ("--warmup_ratio", "2"),
+         r"^ValueError: warmup_ratio must lie in range \[0,1\]", version="3.12"),
+    Case("v3-warmup-both", "train.warmup.both", "args.warmup_steps", ("--warmup_ratio", "0.05", "--warmup_steps", "1"),
+         TRAINED, version="3.12", runs="ms-swift 3.12.6 trains: transformers 4.57 uses warmup_steps and ignores "
+                                       "the ratio (training_args.py get_warmup_steps)"),
+    Case("v3-lazy-tokenize-packing", "args.lazy_tokenize.incompatible", "args.lazy_tokenize",
+         ("--lazy_tokenize", "true", "--packing", "true", "--attn_impl", "flash_attn"),
+         r"^ValueError: Packing and lazy_tokenize are incompatible\. \[at .*swift/llm/argument/base_args/base_args.py",
+         version="3.12"),
+    Case("v3-plugin-missing", "paths.external_plugins.missing", "args.external_plugins",
+         ("--external_plugins", f"{ROOT}/nope_plugin.py"), r"^ModuleNotFoundError: No module named 'nope_plugin'",
+         version="3.12"),
+    Case("v3-scheduler-kwarg-unknown", "train.scheduler.kwarg_unknown", "args.lr_scheduler_kwargs",
+         ("--lr_scheduler_type", "cosine", "--lr_scheduler_kwargs", '{"min_lr": 1e-6}'),
+         r"^TypeError: get_cosine_schedule_with_warmup\(\) got an unexpected keyword argument 'min_lr'",
+         version="3.12"),
     # 3.x only: names 3.12.6 lacks
     Case("v3-4x-name", "flags.unknown", "args.decision_shuffle_fields", ("--decision_shuffle_fields", "true"),
          r"^ValueError: remaining_argv: \['--decision_shuffle_fields', 'true'\] \[at .*swift/llm/base.py:36\]",
@@ -230,7 +299,7 @@ CASES = [
 
 
 def refused(cases):
-    return [pytest.param(c, id=c.id) for c in cases if (not c.runs or c.meant) and not c.missed]
+    return [pytest.param(c, id=c.id) for c in cases if (not c.runs or c.meant) and not c.missed and not c.fixes]
 
 
 def let_through(cases):
@@ -258,10 +327,11 @@ def write_preset(root: Path, model: str) -> Path:
     return preset
 
 
-def base_argv(root: Path, major: int) -> list[str]:
-    """lorakit's own rendering of the base preset for `major`, after `swift sft`."""
+def base_argv(root: Path, major: int, extra: list[str] = ()) -> list[str]:
+    """lorakit's own rendering of the base preset for `major` (with `extra` flags after `--`), after
+    `swift sft`."""
     rendered = run_cli(["train", "-p", str(write_preset(root, STAND_IN)), "--dry-run", "--format", "json",
-                        "--swift-version", str(major)])
+                        "--swift-version", str(major), "--", *extra])
     assert rendered.code == 0, rendered.stderr
     argv = json.loads(rendered.stdout)["argv"][2:]
     return [str(model_dir(root, major)) if item == STAND_IN else item for item in argv]
@@ -294,6 +364,9 @@ def start_harness(python: str, major: int, root: Path, env: dict) -> tuple:
         else:
             argv = [*without(base, case.drop), "--output_dir", str(root / "out" / case.id), *flags(case, root)]
             cases[case.id] = {"argv": argv, "cwd": str(root), "env": {"CUDA_VISIBLE_DEVICES": ""}}
+        if case.fixes:
+            mine = [*base_argv(root, major, flags(case, root)), "--output_dir", str(root / "out" / f"{case.id}+lorakit")]
+            cases[f"{case.id}+lorakit"] = {"argv": mine, "cwd": str(root), "env": {"CUDA_VISIBLE_DEVICES": ""}}
     src, dst, log = (root / f"{name}{major}.{ext}" for name, ext in (("cases", "json"), ("outcomes", "json"),
                                                                        ("harness", "log")))
     src.write_text(json.dumps(cases))
@@ -386,6 +459,16 @@ def test_lorakit_only_warns_where_ms_swift_runs(case, tiny):
     code = case.warns or case.code
     assert re.search(rf"^warning\[{re.escape(code)}\] {re.escape(case.key)} \(", said.stderr, re.M), said.stderr
     assert said.code == 0, said.stderr
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.id) for c in CASES if c.fixes])
+def test_lorakit_fixes_what_ms_swift_fails_and_its_rendering_trains(case, tiny, request):
+    root, preset = tiny
+    said = lorakit_says(case, root, preset)
+    assert said.code == 0, said.stderr
+    assert re.search(rf"^info\[{re.escape(case.code)}\] {re.escape(case.key)} \(", said.stderr, re.M), said.stderr
+    did = request.getfixturevalue("outcomes3" if case.version.startswith("3") else "outcomes4")[f"{case.id}+lorakit"]
+    assert re.fullmatch(TRAINED, did), did
 
 
 def swift_did(case: Case, request) -> str:

@@ -243,6 +243,23 @@ def check_infer_streaming(job: Job, facts: Facts) -> list[Finding]:
                   "response as it comes")]
 
 
+def check_lazy_tokenize(job: Job, facts: Facts) -> list[Finding]:
+    """lazy_tokenize true encodes each row when it is read; packing groups encoded rows before
+    training and a stream is read as it goes, so from 3.7 ms-swift refuses either pairing while
+    parsing its arguments (4.6.0 swift/arguments/base_args/base_args.py:164-168; 3.7.0-3.12.6
+    swift/llm/argument/base_args/base_args.py); before 3.7 it turned lazy_tokenize off for a stream
+    with a warning. Only a lazy_tokenize the user set: left unset, ms-swift picks one that fits."""
+    if as_bool(job.args.get("lazy_tokenize")) is not True or _minor(job) < (3, 7):
+        return []
+    partner = next((k for k in ("packing", "streaming") if as_bool(job.args.get(k)) is True), None)
+    if partner is None:
+        return []
+    return [about(job, ERROR, "args.lazy_tokenize.incompatible", "args.lazy_tokenize",
+                  f"lazy_tokenize true with {partner} true: ms-swift refuses them together while parsing its "
+                  f"arguments (\"{partner.capitalize()} and lazy_tokenize are incompatible.\")",
+                  f"drop lazy_tokenize (ms-swift then tokenizes up front, as {partner} needs)")]
+
+
 def check_merge_quant(job: Job, facts: Facts) -> list[Finding]:
     """ms-swift 3.0's merge_lora asserts `args.quant_method is None` (3.0.3 llm/export/merge_lora.py:14:
     "quantized model and does not support merge-lora"), so one `swift export --merge_lora true
@@ -259,4 +276,4 @@ def check_merge_quant(job: Job, facts: Facts) -> list[Finding]:
 
 
 CHECKS = [check_packing, check_streaming, check_quantization, check_cached_dataset, check_resume_streaming,
-          check_infer_streaming, check_merge_quant]
+          check_infer_streaming, check_lazy_tokenize, check_merge_quant]

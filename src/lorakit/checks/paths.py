@@ -20,8 +20,13 @@ from lorakit.job import Job
 # downloads those), never for a checkpoint to resume from (transformers opens it as a dir).
 INPUT_PATHS = {"model": "model", "adapters": "adapter", "resume_from_checkpoint": "checkpoint",
                "custom_dataset_info": "dataset info file", "cached_dataset": "cached dataset",
-               "mcore_model": "Megatron checkpoint"}
+               "mcore_model": "Megatron checkpoint", "external_plugins": "plugin file",
+               "custom_register_path": "plugin file", "system": "system prompt file"}
 ALWAYS_LOCAL = ("resume_from_checkpoint", "cached_dataset")
+# Files ms-swift opens while parsing its arguments, never downloads: a plugin is imported
+# (utils.py import_external_file: FileNotFoundError on 4.x, ModuleNotFoundError on 3.x), and a
+# --system ending in .txt is read as the prompt (template_args.py: assert os.path.isfile).
+FILES = ("external_plugins", "custom_register_path", "system")
 # What either hub takes as a repo id (huggingface_hub validate_repo_id: [\w.-] names, one `/`),
 # with ms-swift's own `id:subfolder` (utils/hub_utils.py safe_snapshot_download) after it.
 _HUB_ID = re.compile(r"[\w.-]+(/[\w.-]+)?(:[^:]+)?")
@@ -33,7 +38,7 @@ def _always_local(job: Job, key: str) -> bool:
     `to_abspath(..., check_path_exist=True)`, which raises for a path that is not there."""
     if key == "mcore_model":
         return any(values.as_bool(job.args.get(k)) for k in ("to_hf", "to_mcore"))
-    return key in ALWAYS_LOCAL
+    return key in ALWAYS_LOCAL or key in FILES
 
 
 def _items(value) -> list[str]:
@@ -49,6 +54,9 @@ def _missing(job: Job, key: str, text: str) -> Finding:
            if key == "mcore_model"
            # json_parse_to_dict (swift/utils/utils.py) reads a path that is not there as JSON text
            else "ms-swift would read a missing path as inline JSON and fail" if key == "custom_dataset_info"
+           else "ms-swift imports it while parsing its arguments and stops there" if key in FILES[:2]
+           else "ms-swift reads a --system ending in .txt from that file, and stops when it is not one"
+           if key == "system"
            else "ms-swift would take a missing path for a hub id and try to download it")
     hint = _near(text) + f"paths are relative to the directory you launch from ({os.getcwd()}); {why}"
     return about(job, ERROR, f"paths.{key}.missing", f"args.{key}",
@@ -101,7 +109,7 @@ def check_input_paths(job: Job, facts: Facts) -> list[Finding]:
     for key in INPUT_PATHS:
         for text in (_named(key, t) for t in _items(job.args.get(key))):
             # mcore_model: read only by --to_hf/--to_mcore, and then always as a path
-            if not text.strip() or localpath.exists(text):
+            if not text.strip() or localpath.exists(text) or key == "system" and not text.endswith(".txt"):
                 continue
             if _always_local(job, key) or key != "mcore_model" and localpath.looks_local(text):
                 out.append(_missing(job, key, text))
