@@ -360,3 +360,34 @@ def test_lazy_tokenize_with_packing_or_streaming(overrides, version, expected):
         expected = [(LAZY[0], LAZY[1], LAZY[2].format("packing", "Packing"))]
     got = [f for f in found(overrides, major=major, version=version) if f[1].startswith("args.lazy_tokenize.")]
     assert got == expected
+
+
+@pytest.mark.parametrize("overrides, major, expected", [
+    ({"quant_method": "bnb", "quant_bits": 4, "tuner_type": "full"}, 4, "tuner_type full on quant_method bnb"),
+    ({"quant_method": "hqq", "quant_bits": 4, "tuner_type": "full"}, 4, "tuner_type full on quant_method hqq"),
+    ({"quant_method": "fp8", "tuner_type": "full"}, 4, "tuner_type full on quant_method fp8"),
+    ({"quant_method": "bnb", "quant_bits": 4, "train_type": "full"}, 3, "train_type full on quant_method bnb"),
+    ({"quant_method": "bnb", "quant_bits": 4}, 4, None),  # QLoRA: the adapters are what trains
+    ({"tuner_type": "full"}, 4, None),
+    ({"quant_method": "bnb", "tuner_type": "full"}, 4, None),  # no bits: args.quant_bits.missing says so
+])
+def test_a_full_fine_tune_of_a_quantized_model_is_refused(overrides, major, expected):
+    resolved = layers.apply_overrides(presets.load("single"), [(f"args.{k}", v, "--set") for k, v in overrides.items()])
+    job = apply_fixups(build_job(resolved, {}, swift_major=major, swift_version=None))
+    got = [f.message for f in run_checks(job, Facts(here=False)) if f.code == "train.full.quantized"]
+    assert got == ([] if expected is None else [
+        f"{expected}: transformers' Trainer refuses to train a quantized model without adapters, once the model has "
+        "loaded (\"You cannot perform fine-tuning on purely quantized models\")"])
+
+
+def test_a_full_fine_tune_of_a_gptq_checkpoint_is_refused(tmp_path):
+    model = tmp_path / "Qwen2.5-0.5B-Instruct-GPTQ-Int4"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({"model_type": "qwen2", "architectures": ["Qwen2ForCausalLM"],
+                                                   "quantization_config": {"quant_method": "gptq", "bits": 4}}))
+    result = run_cli(["validate", "-p", "single", "--model", str(model), "--", "--tuner_type", "full"])
+    assert result.code == 2
+    assert ("error[train.full.quantized] args.model (--model): tuner_type full on a model quantized with gptq (its "
+            "config.json): transformers' Trainer refuses") in result.stderr
+    lora = run_cli(["validate", "-p", "single", "--model", str(model)])
+    assert "train.full.quantized" not in lora.stderr

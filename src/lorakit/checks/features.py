@@ -172,6 +172,41 @@ def check_quantization(job: Job, facts: Facts) -> list[Finding]:
     return []
 
 
+TRAINABLE_QUANT = ("bnb", "hqq", "eetq", "quanto", "fp8")  # the --quant_method values a trainer may load
+
+
+def check_full_quantized(job: Job, facts: Facts) -> list[Finding]:
+    """A full fine-tune of a quantized model: transformers' Trainer refuses a quantized model with
+    no adapters attached (4.6.0's transformers 5.19 trainer_utils.py validate_quantization_for_training,
+    3.12.6's transformers 4.57 trainer.py __init__: "You cannot perform fine-tuning on purely quantized
+    models"), once the model has loaded. The quantization is quant_method here, or the local
+    model's own quantization_config (a GPTQ/AWQ checkpoint)."""
+    name = "train_type" if "train_type" in job.args else "tuner_type"  # 3.x's name, as the user wrote it
+    if job.command not in TRAINS or str(job.args.get(name, "lora")) != "full":
+        return []
+    method, how = job.args.get("quant_method"), None
+    if isinstance(method, str) and method in TRAINABLE_QUANT and job.args.get("quant_bits") is not None \
+            or method == "fp8":
+        how = f"quant_method {method}"
+    model = job.args.get("model")
+    found = facts.find_model(model) if how is None and isinstance(model, str) and model.strip() else None
+    if found is not None:
+        from lorakit.checks.requires import config_of
+
+        quant = (config_of(Path(found)) or {}).get("quantization_config")
+        if isinstance(quant, dict):
+            how = f"a model quantized with {quant.get('quant_method', 'its quantization_config')} (its config.json)"
+    if how is None:
+        return []
+    key = "args.quant_method" if how.startswith("quant_method") else "args.model"
+    return [about(job, ERROR, "train.full.quantized", key,
+                  f"{name} full on {how}: transformers' Trainer refuses to train a quantized model without "
+                  "adapters, once the model has loaded (\"You cannot perform fine-tuning on purely quantized "
+                  "models\")",
+                  f"for QLoRA: {name} lora; for a full fine-tune, an unquantized model (drop quant_method / "
+                  "quant_bits)")]
+
+
 def check_cached_dataset(job: Job, facts: Facts) -> list[Finding]:
     """A cached dataset holds rows already tokenized (input_ids, labels: `swift export
     --to_cached_dataset`). GRPO generates from each row's messages: ms-swift refuses it while parsing
@@ -275,5 +310,5 @@ def check_merge_quant(job: Job, facts: Facts) -> list[Finding]:
                   f"--quant_method {job.args['quant_method']} --quant_bits N; or use ms-swift 3.1+")]
 
 
-CHECKS = [check_packing, check_streaming, check_quantization, check_cached_dataset, check_resume_streaming,
+CHECKS = [check_packing, check_streaming, check_quantization, check_full_quantized, check_cached_dataset, check_resume_streaming,
           check_infer_streaming, check_lazy_tokenize, check_merge_quant]
