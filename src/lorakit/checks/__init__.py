@@ -17,10 +17,11 @@ Check = Callable[[Job, Facts], "list[Finding]"]
 # some commands only is imported only for those (a `train` dry-run does not import the rlhf ones).
 MODULES = ("lora", "layout", "training", "features", "policy", "nodes", "flags", "model", "seqpar", "maxlength",
            "modelage", "requires", "visionutils", "paths", "resumed", "data", "pixels", "datasetinfo", "argv",
-           "rlhf", "rewards", "memory", "engine", "precision", "lossscale", "export", "reporting", "schedule")
+           "rlhf", "rewards", "memory", "engine", "precision", "lossscale", "export", "reporting", "schedule", "trainargs",
+           "attention")
 ONLY_FOR = {"rlhf": ("rlhf",), "rewards": ("rlhf",), "engine": ("infer", "deploy"),
             "precision": ("sft", "pt", "rlhf"), "export": ("export",), "reporting": ("sft", "pt", "rlhf"),
-            "schedule": ("sft", "pt", "rlhf")}
+            "schedule": ("sft", "pt", "rlhf"), "trainargs": ("sft", "pt", "rlhf")}
 
 
 # A module whose every check starts from one of these arguments is imported only for a job that
@@ -28,7 +29,9 @@ ONLY_FOR = {"rlhf": ("rlhf",), "rewards": ("rlhf",), "engine": ("infer", "deploy
 ONLY_WITH = {"lossscale": ("loss_scale",), "seqpar": ("sequence_parallel_size",),
              "datasetinfo": ("custom_dataset_info",), "resumed": ("resume_from_checkpoint",),
              "reporting": ("report_to",),
-             "schedule": ("lr_scheduler_type", "warmup_ratio", "warmup_steps")}
+             "schedule": ("lr_scheduler_type", "warmup_ratio", "warmup_steps"),
+             "trainargs": ("seed", "logging_steps", "optimizer", "adam_beta1", "adam_beta2", "adam_epsilon"),
+             "attention": ("attn_impl",)}
 
 
 def all_checks(command: str | None = None, args: dict | None = None) -> list[Check]:

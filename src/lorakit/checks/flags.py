@@ -226,11 +226,12 @@ def _ignored(job: Job, found: list[Finding], unparsed: set[str]) -> list[Finding
 
 # The flags ms-swift reads with json_parse_to_dict(strict=True) (4.6.0 arguments/: data_args.py
 # columns, base_args.py model_kwargs, model_args.py max_memory, eval_args.py eval_*/extra_eval_args;
-# 3.12.6 the same): a file path is loaded, anything else json.loads'd, then json_repair'd and
+# 3.12.6 the same; trainers/arguments.py lr_scheduler_kwargs and gradient_checkpointing_kwargs in
+# both): a file path is loaded, anything else json.loads'd, then json_repair'd and
 # loaded again. Text with no braces that names no file ('old:new', #5044) repairs to '' and
 # ms-swift stops in argument parsing ("Unable to parse json string"); other consumers need a mapping.
 STRICT_JSON = ("columns", "model_kwargs", "max_memory", "eval_dataset_args", "eval_generation_config",
-               "extra_eval_args")
+               "extra_eval_args", "lr_scheduler_kwargs", "gradient_checkpointing_kwargs")
 
 
 def _strict_json(name: str, value) -> str | None:
