@@ -279,7 +279,7 @@ def _drop_superseded(data: dict[str, Any], sources: dict[str, str], key: str, wh
         if sources.get(dotted, who) == who:
             continue
         args = dict(data.get("args") or {})
-        # fixups.dropped_notes says it as an info finding, so the replaced value is not silent
+        # fixups (note_dropped, later_warmup_wins) say it as info, so the replaced value is not silent
         sources[f"dropped.{dotted}"] = f"{args.pop(other, None)} from {sources.pop(dotted)}"
         data["args"] = args
 
