@@ -246,3 +246,12 @@ def test_the_scheduler_table_matches_the_installed_transformers(python):
     assert set(seen) <= set(schedule.NAMES)
     # every name lorakit knows is one of this transformers' (greedy only in 5.x)
     assert set(schedule.NAMES) - set(seen) <= {"greedy"}
+
+
+@pytest.mark.parametrize("kwargs", ["{'min_lr': 1e-6}", "{min_lr: 1e-6}", "k.json"])
+def test_kwargs_ms_swift_reads_its_own_way_are_not_refused(here, kwargs):
+    """A file path (json_parse_to_dict loads it) or text ms-swift json_repairs: the keywords it
+    ends up with are not known here, so no min_lr finding claims they are missing."""
+    (here / "k.json").write_text('{"min_lr": 1e-6}')
+    result = _validate("--lr_scheduler_type", "cosine_with_min_lr", "--lr_scheduler_kwargs", kwargs)
+    assert "train.scheduler.min_lr" not in result.stderr, result.stderr

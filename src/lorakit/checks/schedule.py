@@ -99,6 +99,10 @@ def check_scheduler(job: Job, facts: Facts) -> list[Finding]:
                              f"lr_scheduler_type {name} reads no lr_scheduler_kwargs: {sorted(kwargs)} do nothing",
                              "for a floor under the learning rate: cosine_with_min_lr with {\"min_lr_rate\": 0.1}"))
         return out
+    if kwargs is None and job.args.get("lr_scheduler_kwargs") not in (None, ""):
+        # a file path, or text ms-swift json_repairs: what it reads is not known here, so no
+        # keyword is judged (refusing it was a false alarm: the hostile review's F8, F13)
+        return out
     takes, needs = SCHEDULERS[name]
     # a missing keyword is said of what the user wrote: the kwargs when given, else the name
     where = "args.lr_scheduler_kwargs" if job.args.get("lr_scheduler_kwargs") is not None else key
