@@ -14,7 +14,7 @@ from typing import Any
 
 from lorakit import localpath
 from lorakit.findings import ERROR, INFO, WARNING, about
-from lorakit.values import as_bool, as_int
+from lorakit.values import as_bool, as_int, parsed_json
 from lorakit.job import Job
 
 NO_REENTRANT = {"use_reentrant": False}
@@ -27,13 +27,7 @@ def is_plain_ddp(job: Job) -> bool:
 
 def gc_kwargs(job: Job) -> Any:
     """gradient_checkpointing_kwargs as a dict when it is one (or JSON text of one)."""
-    value = job.args.get("gradient_checkpointing_kwargs")
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except (ValueError, RecursionError):
-            return value
-    return value
+    return parsed_json(job.args.get("gradient_checkpointing_kwargs"))
 
 
 def gc_enabled(job: Job) -> bool:

@@ -100,3 +100,16 @@ def suggestion(word: Any, choices: Iterable[str]) -> str:
     """"did you mean 'x'? " or ""; the prefix of a hint."""
     close = did_you_mean(word, choices)
     return f"did you mean {close[0]!r}? " if close else ""
+
+
+def parsed_json(value: Any) -> Any:
+    """JSON text (a kwargs flag written on the command line) as what it encodes; anything else,
+    and text that does not parse, unchanged."""
+    if isinstance(value, str):
+        import json
+
+        try:
+            return json.loads(value)
+        except (ValueError, RecursionError):
+            return value
+    return value

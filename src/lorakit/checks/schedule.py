@@ -10,12 +10,10 @@ here was measured on ms-swift 4.6.0 and 3.12.6 (tests/test_real_failures.py).
 
 from __future__ import annotations
 
-import json
-
 from lorakit.checks.facts import Facts
 from lorakit.findings import ERROR, INFO, WARNING, Finding, about
 from lorakit.job import Job
-from lorakit.values import as_float, did_you_mean
+from lorakit.values import as_float, did_you_mean, parsed_json
 
 TRAINS = ("sft", "pt", "rlhf")
 # get_scheduler's functions (transformers 4.57.6 and 5.19.0 optimization.py TYPE_TO_SCHEDULER_FUNCTION;
@@ -55,12 +53,7 @@ def _minor(job: Job) -> tuple[int, int]:
 def _kwargs(job: Job):
     """lr_scheduler_kwargs as a mapping, or None (unset, or not JSON of one: the flag check or
     ms-swift's json_parse_to_dict says so)."""
-    value = job.args.get("lr_scheduler_kwargs")
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except (ValueError, RecursionError):
-            return None
+    value = parsed_json(job.args.get("lr_scheduler_kwargs"))
     return value if isinstance(value, dict) else None
 
 
