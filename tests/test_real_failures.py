@@ -55,6 +55,7 @@ class Case:
     # where ms-swift does NOT fail: what it does instead; lorakit must then warn (this code), not refuse
     runs: str = ""
     warns: str = ""  # the warning lorakit gives such a run instead, when not `code`
+    said: str = "warning"  # the level of that finding ("info"), or "none": a valid run lorakit must pass quietly
     refused_by: str = ""  # a finding that still refuses such a run (a false alarm: strict xfail)
     call: str = ""  # instead of `swift sft`: this ms-swift function on the flag's value
     missed: str = ""  # lorakit has no finding for it yet (code ""): a strict xfail until one refuses it
@@ -279,6 +280,42 @@ CASES = [
          r"^ValueError: Invalid beta parameter at index 0: 1.5 \[at .*torch/optim/adam"),
     Case("attn-impl-unknown", "model.attn_impl.unknown", "args.attn_impl", ("--attn_impl", "flash_attention2"),
          r'^ValueError: Specified `attn_implementation="flash_attention2"` is not supported'),
+    # the hostile review's F21, F20, F14, F4 and (3.x) F3
+    Case("scheduler-default-kwarg-unknown", "train.scheduler.kwarg_unknown", "args.lr_scheduler_kwargs",
+         ("--lr_scheduler_kwargs", '{"min_lr": 1e-6}'),
+         r"^TypeError: get_cosine_schedule_with_warmup\(\) got an unexpected keyword argument 'min_lr'"),
+    Case("scheduler-min-lr-text", "train.scheduler.kwarg_type", "args.lr_scheduler_kwargs",
+         ("--lr_scheduler_type", "cosine_with_min_lr", "--lr_scheduler_kwargs", '{"min_lr": "1e-6"}'),
+         r"^TypeError: unsupported operand type\(s\) for /: 'str' and 'float'"),
+    Case("scheduler-min-lr-rate-text", "train.scheduler.kwarg_type", "args.lr_scheduler_kwargs",
+         ("--lr_scheduler_type", "cosine_with_min_lr", "--lr_scheduler_kwargs", '{"min_lr_rate": "0.1"}'),
+         r"^TypeError: unsupported operand type\(s\) for -: 'int' and 'str'"),
+    Case("scheduler-min-lr-null", "train.scheduler.min_lr", "args.lr_scheduler_kwargs",
+         ("--lr_scheduler_type", "cosine_with_min_lr", "--lr_scheduler_kwargs", '{"min_lr": null}'),
+         r"^ValueError: One of min_lr or min_lr_rate should be set"),
+    Case("scheduler-min-lr-null-and-rate", "train.scheduler.min_lr", "args.lr_scheduler_kwargs",
+         ("--lr_scheduler_type", "cosine_with_min_lr", "--lr_scheduler_kwargs", '{"min_lr": null, "min_lr_rate": 0.1}'),
+         TRAINED, runs="a null min_lr is no min_lr to transformers", said="none"),
+    # what lorakit renders for YAML `lr_scheduler_kwargs: {min_lr: 1e-6}` (yamlload.Number)
+    Case("scheduler-min-lr-yaml-number", "train.scheduler.kwarg_type", "args.lr_scheduler_kwargs",
+         ("--lr_scheduler_type", "cosine_with_min_lr", "--lr_scheduler_kwargs", '{"min_lr": 1e-06}'),
+         TRAINED, runs="a number, as YAML 1.2 reads 1e-6", said="none"),
+    Case("scheduler-inverse-sqrt-kwarg", "train.scheduler.kwarg_unknown", "args.lr_scheduler_kwargs",
+         ("--lr_scheduler_type", "inverse_sqrt", "--lr_scheduler_kwargs", '{"min_lr": 1e-6}'),
+         r"^TypeError: get_inverse_sqrt_schedule\(\) got an unexpected keyword argument 'min_lr'"),
+    Case("scheduler-greedy", "train.scheduler.unknown", "args.lr_scheduler_type",
+         ("--lr_scheduler_type", "greedy", "--split_dataset_ratio", "0.25", "--eval_strategy", "steps",
+          "--eval_steps", "1"), TRAINED, runs="transformers 5 has greedy", said="none"),
+    Case("v3-scheduler-greedy", "train.scheduler.unknown", "args.lr_scheduler_type",
+         ("--lr_scheduler_type", "greedy", "--split_dataset_ratio", "0.25", "--eval_strategy", "steps",
+          "--eval_steps", "1"), r"^ValueError: greedy is not a valid SchedulerType", version="3.12"),
+    Case("v3-scheduler-default-kwarg-unknown", "train.scheduler.kwarg_unknown", "args.lr_scheduler_kwargs",
+         ("--lr_scheduler_kwargs", '{"min_lr": 1e-6}'),
+         r"^TypeError: get_cosine_schedule_with_warmup\(\) got an unexpected keyword argument 'min_lr'",
+         version="3.12"),
+    Case("v3-scheduler-inverse-sqrt-kwarg", "train.scheduler.kwargs_ignored", "args.lr_scheduler_kwargs",
+         ("--lr_scheduler_type", "inverse_sqrt", "--lr_scheduler_kwargs", '{"min_lr": 1e-6}'), TRAINED,
+         version="3.12", runs="transformers 4.57 builds inverse_sqrt without the kwargs", said="info"),
     Case("scheduler-kwargs-not-json", "flags.value", "args.lr_scheduler_kwargs",
          ("--lr_scheduler_type", "cosine", "--lr_scheduler_kwargs", "min_lr=1e-6"),
          r"^JSONDecodeError: Expecting value: line 1 column 1 \(char 0\)"),
@@ -475,7 +512,11 @@ def test_lorakit_only_warns_where_ms_swift_runs(case, tiny):
     root, preset = tiny
     said = lorakit_says(case, root, preset)
     code = case.warns or case.code
-    assert re.search(rf"^warning\[{re.escape(code)}\] {re.escape(case.key)} \(", said.stderr, re.M), said.stderr
+    if case.said == "none":
+        assert not re.search(rf"^(error|warning)\[[a-z_.]+\] {re.escape(case.key)} \(", said.stderr, re.M), said.stderr
+    else:
+        assert re.search(rf"^{case.said}\[{re.escape(code)}\] {re.escape(case.key)} \(", said.stderr, re.M), \
+            said.stderr
     assert said.code == 0, said.stderr
 
 

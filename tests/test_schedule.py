@@ -217,6 +217,7 @@ for t in SchedulerType:
 src = inspect.getsource(o.get_scheduler)
 out["_ignored"] = [t.value for t in SchedulerType if f"if name == SchedulerType.{t.name}:\n        return schedule_func(optimizer)\n" in src
                    or f"if name == SchedulerType.{t.name}:\n        return schedule_func(optimizer, num_warmup_steps=num_warmup_steps)\n" in src]
+out["_version"] = __import__("transformers").__version__
 print(json.dumps(out))
 """
 
@@ -235,6 +236,11 @@ def _pythons() -> list[str]:
 def test_the_scheduler_table_matches_the_installed_transformers(python):
     seen = json.loads(subprocess.run([python, "-c", _PROBE], capture_output=True, text=True, check=True).stdout)
     ignored = seen.pop("_ignored")
+    major = int(seen.pop("_version").split(".")[0])
+    # _inverse_sqrt_reads_kwargs: transformers 5 passes the kwargs to inverse_sqrt, 4.x does not
+    assert ("inverse_sqrt" not in ignored) == (major >= 5)
+    if python == os.environ.get("LORAKIT_SWIFT3_PYTHON"):  # ms-swift 3.x's transformers: no greedy (GREEDY_FROM)
+        assert "greedy" not in seen
     assert set(schedule.IGNORES_KWARGS) <= set(ignored)
     for name, (takes, needs) in seen.items():
         if name == "greedy" or name in schedule.IGNORES_KWARGS:
@@ -255,3 +261,78 @@ def test_kwargs_ms_swift_reads_its_own_way_are_not_refused(here, kwargs):
     (here / "k.json").write_text('{"min_lr": 1e-6}')
     result = _validate("--lr_scheduler_type", "cosine_with_min_lr", "--lr_scheduler_kwargs", kwargs)
     assert "train.scheduler.min_lr" not in result.stderr, result.stderr
+
+
+# --- the hostile review's F21, F20, F14, F3, F4; ms-swift's own failures: tests/test_real_failures.py
+
+def test_kwargs_with_no_scheduler_are_judged_by_ms_swifts_default_cosine(here):
+    result = _validate("--lr_scheduler_kwargs", '{"min_lr": 1e-6}')
+    assert result.code == 2
+    assert ("error[train.scheduler.kwarg_unknown] args.lr_scheduler_kwargs (-- extra flags): lr_scheduler_kwargs "
+            "'min_lr' is no argument of the cosine (ms-swift's default) schedule: the run fails once training "
+            "starts, after the model has loaded (TypeError: unexpected keyword argument)\n  hint: cosine takes "
+            "num_cycles, last_epoch; for a floor under a cosine schedule: lr_scheduler_type cosine_with_min_lr") \
+        in result.stderr
+    fine = _validate("--lr_scheduler_kwargs", '{"num_cycles": 0.5}')
+    assert "train.scheduler" not in fine.stderr, fine.stderr
+
+
+@pytest.mark.parametrize("kwargs,hint", [('{"min_lr": "1e-6"}', '{"min_lr": 1e-6}'),
+                                         ('{"min_lr_rate": "0.1"}', '{"min_lr_rate": 0.1}'),
+                                         ('{"min_lr_rate": [0.1]}', '{"min_lr_rate": 1e-6}'),
+                                         ('{"min_lr_rate": true}', '{"min_lr_rate": 1e-6}')])
+def test_a_floor_written_as_text_is_refused(here, kwargs, hint):
+    result = _validate("--lr_scheduler_type", "cosine_with_min_lr", "--lr_scheduler_kwargs", kwargs)
+    assert result.code == 2
+    key, value = next(iter(json.loads(kwargs).items()))
+    assert (f"error[train.scheduler.kwarg_type] args.lr_scheduler_kwargs (-- extra flags): lr_scheduler_kwargs {key} "
+            f"is {value!r}, not a number: transformers computes with it once training starts, after the model has "
+            f"loaded (TypeError)\n  hint: write the number unquoted: {hint}") in result.stderr
+
+
+def test_yaml_1e_6_in_a_mapping_renders_as_a_json_number(here):
+    """YAML 1.1 reads 1e-6 (no dot) as text; inside a mapping that was the JSON string "1e-6"."""
+    (here / "p.yaml").write_text("extends: single\nargs:\n  dataset: train.jsonl\n  learning_rate: 1e-4\n"
+                                 "  lr_scheduler_type: cosine_with_min_lr\n"
+                                 "  lr_scheduler_kwargs: {min_lr: 1e-6, num_cycles: 5E-1}\n")
+    argv = _rendered("-p", "p.yaml")
+    assert argv[argv.index("--lr_scheduler_kwargs") + 1] == '{"min_lr": 1e-06, "num_cycles": 0.5}'
+    assert argv[argv.index("--learning_rate") + 1] == "1e-4"  # a flag's value stays as written
+    quoted = run_cli(["validate", "-p", "single", "--dataset", "train.jsonl", "--set",
+                      "lr_scheduler_type=cosine_with_min_lr", "--set", 'lr_scheduler_kwargs={min_lr: "1e-6"}'])
+    assert quoted.code == 2 and "error[train.scheduler.kwarg_type]" in quoted.stderr, quoted.stderr
+
+
+def test_a_null_floor_counts_as_not_given(here):
+    """transformers tests `min_lr is not None`: a null is the key left out."""
+    one = _validate("--lr_scheduler_type", "cosine_with_min_lr", "--lr_scheduler_kwargs",
+                    '{"min_lr": null, "min_lr_rate": 0.1}')
+    assert one.code == 0 and "train.scheduler" not in one.stderr, one.stderr
+    none = _validate("--lr_scheduler_type", "cosine_with_min_lr", "--lr_scheduler_kwargs", '{"min_lr": null}')
+    assert none.code == 2
+    assert ("error[train.scheduler.min_lr] args.lr_scheduler_kwargs (-- extra flags): lr_scheduler_type "
+            "cosine_with_min_lr with neither min_lr nor min_lr_rate in lr_scheduler_kwargs") in none.stderr
+
+
+def test_greedy_is_refused_for_ms_swift_3(here):
+    flags = ("--lr_scheduler_type", "greedy", "--split_dataset_ratio", "0.1")
+    old = _validate(*flags, version="3.12")
+    assert old.code == 2
+    assert ("error[train.scheduler.unknown] args.lr_scheduler_type (-- extra flags): lr_scheduler_type 'greedy' is "
+            "no transformers scheduler on ms-swift 3.x (its transformers, below 4.58, has no greedy): ms-swift stops "
+            "while building its training arguments (\"greedy is not a valid SchedulerType\")") in old.stderr
+    assert "train.scheduler" not in _validate(*flags).stderr
+
+
+@pytest.mark.parametrize("major,transformers,level", [
+    (3, "4.57.6", "info"), (4, "5.19.0", "error"), (4, "4.57.6", "info"), (4, None, "warning")])
+def test_inverse_sqrt_kwargs_follow_the_transformers_that_runs(major, transformers, level):
+    from lorakit.checks.facts import Facts
+    from lorakit.job import Job, Launch
+
+    job = Job(command="sft", launch=Launch(), preset="p.yaml", swift_major=major,
+              args={"lr_scheduler_type": "inverse_sqrt", "lr_scheduler_kwargs": '{"min_lr": 1e-6}'})
+    facts = Facts(packages=lambda env=None: None if transformers is None else {"transformers": transformers})
+    [finding] = schedule.check_scheduler(job, facts)
+    assert (finding.level, finding.code) == (level, "train.scheduler.kwargs_ignored" if level == "info"
+                                             else "train.scheduler.kwarg_unknown")

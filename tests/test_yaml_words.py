@@ -72,3 +72,12 @@ def test_words_survive_a_record_dump():
 def test_only_true_and_false_are_booleans():
     assert yamlload.parse("[true, False, no, on, y, 'no']") == [True, False, "no", "on", "y", "no"]
     assert [type(v).__name__ for v in yamlload.parse("[no, 'no']")] == ["Word", "str"]
+
+
+def test_exponents_without_a_dot_are_numbers_inside_a_mapping():
+    """YAML 1.1 reads 1e-6 as text: as a flag ms-swift parses it anyway, in a JSON mapping it was "1e-6"."""
+    parsed = yamlload.parse("a: [1e-6, 1.5e6, '1e-6', 1e, 1.0e-6]\nb: {m: 1e-6, n: -2E+3, o: '1e-6', p: [3e2]}")
+    assert [type(v).__name__ for v in parsed["a"]] == ["Number", "Number", "str", "str", "float"]
+    assert yamlload.settle(parsed["a"]) == ["1e-6", "1.5e6", "1e-6", "1e", 1e-06]
+    assert yamlload.settle(parsed["b"]) == {"m": 1e-06, "n": -2000.0, "o": "1e-6", "p": [300.0]}
+    assert yaml.safe_dump({"a": yamlload.Number("1e-6")}) == "a: 1e-6\n"

@@ -1,10 +1,14 @@
 """How lorakit reads YAML that a person wrote: presets and --set values.
 
-Three differences from yaml.safe_load, each for a mistake that passed silently before:
+Four differences from yaml.safe_load, each for a mistake that passed silently before:
 - only true/false are booleans. YAML 1.1 reads an unquoted `no`, `yes`, `on`, `off` as a boolean,
   so `eval_strategy: no` rendered `--eval_strategy false` and ms-swift failed after launch
   ("'false' is not a valid IntervalStrategy"); the word the user wrote is what ms-swift gets.
   (For a boolean flag, ms-swift's own string_to_bool reads yes/no too.)
+- `1e-6` (no dot, as people write a learning rate) is text to YAML 1.1. As a flag's value the text is
+  what ms-swift gets anyway, but inside a mapping it became the JSON string "1e-6":
+  `lr_scheduler_kwargs: {min_lr: 1e-6}` then failed once training started (TypeError: str / float).
+  Such a value is a Number: its text as a flag, a float inside a mapping (YAML 1.2's reading).
 - a key twice in one mapping is an error naming both lines (safe_load keeps the last, silently).
 - anchors and aliases are refused (refuse_aliases): a preset never needs them, and 500 bytes of
   nested aliases expand to gigabytes of argv ("billion laughs") or a list that contains itself.
@@ -45,10 +49,25 @@ def _construct_word(loader, node) -> Word:
     return Word(loader.construct_scalar(node))
 
 
+_NUMBER = "tag:lorakit,2026:number"
+# what YAML 1.2 reads as a float and 1.1 does not: an exponent with no dot, or with no sign
+_EXPONENT = re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+$")
+
+
+class Number(str):
+    """`1e-6` as written: text to a flag (ms-swift parses it), a float inside a mapping."""
+
+
+yaml.add_representer(Number, lambda dumper, value: dumper.represent_str(str(value)), Dumper=yaml.SafeDumper)
+
+
 def settle(value: Any, *, nested: bool = False) -> Any:
-    """Words inside a mapping become the booleans YAML 1.1 meant; elsewhere they stay words."""
+    """Words inside a mapping become the booleans YAML 1.1 meant, Numbers the floats YAML 1.2
+    means; elsewhere they stay as written."""
     if isinstance(value, Word):
         return value.truth if nested else value
+    if isinstance(value, Number):
+        return float(value) if nested else value
     if isinstance(value, dict):
         return {k: settle(v, nested=True) for k, v in value.items()}
     if isinstance(value, list):
@@ -88,6 +107,8 @@ def _loader(base):
     words = "|".join(YAML11_TRUE + YAML11_FALSE)
     loader.add_implicit_resolver(_WORD, re.compile(f"^(?:{words})$"), list("yYnNoO"))
     loader.add_constructor(_WORD, _construct_word)
+    loader.add_implicit_resolver(_NUMBER, _EXPONENT, list("-+0123456789."))
+    loader.add_constructor(_NUMBER, lambda loader, node: Number(loader.construct_scalar(node)))
     return loader
 
 

@@ -32,7 +32,7 @@ SCHEDULERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # torch.optim.lr_scheduler.ReduceLROnPlateau's own arguments
     "reduce_lr_on_plateau": (("mode", "factor", "patience", "threshold", "threshold_mode", "cooldown", "min_lr",
                               "eps"), ()),
-    # transformers 4.x calls it without the kwargs; 5.x passes them (checked as a warning)
+    # transformers 4.x calls it without the kwargs, 5.x passes them: _inverse_sqrt_reads_kwargs
     "inverse_sqrt": (("timescale", *_LAST), ()),
 }
 IGNORES_KWARGS = ("constant", "constant_with_warmup")  # get_scheduler calls these without the kwargs
@@ -65,19 +65,44 @@ def _evaluates(job: Job) -> bool:
     return has_val_data(job) and str(strategy).lower() not in ("no", "false")
 
 
+DEFAULT = "cosine"  # ms-swift's own default (trainers/arguments.py: 3.0.0 to 4.6.0 alike)
+# 3.x pins transformers below 4.58, which has no greedy schedule
+GREEDY_FROM = 4
+NUMBERS = ("min_lr", "min_lr_rate")  # divided and multiplied as they are: text is a TypeError
+
+
+def _unknown(job: Job, name: str, key: str) -> Finding:
+    names = NAMES if job.swift_major >= GREEDY_FROM else NAMES[:-1]
+    # transformers takes the value only as written: COSINE_WITH_MIN_LR is as wrong as a typo
+    close = [name.lower()] if name.lower() in names else did_you_mean(name, names)
+    return about(job, ERROR, "train.scheduler.unknown", key,
+                 f"lr_scheduler_type {name!r} is no transformers scheduler"
+                 + (" on ms-swift 3.x (its transformers, below 4.58, has no greedy)" if name in NAMES else "")
+                 + f": ms-swift stops while building its training arguments (\"{name} is not a valid SchedulerType\")",
+                 (f"did you mean {close[0]!r}? " if close else "")
+                 + "transformers has " + ", ".join(NAMES[:-1]) + " (and greedy from 5.x)")
+
+
+def _inverse_sqrt_reads_kwargs(job: Job, facts: Facts) -> bool | None:
+    """transformers 5 passes lr_scheduler_kwargs to inverse_sqrt, 4.x builds it without them
+    (optimization.py get_scheduler). ms-swift 3.x pins transformers below 4.58; 4.x takes either,
+    so the one installed where the launch runs decides (None: not known, for another machine)."""
+    if job.swift_major < 4:
+        return False
+    version = ((facts.packages(job.env) if facts.here else None) or {}).get("transformers") or ""
+    major = version.split(".")[0]
+    return int(major) >= 5 if major.isdigit() else None
+
+
 def check_scheduler(job: Job, facts: Facts) -> list[Finding]:
     name = job.args.get("lr_scheduler_type")
+    if name is None and job.args.get("lr_scheduler_kwargs") not in (None, ""):
+        name = DEFAULT  # kwargs with no name go to ms-swift's default schedule, and are judged by it
     if job.command not in TRAINS or name is None or not isinstance(name, str):
         return []
     key = "args.lr_scheduler_type"
-    if name not in NAMES:
-        # transformers takes the value only as written: COSINE_WITH_MIN_LR is as wrong as a typo
-        close = [name.lower()] if name.lower() in NAMES else did_you_mean(name, NAMES)
-        return [about(job, ERROR, "train.scheduler.unknown", key,
-                      f"lr_scheduler_type {name!r} is no transformers scheduler: ms-swift stops while building its "
-                      f"training arguments (\"{name} is not a valid SchedulerType\")",
-                      (f"did you mean {close[0]!r}? " if close else "")
-                      + "transformers has " + ", ".join(NAMES[:-1]) + " (and greedy from 5.x)")]
+    if name not in NAMES or name == "greedy" and job.swift_major < GREEDY_FROM:
+        return [_unknown(job, name, key)]
     out = []
     if name in NEEDS_EVAL and not _evaluates(job):
         out.append(about(job, ERROR, "train.scheduler.needs_eval", key,
@@ -86,7 +111,9 @@ def check_scheduler(job: Job, facts: Facts) -> list[Finding]:
                          "eval strategy\")",
                          "add val_dataset (or split_dataset_ratio: 0.05) with eval_steps, or use cosine"))
     kwargs = _kwargs(job)
-    if name in IGNORES_KWARGS or name == "greedy":
+    sqrt_reads = _inverse_sqrt_reads_kwargs(job, facts) if name == "inverse_sqrt" and kwargs else None
+    ignores = IGNORES_KWARGS + (("inverse_sqrt",) if sqrt_reads is False else ())
+    if name in ignores or name == "greedy":
         if kwargs and name != "greedy":
             out.append(about(job, INFO, "train.scheduler.kwargs_ignored", "args.lr_scheduler_kwargs",
                              f"lr_scheduler_type {name} reads no lr_scheduler_kwargs: {sorted(kwargs)} do nothing",
@@ -97,6 +124,7 @@ def check_scheduler(job: Job, facts: Facts) -> list[Finding]:
         # keyword is judged (refusing it was a false alarm: the hostile review's F8, F13)
         return out
     takes, needs = SCHEDULERS[name]
+    named = name if job.args.get("lr_scheduler_type") is not None else f"{name} (ms-swift's default)"
     # a missing keyword is said of what the user wrote: the kwargs when given, else the name
     where = "args.lr_scheduler_kwargs" if job.args.get("lr_scheduler_kwargs") is not None else key
     kwargs = kwargs or {}
@@ -107,9 +135,10 @@ def check_scheduler(job: Job, facts: Facts) -> list[Finding]:
             close = did_you_mean(extra, takes)
             why = f"{name} takes " + (", ".join(takes) if takes else "none") + \
                 (f" (did you mean {close[0]!r}?)" if close else "")
-        level = WARNING if name == "inverse_sqrt" else ERROR
+        # inverse_sqrt: a warning when the transformers that will run is not known
+        level = WARNING if name == "inverse_sqrt" and sqrt_reads is None else ERROR
         out.append(about(job, level, "train.scheduler.kwarg_unknown", "args.lr_scheduler_kwargs",
-                         f"lr_scheduler_kwargs {extra!r} is no argument of the {name} schedule: the run fails once "
+                         f"lr_scheduler_kwargs {extra!r} is no argument of the {named} schedule: the run fails once "
                          "training starts, after the model has loaded (TypeError: unexpected keyword argument)",
                          why + ("; for a floor under a cosine schedule: lr_scheduler_type cosine_with_min_lr"
                                 if extra in ("min_lr", "min_lr_rate") and name not in MIN_LR else "")))
@@ -119,7 +148,8 @@ def check_scheduler(job: Job, facts: Facts) -> list[Finding]:
                          "training starts, after the model has loaded (TypeError: missing argument)",
                          f"e.g. lr_scheduler_kwargs: {{\"{missing}\": 100}} (the steps of the final decay)"))
     if name in MIN_LR:
-        given = [k for k in ("min_lr", "min_lr_rate") if k in kwargs]
+        # transformers tests `is not None`: a null is as good as leaving the key out
+        given = [k for k in ("min_lr", "min_lr_rate") if kwargs.get(k) is not None]
         if len(given) != 1:
             what = "both min_lr and min_lr_rate" if given else "neither min_lr nor min_lr_rate"
             raised = ("Only one of min_lr or min_lr_rate should be set" if given else
@@ -129,7 +159,20 @@ def check_scheduler(job: Job, facts: Facts) -> list[Finding]:
                              f"training starts, after the model has loaded (\"{raised}\")",
                              "give one: lr_scheduler_kwargs: {\"min_lr_rate\": 0.1} (a tenth of learning_rate) or "
                              "{\"min_lr\": 1e-6}"))
+    for number in (k for k in NUMBERS if name in MIN_LR and k in kwargs):
+        value = kwargs[number]
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            out.append(about(job, ERROR, "train.scheduler.kwarg_type", "args.lr_scheduler_kwargs",
+                             f"lr_scheduler_kwargs {number} is {value!r}, not a number: transformers computes with it "
+                             "once training starts, after the model has loaded (TypeError)",
+                             f"write the number unquoted: {{\"{number}\": {_unquoted(value)}}}"))
     return out
+
+
+def _unquoted(value) -> str:
+    number = as_float(value)
+    return value if isinstance(value, str) and number is not None else "1e-6"
+
 
 
 def check_warmup(job: Job, facts: Facts) -> list[Finding]:
