@@ -296,5 +296,5 @@ def test_a_tuner_a_plugin_may_register_is_a_warning():
     job = make_job({"tuner_type": "my_tuner", "external_plugins": ["plugin.py"]})
     [(level, code, message, _)] = run([lora.check_tuner_type], job)
     assert (level, code) == ("warning", "lora.tuner.unknown")
-    assert message == "tuner_type 'my_tuner' is not an ms-swift 4.x tuner (unless your external_plugins register it)"
+    assert message == "tuner_type 'my_tuner' is not an ms-swift 4.x tuner (unless your --external_plugins file registers it)"
     assert run([lora.check_tuner_type], make_job({"tuner_type": "full"})) == []

@@ -226,3 +226,57 @@ def test_a_system_prompt_file_must_exist(here, system, refused):
         (here / system).write_text("You are lorakit's test.\n")
         again = run_cli(["validate", "-p", "single", "--dataset", "data/train.jsonl", "--", "--system", system])
         assert "paths.system" not in again.stderr
+
+
+# the hostile review's F9: ms-swift 4.x loads the plugin file itself, 3.x imports the name before
+# its first '.' from the file's directory (import_external_file; tests/test_real_failures.py plugin-*)
+
+def _plugin(here, text: str, version: str, key: str = "external_plugins"):
+    return run_cli(["validate", "-p", "single", "--swift-version", version, "--dataset", "data/train.jsonl", "--",
+                    f"--{key}", text])
+
+
+def test_a_package_dir_is_a_plugin_for_3x_only(here):
+    (here / "plugpkg").mkdir()
+    (here / "plugpkg" / "__init__.py").write_text("")
+    new = _plugin(here, "plugpkg", "4.6", "custom_register_path")
+    assert new.code == 2
+    assert ("error[paths.custom_register_path.not_module] args.custom_register_path (-- extra flags): "
+            "custom_register_path 'plugpkg' is a directory: ms-swift 4.x imports a plugin as one .py file and stops "
+            "while parsing its arguments (\"ImportError: Cannot import external file\")\n"
+            "  hint: name the file: custom_register_path: plugpkg/__init__.py") in new.stderr
+    for text in ("plugpkg", str(here / "plugpkg"), "plugpkg/__init__.py"):
+        old = _plugin(here, text, "3.12", "custom_register_path")
+        assert "paths.custom_register_path" not in old.stderr, (text, old.stderr)
+
+
+def test_a_file_that_is_not_python(here):
+    (here / "plug.txt").write_text("")
+    new = _plugin(here, "plug.txt", "4.6")
+    assert ("error[paths.external_plugins.not_module] args.external_plugins (-- extra flags): external_plugins "
+            "'plug.txt' is not a Python file: ms-swift 4.x imports a plugin as one .py file") in new.stderr
+    old = _plugin(here, "plug.txt", "3.12")
+    assert old.code == 2
+    assert ("error[paths.external_plugins.not_module] args.external_plugins (-- extra flags): external_plugins "
+            f"'plug.txt': ms-swift 3.x imports it as the module 'plug' from {here}, which has no plug.py "
+            "(ModuleNotFoundError: No module named 'plug')\n  hint: name the plugin's .py file") in old.stderr
+    (here / "plug.py").write_text("")  # 3.x then imports plug.py
+    assert "paths.external_plugins" not in _plugin(here, "plug.txt", "3.12").stderr
+
+
+def test_a_bare_module_name_is_left_to_3x_and_missing_for_4x(here):
+    assert "paths.external_plugins" not in _plugin(here, "my_plugins", "3.12").stderr
+    new = _plugin(here, "my_plugins", "4.6")
+    assert "error[paths.external_plugins.missing] args.external_plugins (-- extra flags): external_plugins " \
+           f"'my_plugins': no such plugin file ({here / 'my_plugins'})" in new.stderr
+    assert "error[paths.external_plugins.missing]" in _plugin(here, "my_plugins.py", "3.12").stderr
+
+
+def test_a_register_file_softens_the_optimizer_check_as_a_plugin_does(here):
+    (here / "reg.py").write_text("")
+    result = run_cli(["validate", "-p", "single", "--dataset", "data/train.jsonl", "--", "--optimizer", "my_opt",
+                      "--custom_register_path", "reg.py"])
+    assert result.code == 0, result.stderr
+    assert ("warning[train.optimizer.unknown] args.optimizer (-- extra flags): optimizer 'my_opt' is none ms-swift "
+            "registers, unless your --custom_register_path file registers it (optimizers_map['name'] = ...)") \
+        in result.stderr

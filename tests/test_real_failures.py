@@ -264,6 +264,10 @@ CASES = [
     Case("plugin-missing", "paths.external_plugins.missing", "args.external_plugins",
          ("--external_plugins", f"{ROOT}/nope_plugin.py"),
          r"^FileNotFoundError: \[Errno 2\] No such file or directory: '.*/nope_plugin.py'"),
+    Case("plugin-package-dir", "paths.custom_register_path.not_module", "args.custom_register_path",
+         ("--custom_register_path", f"{ROOT}/plugpkg"), r"^ImportError: Cannot import external file: .*/plugpkg"),
+    Case("plugin-not-py", "paths.external_plugins.not_module", "args.external_plugins",
+         ("--external_plugins", f"{ROOT}/plug.txt"), r"^ImportError: Cannot import external file: .*/plug.txt"),
     Case("plugin-dir-missing", "paths.external_plugins.missing", "args.external_plugins",
          ("--external_plugins", f"{ROOT}/nodir/plugin.py"), r"^AssertionError: py_dir: .*/nodir \[at .*swift/utils/utils.py"),
     Case("register-path-missing", "paths.custom_register_path.missing", "args.custom_register_path",
@@ -333,6 +337,15 @@ CASES = [
          ("--lazy_tokenize", "true", "--packing", "true", "--attn_impl", "flash_attn"),
          r"^ValueError: Packing and lazy_tokenize are incompatible\. \[at .*swift/llm/argument/base_args/base_args.py",
          version="3.12"),
+    # the hostile review's F9: 3.x imports the name, 4.x the file
+    Case("v3-plugin-package", "paths.custom_register_path.not_module", "args.custom_register_path",
+         ("--custom_register_path", f"{ROOT}/plugpkg"), TRAINED, version="3.12", said="none",
+         runs="3.x imports the package dir by its name"),
+    Case("v3-plugin-module-name", "paths.custom_register_path.missing", "args.custom_register_path",
+         ("--custom_register_path", "plugpkg"), TRAINED, version="3.12", said="none",
+         runs="3.x imports the module plugpkg from the launch directory"),
+    Case("v3-plugin-not-py", "paths.external_plugins.not_module", "args.external_plugins",
+         ("--external_plugins", f"{ROOT}/plug.txt"), r"^ModuleNotFoundError: No module named 'plug'", version="3.12"),
     Case("v3-plugin-missing", "paths.external_plugins.missing", "args.external_plugins",
          ("--external_plugins", f"{ROOT}/nope_plugin.py"), r"^ModuleNotFoundError: No module named 'nope_plugin'",
          version="3.12"),
@@ -451,6 +464,9 @@ def started(tmp_path_factory):
     good = data.read_text().splitlines()[0]
     (root / "one.jsonl").write_text(good + "\n")
     (root / "empty.jsonl").write_text("")
+    (root / "plugpkg").mkdir(exist_ok=True)  # a plugin package: 3.x imports it by name, 4.x cannot
+    (root / "plugpkg" / "__init__.py").write_text("")
+    (root / "plug.txt").write_text("")
     (root / "badjson.jsonl").write_text(good + '\n{"messages": [\n')
     (root / "notobj.jsonl").write_text('42\n"text"\n')
     (root / "bad.csv").write_text("query,response\nhi,there\nq,a,extra\n")

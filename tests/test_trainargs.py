@@ -66,7 +66,7 @@ def test_an_optimizer_a_plugin_may_register_is_only_a_warning(here):
     result = _validate("--optimizer", "my_adam", "--external_plugins", "plugin.py")
     assert result.code == 0, result.stderr
     assert ("warning[train.optimizer.unknown] args.optimizer (-- extra flags): optimizer 'my_adam' is none ms-swift "
-            "registers, unless your external_plugins register it (optimizers_map['name'] = ...)") in result.stderr
+            "registers, unless your --external_plugins file registers it (optimizers_map['name'] = ...)") in result.stderr
 
 
 @pytest.mark.parametrize("flags, key, refused", [

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 
 from lorakit.checks.facts import Facts
+from lorakit.checks.paths import plugin_keys
 from lorakit.values import as_bool, as_float, as_int, did_you_mean
 from lorakit.findings import ERROR, INFO, WARNING, Finding, about
 from lorakit.job import Job
@@ -40,10 +41,10 @@ def check_tuner_type(job: Job, facts: Facts) -> list[Finding]:
     else:
         close = did_you_mean(value, known, n=1)
         hint = (f"did you mean {close[0]!r}? " if close else "") + "ms-swift's tuners: " + ", ".join(known)
-    plugin = job.args.get("external_plugins") not in (None, "", [])
+    plugin = plugin_keys(job)
     return [about(job, WARNING if plugin else ERROR, "lora.tuner.unknown", "args.tuner_type",
                   f"tuner_type {value!r} is not an ms-swift {job.swift_major}.x tuner"
-                  + (" (unless your external_plugins register it)" if plugin else
+                  + (f" (unless your --{plugin[0]} file registers it)" if plugin else
                      ": ms-swift stops only after the model has loaded"), hint)]
 
 

@@ -11,6 +11,7 @@ can register names of their own (loss_scale_map['x'] = ...): then a warning.
 from __future__ import annotations
 
 from lorakit.checks.facts import Facts
+from lorakit.checks.paths import plugin_keys
 from lorakit.findings import ERROR, WARNING, Finding, about
 from lorakit.job import Job
 from lorakit.values import did_you_mean
@@ -40,7 +41,7 @@ def check_loss_scale(job: Job, facts: Facts) -> list[Finding]:
     found = lossscales.problems(value, at)
     if not found:
         return []
-    plugins = [k for k in ("external_plugins", "custom_register_path") if job.args.get(k) not in (None, "", [])]
+    plugins = plugin_keys(job)
     level = WARNING if plugins or at.beyond else ERROR
     problem = found[0]
     later, earlier = lossscales.where(job.swift_major, value, at)

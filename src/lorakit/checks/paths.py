@@ -41,6 +41,15 @@ def _always_local(job: Job, key: str) -> bool:
     return key in ALWAYS_LOCAL or key in FILES
 
 
+PLUGINS = ("external_plugins", "custom_register_path")  # both imported the same way (3.x and 4.x alike)
+
+
+def plugin_keys(job: Job) -> list[str]:
+    """The plugin flags the run gives: their files may register tuners, optimizers, loss scales
+    that no release has, so a check that does not read them only warns."""
+    return [key for key in PLUGINS if any(text.strip() for text in _items(job.args.get(key)))]
+
+
 def _items(value) -> list[str]:
     if isinstance(value, (list, tuple)):
         return [v for v in value if isinstance(v, str)]
@@ -91,6 +100,40 @@ def _not_hub_id(job: Job, key: str, text: str) -> Finding:
                  f"{key} {localpath.shown(text)} is neither a local path here nor a hub id", hint)
 
 
+def _plugin(job: Job, key: str, text: str) -> Finding | None:
+    """What ms-swift's import_external_file does with the path (swift/utils/utils.py). 4.x loads
+    the file itself (spec_from_file_location): anything but an existing Python file is an
+    ImportError ("Cannot import external file"). 3.x puts its directory first on sys.path and
+    imports the name before the first '.': `plugin` finds plugin.py or a package dir there, and a
+    bare name may be an installed module."""
+    import importlib.machinery
+
+    path = localpath.absolute(text)
+    folder, name = os.path.split(path)
+    if job.swift_major >= 4:
+        if os.path.isfile(path) and path.endswith(tuple(importlib.machinery.all_suffixes())):
+            return None
+        if not os.path.exists(path):
+            return _missing(job, key, text)
+        what = "a directory" if os.path.isdir(path) else "not a Python file"
+        package = os.path.join(text, "__init__.py")
+        return about(job, ERROR, f"paths.{key}.not_module", f"args.{key}",
+                     f"{key} {text!r} is {what}: ms-swift {job.swift_major}.x imports a plugin as one .py file and "
+                     "stops while parsing its arguments (\"ImportError: Cannot import external file\")",
+                     f"name the file: {key}: {package}" if os.path.isfile(localpath.absolute(package))
+                     else "name the plugin's .py file")
+    stem = name.split(".", 1)[0]
+    if os.path.isdir(folder) and any(os.path.exists(os.path.join(folder, stem + end)) for end in ("", ".py")):
+        return None
+    if os.sep not in text.strip() and "." not in text.strip():
+        return None  # a module name (3.x imports `my_plugins` from the import path too)
+    if not os.path.exists(path):
+        return _missing(job, key, text)
+    return about(job, ERROR, f"paths.{key}.not_module", f"args.{key}",
+                 f"{key} {text!r}: ms-swift 3.x imports it as the module {stem!r} from {folder}, which has no "
+                 f"{stem}.py (ModuleNotFoundError: No module named {stem!r})", "name the plugin's .py file")
+
+
 def check_input_paths(job: Job, facts: Facts) -> list[Finding]:
     out: list[Finding] = []
     if isinstance(job.args.get("model"), str) and not job.args["model"].strip():
@@ -106,7 +149,11 @@ def check_input_paths(job: Job, facts: Facts) -> list[Finding]:
                              f"{key} {shown} is not a path (ms-swift would look for a directory named {shown!r})",
                              f"give the checkpoint directory, e.g. {key}: output/v0-20260101-120000/checkpoint-100"
                              + (" (or lorakit train --resume)" if key == "resume_from_checkpoint" else "")))
+    for key in PLUGINS:
+        out.extend(f for f in (_plugin(job, key, t) for t in _items(job.args.get(key)) if t.strip()) if f)
     for key in INPUT_PATHS:
+        if key in PLUGINS:
+            continue
         for text in (_named(key, t) for t in _items(job.args.get(key))):
             # mcore_model: read only by --to_hf/--to_mcore, and then always as a path
             if not text.strip() or localpath.exists(text) or key == "system" and not text.endswith(".txt"):

@@ -9,6 +9,7 @@ Adam's betas and epsilon are checked by torch when the optimizer is, both after 
 from __future__ import annotations
 
 from lorakit.checks.facts import Facts
+from lorakit.checks.paths import plugin_keys
 from lorakit.findings import ERROR, WARNING, Finding, about
 from lorakit.job import Job
 from lorakit.values import as_float, as_int, did_you_mean
@@ -49,9 +50,10 @@ def check_optimizer(job: Job, facts: Facts) -> list[Finding]:
     close = did_you_mean(name, OPTIMIZERS)
     hint = (f"did you mean {close[0]!r}? " if close else "") + \
         f"ms-swift registers {', '.join(OPTIMIZERS)}; transformers' own optimizers are chosen with --optim"
-    if job.args.get("external_plugins") not in (None, "", []):
+    plugin = plugin_keys(job)
+    if plugin:
         return [about(job, WARNING, "train.optimizer.unknown", "args.optimizer",
-                      f"optimizer {name!r} is none ms-swift registers, unless your external_plugins register it "
+                      f"optimizer {name!r} is none ms-swift registers, unless your --{plugin[0]} file registers it "
                       "(optimizers_map['name'] = ...)", hint)]
     return [about(job, ERROR, "train.optimizer.unknown", "args.optimizer",
                   f"optimizer {name!r} is none ms-swift registers: the run stops when the Trainer is built, after "
