@@ -3,6 +3,7 @@ paths rendered absolute (args.json, merge and --from then work from any director
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -280,3 +281,23 @@ def test_a_register_file_softens_the_optimizer_check_as_a_plugin_does(here):
     assert ("warning[train.optimizer.unknown] args.optimizer (-- extra flags): optimizer 'my_opt' is none ms-swift "
             "registers, unless your --custom_register_path file registers it (optimizers_map['name'] = ...)") \
         in result.stderr
+
+
+def test_a_system_prompt_file_is_a_file_and_home_is_expanded(here, monkeypatch):
+    """ms-swift opens a --system ending in .txt as written (template_args.py): no shell expands `~`
+    for it under lorakit, and a directory fails its isfile assertion."""
+    (here / "prompts.txt").mkdir()
+    result = run_cli(["validate", "-p", "single", "--dataset", "data/train.jsonl", "--", "--system", "prompts.txt"])
+    assert result.code == 2
+    assert (f"error[paths.system.missing] args.system (-- extra flags): system 'prompts.txt' is a directory "
+            f"({here / 'prompts.txt'}): ms-swift reads a --system ending in '.txt' as the prompt file and stops "
+            "(AssertionError)\n  hint: name the prompt file inside it, or write the prompt itself") in result.stderr
+    home = here / "home"
+    home.mkdir()
+    (home / "sys.txt").write_text("Be brief.")
+    monkeypatch.setenv("HOME", str(home))
+    dry = run_cli(["train", "-p", "single", "--dataset", "data/train.jsonl", "--dry-run", "--format", "json", "--",
+                   "--system", "~/sys.txt"])
+    assert dry.code == 0, dry.stderr
+    argv = json.loads(dry.stdout)["argv"]
+    assert argv[argv.index("--system") + 1] == str(home / "sys.txt")

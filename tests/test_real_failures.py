@@ -259,6 +259,8 @@ CASES = [
          r"^ValueError: Packing and lazy_tokenize are incompatible\. \[at .*swift/arguments/base_args/base_args.py"),
     Case("lazy-tokenize-streaming", "args.lazy_tokenize.incompatible", "args.lazy_tokenize",
          ("--lazy_tokenize", "true", "--streaming", "true"), r"^ValueError: Streaming and lazy_tokenize are incompatible\."),
+    Case("system-file-is-a-dir", "paths.system.missing", "args.system", ("--system", f"{ROOT}/prompts.txt"),
+         r"^AssertionError: self.system: .*/prompts.txt \[at .*template_args.py"),
     Case("system-file-missing", "paths.system.missing", "args.system", ("--system", f"{ROOT}/nope-system.txt"),
          r"^AssertionError: self.system: .*/nope-system.txt \[at .*swift/arguments/base_args/template_args.py"),
     Case("plugin-missing", "paths.external_plugins.missing", "args.external_plugins",
@@ -467,6 +469,7 @@ def started(tmp_path_factory):
     (root / "plugpkg").mkdir(exist_ok=True)  # a plugin package: 3.x imports it by name, 4.x cannot
     (root / "plugpkg" / "__init__.py").write_text("")
     (root / "plug.txt").write_text("")
+    (root / "prompts.txt").mkdir(exist_ok=True)  # a directory named like a prompt file
     (root / "badjson.jsonl").write_text(good + '\n{"messages": [\n')
     (root / "notobj.jsonl").write_text('42\n"text"\n')
     (root / "bad.csv").write_text("query,response\nhi,there\nq,a,extra\n")

@@ -223,6 +223,9 @@ def _absolute_item(key: str, text: str) -> str:
         if localpath.looks_local(ref.name) and localpath.exists(ref.name):
             return ref.rebuilt(localpath.absolute(ref.name))
         return text
+    if key == "system":  # a prompt file (template_args.py: a .txt is read, opened as written: no `~`)
+        return localpath.absolute(text) if text.endswith(".txt") and os.path.isfile(localpath.absolute(text)) \
+            else text
     if localpath.looks_local(text) and localpath.exists(text):
         return localpath.absolute(text)
     return text
@@ -232,7 +235,7 @@ def absolute_paths(job: Job) -> Job:
     """Existing local paths rendered absolute: ms-swift records them in args.json, and a merge
     or `train --from` started from another directory must still find the model and the data."""
     args, changed = dict(job.args), []
-    for key in (*PATH_FLAGS, *DATASET_FLAGS):
+    for key in (*PATH_FLAGS, *DATASET_FLAGS, "system"):
         value = args.get(key)
         if isinstance(value, str):
             new = _absolute_item(key, value)

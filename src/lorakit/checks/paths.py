@@ -156,7 +156,17 @@ def check_input_paths(job: Job, facts: Facts) -> list[Finding]:
             continue
         for text in (_named(key, t) for t in _items(job.args.get(key))):
             # mcore_model: read only by --to_hf/--to_mcore, and then always as a path
-            if not text.strip() or localpath.exists(text) or key == "system" and not text.endswith(".txt"):
+            if key == "system":
+                where = localpath.absolute(text)
+                if text.endswith(".txt") and os.path.isdir(where):  # ms-swift asserts isfile
+                    out.append(about(job, ERROR, "paths.system.missing", "args.system",
+                                     f"system {text!r} is a directory ({where}): ms-swift reads a --system ending in "
+                                     "'.txt' as the prompt file and stops (AssertionError)",
+                                     "name the prompt file inside it, or write the prompt itself"))
+                elif text.endswith(".txt") and not os.path.isfile(where):
+                    out.append(_missing(job, key, text))
+                continue
+            if not text.strip() or localpath.exists(text):
                 continue
             if _always_local(job, key) or key != "mcore_model" and localpath.looks_local(text):
                 out.append(_missing(job, key, text))
