@@ -248,6 +248,11 @@ CASES = [
          r"^ValueError: warmup_steps must be an integer or a float \[at .*transformers/training_args.py"),
     Case("warmup-steps-negative", "train.warmup_steps", "args.warmup_steps", ("--warmup_steps", "-1"),
          r"^ValueError: warmup_steps must be an integer or a float", drop=("warmup_ratio",)),
+    # nan and inf pass TrainingArguments' own check (transformers 5 reads warmup_steps as a float)
+    Case("warmup-steps-nan", "train.warmup_steps", "args.warmup_steps", ("--warmup_steps", "nan"),
+         r"^ValueError: cannot convert float NaN to integer \[at .*transformers/training_args.py", drop=("warmup_ratio",)),
+    Case("warmup-steps-inf", "train.warmup_steps", "args.warmup_steps", ("--warmup_steps", "inf"),
+         r"^OverflowError: cannot convert float infinity to integer", drop=("warmup_ratio",)),
     Case("warmup-both", "train.warmup.both", "args.warmup_steps", ("--warmup_ratio", "0.05", "--warmup_steps", "5"),
          r"^ValueError: `warmup_ratio` and `warmup_steps` cannot be set at the same time\."),
     # the base preset's warmup_ratio 0.05 (built-in single) under the user's own warmup_steps:

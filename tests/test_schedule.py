@@ -336,3 +336,11 @@ def test_inverse_sqrt_kwargs_follow_the_transformers_that_runs(major, transforme
     [finding] = schedule.check_scheduler(job, facts)
     assert (finding.level, finding.code) == (level, "train.scheduler.kwargs_ignored" if level == "info"
                                              else "train.scheduler.kwarg_unknown")
+
+
+def test_warmup_steps_nan_or_inf_fail_once_training_starts(here):
+    result = _validate("--warmup_steps", "inf", options=("--set", "warmup_ratio=null"))
+    assert result.code == 2
+    assert ("error[train.warmup_steps] args.warmup_steps (-- extra flags): warmup_steps inf is not a number of steps "
+            "(it must be a finite count): transformers takes it while ms-swift builds its training arguments and "
+            "fails once training starts, after the model has loaded (it cannot count that many steps)") in result.stderr

@@ -42,6 +42,7 @@ STEPS_GIVEN = ("num_warmup_steps", "num_training_steps")  # get_scheduler passes
 MIN_LR = ("cosine_with_min_lr", "cosine_warmup_with_min_lr")
 # ms-swift's own warmup checks (swift/trainers/arguments.py _handle_hf_removed_args), from 4.5.0
 SWIFT_WARMUP_CHECKS = (4, 5)
+INF = float("inf")
 
 
 def _minor(job: Job) -> tuple[int, int]:
@@ -189,10 +190,16 @@ def check_warmup(job: Job, facts: Facts) -> list[Finding]:
                              f"warmup_ratio {raw_ratio} is not a share of the run (it must be 0 or more and {limit}): "
                              "ms-swift stops while building its training arguments",
                              "e.g. warmup_ratio: 0.05; for a number of steps, warmup_steps: N"))
-    if steps is not None and raw_steps is not None and not isinstance(raw_steps, bool) and not steps >= 0:
+    if steps is not None and raw_steps is not None and not isinstance(raw_steps, bool) and not 0 <= steps < INF:
+        # transformers 5 refuses a negative count in __post_init__; nan and inf pass it, and
+        # get_warmup_steps turns them into an int only when training starts (ValueError / OverflowError)
+        when = ("transformers stops while ms-swift builds its training arguments" if steps < 0 else
+                "transformers takes it while ms-swift builds its training arguments and fails once training starts, "
+                "after the model has loaded (it cannot count that many steps)")
         out.append(about(job, ERROR, "train.warmup_steps", "args.warmup_steps",
-                         f"warmup_steps {raw_steps} is not a number of steps (it must be 0 or more): transformers "
-                         "stops while ms-swift builds its training arguments", "e.g. warmup_steps: 100"))
+                         f"warmup_steps {raw_steps} is not a number of steps (it must be "
+                         f"{'0 or more' if steps < 0 else 'a finite count'}): {when}",
+                         "e.g. warmup_steps: 100"))
     if ratio and steps:  # both set in one layer: fixups.later_warmup_wins settled the others
         if swift_checks:
             out.append(about(job, ERROR, "train.warmup.both", "args.warmup_steps",
