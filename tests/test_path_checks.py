@@ -301,3 +301,50 @@ def test_a_system_prompt_file_is_a_file_and_home_is_expanded(here, monkeypatch):
     assert dry.code == 0, dry.stderr
     argv = json.loads(dry.stdout)["argv"]
     assert argv[argv.index("--system") + 1] == str(home / "sys.txt")
+
+
+# the second hostile review (R1, R2, R4, R5): each item as ms-swift gets it, the text as written
+
+def test_blank_and_non_text_plugin_items_are_refused(here):
+    (here / "p.yaml").write_text("extends: single\nargs:\n  dataset: data/train.jsonl\n"
+                                 "  external_plugins: ['', 5, '  ']\n")
+    result = run_cli(["validate", "-p", "p.yaml"])
+    assert result.code == 2
+    assert [e.split(": ", 1)[1] for e in _errors(result.stderr) if "external_plugins" in e] == [
+        "external_plugins '' names no plugin file",
+        f"external_plugins '5': no such plugin file ({here / '5'})",
+        "external_plugins '  ' names no plugin file"]
+
+
+def test_spaces_around_a_plugin_name_fail_4x(here):
+    (here / "plug.py").write_text("")
+    new = _plugin(here, "plug.py ", "4.6")
+    assert new.code == 2
+    assert ("error[paths.external_plugins.missing] args.external_plugins (-- extra flags): external_plugins "
+            "'plug.py ' has spaces around the file's name: ms-swift 4.x opens it as written and stops "
+            "(\"ImportError: Cannot import external file\")\n  hint: write 'plug.py'") in new.stderr
+    assert "paths.external_plugins" not in _plugin(here, "plug.py ", "3.12").stderr  # 3.x imports `plug`
+
+
+def test_3x_needs_a_module_file_or_a_package_dir(here):
+    (here / "noext").write_text("")
+    (here / "dirpy.py").mkdir()
+    (here / "onlyc.pyc").write_bytes(b"")
+    for text, stem in (("noext", None), ("./noext", "noext"), ("dirpy.py", "dirpy")):
+        said = _plugin(here, text, "3.12")
+        if stem is None:  # a bare name: it may be an installed module
+            assert "paths.external_plugins" not in said.stderr
+            continue
+        assert f"imports it as the module {stem!r} from {here}, which has no {stem}.py" in said.stderr, said.stderr
+    assert "paths.external_plugins" not in _plugin(here, "onlyc.pyc", "3.12").stderr
+    assert "(IsADirectoryError)" in _plugin(here, "dirpy.py", "4.6").stderr
+
+
+def test_a_3x_plugin_named_like_a_loaded_module_never_runs(here):
+    (here / "datasets.py").write_text("")
+    result = _plugin(here, "datasets.py", "3.12")
+    assert result.code == 0, result.stderr
+    assert ("warning[paths.external_plugins.shadowed] args.external_plugins (-- extra flags): external_plugins "
+            "'datasets.py': ms-swift 3.x imports it as the module 'datasets', which is already loaded (datasets "
+            "itself), so your file never runs\n  hint: rename the file, e.g. my_datasets.py") in result.stderr
+    assert "paths.external_plugins" not in _plugin(here, "datasets.py", "4.6").stderr  # 4.x: its own module name

@@ -275,6 +275,8 @@ CASES = [
          ("--custom_register_path", f"{ROOT}/plugpkg"), r"^ImportError: Cannot import external file: .*/plugpkg"),
     Case("plugin-not-py", "paths.external_plugins.not_module", "args.external_plugins",
          ("--external_plugins", f"{ROOT}/plug.txt"), r"^ImportError: Cannot import external file: .*/plug.txt"),
+    Case("plugin-spaces", "paths.external_plugins.missing", "args.external_plugins",
+         ("--external_plugins", f"{ROOT}/plugok.py "), r"^ImportError: Cannot import external file: .*/plugok.py "),
     Case("plugin-dir-missing", "paths.external_plugins.missing", "args.external_plugins",
          ("--external_plugins", f"{ROOT}/nodir/plugin.py"), r"^AssertionError: py_dir: .*/nodir \[at .*swift/utils/utils.py"),
     Case("register-path-missing", "paths.custom_register_path.missing", "args.custom_register_path",
@@ -353,6 +355,12 @@ CASES = [
          runs="3.x imports the module plugpkg from the launch directory"),
     Case("v3-plugin-not-py", "paths.external_plugins.not_module", "args.external_plugins",
          ("--external_plugins", f"{ROOT}/plug.txt"), r"^ModuleNotFoundError: No module named 'plug'", version="3.12"),
+    Case("v3-plugin-no-suffix", "paths.external_plugins.not_module", "args.external_plugins",
+         ("--external_plugins", f"{ROOT}/plugnoext"), r"^ModuleNotFoundError: No module named 'plugnoext'",
+         version="3.12"),
+    Case("v3-plugin-shadowed", "paths.external_plugins.shadowed", "args.external_plugins",
+         ("--external_plugins", f"{ROOT}/shadow/datasets.py"), TRAINED, version="3.12",
+         runs="3.x imports the datasets already loaded: the file (which raises) never runs"),
     Case("v3-plugin-missing", "paths.external_plugins.missing", "args.external_plugins",
          ("--external_plugins", f"{ROOT}/nope_plugin.py"), r"^ModuleNotFoundError: No module named 'nope_plugin'",
          version="3.12"),
@@ -475,6 +483,10 @@ def started(tmp_path_factory):
     (root / "plugpkg" / "__init__.py").write_text("")
     (root / "plug.txt").write_text("")
     (root / "prompts.txt").mkdir(exist_ok=True)  # a directory named like a prompt file
+    (root / "plugok.py").write_text("")
+    (root / "plugnoext").write_text("")
+    (root / "shadow").mkdir(exist_ok=True)  # 3.x imports it as `datasets`, already loaded: it never runs
+    (root / "shadow" / "datasets.py").write_text("raise RuntimeError('the plugin ran')\n")
     (root / "badjson.jsonl").write_text(good + '\n{"messages": [\n')
     (root / "notobj.jsonl").write_text('42\n"text"\n')
     (root / "bad.csv").write_text("query,response\nhi,there\nq,a,extra\n")

@@ -239,7 +239,7 @@ def test_the_scheduler_table_matches_the_installed_transformers(python):
     major = int(seen.pop("_version").split(".")[0])
     # _inverse_sqrt_reads_kwargs: transformers 5 passes the kwargs to inverse_sqrt, 4.x does not
     assert ("inverse_sqrt" not in ignored) == (major >= 5)
-    if python == os.environ.get("LORAKIT_SWIFT3_PYTHON"):  # ms-swift 3.x's transformers: no greedy (GREEDY_FROM)
+    if python == os.environ.get("LORAKIT_SWIFT3_PYTHON"):  # ms-swift 3.x's transformers: no greedy (_transformers_5)
         assert "greedy" not in seen
     assert set(schedule.IGNORES_KWARGS) <= set(ignored)
     for name, (takes, needs) in seen.items():
@@ -277,17 +277,33 @@ def test_kwargs_with_no_scheduler_are_judged_by_ms_swifts_default_cosine(here):
     assert "train.scheduler" not in fine.stderr, fine.stderr
 
 
-@pytest.mark.parametrize("kwargs,hint", [('{"min_lr": "1e-6"}', '{"min_lr": 1e-6}'),
-                                         ('{"min_lr_rate": "0.1"}', '{"min_lr_rate": 0.1}'),
-                                         ('{"min_lr_rate": [0.1]}', '{"min_lr_rate": 1e-6}'),
-                                         ('{"min_lr_rate": true}', '{"min_lr_rate": 1e-6}')])
-def test_a_floor_written_as_text_is_refused(here, kwargs, hint):
+TYPE_ERROR = "transformers computes with it once training starts, after the model has loaded (TypeError)"
+
+
+@pytest.mark.parametrize("kwargs,why,hint", [
+    ('{"min_lr": "1e-6"}', TYPE_ERROR, '{"min_lr": 1e-6}'),
+    ('{"min_lr_rate": "0.1"}', TYPE_ERROR, '{"min_lr_rate": 0.1}'),
+    ('{"min_lr_rate": "nan"}', TYPE_ERROR, '{"min_lr_rate": 0.1}'),
+    ('{"min_lr_rate": [0.1]}', TYPE_ERROR, '{"min_lr_rate": 0.1}'),
+    # True / lr divides: no error, and no floor anyone meant (the hostile review's R7, R8)
+    ('{"min_lr_rate": true}', "transformers would compute with it as 1", '{"min_lr_rate": 0.1}'),
+    ('{"min_lr": NaN}', "the learning rate would end at nan or 0, silently", '{"min_lr": 1e-6}'),
+    ('{"min_lr": 1e999}', "the learning rate would end at nan or 0, silently", '{"min_lr": 1e-6}'),
+    ('{"min_lr": -1e-6}', "the learning rate would end below 0 and training would climb the loss, silently",
+     '{"min_lr": 1e-6}'),
+])
+def test_a_floor_that_is_no_number_is_refused(here, kwargs, why, hint):
     result = _validate("--lr_scheduler_type", "cosine_with_min_lr", "--lr_scheduler_kwargs", kwargs)
     assert result.code == 2
     key, value = next(iter(json.loads(kwargs).items()))
     assert (f"error[train.scheduler.kwarg_type] args.lr_scheduler_kwargs (-- extra flags): lr_scheduler_kwargs {key} "
-            f"is {value!r}, not a number: transformers computes with it once training starts, after the model has "
-            f"loaded (TypeError)\n  hint: write the number unquoted: {hint}") in result.stderr
+            f"is {json.dumps(value)}, not a number 0 or more: {why}\n  hint: write the number unquoted: {hint}") \
+        in result.stderr
+
+
+def test_a_floor_of_0_passes(here):
+    result = _validate("--lr_scheduler_type", "cosine_with_min_lr", "--lr_scheduler_kwargs", '{"min_lr": 0}')
+    assert result.code == 0 and "train.scheduler" not in result.stderr, result.stderr
 
 
 def test_yaml_1e_6_in_a_mapping_renders_as_a_json_number(here):
@@ -322,6 +338,19 @@ def test_greedy_is_refused_for_ms_swift_3(here):
             "no transformers scheduler on ms-swift 3.x (its transformers, below 4.58, has no greedy): ms-swift stops "
             "while building its training arguments (\"greedy is not a valid SchedulerType\")") in old.stderr
     assert "train.scheduler" not in _validate(*flags).stderr
+
+
+@pytest.mark.parametrize("major,transformers,refused", [(3, "4.57.6", True), (4, "4.57.6", True), (4, "5.19.0", False),
+                                                        (4, None, False)])
+def test_greedy_needs_transformers_5(major, transformers, refused):
+    from lorakit.checks.facts import Facts
+    from lorakit.job import Job, Launch
+
+    job = Job(command="sft", launch=Launch(), preset="p.yaml", swift_major=major,
+              args={"lr_scheduler_type": "greedy", "split_dataset_ratio": 0.1, "dataset": ["d.jsonl"]})
+    facts = Facts(packages=lambda env=None: None if transformers is None else {"transformers": transformers})
+    found = [f.code for f in schedule.check_scheduler(job, facts)]
+    assert found == (["train.scheduler.unknown"] if refused else []), found
 
 
 @pytest.mark.parametrize("major,transformers,level", [

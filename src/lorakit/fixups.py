@@ -230,7 +230,7 @@ def _absolute_item(key: str, text: str) -> str:
         if localpath.looks_local(ref.name) and localpath.exists(ref.name):
             return ref.rebuilt(localpath.absolute(ref.name))
         return text
-    if key == "system":  # a prompt file (template_args.py: a .txt is read, opened as written: no `~`)
+    if key == "system":  # a prompt file (template_args.py reads a .txt as written: ~ expanded here, no shell does)
         return localpath.absolute(text) if text.endswith(".txt") and os.path.isfile(localpath.absolute(text)) \
             else text
     if localpath.looks_local(text) and localpath.exists(text):

@@ -13,7 +13,7 @@ import re
 
 from lorakit import localpath, values
 from lorakit.checks.facts import Facts
-from lorakit.findings import ERROR, Finding, about
+from lorakit.findings import ERROR, WARNING, Finding, about
 from lorakit.job import Job
 
 # flag -> what it names, for the message. A hub id is fine for model and adapters (ms-swift
@@ -100,32 +100,66 @@ def _not_hub_id(job: Job, key: str, text: str) -> Finding:
                  f"{key} {localpath.shown(text)} is neither a local path here nor a hub id", hint)
 
 
-def _plugin(job: Job, key: str, text: str) -> Finding | None:
-    """What ms-swift's import_external_file does with the path (swift/utils/utils.py). 4.x loads
-    the file itself (spec_from_file_location): anything but an existing Python file is an
-    ImportError ("Cannot import external file"). 3.x puts its directory first on sys.path and
-    imports the name before the first '.': `plugin` finds plugin.py or a package dir there, and a
-    bare name may be an installed module."""
-    import importlib.machinery
+# modules ms-swift 3.x has imported before it imports a plugin by name: a plugin called so is
+# never run (importlib returns the loaded module)
+LOADED = ("swift", "datasets", "transformers", "torch", "peft", "accelerate", "modelscope", "trl", "numpy",
+          "safetensors", "huggingface_hub", "tokenizers", "json_repair", "tqdm", "yaml", "requests")
 
-    path = localpath.absolute(text)
+
+def _plugin_items(value) -> list[str]:
+    """Each plugin item as ms-swift gets it: the rendered text (a YAML 5 or true is '5', 'true')."""
+    from lorakit.render import render_value
+
+    if value is None:
+        return []
+    items = value if isinstance(value, (list, tuple)) else [value]
+    return [v if isinstance(v, str) else " ".join(render_value(v)) for v in items]
+
+
+def _plugin(job: Job, key: str, text: str) -> Finding | None:
+    """What ms-swift's import_external_file does with the path (swift/utils/utils.py), taken as
+    written (abspath(expanduser(text)): no strip). 4.x loads the file itself
+    (spec_from_file_location): anything but an existing Python file is an ImportError ("Cannot
+    import external file"). 3.x puts its directory first on sys.path and imports the name before
+    the first '.': `plugin` finds plugin.py or a package dir there, and a bare name may be an
+    installed module."""
+    import importlib.machinery
+    import sys
+
+    if not text.strip():
+        return about(job, ERROR, f"paths.{key}.missing", f"args.{key}", f"{key} {text!r} names no plugin file",
+                     f"give the plugin's .py file, or leave {key} out")
+    path = os.path.abspath(os.path.expanduser(text))
     folder, name = os.path.split(path)
+    suffixes = tuple(importlib.machinery.all_suffixes())
     if job.swift_major >= 4:
-        if os.path.isfile(path) and path.endswith(tuple(importlib.machinery.all_suffixes())):
+        if os.path.isfile(path) and path.endswith(suffixes):
             return None
+        if text != text.strip() and os.path.isfile(os.path.abspath(os.path.expanduser(text.strip()))):
+            return about(job, ERROR, f"paths.{key}.missing", f"args.{key}",
+                         f"{key} {text!r} has spaces around the file's name: ms-swift {job.swift_major}.x opens it "
+                         "as written and stops (\"ImportError: Cannot import external file\")",
+                         f"write {text.strip()!r}")
         if not os.path.exists(path):
             return _missing(job, key, text)
         what = "a directory" if os.path.isdir(path) else "not a Python file"
         package = os.path.join(text, "__init__.py")
         return about(job, ERROR, f"paths.{key}.not_module", f"args.{key}",
                      f"{key} {text!r} is {what}: ms-swift {job.swift_major}.x imports a plugin as one .py file and "
-                     "stops while parsing its arguments (\"ImportError: Cannot import external file\")",
-                     f"name the file: {key}: {package}" if os.path.isfile(localpath.absolute(package))
+                     "stops while parsing its arguments ("
+                     + ("IsADirectoryError)" if path.endswith(suffixes) else
+                        "\"ImportError: Cannot import external file\")"),
+                     f"name the file: {key}: {package}" if os.path.isfile(os.path.join(path, "__init__.py"))
                      else "name the plugin's .py file")
     stem = name.split(".", 1)[0]
-    if os.path.isdir(folder) and any(os.path.exists(os.path.join(folder, stem + end)) for end in ("", ".py")):
+    if stem in sys.stdlib_module_names or stem in LOADED:
+        return about(job, WARNING, f"paths.{key}.shadowed", f"args.{key}",
+                     f"{key} {text!r}: ms-swift 3.x imports it as the module {stem!r}, which is already loaded "
+                     f"({stem} itself), so your file never runs", f"rename the file, e.g. my_{stem}.py")
+    if os.path.isdir(folder) and (os.path.isdir(os.path.join(folder, stem))
+                                  or any(os.path.isfile(os.path.join(folder, stem + end)) for end in suffixes)):
         return None
-    if os.sep not in text.strip() and "." not in text.strip():
+    if os.sep not in text and "." not in text:
         return None  # a module name (3.x imports `my_plugins` from the import path too)
     if not os.path.exists(path):
         return _missing(job, key, text)
@@ -150,7 +184,7 @@ def check_input_paths(job: Job, facts: Facts) -> list[Finding]:
                              f"give the checkpoint directory, e.g. {key}: output/v0-20260101-120000/checkpoint-100"
                              + (" (or lorakit train --resume)" if key == "resume_from_checkpoint" else "")))
     for key in PLUGINS:
-        out.extend(f for f in (_plugin(job, key, t) for t in _items(job.args.get(key)) if t.strip()) if f)
+        out.extend(f for f in (_plugin(job, key, t) for t in _plugin_items(job.args.get(key))) if f)
     for key in INPUT_PATHS:
         if key in PLUGINS:
             continue

@@ -10,6 +10,8 @@ here was measured on ms-swift 4.6.0 and 3.12.6 (tests/test_real_failures.py).
 
 from __future__ import annotations
 
+import json
+
 from lorakit.checks.facts import Facts
 from lorakit.findings import ERROR, INFO, WARNING, Finding, about
 from lorakit.job import Job
@@ -32,7 +34,7 @@ SCHEDULERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # torch.optim.lr_scheduler.ReduceLROnPlateau's own arguments
     "reduce_lr_on_plateau": (("mode", "factor", "patience", "threshold", "threshold_mode", "cooldown", "min_lr",
                               "eps"), ()),
-    # transformers 4.x calls it without the kwargs, 5.x passes them: _inverse_sqrt_reads_kwargs
+    # transformers 4.x calls it without the kwargs, 5.x passes them: _transformers_5
     "inverse_sqrt": (("timescale", *_LAST), ()),
 }
 IGNORES_KWARGS = ("constant", "constant_with_warmup")  # get_scheduler calls these without the kwargs
@@ -67,32 +69,31 @@ def _evaluates(job: Job) -> bool:
 
 
 DEFAULT = "cosine"  # ms-swift's own default (trainers/arguments.py: 3.0.0 to 4.6.0 alike)
-# 3.x pins transformers below 4.58, which has no greedy schedule
-GREEDY_FROM = 4
 NUMBERS = ("min_lr", "min_lr_rate")  # divided and multiplied as they are: text is a TypeError
 
 
-def _unknown(job: Job, name: str, key: str) -> Finding:
-    names = NAMES if job.swift_major >= GREEDY_FROM else NAMES[:-1]
-    # transformers takes the value only as written: COSINE_WITH_MIN_LR is as wrong as a typo
-    close = [name.lower()] if name.lower() in names else did_you_mean(name, names)
-    return about(job, ERROR, "train.scheduler.unknown", key,
-                 f"lr_scheduler_type {name!r} is no transformers scheduler"
-                 + (" on ms-swift 3.x (its transformers, below 4.58, has no greedy)" if name in NAMES else "")
-                 + f": ms-swift stops while building its training arguments (\"{name} is not a valid SchedulerType\")",
-                 (f"did you mean {close[0]!r}? " if close else "")
-                 + "transformers has " + ", ".join(NAMES[:-1]) + " (and greedy from 5.x)")
-
-
-def _inverse_sqrt_reads_kwargs(job: Job, facts: Facts) -> bool | None:
-    """transformers 5 passes lr_scheduler_kwargs to inverse_sqrt, 4.x builds it without them
-    (optimization.py get_scheduler). ms-swift 3.x pins transformers below 4.58; 4.x takes either,
-    so the one installed where the launch runs decides (None: not known, for another machine)."""
+def _transformers_5(job: Job, facts: Facts) -> bool | None:
+    """Whether the transformers that runs is 5.x (greedy; inverse_sqrt reads its kwargs). ms-swift
+    3.x pins transformers below 4.58; 4.x takes 4.33 to 5.x, so the one installed where the
+    launch runs decides (None: not known, as for a dry-run for another machine)."""
     if job.swift_major < 4:
         return False
     version = ((facts.packages(job.env) if facts.here else None) or {}).get("transformers") or ""
     major = version.split(".")[0]
     return int(major) >= 5 if major.isdigit() else None
+
+
+def _unknown(job: Job, name: str, key: str, new: bool | None) -> Finding:
+    names = NAMES if new is not False else NAMES[:-1]
+    # transformers takes the value only as written: COSINE_WITH_MIN_LR is as wrong as a typo
+    close = [name.lower()] if name.lower() in names else did_you_mean(name, names)
+    older = (" on ms-swift 3.x (its transformers, below 4.58, has no greedy)" if job.swift_major < 4 else
+             " in the transformers 4.x installed here (greedy is 5.x's)")
+    return about(job, ERROR, "train.scheduler.unknown", key,
+                 f"lr_scheduler_type {name!r} is no transformers scheduler" + (older if name in NAMES else "")
+                 + f": ms-swift stops while building its training arguments (\"{name} is not a valid SchedulerType\")",
+                 (f"did you mean {close[0]!r}? " if close else "")
+                 + "transformers has " + ", ".join(NAMES[:-1]) + " (and greedy from 5.x)")
 
 
 def check_scheduler(job: Job, facts: Facts) -> list[Finding]:
@@ -102,8 +103,9 @@ def check_scheduler(job: Job, facts: Facts) -> list[Finding]:
     if job.command not in TRAINS or name is None or not isinstance(name, str):
         return []
     key = "args.lr_scheduler_type"
-    if name not in NAMES or name == "greedy" and job.swift_major < GREEDY_FROM:
-        return [_unknown(job, name, key)]
+    new = _transformers_5(job, facts) if name == "greedy" or name == "inverse_sqrt" else None
+    if name not in NAMES or name == "greedy" and new is False:
+        return [_unknown(job, name, key, new)]
     out = []
     if name in NEEDS_EVAL and not _evaluates(job):
         out.append(about(job, ERROR, "train.scheduler.needs_eval", key,
@@ -112,8 +114,8 @@ def check_scheduler(job: Job, facts: Facts) -> list[Finding]:
                          "eval strategy\")",
                          "add val_dataset (or split_dataset_ratio: 0.05) with eval_steps, or use cosine"))
     kwargs = _kwargs(job)
-    sqrt_reads = _inverse_sqrt_reads_kwargs(job, facts) if name == "inverse_sqrt" and kwargs else None
-    ignores = IGNORES_KWARGS + (("inverse_sqrt",) if sqrt_reads is False else ())
+    # transformers 4.x builds inverse_sqrt without the kwargs, 5.x passes them (get_scheduler)
+    ignores = IGNORES_KWARGS + (("inverse_sqrt",) if new is False else ())
     if name in ignores or name == "greedy":
         if kwargs and name != "greedy":
             out.append(about(job, INFO, "train.scheduler.kwargs_ignored", "args.lr_scheduler_kwargs",
@@ -137,7 +139,7 @@ def check_scheduler(job: Job, facts: Facts) -> list[Finding]:
             why = f"{name} takes " + (", ".join(takes) if takes else "none") + \
                 (f" (did you mean {close[0]!r}?)" if close else "")
         # inverse_sqrt: a warning when the transformers that will run is not known
-        level = WARNING if name == "inverse_sqrt" and sqrt_reads is None else ERROR
+        level = WARNING if name == "inverse_sqrt" and new is None else ERROR
         out.append(about(job, level, "train.scheduler.kwarg_unknown", "args.lr_scheduler_kwargs",
                          f"lr_scheduler_kwargs {extra!r} is no argument of the {named} schedule: the run fails once "
                          "training starts, after the model has loaded (TypeError: unexpected keyword argument)",
@@ -162,17 +164,25 @@ def check_scheduler(job: Job, facts: Facts) -> list[Finding]:
                              "{\"min_lr\": 1e-6}"))
     for number in (k for k in NUMBERS if name in MIN_LR and k in kwargs):
         value = kwargs[number]
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
-            out.append(about(job, ERROR, "train.scheduler.kwarg_type", "args.lr_scheduler_kwargs",
-                             f"lr_scheduler_kwargs {number} is {value!r}, not a number: transformers computes with it "
-                             "once training starts, after the model has loaded (TypeError)",
-                             f"write the number unquoted: {{\"{number}\": {_unquoted(value)}}}"))
+        if value is None or not isinstance(value, bool) and isinstance(value, (int, float)) and 0 <= value < INF:
+            continue
+        if isinstance(value, bool):  # True / lr divides: a floor of 1 (or 0), never what was meant
+            why = "transformers would compute with it as " + ("1" if value else "0")
+        elif not isinstance(value, (int, float)):
+            why = "transformers computes with it once training starts, after the model has loaded (TypeError)"
+        elif value < 0:  # the schedule's floor below 0: a negative learning rate at the end, no error
+            why = "the learning rate would end below 0 and training would climb the loss, silently"
+        else:  # nan or inf: the learning rate ends at nan, or at 0
+            why = "the learning rate would end at nan or 0, silently"
+        out.append(about(job, ERROR, "train.scheduler.kwarg_type", "args.lr_scheduler_kwargs",
+                         f"lr_scheduler_kwargs {number} is {json.dumps(value)}, not a number 0 or more: {why}",
+                         f"write the number unquoted: {{\"{number}\": {_unquoted(value, number)}}}"))
     return out
 
 
-def _unquoted(value) -> str:
-    number = as_float(value)
-    return value if isinstance(value, str) and number is not None else "1e-6"
+def _unquoted(value, number: str) -> str:
+    given = as_float(value) if isinstance(value, str) else None
+    return value.strip() if given is not None and 0 <= given < INF else "1e-6" if number == "min_lr" else "0.1"
 
 
 
