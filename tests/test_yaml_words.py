@@ -79,5 +79,15 @@ def test_exponents_without_a_dot_are_numbers_inside_a_mapping():
     parsed = yamlload.parse("a: [1e-6, 1.5e6, '1e-6', 1e, 1.0e-6]\nb: {m: 1e-6, n: -2E+3, o: '1e-6', p: [3e2]}")
     assert [type(v).__name__ for v in parsed["a"]] == ["Number", "Number", "str", "str", "float"]
     assert yamlload.settle(parsed["a"]) == ["1e-6", "1.5e6", "1e-6", "1e", 1e-06]
-    assert yamlload.settle(parsed["b"]) == {"m": 1e-06, "n": -2000.0, "o": "1e-6", "p": [300.0]}
+    settled = yamlload.settle(parsed["b"])
+    assert settled == {"m": 1e-06, "n": -2000, "o": "1e-6", "p": [300]}
+    assert [type(v).__name__ for v in (settled["m"], settled["n"], settled["p"][0])] == ["float", "int", "int"]
     assert yaml.safe_dump({"a": yamlload.Number("1e-6")}) == "a: 1e-6\n"
+
+
+def test_a_whole_exponent_in_model_kwargs_stays_an_int(tmp_path):
+    """ms-swift sets model_kwargs as environment variables with str(): "1000000.0" is no int."""
+    path = _preset(tmp_path, "args:\n  model_kwargs: {MAX_PIXELS: 1e6}\n")
+    result = run_cli(["train", "-p", path, "--dry-run"])
+    assert result.code == 0, result.stderr
+    assert """    --model_kwargs '{"MAX_PIXELS": 1000000}'""" in result.stdout

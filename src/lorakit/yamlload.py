@@ -8,7 +8,8 @@ Four differences from yaml.safe_load, each for a mistake that passed silently be
 - `1e-6` (no dot, as people write a learning rate) is text to YAML 1.1. As a flag's value the text is
   what ms-swift gets anyway, but inside a mapping it became the JSON string "1e-6":
   `lr_scheduler_kwargs: {min_lr: 1e-6}` then failed once training started (TypeError: str / float).
-  Such a value is a Number: its text as a flag, a float inside a mapping (YAML 1.2's reading).
+  Such a value is a Number: its text as a flag, a number inside a mapping (YAML 1.2's reading;
+  an int when it is whole).
 - a key twice in one mapping is an error naming both lines (safe_load keeps the last, silently).
 - anchors and aliases are refused (refuse_aliases): a preset never needs them, and 500 bytes of
   nested aliases expand to gigabytes of argv ("billion laughs") or a list that contains itself.
@@ -55,7 +56,7 @@ _EXPONENT = re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+$"
 
 
 class Number(str):
-    """`1e-6` as written: text to a flag (ms-swift parses it), a float inside a mapping."""
+    """`1e-6` as written: text to a flag (ms-swift parses it), a number inside a mapping."""
 
 
 yaml.add_representer(Number, lambda dumper, value: dumper.represent_str(str(value)), Dumper=yaml.SafeDumper)
@@ -67,7 +68,12 @@ def settle(value: Any, *, nested: bool = False) -> Any:
     if isinstance(value, Word):
         return value.truth if nested else value
     if isinstance(value, Number):
-        return float(value) if nested else value
+        if not nested:
+            return value
+        # a whole number stays one (`max_pixels: 1e6` -> 1000000): ms-swift turns model_kwargs into
+        # environment variables with str(), and int("1000000.0") fails where they are read
+        number = float(value)
+        return int(number) if number.is_integer() else number
     if isinstance(value, dict):
         return {k: settle(v, nested=True) for k, v in value.items()}
     if isinstance(value, list):
