@@ -179,13 +179,6 @@ def derive_grad_accum(job: Job) -> Job:
 WARMUPS = ("warmup_ratio", "warmup_steps")
 
 
-def _spelled(value) -> str:
-    """A value as the command line spells it (true, not Python's True)."""
-    from lorakit.render import render_value
-
-    return " ".join(render_value(value))
-
-
 def later_warmup_wins(job: Job) -> Job:
     """warmup_ratio and warmup_steps say one thing two ways: ms-swift 4.5+ refuses both at once
     (swift/trainers/arguments.py _handle_hf_removed_args: "cannot be set at the same time"), and
@@ -194,20 +187,22 @@ def later_warmup_wins(job: Job) -> Job:
     earlier one goes, said as an info finding. presets.py settles file against file
     (SUPERSEDES); the command line is always the later layer. One layer setting both is for
     checks/schedule.py to report."""
+    from lorakit.render import spelled
+
     notes = []  # (key replaced, "VALUE from WHO", key that replaced it, "VALUE from WHO")
     for key in WARMUPS:
         dropped = job.sources.get(f"dropped.args.{key}")
         kept = next(k for k in WARMUPS if k != key)
         if dropped and job.args.get(kept) is not None:
-            notes.append((key, dropped, kept, f"{_spelled(job.args[kept])} from {job.source_of(f'args.{kept}')}"))
+            notes.append((key, dropped, kept, f"{spelled(job.args[kept])} from {job.source_of(f'args.{kept}')}"))
     args, sources = job.args, job.sources
     if all(args.get(k) is not None for k in WARMUPS):
         ratio, steps = (job.source_of(f"args.{k}") for k in WARMUPS)
         if on_command_line(ratio) != on_command_line(steps):
             key = "warmup_steps" if on_command_line(ratio) else "warmup_ratio"
             kept = next(k for k in WARMUPS if k != key)
-            notes.append((key, f"{_spelled(args[key])} from {job.source_of(f'args.{key}') or 'the preset'}", kept,
-                          f"{_spelled(args[kept])} from {job.source_of(f'args.{kept}')}"))
+            notes.append((key, f"{spelled(args[key])} from {job.source_of(f'args.{key}') or 'the preset'}", kept,
+                          f"{spelled(args[kept])} from {job.source_of(f'args.{kept}')}"))
             args = {k: v for k, v in args.items() if k != key}
             sources = {k: v for k, v in sources.items() if k != f"args.{key}"}
     found = tuple(about(job, INFO, "train.warmup.replaced", f"args.{kept}",

@@ -280,9 +280,9 @@ def _drop_superseded(data: dict[str, Any], sources: dict[str, str], key: str, wh
             continue
         args = dict(data.get("args") or {})
         # fixups (note_dropped, later_warmup_wins) say it as info, so the replaced value is not silent
-        from lorakit.render import render_value  # the value as the command line spells it (true, not True)
+        from lorakit.render import spelled  # true, not True
 
-        sources[f"dropped.{dotted}"] = f"{' '.join(render_value(args.pop(other, None)))} from {sources.pop(dotted)}"
+        sources[f"dropped.{dotted}"] = f"{spelled(args.pop(other, None))} from {sources.pop(dotted)}"
         data["args"] = args
 
 

@@ -34,6 +34,11 @@ class Command:
         return env
 
 
+def spelled(value: Any) -> str:
+    """A value as the command line spells it, for a message (true, not Python's True)."""
+    return " ".join(render_value(value))
+
+
 def render_value(value: Any) -> list[str]:
     """YAML value -> argv items: lists as separate items, dicts as one JSON item,
     booleans as true/false, integral floats as ints (3.x types lora_alpha as int: '32.0' fails)."""

@@ -63,7 +63,7 @@ yaml.add_representer(Number, lambda dumper, value: dumper.represent_str(str(valu
 
 
 def settle(value: Any, *, nested: bool = False) -> Any:
-    """Words inside a mapping become the booleans YAML 1.1 meant, Numbers the floats YAML 1.2
+    """Words inside a mapping become the booleans YAML 1.1 meant, Numbers the numbers YAML 1.2
     means; elsewhere they stay as written."""
     if isinstance(value, Word):
         return value.truth if nested else value

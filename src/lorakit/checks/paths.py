@@ -108,12 +108,12 @@ LOADED = ("swift", "datasets", "transformers", "torch", "peft", "accelerate", "m
 
 def _plugin_items(value) -> list[str]:
     """Each plugin item as ms-swift gets it: the rendered text (a YAML 5 or true is '5', 'true')."""
-    from lorakit.render import render_value
+    from lorakit.render import spelled
 
     if value is None:
         return []
     items = value if isinstance(value, (list, tuple)) else [value]
-    return [v if isinstance(v, str) else " ".join(render_value(v)) for v in items]
+    return [v if isinstance(v, str) else spelled(v) for v in items]
 
 
 def _plugin(job: Job, key: str, text: str) -> Finding | None:
@@ -168,6 +168,20 @@ def _plugin(job: Job, key: str, text: str) -> Finding | None:
                  f"{stem}.py (ModuleNotFoundError: No module named {stem!r})", "name the plugin's .py file")
 
 
+def _system_file(job: Job, text: str) -> Finding | None:
+    """A --system ending in .txt is the prompt's file (template_args.py: assert os.path.isfile);
+    any other text is the prompt itself."""
+    where = localpath.absolute(text)
+    if not text.endswith(".txt") or os.path.isfile(where):
+        return None
+    if os.path.isdir(where):
+        return about(job, ERROR, "paths.system.missing", "args.system",
+                     f"system {text!r} is a directory ({where}): ms-swift reads a --system ending in '.txt' as the "
+                     "prompt file and stops (AssertionError)", "name the prompt file inside it, or write the prompt "
+                     "itself")
+    return _missing(job, "system", text)
+
+
 def check_input_paths(job: Job, facts: Facts) -> list[Finding]:
     out: list[Finding] = []
     if isinstance(job.args.get("model"), str) and not job.args["model"].strip():
@@ -185,21 +199,10 @@ def check_input_paths(job: Job, facts: Facts) -> list[Finding]:
                              + (" (or lorakit train --resume)" if key == "resume_from_checkpoint" else "")))
     for key in PLUGINS:
         out.extend(f for f in (_plugin(job, key, t) for t in _plugin_items(job.args.get(key))) if f)
-    for key in INPUT_PATHS:
-        if key in PLUGINS:
-            continue
+    out.extend(f for f in (_system_file(job, t) for t in _items(job.args.get("system"))) if f)
+    for key in (k for k in INPUT_PATHS if k not in (*PLUGINS, "system")):
         for text in (_named(key, t) for t in _items(job.args.get(key))):
             # mcore_model: read only by --to_hf/--to_mcore, and then always as a path
-            if key == "system":
-                where = localpath.absolute(text)
-                if text.endswith(".txt") and os.path.isdir(where):  # ms-swift asserts isfile
-                    out.append(about(job, ERROR, "paths.system.missing", "args.system",
-                                     f"system {text!r} is a directory ({where}): ms-swift reads a --system ending in "
-                                     "'.txt' as the prompt file and stops (AssertionError)",
-                                     "name the prompt file inside it, or write the prompt itself"))
-                elif text.endswith(".txt") and not os.path.isfile(where):
-                    out.append(_missing(job, key, text))
-                continue
             if not text.strip() or localpath.exists(text):
                 continue
             if _always_local(job, key) or key != "mcore_model" and localpath.looks_local(text):

@@ -185,7 +185,6 @@ def _unquoted(value, number: str) -> str:
     return value.strip() if given is not None and 0 <= given < INF else "1e-6" if number == "min_lr" else "0.1"
 
 
-
 def check_warmup(job: Job, facts: Facts) -> list[Finding]:
     if job.command not in TRAINS:
         return []
