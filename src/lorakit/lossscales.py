@@ -39,15 +39,17 @@ class Release:
     beyond: bool  # the target is newer than every release the table lists: a doubt, not an error
 
 
-def _run_of(version: str) -> dict:
+def _run_of(version: str, table: dict) -> dict:
     k = key(version)
-    return next(r for r in _table()["runs"] if key(r["first"]) <= k <= key(r["last"]))
+    return next(r for r in table["runs"] if key(r["first"]) <= k <= key(r["last"]))
 
 
-def release(major: int, version: str | None) -> Release | None:
+def release(major: int, version: str | None, table: dict | None = None) -> Release | None:
     """The listed release for a target: its exact patch (or the nearest earlier one, for a
-    patch the table does not list), a minor's last patch, or a major's newest."""
-    listed = [v for v in _table()["versions"] if v.split(".")[0] == str(major)]
+    patch the table does not list), a minor's last patch, or a major's newest. `table`: another
+    registry of the same shape (lorakit.losstypes); this one's by default."""
+    table = _table() if table is None else table
+    listed = [v for v in table["versions"] if v.split(".")[0] == str(major)]
     if not listed:
         return None
     head = (version or "").strip().split(".")
@@ -67,7 +69,7 @@ def release(major: int, version: str | None) -> Release | None:
         label = f"ms-swift {major}.{int(head[1])} ({pick})"
     else:
         label = f"ms-swift {major}.x ({pick})"
-    return replace(_as_release(_run_of(pick)), version=pick, label=label, beyond=beyond)
+    return replace(_as_release(_run_of(pick, table)), version=pick, label=label, beyond=beyond)
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,7 @@ def _runs(major: int) -> list[dict]:
 
 
 def _as_release(run: dict) -> Release:
-    return Release(run["first"], f"ms-swift {run['first']}", run["grammar"], tuple(run["bases"]),
+    return Release(run["first"], f"ms-swift {run['first']}", run.get("grammar", "key"), tuple(run.get("bases", ())),
                    tuple(run["names"]), False)
 
 
