@@ -213,6 +213,10 @@ def _check_rows(rec: Recognition, objects: list[tuple[int, dict]], columns: Mapp
                     rec.first_number_label = (line, label)
             elif rec.first_bad_label is None:
                 rec.first_bad_label = (line, "no label" if label is None else f"label {label!r} is not true/false")
+            if isinstance(row.get("positive_messages"), list) and row["positive_messages"]:
+                rec.positive_rows += 1
+            elif rec.first_without_positive is None:
+                rec.first_without_positive = line
             note = datarows.template(messages) if messages else None
             if row.get("images"):
                 rec.image_rows += 1

@@ -56,6 +56,10 @@ class Recognition:
     # ms-swift 3.0.0 and 3.0.1 keep it as written (checks/rlhf.py)
     first_number_label: tuple[int, object] | None = None
     image_rows: int = 0  # checked rows with an image (checks/pixels.py)
+    # embedding and reranker rows pair the query (messages) with a positive_messages list
+    # (checks/retrieval.py): rows with one, and the line of the first checked row without one
+    positive_rows: int = 0
+    first_without_positive: int | None = None
     # (field, line, type before, type there) of the first JSON field whose type changes between
     # rows (datatypes.py): what datasets before 4.7.0 cannot load (checks/data.py says which)
     type_change: tuple[str, int, str, str] | None = None

@@ -177,6 +177,10 @@ def _file_findings(job: Job, key: str, name: str, rec: Recognition) -> list[Find
     ending = NONE_LEFT_SPLIT if key == "dataset" and 0 < _split_ratio(job) < 1 else NONE_LEFT
     # GRPO, GKD and PPO generate the answer: their rows are prompts, with no assistant message to train on
     prompts = job.command == "rlhf" and str(job.args.get("rlhf_type")) in ("grpo", "gkd", "ppo")
+    # an embedding or reranker row's documents are in positive_/negative_messages (checks/retrieval.py)
+    from lorakit.checks.retrieval import paired
+
+    prompts = prompts or paired(job)
     for p in rec.problems:
         if prompts and p.code == "data.row.no_response":
             continue

@@ -109,9 +109,9 @@ def loaded_model_type(job: Job, facts: Facts, table: dict) -> str | None:
 
 def _image_file(job: Job, facts: Facts) -> str | None:
     from lorakit import datafile
-    from lorakit.checks.rlhf import _local_files  # the local .jsonl/.json/.csv datasets (rewards.py too)
+    from lorakit.checks.rlhf import local_files  # the local .jsonl/.json/.csv datasets (rewards.py too)
 
-    return next((path for _, path in _local_files(job)
+    return next((path for _, path in local_files(job)
                  if datafile.recognize(path, environ=facts.environ).image_rows), None)
 
 

@@ -119,11 +119,11 @@ def check_reward_columns(job: Job, facts: Facts) -> list[Finding]:
         return []
     from lorakit import datafile
     from lorakit.checks.data import _columns
-    from lorakit.checks.rlhf import _local_files
+    from lorakit.checks.rlhf import local_files
 
     mapped = set(_columns(job).values())
     out = []
-    for key, path in _local_files(job):
+    for key, path in local_files(job):
         rec = datafile.recognize(path, environ=facts.environ)
         if not rec.rows_checked:
             continue  # unreadable or empty: the data check says so

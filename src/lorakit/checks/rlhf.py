@@ -59,7 +59,7 @@ def carried_over(job: Job, facts: Facts) -> list[Finding]:
     return out
 
 
-def _local_files(job: Job) -> list[tuple[str, str]]:
+def local_files(job: Job) -> list[tuple[str, str]]:
     """(key, absolute path) of the local .jsonl/.json/.csv datasets."""
     out = []
     cwd = os.getcwd()
@@ -81,7 +81,7 @@ def check_rows(job: Job, facts: Facts) -> list[Finding]:
     from lorakit import datafile
 
     out = []
-    for key, path in _local_files(job):
+    for key, path in local_files(job):
         rec = datafile.recognize(path, environ=facts.environ)
         if not rec.rows_checked:
             continue  # unreadable or empty: the data check says so
