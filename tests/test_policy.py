@@ -137,3 +137,34 @@ def test_best_model_without_eval_data_still_reports_the_limit():
     assert result.code == 2
     codes = [line.split("]")[0] for line in result.stderr.splitlines() if "[eval.best" in line]
     assert sorted(codes) == ["error[eval.best_without_eval", "warning[eval.best_limit"]
+
+
+def test_eval_dataset_without_evalscope_is_refused():
+    """EvalScope benchmarks keep evaluation on without a val_dataset, and run only with
+    eval_use_evalscope: without it the first evaluation is a KeyError after training began
+    (tests/test_real_failures.py, on 4.6.0 and 3.12.6)."""
+    result = run_cli(["validate", "-p", "single", "--set", "split_dataset_ratio=0", "--", "--eval_dataset", "gsm8k"])
+    assert result.code == 2
+    lines = result.stderr.splitlines()
+    line = ("error[eval.benchmarks_off] args.eval_dataset (-- extra flags): eval_dataset names EvalScope benchmarks, "
+            "which run only with eval_use_evalscope true; with no val_dataset and split_dataset_ratio 0 evaluation "
+            "stays on with nothing to evaluate, and the first evaluation fails (KeyError: 'eval_loss' not found) "
+            "after training has started")
+    assert line in lines, result.stderr
+    assert lines[lines.index(line) + 1] == ("  hint: add eval_use_evalscope: true (and `pip install evalscope`) to run "
+                                            "the benchmarks; or val_dataset: [FILE] for an eval loss; or drop "
+                                            "eval_dataset")
+    assert _lines(result.stderr, "eval.no_data") == []  # one mistake, one finding
+
+
+@pytest.mark.parametrize("extra", [["--eval_use_evalscope", "true"], ["--eval_strategy", "no"]])
+def test_benchmarks_with_evalscope_or_no_evaluation_pass(extra):
+    result = run_cli(["validate", "-p", "single", "--set", "split_dataset_ratio=0", "--", "--eval_dataset", "gsm8k",
+                      *extra])
+    assert _lines(result.stderr, "eval.benchmarks_off") == [], result.stderr
+    assert _lines(result.stderr, "eval.no_data") == [], result.stderr
+
+
+def test_benchmarks_next_to_a_validation_split_are_not_this_mistake():
+    result = run_cli(["validate", "-p", "single", "--", "--eval_dataset", "gsm8k"])
+    assert _lines(result.stderr, "eval.benchmarks_off") == [], result.stderr

@@ -378,6 +378,44 @@ CASES = [
          r"^ValueError: remaining_argv: \['--swanlab_lark_secret', 'x'\]", version="3.12"),
     Case("v3-model-type", "model.type.invalid", "args.model_type", ("--model_type", "qwen3_5"),
          r"^ValueError: model_type: 'qwen3_5' not in \['", version="3.12"),
+    # EvalScope benchmarks with no eval_use_evalscope: evaluation stays on with an empty eval set
+    Case("eval-dataset-without-evalscope", "eval.benchmarks_off", "args.eval_dataset",
+         ("--eval_dataset", "gsm8k", "--eval_steps", "1"),
+         r"^KeyError: \"The `metric_for_best_model` training argument is set to 'eval_loss', which is not found"),
+    Case("v3-eval-dataset-without-evalscope", "eval.benchmarks_off", "args.eval_dataset",
+         ("--eval_dataset", "gsm8k", "--eval_steps", "1"),
+         r"^KeyError: \"The `metric_for_best_model` training argument is set to 'eval_loss', which is not found",
+         version="3.12"),
+    # the sft loss registry (lorakit.losstypes): looked up when the trainer is built
+    Case("loss-type-3x-reranker-name", "flags.removed", "args.loss_type", ("--loss_type", "listwise_generative_reranker"),
+         r"^KeyError: 'listwise_generative_reranker' \[at .*swift/trainers/mixin.py"),
+    Case("v3-loss-type-typo", "flags.value", "args.loss_type", ("--loss_type", "infonse"),
+         r"^KeyError: 'infonse'", version="3.12"),
+    Case("v3-loss-type-removed", "flags.removed", "args.loss_type", ("--loss_type", "loss_scale"),
+         r"^KeyError: 'loss_scale'", version="3.12"),
+    Case("v3-loss-type-4x-name", "flags.too_new", "args.loss_type", ("--loss_type", "pointwise_reranker"),
+         r"^KeyError: 'pointwise_reranker'", version="3.12"),  # ms-swift #8006: a 4.x example on 3.12
+    # embedding / reranker rows (checks/retrieval.py): the documented ones train with no assistant
+    # message; ms-swift #4728's {"query", "positive", "negative"} rows are all dropped
+    Case("embedding-documented-rows", "data.row.no_response", "args.dataset",
+         ("--task_type", "embedding", "--loss_type", "infonce", "--dataset", f"{ROOT}/pairs.jsonl"), TRAINED,
+         runs="the query in messages, its document in positive_messages", said="none"),
+    Case("v3-embedding-documented-rows", "data.row.no_response", "args.dataset",
+         ("--task_type", "embedding", "--loss_type", "infonce", "--dataset", f"{ROOT}/pairs.jsonl"), TRAINED,
+         version="3.12", runs="the query in messages, its document in positive_messages", said="none"),
+    Case("reranker-documented-rows", "data.row.no_response", "args.dataset",
+         ("--task_type", "generative_reranker", "--loss_type", "listwise_reranker", "--dataset",
+          f"{ROOT}/pairs.jsonl"), TRAINED, runs="the query in messages, its documents in positive/negative_messages",
+         said="none"),
+    Case("embedding-rows-without-positive", "data.row.no_positive", "args.dataset",
+         ("--task_type", "embedding", "--loss_type", "infonce", "--dataset", f"{ROOT}/posneg.jsonl"),
+         r"^TypeError: 'NoneType' object is not iterable \[at .*swift/pipelines/train/sft.py"),
+    Case("reranker-rows-without-positive", "data.row.no_positive", "args.dataset",
+         ("--task_type", "generative_reranker", "--loss_type", "listwise_reranker", "--dataset",
+          f"{ROOT}/posneg.jsonl"), r"^TypeError: 'NoneType' object is not iterable \[at .*swift/pipelines/train/sft.py"),
+    Case("v3-embedding-rows-without-positive", "data.row.no_positive", "args.dataset",
+         ("--task_type", "embedding", "--loss_type", "infonce", "--dataset", f"{ROOT}/posneg.jsonl"),
+         r"^AssertionError: .*\[at .*swift/llm/dataset/utils.py", version="3.12"),
 ]
 
 
@@ -491,6 +529,13 @@ def started(tmp_path_factory):
     (root / "notobj.jsonl").write_text('42\n"text"\n')
     (root / "bad.csv").write_text("query,response\nhi,there\nq,a,extra\n")
     (root / "unknownfmt.jsonl").write_text('{"foo": "bar"}\n{"foo": "baz"}\n')
+    pairs = [("what is a cat", "a cat is an animal", "a car"), ("what is rain", "rain is water", "a cat"),
+             ("what is a dog", "a dog barks", "snow"), ("what is snow", "snow is cold", "a dog")]
+    (root / "pairs.jsonl").write_text("".join(json.dumps({  # the Embedding / Reranker docs' rows
+        "messages": [{"role": "user", "content": q}], "positive_messages": [[{"role": "user", "content": p}]],
+        "negative_messages": [[{"role": "user", "content": n}]]}) + "\n" for q, p, n in pairs))
+    (root / "posneg.jsonl").write_text("".join(json.dumps(  # ms-swift #4728's rows
+        {"query": q, "positive": [p], "negative": [n]}) + "\n" for q, p, n in pairs))
     (root / "info-mapping.json").write_text('{"mine": {"dataset_path": "data.jsonl"}}')  # ms-swift #3754
     (root / "info-badkey.json").write_text('[{"path": "data.jsonl", "dataset_name": "mine"}]')
     (root / "media.jsonl").write_text(json.dumps({"messages": [{"role": "user", "content": "<image>q"},

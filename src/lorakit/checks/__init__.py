@@ -18,10 +18,11 @@ Check = Callable[[Job, Facts], "list[Finding]"]
 MODULES = ("lora", "layout", "training", "features", "policy", "nodes", "flags", "model", "seqpar", "maxlength",
            "modelage", "requires", "visionutils", "paths", "resumed", "data", "pixels", "datasetinfo", "argv",
            "rlhf", "rewards", "memory", "engine", "precision", "lossscale", "export", "reporting", "schedule", "trainargs",
-           "attention")
+           "attention", "losstype", "retrieval")
 ONLY_FOR = {"rlhf": ("rlhf",), "rewards": ("rlhf",), "engine": ("infer", "deploy"),
             "precision": ("sft", "pt", "rlhf"), "export": ("export",), "reporting": ("sft", "pt", "rlhf"),
-            "schedule": ("sft", "pt", "rlhf"), "trainargs": ("sft", "pt", "rlhf")}
+            "schedule": ("sft", "pt", "rlhf"), "trainargs": ("sft", "pt", "rlhf"), "losstype": ("sft", "pt"),
+            "retrieval": ("sft", "pt")}
 
 
 # A module whose every check starts from one of these arguments is imported only for a job that
@@ -31,7 +32,8 @@ ONLY_WITH = {"lossscale": ("loss_scale",), "seqpar": ("sequence_parallel_size",)
              "reporting": ("report_to",),
              "schedule": ("lr_scheduler_type", "warmup_ratio", "warmup_steps"),
              "trainargs": ("seed", "logging_steps", "optimizer", "adam_beta1", "adam_beta2", "adam_epsilon"),
-             "attention": ("attn_impl",)}
+             "attention": ("attn_impl",), "losstype": ("loss_type",),
+             "retrieval": ("task_type",)}
 
 
 def all_checks(command: str | None = None, args: dict | None = None) -> list[Check]:

@@ -55,11 +55,30 @@ def _strategy(job: Job, key: str, default: str) -> str:
     return default if value is None else str(value)
 
 
+def _benchmarks(job: Job) -> bool:
+    """EvalScope benchmarks during training (`eval_dataset`, ms-swift 3.6+ and 4.x) keep
+    evaluation on without a val_dataset (sft_args.py: `if not (self.eval_dataset or
+    self._val_dataset_exists): self.eval_strategy = 'no'`), and the trainer runs them only with
+    eval_use_evalscope true (4.6.0 swift/trainers/mixin.py _maybe_log_save_evaluate)."""
+    return bool(job.args.get("eval_dataset")) and as_bool(job.args.get("eval_use_evalscope", False)) is True
+
+
 def check_eval_data(job: Job, facts: Facts) -> list[Finding]:
     if job.command != "sft" or has_val_data(job) or _strategy(job, "eval_strategy", "steps") == "no":
         return []
+    if job.args.get("eval_dataset") and not _benchmarks(job):
+        # Measured on 4.6.0 and 3.12.6 (tests/test_real_failures.py): evaluation stays on with an
+        # empty eval set, and the first evaluation raises KeyError: metric_for_best_model 'eval_loss'
+        # not found, after training has started.
+        return [about(job, ERROR, "eval.benchmarks_off", "args.eval_dataset",
+                      "eval_dataset names EvalScope benchmarks, which run only with eval_use_evalscope true; "
+                      "with no val_dataset and split_dataset_ratio 0"
+                      f"{_default_said(job)} evaluation stays on with nothing to evaluate, and the first "
+                      "evaluation fails (KeyError: 'eval_loss' not found) after training has started",
+                      "add eval_use_evalscope: true (and `pip install evalscope`) to run the benchmarks; "
+                      "or val_dataset: [FILE] for an eval loss; or drop eval_dataset")]
     asked = [k for k in ("eval_steps", "eval_strategy") if job.args.get(k) is not None]
-    if not asked:
+    if not asked or _benchmarks(job):
         return []
     return [about(job, WARNING, "eval.no_data", f"args.{asked[0]}",
                     f"{asked[0]} is set, but there is no val_dataset and split_dataset_ratio is 0"
