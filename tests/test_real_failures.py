@@ -395,6 +395,8 @@ CASES = [
          r"^KeyError: 'loss_scale'", version="3.12"),
     Case("v3-loss-type-4x-name", "flags.too_new", "args.loss_type", ("--loss_type", "pointwise_reranker"),
          r"^KeyError: 'pointwise_reranker'", version="3.12"),  # ms-swift #8006: a 4.x example on 3.12
+    Case("warmup-whole-run", "train.warmup.whole_run", "args.warmup_steps", ("--warmup_steps", "5", "--max_steps", "2"),
+         TRAINED, drop=("warmup_ratio",), runs="it trains, the whole run in warmup (see below)"),
     # embedding / reranker rows (checks/retrieval.py): the documented ones train with no assistant
     # message; ms-swift #4728's {"query", "positive", "negative"} rows are all dropped
     Case("embedding-documented-rows", "data.row.no_response", "args.dataset",
@@ -658,6 +660,15 @@ def test_what_the_runs_lorakit_only_warns_about_leave(started, outcomes4):
     said = json.loads((run / "logging.jsonl").read_text().splitlines()[-1])
     assert said["best_model_checkpoint"] == str(run / "checkpoint-1"), said
     assert said["last_model_checkpoint"] == str(run / "checkpoint-2"), said  # which no longer exists
+
+
+def test_a_run_no_longer_than_its_warmup_never_trains_at_its_learning_rate(started, outcomes4):
+    """warmup-whole-run: 2 steps of a 5-step warmup log learning rates below the one asked for."""
+    [log] = (started[0] / "out").glob("warmup-whole-run/v*/logging.jsonl")
+    rates = [json.loads(line)["learning_rate"] for line in log.read_text().splitlines()
+             if "learning_rate" in json.loads(line)]
+    asked = json.loads((log.parent / "args.json").read_text())["learning_rate"]  # what ms-swift was given
+    assert rates and max(rates) < asked, (rates, asked)
 
 
 # Where a run needs several GPUs, torchrun ranks or an older minor: lorakit's finding, a command

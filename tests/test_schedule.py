@@ -373,3 +373,26 @@ def test_warmup_steps_nan_or_inf_fail_once_training_starts(here):
     assert ("error[train.warmup_steps] args.warmup_steps (-- extra flags): warmup_steps inf is not a number of steps "
             "(it must be a finite count): transformers takes it while ms-swift builds its training arguments and "
             "fails once training starts, after the model has loaded (it cannot count that many steps)") in result.stderr
+
+
+@pytest.mark.parametrize("steps,max_steps,said", [("100", "50", True), ("50", "50", True), ("1e3", "10", True),
+                                                   ("49", "50", False), ("0.5", "1", False), ("100", "-1", False),
+                                                   ("100", None, False)])
+def test_a_warmup_as_long_as_the_run_is_said(steps, max_steps, said, here):
+    """transformers ramps the learning rate up over warmup_steps: a run no longer than that never
+    trains at the rate asked for (a warning: it runs). transformers 5 reads a warmup_steps below 1
+    as a ratio."""
+    extra = ("--max_steps", max_steps) if max_steps else ()
+    result = _validate("--warmup_steps", steps, *extra, options=("--set", "warmup_ratio=null"))
+    lines = [line for line in result.stderr.splitlines() if "[train.warmup.whole_run]" in line]
+    assert lines == ([f"warning[train.warmup.whole_run] args.warmup_steps (-- extra flags): warmup_steps {steps} is not "
+                      f"shorter than the run (max_steps {max_steps}): the learning rate climbs for the whole run and "
+                      "never reaches learning_rate"] if said else []), result.stderr
+    assert result.code == 0, result.stderr
+
+
+def test_the_whole_run_hint_suggests_a_twentieth(here):
+    result = _validate("--warmup_steps", "100", "--max_steps", "50", options=("--set", "warmup_ratio=null"))
+    lines = result.stderr.splitlines()
+    i = next(n for n, line in enumerate(lines) if "[train.warmup.whole_run]" in line)
+    assert lines[i + 1] == "  hint: e.g. warmup_steps: 2 (about 5% of max_steps), or warmup_ratio: 0.05"

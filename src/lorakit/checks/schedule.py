@@ -15,7 +15,7 @@ import json
 from lorakit.checks.facts import Facts
 from lorakit.findings import ERROR, INFO, WARNING, Finding, about
 from lorakit.job import Job
-from lorakit.values import as_float, did_you_mean, parsed_json
+from lorakit.values import as_float, as_int, did_you_mean, parsed_json
 
 TRAINS = ("sft", "pt", "rlhf")
 # get_scheduler's functions (transformers 4.57.6 and 5.19.0 optimization.py TYPE_TO_SCHEDULER_FUNCTION;
@@ -209,6 +209,16 @@ def check_warmup(job: Job, facts: Facts) -> list[Finding]:
                          f"warmup_steps {raw_steps} is not a number of steps (it must be "
                          f"{'0 or more' if steps < 0 else 'a finite count'}): {when}",
                          "e.g. warmup_steps: 100"))
+    run = as_int(job.args.get("max_steps"))
+    if steps is not None and 1 <= steps < INF and not isinstance(raw_steps, bool) and run is not None \
+            and 0 < run <= steps:
+        # transformers' schedulers ramp linearly over num_warmup_steps: with max_steps no longer
+        # than that the whole run is warmup, at a fraction of the learning rate asked for
+        out.append(about(job, WARNING, "train.warmup.whole_run", "args.warmup_steps",
+                         f"warmup_steps {raw_steps} is not shorter than the run (max_steps {run}): the learning rate "
+                         "climbs for the whole run and never reaches learning_rate",
+                         f"e.g. warmup_steps: {max(1, round(run * 0.05))} (about 5% of max_steps), "
+                         "or warmup_ratio: 0.05"))
     if ratio and steps:  # both set in one layer: fixups.later_warmup_wins settled the others
         if swift_checks:
             out.append(about(job, ERROR, "train.warmup.both", "args.warmup_steps",
