@@ -158,6 +158,10 @@ def table(res: Dict[str, dict], has_swift: bool, piped: bool) -> str:
         rows.append(("loss_scale check: `lorakit train -p single --dry-run -- --loss_scale last_round+ignore_empty_think` "
                      "vs without it", ms(r["dry-run-loss-scale"]), ms(r["dry-run-single"]),
                      delta(r["dry-run-loss-scale"] - r["dry-run-single"]), "report"))
+    if "dry-run-loss-type" in r:
+        rows.append(("loss_type/task_type checks: `lorakit train -p single --dry-run -- --loss_type infonce "
+                     "--task_type embedding` vs without them", ms(r["dry-run-loss-type"]), ms(r["dry-run-single"]),
+                     delta(r["dry-run-loss-type"] - r["dry-run-single"]), "report"))
     if piped:
         rows.append(("launch with output piped: `lorakit train -p single --log FILE` vs directly",
                      ms(r["launch-log"]), ms(r["swift-direct"]),
@@ -207,6 +211,10 @@ def main() -> None:
         # the loss-scale registry check (checks/lossscale.py) reads its table only for a job that sets one
         fast["dry-run-loss-scale"] = (lk + ["train", "-p", "single", "--dry-run", "--", "--loss_scale",
                                             "last_round+ignore_empty_think"], 0, fake_env)
+        # the loss registry (checks/losstype.py) and the embedding-row check (checks/retrieval.py):
+        # imported, and the table read, only for a job that sets loss_type / task_type
+        fast["dry-run-loss-type"] = (lk + ["train", "-p", "single", "--dry-run", "--", "--loss_type", "infonce",
+                                           "--task_type", "embedding"], 0, fake_env)
         if piped:
             fast["launch-log"] = (lk + ["train", "-p", "single", "--log", str(work / "run.log")], 0, fake_env)
         res = measure(fast, args.runs, tmp)

@@ -417,7 +417,7 @@ def test_the_check_reads_args_as_the_job_has_them(here):
     found = [(f.level, f.code, f.key, f.file) for f in data.check_datasets(job, Facts(environ={}))]
     assert found == [("info", "data.format", "args.dataset", "t.yaml"),
                      ("error", "data.path.missing", "args.val_dataset", "t.yaml")]
-    assert data._columns(job) == {"x": "query"}
+    assert data.dataset_columns(job) == {"x": "query"}
 
 
 def test_the_check_knows_which_files_the_reader_reads():

@@ -146,3 +146,14 @@ def test_regenerating_from_the_wheels_gives_the_committed_file():
                                   ("4.0.0", "swift/loss/mapping.py", "'listwise_reranker':")):
         with zipfile.ZipFile(Path(WHEELS) / f"ms_swift-{version}-py3-none-any.whl") as wheel:
             assert name in wheel.read(module).decode("utf-8"), version
+
+
+@pytest.mark.parametrize("yaml_value,text", [("5", "5"), ("true", "true"), ("1.5", "1.5")])
+def test_a_yaml_typed_value_is_judged_as_the_text_ms_swift_gets(tmp_path, yaml_value, text):
+    preset = tmp_path / "p.yaml"
+    preset.write_text(f"extends: single\nargs:\n  loss_type: {yaml_value}\n")
+    result = run_cli(["validate", "-p", str(preset), "--swift-version", "4"])
+    assert result.code == 2
+    assert (f"error[flags.value] args.loss_type ({preset}): loss_type {text!r} in ms-swift 4.x (4.6.0): no loss by "
+            f"that name, no ms-swift 4.x has it; ms-swift finds out after the model has loaded (KeyError: {text!r}); "
+            f"it has {FOUR}") in result.stderr.splitlines(), result.stderr

@@ -168,3 +168,12 @@ def test_benchmarks_with_evalscope_or_no_evaluation_pass(extra):
 def test_benchmarks_next_to_a_validation_split_are_not_this_mistake():
     result = run_cli(["validate", "-p", "single", "--", "--eval_dataset", "gsm8k"])
     assert _lines(result.stderr, "eval.benchmarks_off") == [], result.stderr
+
+
+def test_an_empty_eval_dataset_still_keeps_evaluation_on(tmp_path):
+    """`--eval_dataset ''` is [''] to ms-swift's list: truthy, so evaluation stays on."""
+    preset = tmp_path / "p.yaml"
+    preset.write_text("extends: single\nargs:\n  eval_dataset: ''\n  split_dataset_ratio: 0\n")
+    result = run_cli(["validate", "-p", str(preset)])
+    assert result.code == 2
+    assert _lines(result.stderr, "eval.benchmarks_off") and not _lines(result.stderr, "eval.no_data"), result.stderr

@@ -415,6 +415,15 @@ CASES = [
     Case("reranker-rows-without-positive", "data.row.no_positive", "args.dataset",
          ("--task_type", "generative_reranker", "--loss_type", "listwise_reranker", "--dataset",
           f"{ROOT}/posneg.jsonl"), r"^TypeError: 'NoneType' object is not iterable \[at .*swift/pipelines/train/sft.py"),
+    Case("embedding-documents-as-text", "data.row.no_positive", "args.dataset",
+         ("--task_type", "embedding", "--loss_type", "infonce", "--dataset", f"{ROOT}/pairs-text.jsonl"),
+         r"^TypeError: 'NoneType' object is not iterable \[at .*swift/pipelines/train/sft.py"),
+    Case("embedding-documents-flat", "data.row.no_positive", "args.dataset",
+         ("--task_type", "embedding", "--loss_type", "infonce", "--dataset", f"{ROOT}/pairs-flat.jsonl"),
+         r"^TypeError: 'NoneType' object is not iterable \[at .*swift/pipelines/train/sft.py"),
+    Case("reranker-only-negatives", "data.row.no_positive", "args.dataset",
+         ("--task_type", "generative_reranker", "--loss_type", "listwise_reranker", "--dataset",
+          f"{ROOT}/negatives.jsonl"), r"^TypeError: can only join an iterable \[at .*transformers/trainer.py"),
     Case("v3-embedding-rows-without-positive", "data.row.no_positive", "args.dataset",
          ("--task_type", "embedding", "--loss_type", "infonce", "--dataset", f"{ROOT}/posneg.jsonl"),
          r"^AssertionError: .*\[at .*swift/llm/dataset/utils.py", version="3.12"),
@@ -536,6 +545,12 @@ def started(tmp_path_factory):
     (root / "pairs.jsonl").write_text("".join(json.dumps({  # the Embedding / Reranker docs' rows
         "messages": [{"role": "user", "content": q}], "positive_messages": [[{"role": "user", "content": p}]],
         "negative_messages": [[{"role": "user", "content": n}]]}) + "\n" for q, p, n in pairs))
+    for name, shape in (("pairs-text", lambda p: [p]), ("pairs-flat", lambda p: [{"role": "user", "content": p}])):
+        (root / f"{name}.jsonl").write_text("".join(json.dumps({  # documents not written as message lists
+            "messages": [{"role": "user", "content": q}], "positive_messages": shape(p)}) + "\n" for q, p, _ in pairs))
+    (root / "negatives.jsonl").write_text("".join(json.dumps({  # a reranker's rows with no positive document
+        "messages": [{"role": "user", "content": q}], "negative_messages": [[{"role": "assistant", "content": n}]]})
+        + "\n" for q, _, n in pairs))
     (root / "posneg.jsonl").write_text("".join(json.dumps(  # ms-swift #4728's rows
         {"query": q, "positive": [p], "negative": [n]}) + "\n" for q, p, n in pairs))
     (root / "info-mapping.json").write_text('{"mine": {"dataset_path": "data.jsonl"}}')  # ms-swift #3754

@@ -54,13 +54,15 @@ def test_rows_without_positive_messages_are_refused(tmp_path, monkeypatch):
     assert result.code == 2
     lines = result.stderr.splitlines()
     line = (f"error[data.row.no_positive] args.dataset (-- extra flags): {tmp_path}/train.jsonl:1: task_type "
-            "embedding pairs each query (messages) with its document (positive_messages), and no row checked has "
-            "one: ms-swift drops every row and stops before training")
+            "embedding pairs each query (messages) with its documents (positive_messages: a list of message lists), "
+            "and no row checked has them: the run stops before it trains (ms-swift drops such rows; reranker rows "
+            "with only negative_messages fail the first step)")
     assert _findings(result.stderr) == [line]
     assert lines[lines.index(line) + 1] == (
         '  hint: each row: {"messages": [{"role": "user", "content": "QUERY"}], "positive_messages": [[{"role": '
         '"user", "content": "DOC"}]], "negative_messages": [[{"role": "user", "content": "OTHER DOC"}]]}; ms-swift '
-        "does not read 'positive' or 'negative': name them positive_messages / negative_messages")
+        "does not read 'positive' or 'negative': name them positive_messages / negative_messages (or map them with "
+        "--columns)")
 
 
 def test_a_reranker_hint_writes_the_documents_as_assistant_turns(tmp_path, monkeypatch):
@@ -76,10 +78,72 @@ def test_some_rows_without_positive_messages_are_a_warning(tmp_path, monkeypatch
     assert result.code == 0, result.stderr
     assert _findings(result.stderr) == [
         f"warning[data.row.no_positive] args.dataset (-- extra flags): {tmp_path}/train.jsonl:2: task_type "
-        "generative_reranker pairs each query (messages) with its document (positive_messages), and only 2 of 3 rows "
-        "checked have one: ms-swift drops the others"]
+        "generative_reranker pairs each query (messages) with its documents (positive_messages: a list of message "
+        "lists), and only 2 of 3 rows checked have them: ms-swift has no document to learn from in the others"]
 
 
-def test_an_empty_positive_list_is_no_document(tmp_path, monkeypatch):
-    result = _validate(tmp_path, monkeypatch, [dict(PAIR, positive_messages=[])], "embedding")
-    assert [f.split("]")[0] for f in _findings(result.stderr)] == ["error[data.row.no_positive"]
+def test_one_row_with_documents_is_said_in_the_singular(tmp_path, monkeypatch):
+    result = _validate(tmp_path, monkeypatch, [PAIR, {"messages": PAIR["messages"]}], "embedding")
+    assert "and only 1 of 2 rows checked has them: " in result.stderr
+
+
+@pytest.mark.parametrize("positive,shape", [
+    ([], ""), ("a cat is an animal", " (its positive_messages is text)"),
+    (["a cat is an animal"], " (its positive_messages is a list of text)"),
+    ([{"role": "user", "content": "a cat"}], " (its positive_messages is a list of messages, not of message lists)"),
+    ([["a cat"]], " (its positive_messages is a list of lists that are not messages)"),
+])
+def test_documents_that_are_not_message_lists_are_no_documents(tmp_path, monkeypatch, positive, shape):
+    """Measured on 4.6.0: text, a list of text and a flat list of messages are all dropped."""
+    result = _validate(tmp_path, monkeypatch, [dict(PAIR, positive_messages=positive)], "embedding")
+    assert result.code == 2
+    [line] = _findings(result.stderr)
+    assert f"and no row checked has them{shape}: the run stops before it trains" in line, line
+
+
+def test_columns_that_map_to_positive_messages_are_read(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    row = {"messages": PAIR["messages"], "pos": PAIR["positive_messages"]}
+    (tmp_path / "train.jsonl").write_text(json.dumps(row) + "\n")
+    result = run_cli(["validate", "-p", "single", "--", *BARE, "--task_type", "embedding", "--dataset",
+                      "train.jsonl", "--columns", '{"pos": "positive_messages"}'])
+    assert result.code == 0, result.stderr
+    assert _findings(result.stderr) == []
+
+
+def test_a_custom_dataset_info_file_owns_its_rows(tmp_path, monkeypatch):
+    (tmp_path / "info.json").write_text('[{"dataset_path": "train.jsonl", "dataset_name": "mine"}]')
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "train.jsonl").write_text(json.dumps(WRONG) + "\n")
+    result = run_cli(["validate", "-p", "single", "--", *BARE, "--task_type", "embedding", "--dataset",
+                      "train.jsonl", "--custom_dataset_info", "info.json"])
+    assert [f for f in _findings(result.stderr) if "no_positive" in f] == []
+
+
+def test_one_file_as_dataset_and_val_dataset_is_said_once(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "train.jsonl").write_text(json.dumps(WRONG) + "\n")
+    result = run_cli(["validate", "-p", "single", "--", *BARE, "--task_type", "embedding", "--dataset",
+                      "train.jsonl", "--val_dataset", "train.jsonl"])
+    assert [f.split("]")[0] for f in result.stderr.splitlines() if "[data.row.no_positive]" in f] == [
+        "error[data.row.no_positive"]
+
+
+def test_a_json_array_gets_the_column_hint_too(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "train.json").write_text(json.dumps([WRONG, WRONG]))
+    result = run_cli(["validate", "-p", "single", "--", *BARE, "--task_type", "embedding", "--dataset",
+                      "train.json"])
+    assert "ms-swift does not read 'positive' or 'negative'" in result.stderr, result.stderr
+
+
+def test_a_local_dataset_without_task_type_does_not_import_the_check(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "train.jsonl").write_text(json.dumps(PAIR) + "\n")
+    code = ("import sys\nfrom lorakit.cli.app import main\n"
+            "sys.argv=['lorakit','train','-p','single','--dataset','train.jsonl','--dry-run']\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\nprint('lorakit.checks.retrieval' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip().splitlines()[-1] == "False", done.stdout + done.stderr

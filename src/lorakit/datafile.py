@@ -213,10 +213,11 @@ def _check_rows(rec: Recognition, objects: list[tuple[int, dict]], columns: Mapp
                     rec.first_number_label = (line, label)
             elif rec.first_bad_label is None:
                 rec.first_bad_label = (line, "no label" if label is None else f"label {label!r} is not true/false")
-            if isinstance(row.get("positive_messages"), list) and row["positive_messages"]:
+            shape = _documents(row.get("positive_messages"))
+            if shape == "ok":
                 rec.positive_rows += 1
             elif rec.first_without_positive is None:
-                rec.first_without_positive = line
+                rec.first_without_positive, rec.positive_shape = line, shape
             note = datarows.template(messages) if messages else None
             if row.get("images"):
                 rec.image_rows += 1
@@ -228,6 +229,24 @@ def _check_rows(rec: Recognition, objects: list[tuple[int, dict]], columns: Mapp
         rec.format = rec.format or fmt
         if note:
             rec.add(Problem(WARNING, "data.row.no_response", line, note))
+
+
+def _documents(value) -> str:
+    """What an embedding/reranker row's positive_messages is: 'ok' (a list of message lists, as the
+    docs write it), 'missing', or what it is instead: ms-swift drops a row whose documents are text,
+    a list of text or a flat list of messages (measured: tests/test_real_failures.py)."""
+    if value is None or value == []:
+        return "missing"
+    if not isinstance(value, list):
+        return kind_of(value)
+    for item in value:
+        if isinstance(item, dict):
+            return "a list of messages, not of message lists"
+        if not isinstance(item, list):
+            return f"a list of {'text' if isinstance(item, str) else kind_of(item)}"
+        if not item or not all(isinstance(m, dict) for m in item):
+            return "a list of lists that are not messages"
+    return "ok"
 
 
 def _unknown(raw: dict) -> str:

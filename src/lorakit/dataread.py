@@ -60,6 +60,7 @@ class Recognition:
     # (checks/retrieval.py): rows with one, and the line of the first checked row without one
     positive_rows: int = 0
     first_without_positive: int | None = None
+    positive_shape: str = ""  # there: 'missing', or what its positive_messages is instead
     # (field, line, type before, type there) of the first JSON field whose type changes between
     # rows (datatypes.py): what datasets before 4.7.0 cannot load (checks/data.py says which)
     type_change: tuple[str, int, str, str] | None = None

@@ -75,7 +75,7 @@ def _hub(job: Job, facts: Facts, ref: localpath.DatasetRef) -> str:
     return "Hugging Face" if use_hf else "ModelScope"
 
 
-def _columns(job: Job) -> dict[str, str]:
+def dataset_columns(job: Job) -> dict[str, str]:
     """--columns as ms-swift reads it (json_parse_to_dict): a mapping, or JSON text of one."""
     value = job.args.get("columns")
     if isinstance(value, str):
@@ -178,9 +178,10 @@ def _file_findings(job: Job, key: str, name: str, rec: Recognition) -> list[Find
     # GRPO, GKD and PPO generate the answer: their rows are prompts, with no assistant message to train on
     prompts = job.command == "rlhf" and str(job.args.get("rlhf_type")) in ("grpo", "gkd", "ppo")
     # an embedding or reranker row's documents are in positive_/negative_messages (checks/retrieval.py)
-    from lorakit.checks.retrieval import paired
+    if not prompts and job.args.get("task_type") is not None:
+        from lorakit.checks.retrieval import paired
 
-    prompts = prompts or paired(job)
+        prompts = paired(job)
     for p in rec.problems:
         if prompts and p.code == "data.row.no_response":
             continue
@@ -303,7 +304,7 @@ def check_datasets(job: Job, facts: Facts) -> list[Finding]:
             first = path not in read
             if first:
                 read[path] = datafile.recognize(
-                    path, columns=_columns(job), cwd=cwd, environ=facts.environ,
+                    path, columns=dataset_columns(job), cwd=cwd, environ=facts.environ,
                     auto_mapping=not as_bool(job.args.get("disable_auto_column_mapping", False)))
             if first:
                 out += _file_findings(job, key, ref.name.strip(), read[path])

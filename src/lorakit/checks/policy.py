@@ -60,13 +60,18 @@ def _benchmarks(job: Job) -> bool:
     evaluation on without a val_dataset (sft_args.py: `if not (self.eval_dataset or
     self._val_dataset_exists): self.eval_strategy = 'no'`), and the trainer runs them only with
     eval_use_evalscope true (4.6.0 swift/trainers/mixin.py _maybe_log_save_evaluate)."""
-    return bool(job.args.get("eval_dataset")) and as_bool(job.args.get("eval_use_evalscope", False)) is True
+    return _named(job.args.get("eval_dataset")) and as_bool(job.args.get("eval_use_evalscope", False)) is True
+
+
+def _named(value) -> bool:
+    """eval_dataset as ms-swift's list reads it: `--eval_dataset ''` is [''], which counts."""
+    return isinstance(value, str) or (isinstance(value, (list, tuple)) and len(value) > 0)
 
 
 def check_eval_data(job: Job, facts: Facts) -> list[Finding]:
     if job.command != "sft" or has_val_data(job) or _strategy(job, "eval_strategy", "steps") == "no":
         return []
-    if job.args.get("eval_dataset") and not _benchmarks(job):
+    if _named(job.args.get("eval_dataset")) and not _benchmarks(job):
         # Measured on 4.6.0 and 3.12.6 (tests/test_real_failures.py): evaluation stays on with an
         # empty eval set, and the first evaluation raises KeyError: metric_for_best_model 'eval_loss'
         # not found, after training has started.

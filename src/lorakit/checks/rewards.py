@@ -118,10 +118,10 @@ def check_reward_columns(job: Job, facts: Facts) -> list[Finding]:
     if not needed:
         return []
     from lorakit import datafile
-    from lorakit.checks.data import _columns
+    from lorakit.checks.data import dataset_columns
     from lorakit.checks.rlhf import local_files
 
-    mapped = set(_columns(job).values())
+    mapped = set(dataset_columns(job).values())
     out = []
     for key, path in local_files(job):
         rec = datafile.recognize(path, environ=facts.environ)
