@@ -3,6 +3,8 @@ word expansion bash does (shellwords), value by value."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from conftest import REPO
@@ -303,3 +305,36 @@ def test_set_a_exports_the_assignments_after_it():
                          "swift sft --model $MODEL\n").calls
     assert call.env == {"CUDA_VISIBLE_DEVICES": "0,1", "NPROC_PER_NODE": "2"}  # as bash: MODEL is not exported
     assert codes("set -o allexport\nCUDA_VISIBLE_DEVICES=0\nswift sft --model m\n") == []
+
+
+@pytest.mark.parametrize("text, line, alias", [
+    ("CUDA_VISIBLE_DEVICES=0 swift grpo --model m --reward_funcs accuracy\n", 1, "swift rlhf --rlhf_type grpo"),
+    ("\nswift dpo --model m\n", 2, "swift rlhf --rlhf_type dpo"),
+    ("swift train --model m\n", 1, "swift sft"),
+])
+def test_a_subcommand_ms_swift_does_not_have_is_said(text, line, alias):
+    """ms-swift #5160: `swift grpo`. The launcher routes only its own names (cli/main.py
+    ROUTE_MAPPING) and stops with a KeyError on any other."""
+    read = read_script(text)
+    assert read.calls == []
+    command = text.split("swift ")[1].split()[0]
+    assert [(f.code, f.message, f.hint) for f in read.findings] == [(
+        "script.swift_command", f"line {line}: `swift {command}` is not an ms-swift command (its launcher stops with "
+        f"KeyError: {command!r}), so it is not imported", f"write it as `{alias} …` (the other flags as they are) "
+        "and import again")]
+
+
+def test_the_launcher_routes_none_of_the_aliases():
+    from conftest import swift_source
+    from lorakit.scriptfaults import ALIASES
+
+    main = "\n".join(swift_source("cli/main.py"))
+    assert "    file_path = importlib.util.find_spec(route_mapping[method_name]).origin" in main
+    routed = set(re.findall(r"^    '([a-z-]+)': 'swift\.cli\.", main, re.M))
+    assert {"sft", "rlhf", "export", "merge-lora"} <= routed
+    assert not routed & set(ALIASES), routed & set(ALIASES)
+
+
+def test_merge_lora_is_an_ms_swift_command_and_not_said():
+    """`swift merge_lora`: the launcher reads '_' as '-', and merge-lora is routed."""
+    assert [f.code for f in read_script("swift merge_lora --adapters a\n").findings] == []

@@ -255,3 +255,23 @@ def not_read(words: list[str], line: int, name: str, nproc: str | None = None) -
                 "imported: it is a string that bash reads only when it runs it", file=name,
                 hint="write the swift command on a line of its own (without bash -c) and import again")]
     return []
+
+
+# ms-swift's launcher routes only its own subcommands (swift/cli/main.py ROUTE_MAPPING: pt, sft,
+# infer, merge-lora, web-ui, deploy, rollout, rlhf, sample, export, eval, app); anything else is a
+# KeyError there. These are the names people write for one of them (ms-swift #5160: `swift grpo`).
+# (`swift merge_lora` is one: the launcher reads '_' as '-', and merge-lora is routed.)
+ALIASES = {**{k: f"swift rlhf --rlhf_type {k}" for k in ("dpo", "grpo", "kto", "orpo", "simpo", "cpo", "ppo", "gkd")},
+           "train": "swift sft", "finetune": "swift sft", "merge": "swift export --merge_lora true",
+           "quantize": "swift export --quant_method ...", "serve": "swift deploy", "inference": "swift infer"}
+
+
+def unknown_command(command: str, line: int, name: str) -> list[Finding]:
+    """`swift grpo …`: a subcommand ms-swift's launcher does not have (a KeyError there)."""
+    if command not in ALIASES:
+        return []
+    return [Finding(WARNING, "script.swift_command",
+                    f"line {line}: `swift {command}` is not an ms-swift command (its launcher stops with "
+                    f"KeyError: {command!r}), so it is not imported", file=name,
+                    hint=f"write it as `{ALIASES[command]} …` (the other flags as they are) and import again")]
+

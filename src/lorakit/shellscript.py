@@ -307,6 +307,9 @@ def _run(shell: _Shell, simple: Simple, number: int) -> SwiftCall | None:
         return None
     command = "".join(shell.word(*words[1][1:]))
     if command not in SWIFT_COMMANDS:
+        from lorakit.scriptfaults import unknown_command
+
+        shell.findings += unknown_command(command, line_of(text, simple.start), shell.name)
         return None
     # bash expands the command's words before its VAR=… prefix applies: `A=1 swift sft --x $A`
     # passes the earlier $A, so the prefix is read after the arguments

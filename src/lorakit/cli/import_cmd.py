@@ -125,7 +125,8 @@ def _read(script: Path) -> str:
 def _chosen(read, script: Path, select: int | None):
     from lorakit.importer import IMPORTABLE
 
-    unread = [f for f in read.findings if f.code in ("script.swift_module", "script.swift_in_string")]
+    unread = [f for f in read.findings if f.code in ("script.swift_module", "script.swift_in_string",
+                                                     "script.swift_command")]
     if not read.calls and unread:
         raise LorakitError(f"{script}:{unread[0].message.removeprefix('line ')}", hint=unread[0].hint)
     if not read.calls:
