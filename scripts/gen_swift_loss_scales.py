@@ -43,14 +43,21 @@ MODULES = ("swift/loss_scale/mapping.py", "swift/plugin/loss_scale/loss_scale.py
 BASES = ("swift/loss_scale/base.py",) + MODULES
 
 
-def read_wheel(path: Path) -> dict:
-    """{grammar, bases, names} of one ms-swift wheel."""
+def first_module(path: Path, modules: tuple[str, ...], what: str) -> tuple[str, str]:
+    """(name, source) of the first of `modules` the wheel has (where a release keeps its registry)."""
     with zipfile.ZipFile(path) as wheel:
         present = set(wheel.namelist())
-        module = next((m for m in MODULES if m in present), None)
+        module = next((m for m in modules if m in present), None)
         if module is None:
-            raise SystemExit(f"{path.name}: no loss-scale module ({', '.join(MODULES)})")
-        source = wheel.read(module).decode("utf-8")
+            raise SystemExit(f"{path.name}: no {what} module ({', '.join(modules)})")
+        return module, wheel.read(module).decode("utf-8")
+
+
+def read_wheel(path: Path) -> dict:
+    """{grammar, bases, names} of one ms-swift wheel."""
+    module, source = first_module(path, MODULES, "loss-scale")
+    with zipfile.ZipFile(path) as wheel:
+        present = set(wheel.namelist())
         base_source = "".join(wheel.read(m).decode("utf-8") for m in BASES if m in present)
     tree = ast.parse(source)
     names = None
@@ -79,18 +86,25 @@ def read_wheel(path: Path) -> dict:
     return {"grammar": grammar, "bases": bases, "names": names}
 
 
-def build(versions: list[str], cache: Path, offline: bool, log=print) -> dict:
+def runs_of(versions: list[str], cache: Path, offline: bool, read) -> tuple[list[str], list[dict]]:
+    """(the released 3.x/4.x patches, in order; runs of consecutive patches of one major whose
+    `read(wheel)` is the same, as {first, last, **what read gave})."""
     versions = sorted((v for v in versions if history.version_key(v)[0] in history.MAJORS and "dev" not in v),
                       key=history.version_key)
     history.prefetch("ms-swift", versions, cache, offline)
     runs: list[dict] = []
     for version in versions:
-        seen = read_wheel(history.wheel("ms-swift", version, cache, offline))
+        seen = read(history.wheel("ms-swift", version, cache, offline))
         last = runs[-1] if runs else None
         if last and {k: last[k] for k in seen} == seen and last["first"].split(".")[0] == version.split(".")[0]:
             last["last"] = version
         else:
             runs.append({"first": version, "last": version, **seen})
+    return versions, runs
+
+
+def build(versions: list[str], cache: Path, offline: bool, log=print) -> dict:
+    versions, runs = runs_of(versions, cache, offline, read_wheel)
     for run in runs:
         log(f"{run['first']} .. {run['last']}: {run['grammar']} {', '.join(run['names'])}")
     return {"generated_by": GENERATED_BY,
@@ -107,13 +121,15 @@ def render(data: dict) -> str:
     return text + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    cli = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def cli(argv: list[str] | None, doc: str, out: Path, generated_by: str, build_table) -> int:
+    """The command line of a table built from every released wheel (this one, the loss types'):
+    --offline, --pinned, --check, --cache; `build_table(versions, cache, offline, log)` makes it."""
+    cli = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     cli.add_argument("--cache", type=Path, default=history.DEFAULT_CACHE, help="wheel cache (the flag history's)")
     cli.add_argument("--offline", action="store_true", help="use only the wheels in the cache; never run pip")
-    cli.add_argument("--pinned", action="store_true", help=f"rebuild from exactly the versions {OUT.name} lists")
-    cli.add_argument("--check", action="store_true", help=f"exit 1 if {OUT.name} differs from a fresh build")
-    cli.add_argument("--out", type=Path, default=OUT, help=argparse.SUPPRESS)
+    cli.add_argument("--pinned", action="store_true", help=f"rebuild from exactly the versions {out.name} lists")
+    cli.add_argument("--check", action="store_true", help=f"exit 1 if {out.name} differs from a fresh build")
+    cli.add_argument("--out", type=Path, default=out, help=argparse.SUPPRESS)
     args = cli.parse_args(argv)
 
     def log(*parts):
@@ -126,11 +142,16 @@ def main(argv: list[str] | None = None) -> int:
             versions = history.cached(args.cache, "ms-swift")
         else:
             versions = history.released("ms-swift")
-        text = render(build(versions, args.cache, args.offline, log))
+        text = render(build_table(versions, args.cache, args.offline, log))
     except history.NoIndex as err:
-        log(f"gen_swift_loss_scales: {err}")
+        log(f"{Path(generated_by).stem}: {err}")
         return history.EXIT_NO_INDEX
-    return history.write_or_check(args.out, text, args.check, GENERATED_BY, log)
+    return history.write_or_check(args.out, text, args.check, generated_by, log)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return cli(argv, __doc__, OUT, GENERATED_BY, build)
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -24,17 +24,13 @@ imported. Exit 3 when pip cannot list or download.
 
 from __future__ import annotations
 
-import argparse
 import ast
-import json
 import sys
-import zipfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import gen_swift_history as history  # noqa: E402  (the same cache, the same pip)
-import gen_swift_loss_scales as scales  # noqa: E402  (the same runs and rendering)
+import gen_swift_loss_scales as scales  # noqa: E402  (the same wheels, runs, rendering and command line)
 
 OUT = Path(__file__).resolve().parents[1] / "src" / "lorakit" / "data" / "swift_loss_types.json"
 GENERATED_BY = "scripts/gen_swift_loss_types.py"
@@ -70,12 +66,7 @@ def _registered(tree: ast.Module, path: str) -> list[str]:
 
 def read_wheel(path: Path) -> dict:
     """{names} of one ms-swift wheel: the loss_type names its registry holds."""
-    with zipfile.ZipFile(path) as wheel:
-        present = set(wheel.namelist())
-        module = next((m for m in MODULES if m in present), None)
-        if module is None:
-            raise SystemExit(f"{path.name}: no loss module ({', '.join(MODULES)})")
-        source = wheel.read(module).decode("utf-8")
+    module, source = scales.first_module(path, MODULES, "loss")
     tree = ast.parse(source)
     for node in tree.body:
         if isinstance(node, ast.Assign) and isinstance(node.value, ast.Dict) and node.value.keys and \
@@ -90,17 +81,7 @@ def read_wheel(path: Path) -> dict:
 
 
 def build(versions: list[str], cache: Path, offline: bool, log=print) -> dict:
-    versions = sorted((v for v in versions if history.version_key(v)[0] in history.MAJORS and "dev" not in v),
-                      key=history.version_key)
-    history.prefetch("ms-swift", versions, cache, offline)
-    runs: list[dict] = []
-    for version in versions:
-        seen = read_wheel(history.wheel("ms-swift", version, cache, offline))
-        last = runs[-1] if runs else None
-        if last and last["names"] == seen["names"] and last["first"].split(".")[0] == version.split(".")[0]:
-            last["last"] = version
-        else:
-            runs.append({"first": version, "last": version, **seen})
+    versions, runs = scales.runs_of(versions, cache, offline, read_wheel)
     for run in runs:
         log(f"{run['first']} .. {run['last']}: {', '.join(run['names'])}")
     return {"generated_by": GENERATED_BY,
@@ -110,29 +91,7 @@ def build(versions: list[str], cache: Path, offline: bool, log=print) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    cli = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    cli.add_argument("--cache", type=Path, default=history.DEFAULT_CACHE, help="wheel cache (the flag history's)")
-    cli.add_argument("--offline", action="store_true", help="use only the wheels in the cache; never run pip")
-    cli.add_argument("--pinned", action="store_true", help=f"rebuild from exactly the versions {OUT.name} lists")
-    cli.add_argument("--check", action="store_true", help=f"exit 1 if {OUT.name} differs from a fresh build")
-    cli.add_argument("--out", type=Path, default=OUT, help=argparse.SUPPRESS)
-    args = cli.parse_args(argv)
-
-    def log(*parts):
-        print(*parts, file=sys.stderr, flush=True)
-
-    try:
-        if args.pinned:
-            versions = json.loads(args.out.read_text(encoding="utf-8"))["versions"]
-        elif args.offline:
-            versions = history.cached(args.cache, "ms-swift")
-        else:
-            versions = history.released("ms-swift")
-        text = scales.render(build(versions, args.cache, args.offline, log))
-    except history.NoIndex as err:
-        log(f"gen_swift_loss_types: {err}")
-        return history.EXIT_NO_INDEX
-    return history.write_or_check(args.out, text, args.check, GENERATED_BY, log)
+    return scales.cli(argv, __doc__, OUT, GENERATED_BY, build)
 
 
 if __name__ == "__main__":

@@ -82,6 +82,19 @@ def swift_source(relative: str) -> list[str]:
 WHEELS = os.environ.get("LORAKIT_SWIFT_WHEELS") or str(Path.home() / ".cache" / "lorakit" / "swift-wheels")
 
 
+def imported_by(argv: list[str], module: str, cwd) -> bool:
+    """Whether `lorakit ARGV` (run in a fresh interpreter in cwd) imports `module`: what a dry-run
+    pays for only when the job needs it."""
+    import subprocess
+
+    code = (f"import sys\nfrom lorakit.cli.app import main\nsys.argv={['lorakit', *argv]!r}\n"
+            f"try:\n    main()\nexcept SystemExit:\n    pass\nprint({module!r} in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=60)
+    last = done.stdout.strip().splitlines()[-1:]
+    assert last in (["True"], ["False"]), done.stdout + done.stderr
+    return last == ["True"]
+
+
 def regenerate_pinned(script: str) -> None:
     """Rebuild a generated table from exactly the versions it lists (--pinned --check): it must come
     out as committed. A skip only when pip reaches no index (the generators' exit 3)."""

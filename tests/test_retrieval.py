@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from conftest import run_cli
+from conftest import imported_by, run_cli
 
 PAIR = {"messages": [{"role": "user", "content": "what is a cat"}],
         "positive_messages": [[{"role": "user", "content": "a cat is an animal"}]],
@@ -138,12 +138,7 @@ def test_a_json_array_gets_the_column_hint_too(tmp_path, monkeypatch):
 
 
 def test_a_local_dataset_without_task_type_does_not_import_the_check(tmp_path):
-    import subprocess
-    import sys
-
     (tmp_path / "train.jsonl").write_text(json.dumps(PAIR) + "\n")
-    code = ("import sys\nfrom lorakit.cli.app import main\n"
-            "sys.argv=['lorakit','train','-p','single','--dataset','train.jsonl','--dry-run']\n"
-            "try:\n    main()\nexcept SystemExit:\n    pass\nprint('lorakit.checks.retrieval' in sys.modules)\n")
-    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60)
-    assert done.stdout.strip().splitlines()[-1] == "False", done.stdout + done.stderr
+    dry_run = ["train", "-p", "single", "--dataset", "train.jsonl", "--dry-run"]
+    assert not imported_by(dry_run, "lorakit.checks.retrieval", tmp_path)
+    assert imported_by([*dry_run, "--", "--task_type", "embedding"], "lorakit.checks.retrieval", tmp_path)

@@ -98,8 +98,8 @@ def problems(value: str, at: Release) -> list[Problem]:
     return [Problem(n, "name", alone=len(parts) == 1) for n in names if n not in at.names]
 
 
-def _runs(major: int) -> list[dict]:
-    return [r for r in _table()["runs"] if r["first"].split(".")[0] == str(major)]
+def _runs(major: int, table: dict | None = None) -> list[dict]:
+    return [r for r in (table or _table())["runs"] if r["first"].split(".")[0] == str(major)]
 
 
 def _as_release(run: dict) -> Release:
@@ -107,11 +107,11 @@ def _as_release(run: dict) -> Release:
                    tuple(run["names"]), False)
 
 
-def where(major: int, value: str, at: Release) -> tuple[str | None, str | None]:
+def where(major: int, value: str, at: Release, table: dict | None = None) -> tuple[str | None, str | None]:
     """(the first later release of the major that reads the whole value, the last earlier one that
     did): judged on the whole value, so an upgrade hint never names a release that refuses it too."""
     later = earlier = None
-    for run in _runs(major):
+    for run in _runs(major, table):
         if problems(value, _as_release(run)):
             continue
         if key(run["first"]) > key(at.version) and later is None:
@@ -121,11 +121,11 @@ def where(major: int, value: str, at: Release) -> tuple[str | None, str | None]:
     return later, earlier
 
 
-def stops_at(major: int, value: str, since: str) -> str | None:
+def stops_at(major: int, value: str, since: str, table: dict | None = None) -> str | None:
     """The first release after `since` that no longer reads the value (an upgrade pin's upper
     bound: `>=3.5.2,<3.12.0` for a name 3.12 renamed), or None when every later one reads it."""
     reading = False
-    for run in _runs(major):
+    for run in _runs(major, table):
         if key(run["last"]) < key(since):
             continue
         if problems(value, _as_release(run)):

@@ -14,7 +14,6 @@ from functools import lru_cache
 from pathlib import Path
 
 from lorakit import lossscales
-from lorakit.flagpatches import patch_key as key
 
 DATA = Path(__file__).resolve().parent / "data" / "swift_loss_types.json"
 # 3.x names 4.0 dropped, and the 4.x loss that does the same (swift/loss/reranker.py: one
@@ -41,24 +40,12 @@ def release(major: int, version: str | None) -> lossscales.Release | None:
 
 def where(major: int, name: str, at: lossscales.Release) -> tuple[str | None, str | None]:
     """(the first later release of the major that has the name, the last earlier one that had it)."""
-    later = earlier = None
-    for run in _table()["runs"]:
-        if run["first"].split(".")[0] != str(major) or name not in run["names"]:
-            continue
-        if key(run["first"]) > key(at.version) and later is None:
-            later = run["first"]
-        if key(run["last"]) < key(at.version):
-            earlier = run["last"]
-    return later, earlier
+    return lossscales.where(major, name, at, _table())
 
 
 def stops_at(major: int, name: str, since: str) -> str | None:
-    """The first release after `since` that no longer has the name (an upgrade pin's upper bound:
-    channel_loss came in 3.5.0 and went in 3.8.0), or None."""
-    for run in _table()["runs"]:
-        if run["first"].split(".")[0] == str(major) and key(run["first"]) > key(since) and name not in run["names"]:
-            return run["first"]
-    return None
+    """The first release after `since` that no longer has the name (channel_loss: 3.5.0 to 3.8.0)."""
+    return lossscales.stops_at(major, name, since, _table())
 
 
 def other_major(major: int, name: str) -> tuple[str, str] | None:

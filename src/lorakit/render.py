@@ -39,6 +39,18 @@ def spelled(value: Any) -> str:
     return " ".join(render_value(value))
 
 
+def one_text(value: Any) -> str | None:
+    """The text ms-swift gets for a one-value string flag (--loss_scale, --loss_type): a string as
+    it is, YAML's number, boolean or mapping as rendered; None for a list (checks/flags.py refuses
+    one for such a flag) or what no argv carries (a date: checks/flags.py refuses it too)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (bool, int, float, dict)):
+        rendered = render_value(value)
+        return rendered[0] if len(rendered) == 1 else None
+    return None
+
+
 def render_value(value: Any) -> list[str]:
     """YAML value -> argv items: lists as separate items, dicts as one JSON item,
     booleans as true/false, integral floats as ints (3.x types lora_alpha as int: '32.0' fails)."""

@@ -21,18 +21,11 @@ REPLACED = {"last_round_with_ignore_empty_think": ("last_round+ignore_empty_thin
 
 
 def check_loss_scale(job: Job, facts: Facts) -> list[Finding]:
-    value = job.args.get("loss_scale")
-    if value is None or isinstance(value, (list, tuple)):
-        return []  # unset, or a list: checks/flags.py refuses a list for this one-value flag
-    if isinstance(value, (bool, int, float, dict)):  # YAML's number, boolean, mapping: ms-swift gets the text
-        from lorakit.render import render_value
+    from lorakit.render import one_text  # YAML's 5 or true: ms-swift gets the text
 
-        rendered = render_value(value)
-        if len(rendered) != 1:
-            return []
-        value = rendered[0]
-    elif not isinstance(value, str):
-        return []  # a date or a tag: checks/flags.py refuses what no argv can carry
+    value = one_text(job.args.get("loss_scale"))
+    if value is None:
+        return []  # unset, a list or a date: checks/flags.py refuses the last two for this one-value flag
     from lorakit import lossscales  # only for a job that sets it: the dry-run stays light
 
     at = lossscales.release(job.swift_major, job.swift_version)

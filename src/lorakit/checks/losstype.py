@@ -18,18 +18,11 @@ from lorakit.values import did_you_mean
 
 
 def check_loss_type(job: Job, facts: Facts) -> list[Finding]:
-    value = job.args.get("loss_type")
-    if job.command not in ("sft", "pt") or value is None or isinstance(value, (list, tuple)):
-        return []  # unset, or a list: checks/flags.py refuses a list for this one-value flag
-    if isinstance(value, (bool, int, float, dict)):  # YAML's number, boolean, mapping: ms-swift gets the text
-        from lorakit.render import render_value
+    from lorakit.render import one_text  # YAML's 5 or true: ms-swift gets the text
 
-        rendered = render_value(value)
-        if len(rendered) != 1:
-            return []
-        value = rendered[0]
-    elif not isinstance(value, str):
-        return []  # a date or a tag: checks/flags.py refuses what no argv can carry
+    value = None if job.command not in ("sft", "pt") else one_text(job.args.get("loss_type"))
+    if value is None:
+        return []  # unset, a list or a date: checks/flags.py refuses the last two for this one-value flag
     from lorakit import losstypes  # only for a job that sets it: the dry-run stays light
 
     at = losstypes.release(job.swift_major, job.swift_version)
