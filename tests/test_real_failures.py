@@ -67,6 +67,10 @@ class Case:
 
 
 TRAINED = r"^ok$"  # the run finished
+# an embedding / reranker run on rows ms-swift drops, each followed by --dataset FILE
+EMBED = ("--task_type", "embedding", "--loss_type", "infonce", "--dataset")
+RERANK = ("--task_type", "generative_reranker", "--loss_type", "listwise_reranker", "--dataset")
+ALL_DROPPED = r"^TypeError: 'NoneType' object is not iterable \[at .*swift/pipelines/train/sft.py"  # 4.6.0: no row left
 ROOT = "{root}"  # the fixture's directory, filled in per run
 
 CASES = [
@@ -399,34 +403,24 @@ CASES = [
          TRAINED, drop=("warmup_ratio",), runs="it trains, the whole run in warmup (see below)"),
     # embedding / reranker rows (checks/retrieval.py): the documented ones train with no assistant
     # message; ms-swift #4728's {"query", "positive", "negative"} rows are all dropped
-    Case("embedding-documented-rows", "data.row.no_response", "args.dataset",
-         ("--task_type", "embedding", "--loss_type", "infonce", "--dataset", f"{ROOT}/pairs.jsonl"), TRAINED,
-         runs="the query in messages, its document in positive_messages", said="none"),
-    Case("v3-embedding-documented-rows", "data.row.no_response", "args.dataset",
-         ("--task_type", "embedding", "--loss_type", "infonce", "--dataset", f"{ROOT}/pairs.jsonl"), TRAINED,
-         version="3.12", runs="the query in messages, its document in positive_messages", said="none"),
-    Case("reranker-documented-rows", "data.row.no_response", "args.dataset",
-         ("--task_type", "generative_reranker", "--loss_type", "listwise_reranker", "--dataset",
-          f"{ROOT}/pairs.jsonl"), TRAINED, runs="the query in messages, its documents in positive/negative_messages",
-         said="none"),
+    Case("embedding-documented-rows", "data.row.no_response", "args.dataset", (*EMBED, f"{ROOT}/pairs.jsonl"),
+         TRAINED, runs="the query in messages, its document in positive_messages", said="none"),
+    Case("v3-embedding-documented-rows", "data.row.no_response", "args.dataset", (*EMBED, f"{ROOT}/pairs.jsonl"),
+         TRAINED, version="3.12", runs="the query in messages, its document in positive_messages", said="none"),
+    Case("reranker-documented-rows", "data.row.no_response", "args.dataset", (*RERANK, f"{ROOT}/pairs.jsonl"),
+         TRAINED, runs="the query in messages, its documents in positive/negative_messages", said="none"),
     Case("embedding-rows-without-positive", "data.row.no_positive", "args.dataset",
-         ("--task_type", "embedding", "--loss_type", "infonce", "--dataset", f"{ROOT}/posneg.jsonl"),
-         r"^TypeError: 'NoneType' object is not iterable \[at .*swift/pipelines/train/sft.py"),
+         (*EMBED, f"{ROOT}/posneg.jsonl"), ALL_DROPPED),
     Case("reranker-rows-without-positive", "data.row.no_positive", "args.dataset",
-         ("--task_type", "generative_reranker", "--loss_type", "listwise_reranker", "--dataset",
-          f"{ROOT}/posneg.jsonl"), r"^TypeError: 'NoneType' object is not iterable \[at .*swift/pipelines/train/sft.py"),
+         (*RERANK, f"{ROOT}/posneg.jsonl"), ALL_DROPPED),
     Case("embedding-documents-as-text", "data.row.no_positive", "args.dataset",
-         ("--task_type", "embedding", "--loss_type", "infonce", "--dataset", f"{ROOT}/pairs-text.jsonl"),
-         r"^TypeError: 'NoneType' object is not iterable \[at .*swift/pipelines/train/sft.py"),
+         (*EMBED, f"{ROOT}/pairs-text.jsonl"), ALL_DROPPED),
     Case("embedding-documents-flat", "data.row.no_positive", "args.dataset",
-         ("--task_type", "embedding", "--loss_type", "infonce", "--dataset", f"{ROOT}/pairs-flat.jsonl"),
-         r"^TypeError: 'NoneType' object is not iterable \[at .*swift/pipelines/train/sft.py"),
-    Case("reranker-only-negatives", "data.row.no_positive", "args.dataset",
-         ("--task_type", "generative_reranker", "--loss_type", "listwise_reranker", "--dataset",
-          f"{ROOT}/negatives.jsonl"), r"^TypeError: can only join an iterable \[at .*transformers/trainer.py"),
+         (*EMBED, f"{ROOT}/pairs-flat.jsonl"), ALL_DROPPED),
+    Case("reranker-only-negatives", "data.row.no_positive", "args.dataset", (*RERANK, f"{ROOT}/negatives.jsonl"),
+         r"^TypeError: can only join an iterable \[at .*transformers/trainer.py"),
     Case("v3-embedding-rows-without-positive", "data.row.no_positive", "args.dataset",
-         ("--task_type", "embedding", "--loss_type", "infonce", "--dataset", f"{ROOT}/posneg.jsonl"),
-         r"^AssertionError: .*\[at .*swift/llm/dataset/utils.py", version="3.12"),
+         (*EMBED, f"{ROOT}/posneg.jsonl"), r"^AssertionError: .*\[at .*swift/llm/dataset/utils.py", version="3.12"),
 ]
 
 

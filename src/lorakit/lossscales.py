@@ -99,7 +99,7 @@ def problems(value: str, at: Release) -> list[Problem]:
 
 
 def _runs(major: int, table: dict | None = None) -> list[dict]:
-    return [r for r in (table or _table())["runs"] if r["first"].split(".")[0] == str(major)]
+    return [r for r in (_table() if table is None else table)["runs"] if r["first"].split(".")[0] == str(major)]
 
 
 def _as_release(run: dict) -> Release:

@@ -274,4 +274,3 @@ def unknown_command(command: str, line: int, name: str) -> list[Finding]:
                     f"line {line}: `swift {command}` is not an ms-swift command (its launcher stops with "
                     f"KeyError: {command!r}), so it is not imported", file=name,
                     hint=f"write it as `{ALIASES[command]} …` (the other flags as they are) and import again")]
-

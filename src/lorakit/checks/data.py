@@ -175,15 +175,16 @@ def _file_findings(job: Job, key: str, name: str, rec: Recognition) -> list[Find
     out = []
     none_left = _rows_kept(rec) == 0 and rec.rows_checked > 0
     ending = NONE_LEFT_SPLIT if key == "dataset" and 0 < _split_ratio(job) < 1 else NONE_LEFT
-    # GRPO, GKD and PPO generate the answer: their rows are prompts, with no assistant message to train on
-    prompts = job.command == "rlhf" and str(job.args.get("rlhf_type")) in ("grpo", "gkd", "ppo")
-    # an embedding or reranker row's documents are in positive_/negative_messages (checks/retrieval.py)
-    if not prompts and job.args.get("task_type") is not None:
+    # Rows that rightly hold no assistant message: GRPO, GKD and PPO generate the answer (their rows
+    # are prompts); an embedding or reranker row's documents are in positive_/negative_messages
+    # (checks/retrieval.py)
+    no_reply = job.command == "rlhf" and str(job.args.get("rlhf_type")) in ("grpo", "gkd", "ppo")
+    if not no_reply and job.args.get("task_type") is not None:
         from lorakit.checks.retrieval import paired
 
-        prompts = paired(job)
+        no_reply = paired(job)
     for p in rec.problems:
-        if prompts and p.code == "data.row.no_response":
+        if no_reply and p.code == "data.row.no_response":
             continue
         n = rec.counts[p.code]
         # rows_checked counts the rows read as objects: rows that are not one are counted apart

@@ -55,14 +55,6 @@ def _strategy(job: Job, key: str, default: str) -> str:
     return default if value is None else str(value)
 
 
-def _benchmarks(job: Job) -> bool:
-    """EvalScope benchmarks during training (`eval_dataset`, ms-swift 3.6+ and 4.x) keep
-    evaluation on without a val_dataset (sft_args.py: `if not (self.eval_dataset or
-    self._val_dataset_exists): self.eval_strategy = 'no'`), and the trainer runs them only with
-    eval_use_evalscope true (4.6.0 swift/trainers/mixin.py _maybe_log_save_evaluate)."""
-    return _named(job.args.get("eval_dataset")) and as_bool(job.args.get("eval_use_evalscope", False)) is True
-
-
 def _named(value) -> bool:
     """eval_dataset as ms-swift's list reads it: `--eval_dataset ''` is [''], which counts."""
     return isinstance(value, str) or (isinstance(value, (list, tuple)) and len(value) > 0)
@@ -71,7 +63,12 @@ def _named(value) -> bool:
 def check_eval_data(job: Job, facts: Facts) -> list[Finding]:
     if job.command != "sft" or has_val_data(job) or _strategy(job, "eval_strategy", "steps") == "no":
         return []
-    if _named(job.args.get("eval_dataset")) and not _benchmarks(job):
+    # EvalScope benchmarks during training (`eval_dataset`, ms-swift 3.6+ and 4.x) keep evaluation
+    # on without a val_dataset (sft_args.py: `if not (self.eval_dataset or self._val_dataset_exists):
+    # self.eval_strategy = 'no'`); the trainer runs them only with eval_use_evalscope true (4.6.0
+    # swift/trainers/mixin.py _maybe_log_save_evaluate).
+    benchmarks = _named(job.args.get("eval_dataset"))
+    if benchmarks and as_bool(job.args.get("eval_use_evalscope", False)) is not True:
         # Measured on 4.6.0 and 3.12.6 (tests/test_real_failures.py): evaluation stays on with an
         # empty eval set, and the first evaluation raises KeyError: metric_for_best_model 'eval_loss'
         # not found, after training has started.
@@ -83,7 +80,7 @@ def check_eval_data(job: Job, facts: Facts) -> list[Finding]:
                       "add eval_use_evalscope: true (and `pip install evalscope`) to run the benchmarks; "
                       "or val_dataset: [FILE] for an eval loss; or drop eval_dataset")]
     asked = [k for k in ("eval_steps", "eval_strategy") if job.args.get(k) is not None]
-    if not asked or _benchmarks(job):
+    if not asked or benchmarks:
         return []
     return [about(job, WARNING, "eval.no_data", f"args.{asked[0]}",
                     f"{asked[0]} is set, but there is no val_dataset and split_dataset_ratio is 0"
